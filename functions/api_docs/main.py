@@ -1,0 +1,14 @@
+"""The OpenAPI document: GET /openapi.json."""
+
+import functions_framework
+from flask import Request, Response
+
+from shared.api.routes import routes_of
+from shared.http.app import handle
+
+ROUTES = routes_of("api_docs")
+
+
+@functions_framework.http
+def api_docs(request: Request) -> Response:
+    return handle(request, ROUTES)

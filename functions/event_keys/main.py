@@ -1,0 +1,14 @@
+"""Event Sources API: /api/v1/workspaces/{id}/event-keys."""
+
+import functions_framework
+from flask import Request, Response
+
+from shared.api.routes import routes_of
+from shared.http.app import handle
+
+ROUTES = routes_of("event_keys")
+
+
+@functions_framework.http
+def event_keys(request: Request) -> Response:
+    return handle(request, ROUTES)

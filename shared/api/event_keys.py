@@ -1,0 +1,84 @@
+"""Event Sources API (seed: /api/v1/workspaces/{id}/event-keys)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+from shared.api.models import Input, Name
+from shared.domain.sources import EventSource
+from shared.http.app import ApiRequest
+from shared.http.routing import Route
+
+FUNCTION = "event_keys"
+BASE = "/api/v1/workspaces/{workspace_id}/event-keys"
+
+
+class EventSourceCreate(Input):
+    name: Name
+
+
+class EventSourceObject(BaseModel):
+    """The seed's Event Source Object, field for field."""
+
+    id: str
+    workspace_id: str
+    name: str
+    key: str
+    status: Literal["active", "revoked"]
+    pubsub_topic: str
+    last_used_at: str | None
+    created_by: str
+    created_at: str
+    updated_at: str
+
+
+def list_sources(request: ApiRequest) -> list[EventSource]:
+    return request.services.sources.list(request.workspace_id)
+
+
+def create_source(request: ApiRequest) -> EventSource:
+    body: EventSourceCreate = request.body
+    assert request.token is not None
+    return request.services.sources.create(request.workspace_id, body.name, request.token.id)
+
+
+def revoke_source(request: ApiRequest) -> EventSource:
+    return request.services.sources.revoke(request.workspace_id, request.params["key_id"])
+
+
+ROUTES = (
+    Route(
+        "GET",
+        BASE,
+        FUNCTION,
+        "listEventSources",
+        "List event sources",
+        list_sources,
+        response=list[EventSourceObject],
+        tag="Event Sources",
+    ),
+    Route(
+        "POST",
+        BASE,
+        FUNCTION,
+        "createEventSource",
+        "Create an event source (and its Pub/Sub topic)",
+        create_source,
+        body=EventSourceCreate,
+        response=EventSourceObject,
+        status=201,
+        tag="Event Sources",
+    ),
+    Route(
+        "DELETE",
+        BASE + "/{key_id}",
+        FUNCTION,
+        "revokeEventSource",
+        "Revoke an event source: its key stops working for ingest within 10 s",
+        revoke_source,
+        response=EventSourceObject,
+        tag="Event Sources",
+    ),
+)

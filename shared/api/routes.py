@@ -1,0 +1,19 @@
+"""The route table: every operation of Streams, the one source for the local gateway, the
+function dispatchers, the OpenAPI document and the production API gateway configuration."""
+
+from __future__ import annotations
+
+from shared.api import docs, event_keys
+from shared.http.routing import Route
+
+ROUTES: tuple[Route, ...] = (*event_keys.ROUTES, *docs.ROUTES)
+
+
+def routes_of(function: str) -> tuple[Route, ...]:
+    """The routes one function serves."""
+    return tuple(route for route in ROUTES if route.function == function)
+
+
+def http_functions() -> list[str]:
+    """Every HTTP-triggered function, in route-table order."""
+    return list(dict.fromkeys(route.function for route in ROUTES))

@@ -1,0 +1,83 @@
+"""The `streams` command: administer workspaces, tokens and sources, and export the API document."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from shared.bootstrap import get_services
+from shared.domain.errors import StreamsError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.run(args)
+    except StreamsError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return 1
+    if result is not None:
+        print(json.dumps(result, indent=2))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="streams", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    workspace = commands.add_parser("workspace", help="manage workspaces").add_subparsers(required=True)
+    create_ws = workspace.add_parser("create", help="create a workspace")
+    create_ws.add_argument("--name", required=True)
+    create_ws.set_defaults(run=_create_workspace)
+
+    token = commands.add_parser("token", help="manage API tokens").add_subparsers(required=True)
+    create_token = token.add_parser("create", help="create a token scoped to one workspace")
+    create_token.add_argument("--workspace", required=True, help="workspace id")
+    create_token.add_argument("--name", default="cli")
+    create_token.set_defaults(run=_create_token)
+
+    source = commands.add_parser("source", help="manage event sources").add_subparsers(required=True)
+    create_source = source.add_parser("create", help="create an event source and its topic")
+    create_source.add_argument("--workspace", required=True, help="workspace id")
+    create_source.add_argument("--name", required=True)
+    create_source.set_defaults(run=_create_source)
+
+    openapi = commands.add_parser("openapi", help="print or write the OpenAPI document")
+    openapi.add_argument("--output", type=Path, help="write to this file instead of stdout")
+    openapi.set_defaults(run=_openapi)
+    return parser
+
+
+def _create_workspace(args: argparse.Namespace) -> dict[str, Any]:
+    return get_services().workspaces.create(args.name).model_dump()
+
+
+def _create_token(args: argparse.Namespace) -> dict[str, Any]:
+    token, record = get_services().workspaces.create_token(args.workspace, args.name)
+    # The only time the plaintext exists outside the caller's hands: it is not stored.
+    return {"token": token, **record.model_dump()}
+
+
+def _create_source(args: argparse.Namespace) -> dict[str, Any]:
+    services = get_services()
+    services.workspaces.get(args.workspace)
+    return services.sources.create(args.workspace, args.name, created_by="cli").model_dump()
+
+
+def _openapi(args: argparse.Namespace) -> None:
+    from shared.api.docs import openapi_document
+
+    text = json.dumps(openapi_document(), indent=2) + "\n"
+    if args.output:
+        args.output.write_text(text)
+    else:
+        sys.stdout.write(text)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

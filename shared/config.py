@@ -1,0 +1,68 @@
+"""Settings: read once from the environment, typed, failing fast on bad values."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+
+TRUE_VALUES = {"1", "true", "yes", "on"}
+FALSE_VALUES = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable about a Streams deployment."""
+
+    project_id: str
+    bigquery_dataset: str = "streams"
+    # Set only against the local emulator; production uses the default endpoint.
+    bigquery_emulator_url: str | None = None
+    # Lets destinations reach loopback/private addresses: local development and tests only.
+    allow_private_destinations: bool = False
+    # How long ingest trusts a cached write-key lookup; bounds how late a revocation bites.
+    write_key_cache_seconds: float = 5.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
+        """Build settings from environment variables; raise ValueError on a bad value."""
+        project_id = env.get("STREAMS_PROJECT_ID") or env.get("GOOGLE_CLOUD_PROJECT")
+        if not project_id:
+            raise ValueError("STREAMS_PROJECT_ID (or GOOGLE_CLOUD_PROJECT) must be set")
+        return cls(
+            project_id=project_id,
+            bigquery_dataset=env.get("STREAMS_BIGQUERY_DATASET", "streams"),
+            bigquery_emulator_url=env.get("BIGQUERY_EMULATOR_URL") or None,
+            allow_private_destinations=_flag(env, "STREAMS_ALLOW_PRIVATE_DESTINATIONS"),
+            write_key_cache_seconds=_seconds(env, "STREAMS_WRITE_KEY_CACHE_SECONDS", 5.0),
+        )
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    value = env.get(name, "").strip().lower()
+    if value in TRUE_VALUES:
+        return True
+    if value in FALSE_VALUES:
+        return False
+    raise ValueError(f"{name} must be a boolean (1/0, true/false), got {value!r}")
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not 0 <= value <= 10:
+        # Revocation must bite within 10 s, so a longer cache would break a promise.
+        raise ValueError(f"{name} must be between 0 and 10, got {value}")
+    return value
+
+
+@cache
+def get_settings() -> Settings:
+    """The process-wide settings, read on first use."""
+    return Settings.from_env()

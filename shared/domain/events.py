@@ -1,0 +1,469 @@
+"""Ingest normalisation: Segment-style request bodies to canonical events (pure, no I/O).
+
+docs/EVENTS.md describes the canonical event and every rule applied here. Outputs share nested
+objects (`properties`, `traits`, parts of `context`) with the input body and, for envelope
+context, with each other: treat them as read-only. Inputs are never mutated.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared.domain.errors import InvalidRequest, PayloadTooLarge
+from shared.domain.ids import new_id
+from shared.domain.limits import (
+    BAD_TIMESTAMP,
+    CORRECTION_OUT_OF_RANGE,
+    EVENT_REQUIRED,
+    GROUP_ID_REQUIRED,
+    IDENTITY_REQUIRED,
+    MAX_BATCH_EVENTS,
+    MAX_EVENT_BYTES,
+    MAX_MESSAGE_ID_CHARS,
+    MESSAGE_ID_TOO_LONG,
+    NAME_NOT_A_STRING,
+    NOT_AN_ID,
+    NOT_AN_OBJECT,
+    NOT_AN_OBJECT_FIELD,
+    PREVIOUS_ID_REQUIRED,
+    SOURCE_ID_MISMATCH,
+    SOURCE_ID_REQUIRED,
+    TOO_LARGE,
+    TYPE_MISMATCH,
+    TYPE_REQUIRED,
+    TYPE_UNKNOWN,
+    USER_ID_REQUIRED,
+)
+
+CALL_TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias"})
+
+# The seed's snake_case spellings; when both spellings carry a value, camelCase wins.
+SNAKE_TO_CAMEL = {
+    "user_id": "userId",
+    "anonymous_id": "anonymousId",
+    "message_id": "messageId",
+    "group_id": "groupId",
+    "previous_id": "previousId",
+    "sent_at": "sentAt",
+    "original_timestamp": "originalTimestamp",
+}
+# Known context keys sent in snake_case (the seed's `context.user_agent`); camelCase wins.
+CONTEXT_SNAKE_TO_CAMEL = {
+    "user_agent": "userAgent",
+    "user_agent_data": "userAgentData",
+    "group_id": "groupId",
+}
+# Set by the server: a client-sent value is ignored, never copied (writeKey is read by auth).
+SERVER_OWNED_KEYS = frozenset(
+    "receivedAt received_at clockSkewMs workspaceId workspace_id sourceId source_id"
+    " writeKey write_key".split()
+)
+# Every top-level input key normalisation reads; any other key is kept verbatim in `extras`.
+KNOWN_KEYS = (
+    frozenset({"type", "event", "name", "properties", "traits", "context", "integrations"})
+    | frozenset({"timestamp", *SNAKE_TO_CAMEL, *SNAKE_TO_CAMEL.values()})
+    | SERVER_OWNED_KEYS
+)
+# The canonical event's keys, in order; every key is always present (null when absent).
+CANONICAL_FIELDS = tuple(
+    "messageId type event name userId anonymousId groupId previousId properties traits context"
+    " integrations timestamp originalTimestamp sentAt receivedAt clockSkewMs workspaceId sourceId"
+    " extras".split()
+)
+
+_MS = timedelta(milliseconds=1)
+_compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """One event refused at ingest: its messageId as sent, why, and its index in the request."""
+
+    message_id: str | None
+    reason: str
+    index: int
+    field: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NormalisedBatch:
+    """The outcome of one request: accepted canonical events and rejected items, in order."""
+
+    events: list[dict[str, Any]]
+    rejections: list[Rejection]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestContext:
+    """What the server knows about a request: whose it is, when it arrived, from where."""
+
+    workspace_id: str
+    source_id: str
+    received_at: datetime
+    request_ip: str | None
+
+
+class _Reject(Exception):
+    """Internal: one item is refused (never escapes this module)."""
+
+    def __init__(self, reason: str, field: str | None = None):
+        self.reason = reason
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """Per-request values computed once and shared by every item."""
+
+    ctx: IngestContext
+    received_at: datetime
+    received_at_iso: str
+    new_message_id: Callable[[], str]
+    context: dict[str, Any]
+    integrations: dict[str, Any]
+    sent_at: datetime | None
+    sent_at_iso: str | None
+
+
+def normalise_request(
+    body: Any,
+    call_type: str | None,
+    ctx: IngestContext,
+    new_message_id: Callable[[], str] = new_id,
+) -> NormalisedBatch:
+    """Normalise a `/v1/<call_type>` body, or (call_type None) a `/v1/events` or `/v1/batch` one.
+
+    Raises InvalidRequest / PayloadTooLarge for request-level problems; a bad item is a Rejection.
+    """
+    if not isinstance(body, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    if call_type is not None and call_type not in CALL_TYPES:
+        raise InvalidRequest(f"unknown call type {call_type!r}", field="type")
+    if call_type is None and "batch" in body:
+        items = body["batch"]
+        if not isinstance(items, list):
+            raise InvalidRequest("batch must be a list", field="batch")
+        if len(items) > MAX_BATCH_EVENTS:
+            raise PayloadTooLarge(
+                f"batch has {len(items)} events; at most {MAX_BATCH_EVENTS} are accepted",
+                field="batch",
+            )
+        req = _request(ctx, new_message_id, body)
+    else:
+        items = [body]
+        req = _request(ctx, new_message_id, None)
+    events: list[dict[str, Any]] = []
+    rejections: list[Rejection] = []
+    for index, item in enumerate(items):
+        try:
+            events.append(_normalise_item(item, call_type, req))
+        except _Reject as reject:
+            rejections.append(Rejection(_raw_message_id(item), reject.reason, index, reject.field))
+    return NormalisedBatch(events, rejections)
+
+
+def normalise_stream_event(
+    body: Any, ctx: IngestContext, new_message_id: Callable[[], str] = new_id
+) -> dict[str, Any] | Rejection:
+    """Normalise the second seed's `EventInput`: a free `type` becomes a track of that name."""
+    if not isinstance(body, dict):
+        return Rejection(None, NOT_AN_OBJECT, 0)
+    source_id = body.get("sourceId") or body.get("source_id")
+    if not source_id:
+        return Rejection(_raw_message_id(body), SOURCE_ID_REQUIRED, 0, "sourceId")
+    if source_id != ctx.source_id:
+        return Rejection(_raw_message_id(body), SOURCE_ID_MISMATCH, 0, "sourceId")
+    event_type = body.get("type")
+    if not isinstance(event_type, str) or not event_type:
+        return Rejection(_raw_message_id(body), TYPE_REQUIRED, 0, "type")
+    if event_type in CALL_TYPES:
+        call_type, item = event_type, body
+    else:
+        call_type, item = "track", {**body, "type": "track", "event": event_type}
+    try:
+        return _normalise_item(item, call_type, _request(ctx, new_message_id, None))
+    except _Reject as reject:
+        return Rejection(_raw_message_id(body), reject.reason, 0, reject.field)
+
+
+def parse_timestamp(value: str) -> datetime | None:
+    """An ISO-8601 string as a naive UTC datetime truncated to milliseconds; None if invalid.
+
+    Naive inputs are UTC. Naive UTC (not aware) because it formats twice as fast.
+    """
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        if value[-1:] != "z":
+            return None
+        try:
+            moment = datetime.fromisoformat(value[:-1] + "Z")
+        except ValueError:
+            return None
+    if moment.tzinfo is not None:
+        try:
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:
+            return None
+    micro = moment.microsecond
+    return moment.replace(microsecond=micro - micro % 1000) if micro % 1000 else moment
+
+
+def format_timestamp(moment: datetime) -> str:
+    """A naive UTC datetime (whole milliseconds) as `YYYY-MM-DDTHH:MM:SS.mmmZ`."""
+    text = moment.isoformat()
+    return text[:23] + "Z" if moment.microsecond else text + ".000Z"
+
+
+def _request(
+    ctx: IngestContext, new_message_id: Callable[[], str], envelope: dict[str, Any] | None
+) -> _Request:
+    """Per-request values; envelope problems (bad context, integrations, sentAt) raise."""
+    received_at = ctx.received_at
+    if received_at.tzinfo is not None:
+        received_at = received_at.astimezone(UTC).replace(tzinfo=None)
+    received_at = received_at.replace(microsecond=received_at.microsecond // 1000 * 1000)
+    context: dict[str, Any] = {}
+    integrations: dict[str, Any] = {}
+    sent_at = None
+    if envelope is not None:
+        context = _envelope_object(envelope, "context")
+        integrations = _envelope_object(envelope, "integrations")
+        raw_sent_at = _pick(envelope, "sentAt", "sent_at")
+        if raw_sent_at is not None:
+            sent_at = parse_timestamp(raw_sent_at) if isinstance(raw_sent_at, str) else None
+            if sent_at is None:
+                raise InvalidRequest(BAD_TIMESTAMP.format("sentAt"), field="sentAt")
+    return _Request(
+        ctx,
+        received_at,
+        format_timestamp(received_at),
+        new_message_id,
+        context,
+        integrations,
+        sent_at,
+        None if sent_at is None else format_timestamp(sent_at),
+    )
+
+
+def _envelope_object(envelope: dict[str, Any], key: str) -> dict[str, Any]:
+    value = envelope.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidRequest(NOT_AN_OBJECT_FIELD.format(key), field=key)
+    return value
+
+
+def _normalise_item(item: Any, endpoint_type: str | None, req: _Request) -> dict[str, Any]:
+    """One canonical event from one item, or _Reject."""
+    if not isinstance(item, dict):
+        raise _Reject(NOT_AN_OBJECT)
+    if _too_large(item):
+        raise _Reject(TOO_LARGE)
+    call_type = _call_type(item.get("type"), endpoint_type)
+    properties = _object(item, "properties")
+    traits = _object(item, "traits")
+    context = _context(_object(item, "context"), req)
+    integrations = _object(item, "integrations")
+    if req.integrations:
+        integrations = deep_merge(req.integrations, integrations)
+
+    user_id = _id(item, "userId", "user_id")
+    anonymous_id = _id(item, "anonymousId", "anonymous_id")
+    group_id = _id(item, "groupId", "group_id")
+    previous_id = _id(item, "previousId", "previous_id")
+    message_id = _id(item, "messageId", "message_id")
+    if message_id is None:
+        message_id = req.new_message_id()
+    elif len(message_id) > MAX_MESSAGE_ID_CHARS:
+        raise _Reject(MESSAGE_ID_TOO_LONG, "messageId")
+
+    original, field = _client_timestamp(item)
+    sent_at = _timestamp(item, "sentAt", "sent_at")
+    if sent_at is None:
+        sent_at, sent_at_iso = req.sent_at, req.sent_at_iso
+    else:
+        sent_at_iso = format_timestamp(sent_at)
+    skew_ms: int | None = None
+    timestamp: datetime | None = None
+    if original is None:
+        timestamp = req.received_at
+    elif sent_at is None:
+        timestamp = original
+    if sent_at is not None:
+        skew = sent_at - req.received_at
+        skew_ms = skew // _MS
+        if original is not None:
+            try:
+                timestamp = original - skew
+            except OverflowError:
+                raise _Reject(CORRECTION_OUT_OF_RANGE, field) from None
+
+    if user_id is None and anonymous_id is None:
+        raise _Reject(IDENTITY_REQUIRED, "userId")
+    event = item.get("event")
+    name = item.get("name")
+    extras = None if item.keys() <= KNOWN_KEYS else _extras(item)
+    if call_type == "track":
+        if not isinstance(event, str) or not event:
+            raise _Reject(EVENT_REQUIRED, "event")
+    elif event is not None:
+        extras = {**(extras or {}), "event": event}
+        event = None
+    if call_type == "page" or call_type == "screen":
+        if name is not None and not isinstance(name, str):
+            raise _Reject(NAME_NOT_A_STRING, "name")
+    elif name is not None:
+        extras = {**(extras or {}), "name": name}
+        name = None
+    if call_type == "group" and group_id is None:
+        raise _Reject(GROUP_ID_REQUIRED, "groupId")
+    if call_type == "alias":
+        if previous_id is None:
+            raise _Reject(PREVIOUS_ID_REQUIRED, "previousId")
+        if user_id is None:
+            raise _Reject(USER_ID_REQUIRED, "userId")
+
+    assert timestamp is not None  # one of the three branches above set it
+    ctx = req.ctx
+    return {
+        "messageId": message_id,
+        "type": call_type,
+        "event": event,
+        "name": name,
+        "userId": user_id,
+        "anonymousId": anonymous_id,
+        "groupId": group_id,
+        "previousId": previous_id,
+        "properties": properties,
+        "traits": traits,
+        "context": context,
+        "integrations": integrations,
+        "timestamp": format_timestamp(timestamp),
+        "originalTimestamp": None if original is None else format_timestamp(original),
+        "sentAt": sent_at_iso,
+        "receivedAt": req.received_at_iso,
+        "clockSkewMs": skew_ms,
+        "workspaceId": ctx.workspace_id,
+        "sourceId": ctx.source_id,
+        "extras": extras or {},
+    }
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """A new dict: `base` with `override` on top, nested objects merged (override wins)."""
+    merged = dict(base)
+    for key, value in override.items():
+        under = merged.get(key)
+        if isinstance(value, dict) and isinstance(under, dict):
+            merged[key] = deep_merge(under, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _too_large(item: dict[str, Any]) -> bool:
+    text = _compact_json(item)
+    size = len(text)  # characters; UTF-8 bytes are between 1x and 4x that
+    if size > MAX_EVENT_BYTES:
+        return True
+    return (
+        size * 4 > MAX_EVENT_BYTES and len(text.encode("utf-8", "surrogatepass")) > MAX_EVENT_BYTES
+    )
+
+
+def _call_type(raw: Any, endpoint_type: str | None) -> str:
+    if raw is None or raw == "":
+        if endpoint_type is None:
+            raise _Reject(TYPE_REQUIRED, "type")
+        return endpoint_type
+    if not isinstance(raw, str) or raw not in CALL_TYPES:
+        raise _Reject(TYPE_UNKNOWN, "type")
+    if endpoint_type is not None and raw != endpoint_type:
+        raise _Reject(TYPE_MISMATCH, "type")
+    return raw
+
+
+def _object(item: dict[str, Any], key: str) -> dict[str, Any]:
+    value = item.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _Reject(NOT_AN_OBJECT_FIELD.format(key), key)
+    return value
+
+
+def _context(own: dict[str, Any], req: _Request) -> dict[str, Any]:
+    context = deep_merge(req.context, own) if req.context else dict(own)
+    ip = req.ctx.request_ip
+    if ip and not context.get("ip"):
+        context["ip"] = ip
+    for snake, camel in CONTEXT_SNAKE_TO_CAMEL.items():
+        if snake in context:
+            value = context.pop(snake)
+            if context.get(camel) is None:
+                context[camel] = value
+    return context
+
+
+def _pick(item: dict[str, Any], camel: str, snake: str) -> Any:
+    """The camelCase value, else the snake_case one; None and "" count as absent."""
+    value = item.get(camel)
+    if value is None or value == "":
+        value = item.get(snake)
+        if value == "":
+            return None
+    return value
+
+
+def _id(item: dict[str, Any], camel: str, snake: str) -> str | None:
+    """An id as a string: numbers (SDKs send them) are coerced; other types are refused."""
+    value = item.get(camel)
+    if value.__class__ is str and value:
+        return value  # the common case, first
+    value = _pick(item, camel, snake)
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return str(int(value)) if value.is_integer() else repr(value)
+    raise _Reject(NOT_AN_ID.format(camel), camel)
+
+
+def _timestamp(item: dict[str, Any], camel: str, snake: str) -> datetime | None:
+    value = _pick(item, camel, snake)
+    if value is None:
+        return None
+    moment = parse_timestamp(value) if isinstance(value, str) else None
+    if moment is None:
+        raise _Reject(BAD_TIMESTAMP.format(camel), camel)
+    return moment
+
+
+def _client_timestamp(item: dict[str, Any]) -> tuple[datetime | None, str]:
+    """The client's event time: `timestamp`, else `originalTimestamp` (RudderStack sends it)."""
+    value = item.get("timestamp")
+    if value is not None and value != "":
+        return _timestamp(item, "timestamp", "timestamp"), "timestamp"
+    return _timestamp(item, "originalTimestamp", "original_timestamp"), "originalTimestamp"
+
+
+def _extras(item: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in item.items() if key not in KNOWN_KEYS}
+
+
+def _raw_message_id(item: Any) -> str | None:
+    """The messageId as sent, for reporting a rejection (None when absent or not an id)."""
+    if not isinstance(item, dict):
+        return None
+    try:
+        return _id(item, "messageId", "message_id")
+    except _Reject:
+        return None

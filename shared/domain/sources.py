@@ -1,0 +1,77 @@
+"""Event sources and workspaces: the records that own write keys, topics and tokens."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+SourceStatus = Literal["active", "revoked"]
+SourceType = Literal["javascript", "server", "mobile", "webhook"]
+
+
+class Workspace(BaseModel):
+    """A tenant: every configuration record belongs to exactly one."""
+
+    id: str
+    name: str
+    created_at: str
+
+
+class ApiToken(BaseModel):
+    """A management API token's stored record (the token itself is never stored)."""
+
+    id: str
+    workspace_id: str
+    name: str
+    created_at: str
+
+
+class EventSource(BaseModel):
+    """A source of events: a write key, a status and the Pub/Sub topic its events go to."""
+
+    id: str
+    workspace_id: str
+    name: str
+    type: SourceType = "server"
+    key: str
+    status: SourceStatus
+    pubsub_topic: str
+    last_used_at: str | None = None
+    created_by: str
+    created_at: str
+    updated_at: str
+
+
+class WriteKey(BaseModel):
+    """What ingest needs of a write key; stored under the key itself, for one-read lookups."""
+
+    workspace_id: str
+    source_id: str
+    status: SourceStatus
+    pubsub_topic: str
+
+
+def source_topic_id(source_id: str) -> str:
+    """The Pub/Sub topic id of a source (topic ids must start with a letter)."""
+    return f"streams-source-{source_id}"
+
+
+def workspace_path(workspace_id: str) -> str:
+    return f"workspaces/{workspace_id}"
+
+
+def source_path(workspace_id: str, source_id: str) -> str:
+    return f"{sources_collection(workspace_id)}/{source_id}"
+
+
+def sources_collection(workspace_id: str) -> str:
+    return f"workspaces/{workspace_id}/event_sources"
+
+
+def write_key_path(key: str) -> str:
+    return f"write_keys/{key}"
+
+
+def token_path(hashed: str) -> str:
+    return f"api_tokens/{hashed}"

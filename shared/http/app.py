@@ -1,0 +1,148 @@
+"""Serves one function's share of the route table: match, authenticate, parse, call, answer."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Request, Response
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from shared.bootstrap import Services, get_services
+from shared.domain.errors import (
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    StreamsError,
+    Unauthorized,
+)
+from shared.domain.sources import ApiToken
+from shared.http.responses import error_response, json_response
+from shared.http.routing import Route, find_route
+
+log = logging.getLogger("streams.http")
+
+# Management bodies are small configuration documents; ingest enforces its own limits.
+MAX_BODY_BYTES = 1024 * 1024
+
+
+@dataclass
+class ApiRequest:
+    """What a handler gets: the parsed parts of the request and the services to act with."""
+
+    raw: Request
+    route: Route
+    params: dict[str, str]
+    body: Any = None
+    query: Any = None
+    token: ApiToken | None = None
+
+    @property
+    def services(self) -> Services:
+        return get_services()
+
+    @property
+    def workspace_id(self) -> str:
+        """The workspace the caller acts in: the token's, already checked against the path."""
+        assert self.token is not None, "workspace_id needs a bearer-authenticated route"
+        return self.token.workspace_id
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A handler result with a status or headers other than the route's defaults."""
+
+    body: Any
+    status: int
+    headers: dict[str, str] | None = None
+
+
+def handle(request: Request, routes: tuple[Route, ...]) -> Response:
+    """Answer `request` with one of `routes` (a function's share of the route table)."""
+    try:
+        route, params, path_exists = find_route(routes, request.method, request.path)
+        if route is None:
+            if path_exists:
+                raise MethodNotAllowed(f"{request.method} is not allowed on {request.path}")
+            raise NotFound(f"no such path: {request.path}")
+        api_request = _parse(request, route, params)
+        result = route.handler(api_request)
+        if isinstance(result, Response):
+            return result
+        if isinstance(result, Reply):
+            return json_response(_serialise(route, result.body), result.status, result.headers)
+        return json_response(_serialise(route, result), route.status)
+    except StreamsError as error:
+        return error_response(error)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(StreamsError("internal error"))
+
+
+def _parse(request: Request, route: Route, params: dict[str, str]) -> ApiRequest:
+    api_request = ApiRequest(raw=request, route=route, params=params)
+    if route.auth == "bearer":
+        api_request.token = _authenticate(request, api_request.services)
+        workspace_id = params.get("workspace_id")
+        if workspace_id is not None and workspace_id != api_request.token.workspace_id:
+            # 404, not 403: a token must not learn whether another workspace exists.
+            raise NotFound(f"workspace {workspace_id} not found", field="workspace_id")
+    if route.query is not None:
+        api_request.query = _validate(route.query, request.args.to_dict(), "query parameter")
+    if route.body is not None:
+        api_request.body = _validate(route.body, _json_body(request), "body")
+    return api_request
+
+
+def _authenticate(request: Request, services: Services) -> ApiToken:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
+    return services.workspaces.authenticate(token.strip())
+
+
+def _json_body(request: Request) -> Any:
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"body exceeds {MAX_BODY_BYTES} bytes")
+    data = request.get_data(cache=True)
+    if len(data) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"body exceeds {MAX_BODY_BYTES} bytes")
+    if not data.strip():
+        raise InvalidRequest("request body is empty; expected a JSON object")
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidRequest(f"malformed JSON: {exc}") from None
+
+
+def _validate(model: type[BaseModel], data: Any, where: str) -> BaseModel:
+    if not isinstance(data, dict):
+        raise InvalidRequest(f"{where} must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        field = ".".join(str(part) for part in first["loc"]) or None
+        message = f"{field}: {first['msg']}" if field else first["msg"]
+        details = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        )
+        raise InvalidRequest(f"invalid {where}: {message}", field=field, details=details) from None
+
+
+_adapters: dict[Any, TypeAdapter[Any]] = {}
+
+
+def _serialise(route: Route, result: Any) -> Any:
+    """Shape the result as the route's documented response, so answers match the OpenAPI."""
+    if route.response is None or result is None:
+        return result
+    adapter = _adapters.get(route.response)
+    if adapter is None:
+        adapter = _adapters[route.response] = TypeAdapter(route.response)
+    return adapter.dump_python(adapter.validate_python(result, from_attributes=True), mode="json")

@@ -1,0 +1,67 @@
+"""The route table's building blocks: one `Route` per operation, matched by method and path."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+# bearer: a management API token; write_key: a source's key, resolved by the ingest handler
+# itself because Segment SDKs may put it in the (possibly gzipped) body; none: public.
+Auth = Literal["bearer", "write_key", "none"]
+
+PARAM = re.compile(r"\{(\w+)\}")
+
+
+@dataclass(frozen=True)
+class Route:
+    """One operation: where it lives, which function serves it, and its contract."""
+
+    method: str
+    path: str
+    function: str
+    operation_id: str
+    summary: str
+    handler: Callable[..., Any]
+    auth: Auth = "bearer"
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: Any = None
+    status: int = 200
+    tag: str = ""
+    streaming: bool = False
+    pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        regex = PARAM.sub(
+            lambda m: f"(?P<{m.group(1)}>[^/]+)",
+            re.escape(self.path).replace(r"\{", "{").replace(r"\}", "}"),
+        )
+        object.__setattr__(self, "pattern", re.compile(f"^{regex}/?$"))
+
+    def match(self, path: str) -> dict[str, str] | None:
+        """The path parameters when `path` is this route's, else None."""
+        found = self.pattern.match(path)
+        return found.groupdict() if found else None
+
+    @property
+    def params(self) -> list[str]:
+        return PARAM.findall(self.path)
+
+
+def find_route(
+    routes: tuple[Route, ...], method: str, path: str
+) -> tuple[Route | None, dict[str, str], bool]:
+    """The route for (method, path), its parameters, and whether the path exists at all."""
+    path_exists = False
+    for route in routes:
+        params = route.match(path)
+        if params is None:
+            continue
+        path_exists = True
+        if route.method == method or (method == "HEAD" and route.method == "GET"):
+            return route, params, True
+    return None, {}, path_exists

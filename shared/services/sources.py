@@ -1,0 +1,119 @@
+"""Event sources: create (with their topic), list, get, revoke, and resolve write keys."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from shared.domain import ids
+from shared.domain.errors import NotFound
+from shared.domain.sources import (
+    EventSource,
+    SourceType,
+    WriteKey,
+    source_path,
+    source_topic_id,
+    sources_collection,
+    write_key_path,
+)
+from shared.ports import AlreadyExists, ConfigStore, TopicAdmin, Write
+
+# A collision of 256-bit random keys is not going to happen; the retry exists so that a
+# broken random source fails loudly instead of handing one key to two sources.
+KEY_ATTEMPTS = 3
+
+
+class EventSources:
+    """The event-source use cases; every call is scoped to one workspace."""
+
+    def __init__(
+        self,
+        store: ConfigStore,
+        topics: TopicAdmin,
+        clock: Callable[[], datetime] = ids.utcnow,
+        new_key: Callable[[], str] = ids.new_write_key,
+    ):
+        self._store = store
+        self._topics = topics
+        self._clock = clock
+        self._new_key = new_key
+
+    def create(
+        self, workspace_id: str, name: str, created_by: str, type: SourceType = "server"
+    ) -> EventSource:
+        source_id = ids.new_id()
+        # The topic comes first: a source must never exist without the topic its events go to.
+        topic = self._topics.ensure_topic(source_topic_id(source_id))
+        now = ids.isoformat(self._clock())
+        for _ in range(KEY_ATTEMPTS):
+            source = EventSource(
+                id=source_id,
+                workspace_id=workspace_id,
+                name=name,
+                type=type,
+                key=self._new_key(),
+                status="active",
+                pubsub_topic=topic,
+                created_by=created_by,
+                created_at=now,
+                updated_at=now,
+            )
+            try:
+                self._store.commit(
+                    [
+                        Write(
+                            "create", write_key_path(source.key), _write_key(source).model_dump()
+                        ),
+                        Write("create", source_path(workspace_id, source_id), source.model_dump()),
+                    ]
+                )
+                return source
+            except AlreadyExists:
+                continue
+        raise RuntimeError("could not generate a unique write key")
+
+    def list(self, workspace_id: str) -> list[EventSource]:
+        documents = self._store.list(sources_collection(workspace_id))
+        return sorted((EventSource.model_validate(d) for d in documents), key=_creation_order)
+
+    def get(self, workspace_id: str, source_id: str) -> EventSource:
+        document = self._store.get(source_path(workspace_id, source_id))
+        if document is None:
+            raise NotFound(f"event source {source_id} not found", field="keyId")
+        return EventSource.model_validate(document)
+
+    def revoke(self, workspace_id: str, source_id: str) -> EventSource:
+        """Mark the source revoked; its key stops working for ingest. Idempotent."""
+        source = self.get(workspace_id, source_id)
+        if source.status == "revoked":
+            return source
+        revoked = source.model_copy(
+            update={"status": "revoked", "updated_at": ids.isoformat(self._clock())}
+        )
+        self._store.commit(
+            [
+                Write("set", write_key_path(source.key), _write_key(revoked).model_dump()),
+                Write("set", source_path(workspace_id, source_id), revoked.model_dump()),
+            ]
+        )
+        return revoked
+
+    def resolve_write_key(self, key: str) -> WriteKey | None:
+        """The record behind a write key, active or not; None when the key is unknown."""
+        if not key.startswith(ids.WRITE_KEY_PREFIX):
+            return None
+        document = self._store.get(write_key_path(key))
+        return WriteKey.model_validate(document) if document else None
+
+
+def _write_key(source: EventSource) -> WriteKey:
+    return WriteKey(
+        workspace_id=source.workspace_id,
+        source_id=source.id,
+        status=source.status,
+        pubsub_topic=source.pubsub_topic,
+    )
+
+
+def _creation_order(source: EventSource) -> tuple[str, str]:
+    return (source.created_at, source.id)

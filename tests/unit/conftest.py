@@ -1,0 +1,32 @@
+"""Unit tests run without any emulator: stray network calls must fail, not hang."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from shared.bootstrap import Services, set_services
+from shared.config import Settings
+from tests.fakes import FakePublisher, FakeTopicAdmin, InMemoryConfigStore
+
+
+@pytest.fixture(autouse=True)
+def _no_cloud(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An unroutable emulator host makes any accidental real client call fail fast.
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", ".")
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", ".")
+
+
+@pytest.fixture
+def services() -> Iterator[Services]:
+    """Services over in-memory fakes, installed as the process-wide services."""
+    fake = Services(
+        Settings(project_id="test-project"),
+        store=InMemoryConfigStore(),
+        topics=FakeTopicAdmin(),
+        publisher=FakePublisher(),
+    )
+    set_services(fake)
+    yield fake
+    set_services(None)

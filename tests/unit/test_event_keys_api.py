@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from shared.bootstrap import Services
+from tests.functions import function_client
+
+SOURCE_FIELDS = {
+    "id",
+    "workspace_id",
+    "name",
+    "key",
+    "status",
+    "pubsub_topic",
+    "last_used_at",
+    "created_by",
+    "created_at",
+    "updated_at",
+}
+
+
+@pytest.fixture
+def client() -> Any:
+    return function_client("event_keys")
+
+
+@pytest.fixture
+def tenant(services: Services) -> tuple[str, dict[str, str]]:
+    workspace = services.workspaces.create("Acme")
+    token, _ = services.workspaces.create_token(workspace.id, "admin")
+    return workspace.id, {"Authorization": f"Bearer {token}"}
+
+
+def test_create_list_revoke(client: Any, tenant: tuple[str, dict[str, str]]) -> None:
+    workspace_id, auth = tenant
+    base = f"/api/v1/workspaces/{workspace_id}/event-keys"
+
+    created = client.post(base, json={"name": "Web App"}, headers=auth)
+    assert created.status_code == 201
+    source = created.get_json()
+    assert set(source) == SOURCE_FIELDS
+    assert source["status"] == "active" and source["workspace_id"] == workspace_id
+    assert source["last_used_at"] is None
+
+    listed = client.get(base, headers=auth)
+    assert listed.status_code == 200
+    assert listed.get_json() == [source]
+
+    revoked = client.delete(f"{base}/{source['id']}", headers=auth)
+    assert revoked.status_code == 200
+    assert revoked.get_json()["status"] == "revoked"
+    assert client.get(base, headers=auth).get_json()[0]["status"] == "revoked"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "name"),
+        ({"name": ""}, "name"),
+        ({"name": "   "}, "name"),
+        ({"name": 42}, "name"),
+        ({"name": "ok", "colour": "blue"}, "colour"),
+    ],
+)
+def test_invalid_bodies_name_the_field(
+    client: Any, tenant: tuple[str, dict[str, str]], body: dict[str, Any], field: str
+) -> None:
+    workspace_id, auth = tenant
+    response = client.post(f"/api/v1/workspaces/{workspace_id}/event-keys", json=body, headers=auth)
+    assert response.status_code == 400
+    error = response.get_json()
+    assert error["code"] == 400 and error["field"] == field and field in error["message"]
+
+
+@pytest.mark.parametrize("data", [b"", b"{not json", b"[1, 2]", b"\xff\xfe"])
+def test_malformed_bodies_are_400(
+    client: Any, tenant: tuple[str, dict[str, str]], data: bytes
+) -> None:
+    workspace_id, auth = tenant
+    response = client.post(
+        f"/api/v1/workspaces/{workspace_id}/event-keys",
+        data=data,
+        headers={**auth, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Basic abc"},
+        {"Authorization": "Bearer stk_x"},
+    ],
+)
+def test_missing_or_bad_token_is_401(
+    client: Any, tenant: tuple[str, dict[str, str]], headers: dict[str, str]
+) -> None:
+    workspace_id, _ = tenant
+    response = client.get(f"/api/v1/workspaces/{workspace_id}/event-keys", headers=headers)
+    assert response.status_code == 401
+    assert response.get_json()["error"] == "unauthorized"
+
+
+def test_other_workspace_is_404(
+    client: Any, services: Services, tenant: tuple[str, dict[str, str]]
+) -> None:
+    workspace_id, auth = tenant
+    other = services.workspaces.create("Other")
+    other_source = services.sources.create(other.id, "Theirs", "t")
+
+    assert client.get(f"/api/v1/workspaces/{other.id}/event-keys", headers=auth).status_code == 404
+    assert (
+        client.post(
+            f"/api/v1/workspaces/{other.id}/event-keys", json={"name": "x"}, headers=auth
+        ).status_code
+        == 404
+    )
+    # Even through one's own workspace path, another workspace's source does not exist.
+    response = client.delete(
+        f"/api/v1/workspaces/{workspace_id}/event-keys/{other_source.id}", headers=auth
+    )
+    assert response.status_code == 404
+    assert services.sources.get(other.id, other_source.id).status == "active"
+
+
+def test_unknown_path_and_method(client: Any, tenant: tuple[str, dict[str, str]]) -> None:
+    workspace_id, auth = tenant
+    assert client.get("/nope", headers=auth).status_code == 404
+    response = client.put(f"/api/v1/workspaces/{workspace_id}/event-keys", json={}, headers=auth)
+    assert response.status_code == 405
+    assert response.get_json()["error"] == "method_not_allowed"
