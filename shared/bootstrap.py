@@ -7,6 +7,7 @@ from typing import Any
 
 from shared.config import Settings, get_settings
 from shared.ports import ConfigStore, Publisher, TopicAdmin
+from shared.services.ingest import Ingest
 from shared.services.sources import EventSources
 from shared.services.workspaces import Workspaces
 
@@ -52,6 +53,12 @@ class Services:
     @cached_property
     def sources(self) -> EventSources:
         return EventSources(self.store, self.topics)
+
+    @cached_property
+    def ingest(self) -> Ingest:
+        return Ingest(
+            self.sources, self.publisher, self.store, self.settings.write_key_cache_seconds
+        )
 
 
 _services: Services | None = None

@@ -30,7 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streams", description=__doc__)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    workspace = commands.add_parser("workspace", help="manage workspaces").add_subparsers(required=True)
+    workspace = commands.add_parser("workspace", help="manage workspaces").add_subparsers(
+        required=True
+    )
     create_ws = workspace.add_parser("create", help="create a workspace")
     create_ws.add_argument("--name", required=True)
     create_ws.set_defaults(run=_create_workspace)
@@ -41,7 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     create_token.add_argument("--name", default="cli")
     create_token.set_defaults(run=_create_token)
 
-    source = commands.add_parser("source", help="manage event sources").add_subparsers(required=True)
+    source = commands.add_parser("source", help="manage event sources").add_subparsers(
+        required=True
+    )
     create_source = source.add_parser("create", help="create an event source and its topic")
     create_source.add_argument("--workspace", required=True, help="workspace id")
     create_source.add_argument("--name", required=True)

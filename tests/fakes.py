@@ -1,4 +1,4 @@
-"""In-memory fakes of the ports, for unit tests of services only (integration tests use emulators)."""
+"""In-memory fakes of the ports, for unit tests of services only (integration uses emulators)."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def function_client(name: str) -> Any:
-    """A Flask test client of `functions/<name>/main.py`, exactly as functions-framework serves it."""
+    """A Flask test client of `functions/<name>/main.py`, as functions-framework serves it."""
     app = functions_framework.create_app(
         target=name, source=str(ROOT / "functions" / name / "main.py")
     )

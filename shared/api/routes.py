@@ -3,10 +3,10 @@ function dispatchers, the OpenAPI document and the production API gateway config
 
 from __future__ import annotations
 
-from shared.api import docs, event_keys
+from shared.api import docs, event_keys, ingest
 from shared.http.routing import Route
 
-ROUTES: tuple[Route, ...] = (*event_keys.ROUTES, *docs.ROUTES)
+ROUTES: tuple[Route, ...] = (*ingest.ROUTES, *event_keys.ROUTES, *docs.ROUTES)
 
 
 def routes_of(function: str) -> tuple[Route, ...]:

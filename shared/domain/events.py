@@ -14,31 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shared.domain import limits
 from shared.domain.errors import InvalidRequest, PayloadTooLarge
 from shared.domain.ids import new_id
-from shared.domain.limits import (
-    BAD_TIMESTAMP,
-    CORRECTION_OUT_OF_RANGE,
-    EVENT_REQUIRED,
-    GROUP_ID_REQUIRED,
-    IDENTITY_REQUIRED,
-    MAX_BATCH_EVENTS,
-    MAX_EVENT_BYTES,
-    MAX_MESSAGE_ID_CHARS,
-    MESSAGE_ID_TOO_LONG,
-    NAME_NOT_A_STRING,
-    NOT_AN_ID,
-    NOT_AN_OBJECT,
-    NOT_AN_OBJECT_FIELD,
-    PREVIOUS_ID_REQUIRED,
-    SOURCE_ID_MISMATCH,
-    SOURCE_ID_REQUIRED,
-    TOO_LARGE,
-    TYPE_MISMATCH,
-    TYPE_REQUIRED,
-    TYPE_UNKNOWN,
-    USER_ID_REQUIRED,
-)
 
 CALL_TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias"})
 
@@ -60,8 +38,8 @@ CONTEXT_SNAKE_TO_CAMEL = {
 }
 # Set by the server: a client-sent value is ignored, never copied (writeKey is read by auth).
 SERVER_OWNED_KEYS = frozenset(
-    "receivedAt received_at clockSkewMs workspaceId workspace_id sourceId source_id"
-    " writeKey write_key".split()
+    {"receivedAt", "received_at", "clockSkewMs", "workspaceId", "workspace_id", "sourceId"}
+    | {"source_id", "writeKey", "write_key"}
 )
 # Every top-level input key normalisation reads; any other key is kept verbatim in `extras`.
 KNOWN_KEYS = (
@@ -70,11 +48,13 @@ KNOWN_KEYS = (
     | SERVER_OWNED_KEYS
 )
 # The canonical event's keys, in order; every key is always present (null when absent).
-CANONICAL_FIELDS = tuple(
-    "messageId type event name userId anonymousId groupId previousId properties traits context"
-    " integrations timestamp originalTimestamp sentAt receivedAt clockSkewMs workspaceId sourceId"
-    " extras".split()
+# fmt: off
+CANONICAL_FIELDS = (
+    "messageId", "type", "event", "name", "userId", "anonymousId", "groupId", "previousId",
+    "properties", "traits", "context", "integrations", "timestamp", "originalTimestamp",
+    "sentAt", "receivedAt", "clockSkewMs", "workspaceId", "sourceId", "extras",
 )
+# fmt: on
 
 _MS = timedelta(milliseconds=1)
 _compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -148,9 +128,9 @@ def normalise_request(
         items = body["batch"]
         if not isinstance(items, list):
             raise InvalidRequest("batch must be a list", field="batch")
-        if len(items) > MAX_BATCH_EVENTS:
+        if len(items) > limits.MAX_BATCH_EVENTS:
             raise PayloadTooLarge(
-                f"batch has {len(items)} events; at most {MAX_BATCH_EVENTS} are accepted",
+                f"batch has {len(items)} events; at most {limits.MAX_BATCH_EVENTS} are accepted",
                 field="batch",
             )
         req = _request(ctx, new_message_id, body)
@@ -172,15 +152,15 @@ def normalise_stream_event(
 ) -> dict[str, Any] | Rejection:
     """Normalise the second seed's `EventInput`: a free `type` becomes a track of that name."""
     if not isinstance(body, dict):
-        return Rejection(None, NOT_AN_OBJECT, 0)
+        return Rejection(None, limits.NOT_AN_OBJECT, 0)
     source_id = body.get("sourceId") or body.get("source_id")
     if not source_id:
-        return Rejection(_raw_message_id(body), SOURCE_ID_REQUIRED, 0, "sourceId")
+        return Rejection(_raw_message_id(body), limits.SOURCE_ID_REQUIRED, 0, "sourceId")
     if source_id != ctx.source_id:
-        return Rejection(_raw_message_id(body), SOURCE_ID_MISMATCH, 0, "sourceId")
+        return Rejection(_raw_message_id(body), limits.SOURCE_ID_MISMATCH, 0, "sourceId")
     event_type = body.get("type")
     if not isinstance(event_type, str) or not event_type:
-        return Rejection(_raw_message_id(body), TYPE_REQUIRED, 0, "type")
+        return Rejection(_raw_message_id(body), limits.TYPE_REQUIRED, 0, "type")
     if event_type in CALL_TYPES:
         call_type, item = event_type, body
     else:
@@ -238,7 +218,7 @@ def _request(
         if raw_sent_at is not None:
             sent_at = parse_timestamp(raw_sent_at) if isinstance(raw_sent_at, str) else None
             if sent_at is None:
-                raise InvalidRequest(BAD_TIMESTAMP.format("sentAt"), field="sentAt")
+                raise InvalidRequest(limits.BAD_TIMESTAMP.format("sentAt"), field="sentAt")
     return _Request(
         ctx,
         received_at,
@@ -256,16 +236,16 @@ def _envelope_object(envelope: dict[str, Any], key: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise InvalidRequest(NOT_AN_OBJECT_FIELD.format(key), field=key)
+        raise InvalidRequest(limits.NOT_AN_OBJECT_FIELD.format(key), field=key)
     return value
 
 
 def _normalise_item(item: Any, endpoint_type: str | None, req: _Request) -> dict[str, Any]:
     """One canonical event from one item, or _Reject."""
     if not isinstance(item, dict):
-        raise _Reject(NOT_AN_OBJECT)
+        raise _Reject(limits.NOT_AN_OBJECT)
     if _too_large(item):
-        raise _Reject(TOO_LARGE)
+        raise _Reject(limits.TOO_LARGE)
     call_type = _call_type(item.get("type"), endpoint_type)
     properties = _object(item, "properties")
     traits = _object(item, "traits")
@@ -279,61 +259,55 @@ def _normalise_item(item: Any, endpoint_type: str | None, req: _Request) -> dict
     group_id = _id(item, "groupId", "group_id")
     previous_id = _id(item, "previousId", "previous_id")
     message_id = _id(item, "messageId", "message_id")
-    if message_id is None:
-        message_id = req.new_message_id()
-    elif len(message_id) > MAX_MESSAGE_ID_CHARS:
-        raise _Reject(MESSAGE_ID_TOO_LONG, "messageId")
+    if message_id is not None and len(message_id) > limits.MAX_MESSAGE_ID_CHARS:
+        raise _Reject(limits.MESSAGE_ID_TOO_LONG, "messageId")
 
+    # timestamp = receivedAt - (sentAt - originalTimestamp) = originalTimestamp - clockSkewMs
     original, field = _client_timestamp(item)
     sent_at = _timestamp(item, "sentAt", "sent_at")
     if sent_at is None:
         sent_at, sent_at_iso = req.sent_at, req.sent_at_iso
     else:
         sent_at_iso = format_timestamp(sent_at)
-    skew_ms: int | None = None
-    timestamp: datetime | None = None
-    if original is None:
-        timestamp = req.received_at
-    elif sent_at is None:
-        timestamp = original
-    if sent_at is not None:
+    if sent_at is None:
+        skew_ms = None
+        timestamp = req.received_at if original is None else original
+    else:
         skew = sent_at - req.received_at
         skew_ms = skew // _MS
-        if original is not None:
-            try:
-                timestamp = original - skew
-            except OverflowError:
-                raise _Reject(CORRECTION_OUT_OF_RANGE, field) from None
+        try:
+            timestamp = req.received_at if original is None else original - skew
+        except OverflowError:
+            raise _Reject(limits.CORRECTION_OUT_OF_RANGE, field) from None
 
     if user_id is None and anonymous_id is None:
-        raise _Reject(IDENTITY_REQUIRED, "userId")
+        raise _Reject(limits.IDENTITY_REQUIRED, "userId")
     event = item.get("event")
     name = item.get("name")
     extras = None if item.keys() <= KNOWN_KEYS else _extras(item)
     if call_type == "track":
         if not isinstance(event, str) or not event:
-            raise _Reject(EVENT_REQUIRED, "event")
+            raise _Reject(limits.EVENT_REQUIRED, "event")
     elif event is not None:
         extras = {**(extras or {}), "event": event}
         event = None
     if call_type == "page" or call_type == "screen":
         if name is not None and not isinstance(name, str):
-            raise _Reject(NAME_NOT_A_STRING, "name")
+            raise _Reject(limits.NAME_NOT_A_STRING, "name")
     elif name is not None:
         extras = {**(extras or {}), "name": name}
         name = None
     if call_type == "group" and group_id is None:
-        raise _Reject(GROUP_ID_REQUIRED, "groupId")
+        raise _Reject(limits.GROUP_ID_REQUIRED, "groupId")
     if call_type == "alias":
         if previous_id is None:
-            raise _Reject(PREVIOUS_ID_REQUIRED, "previousId")
+            raise _Reject(limits.PREVIOUS_ID_REQUIRED, "previousId")
         if user_id is None:
-            raise _Reject(USER_ID_REQUIRED, "userId")
+            raise _Reject(limits.USER_ID_REQUIRED, "userId")
 
-    assert timestamp is not None  # one of the three branches above set it
     ctx = req.ctx
     return {
-        "messageId": message_id,
+        "messageId": req.new_message_id() if message_id is None else message_id,
         "type": call_type,
         "event": event,
         "name": name,
@@ -371,22 +345,20 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
 def _too_large(item: dict[str, Any]) -> bool:
     text = _compact_json(item)
     size = len(text)  # characters; UTF-8 bytes are between 1x and 4x that
-    if size > MAX_EVENT_BYTES:
-        return True
-    return (
-        size * 4 > MAX_EVENT_BYTES and len(text.encode("utf-8", "surrogatepass")) > MAX_EVENT_BYTES
-    )
+    if size * 4 <= limits.MAX_EVENT_BYTES or size > limits.MAX_EVENT_BYTES:
+        return size > limits.MAX_EVENT_BYTES
+    return len(text.encode("utf-8", "surrogatepass")) > limits.MAX_EVENT_BYTES
 
 
 def _call_type(raw: Any, endpoint_type: str | None) -> str:
     if raw is None or raw == "":
         if endpoint_type is None:
-            raise _Reject(TYPE_REQUIRED, "type")
+            raise _Reject(limits.TYPE_REQUIRED, "type")
         return endpoint_type
     if not isinstance(raw, str) or raw not in CALL_TYPES:
-        raise _Reject(TYPE_UNKNOWN, "type")
+        raise _Reject(limits.TYPE_UNKNOWN, "type")
     if endpoint_type is not None and raw != endpoint_type:
-        raise _Reject(TYPE_MISMATCH, "type")
+        raise _Reject(limits.TYPE_MISMATCH, "type")
     return raw
 
 
@@ -395,7 +367,7 @@ def _object(item: dict[str, Any], key: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise _Reject(NOT_AN_OBJECT_FIELD.format(key), key)
+        raise _Reject(limits.NOT_AN_OBJECT_FIELD.format(key), key)
     return value
 
 
@@ -434,7 +406,7 @@ def _id(item: dict[str, Any], camel: str, snake: str) -> str | None:
         return str(value)
     if isinstance(value, float) and math.isfinite(value):
         return str(int(value)) if value.is_integer() else repr(value)
-    raise _Reject(NOT_AN_ID.format(camel), camel)
+    raise _Reject(limits.NOT_AN_ID.format(camel), camel)
 
 
 def _timestamp(item: dict[str, Any], camel: str, snake: str) -> datetime | None:
@@ -443,7 +415,7 @@ def _timestamp(item: dict[str, Any], camel: str, snake: str) -> datetime | None:
         return None
     moment = parse_timestamp(value) if isinstance(value, str) else None
     if moment is None:
-        raise _Reject(BAD_TIMESTAMP.format(camel), camel)
+        raise _Reject(limits.BAD_TIMESTAMP.format(camel), camel)
     return moment
 
 

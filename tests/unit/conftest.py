@@ -18,9 +18,9 @@ def _no_cloud(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", ".")
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def services() -> Iterator[Services]:
-    """Services over in-memory fakes, installed as the process-wide services."""
+    """Services over in-memory fakes, installed as the process-wide services for every test."""
     fake = Services(
         Settings(project_id="test-project"),
         store=InMemoryConfigStore(),

@@ -18,9 +18,7 @@ def test_checked_in_document_is_current() -> None:
 
 def test_every_route_is_documented_once() -> None:
     document = openapi_document()
-    operations = [
-        (path, method) for path, item in document["paths"].items() for method in item
-    ]
+    operations = [(path, method) for path, item in document["paths"].items() for method in item]
     assert len(operations) == len(ROUTES) == len(set(operations))
     ids = [op["operationId"] for item in document["paths"].values() for op in item.values()]
     assert len(ids) == len(set(ids))

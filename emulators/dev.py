@@ -1,0 +1,207 @@
+"""`make dev`: the whole of Streams on this machine, behind one gateway, until Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from emulators.gateway import Gateway, serve
+from emulators.processes import ManagedProcess, tcp_open
+from emulators.stack import (
+    HOST,
+    REPO_ROOT,
+    EmulatorStack,
+    default_state_dir,
+    stack_status,
+    start_stack,
+)
+
+log = logging.getLogger("streams.dev")
+
+FUNCTION_START_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class DevPorts:
+    """The gateway's port and the first of the consecutive ports the functions listen on."""
+
+    gateway: int = 8080
+    functions: int = 8100
+
+    @classmethod
+    def from_env(cls) -> DevPorts:
+        return cls(
+            gateway=int(os.environ.get("STREAMS_GATEWAY_PORT") or cls.gateway),
+            functions=int(os.environ.get("STREAMS_FUNCTIONS_PORT") or cls.functions),
+        )
+
+
+@dataclass
+class LocalStack:
+    """Emulators, one functions-framework server per function, and the gateway in front."""
+
+    ports: DevPorts = field(default_factory=DevPorts.from_env)
+    state_dir: Path = field(default_factory=default_state_dir)
+    emulators: EmulatorStack | None = None
+    functions: dict[str, ManagedProcess] = field(default_factory=dict)
+    _gateway: Any = None
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{HOST}:{self.ports.gateway}"
+
+    def start(self) -> None:
+        """Start everything, or stop whatever started and raise."""
+        from shared.api.routes import ROUTES, http_functions
+
+        try:
+            self.emulators = start_stack(state_dir=self.state_dir)
+            env = {**self.emulators.env(), "STREAMS_ALLOW_PRIVATE_DESTINATIONS": "1"}
+            os.environ.update(env)
+            for offset, name in enumerate(http_functions()):
+                self.functions[name] = self._function(name, self.ports.functions + offset, env)
+            for process in self.functions.values():
+                process.start()
+            with ThreadPoolExecutor(max_workers=len(self.functions)) as pool:
+                list(
+                    pool.map(
+                        lambda p: p.wait_healthy(FUNCTION_START_TIMEOUT), self.functions.values()
+                    )
+                )
+            upstreams = {
+                name: f"http://{HOST}:{self.ports.functions + offset}"
+                for offset, name in enumerate(self.functions)
+            }
+            self._gateway = serve(Gateway(ROUTES, upstreams, self.health), HOST, self.ports.gateway)
+        except BaseException:
+            self.stop()
+            raise
+
+    def health(self) -> dict[str, bool]:
+        """Whether each emulator and function answers."""
+        checks = (
+            stack_status(self.emulators.ports, self.emulators.project_id) if self.emulators else {}
+        )
+        checks.update({f"function:{name}": p.is_healthy() for name, p in self.functions.items()})
+        return checks
+
+    def stop(self) -> None:
+        """Stop everything this stack started, functions before the emulators they use."""
+        if self._gateway is not None:
+            self._gateway.shutdown()
+            self._gateway.server_close()
+            self._gateway = None
+        with ThreadPoolExecutor(max_workers=max(len(self.functions), 1)) as pool:
+            list(pool.map(ManagedProcess.stop, self.functions.values()))
+        self.functions.clear()
+        if self.emulators is not None:
+            self.emulators.stop()
+            self.emulators = None
+
+    def _function(self, name: str, port: int, env: dict[str, str]) -> ManagedProcess:
+        command = [
+            sys.executable,
+            "-m",
+            "functions_framework",
+            "--target",
+            name,
+            "--source",
+            str(REPO_ROOT / "functions" / name / "main.py"),
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+        ]
+        return ManagedProcess(
+            name=f"function-{name}",
+            command=command,
+            log_path=self.state_dir / "logs" / f"function-{name}.log",
+            pid_path=self.state_dir / "run" / f"function-{name}.pid",
+            env=env,
+            cwd=REPO_ROOT,
+            health_check=lambda: tcp_open(HOST, port),
+        )
+
+    def bootstrap(self) -> dict[str, str]:
+        """A workspace, an admin token and one source; reused while the emulators keep them."""
+        assert self.emulators is not None
+        from shared.bootstrap import Services
+        from shared.config import Settings
+        from shared.domain.errors import StreamsError
+
+        services = Services(Settings.from_env())
+        dev_file = self.state_dir / "dev.json"
+        previous = _read_json(dev_file)
+        try:
+            token = services.workspaces.authenticate(previous["admin_token"])
+            source = services.sources.get(token.workspace_id, previous["source_id"])
+            workspace_id, admin_token = token.workspace_id, previous["admin_token"]
+        except (KeyError, TypeError, StreamsError):
+            workspace_id = services.workspaces.create("Local development").id
+            admin_token, record = services.workspaces.create_token(workspace_id, "dev admin")
+            source = services.sources.create(workspace_id, "Local app", created_by=record.id)
+        settings = {
+            "gateway_url": self.gateway_url,
+            "workspace_id": workspace_id,
+            "admin_token": admin_token,
+            "source_id": source.id,
+            "write_key": source.key,
+            "project_id": self.emulators.project_id,
+            "pubsub_emulator_host": self.emulators.pubsub_host,
+            "firestore_emulator_host": self.emulators.firestore_host,
+            "bigquery_emulator_url": self.emulators.bigquery_url,
+        }
+        dev_file.parent.mkdir(parents=True, exist_ok=True)
+        dev_file.write_text(json.dumps(settings, indent=2) + "\n")
+        return settings
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    stack = LocalStack()
+    print("Starting the emulators and functions ...", flush=True)
+    stack.start()
+    try:
+        settings = stack.bootstrap()
+        print(_banner(settings, stack), flush=True)
+        stop.wait()
+    finally:
+        print("Stopping ...", flush=True)
+        stack.stop()
+    return 0
+
+
+def _banner(settings: dict[str, str], stack: LocalStack) -> str:
+    lines = [
+        "",
+        f"Streams is running at {settings['gateway_url']} (health: /healthz)",
+        f"  workspace_id  {settings['workspace_id']}",
+        f"  admin_token   {settings['admin_token']}",
+        f"  source_id     {settings['source_id']}",
+        f"  write_key     {settings['write_key']}",
+        f"Written to {stack.state_dir / 'dev.json'}; logs in {stack.state_dir / 'logs'}.",
+        "Press Ctrl-C to stop everything.",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

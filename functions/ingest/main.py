@@ -1,0 +1,14 @@
+"""Segment-compatible ingest: POST /v1/{track,identify,page,screen,group,alias,events,batch}."""
+
+import functions_framework
+from flask import Request, Response
+
+from shared.api.routes import routes_of
+from shared.http.app import handle
+
+ROUTES = routes_of("ingest")
+
+
+@functions_framework.http
+def ingest(request: Request) -> Response:
+    return handle(request, ROUTES)

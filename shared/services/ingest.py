@@ -1,0 +1,152 @@
+"""Ingest: resolve the write key, normalise the request, publish accepted events, answer."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from shared.domain import ids
+from shared.domain.errors import StreamsError, Unauthorized
+from shared.domain.events import IngestContext, Rejection, normalise_request
+from shared.domain.sources import WriteKey, source_path
+from shared.ports import ConfigStore, Publisher, Write
+from shared.services.sources import EventSources
+
+log = logging.getLogger("streams.ingest")
+
+# One Pub/Sub message carries every accepted event of one request (see docs/INGEST.md):
+# the emulator pushes ~300 messages/s and production bills per message, so per-event
+# messages would cap a batch-sending source at a few hundred events/s.
+MESSAGE_SCHEMA = "streams.events.v1"
+# last_used_at is written at most this often per source and instance, never per request.
+LAST_USED_WRITE_SECONDS = 30.0
+KEY_CACHE_MAX_ENTRIES = 10_000
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What one request achieved: the events published and the items refused."""
+
+    message_ids: list[str]
+    rejections: list[Rejection]
+
+
+class WriteKeyCache:
+    """Write-key lookups remembered for a few seconds: a busy source costs no read per request."""
+
+    def __init__(
+        self,
+        lookup: Callable[[str], WriteKey | None],
+        ttl_seconds: float,
+        monotonic: Callable[[], float] = time.monotonic,
+    ):
+        self._lookup = lookup
+        self._ttl = ttl_seconds
+        self._monotonic = monotonic
+        self._entries: dict[str, tuple[float, WriteKey | None]] = {}
+
+    def get(self, key: str) -> WriteKey | None:
+        now = self._monotonic()
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        record = self._lookup(key)
+        if len(self._entries) >= KEY_CACHE_MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[key] = (now + self._ttl, record)
+        return record
+
+
+class LastUsedTracker:
+    """Keeps each source's `last_used_at` current with one write per interval, not per request."""
+
+    def __init__(
+        self,
+        store: ConfigStore,
+        interval_seconds: float = LAST_USED_WRITE_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ):
+        self._store = store
+        self._interval = interval_seconds
+        self._monotonic = monotonic
+        self._written_at: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def touch(self, key: WriteKey, moment: datetime) -> None:
+        now = self._monotonic()
+        with self._lock:
+            due = now - self._written_at.get(key.source_id, float("-inf")) >= self._interval
+            if due:
+                self._written_at[key.source_id] = now
+        if not due:
+            return
+        path = source_path(key.workspace_id, key.source_id)
+        try:
+            self._store.commit([Write("update", path, {"last_used_at": ids.isoformat(moment)})])
+        except StreamsError:
+            # Bookkeeping must never fail an ingest that Pub/Sub already acknowledged.
+            log.warning("could not record last_used_at of source %s", key.source_id)
+
+
+class Ingest:
+    """Accepts Segment-style requests for a source and publishes them to the source's topic."""
+
+    def __init__(
+        self,
+        sources: EventSources,
+        publisher: Publisher,
+        store: ConfigStore,
+        key_cache_seconds: float,
+        clock: Callable[[], datetime] = ids.utcnow,
+        new_message_id: Callable[[], str] = ids.new_id,
+    ):
+        self._keys = WriteKeyCache(sources.resolve_write_key, key_cache_seconds)
+        self._publisher = publisher
+        self._last_used = LastUsedTracker(store)
+        self._clock = clock
+        self._new_message_id = new_message_id
+
+    def authorize(self, write_key: str | None) -> WriteKey:
+        """The active source behind a write key; `Unauthorized` otherwise."""
+        if not write_key:
+            raise Unauthorized(
+                "missing write key: send X-Write-Key, HTTP Basic username, ?writeKey= or writeKey"
+            )
+        record = self._keys.get(write_key)
+        if record is None:
+            raise Unauthorized("unknown write key")
+        if record.status != "active":
+            raise Unauthorized("write key revoked")
+        return record
+
+    def context(self, key: WriteKey, request_ip: str | None) -> IngestContext:
+        return IngestContext(key.workspace_id, key.source_id, self._clock(), request_ip)
+
+    def accept(
+        self, key: WriteKey, body: Any, call_type: str | None, request_ip: str | None
+    ) -> IngestResult:
+        """Normalise a request body and publish its valid events; bad items become rejections."""
+        ctx = self.context(key, request_ip)
+        batch = normalise_request(body, call_type, ctx, self._new_message_id)
+        self.publish(key, ctx, batch.events)
+        return IngestResult([event["messageId"] for event in batch.events], batch.rejections)
+
+    def publish(self, key: WriteKey, ctx: IngestContext, events: list[dict[str, Any]]) -> None:
+        """Publish events to the source's topic; returns only once Pub/Sub has acknowledged."""
+        if not events:
+            return
+        data = json.dumps(events, separators=(",", ":"), ensure_ascii=False).encode()
+        attributes = {
+            "schema": MESSAGE_SCHEMA,
+            "workspace_id": key.workspace_id,
+            "source_id": key.source_id,
+            "event_count": str(len(events)),
+        }
+        self._publisher.publish(key.pubsub_topic, [(data, attributes)])
+        self._last_used.touch(key, ctx.received_at)

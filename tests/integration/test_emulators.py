@@ -1,0 +1,152 @@
+"""The local emulator stack starts, serves the real Google clients, is reused, and stops cleanly."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from google.api_core.client_options import ClientOptions
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import bigquery, firestore, pubsub_v1
+
+from emulators import EmulatorPorts, EmulatorStack, reset_firestore, stack_status, start_stack
+from emulators.processes import read_pid_file
+from emulators.stack import default_state_dir
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[EmulatorStack]:
+    """The default stack: reuses running emulators, stops only what it started."""
+    started = start_stack()
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def emulator_env(stack: EmulatorStack, monkeypatch: pytest.MonkeyPatch) -> EmulatorStack:
+    """Point the Google clients at the stack for one test."""
+    for key, value in stack.env().items():
+        monkeypatch.setenv(key, value)
+    return stack
+
+
+def _free_ports(count: int) -> list[int]:
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _group_commands(pgid: int) -> list[str]:
+    """Command lines of the live processes in a process group."""
+    commands = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if fields[2] == str(pgid) and fields[0] != "Z":
+            commands.append(cmdline)
+    return commands
+
+
+def test_all_three_are_healthy(stack: EmulatorStack) -> None:
+    assert stack_status(stack.ports, stack.project_id) == {
+        "pubsub": True,
+        "firestore": True,
+        "bigquery": True,
+    }
+    env = stack.env()
+    assert env["PUBSUB_EMULATOR_HOST"] == f"127.0.0.1:{stack.ports.pubsub}"
+    assert env["BIGQUERY_EMULATOR_URL"] == f"http://127.0.0.1:{stack.ports.bigquery}"
+    assert env["GOOGLE_CLOUD_PROJECT"] == env["STREAMS_PROJECT_ID"] == stack.project_id
+
+
+def test_pubsub_create_topic_and_publish(emulator_env: EmulatorStack) -> None:
+    publisher = pubsub_v1.PublisherClient()
+    topic = publisher.topic_path(emulator_env.project_id, f"t-{uuid.uuid4().hex[:8]}")
+    publisher.create_topic(name=topic)
+    message_id = publisher.publish(topic, b"hello", kind="test").result(timeout=10)
+    assert message_id
+
+
+def test_firestore_set_get_and_reset(emulator_env: EmulatorStack) -> None:
+    client = firestore.Client(project=emulator_env.project_id)
+    doc = client.collection("emulator-test").document(uuid.uuid4().hex)
+    doc.set({"n": 1, "name": "x"})
+    assert doc.get().to_dict() == {"n": 1, "name": "x"}
+
+    reset_firestore(emulator_env.firestore_host, emulator_env.project_id)
+    assert not doc.get().exists
+
+
+def test_bigquery_dataset_table_insert_query(emulator_env: EmulatorStack) -> None:
+    client = bigquery.Client(
+        project=emulator_env.project_id,
+        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        client_options=ClientOptions(api_endpoint=emulator_env.bigquery_url),
+    )
+    dataset = client.create_dataset(f"d_{uuid.uuid4().hex[:8]}", timeout=10)
+    table = client.create_table(
+        bigquery.Table(
+            f"{emulator_env.project_id}.{dataset.dataset_id}.events",
+            schema=[
+                bigquery.SchemaField("id", "STRING"),
+                bigquery.SchemaField("n", "INT64"),
+            ],
+        ),
+        timeout=10,
+    )
+    errors = client.insert_rows_json(table, [{"id": "a", "n": 1}, {"id": "b", "n": 2}], timeout=10)
+    assert errors == []
+    rows = client.query(
+        f"SELECT COUNT(*) AS c, SUM(n) AS s FROM `{table.full_table_id.replace(':', '.')}`"
+    ).result(timeout=10)
+    assert [(r.c, r.s) for r in rows] == [(2, 3)]
+
+
+def test_second_start_reuses_running_emulators(stack: EmulatorStack) -> None:
+    run_dir = default_state_dir()
+    pids_before = {name: read_pid_file(run_dir / "run" / f"{name}.pid") for name in stack.handles}
+
+    again = start_stack(stack.ports, stack.project_id)
+
+    assert not any(h.started_by_us for h in again.handles.values())
+    again.stop()  # must be a no-op for reused emulators
+    assert all(stack_status(stack.ports, stack.project_id).values())
+    pids_after = {name: read_pid_file(run_dir / "run" / f"{name}.pid") for name in stack.handles}
+    assert pids_after == pids_before
+
+
+def test_stop_kills_every_process_of_each_group(tmp_path: Path) -> None:
+    pubsub, firestore_port, bq, bq_grpc = _free_ports(4)
+    ports = EmulatorPorts(
+        pubsub=pubsub, firestore=firestore_port, bigquery=bq, bigquery_grpc=bq_grpc
+    )
+    own = start_stack(ports, "stop-test", state_dir=tmp_path)
+    try:
+        assert all(h.started_by_us for h in own.handles.values())
+        pgids = {name: h.process.pid for name, h in own.handles.items() if h.process}
+        for name in ("pubsub", "firestore"):
+            # gcloud runs the emulator in a Java child: that is what must not survive.
+            assert any("java" in cmd for cmd in _group_commands(pgids[name])), name
+        assert all((tmp_path / "run" / f"{name}.pid").exists() for name in pgids)
+    finally:
+        own.stop()
+
+    for name, pgid in pgids.items():
+        with pytest.raises(ProcessLookupError):
+            os.killpg(pgid, 0)
+        assert not (tmp_path / "run" / f"{name}.pid").exists()
+    assert not any(stack_status(ports, "stop-test").values())

@@ -1,0 +1,167 @@
+"""Event sources, auth and ingest against the real Pub/Sub and Firestore emulators."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from typing import Any
+
+import pytest
+from google.api_core import exceptions as gexc
+from google.cloud import pubsub_v1
+
+from shared.bootstrap import Services
+from tests.functions import function_client
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def tenant(live_services: Services) -> tuple[str, dict[str, str]]:
+    workspace = live_services.workspaces.create("Acme")
+    token, _ = live_services.workspaces.create_token(workspace.id, "admin")
+    return workspace.id, {"Authorization": f"Bearer {token}"}
+
+
+def subscribe(topic: str) -> tuple[pubsub_v1.SubscriberClient, str]:
+    subscriber = pubsub_v1.SubscriberClient()
+    subscription = topic.replace("/topics/", "/subscriptions/") + "-test"
+    subscriber.create_subscription(request={"name": subscription, "topic": topic})
+    return subscriber, subscription
+
+
+def pull_events(
+    subscriber: pubsub_v1.SubscriberClient, subscription: str, expected: int
+) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 20
+    while len(events) < expected and time.monotonic() < deadline:
+        response = subscriber.pull(
+            request={"subscription": subscription, "max_messages": 100}, timeout=5
+        )
+        for received in response.received_messages:
+            events.extend(json.loads(received.message.data))
+        if response.received_messages:
+            subscriber.acknowledge(
+                request={
+                    "subscription": subscription,
+                    "ack_ids": [m.ack_id for m in response.received_messages],
+                }
+            )
+    return events
+
+
+def test_created_source_has_a_real_topic(
+    live_services: Services, tenant: tuple[str, dict[str, str]]
+) -> None:
+    workspace_id, auth = tenant
+    client = function_client("event_keys")
+    created = client.post(
+        f"/api/v1/workspaces/{workspace_id}/event-keys", json={"name": "Web"}, headers=auth
+    )
+    assert created.status_code == 201
+    topic = created.get_json()["pubsub_topic"]
+
+    publisher = pubsub_v1.PublisherClient()
+    assert publisher.get_topic(request={"topic": topic}).name == topic
+
+    listed = client.get(f"/api/v1/workspaces/{workspace_id}/event-keys", headers=auth).get_json()
+    assert [s["id"] for s in listed] == [created.get_json()["id"]]
+
+
+def test_tenant_isolation_and_auth(
+    live_services: Services, tenant: tuple[str, dict[str, str]]
+) -> None:
+    workspace_id, auth = tenant
+    other = live_services.workspaces.create("Other")
+    theirs = live_services.sources.create(other.id, "Theirs", "t")
+    client = function_client("event_keys")
+
+    assert client.get(f"/api/v1/workspaces/{workspace_id}/event-keys").status_code == 401
+    assert client.get(f"/api/v1/workspaces/{other.id}/event-keys", headers=auth).status_code == 404
+    assert (
+        client.delete(
+            f"/api/v1/workspaces/{workspace_id}/event-keys/{theirs.id}", headers=auth
+        ).status_code
+        == 404
+    )
+    assert (
+        client.delete(
+            f"/api/v1/workspaces/{other.id}/event-keys/{theirs.id}", headers=auth
+        ).status_code
+        == 404
+    )
+    assert live_services.sources.get(other.id, theirs.id).status == "active"
+
+
+def test_ingest_publishes_to_the_source_topic(
+    live_services: Services, tenant: tuple[str, dict[str, str]]
+) -> None:
+    workspace_id, _ = tenant
+    source = live_services.sources.create(workspace_id, "Web", "t")
+    subscriber, subscription = subscribe(source.pubsub_topic)
+    client = function_client("ingest")
+
+    batch = {
+        "batch": [
+            {"type": "track", "event": f"e{i}", "userId": "u", "messageId": f"m{i}"}
+            for i in range(5)
+        ]
+    }
+    assert (
+        client.post("/v1/batch", json=batch, headers={"X-Write-Key": source.key}).status_code == 200
+    )
+    single = client.post(
+        "/v1/identify",
+        json={"user_id": "u", "traits": {"plan": "pro"}},
+        headers={"X-Write-Key": source.key},
+    )
+    assert single.status_code == 200
+
+    events = pull_events(subscriber, subscription, 6)
+    assert sorted(e["messageId"] for e in events if e["type"] == "track") == [
+        f"m{i}" for i in range(5)
+    ]
+    assert [e["traits"] for e in events if e["type"] == "identify"] == [{"plan": "pro"}]
+    assert all(e["workspaceId"] == workspace_id and e["sourceId"] == source.id for e in events)
+
+
+def test_revoked_key_stops_working_within_10_seconds(
+    live_services: Services, tenant: tuple[str, dict[str, str]]
+) -> None:
+    workspace_id, auth = tenant
+    source = live_services.sources.create(workspace_id, "Web", "t")
+    ingest = function_client("ingest")
+    track = {"event": "e", "userId": "u"}
+    assert (
+        ingest.post("/v1/track", json=track, headers={"X-Write-Key": source.key}).status_code == 200
+    )
+
+    revoked_at = time.monotonic()
+    response = function_client("event_keys").delete(
+        f"/api/v1/workspaces/{workspace_id}/event-keys/{source.id}", headers=auth
+    )
+    assert response.get_json()["status"] == "revoked"
+    while (
+        ingest.post("/v1/track", json=track, headers={"X-Write-Key": source.key}).status_code == 200
+    ):
+        assert time.monotonic() - revoked_at < 10, "revoked key still accepted after 10 s"
+        time.sleep(0.25)
+    assert (
+        ingest.post("/v1/track", json=track, headers={"X-Write-Key": source.key}).status_code == 401
+    )
+
+
+def test_publish_to_missing_topic_is_503_not_500(
+    live_services: Services, tenant: tuple[str, dict[str, str]]
+) -> None:
+    workspace_id, _ = tenant
+    source = live_services.sources.create(workspace_id, "Web", "t")
+    with contextlib.suppress(gexc.NotFound):
+        pubsub_v1.PublisherClient().delete_topic(request={"topic": source.pubsub_topic})
+    response = function_client("ingest").post(
+        "/v1/track", json={"event": "e", "userId": "u"}, headers={"X-Write-Key": source.key}
+    )
+    assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) > 0
