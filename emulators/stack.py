@@ -317,11 +317,15 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def stop_recorded(state_dir: Path | None = None) -> dict[str, bool]:
-    """Kill every emulator group recorded in the pid files; name -> whether one was running."""
+    """Kill every group recorded in the pid files (emulators, and functions of `make dev`).
+
+    Returns name -> whether one was running.
+    """
     run_dir = (state_dir or default_state_dir()) / "run"
-    with ThreadPoolExecutor(max_workers=len(NAMES)) as pool:
-        stopped = pool.map(lambda name: stop_pid_file(run_dir / f"{name}.pid"), NAMES)
-        return dict(zip(NAMES, stopped, strict=True))
+    names = sorted({*NAMES, *(path.stem for path in run_dir.glob("*.pid"))})
+    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+        stopped = pool.map(lambda name: stop_pid_file(run_dir / f"{name}.pid"), names)
+        return dict(zip(names, stopped, strict=True))
 
 
 def stack_status(

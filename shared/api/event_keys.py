@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from shared.api.models import Input, Name
 from shared.domain.sources import EventSource
 from shared.http.app import ApiRequest
+from shared.http.body import client_ip
 from shared.http.routing import Route
 
 FUNCTION = "event_keys"
@@ -48,6 +49,19 @@ def revoke_source(request: ApiRequest) -> EventSource:
     return request.services.sources.revoke(request.workspace_id, request.params["key_id"])
 
 
+class TestEventAccepted(BaseModel):
+    """The test event's id: trace it, or watch for it in the live stream and debugger."""
+
+    messageId: str
+    status: Literal["accepted"]
+
+
+def send_test_event(request: ApiRequest) -> TestEventAccepted:
+    source = request.services.sources.get(request.workspace_id, request.params["key_id"])
+    message_id = request.services.ingest.send_test_event(source, client_ip(request.raw))
+    return TestEventAccepted(messageId=message_id, status="accepted")
+
+
 ROUTES = (
     Route(
         "GET",
@@ -79,6 +93,17 @@ ROUTES = (
         "Revoke an event source: its key stops working for ingest within 10 s",
         revoke_source,
         response=EventSourceObject,
+        tag="Event Sources",
+    ),
+    Route(
+        "POST",
+        BASE + "/{key_id}/test-event",
+        FUNCTION,
+        "sendTestEvent",
+        "Send a test event through the source (409 when the source is revoked)",
+        send_test_event,
+        response=TestEventAccepted,
+        status=202,
         tag="Event Sources",
     ),
 )

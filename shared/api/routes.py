@@ -3,10 +3,15 @@ function dispatchers, the OpenAPI document and the production API gateway config
 
 from __future__ import annotations
 
-from shared.api import docs, event_keys, ingest
+from shared.api import docs, event_keys, ingest, streams
 from shared.http.routing import Route
 
-ROUTES: tuple[Route, ...] = (*ingest.ROUTES, *event_keys.ROUTES, *docs.ROUTES)
+ROUTES: tuple[Route, ...] = (
+    *ingest.ROUTES,
+    *event_keys.ROUTES,
+    *streams.ROUTES,
+    *docs.ROUTES,
+)
 
 
 def routes_of(function: str) -> tuple[Route, ...]:

@@ -42,6 +42,15 @@ class EventSource(BaseModel):
     created_at: str
     updated_at: str
 
+    def write_key_record(self) -> WriteKey:
+        """What ingest needs to accept events for this source."""
+        return WriteKey(
+            workspace_id=self.workspace_id,
+            source_id=self.id,
+            status=self.status,
+            pubsub_topic=self.pubsub_topic,
+        )
+
 
 class WriteKey(BaseModel):
     """What ingest needs of a write key; stored under the key itself, for one-read lookups."""

@@ -14,6 +14,7 @@ ERROR_STATUSES = {
     400: "Invalid request: the body names the field at fault",
     401: "Missing or invalid credentials",
     404: "Not found in the caller's workspace",
+    409: "The resource's state does not allow this",
     413: "Body too large",
     503: "A dependency is unavailable; retry after the Retry-After header",
 }

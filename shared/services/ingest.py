@@ -12,9 +12,14 @@ from datetime import datetime
 from typing import Any
 
 from shared.domain import ids
-from shared.domain.errors import StreamsError, Unauthorized
-from shared.domain.events import IngestContext, Rejection, normalise_request
-from shared.domain.sources import WriteKey, source_path
+from shared.domain.errors import Conflict, InvalidRequest, StreamsError, Unauthorized
+from shared.domain.events import (
+    IngestContext,
+    Rejection,
+    normalise_request,
+    normalise_stream_event,
+)
+from shared.domain.sources import EventSource, WriteKey, source_path
 from shared.ports import ConfigStore, Publisher, Write
 from shared.services.sources import EventSources
 
@@ -27,6 +32,12 @@ MESSAGE_SCHEMA = "streams.events.v1"
 # last_used_at is written at most this often per source and instance, never per request.
 LAST_USED_WRITE_SECONDS = 30.0
 KEY_CACHE_MAX_ENTRIES = 10_000
+TEST_EVENT = {
+    "event": "Streams Test Event",
+    "anonymousId": "streams-test-event",
+    "properties": {"test": True},
+    "context": {"library": {"name": "streams-test-event", "version": "1"}},
+}
 
 
 @dataclass(frozen=True)
@@ -136,6 +147,27 @@ class Ingest:
         batch = normalise_request(body, call_type, ctx, self._new_message_id)
         self.publish(key, ctx, batch.events)
         return IngestResult([event["messageId"] for event in batch.events], batch.rejections)
+
+    def accept_stream_event(self, key: WriteKey, body: Any, request_ip: str | None) -> str:
+        """Publish the second seed's `EventInput`; return its messageId (or `InvalidRequest`)."""
+        ctx = self.context(key, request_ip)
+        outcome = normalise_stream_event(body, ctx, self._new_message_id)
+        if isinstance(outcome, Rejection):
+            raise InvalidRequest(outcome.reason, field=outcome.field)
+        self.publish(key, ctx, [outcome])
+        return str(outcome["messageId"])
+
+    def authorize_source(self, source: EventSource, field: str = "sourceId") -> WriteKey:
+        """A source's key record for publishing on behalf of a management caller."""
+        if source.status != "active":
+            raise Conflict(f"event source {source.id} is {source.status}", field=field)
+        return source.write_key_record()
+
+    def send_test_event(self, source: EventSource, request_ip: str | None) -> str:
+        """Publish a recognisable test event through a source, exactly as a client would."""
+        key = self.authorize_source(source, field="keyId")
+        result = self.accept(key, dict(TEST_EVENT), "track", request_ip)
+        return result.message_ids[0]
 
     def publish(self, key: WriteKey, ctx: IngestContext, events: list[dict[str, Any]]) -> None:
         """Publish events to the source's topic; returns only once Pub/Sub has acknowledged."""

@@ -62,7 +62,9 @@ class EventSources:
                 self._store.commit(
                     [
                         Write(
-                            "create", write_key_path(source.key), _write_key(source).model_dump()
+                            "create",
+                            write_key_path(source.key),
+                            source.write_key_record().model_dump(),
                         ),
                         Write("create", source_path(workspace_id, source_id), source.model_dump()),
                     ]
@@ -76,10 +78,11 @@ class EventSources:
         documents = self._store.list(sources_collection(workspace_id))
         return sorted((EventSource.model_validate(d) for d in documents), key=_creation_order)
 
-    def get(self, workspace_id: str, source_id: str) -> EventSource:
+    def get(self, workspace_id: str, source_id: str, field: str = "keyId") -> EventSource:
+        """A source of the workspace; `NotFound` naming `field` (the caller's name for the id)."""
         document = self._store.get(source_path(workspace_id, source_id))
         if document is None:
-            raise NotFound(f"event source {source_id} not found", field="keyId")
+            raise NotFound(f"event source {source_id} not found", field=field)
         return EventSource.model_validate(document)
 
     def revoke(self, workspace_id: str, source_id: str) -> EventSource:
@@ -92,7 +95,7 @@ class EventSources:
         )
         self._store.commit(
             [
-                Write("set", write_key_path(source.key), _write_key(revoked).model_dump()),
+                Write("set", write_key_path(source.key), revoked.write_key_record().model_dump()),
                 Write("set", source_path(workspace_id, source_id), revoked.model_dump()),
             ]
         )
@@ -104,15 +107,6 @@ class EventSources:
             return None
         document = self._store.get(write_key_path(key))
         return WriteKey.model_validate(document) if document else None
-
-
-def _write_key(source: EventSource) -> WriteKey:
-    return WriteKey(
-        workspace_id=source.workspace_id,
-        source_id=source.id,
-        status=source.status,
-        pubsub_topic=source.pubsub_topic,
-    )
 
 
 def _creation_order(source: EventSource) -> tuple[str, str]:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
-from google.cloud import bigquery, firestore, pubsub_v1
+from google.cloud import bigquery, firestore
+from google.cloud.pubsub_v1 import PublisherClient
 
 from emulators import EmulatorPorts, EmulatorStack, reset_firestore, stack_status, start_stack
 from emulators.processes import read_pid_file
@@ -20,12 +20,10 @@ from emulators.stack import default_state_dir
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[EmulatorStack]:
-    """The default stack: reuses running emulators, stops only what it started."""
-    started = start_stack()
-    yield started
-    started.stop()
+@pytest.fixture
+def stack(emulator_stack: EmulatorStack) -> EmulatorStack:
+    """The session's stack (tests/conftest.py): reused when running, stopped at session end."""
+    return emulator_stack
 
 
 @pytest.fixture
@@ -74,7 +72,7 @@ def test_all_three_are_healthy(stack: EmulatorStack) -> None:
 
 
 def test_pubsub_create_topic_and_publish(emulator_env: EmulatorStack) -> None:
-    publisher = pubsub_v1.PublisherClient()
+    publisher = PublisherClient()
     topic = publisher.topic_path(emulator_env.project_id, f"t-{uuid.uuid4().hex[:8]}")
     publisher.create_topic(name=topic)
     message_id = publisher.publish(topic, b"hello", kind="test").result(timeout=10)
@@ -82,19 +80,25 @@ def test_pubsub_create_topic_and_publish(emulator_env: EmulatorStack) -> None:
 
 
 def test_firestore_set_get_and_reset(emulator_env: EmulatorStack) -> None:
-    client = firestore.Client(project=emulator_env.project_id)
-    doc = client.collection("emulator-test").document(uuid.uuid4().hex)
+    # A project of its own: the reset must not wipe data other tests of the session rely on.
+    scratch = firestore.Client(project="emulator-reset-test")
+    doc = scratch.collection("emulator-test").document(uuid.uuid4().hex)
     doc.set({"n": 1, "name": "x"})
     assert doc.get().to_dict() == {"n": 1, "name": "x"}
+    other = firestore.Client(project=emulator_env.project_id).collection("emulator-test").document()
+    other.set({"n": 2})
 
-    reset_firestore(emulator_env.firestore_host, emulator_env.project_id)
+    reset_firestore(emulator_env.firestore_host, "emulator-reset-test")
+
     assert not doc.get().exists
+    assert other.get().exists  # the reset is scoped to one project
+    other.delete()
 
 
 def test_bigquery_dataset_table_insert_query(emulator_env: EmulatorStack) -> None:
     client = bigquery.Client(
         project=emulator_env.project_id,
-        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        credentials=AnonymousCredentials(),
         client_options=ClientOptions(api_endpoint=emulator_env.bigquery_url),
     )
     dataset = client.create_dataset(f"d_{uuid.uuid4().hex[:8]}", timeout=10)
@@ -137,7 +141,9 @@ def test_stop_kills_every_process_of_each_group(tmp_path: Path) -> None:
     own = start_stack(ports, "stop-test", state_dir=tmp_path)
     try:
         assert all(h.started_by_us for h in own.handles.values())
-        pgids = {name: h.process.pid for name, h in own.handles.items() if h.process}
+        pgids = {
+            name: h.process.pid for name, h in own.handles.items() if h.process and h.process.pid
+        }
         for name in ("pubsub", "firestore"):
             # gcloud runs the emulator in a Java child: that is what must not survive.
             assert any("java" in cmd for cmd in _group_commands(pgids[name])), name

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -134,3 +135,25 @@ def test_unknown_path_and_method(client: Any, tenant: tuple[str, dict[str, str]]
     response = client.put(f"/api/v1/workspaces/{workspace_id}/event-keys", json={}, headers=auth)
     assert response.status_code == 405
     assert response.get_json()["error"] == "method_not_allowed"
+
+
+def test_test_event_is_published_through_the_source(
+    client: Any, services: Services, tenant: tuple[str, dict[str, str]]
+) -> None:
+    workspace_id, auth = tenant
+    source = services.sources.create(workspace_id, "Web", "t")
+    url = f"/api/v1/workspaces/{workspace_id}/event-keys/{source.id}/test-event"
+
+    response = client.post(url, headers=auth)
+
+    assert response.status_code == 202
+    message_id = response.get_json()["messageId"]
+    [(data, attributes)] = services.publisher.published[source.pubsub_topic]  # type: ignore[attr-defined]
+    [event] = json.loads(data)
+    assert event["messageId"] == message_id and event["type"] == "track"
+    assert event["sourceId"] == source.id and attributes["workspace_id"] == workspace_id
+
+    services.sources.revoke(workspace_id, source.id)
+    assert client.post(url, headers=auth).status_code == 409
+    missing = f"/api/v1/workspaces/{workspace_id}/event-keys/nope/test-event"
+    assert client.post(missing, headers=auth).status_code == 404

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from shared.bootstrap import Services
+from tests.functions import function_client
+
+
+@pytest.fixture
+def client() -> Any:
+    return function_client("streams")
+
+
+@pytest.fixture
+def tenant(services: Services) -> tuple[str, dict[str, str]]:
+    workspace = services.workspaces.create("Acme")
+    token, _ = services.workspaces.create_token(workspace.id, "admin")
+    return workspace.id, {"Authorization": f"Bearer {token}"}
+
+
+def test_send_event_is_accepted_and_published(
+    client: Any, services: Services, tenant: tuple[str, dict[str, str]]
+) -> None:
+    workspace_id, auth = tenant
+    source = services.sources.create(workspace_id, "Web", "t")
+    body = {"sourceId": source.id, "type": "purchase", "userId": "u1", "properties": {"total": 5}}
+
+    response = client.post("/v1/streams/events", json=body, headers=auth)
+
+    assert response.status_code == 202
+    accepted = response.get_json()
+    assert accepted["status"] == "accepted"
+    [(data, _)] = services.publisher.published[source.pubsub_topic]  # type: ignore[attr-defined]
+    [event] = json.loads(data)
+    assert event["messageId"] == accepted["eventId"]
+    assert (event["type"], event["event"], event["properties"]) == (
+        "track",
+        "purchase",
+        {"total": 5},
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"type": "purchase", "userId": "u"}, 400, "sourceId"),
+        ({"sourceId": "SOURCE", "userId": "u"}, 400, "type"),
+        ({"sourceId": "SOURCE", "type": "purchase"}, 400, "userId"),
+        (
+            {"sourceId": "SOURCE", "type": "purchase", "userId": "u", "properties": []},
+            400,
+            "properties",
+        ),
+        ({"sourceId": "missing", "type": "purchase", "userId": "u"}, 404, "sourceId"),
+    ],
+)
+def test_bad_events(
+    client: Any,
+    services: Services,
+    tenant: tuple[str, dict[str, str]],
+    body: dict[str, Any],
+    status: int,
+    field: str,
+) -> None:
+    workspace_id, auth = tenant
+    source = services.sources.create(workspace_id, "Web", "t")
+    if body.get("sourceId") == "SOURCE":
+        body = {**body, "sourceId": source.id}
+    response = client.post("/v1/streams/events", json=body, headers=auth)
+    assert response.status_code == status
+    assert response.get_json()["field"] == field
+
+
+def test_other_workspace_source_is_404_and_revoked_is_409(
+    client: Any, services: Services, tenant: tuple[str, dict[str, str]]
+) -> None:
+    workspace_id, auth = tenant
+    other = services.workspaces.create("Other")
+    theirs = services.sources.create(other.id, "Theirs", "t")
+    body = {"sourceId": theirs.id, "type": "purchase", "userId": "u"}
+    assert client.post("/v1/streams/events", json=body, headers=auth).status_code == 404
+    assert client.post("/v1/streams/events", json=body).status_code == 401
+
+    mine = services.sources.create(workspace_id, "Mine", "t")
+    services.sources.revoke(workspace_id, mine.id)
+    body["sourceId"] = mine.id
+    assert client.post("/v1/streams/events", json=body, headers=auth).status_code == 409
