@@ -107,22 +107,9 @@ class LocalStack:
             self.emulators = None
 
     def _function(self, name: str, port: int, env: dict[str, str]) -> ManagedProcess:
-        command = [
-            sys.executable,
-            "-m",
-            "functions_framework",
-            "--target",
-            name,
-            "--source",
-            str(REPO_ROOT / "functions" / name / "main.py"),
-            "--host",
-            HOST,
-            "--port",
-            str(port),
-        ]
         return ManagedProcess(
             name=f"function-{name}",
-            command=command,
+            command=function_command(name, port),
             log_path=self.state_dir / "logs" / f"function-{name}.log",
             pid_path=self.state_dir / "run" / f"function-{name}.pid",
             env=env,
@@ -162,6 +149,26 @@ class LocalStack:
         dev_file.parent.mkdir(parents=True, exist_ok=True)
         dev_file.write_text(json.dumps(settings, indent=2) + "\n")
         return settings
+
+
+def function_command(name: str, port: int, signature_type: str = "http") -> list[str]:
+    """functions-framework serving `functions/<name>/main.py` with its production server."""
+    source = REPO_ROOT / "functions" / name / "main.py"
+    return [
+        sys.executable,
+        "-m",
+        "functions_framework",
+        "--target",
+        name,
+        "--source",
+        str(source),
+        "--signature-type",
+        signature_type,
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+    ]
 
 
 def _read_json(path: Path) -> Any:

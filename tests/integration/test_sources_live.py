@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import time
-from typing import Any
 
 import pytest
 from google.api_core import exceptions as gexc
@@ -13,6 +11,7 @@ from google.cloud import pubsub_v1
 
 from shared.bootstrap import Services
 from tests.functions import function_client
+from tests.pubsub_helpers import TopicReader
 
 pytestmark = pytest.mark.integration
 
@@ -22,34 +21,6 @@ def tenant(live_services: Services) -> tuple[str, dict[str, str]]:
     workspace = live_services.workspaces.create("Acme")
     token, _ = live_services.workspaces.create_token(workspace.id, "admin")
     return workspace.id, {"Authorization": f"Bearer {token}"}
-
-
-def subscribe(topic: str) -> tuple[pubsub_v1.SubscriberClient, str]:
-    subscriber = pubsub_v1.SubscriberClient()
-    subscription = topic.replace("/topics/", "/subscriptions/") + "-test"
-    subscriber.create_subscription(request={"name": subscription, "topic": topic})
-    return subscriber, subscription
-
-
-def pull_events(
-    subscriber: pubsub_v1.SubscriberClient, subscription: str, expected: int
-) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 20
-    while len(events) < expected and time.monotonic() < deadline:
-        response = subscriber.pull(
-            request={"subscription": subscription, "max_messages": 100}, timeout=5
-        )
-        for received in response.received_messages:
-            events.extend(json.loads(received.message.data))
-        if response.received_messages:
-            subscriber.acknowledge(
-                request={
-                    "subscription": subscription,
-                    "ack_ids": [m.ack_id for m in response.received_messages],
-                }
-            )
-    return events
 
 
 def test_created_source_has_a_real_topic(
@@ -100,7 +71,7 @@ def test_ingest_publishes_to_the_source_topic(
 ) -> None:
     workspace_id, _ = tenant
     source = live_services.sources.create(workspace_id, "Web", "t")
-    subscriber, subscription = subscribe(source.pubsub_topic)
+    reader = TopicReader(source.pubsub_topic)
     client = function_client("ingest")
 
     batch = {
@@ -119,7 +90,7 @@ def test_ingest_publishes_to_the_source_topic(
     )
     assert single.status_code == 200
 
-    events = pull_events(subscriber, subscription, 6)
+    events = reader.events(6)
     assert sorted(e["messageId"] for e in events if e["type"] == "track") == [
         f"m{i}" for i in range(5)
     ]

@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` (`python -m bench.ingest`); JSON results in bench/results/."""
