@@ -6,7 +6,10 @@ from functools import cached_property
 from typing import Any
 
 from shared.config import Settings, get_settings
+from shared.destinations.outbound import UrlGuard
 from shared.ports import ConfigStore, Publisher, TopicAdmin
+from shared.services.destinations import Destinations
+from shared.services.forwarding_rules import ForwardingRules
 from shared.services.ingest import Ingest
 from shared.services.sources import EventSources
 from shared.services.workspaces import Workspaces
@@ -53,6 +56,16 @@ class Services:
     @cached_property
     def sources(self) -> EventSources:
         return EventSources(self.store, self.topics)
+
+    @cached_property
+    def destinations(self) -> Destinations:
+        return Destinations(
+            self.store, UrlGuard(self.settings.allow_private_destinations), self.forwarding_rules
+        )
+
+    @cached_property
+    def forwarding_rules(self) -> ForwardingRules:
+        return ForwardingRules(self.store)
 
     @cached_property
     def ingest(self) -> Ingest:

@@ -3,12 +3,14 @@ function dispatchers, the OpenAPI document and the production API gateway config
 
 from __future__ import annotations
 
-from shared.api import docs, event_keys, ingest, streams
+from shared.api import destinations, docs, event_keys, forwarding_rules, ingest, streams
 from shared.http.routing import Route
 
 ROUTES: tuple[Route, ...] = (
     *ingest.ROUTES,
     *event_keys.ROUTES,
+    *forwarding_rules.ROUTES,
+    *destinations.ROUTES,
     *streams.ROUTES,
     *docs.ROUTES,
 )

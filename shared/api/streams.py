@@ -6,6 +6,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from shared.api.destinations import (
+    StreamDestination,
+    StreamDestinationInput,
+    create_destination,
+    stream_destination,
+)
 from shared.http.app import ApiRequest
 from shared.http.body import client_ip
 from shared.http.routing import Route
@@ -42,6 +48,17 @@ def send_event(request: ApiRequest) -> EventAccepted:
     return EventAccepted(eventId=event_id, status="accepted")
 
 
+class StreamDestinationList(BaseModel):
+    """The second seed's list answer: `{"data": [StreamDestination, ...]}`."""
+
+    data: list[StreamDestination]
+
+
+def list_destinations(request: ApiRequest) -> StreamDestinationList:
+    destinations = request.services.destinations.list(request.workspace_id)
+    return StreamDestinationList(data=[stream_destination(d) for d in destinations])
+
+
 ROUTES = (
     Route(
         "POST",
@@ -54,5 +71,27 @@ ROUTES = (
         response=EventAccepted,
         status=202,
         tag="Events",
+    ),
+    Route(
+        "GET",
+        "/v1/streams/destinations",
+        FUNCTION,
+        "listStreamDestinations",
+        "List stream destinations (the workspace's destinations; secrets are never returned)",
+        list_destinations,
+        response=StreamDestinationList,
+        tag="Destinations",
+    ),
+    Route(
+        "POST",
+        "/v1/streams/destinations",
+        FUNCTION,
+        "createStreamDestination",
+        "Configure a destination for delivering stream events",
+        create_destination,
+        body=StreamDestinationInput,
+        response=StreamDestination,
+        status=201,
+        tag="Destinations",
     ),
 )

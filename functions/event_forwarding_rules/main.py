@@ -1,0 +1,14 @@
+"""Forwarding Rules API: /api/v1/workspaces/{id}/event-forwarding-rules."""
+
+import functions_framework
+from flask import Request, Response
+
+from shared.api.routes import routes_of
+from shared.http.app import handle
+
+ROUTES = routes_of("event_forwarding_rules")
+
+
+@functions_framework.http
+def event_forwarding_rules(request: Request) -> Response:
+    return handle(request, ROUTES)

@@ -1,0 +1,164 @@
+"""Amplitude: one canonical event as an HTTP V2 API upload (`POST /2/httpapi`).
+
+Mapping (Segment/RudderStack conventions, Amplitude's documented event keys):
+- track -> event_type = event; page/screen -> "Viewed <name> Page/Screen" or "Loaded a Page/Screen"
+- identify -> "$identify" with user_properties {"$set": traits}
+- group -> two events in one upload: "$identify" with `groups` {group_type: groupId} (puts the
+  user in the group) and "$groupidentify" with group_properties {"$set": traits}
+- alias -> not sent (Amplitude's user mapping is a separate, enterprise-only API)
+user_id = userId, device_id = anonymousId, time = timestamp in ms, insert_id = messageId (Amplitude
+deduplicates on it for 7 days, so a retried delivery is harmless), device/os/app/location/ip from
+`context`, library = "<context.library.name>/<version>", revenue = properties.revenue (a number);
+context.traits ride along as user_properties {"$set": ...}.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+
+from shared.destinations.base import (
+    DestinationConfig,
+    OutboundRequest,
+    check_http_url,
+    compact,
+    dig,
+    epoch_ms,
+    event_time,
+    expect_config,
+    json_bytes,
+    obj,
+    page_or_screen_name,
+    scalar,
+    text,
+)
+
+ENDPOINTS = {
+    "us": "https://api2.amplitude.com/2/httpapi",
+    "eu": "https://api.eu.amplitude.com/2/httpapi",
+}
+
+# Amplitude event key <- dotted path in the canonical event's context.
+CONTEXT_KEYS = {
+    "ip": "ip",
+    "os_name": "os.name",
+    "os_version": "os.version",
+    "device_model": "device.model",
+    "device_manufacturer": "device.manufacturer",
+    "device_brand": "device.brand",
+    "platform": "device.type",
+    "carrier": "network.carrier",
+    "app_version": "app.version",
+    "language": "locale",
+    "country": "location.country",
+    "region": "location.region",
+    "city": "location.city",
+    "location_lat": "location.latitude",
+    "location_lng": "location.longitude",
+}
+
+
+class AmplitudeConfig(DestinationConfig):
+    """Project API key (write-only), data residency, and an optional endpoint override."""
+
+    ADDRESS_FIELDS: ClassVar[tuple[str, ...]] = ("endpoint",)
+    SENT_SECRETS: ClassVar[tuple[str, ...]] = ("api_key",)
+
+    api_key: Annotated[SecretStr, Field(min_length=1, max_length=256)]
+    region: Literal["us", "eu"] = "us"
+    # Full URL replacing the region's endpoint (a proxy, or a local receiver in tests).
+    endpoint: str | None = None
+    # Amplitude drops user/device ids shorter than 5 characters unless this option lowers it.
+    min_id_length: Annotated[int, Field(ge=1, le=255)] | None = None
+    # The group type that `group` calls put the user in (Amplitude groups are type -> value).
+    group_type: Annotated[str, Field(min_length=1, max_length=100)] = "group"
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        return None if value is None else check_http_url(value)
+
+
+def _library(context: dict[str, Any]) -> str | None:
+    name = text(dig(context, "library.name"))
+    version = text(dig(context, "library.version"))
+    if name and version:
+        return f"{name}/{version}"
+    return name
+
+
+def _base(event: dict[str, Any], event_type: str, now: datetime) -> dict[str, Any]:
+    """The keys every Amplitude event carries: ids, time, insert_id, device and location."""
+    context = obj(event.get("context"))
+    fields: dict[str, Any] = {
+        "event_type": event_type,
+        "user_id": text(event.get("userId")),
+        "device_id": text(event.get("anonymousId")),
+        "time": epoch_ms(event_time(event, now)),
+        "insert_id": text(event.get("messageId")),
+    }
+    for key, path in CONTEXT_KEYS.items():
+        fields[key] = scalar(dig(context, path))
+    fields["library"] = _library(context)
+    return compact(fields)
+
+
+def _events(event: dict[str, Any], cfg: AmplitudeConfig, now: datetime) -> list[dict[str, Any]]:
+    kind = event.get("type")
+    properties = obj(event.get("properties"))
+    traits = obj(event.get("traits"))
+    context_traits = obj(obj(event.get("context")).get("traits"))
+    if kind == "track" or kind in ("page", "screen"):
+        name = str(event.get("event")) if kind == "track" else page_or_screen_name(event)
+        amp = _base(event, name, now)
+        amp["event_properties"] = properties
+        revenue = properties.get("revenue")
+        if isinstance(revenue, int | float) and not isinstance(revenue, bool):
+            amp["revenue"] = revenue  # Amplitude counts revenue only from this top-level key
+        if context_traits:
+            amp["user_properties"] = {"$set": context_traits}
+        return [amp]
+    if kind == "identify":
+        amp = _base(event, "$identify", now)
+        amp["user_properties"] = {"$set": {**context_traits, **traits}}
+        return [amp]
+    if kind == "group":
+        group_id = str(event.get("groupId"))
+        groups = {cfg.group_type: group_id}
+        member = _base(event, "$identify", now)
+        member["groups"] = groups
+        member["user_properties"] = {"$set": groups}
+        group = _base(event, "$groupidentify", now)
+        group["insert_id"] = f"{group.get('insert_id', '')}-group"
+        group["groups"] = groups
+        group["group_properties"] = {"$set": traits}
+        return [member, group]
+    return []  # alias
+
+
+class AmplitudeConnector:
+    """Amplitude HTTP V2; alias events are skipped."""
+
+    type = "amplitude"
+    config_model = AmplitudeConfig
+
+    def build(
+        self, event: dict[str, Any], config: BaseModel, *, now: datetime
+    ) -> OutboundRequest | None:
+        cfg = expect_config(config, AmplitudeConfig)
+        events = _events(event, cfg, now)
+        if not events:
+            return None
+        api_key = cfg.api_key.get_secret_value()
+        upload: dict[str, Any] = {"api_key": api_key, "events": events}
+        if cfg.min_id_length is not None:
+            upload["options"] = {"min_id_length": cfg.min_id_length}
+        return OutboundRequest(
+            method="POST",
+            url=cfg.endpoint or ENDPOINTS[cfg.region],
+            headers={"Content-Type": "application/json", "Accept": "*/*"},
+            body=json_bytes(upload),
+            redact=(api_key,),
+        )
