@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 BQ_VENV := .venv-bq
 
-.PHONY: deps dev test lint fmt openapi unit stop clean
+.PHONY: deps dev test lint fmt openapi unit stop clean bench
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,3 +47,6 @@ stop: $(BIN)/.installed  ## Kill emulators and functions left by an interrupted 
 
 clean: stop
 	rm -rf $(VENV) $(BQ_VENV) .streams .pytest_cache .mypy_cache .ruff_cache
+
+bench: deps  ## Benchmarks; JSON results in bench/results/
+	$(BIN)/python -m bench.ingest

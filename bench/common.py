@@ -355,6 +355,8 @@ class CpuMeter:
     _busy: float = 0.0
     _children: float = 0.0
     _began: float = 0.0
+    # After stop(): cores used by each process of each group, busiest first.
+    per_process: dict[str, list[float]] = field(default_factory=dict)
 
     def start(self) -> None:
         self._start = _process_times()
@@ -368,11 +370,16 @@ class CpuMeter:
         busy, _ = _machine_busy()
         used: dict[str, float] = {}
         for name, pgid in self.groups.items():
-            seconds = 0.0
-            for pid, (group, cpu) in end.items():
-                if group == pgid:
-                    seconds += cpu - self._start.get(pid, (group, 0.0))[1]
-            used[name] = seconds
+            spent = [
+                cpu - self._start.get(pid, (group, 0.0))[1]
+                for pid, (group, cpu) in end.items()
+                if group == pgid
+            ]
+            used[name] = sum(spent)
+            if elapsed:
+                self.per_process[name] = sorted(
+                    (round(v / elapsed, 2) for v in spent), reverse=True
+                )
         # The load generator's processes are our children reaped during the interval.
         used["load_generator"] = _children_seconds() - self._children
         used["machine_total"] = busy - self._busy
@@ -380,6 +387,40 @@ class CpuMeter:
             v for k, v in used.items() if k != "machine_total"
         )
         return {k: round(v / elapsed, 2) for k, v in used.items()} if elapsed else {}
+
+
+def connections_by_process(pgid: int, port: int) -> list[int]:
+    """Established TCP connections to `port` held by each process of a group, most first.
+
+    gunicorn's workers share one listening socket and keep-alive connections stay with the worker
+    that accepted them, so this shows how evenly the load generator's connections were spread.
+    """
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if local_port == port and fields[3] == "01":  # ESTABLISHED
+                inodes.add(fields[9])
+    counts: list[int] = []
+    for pid, (group, _) in _process_times().items():
+        if group != pgid:
+            continue
+        n = 0
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:[") and target[8:-1] in inodes:
+                    n += 1
+        except OSError:
+            continue
+        if n:
+            counts.append(n)
+    return sorted(counts, reverse=True)
 
 
 # --- function servers ------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,7 @@ from bench.common import (
     Load,
     LoadGenerator,
     LoadResult,
+    connections_by_process,
     free_port,
     function_server,
     machine_info,
@@ -48,6 +50,11 @@ TRACK_VS_NOOP_TARGET = 0.60
 BATCH_EVENTS_TARGET = 20_000.0
 
 SERVE_TIMEOUT = 60.0
+# gunicorn's workers share one listening socket and a keep-alive connection stays with the worker
+# that accepted it: wrk's burst of connects often lands (almost) all on one worker, which then
+# runs on one core (one GIL) while the other idles. Such a run measures the accept race, not the
+# function, so it is repeated (up to --attempts runs; every run is recorded in the JSON).
+MAX_WORKER_SHARE = 2 / 3
 
 
 @dataclass(frozen=True)
@@ -188,18 +195,42 @@ def run(args: argparse.Namespace) -> int:
             groups = {"server": server.pid or -1}
             if pubsub_group is not None:
                 groups["pubsub_emulator"] = pubsub_group
-            meter = CpuMeter(groups)
-            meter.start()
-            measured = generator.run(load, args.duration)
-            cpu = meter.stop()
-            results[scenario.name] = _scenario_result(
-                scenario, warmup, measured, cpu, len(load.body)
-            )
+            attempts: list[Attempt] = []
+            while True:
+                attempts.append(
+                    _measure(generator, load, args.duration, groups, ports[scenario.function])
+                )
+                if attempts[-1].balanced or len(attempts) >= args.attempts:
+                    break
+                print(
+                    f"    connections skewed across workers ({attempts[-1].spread_text}): "
+                    "measuring again",
+                    flush=True,
+                )
+            chosen = attempts[-1]
+            result = _scenario_result(scenario, warmup, chosen.load, chosen.cpu, len(load.body))
+            result["server_processes"] = {
+                "cores": chosen.per_process,
+                "connections": chosen.connections,
+                "balanced": chosen.balanced,
+            }
+            result["attempts"] = [
+                {
+                    "requests_per_second": round(a.load.requests_per_second, 1),
+                    "connections": a.connections,
+                    "server_cores": a.cpu.get("server"),
+                    "error_count": a.load.error_count,
+                }
+                for a in attempts
+            ]
+            results[scenario.name] = result
             time.sleep(0.5)  # let in-flight publishes drain before the next scenario
     except KeyboardInterrupt:
         print("\nInterrupted; stopping everything started ...", file=sys.stderr, flush=True)
         return 130
     finally:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
         with ThreadPoolExecutor(max_workers=max(1, len(servers))) as pool:
             list(pool.map(ManagedProcess.stop, servers.values()))
         if stack is not None:
@@ -211,6 +242,46 @@ def run(args: argparse.Namespace) -> int:
     _write(report)
     _print_table(report)
     return 1 if report["errors_total"] else 0
+
+
+@dataclass
+class Attempt:
+    """One measured run: the load result, CPU, and how the connections spread over workers."""
+
+    load: LoadResult
+    cpu: dict[str, float]
+    per_process: list[float]
+    connections: list[int]
+
+    @property
+    def balanced(self) -> bool:
+        """No worker holds more than MAX_WORKER_SHARE of the connections (unknown counts pass)."""
+        total = sum(self.connections)
+        return total == 0 or max(self.connections) / total <= MAX_WORKER_SHARE
+
+    @property
+    def spread_text(self) -> str:
+        return "/".join(str(n) for n in self.connections) or "unknown"
+
+
+def _measure(
+    generator: LoadGenerator, load: Load, seconds: float, groups: dict[str, int], port: int
+) -> Attempt:
+    """One measured run; counts each worker's connections once the load has connected."""
+    meter = CpuMeter(groups)
+    spread: list[list[int]] = []
+    probe = threading.Timer(
+        min(2.0, seconds / 2),
+        lambda: spread.append(connections_by_process(groups["server"], port)),
+    )
+    meter.start()
+    probe.start()
+    try:
+        result = generator.run(load, seconds)
+    finally:
+        probe.cancel()
+    cpu = meter.stop()
+    return Attempt(result, cpu, meter.per_process.get("server", []), spread[0] if spread else [])
 
 
 def _scenario_result(
@@ -240,7 +311,10 @@ def _scenario_result(
             "error_count": warmup.error_count,
             "error_sample": warmup.error_sample,
         },
+        # Cores busy during the measurement, and CPU milliseconds per request, by process group:
+        # the function server, the Pub/Sub emulator's JVM, the load generator, the rest.
         "cpu_cores": cpu,
+        "cpu_ms_per_request": {k: round(v / rps * 1000, 3) for k, v in cpu.items()} if rps else {},
     }
 
 
@@ -280,6 +354,8 @@ def _report(
             "warmup_s": args.warmup,
             "duration_s": args.duration,
             "batch_size": args.batch_size,
+            "max_attempts": args.attempts,
+            "max_worker_connection_share": round(MAX_WORKER_SHARE, 3),
             "pubsub": "emulator (one message per request)",
             "cpu_count": cpu_count,
             "versions": package_versions(
@@ -323,19 +399,25 @@ def _print_table(report: dict[str, Any]) -> None:
         f"{s['duration_s']:g}s per scenario"
     )
     header = (
-        f"{'scenario':<11}{'req/s':>9}{'events/s':>10}{'p50 ms':>8}{'p99 ms':>8}{'errors':>7}"
-        f"{'cpu srv':>8}{'cpu psub':>9}{'cpu load':>9}"
+        f"{'scenario':<11}{'req/s':>8}{'events/s':>10}{'p50 ms':>8}{'p99 ms':>8}{'errors':>7}"
+        f"{'srv cores':>10}{'psub cores':>11}{'srv ms/req':>11}  conns/worker"
     )
     print(header)
     print("-" * len(header))
     for name, r in report["scenarios"].items():
-        cpu = r["cpu_cores"]
+        cpu, per = r["cpu_cores"], r["cpu_ms_per_request"]
         print(
-            f"{name:<11}{r['requests_per_second']:>9.0f}{r['events_per_second']:>10.0f}"
+            f"{name:<11}{r['requests_per_second']:>8.0f}{r['events_per_second']:>10.0f}"
             f"{r['latency_ms']['p50']:>8.1f}{r['latency_ms']['p99']:>8.1f}{r['error_count']:>7}"
-            f"{cpu.get('server', 0):>8.2f}{cpu.get('pubsub_emulator', 0):>9.2f}"
-            f"{cpu.get('load_generator', 0):>9.2f}"
+            f"{cpu.get('server', 0):>10.2f}{cpu.get('pubsub_emulator', 0):>11.2f}"
+            f"{per.get('server', 0):>11.2f}  "
+            + "/".join(str(n) for n in r["server_processes"]["connections"])
         )
+    ratios = report["ratios"]
+    print(
+        f"ratios: track/noop {ratios['track_vs_noop']}, batch/noop_batch "
+        f"{ratios['batch_vs_noop_batch']}"
+    )
     for name, t in report["targets"].items():
         verdict = "met" if t["met"] else "MISSED"
         print(f"target {name}: {t['measured']} (>= {t['target']:g}) {verdict}")
@@ -357,6 +439,12 @@ def main(argv: list[str] | None = None) -> int:
         default=int(env("BENCH_THREADS", "0")) or None,
         help="gunicorn THREADS per worker (default: functions-framework's 4 x CPUs)",
     )
+    parser.add_argument(
+        "--attempts",
+        type=int,
+        default=int(env("BENCH_ATTEMPTS", "3")),
+        help="measured runs per scenario at most, while connections are skewed across workers",
+    )
     parser.add_argument("--batch-size", type=int, default=int(env("BENCH_BATCH_SIZE", "100")))
     parser.add_argument(
         "--load-generator",
@@ -365,7 +453,9 @@ def main(argv: list[str] | None = None) -> int:
         help="wrk (installed with apt-get when missing and root), else the Python fallback",
     )
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
+    # Explicit handlers: a shell that starts us in the background may have SIGINT ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
     return run(args)
 
 

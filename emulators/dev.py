@@ -27,6 +27,37 @@ from emulators.stack import (
 log = logging.getLogger("streams.dev")
 
 FUNCTION_START_TIMEOUT = 60.0
+# Local development: destinations on this machine are allowed, and failing deliveries retry
+# quickly and dead-letter after a few attempts. Each is overridable from the environment.
+LOCAL_DEFAULTS = {
+    "STREAMS_ALLOW_PRIVATE_DESTINATIONS": "1",
+    "STREAMS_DELIVERY_MAX_ATTEMPTS": "5",
+    "STREAMS_DELIVERY_MIN_BACKOFF": "1",
+    "STREAMS_DELIVERY_MAX_BACKOFF": "10",
+}
+
+
+def prepare_pipeline(deliver_url: str, dead_letters_url: str) -> None:
+    """Create what Terraform creates in production: BigQuery tables, topics, subscriptions."""
+    from shared.adapters.bigquery import ensure_tables, new_client
+    from shared.bootstrap import Services
+    from shared.config import Settings
+    from shared.services.topology import Backoff, Endpoints, ensure_pipeline
+
+    settings = Settings.from_env()
+    services = Services(settings)
+    ensure_tables(new_client(settings), settings.bigquery_dataset)
+    backoff = Backoff(
+        float(os.environ.get("STREAMS_DELIVERY_MIN_BACKOFF", "1")),
+        float(os.environ.get("STREAMS_DELIVERY_MAX_BACKOFF", "10")),
+    )
+    ensure_pipeline(
+        settings,
+        services.topics,
+        services.sources,
+        Endpoints(deliver_url, dead_letters_url),
+        backoff,
+    )
 
 
 @dataclass(frozen=True)
@@ -60,14 +91,26 @@ class LocalStack:
 
     def start(self) -> None:
         """Start everything, or stop whatever started and raise."""
-        from shared.api.routes import ROUTES, http_functions
+        from shared.api.routes import PUBSUB_FUNCTIONS, ROUTES, http_functions
 
         try:
             self.emulators = start_stack(state_dir=self.state_dir)
-            env = {**self.emulators.env(), "STREAMS_ALLOW_PRIVATE_DESTINATIONS": "1"}
+            kinds = {name: "http" for name in http_functions()}
+            kinds.update(dict.fromkeys(PUBSUB_FUNCTIONS, "cloudevent"))
+            urls = {
+                name: f"http://{HOST}:{self.ports.functions + offset}"
+                for offset, name in enumerate(kinds)
+            }
+            env = {
+                **LOCAL_DEFAULTS,
+                **{k: v for k, v in os.environ.items() if k in LOCAL_DEFAULTS},
+                **self.emulators.env(),
+                "STREAMS_PROCESS_PUSH_ENDPOINT": urls["process"] + "/",
+            }
             os.environ.update(env)
-            for offset, name in enumerate(http_functions()):
-                self.functions[name] = self._function(name, self.ports.functions + offset, env)
+            for offset, (name, kind) in enumerate(kinds.items()):
+                port = self.ports.functions + offset
+                self.functions[name] = self._function(name, port, kind, env)
             for process in self.functions.values():
                 process.start()
             with ThreadPoolExecutor(max_workers=len(self.functions)) as pool:
@@ -76,10 +119,8 @@ class LocalStack:
                         lambda p: p.wait_healthy(FUNCTION_START_TIMEOUT), self.functions.values()
                     )
                 )
-            upstreams = {
-                name: f"http://{HOST}:{self.ports.functions + offset}"
-                for offset, name in enumerate(self.functions)
-            }
+            prepare_pipeline(urls["deliver"] + "/", urls["dead_letters"] + "/")
+            upstreams = {name: urls[name] for name in http_functions()}
             self._gateway = serve(Gateway(ROUTES, upstreams, self.health), HOST, self.ports.gateway)
         except BaseException:
             self.stop()
@@ -106,10 +147,10 @@ class LocalStack:
             self.emulators.stop()
             self.emulators = None
 
-    def _function(self, name: str, port: int, env: dict[str, str]) -> ManagedProcess:
+    def _function(self, name: str, port: int, kind: str, env: dict[str, str]) -> ManagedProcess:
         return ManagedProcess(
             name=f"function-{name}",
-            command=function_command(name, port),
+            command=function_command(name, port, kind),
             log_path=self.state_dir / "logs" / f"function-{name}.log",
             pid_path=self.state_dir / "run" / f"function-{name}.pid",
             env=env,

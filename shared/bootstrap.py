@@ -6,12 +6,17 @@ from functools import cached_property
 from typing import Any
 
 from shared.config import Settings, get_settings
-from shared.destinations.outbound import UrlGuard
-from shared.ports import ConfigStore, Publisher, TopicAdmin
+from shared.destinations.outbound import HttpSender, UrlGuard
+from shared.ports import ConfigStore, EventStore, Publisher, PushPolicy, TopicAdmin
+from shared.services.dead_letters import DeadLetters
+from shared.services.deliver import Deliverer
 from shared.services.destinations import Destinations
 from shared.services.forwarding_rules import ForwardingRules
 from shared.services.ingest import Ingest
+from shared.services.process import Processor
 from shared.services.sources import EventSources
+from shared.services.trace import Traces
+from shared.services.workspace_config import WorkspaceConfig
 from shared.services.workspaces import Workspaces
 
 
@@ -39,9 +44,13 @@ class Services:
 
     @cached_property
     def topics(self) -> TopicAdmin:
+        from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+
         from shared.adapters.pubsub import PubSubTopicAdmin
 
-        return PubSubTopicAdmin(self.publisher_client, self.settings.project_id)
+        return PubSubTopicAdmin(
+            self.publisher_client, pubsub_v1.SubscriberClient(), self.settings.project_id
+        )
 
     @cached_property
     def publisher(self) -> Publisher:
@@ -54,14 +63,61 @@ class Services:
         return Workspaces(self.store)
 
     @cached_property
+    def event_store(self) -> EventStore:
+        from shared.adapters.bigquery import BigQueryEventStore, new_client
+
+        return BigQueryEventStore(new_client(self.settings), self.settings.bigquery_dataset)
+
+    @cached_property
+    def url_guard(self) -> UrlGuard:
+        return UrlGuard(self.settings.allow_private_destinations)
+
+    @cached_property
+    def http_sender(self) -> HttpSender:
+        return HttpSender(self.url_guard)
+
+    @cached_property
     def sources(self) -> EventSources:
-        return EventSources(self.store, self.topics)
+        return EventSources(self.store, self.topics, process_push_policy(self.settings))
 
     @cached_property
     def destinations(self) -> Destinations:
-        return Destinations(
-            self.store, UrlGuard(self.settings.allow_private_destinations), self.forwarding_rules
+        return Destinations(self.store, self.url_guard, self.forwarding_rules)
+
+    @cached_property
+    def workspace_config(self) -> WorkspaceConfig:
+        return WorkspaceConfig(self.store, self.settings.config_cache_seconds)
+
+    @cached_property
+    def processor(self) -> Processor:
+        return Processor(
+            self.store,
+            self.event_store,
+            self.publisher,
+            self.workspace_config,
+            self.topics.topic_path(self.settings.deliveries_topic),
         )
+
+    @cached_property
+    def deliverer(self) -> Deliverer:
+        return Deliverer(
+            self.store,
+            self.workspace_config,
+            self.http_sender,
+            self.publisher,
+            self.topics.topic_path(self.settings.dead_letters_topic),
+            self.settings.delivery_max_attempts,
+        )
+
+    @cached_property
+    def dead_letters(self) -> DeadLetters:
+        return DeadLetters(
+            self.store, self.publisher, self.topics.topic_path(self.settings.deliveries_topic)
+        )
+
+    @cached_property
+    def traces(self) -> Traces:
+        return Traces(self.store)
 
     @cached_property
     def forwarding_rules(self) -> ForwardingRules:
@@ -72,6 +128,18 @@ class Services:
         return Ingest(
             self.sources, self.publisher, self.store, self.settings.write_key_cache_seconds
         )
+
+
+def process_push_policy(settings: Settings) -> PushPolicy | None:
+    """How source topics push to `process`; None where no endpoint is configured (unit tests)."""
+    if settings.process_push_endpoint is None:
+        return None
+    return PushPolicy(
+        endpoint=settings.process_push_endpoint,
+        min_backoff_seconds=1,
+        max_backoff_seconds=60,
+        service_account=settings.push_service_account,
+    )
 
 
 _services: Services | None = None

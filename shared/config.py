@@ -23,6 +23,16 @@ class Settings:
     allow_private_destinations: bool = False
     # How long ingest trusts a cached write-key lookup; bounds how late a revocation bites.
     write_key_cache_seconds: float = 5.0
+    # How long process and deliver trust cached rules, destinations and contracts.
+    config_cache_seconds: float = 5.0
+    # Where Pub/Sub pushes source topics (the process function). Production: its HTTPS URL,
+    # with OIDC tokens for `push_service_account`; locally the process function's port.
+    process_push_endpoint: str | None = None
+    push_service_account: str | None = None
+    deliveries_topic: str = "streams-deliveries"
+    dead_letters_topic: str = "streams-dead-letters"
+    # Attempts per delivery before it is dead-lettered (Pub/Sub redelivers with backoff between).
+    delivery_max_attempts: int = 8
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -36,6 +46,12 @@ class Settings:
             bigquery_emulator_url=env.get("BIGQUERY_EMULATOR_URL") or None,
             allow_private_destinations=_flag(env, "STREAMS_ALLOW_PRIVATE_DESTINATIONS"),
             write_key_cache_seconds=_seconds(env, "STREAMS_WRITE_KEY_CACHE_SECONDS", 5.0),
+            config_cache_seconds=_seconds(env, "STREAMS_CONFIG_CACHE_SECONDS", 5.0),
+            process_push_endpoint=env.get("STREAMS_PROCESS_PUSH_ENDPOINT") or None,
+            push_service_account=env.get("STREAMS_PUSH_SERVICE_ACCOUNT") or None,
+            deliveries_topic=env.get("STREAMS_DELIVERIES_TOPIC", "streams-deliveries"),
+            dead_letters_topic=env.get("STREAMS_DEAD_LETTERS_TOPIC", "streams-dead-letters"),
+            delivery_max_attempts=_integer(env, "STREAMS_DELIVERY_MAX_ATTEMPTS", 8, 1, 100),
         )
 
 
@@ -59,6 +75,19 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     if not 0 <= value <= 10:
         # Revocation must bite within 10 s, so a longer cache would break a promise.
         raise ValueError(f"{name} must be between 0 and 10, got {value}")
+    return value
+
+
+def _integer(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
     return value
 
 

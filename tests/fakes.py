@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import copy
 import itertools
+import operator
 from collections.abc import Iterable, Mapping
 
-from shared.ports import AlreadyExists, Document, Write
+from shared.ports import AlreadyExists, Document, Filter, PushPolicy, Write
 
 
 class InMemoryConfigStore:
@@ -19,13 +20,29 @@ class InMemoryConfigStore:
         document = self.documents.get(path)
         return copy.deepcopy(document) if document is not None else None
 
-    def list(self, collection: str) -> list[Document]:
+    def list_documents(self, collection: str) -> list[Document]:
         depth = collection.count("/") + 1
         return [
             copy.deepcopy(doc)
             for path, doc in self.documents.items()
             if path.startswith(collection + "/") and path.count("/") == depth
         ]
+
+    def get_many(self, paths: list[str]) -> dict[str, Document | None]:
+        return {path: self.get(path) for path in paths}
+
+    def query(
+        self,
+        collection: str,
+        where: Iterable[Filter] = (),
+        order_by: str | None = None,
+        descending: bool = False,
+        limit: int | None = None,
+    ) -> list[Document]:
+        found = [d for d in self.list_documents(collection) if all(_holds(d, f) for f in where)]
+        if order_by is not None:
+            found.sort(key=lambda d: d[order_by], reverse=descending)
+        return found[:limit] if limit is not None else found
 
     def create(self, path: str, data: Document) -> None:
         self.commit([Write("create", path, data)])
@@ -48,12 +65,27 @@ class InMemoryConfigStore:
         self.documents = staged
 
 
+def _holds(document: Document, condition: Filter) -> bool:
+    value = document.get(condition.field)
+    if condition.op == "in":
+        return value in condition.value
+    if condition.op == "==":
+        return bool(value == condition.value)
+    if value is None:
+        return False
+    return bool(OPERATORS[condition.op](value, condition.value))
+
+
+OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
 class FakeTopicAdmin:
     """`TopicAdmin` that remembers which topics exist."""
 
     def __init__(self, project_id: str = "test-project") -> None:
         self.project_id = project_id
         self.topics: set[str] = set()
+        self.subscriptions: dict[str, tuple[str, PushPolicy]] = {}
 
     def topic_path(self, topic_id: str) -> str:
         return f"projects/{self.project_id}/topics/{topic_id}"
@@ -61,6 +93,11 @@ class FakeTopicAdmin:
     def ensure_topic(self, topic_id: str) -> str:
         path = self.topic_path(topic_id)
         self.topics.add(path)
+        return path
+
+    def ensure_push_subscription(self, topic: str, subscription_id: str, policy: PushPolicy) -> str:
+        path = f"projects/{self.project_id}/subscriptions/{subscription_id}"
+        self.subscriptions[path] = (topic, policy)
         return path
 
 
@@ -75,3 +112,16 @@ class FakePublisher:
         batch = [(data, dict(attrs)) for data, attrs in messages]
         self.published.setdefault(topic, []).extend(batch)
         return [str(next(self._ids)) for _ in batch]
+
+
+class FakeEventStore:
+    """`EventStore` keeping rows in a list; `fail` makes the next inserts raise like an outage."""
+
+    def __init__(self) -> None:
+        self.rows: list[Document] = []
+        self.fail: Exception | None = None
+
+    def insert(self, rows: list[Document], row_ids: list[str]) -> None:
+        if self.fail is not None:
+            raise self.fail
+        self.rows.extend(copy.deepcopy(rows))

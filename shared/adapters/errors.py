@@ -10,7 +10,7 @@ from google.api_core import retry as gretry
 
 from shared.domain.errors import Unavailable
 
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     gexc.ServiceUnavailable,  # the emulator or the service is down or restarting
     gexc.DeadlineExceeded,  # the call outlived its deadline; the next one may not
     gexc.TooManyRequests,  # quota or flow control: back off

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from concurrent import futures
 from contextlib import suppress
+from datetime import timedelta
+from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
@@ -17,6 +19,7 @@ from google.cloud.pubsub_v1.types import (
 
 from shared.adapters.errors import CALL_TIMEOUT_SECONDS, RETRY, transient_as_unavailable
 from shared.domain.errors import Unavailable
+from shared.ports import PushPolicy
 
 # Batching is what makes publishing fast (~10k msg/s against ~60/s one at a time); a short
 # latency keeps the wait for the acknowledgement, which the HTTP answer depends on, small.
@@ -39,10 +42,16 @@ def new_publisher_client() -> pubsub_v1.PublisherClient:
 
 
 class PubSubTopicAdmin:
-    """Creates topics in one project."""
+    """Creates topics and push subscriptions in one project."""
 
-    def __init__(self, client: pubsub_v1.PublisherClient, project_id: str):
+    def __init__(
+        self,
+        client: pubsub_v1.PublisherClient,
+        subscriber: pubsub_v1.SubscriberClient,
+        project_id: str,
+    ):
         self._client = client
+        self._subscriber = subscriber
         self._project_id = project_id
 
     def topic_path(self, topic_id: str) -> str:
@@ -54,6 +63,40 @@ class PubSubTopicAdmin:
             self._client.create_topic(
                 request={"name": path}, retry=RETRY, timeout=CALL_TIMEOUT_SECONDS
             )
+        return path
+
+    def ensure_push_subscription(self, topic: str, subscription_id: str, policy: PushPolicy) -> str:
+        path = f"projects/{self._project_id}/subscriptions/{subscription_id}"
+        push_config: dict[str, Any] = {"push_endpoint": policy.endpoint}
+        if policy.service_account:
+            push_config["oidc_token"] = {"service_account_email": policy.service_account}
+        request: dict[str, Any] = {
+            "name": path,
+            "topic": topic,
+            "push_config": push_config,
+            "ack_deadline_seconds": policy.ack_deadline_seconds,
+            "retry_policy": {
+                "minimum_backoff": timedelta(seconds=policy.min_backoff_seconds),
+                "maximum_backoff": timedelta(seconds=policy.max_backoff_seconds),
+            },
+        }
+        if policy.dead_letter_topic:
+            request["dead_letter_policy"] = {
+                "dead_letter_topic": policy.dead_letter_topic,
+                "max_delivery_attempts": policy.max_delivery_attempts or 5,
+            }
+        with transient_as_unavailable("Pub/Sub"):
+            try:
+                self._subscriber.create_subscription(
+                    request=request, retry=RETRY, timeout=CALL_TIMEOUT_SECONDS
+                )
+            except gexc.AlreadyExists:
+                # The endpoint may have moved (a new local port, a redeployed function).
+                self._subscriber.modify_push_config(
+                    request={"subscription": path, "push_config": push_config},
+                    retry=RETRY,
+                    timeout=CALL_TIMEOUT_SECONDS,
+                )
         return path
 
 

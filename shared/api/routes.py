@@ -3,7 +3,15 @@ function dispatchers, the OpenAPI document and the production API gateway config
 
 from __future__ import annotations
 
-from shared.api import destinations, docs, event_keys, forwarding_rules, ingest, streams
+from shared.api import (
+    destinations,
+    docs,
+    event_keys,
+    events,
+    forwarding_rules,
+    ingest,
+    streams,
+)
 from shared.http.routing import Route
 
 ROUTES: tuple[Route, ...] = (
@@ -11,9 +19,17 @@ ROUTES: tuple[Route, ...] = (
     *event_keys.ROUTES,
     *forwarding_rules.ROUTES,
     *destinations.ROUTES,
+    *events.ROUTES,
     *streams.ROUTES,
     *docs.ROUTES,
 )
+
+# The Pub/Sub-triggered functions and what feeds them (they have no routes).
+PUBSUB_FUNCTIONS = {
+    "process": "every source topic",
+    "deliver": "the deliveries topic",
+    "dead_letters": "the dead-letter topic",
+}
 
 
 def routes_of(function: str) -> tuple[Route, ...]:

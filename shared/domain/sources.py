@@ -66,6 +66,14 @@ def source_topic_id(source_id: str) -> str:
     return f"streams-source-{source_id}"
 
 
+def process_subscription_id(source_id: str) -> str:
+    """The subscription that pushes a source's topic to the process function."""
+    return f"streams-process-{source_id}"
+
+
+WRITE_KEYS = "write_keys"
+
+
 def workspace_path(workspace_id: str) -> str:
     return f"workspaces/{workspace_id}"
 
@@ -79,7 +87,7 @@ def sources_collection(workspace_id: str) -> str:
 
 
 def write_key_path(key: str) -> str:
-    return f"write_keys/{key}"
+    return f"{WRITE_KEYS}/{key}"
 
 
 def token_path(hashed: str) -> str:

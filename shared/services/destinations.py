@@ -44,7 +44,7 @@ class Destinations:
         self._clock = clock
 
     def list(self, workspace_id: str) -> list[Destination]:
-        documents = self._store.list(destinations_collection(workspace_id))
+        documents = self._store.list_documents(destinations_collection(workspace_id))
         return sorted((Destination.model_validate(d) for d in documents), key=_creation_order)
 
     def get(self, workspace_id: str, destination_id: str) -> Destination:

@@ -32,7 +32,7 @@ class ForwardingRules:
         self._clock = clock
 
     def list(self, workspace_id: str) -> list[ForwardingRule]:
-        documents = self._store.list(rules_collection(workspace_id))
+        documents = self._store.list_documents(rules_collection(workspace_id))
         return sorted((ForwardingRule.model_validate(d) for d in documents), key=_creation_order)
 
     def get(self, workspace_id: str, rule_id: str) -> ForwardingRule:

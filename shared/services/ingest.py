@@ -21,6 +21,7 @@ from shared.domain.events import (
 )
 from shared.domain.sources import EventSource, WriteKey, source_path
 from shared.ports import ConfigStore, Publisher, Write
+from shared.services.cache import TtlCache
 from shared.services.sources import EventSources
 
 log = logging.getLogger("streams.ingest")
@@ -31,7 +32,6 @@ log = logging.getLogger("streams.ingest")
 MESSAGE_SCHEMA = "streams.events.v1"
 # last_used_at is written at most this often per source and instance, never per request.
 LAST_USED_WRITE_SECONDS = 30.0
-KEY_CACHE_MAX_ENTRIES = 10_000
 TEST_EVENT = {
     "event": "Streams Test Event",
     "anonymousId": "streams-test-event",
@@ -46,32 +46,6 @@ class IngestResult:
 
     message_ids: list[str]
     rejections: list[Rejection]
-
-
-class WriteKeyCache:
-    """Write-key lookups remembered for a few seconds: a busy source costs no read per request."""
-
-    def __init__(
-        self,
-        lookup: Callable[[str], WriteKey | None],
-        ttl_seconds: float,
-        monotonic: Callable[[], float] = time.monotonic,
-    ):
-        self._lookup = lookup
-        self._ttl = ttl_seconds
-        self._monotonic = monotonic
-        self._entries: dict[str, tuple[float, WriteKey | None]] = {}
-
-    def get(self, key: str) -> WriteKey | None:
-        now = self._monotonic()
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] > now:
-            return entry[1]
-        record = self._lookup(key)
-        if len(self._entries) >= KEY_CACHE_MAX_ENTRIES:
-            self._entries.clear()
-        self._entries[key] = (now + self._ttl, record)
-        return record
 
 
 class LastUsedTracker:
@@ -117,7 +91,8 @@ class Ingest:
         clock: Callable[[], datetime] = ids.utcnow,
         new_message_id: Callable[[], str] = ids.new_id,
     ):
-        self._keys = WriteKeyCache(sources.resolve_write_key, key_cache_seconds)
+        self._sources = sources
+        self._keys: TtlCache[WriteKey | None] = TtlCache(key_cache_seconds)
         self._publisher = publisher
         self._last_used = LastUsedTracker(store)
         self._clock = clock
@@ -129,7 +104,7 @@ class Ingest:
             raise Unauthorized(
                 "missing write key: send X-Write-Key, HTTP Basic username, ?writeKey= or writeKey"
             )
-        record = self._keys.get(write_key)
+        record = self._keys.get(write_key, lambda: self._sources.resolve_write_key(write_key))
         if record is None:
             raise Unauthorized("unknown write key")
         if record.status != "active":

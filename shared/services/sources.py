@@ -8,15 +8,17 @@ from datetime import datetime
 from shared.domain import ids
 from shared.domain.errors import NotFound
 from shared.domain.sources import (
+    WRITE_KEYS,
     EventSource,
     SourceType,
     WriteKey,
+    process_subscription_id,
     source_path,
     source_topic_id,
     sources_collection,
     write_key_path,
 )
-from shared.ports import AlreadyExists, ConfigStore, TopicAdmin, Write
+from shared.ports import AlreadyExists, ConfigStore, PushPolicy, TopicAdmin, Write
 
 # A collision of 256-bit random keys is not going to happen; the retry exists so that a
 # broken random source fails loudly instead of handing one key to two sources.
@@ -30,11 +32,13 @@ class EventSources:
         self,
         store: ConfigStore,
         topics: TopicAdmin,
+        process_push: PushPolicy | None = None,
         clock: Callable[[], datetime] = ids.utcnow,
         new_key: Callable[[], str] = ids.new_write_key,
     ):
         self._store = store
         self._topics = topics
+        self._process_push = process_push
         self._clock = clock
         self._new_key = new_key
 
@@ -44,6 +48,7 @@ class EventSources:
         source_id = ids.new_id()
         # The topic comes first: a source must never exist without the topic its events go to.
         topic = self._topics.ensure_topic(source_topic_id(source_id))
+        self.wire(source_id, topic)
         now = ids.isoformat(self._clock())
         for _ in range(KEY_ATTEMPTS):
             source = EventSource(
@@ -74,8 +79,22 @@ class EventSources:
                 continue
         raise RuntimeError("could not generate a unique write key")
 
+    def wire(self, source_id: str, topic: str) -> None:
+        """Subscribe `process` to a source's topic (idempotent; re-points a moved endpoint)."""
+        if self._process_push is not None:
+            self._topics.ensure_push_subscription(
+                topic, process_subscription_id(source_id), self._process_push
+            )
+
+    def wire_all(self) -> int:
+        """Wire every source of every workspace (local restarts; production uses the same call)."""
+        keys = [WriteKey.model_validate(d) for d in self._store.list_documents(WRITE_KEYS)]
+        for key in keys:
+            self.wire(key.source_id, key.pubsub_topic)
+        return len(keys)
+
     def list(self, workspace_id: str) -> list[EventSource]:
-        documents = self._store.list(sources_collection(workspace_id))
+        documents = self._store.list_documents(sources_collection(workspace_id))
         return sorted((EventSource.model_validate(d) for d in documents), key=_creation_order)
 
     def get(self, workspace_id: str, source_id: str, field: str = "keyId") -> EventSource:

@@ -137,10 +137,12 @@ def test_both_seeds_serve_one_data_model(
     amplitude = {"name": "Amplitude", "type": "amplitude", "config": {"api_key": AMPLITUDE_KEY}}
     second = client.post(base, json=amplitude, headers=auth).get_json()
 
-    assert client.get(base, headers=auth).get_json() == [first, second]
+    # Creation order; two creations within one millisecond are ordered by id.
+    expected = sorted([first, second], key=lambda d: (d["createdAt"], d["id"]))
+    assert client.get(base, headers=auth).get_json() == expected
     listed = streams.get("/v1/streams/destinations", headers=auth)
     assert listed.status_code == 200
-    assert listed.get_json() == {"data": [first, second]}
+    assert listed.get_json() == {"data": expected}
     assert client.get(f"{base}/{first['id']}", headers=auth).get_json() == first
 
     # The second seed's input has no status; unknown fields are refused there too.

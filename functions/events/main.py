@@ -1,0 +1,14 @@
+"""Event traces and dead letters: /api/v1/workspaces/{id}/events/..., /dead-letters."""
+
+import functions_framework
+from flask import Request, Response
+
+from shared.api.routes import routes_of
+from shared.http.app import handle
+
+ROUTES = routes_of("events")
+
+
+@functions_framework.http
+def events(request: Request) -> Response:
+    return handle(request, ROUTES)

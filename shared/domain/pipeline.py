@@ -1,0 +1,120 @@
+"""Records that follow an event through the pipeline: log entry, deliveries, dead letters."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from shared.domain.errors import InvalidRequest
+
+# Dedup window: PRODUCT asks for at least 24 h; the margin covers Pub/Sub's own redelivery.
+DEDUP_HOURS = 48
+# Attempt history kept per delivery: enough to explain a failure, bounded so documents stay small.
+HISTORY_LIMIT = 20
+
+DeliveryStatus = Literal["delivered", "retrying", "failed", "dead_lettered", "skipped"]
+FINAL_STATUSES = frozenset({"delivered", "skipped"})
+
+
+def event_key(message_id: str) -> str:
+    """A document id for a messageId: messageIds are client-chosen and may contain '/'."""
+    return hashlib.sha256(message_id.encode()).hexdigest()[:40]
+
+
+def event_log_path(workspace_id: str, message_id: str) -> str:
+    return f"workspaces/{workspace_id}/event_log/{event_key(message_id)}"
+
+
+def deliveries_collection(workspace_id: str) -> str:
+    return f"workspaces/{workspace_id}/deliveries"
+
+
+def delivery_id(message_id: str, rule_id: str) -> str:
+    """One delivery per event and forwarding rule; the id makes redelivery idempotent."""
+    return f"{event_key(message_id)}-{rule_id}"
+
+
+def delivery_path(workspace_id: str, delivery: str) -> str:
+    return f"{deliveries_collection(workspace_id)}/{delivery}"
+
+
+def dead_letters_collection(workspace_id: str) -> str:
+    return f"workspaces/{workspace_id}/dead_letters"
+
+
+def dead_letter_path(workspace_id: str, delivery: str) -> str:
+    return f"{dead_letters_collection(workspace_id)}/{delivery}"
+
+
+@dataclass(frozen=True)
+class SourceMessage:
+    """One message of a source topic: the accepted events of one ingest request."""
+
+    pubsub_message_id: str
+    workspace_id: str
+    source_id: str
+    events: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class DeliveryMessage:
+    """One message of the deliveries topic: an event on its way to one rule's destination."""
+
+    delivery_id: str
+    workspace_id: str
+    message_id: str
+    rule_id: str
+    destination_id: str
+    transformation_id: str | None
+    event: dict[str, Any]
+    replay: bool = False
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.__dict__, separators=(",", ":"), ensure_ascii=False).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> DeliveryMessage:
+        try:
+            fields = json.loads(data)
+            return cls(**{name: fields[name] for name in DELIVERY_FIELDS if name in fields})
+        except (ValueError, TypeError) as exc:
+            raise InvalidMessage(f"not a delivery message: {exc}") from None
+
+    def attributes(self) -> dict[str, str]:
+        return {
+            "workspace_id": self.workspace_id,
+            "destination_id": self.destination_id,
+            "rule_id": self.rule_id,
+            "message_id": self.message_id,
+        }
+
+
+DELIVERY_FIELDS = tuple(DeliveryMessage.__dataclass_fields__)
+
+
+class InvalidMessage(InvalidRequest):
+    """A Pub/Sub message that can never be processed: recorded and acknowledged, not retried."""
+
+
+def parse_source_message(
+    data: bytes, attributes: dict[str, str], pubsub_message_id: str
+) -> SourceMessage:
+    """A source-topic message as published by ingest; `InvalidMessage` for anything else."""
+    try:
+        events = json.loads(data)
+    except ValueError as exc:
+        raise InvalidMessage(f"message {pubsub_message_id} is not JSON: {exc}") from None
+    workspace_id = attributes.get("workspace_id")
+    source_id = attributes.get("source_id")
+    if not workspace_id or not source_id:
+        raise InvalidMessage(f"message {pubsub_message_id} lacks workspace_id/source_id")
+    if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+        raise InvalidMessage(f"message {pubsub_message_id} is not a list of events")
+    mismatched = [
+        e for e in events if e.get("workspaceId") != workspace_id or not e.get("messageId")
+    ]
+    if mismatched:
+        raise InvalidMessage(f"message {pubsub_message_id} has events of another workspace")
+    return SourceMessage(pubsub_message_id, workspace_id, source_id, events)

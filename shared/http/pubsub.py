@@ -1,0 +1,43 @@
+"""Pub/Sub-triggered entry points: unwrap the pushed message, decide ack or retry."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from shared.domain.pipeline import InvalidMessage
+
+log = logging.getLogger("streams.pubsub")
+
+
+@dataclass(frozen=True)
+class PushedMessage:
+    """A Pub/Sub message as the function received it."""
+
+    message_id: str
+    data: bytes
+    attributes: dict[str, str]
+
+
+def unwrap(cloud_event: Any) -> PushedMessage:
+    """The message inside a CloudEvent: Eventarc's, or functions-framework's conversion of an
+    emulator push (`subscription` is optional: the conversion drops it)."""
+    message = (cloud_event.data or {}).get("message") or {}
+    return PushedMessage(
+        message_id=str(message.get("messageId") or message.get("message_id") or ""),
+        data=base64.b64decode(message.get("data") or ""),
+        attributes=dict(message.get("attributes") or {}),
+    )
+
+
+def handle_push(cloud_event: Any, handler: Callable[[PushedMessage], object]) -> None:
+    """Run `handler`; a message that can never succeed is logged and acknowledged, anything
+    else that fails propagates, so functions-framework answers 500 and Pub/Sub redelivers."""
+    message = unwrap(cloud_event)
+    try:
+        handler(message)
+    except InvalidMessage as error:
+        log.error("dropping unprocessable message %s: %s", message.message_id, error.message)

@@ -1,0 +1,279 @@
+"""Process: deduplicate, validate, store and route the events of one source-topic message."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from shared.domain import ids
+from shared.domain.pipeline import (
+    DEDUP_HOURS,
+    DeliveryMessage,
+    SourceMessage,
+    delivery_id,
+    event_log_path,
+)
+from shared.domain.routing import matching_rules
+from shared.domain.storage import event_row
+from shared.ports import AlreadyExists, ConfigStore, Document, EventStore, Publisher, Write
+from shared.services.workspace_config import WorkspaceConfig
+
+log = logging.getLogger("streams.process")
+
+# Firestore commits at most 500 writes at once.
+BATCH_WRITES = 400
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The contracts' decision on one event: blocked events are quarantined, never stored."""
+
+    blocked: bool = False
+    violations: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Validator(Protocol):
+    """The contract-validation step: one verdict per event, in order."""
+
+    def validate(self, workspace_id: str, events: list[dict[str, Any]]) -> list[Verdict]: ...
+
+
+class NoContracts:
+    """Every event passes: the step's place in the pipeline before contracts exist."""
+
+    def validate(self, workspace_id: str, events: list[dict[str, Any]]) -> list[Verdict]:
+        return [Verdict() for _ in events]
+
+
+@dataclass
+class ProcessOutcome:
+    """What happened to one message's events."""
+
+    received: int = 0
+    duplicates: int = 0
+    stored: int = 0
+    blocked: int = 0
+    deliveries: int = 0
+    skipped: int = 0
+
+
+class Processor:
+    """Runs every accepted event exactly once through validation, storage and routing."""
+
+    def __init__(
+        self,
+        store: ConfigStore,
+        events: EventStore,
+        publisher: Publisher,
+        config: WorkspaceConfig,
+        deliveries_topic: str,
+        validator: Validator | None = None,
+        clock: Callable[[], datetime] = ids.utcnow,
+    ):
+        self._store = store
+        self._events = events
+        self._publisher = publisher
+        self._config = config
+        self._deliveries_topic = deliveries_topic
+        self._validator = validator or NoContracts()
+        self._clock = clock
+
+    def process(self, message: SourceMessage) -> ProcessOutcome:
+        """Process a message; transient failures raise so that Pub/Sub redelivers it whole.
+
+        A redelivered message resumes the events it had claimed; events claimed by another
+        message, or already done, are duplicates and go no further.
+        """
+        outcome = ProcessOutcome(received=len(message.events))
+        now = self._clock()
+        fresh, duplicates = self._claim(message, now)
+        outcome.duplicates = len(duplicates)
+        self._record_duplicates(duplicates, now)
+        if not fresh:
+            return outcome
+
+        verdicts = self._validator.validate(message.workspace_id, fresh)
+        passed = [e for e, v in zip(fresh, verdicts, strict=True) if not v.blocked]
+        outcome.blocked = len(fresh) - len(passed)
+        if passed:
+            self._events.insert([event_row(e) for e in passed], [e["messageId"] for e in passed])
+        routed = self._route(message.workspace_id, passed)
+        deliveries = [d for plan in routed.values() for d in plan["deliveries"]]
+        if deliveries:
+            self._publisher.publish(
+                self._deliveries_topic, [(d.to_json(), d.attributes()) for d in deliveries]
+            )
+        outcome.stored = len(passed)
+        outcome.deliveries = len(deliveries)
+        outcome.skipped = sum(len(plan["skipped"]) for plan in routed.values())
+        self._finish(message, fresh, verdicts, routed, now)
+        return outcome
+
+    def _claim(
+        self, message: SourceMessage, now: datetime
+    ) -> tuple[list[dict[str, Any]], list[tuple[str, Document]]]:
+        """Split events into those this message processes and duplicates (path, log entry)."""
+        unique: dict[str, dict[str, Any]] = {}
+        duplicates: list[tuple[str, Document]] = []
+        for event in message.events:
+            path = event_log_path(message.workspace_id, event["messageId"])
+            if path in unique:
+                duplicates.append((path, {}))  # the same messageId twice in one request
+            else:
+                unique[path] = event
+        existing = self._store.get_many(list(unique))
+        fresh: list[dict[str, Any]] = []
+        claims: list[Write] = []
+        for path, event in unique.items():
+            entry = existing[path]
+            if entry is None or _expired(entry, now):
+                claims.append(
+                    Write("set" if entry else "create", path, _claim(message, event, now))
+                )
+                fresh.append(event)
+            elif (
+                entry["state"] == "claimed"
+                and entry["pubsub_message_id"] == message.pubsub_message_id
+            ):
+                fresh.append(event)  # our own earlier attempt failed midway: resume
+            else:
+                duplicates.append((path, entry))
+        lost = self._commit_claims(claims)
+        if lost:
+            fresh = [
+                e for e in fresh if event_log_path(message.workspace_id, e["messageId"]) not in lost
+            ]
+            duplicates.extend((path, {}) for path in lost)
+        return fresh, duplicates
+
+    def _commit_claims(self, claims: list[Write]) -> set[str]:
+        """Commit claims; return the paths another instance claimed first (they are duplicates)."""
+        lost: set[str] = set()
+        for chunk in _chunks(claims, BATCH_WRITES):
+            try:
+                self._store.commit(chunk)
+            except AlreadyExists:
+                # A concurrent duplicate won some of them: claim one by one to learn which.
+                for claim in chunk:
+                    try:
+                        self._store.commit([claim])
+                    except AlreadyExists:
+                        lost.add(claim.path)
+        return lost
+
+    def _record_duplicates(self, duplicates: list[tuple[str, Document]], now: datetime) -> None:
+        writes = [
+            Write(
+                "update",
+                path,
+                {
+                    "duplicates": int(entry.get("duplicates", 0)) + 1,
+                    "last_duplicate_at": ids.isoformat(now),
+                },
+            )
+            for path, entry in duplicates
+            if entry
+        ]
+        for chunk in _chunks(writes, BATCH_WRITES):
+            self._store.commit(chunk)
+
+    def _route(
+        self, workspace_id: str, events: list[dict[str, Any]]
+    ) -> dict[str, dict[str, list[Any]]]:
+        """Per messageId: the deliveries to make and the rules skipped (with why)."""
+        routing = self._config.routing(workspace_id)
+        plans: dict[str, dict[str, list[Any]]] = {}
+        for event in events:
+            plan: dict[str, list[Any]] = {"deliveries": [], "skipped": []}
+            for rule in matching_rules(routing.rules, event):
+                destination = routing.destinations.get(rule.destination_id)
+                if destination is None or destination.status != "active":
+                    state = "missing" if destination is None else destination.status
+                    plan["skipped"].append(
+                        {
+                            "rule_id": rule.id,
+                            "destination_id": rule.destination_id,
+                            "reason": f"destination is {state}",
+                        }
+                    )
+                    continue
+                plan["deliveries"].append(
+                    DeliveryMessage(
+                        delivery_id=delivery_id(event["messageId"], rule.id),
+                        workspace_id=workspace_id,
+                        message_id=event["messageId"],
+                        rule_id=rule.id,
+                        destination_id=destination.id,
+                        transformation_id=rule.transformation_id,
+                        event=event,
+                    )
+                )
+            plans[event["messageId"]] = plan
+        return plans
+
+    def _finish(
+        self,
+        message: SourceMessage,
+        events: list[dict[str, Any]],
+        verdicts: list[Verdict],
+        routed: dict[str, dict[str, list[Any]]],
+        now: datetime,
+    ) -> None:
+        at = ids.isoformat(self._clock())
+        writes = []
+        for event, verdict in zip(events, verdicts, strict=True):
+            plan = routed.get(event["messageId"], {"deliveries": [], "skipped": []})
+            writes.append(
+                Write(
+                    "update",
+                    event_log_path(message.workspace_id, event["messageId"]),
+                    {
+                        "state": "done",
+                        "blocked": verdict.blocked,
+                        "violations": verdict.violations,
+                        "stored_at": None if verdict.blocked else at,
+                        "routed_at": None if verdict.blocked else at,
+                        "deliveries": [
+                            {
+                                "delivery_id": d.delivery_id,
+                                "rule_id": d.rule_id,
+                                "destination_id": d.destination_id,
+                            }
+                            for d in plan["deliveries"]
+                        ],
+                        "skipped": plan["skipped"],
+                    },
+                )
+            )
+        for chunk in _chunks(writes, BATCH_WRITES):
+            self._store.commit(chunk)
+
+
+def _claim(message: SourceMessage, event: dict[str, Any], now: datetime) -> Document:
+    return {
+        "message_id": event["messageId"],
+        "workspace_id": message.workspace_id,
+        "source_id": message.source_id,
+        "pubsub_message_id": message.pubsub_message_id,
+        "event_type": event["type"],
+        "received_at": event["receivedAt"],
+        "claimed_at": ids.isoformat(now),
+        "state": "claimed",
+        "duplicates": 0,
+        # A timestamp, not a string: Firestore TTL policies only expire on timestamp fields.
+        "expires_at": now + timedelta(hours=DEDUP_HOURS),
+    }
+
+
+def _expired(entry: Document, now: datetime) -> bool:
+    # The emulator (and TTL's own lag in production) keeps expired entries: check here too.
+    expires_at = entry.get("expires_at")
+    return isinstance(expires_at, datetime) and expires_at <= now
+
+
+def _chunks(writes: list[Write], size: int) -> Iterator[list[Write]]:
+    for start in range(0, len(writes), size):
+        yield writes[start : start + size]

@@ -1,0 +1,139 @@
+"""The trace of one event: every stage it passed, assembled from the records the pipeline keeps
+anyway (its log entry, its deliveries, its dead letters), so tracing costs no extra write."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.domain.errors import NotFound
+from shared.domain.pipeline import (
+    dead_letters_collection,
+    deliveries_collection,
+    event_log_path,
+)
+from shared.ports import ConfigStore, Document, Filter
+
+# A delivery attempt's status, as a trace stage.
+ATTEMPT_STAGES = {
+    "delivered": "delivered",
+    "retrying": "retried",
+    "dead_lettered": "dead_lettered",
+    "failed": "failed",
+    "skipped": "skipped",
+}
+
+
+class Traces:
+    """Explains what happened to an event, by messageId."""
+
+    def __init__(self, store: ConfigStore):
+        self._store = store
+
+    def trace(self, workspace_id: str, message_id: str) -> dict[str, Any]:
+        entry = self._store.get(event_log_path(workspace_id, message_id))
+        if entry is None:
+            raise NotFound(f"no event with messageId {message_id}", field="messageId")
+        by_message = [Filter("message_id", "==", message_id)]
+        deliveries = self._store.query(deliveries_collection(workspace_id), by_message)
+        dead_letters = self._store.query(dead_letters_collection(workspace_id), by_message)
+        stages = _event_stages(entry)
+        for delivery in deliveries:
+            stages.extend(_delivery_stages(delivery))
+        for letter in dead_letters:
+            if letter.get("replayed_at"):
+                stages.append(
+                    _stage(
+                        "replayed",
+                        "ok",
+                        letter["replayed_at"],
+                        f"replayed {letter.get('replay_count', 1)} time(s)",
+                        letter,
+                    )
+                )
+        stages.sort(key=lambda stage: stage["at"] or "")
+        return {
+            "message_id": message_id,
+            "workspace_id": workspace_id,
+            "source_id": entry.get("source_id"),
+            "event_type": entry.get("event_type"),
+            "state": "processing" if entry.get("state") == "claimed" else "processed",
+            "stages": stages,
+        }
+
+
+def _event_stages(entry: Document) -> list[dict[str, Any]]:
+    stages = [_stage("received", "ok", entry.get("received_at"), None, entry)]
+    if entry.get("duplicates"):
+        stages.append(
+            _stage(
+                "duplicate",
+                "dropped",
+                entry.get("last_duplicate_at"),
+                f"{entry['duplicates']} duplicate(s) of this messageId ignored",
+                entry,
+            )
+        )
+    if entry.get("state") != "done":
+        return stages
+    if entry.get("blocked"):
+        stages.append(
+            _stage(
+                "blocked",
+                "blocked",
+                entry.get("claimed_at"),
+                "blocked by a contract",
+                entry,
+                violations=entry.get("violations"),
+            )
+        )
+        return stages
+    if entry.get("violations"):
+        stages.append(
+            _stage(
+                "violated",
+                "warning",
+                entry.get("stored_at"),
+                f"{len(entry['violations'])} contract violation(s)",
+                entry,
+                violations=entry.get("violations"),
+            )
+        )
+    stages.append(_stage("stored", "ok", entry.get("stored_at"), None, entry))
+    routed = entry.get("deliveries") or []
+    reason = f"{len(routed)} matching rule(s)" if routed else "no matching enabled rule"
+    stages.append(_stage("routed", "ok", entry.get("routed_at"), reason, entry))
+    for skipped in entry.get("skipped") or []:
+        stages.append(
+            _stage("skipped", "skipped", entry.get("routed_at"), skipped["reason"], skipped)
+        )
+    return stages
+
+
+def _delivery_stages(delivery: Document) -> list[dict[str, Any]]:
+    return [
+        _stage(
+            ATTEMPT_STAGES.get(attempt["status"], attempt["status"]),
+            attempt["status"],
+            attempt["at"],
+            attempt.get("detail"),
+            delivery,
+            attempt=number,
+            http_status=attempt.get("http_status"),
+        )
+        for number, attempt in enumerate(delivery.get("history", []), start=1)
+    ]
+
+
+def _stage(
+    stage: str, status: str, at: str | None, reason: str | None, record: Document, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "stage": stage,
+        "status": status,
+        "at": at,
+        "reason": reason,
+        "rule_id": record.get("rule_id"),
+        "destination_id": record.get("destination_id"),
+        "delivery_id": record.get("delivery_id"),
+        **extra,
+    }
