@@ -14,8 +14,8 @@ DEDUP_HOURS = 48
 # Attempt history kept per delivery: enough to explain a failure, bounded so documents stay small.
 HISTORY_LIMIT = 20
 
-DeliveryStatus = Literal["delivered", "retrying", "failed", "dead_lettered", "skipped"]
-FINAL_STATUSES = frozenset({"delivered", "skipped"})
+DeliveryStatus = Literal["delivered", "retrying", "failed", "dead_lettered", "skipped", "dropped"]
+FINAL_STATUSES = frozenset({"delivered", "skipped", "dropped"})
 
 
 def event_key(message_id: str) -> str:

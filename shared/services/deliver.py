@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from shared.destinations import connector_for, validate_config
 from shared.destinations.base import OutboundMessage, OutboundRequest
@@ -25,6 +25,25 @@ from shared.ports import ConfigStore, Document, Publisher, Write
 from shared.services.workspace_config import WorkspaceConfig
 
 log = logging.getLogger("streams.deliver")
+
+
+@dataclass(frozen=True)
+class TransformOutcome:
+    """What a forwarding rule's transformation made of an event.
+
+    `events` empty means dropped (recorded, never silent); several mean fan-out; `error` set
+    means the code failed, and the delivery is dead-lettered with it.
+    """
+
+    events: list[dict[str, Any]]
+    error: str | None = None
+    logs: list[str] = field(default_factory=list)
+
+
+class Transformer(Protocol):
+    """Runs a rule's transformation on the event before it is sent."""
+
+    def transform(self, message: DeliveryMessage, destination: Destination) -> TransformOutcome: ...
 
 
 class RetryDelivery(Exception):
@@ -51,6 +70,7 @@ class Deliverer:
         publisher: Publisher,
         dead_letters_topic: str,
         max_attempts: int,
+        transformer: Transformer | None = None,
         clock: Callable[[], datetime] = ids.utcnow,
     ):
         self._store = store
@@ -59,6 +79,7 @@ class Deliverer:
         self._publisher = publisher
         self._dead_letters_topic = dead_letters_topic
         self._max_attempts = max_attempts
+        self._transformer = transformer
         self._clock = clock
 
     def deliver(self, message: DeliveryMessage) -> DeliveryOutcome:
@@ -76,9 +97,12 @@ class Deliverer:
         if status == "retry" and attempts >= self._max_attempts:
             status, code = "failed", "retries_exhausted"
             detail = f"gave up after {attempts} attempts: {detail}"
-        final = {"delivered": "delivered", "skipped": "skipped", "retry": "retrying"}.get(
-            status, "dead_lettered"
-        )
+        final = {
+            "delivered": "delivered",
+            "skipped": "skipped",
+            "dropped": "dropped",
+            "retry": "retrying",
+        }.get(status, "dead_lettered")
         if final == "dead_lettered":
             # Before the record: if recording fails, the redelivery dead-letters again (the
             # dead letter is keyed by delivery, so twice is once) instead of never.
@@ -97,21 +121,33 @@ class Deliverer:
             return "failed", "the destination no longer exists", None, "destination_missing"
         if destination.status != "active":
             return "failed", "the destination is inactive", None, "destination_inactive"
+        events = [message.event]
+        if message.transformation_id is not None:
+            if self._transformer is None:
+                return "failed", "no transformation runtime", None, "transformation_error"
+            transformed = self._transformer.transform(message, destination)
+            if transformed.error is not None:
+                detail = f"transformation failed: {transformed.error}"
+                return "failed", detail, None, "transformation_error"
+            if not transformed.events:
+                return "dropped", "the transformation dropped the event", None, None
+            events = transformed.events
         try:
             config = validate_config(destination.type, destination.config)
-            built = connector_for(destination.type).build(message.event, config, now=self._clock())
+            connector = connector_for(destination.type)
+            built = [connector.build(event, config, now=self._clock()) for event in events]
         except InvalidRequest as exc:
             return "failed", f"invalid destination config: {exc.message}", None, "invalid_config"
-        if built is None:
-            return (
-                "skipped",
-                f"{destination.type} does not take {message.event['type']} events",
-                None,
-                None,
-            )
-        if isinstance(built, OutboundMessage):
-            return self._publish(built)
-        return self._send(built)
+        results = [
+            ("skipped", f"{destination.type} does not take {event['type']} events", None, None)
+            if request is None
+            else self._publish(request)
+            if isinstance(request, OutboundMessage)
+            else self._send(request)
+            for event, request in zip(events, built, strict=True)
+        ]
+        # A fan-out succeeds only whole: the first retry or failure decides the attempt.
+        return next((r for r in results if r[0] in ("retry", "failed")), results[0])
 
     def _send(self, request: OutboundRequest) -> tuple[str, str, int | None, str | None]:
         result: SendResult = self._sender.send(request, request.timeout_seconds)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -41,6 +41,15 @@ class Validator(Protocol):
     def validate(self, workspace_id: str, events: list[dict[str, Any]]) -> list[Verdict]: ...
 
 
+class EventObserver(Protocol):
+    """Sees every stored event right after storage (the live stream, the source debugger).
+
+    Best effort: an observer's failure is logged and never fails or retries processing.
+    """
+
+    def observe(self, workspace_id: str, source_id: str, events: list[dict[str, Any]]) -> None: ...
+
+
 class NoContracts:
     """Every event passes: the step's place in the pipeline before contracts exist."""
 
@@ -71,6 +80,7 @@ class Processor:
         config: WorkspaceConfig,
         deliveries_topic: str,
         validator: Validator | None = None,
+        observers: Sequence[EventObserver] = (),
         clock: Callable[[], datetime] = ids.utcnow,
     ):
         self._store = store
@@ -79,6 +89,7 @@ class Processor:
         self._config = config
         self._deliveries_topic = deliveries_topic
         self._validator = validator or NoContracts()
+        self._observers = observers
         self._clock = clock
 
     def process(self, message: SourceMessage) -> ProcessOutcome:
@@ -110,7 +121,15 @@ class Processor:
         outcome.deliveries = len(deliveries)
         outcome.skipped = sum(len(plan["skipped"]) for plan in routed.values())
         self._finish(message, fresh, verdicts, routed, now)
+        self._notify(message, passed)
         return outcome
+
+    def _notify(self, message: SourceMessage, events: list[dict[str, Any]]) -> None:
+        for observer in self._observers:
+            try:
+                observer.observe(message.workspace_id, message.source_id, events)
+            except Exception:
+                log.exception("observer %s failed", type(observer).__name__)
 
     def _claim(
         self, message: SourceMessage, now: datetime

@@ -20,6 +20,7 @@ ATTEMPT_STAGES = {
     "dead_lettered": "dead_lettered",
     "failed": "failed",
     "skipped": "skipped",
+    "dropped": "dropped",
 }
 
 
