@@ -25,12 +25,14 @@ class Received:
 
 @dataclass
 class WebhookReceiver:
-    """Records every request; answers `status` (or `fail_status` while `failures_left` > 0)."""
+    """Records every request; answers `status` (or `fail_status` while `failures_left` > 0),
+    after `delay_seconds`."""
 
     port: int = 0
     status: int = 200
     fail_status: int = 503
     failures_left: int = 0
+    delay_seconds: float = 0.0
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -67,6 +69,7 @@ def webhook_receiver(**settings: Any) -> Iterator[WebhookReceiver]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            time.sleep(receiver.delay_seconds)
             status = receiver.answer()
             if 200 <= status < 300:
                 with receiver.lock:

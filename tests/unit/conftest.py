@@ -8,7 +8,7 @@ import pytest
 
 from shared.bootstrap import Services, set_services
 from shared.config import Settings
-from tests.fakes import FakePublisher, FakeTopicAdmin, InMemoryConfigStore
+from tests.fakes import FakeEventStore, FakePublisher, FakeTopicAdmin, InMemoryConfigStore
 
 
 @pytest.fixture(autouse=True)
@@ -26,6 +26,7 @@ def services() -> Iterator[Services]:
         store=InMemoryConfigStore(),
         topics=FakeTopicAdmin(),
         publisher=FakePublisher(),
+        event_store=FakeEventStore(),
     )
     set_services(fake)
     yield fake

@@ -1,0 +1,275 @@
+"""Builders shared by the pipeline's unit tests: events, config documents, a scripted sender, and
+the four services wired over the in-memory fakes, with pumps that move messages between them."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from shared.destinations.base import OutboundRequest
+from shared.destinations.outbound import HttpSender, SendResult, classify
+from shared.domain.events import IngestContext, normalise_request
+from shared.domain.pipeline import (
+    DeliveryMessage,
+    SourceMessage,
+    delivery_id,
+    delivery_path,
+    event_log_path,
+)
+from shared.domain.routing import destination_path, rule_path, rules_collection
+from shared.ports import Document
+from shared.services.dead_letters import DeadLetters
+from shared.services.deliver import Deliverer, DeliveryOutcome, RetryDelivery
+from shared.services.process import Processor, ProcessOutcome, Validator
+from shared.services.trace import Traces
+from shared.services.workspace_config import WorkspaceConfig
+from tests.fakes import FakeEventStore, FakePublisher, InMemoryConfigStore
+
+WORKSPACE_ID = "ws-1"
+SOURCE_ID = "src-1"
+DELIVERIES_TOPIC = "projects/test-project/topics/streams-deliveries"
+DEAD_LETTERS_TOPIC = "projects/test-project/topics/streams-dead-letters"
+CUSTOMER_TOPIC = "projects/customer-project/topics/events-out"
+START = datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC)
+WEBHOOK_CONFIG = {"url": "https://hooks.example.com/in", "secret": "s3cret-s3cret-s3cret"}
+GA4_CONFIG = {"measurement_id": "G-ABC123", "api_secret": "ga4-secret"}
+
+
+class Clock:
+    """A clock that moves one second per reading, so every record has a distinct, ordered time."""
+
+    def __init__(self, start: datetime = START, step: timedelta = timedelta(seconds=1)):
+        self.now = start
+        self.step = step
+
+    def __call__(self) -> datetime:
+        self.now += self.step
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+def make_events(
+    *items: dict[str, Any],
+    workspace_id: str = WORKSPACE_ID,
+    received_at: datetime = START,
+) -> list[dict[str, Any]]:
+    """Canonical events of a /v1/batch request; messageIds msg-1, msg-2, ... unless given."""
+    numbers = itertools.count(1)
+    ctx = IngestContext(workspace_id, SOURCE_ID, received_at, None)
+    batch = normalise_request({"batch": list(items)}, None, ctx, lambda: f"msg-{next(numbers)}")
+    assert not batch.rejections, batch.rejections
+    return batch.events
+
+
+def track(event: str = "Order Completed", **fields: Any) -> dict[str, Any]:
+    return {"type": "track", "event": event, "userId": "u-1", **fields}
+
+
+def identify(**fields: Any) -> dict[str, Any]:
+    return {"type": "identify", "userId": "u-1", "traits": {"plan": "pro"}, **fields}
+
+
+def alias(**fields: Any) -> dict[str, Any]:
+    return {"type": "alias", "userId": "u-2", "previousId": "u-1", **fields}
+
+
+def source_message(
+    events: list[dict[str, Any]], pubsub_message_id: str = "ps-1", workspace_id: str = WORKSPACE_ID
+) -> SourceMessage:
+    return SourceMessage(pubsub_message_id, workspace_id, SOURCE_ID, events)
+
+
+def add_destination(
+    store: InMemoryConfigStore,
+    destination_id: str,
+    type_: str = "webhook",
+    config: dict[str, Any] | None = None,
+    status: str = "active",
+    workspace_id: str = WORKSPACE_ID,
+) -> None:
+    store.documents[destination_path(workspace_id, destination_id)] = {
+        "id": destination_id,
+        "workspace_id": workspace_id,
+        "name": destination_id,
+        "type": type_,
+        "config": config if config is not None else dict(WEBHOOK_CONFIG),
+        "status": status,
+        "created_at": "2024-01-01T00:00:00.000Z",
+        "updated_at": "2024-01-01T00:00:00.000Z",
+    }
+
+
+def add_rule(
+    store: InMemoryConfigStore,
+    rule_id: str,
+    destination_id: str,
+    event_types: list[str] | None = None,
+    event_names: list[str] | None = None,
+    enabled: bool = True,
+    transformation_id: str | None = None,
+    workspace_id: str = WORKSPACE_ID,
+) -> None:
+    # created_at in creation order: routing lists rules by it.
+    order = len(store.list_documents(rules_collection(workspace_id)))
+    created_at = f"2024-01-01T{order // 3600:02d}:{order // 60 % 60:02d}:{order % 60:02d}.000Z"
+    store.documents[rule_path(workspace_id, rule_id)] = {
+        "id": rule_id,
+        "workspace_id": workspace_id,
+        "name": rule_id,
+        "destination_id": destination_id,
+        "event_types": event_types or [],
+        "event_names": event_names or [],
+        "transformation_id": transformation_id,
+        "enabled": enabled,
+        "created_at": created_at,
+        "updated_at": created_at,
+    }
+
+
+def ok(http_status: int = 200) -> SendResult:
+    return SendResult("delivered", http_status, f"HTTP {http_status}", 1.0)
+
+
+def http_error(http_status: int) -> SendResult:
+    """What HttpSender reports for an error status (classified as it classifies them)."""
+    return SendResult(classify(http_status), http_status, f"HTTP {http_status}: boom", 1.0)
+
+
+@dataclass
+class FakeSender:
+    """`HttpSender.send` answering scripted results, per URL (query left out) or else in order;
+    an exhausted script answers 200. Records every request."""
+
+    results: list[SendResult] = field(default_factory=list)
+    by_url: dict[str, list[SendResult]] = field(default_factory=dict)
+    sent: list[OutboundRequest] = field(default_factory=list)
+
+    def send(self, request: OutboundRequest, timeout: float | None = None) -> SendResult:
+        self.sent.append(request)
+        script = self.by_url.get(request.url.split("?")[0], self.results)
+        return script.pop(0) if script else ok()
+
+
+@dataclass
+class Pipeline:
+    """Process, deliver, dead letters and trace over shared fakes, as the functions wire them."""
+
+    store: InMemoryConfigStore
+    events: FakeEventStore
+    publisher: FakePublisher
+    sender: FakeSender
+    clock: Clock
+    processor: Processor
+    deliverer: Deliverer
+    dead_letters: DeadLetters
+    traces: Traces
+    consumed: dict[str, int] = field(default_factory=dict)
+    retrying: list[bytes] = field(default_factory=list)
+
+    def process(self, message: SourceMessage) -> ProcessOutcome:
+        return self.processor.process(message)
+
+    def published(self, topic: str) -> list[tuple[bytes, dict[str, str]]]:
+        return self.publisher.published.get(topic, [])
+
+    def delivery_messages(self) -> list[DeliveryMessage]:
+        return [DeliveryMessage.from_json(data) for data, _ in self.published(DELIVERIES_TOPIC)]
+
+    def _take(self, topic: str) -> list[tuple[bytes, dict[str, str]]]:
+        messages = self.published(topic)[self.consumed.get(topic, 0) :]
+        self.consumed[topic] = len(self.published(topic))
+        return messages
+
+    def pump_deliveries(self) -> list[DeliveryOutcome | RetryDelivery]:
+        """Run deliver once on every new delivery message, and again on those that raised
+        `RetryDelivery` last time (Pub/Sub's push and redelivery)."""
+        pending = self.retrying + [data for data, _ in self._take(DELIVERIES_TOPIC)]
+        self.retrying = []
+        outcomes: list[DeliveryOutcome | RetryDelivery] = []
+        for data in pending:
+            try:
+                outcomes.append(self.deliverer.deliver(DeliveryMessage.from_json(data)))
+            except RetryDelivery as retry:
+                self.retrying.append(data)
+                outcomes.append(retry)
+        return outcomes
+
+    def pump_dead_letters(self) -> list[Document]:
+        """Record every dead-letter message not yet consumed."""
+        return [
+            self.dead_letters.record(data, attrs) for data, attrs in self._take(DEAD_LETTERS_TOPIC)
+        ]
+
+    def delivery(self, delivery_id: str, workspace_id: str = WORKSPACE_ID) -> Document | None:
+        return self.store.get(delivery_path(workspace_id, delivery_id))
+
+    def log_entry(self, message_id: str, workspace_id: str = WORKSPACE_ID) -> Document | None:
+        return self.store.get(event_log_path(workspace_id, message_id))
+
+
+def make_pipeline(
+    results: list[SendResult] | None = None,
+    max_attempts: int = 3,
+    validator: Validator | None = None,
+    sender: HttpSender | None = None,
+    clock: Clock | None = None,
+    store: InMemoryConfigStore | None = None,
+    publisher: FakePublisher | None = None,
+) -> Pipeline:
+    store = store or InMemoryConfigStore()
+    events = FakeEventStore()
+    publisher = publisher or FakePublisher()
+    fake_sender = FakeSender(list(results or []))
+    the_clock = clock or Clock()
+    # No caching: a test's config change shows at once.
+    config = WorkspaceConfig(store, ttl_seconds=0)
+    return Pipeline(
+        store=store,
+        events=events,
+        publisher=publisher,
+        sender=fake_sender,
+        clock=the_clock,
+        processor=Processor(
+            store, events, publisher, config, DELIVERIES_TOPIC, validator, clock=the_clock
+        ),
+        deliverer=Deliverer(
+            store,
+            config,
+            sender or cast(HttpSender, fake_sender),  # the same `send`
+            publisher,
+            DEAD_LETTERS_TOPIC,
+            max_attempts,
+            clock=the_clock,
+        ),
+        dead_letters=DeadLetters(store, publisher, DELIVERIES_TOPIC, clock=the_clock),
+        traces=Traces(store),
+    )
+
+
+def delivery_message(
+    message_id: str = "msg-1",
+    rule_id: str = "rule-1",
+    destination_id: str = "dest-1",
+    event: dict[str, Any] | None = None,
+    replay: bool = False,
+) -> DeliveryMessage:
+    """A deliveries-topic message as process publishes it (delivery id from messageId and rule)."""
+    return DeliveryMessage(
+        delivery_id=delivery_id(message_id, rule_id),
+        workspace_id=WORKSPACE_ID,
+        message_id=message_id,
+        rule_id=rule_id,
+        destination_id=destination_id,
+        transformation_id=None,
+        event=event or make_events(track(messageId=message_id))[0],
+        replay=replay,
+    )
+
+
+def dead_letter_envelopes(pipeline: Pipeline) -> list[dict[str, Any]]:
+    return [json.loads(data) for data, _ in pipeline.published(DEAD_LETTERS_TOPIC)]
