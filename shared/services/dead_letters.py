@@ -68,6 +68,8 @@ class DeadLetters:
             body = json.loads(data)
         except ValueError as exc:
             raise InvalidMessage(f"dead letter is not JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise InvalidMessage("dead letter is not a JSON object")
         if PUBSUB_DEAD_LETTER_COUNT in attributes:
             delivery = DeliveryMessage.from_json(data)
             attempts = int(attributes[PUBSUB_DEAD_LETTER_COUNT])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -133,14 +134,14 @@ class Processor:
 
     def _claim(
         self, message: SourceMessage, now: datetime
-    ) -> tuple[list[dict[str, Any]], list[tuple[str, Document]]]:
-        """Split events into those this message processes and duplicates (path, log entry)."""
+    ) -> tuple[list[dict[str, Any]], list[str]]:
+        """Split events into those this message processes and duplicates (their log paths)."""
         unique: dict[str, dict[str, Any]] = {}
-        duplicates: list[tuple[str, Document]] = []
+        duplicates: list[str] = []
         for event in message.events:
             path = event_log_path(message.workspace_id, event["messageId"])
             if path in unique:
-                duplicates.append((path, {}))  # the same messageId twice in one request
+                duplicates.append(path)  # the same messageId twice in one request
             else:
                 unique[path] = event
         existing = self._store.get_many(list(unique))
@@ -159,13 +160,13 @@ class Processor:
             ):
                 fresh.append(event)  # our own earlier attempt failed midway: resume
             else:
-                duplicates.append((path, entry))
+                duplicates.append(path)
         lost = self._commit_claims(claims)
         if lost:
             fresh = [
                 e for e in fresh if event_log_path(message.workspace_id, e["messageId"]) not in lost
             ]
-            duplicates.extend((path, {}) for path in lost)
+            duplicates.extend(lost)
         return fresh, duplicates
 
     def _commit_claims(self, claims: list[Write]) -> set[str]:
@@ -183,18 +184,23 @@ class Processor:
                         lost.add(claim.path)
         return lost
 
-    def _record_duplicates(self, duplicates: list[tuple[str, Document]], now: datetime) -> None:
+    def _record_duplicates(self, duplicates: list[str], now: datetime) -> None:
+        """Count duplicates on their log entries (read after the claims: some are new)."""
+        if not duplicates:
+            return
+        counts = Counter(duplicates)
+        entries = self._store.get_many(list(counts))
         writes = [
             Write(
                 "update",
                 path,
                 {
-                    "duplicates": int(entry.get("duplicates", 0)) + 1,
+                    "duplicates": int(entry.get("duplicates", 0)) + counts[path],
                     "last_duplicate_at": ids.isoformat(now),
                 },
             )
-            for path, entry in duplicates
-            if entry
+            for path, entry in entries.items()
+            if entry is not None
         ]
         for chunk in _chunks(writes, BATCH_WRITES):
             self._store.commit(chunk)

@@ -49,6 +49,7 @@ class Traces:
                         letter["replayed_at"],
                         f"replayed {letter.get('replay_count', 1)} time(s)",
                         letter,
+                        delivery_id=letter["id"],
                     )
                 )
         stages.sort(key=lambda stage: stage["at"] or "")
@@ -100,8 +101,8 @@ def _event_stages(entry: Document) -> list[dict[str, Any]]:
             )
         )
     stages.append(_stage("stored", "ok", entry.get("stored_at"), None, entry))
-    routed = entry.get("deliveries") or []
-    reason = f"{len(routed)} matching rule(s)" if routed else "no matching enabled rule"
+    matched = len(entry.get("deliveries") or []) + len(entry.get("skipped") or [])
+    reason = f"{matched} matching rule(s)" if matched else "no matching enabled rule"
     stages.append(_stage("routed", "ok", entry.get("routed_at"), reason, entry))
     for skipped in entry.get("skipped") or []:
         stages.append(

@@ -126,12 +126,6 @@ def test_an_unreadable_dead_letter_is_an_invalid_message(
     assert pipeline.store.documents == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason="BUG: dead_letters.py record calls body.get() on any JSON value; a non-object body "
-    "raises AttributeError (Pub/Sub retries it forever) instead of InvalidMessage (acknowledged)",
-)
 def test_a_dead_letter_that_is_not_a_json_object_is_an_invalid_message() -> None:
     with pytest.raises(InvalidMessage):
         make_pipeline().dead_letters.record(b"[1, 2]", {})

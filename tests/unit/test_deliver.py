@@ -258,12 +258,6 @@ def test_a_replay_of_a_dead_lettered_delivery_is_attempted_again_from_attempt_on
     assert len(pipeline.sender.sent) == 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: deliver.py restarts attempts at 1 on every replay message, so Pub/Sub's "
-    "redeliveries of a failing replay stay at attempt 1 and never dead-letter at max_attempts "
-    "(only Pub/Sub's own dead-lettering stops them, as function_error)",
-)
 def test_a_failing_replay_counts_attempts_and_dead_letters_again() -> None:
     pipeline = webhook_pipeline(http_error(400), *[http_error(503)] * 3)
     message = delivery_message()

@@ -177,11 +177,6 @@ def test_the_same_message_id_twice_in_one_message_is_processed_once() -> None:
     assert (outcome.received, outcome.duplicates, outcome.stored) == (3, 1, 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: process.py _claim records an in-message duplicate as (path, {}) and "
-    "_record_duplicates skips empty entries, so the event log's `duplicates` stays 0",
-)
 def test_the_same_message_id_twice_in_one_message_is_counted_in_the_event_log() -> None:
     pipeline = make_pipeline()
     events = make_events(track(messageId="dup"), track(messageId="dup"))

@@ -118,11 +118,6 @@ def test_a_dead_lettered_and_replayed_event() -> None:
     assert (replayed["rule_id"], replayed["destination_id"]) == ("rule-1", "dest-1")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: trace.py builds the `replayed` stage from the dead-letter document, which keeps "
-    "the delivery id under `id`, not `delivery_id`: the stage's delivery_id is None",
-)
 def test_the_replayed_stage_names_its_delivery() -> None:
     traced = trace(dead_lettered_and_replayed())
 
