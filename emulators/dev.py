@@ -37,26 +37,23 @@ LOCAL_DEFAULTS = {
 }
 
 
-def prepare_pipeline(deliver_url: str, dead_letters_url: str) -> None:
+def prepare_pipeline(dead_letters_url: str) -> None:
     """Create what Terraform creates in production: BigQuery tables, topics, subscriptions."""
     from shared.adapters.bigquery import ensure_tables, new_client
     from shared.bootstrap import Services
     from shared.config import Settings
-    from shared.services.topology import Backoff, Endpoints, ensure_pipeline
+    from shared.services.topology import ensure_pipeline
 
     settings = Settings.from_env()
     services = Services(settings)
     ensure_tables(new_client(settings), settings.bigquery_dataset)
-    backoff = Backoff(
-        float(os.environ.get("STREAMS_DELIVERY_MIN_BACKOFF", "1")),
-        float(os.environ.get("STREAMS_DELIVERY_MAX_BACKOFF", "10")),
-    )
     ensure_pipeline(
         settings,
+        services.store,
         services.topics,
         services.sources,
-        Endpoints(deliver_url, dead_letters_url),
-        backoff,
+        services.delivery_topics,
+        dead_letters_url,
     )
 
 
@@ -106,6 +103,7 @@ class LocalStack:
                 **{k: v for k, v in os.environ.items() if k in LOCAL_DEFAULTS},
                 **self.emulators.env(),
                 "STREAMS_PROCESS_PUSH_ENDPOINT": urls["process"] + "/",
+                "STREAMS_DELIVER_PUSH_ENDPOINT": urls["deliver"] + "/",
             }
             os.environ.update(env)
             for offset, (name, kind) in enumerate(kinds.items()):
@@ -119,7 +117,7 @@ class LocalStack:
                         lambda p: p.wait_healthy(FUNCTION_START_TIMEOUT), self.functions.values()
                     )
                 )
-            prepare_pipeline(urls["deliver"] + "/", urls["dead_letters"] + "/")
+            prepare_pipeline(urls["dead_letters"] + "/")
             upstreams = {name: urls[name] for name in http_functions()}
             self._gateway = serve(Gateway(ROUTES, upstreams, self.health), HOST, self.ports.gateway)
         except BaseException:

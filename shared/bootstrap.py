@@ -10,6 +10,7 @@ from shared.destinations.outbound import HttpSender, UrlGuard
 from shared.ports import ConfigStore, EventStore, Publisher, PushPolicy, TopicAdmin
 from shared.services.dead_letters import DeadLetters
 from shared.services.deliver import Deliverer
+from shared.services.delivery_topics import DeliveryTopics
 from shared.services.destinations import Destinations
 from shared.services.forwarding_rules import ForwardingRules
 from shared.services.ingest import Ingest
@@ -82,7 +83,7 @@ class Services:
 
     @cached_property
     def destinations(self) -> Destinations:
-        return Destinations(self.store, self.url_guard, self.forwarding_rules)
+        return Destinations(self.store, self.url_guard, self.forwarding_rules, self.delivery_topics)
 
     @cached_property
     def workspace_config(self) -> WorkspaceConfig:
@@ -95,7 +96,7 @@ class Services:
             self.event_store,
             self.publisher,
             self.workspace_config,
-            self.topics.topic_path(self.settings.deliveries_topic),
+            self.delivery_topics.topic,
         )
 
     @cached_property
@@ -111,9 +112,11 @@ class Services:
 
     @cached_property
     def dead_letters(self) -> DeadLetters:
-        return DeadLetters(
-            self.store, self.publisher, self.topics.topic_path(self.settings.deliveries_topic)
-        )
+        return DeadLetters(self.store, self.publisher, self.delivery_topics.topic)
+
+    @cached_property
+    def delivery_topics(self) -> DeliveryTopics:
+        return DeliveryTopics(self.topics, deliver_push_policy(self.settings, self.topics))
 
     @cached_property
     def traces(self) -> Traces:
@@ -138,6 +141,22 @@ def process_push_policy(settings: Settings) -> PushPolicy | None:
         endpoint=settings.process_push_endpoint,
         min_backoff_seconds=1,
         max_backoff_seconds=60,
+        service_account=settings.push_service_account,
+    )
+
+
+def deliver_push_policy(settings: Settings, topics: TopicAdmin) -> PushPolicy | None:
+    """How each destination's deliveries topic pushes to `deliver`: backoff between attempts,
+    and Pub/Sub's own dead-lettering for deliveries that crash `deliver` itself (deliver
+    dead-letters after `delivery_max_attempts`, so Pub/Sub's limit sits just above it)."""
+    if settings.deliver_push_endpoint is None:
+        return None
+    return PushPolicy(
+        endpoint=settings.deliver_push_endpoint,
+        min_backoff_seconds=settings.delivery_min_backoff_seconds,
+        max_backoff_seconds=settings.delivery_max_backoff_seconds,
+        dead_letter_topic=topics.topic_path(settings.dead_letters_topic),
+        max_delivery_attempts=min(100, max(5, settings.delivery_max_attempts + 2)),
         service_account=settings.push_service_account,
     )
 

@@ -29,8 +29,12 @@ class Settings:
     # with OIDC tokens for `push_service_account`; locally the process function's port.
     process_push_endpoint: str | None = None
     push_service_account: str | None = None
-    deliveries_topic: str = "streams-deliveries"
+    # Where Pub/Sub pushes each destination's deliveries topic (the deliver function).
+    deliver_push_endpoint: str | None = None
     dead_letters_topic: str = "streams-dead-letters"
+    # Redelivery backoff of failed deliveries: their retry schedule.
+    delivery_min_backoff_seconds: float = 10.0
+    delivery_max_backoff_seconds: float = 600.0
     # Attempts per delivery before it is dead-lettered (Pub/Sub redelivers with backoff between).
     delivery_max_attempts: int = 8
 
@@ -49,7 +53,11 @@ class Settings:
             config_cache_seconds=_seconds(env, "STREAMS_CONFIG_CACHE_SECONDS", 5.0),
             process_push_endpoint=env.get("STREAMS_PROCESS_PUSH_ENDPOINT") or None,
             push_service_account=env.get("STREAMS_PUSH_SERVICE_ACCOUNT") or None,
-            deliveries_topic=env.get("STREAMS_DELIVERIES_TOPIC", "streams-deliveries"),
+            deliver_push_endpoint=env.get("STREAMS_DELIVER_PUSH_ENDPOINT") or None,
+            delivery_min_backoff_seconds=_number(env, "STREAMS_DELIVERY_MIN_BACKOFF", 10.0, 0, 600),
+            delivery_max_backoff_seconds=_number(
+                env, "STREAMS_DELIVERY_MAX_BACKOFF", 600.0, 0, 600
+            ),
             dead_letters_topic=env.get("STREAMS_DEAD_LETTERS_TOPIC", "streams-dead-letters"),
             delivery_max_attempts=_integer(env, "STREAMS_DELIVERY_MAX_ATTEMPTS", 8, 1, 100),
         )
@@ -75,6 +83,19 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     if not 0 <= value <= 10:
         # Revocation must bite within 10 s, so a longer cache would break a promise.
         raise ValueError(f"{name} must be between 0 and 10, got {value}")
+    return value
+
+
+def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
     return value
 
 

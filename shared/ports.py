@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 Document = dict[str, Any]
@@ -103,6 +104,43 @@ class EventStore(Protocol):
     def insert(self, rows: list[Document], row_ids: list[str]) -> None:
         """Insert rows; raise `Unavailable` when the store cannot take them now."""
         ...
+
+    def volume(self, workspace_id: str, hours: int) -> list[Document]:
+        """Counts per event_type, event_name and hour_bucket (an aware datetime) of the current
+        hour and the `hours - 1` before it, by `received_at`, oldest bucket first."""
+        ...
+
+    def counts_by_source(self, workspace_id: str, since: datetime) -> dict[str, int]:
+        """Events received since `since`, per source_id (sources without any are absent)."""
+        ...
+
+    def find(self, query: EventQuery) -> list[Document]:
+        """Matching rows, newest `received_at` first, at most `query.limit`; JSON columns parsed
+        and TIMESTAMP columns as aware datetimes."""
+        ...
+
+    def summarise(self, query: EventQuery) -> EventSummary:
+        """How many events match `query` (ignoring its limit), and how many distinct types."""
+        ...
+
+
+@dataclass(frozen=True)
+class EventQuery:
+    """Stored events of a workspace received in [since, until), optionally of one source and of
+    one stream type (the second seed's `Event.type`: a track's event name, else the call type)."""
+
+    workspace_id: str
+    since: datetime
+    until: datetime | None = None
+    source_id: str | None = None
+    stream_type: str | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class EventSummary:
+    total_events: int
+    unique_event_types: int
 
 
 class Publisher(Protocol):

@@ -64,6 +64,15 @@ def matching_rules(rules: list[ForwardingRule], event: dict[str, Any]) -> list[F
 VALID_EVENT_TYPES = CALL_TYPES
 
 
+def delivery_topic_id(destination_id: str) -> str:
+    """The topic of one destination's deliveries (its subscription pushes to `deliver`)."""
+    return f"streams-deliveries-{destination_id}"
+
+
+def deliver_subscription_id(destination_id: str) -> str:
+    return f"streams-deliver-{destination_id}"
+
+
 def destinations_collection(workspace_id: str) -> str:
     return f"workspaces/{workspace_id}/destinations"
 

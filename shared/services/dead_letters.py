@@ -16,6 +16,7 @@ from shared.domain.pipeline import (
     delivery_path,
 )
 from shared.ports import ConfigStore, Document, Filter, Publisher, Write
+from shared.services.process import publish_deliveries
 
 # Pub/Sub's own dead-lettering (after the deliver function itself failed repeatedly) marks
 # forwarded messages with this attribute.
@@ -54,12 +55,12 @@ class DeadLetters:
         self,
         store: ConfigStore,
         publisher: Publisher,
-        deliveries_topic: str,
+        delivery_topic: Callable[[str], str],
         clock: Callable[[], datetime] = ids.utcnow,
     ):
         self._store = store
         self._publisher = publisher
-        self._deliveries_topic = deliveries_topic
+        self._delivery_topic = delivery_topic
         self._clock = clock
 
     def record(self, data: bytes, attributes: dict[str, str]) -> Document:
@@ -157,9 +158,7 @@ class DeadLetters:
                 report.replayed.append(letter["id"])
         if dry_run or not replays:
             return report
-        self._publisher.publish(
-            self._deliveries_topic, [(m.to_json(), m.attributes()) for _, m in replays]
-        )
+        publish_deliveries(self._publisher, self._delivery_topic, [m for _, m in replays])
         now = ids.isoformat(self._clock())
         self._store.commit(
             Write(

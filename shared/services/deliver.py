@@ -92,10 +92,10 @@ class Deliverer:
         if record and record["status"] in ("dead_lettered", "failed") and not message.replay:
             return DeliveryOutcome(record["status"], record["attempts"], "already dead-lettered")
         # A replay starts counting afresh; its own retries count on from there.
-        restart = record is None or (
-            message.replay and record["status"] in ("dead_lettered", "failed")
-        )
-        attempts = (0 if restart else int(record["attempts"])) + 1
+        if record is None or (message.replay and record["status"] in ("dead_lettered", "failed")):
+            attempts = 1
+        else:
+            attempts = int(record["attempts"]) + 1
         destination = self._config.destination(message.workspace_id, message.destination_id)
         status, detail, http_status, code = self._attempt(message, destination)
         if status == "retry" and attempts >= self._max_attempts:

@@ -18,6 +18,7 @@ from shared.domain.routing import (
     destinations_collection,
 )
 from shared.ports import ConfigStore, Write
+from shared.services.delivery_topics import DeliveryTopics
 from shared.services.forwarding_rules import ForwardingRules, addressable
 
 # What an update may change; everything else (id, workspace, timestamps) is the service's.
@@ -36,11 +37,13 @@ class Destinations:
         store: ConfigStore,
         guard: UrlGuard,
         rules: ForwardingRules,
+        delivery_topics: DeliveryTopics | None = None,
         clock: Callable[[], datetime] = ids.utcnow,
     ):
         self._store = store
         self._guard = guard
         self._rules = rules
+        self._delivery_topics = delivery_topics
         self._clock = clock
 
     def list(self, workspace_id: str) -> list[Destination]:
@@ -76,6 +79,9 @@ class Destinations:
             created_at=now,
             updated_at=now,
         )
+        if self._delivery_topics is not None:
+            # Before the record: a destination must never exist without its deliveries topic.
+            self._delivery_topics.wire(destination.id)
         path = destination_path(workspace_id, destination.id)
         self._store.commit([Write("create", path, destination.model_dump())])
         return destination

@@ -79,7 +79,7 @@ class Processor:
         events: EventStore,
         publisher: Publisher,
         config: WorkspaceConfig,
-        deliveries_topic: str,
+        delivery_topic: Callable[[str], str],
         validator: Validator | None = None,
         observers: Sequence[EventObserver] = (),
         clock: Callable[[], datetime] = ids.utcnow,
@@ -88,7 +88,9 @@ class Processor:
         self._events = events
         self._publisher = publisher
         self._config = config
-        self._deliveries_topic = deliveries_topic
+        # Each destination has its own deliveries topic and subscription, so a slow or failing
+        # destination holds back only its own deliveries.
+        self._delivery_topic = delivery_topic
         self._validator = validator or NoContracts()
         self._observers = observers
         self._clock = clock
@@ -114,10 +116,7 @@ class Processor:
             self._events.insert([event_row(e) for e in passed], [e["messageId"] for e in passed])
         routed = self._route(message.workspace_id, passed)
         deliveries = [d for plan in routed.values() for d in plan["deliveries"]]
-        if deliveries:
-            self._publisher.publish(
-                self._deliveries_topic, [(d.to_json(), d.attributes()) for d in deliveries]
-            )
+        publish_deliveries(self._publisher, self._delivery_topic, deliveries)
         outcome.stored = len(passed)
         outcome.deliveries = len(deliveries)
         outcome.skipped = sum(len(plan["skipped"]) for plan in routed.values())
@@ -275,6 +274,18 @@ class Processor:
             )
         for chunk in _chunks(writes, BATCH_WRITES):
             self._store.commit(chunk)
+
+
+def publish_deliveries(
+    publisher: Publisher, topic_of: Callable[[str], str], deliveries: list[DeliveryMessage]
+) -> None:
+    """Publish deliveries to their destinations' topics, one batch per topic."""
+    by_topic: dict[str, list[tuple[bytes, dict[str, str]]]] = {}
+    for delivery in deliveries:
+        topic = topic_of(delivery.destination_id)
+        by_topic.setdefault(topic, []).append((delivery.to_json(), delivery.attributes()))
+    for topic, messages in by_topic.items():
+        publisher.publish(topic, messages)
 
 
 def _claim(message: SourceMessage, event: dict[str, Any], now: datetime) -> Document:

@@ -189,3 +189,17 @@ def test_gateway_routes_every_function(tenant: Tenant, local_stack: LocalStack) 
     assert tenant.api("GET", "/destinations").status_code == 200
     assert tenant.api("GET", "/event-forwarding-rules").status_code == 200
     assert tenant.api("GET", "/dead-letters").status_code == 200
+
+
+def test_a_slow_destination_does_not_delay_another(tenant: Tenant) -> None:
+    with webhook_receiver(delay_seconds=4) as slow, webhook_receiver() as fast:
+        tenant.rule(tenant.webhook(slow.url, timeout_seconds=10))
+        tenant.rule(tenant.webhook(fast.url))
+        started = time.monotonic()
+        for i in range(4):
+            assert tenant.send("track", track(i, "iso")).status_code == 200
+        fast_received = fast.wait_for(4, timeout=20)
+        fast_done = time.monotonic() - started
+        slow_received = slow.wait_for(4, timeout=40)
+    assert len(fast_received) == 4 and len(slow_received) == 4
+    assert fast_done < 4, f"the fast destination waited for the slow one ({fast_done:.1f} s)"

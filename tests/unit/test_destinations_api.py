@@ -401,7 +401,9 @@ def test_internal_addresses_are_refused_on_update_too(
 
 def test_metadata_server_is_refused_even_when_private_addresses_are_allowed() -> None:
     services = Services(
-        Settings(project_id="t", allow_private_destinations=True), store=InMemoryConfigStore()
+        Settings(project_id="t", allow_private_destinations=True),
+        store=InMemoryConfigStore(),
+        topics=FakeTopicAdmin(),
     )
     workspace = services.workspaces.create("Dev")
     local = services.destinations.create(workspace.id, **webhook(url="http://127.0.0.1:9000/hook"))

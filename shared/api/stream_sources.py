@@ -1,0 +1,163 @@
+"""The second seed's Stream Sources API (/v1/streams/sources), over the event sources of the
+first seed's /event-keys: one data model, so a source created through either API is in both."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from shared.api.models import Input, Name
+from shared.api.observe import WholeNumber
+from shared.api.stream_events import Event
+from shared.domain.sources import EventSource, SourceType
+from shared.http.app import ApiRequest, Reply
+from shared.http.routing import Route
+from shared.services.debugger import DEFAULT_DEBUG_LIMIT, MAX_DEBUG_LIMIT
+
+FUNCTION = "streams"
+BASE = "/v1/streams/sources"
+# The first seed revokes (`revoked`); the second seed calls the same state `inactive`.
+STREAM_STATUS = {"active": "active", "revoked": "inactive"}
+
+
+class StreamSourceInput(Input):
+    """The second seed's `StreamSourceInput`."""
+
+    name: Name
+    type: SourceType
+
+
+class StreamSource(BaseModel):
+    """The second seed's `StreamSource`, field for field."""
+
+    id: str
+    name: str
+    type: SourceType
+    writeKey: str = Field(description="API key for sending events to this source")
+    status: Literal["active", "inactive"]
+    eventsToday: int = Field(description="events received since 00:00 UTC")
+    createdAt: str
+
+
+class StreamSourceList(BaseModel):
+    data: list[StreamSource]
+
+
+class DebugQuery(Input):
+    limit: WholeNumber = Field(DEFAULT_DEBUG_LIMIT, ge=1, le=MAX_DEBUG_LIMIT)
+
+
+class SourceDebug(BaseModel):
+    data: list[Event] = Field(description="the source's recent events (24 h), newest first")
+    connected: bool = Field(description="an event was received within the last 5 minutes")
+    lastEventAt: str | None
+
+
+def stream_source(source: EventSource, events_today: int) -> StreamSource:
+    return StreamSource(
+        id=source.id,
+        name=source.name,
+        type=source.type,
+        writeKey=source.key,
+        status=STREAM_STATUS[source.status],  # type: ignore[arg-type]
+        eventsToday=events_today,
+        createdAt=source.created_at,
+    )
+
+
+def list_sources(request: ApiRequest) -> StreamSourceList:
+    sources = request.services.sources.list(request.workspace_id)
+    counts = request.services.debugger.events_today(request.workspace_id) if sources else {}
+    return StreamSourceList(data=[stream_source(s, counts.get(s.id, 0)) for s in sources])
+
+
+def create_source(request: ApiRequest) -> StreamSource:
+    body: StreamSourceInput = request.body
+    assert request.token is not None
+    source = request.services.sources.create(
+        request.workspace_id, body.name, request.token.id, type=body.type
+    )
+    return stream_source(source, 0)
+
+
+def get_source(request: ApiRequest) -> StreamSource:
+    source = request.services.sources.get(
+        request.workspace_id, request.params["sourceId"], field="sourceId"
+    )
+    counts = request.services.debugger.events_today(request.workspace_id)
+    return stream_source(source, counts.get(source.id, 0))
+
+
+def delete_source(request: ApiRequest) -> Reply:
+    """Revoke, as the first seed's DELETE does: the key stops working, the history stays."""
+    source_id = request.params["sourceId"]
+    request.services.sources.get(request.workspace_id, source_id, field="sourceId")
+    request.services.sources.revoke(request.workspace_id, source_id)
+    return Reply(None, 204)
+
+
+def debug_source(request: ApiRequest) -> dict[str, object]:
+    query: DebugQuery = request.query
+    return request.services.debugger.debug(
+        request.workspace_id, request.params["sourceId"], query.limit
+    )
+
+
+ROUTES = (
+    Route(
+        "GET",
+        BASE,
+        FUNCTION,
+        "listStreamSources",
+        "List stream sources (the workspace's event sources), with today's event counts",
+        list_sources,
+        response=StreamSourceList,
+        tag="Stream Sources",
+    ),
+    Route(
+        "POST",
+        BASE,
+        FUNCTION,
+        "createStreamSource",
+        "Create a stream source (and its Pub/Sub topic); it is an event source of /event-keys too",
+        create_source,
+        body=StreamSourceInput,
+        response=StreamSource,
+        status=201,
+        tag="Stream Sources",
+    ),
+    Route(
+        "GET",
+        BASE + "/{sourceId}",
+        FUNCTION,
+        "getStreamSource",
+        "Get a stream source by ID",
+        get_source,
+        response=StreamSource,
+        tag="Stream Sources",
+    ),
+    Route(
+        "DELETE",
+        BASE + "/{sourceId}",
+        FUNCTION,
+        "deleteStreamSource",
+        "Delete a stream source: it is revoked (status inactive, its key refused within 10 s) "
+        "and its events are kept",
+        delete_source,
+        status=204,
+        tag="Stream Sources",
+    ),
+    Route(
+        "GET",
+        BASE + "/{sourceId}/debug",
+        FUNCTION,
+        "debugStreamSource",
+        "Source debugger: the source's recent events (BigQuery, last 24 h), newest first, "
+        "whether it is connected, and when it last received an event",
+        debug_source,
+        query=DebugQuery,
+        response=SourceDebug,
+        tag="Stream Sources",
+    ),
+)

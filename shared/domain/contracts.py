@@ -1,0 +1,225 @@
+"""Event contracts: which events a contract judges, the policy that turns violations into an
+outcome, and the summary of recorded violations. Validation itself is `schema_validator`'s.
+
+Matching: a contract judges events of its `event_type` whose name equals its `event_name`, or
+every name when `event_name` is "*". Every matching active contract judges an event on its own;
+the event is blocked when any of them blocks it (the strictest outcome wins).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from shared.domain.routing import event_name
+from shared.domain.schema_forms import to_json_schema
+from shared.domain.schema_validator import UNDECLARED_FIELD, CompiledSchema, Violation
+
+ContractEventType = Literal["track", "identify", "page", "screen", "group"]
+EnforcementMode = Literal["allow", "warn", "block"]
+ContractStatus = Literal["active", "archived"]
+Action = Literal["allowed", "warned", "blocked"]
+
+ANY_NAME = "*"
+# The part of an event a contract's schema describes.
+TARGETS = {
+    "track": "properties",
+    "page": "properties",
+    "screen": "properties",
+    "identify": "traits",
+    "group": "traits",
+}
+CONTRACT_EVENT_TYPES = tuple(TARGETS)
+# Event types that carry a name; the others only take contracts for every name ("*").
+NAMED_TYPES = frozenset({"track", "page", "screen"})
+ACTIONS: dict[str, Action] = {"allow": "allowed", "warn": "warned", "block": "blocked"}
+# Violations kept per event and contract, of each kind (schema, undeclared): enough to explain
+# and to fix, bounded so one garbage event cannot write unbounded records.
+MAX_KEPT_PER_KIND = 10
+
+
+class EventContract(BaseModel):
+    """A contract as stored and answered (the seed's object plus workspace, version, times)."""
+
+    id: str
+    workspace_id: str
+    name: str
+    event_type: ContractEventType
+    event_name: str
+    description: str | None = None
+    schema_definition: dict[str, Any]
+    enforcement_mode: EnforcementMode
+    undeclared_fields: EnforcementMode
+    status: ContractStatus
+    version: int
+    created_at: str
+    updated_at: str
+
+    def applies_to(self, event: dict[str, Any]) -> bool:
+        """Active, of the event's type, and for the event's name (or every name)."""
+        return (
+            self.status == "active"
+            and event.get("type") == self.event_type
+            and (self.event_name == ANY_NAME or event_name(event) == self.event_name)
+        )
+
+
+@dataclass(frozen=True)
+class ContractFinding:
+    """One contract's judgement of one event: its violations and what the policy did with each."""
+
+    contract: EventContract
+    violations: list[Violation]
+    actions: list[Action]
+
+    @property
+    def blocked(self) -> bool:
+        return "blocked" in self.actions
+
+
+def action_for(contract: EventContract, violation: Violation) -> Action:
+    """The policy: undeclared fields follow `undeclared_fields`, everything else the mode."""
+    mode = (
+        contract.undeclared_fields
+        if violation.type == UNDECLARED_FIELD
+        else contract.enforcement_mode
+    )
+    return ACTIONS[mode]
+
+
+def judge(contract: EventContract, violations: list[Violation]) -> ContractFinding:
+    """Apply the contract's policy to its violations (capped per kind, schema ones first)."""
+    schema = [v for v in violations if v.type != UNDECLARED_FIELD][:MAX_KEPT_PER_KIND]
+    undeclared = [v for v in violations if v.type == UNDECLARED_FIELD][:MAX_KEPT_PER_KIND]
+    kept = schema + undeclared
+    return ContractFinding(contract, kept, [action_for(contract, v) for v in kept])
+
+
+class CompiledContract:
+    """A contract with its schema compiled once (per contract version)."""
+
+    def __init__(self, contract: EventContract):
+        self.contract = contract
+        json_schema, _ = to_json_schema(contract.schema_definition)
+        self.schema = CompiledSchema(json_schema)
+        self.target = TARGETS[contract.event_type]
+
+    def check(self, event: dict[str, Any]) -> ContractFinding | None:
+        """The finding on an event it applies to, or None when the event is valid."""
+        value = event.get(self.target)
+        violations = self.schema.validate({} if value is None else value, self.target)
+        return judge(self.contract, violations) if violations else None
+
+
+class ContractSet:
+    """A workspace's active contracts, indexed by what they match."""
+
+    def __init__(self, contracts: Iterable[CompiledContract]):
+        ordered = sorted(contracts, key=lambda c: (c.contract.created_at, c.contract.id))
+        self._named: dict[tuple[str, str], list[CompiledContract]] = {}
+        self._any: dict[str, list[CompiledContract]] = {}
+        for compiled in ordered:
+            contract = compiled.contract
+            if contract.status != "active":
+                continue
+            if contract.event_name == ANY_NAME:
+                self._any.setdefault(contract.event_type, []).append(compiled)
+            else:
+                key = (contract.event_type, contract.event_name)
+                self._named.setdefault(key, []).append(compiled)
+        self.size = sum(map(len, self._named.values())) + sum(map(len, self._any.values()))
+
+    def __bool__(self) -> bool:
+        return self.size > 0
+
+    def matching(self, event: dict[str, Any]) -> list[CompiledContract]:
+        """Every contract that judges the event: those for every name first, then its name's."""
+        event_type = event.get("type")
+        if not isinstance(event_type, str):
+            return []
+        found = list(self._any.get(event_type, ()))
+        name = event_name(event)
+        if isinstance(name, str):
+            found.extend(self._named.get((event_type, name), ()))
+        return found
+
+    def check(self, event: dict[str, Any]) -> list[ContractFinding]:
+        """The findings of every matching contract that found a violation."""
+        return [f for c in self.matching(event) if (f := c.check(event)) is not None]
+
+
+# --- storage paths -----------------------------------------------------------------------------
+
+
+def contracts_collection(workspace_id: str) -> str:
+    return f"workspaces/{workspace_id}/event_contracts"
+
+
+def contract_path(workspace_id: str, contract_id: str) -> str:
+    return f"{contracts_collection(workspace_id)}/{contract_id}"
+
+
+def violations_collection(workspace_id: str, contract_id: str) -> str:
+    """One record per event and contract, listing that event's violations of the contract."""
+    return f"{contract_path(workspace_id, contract_id)}/violations"
+
+
+def quarantine_collection(workspace_id: str) -> str:
+    return f"workspaces/{workspace_id}/quarantine"
+
+
+def sort_key(at: str, record_id: str) -> str:
+    """A unique, time-ordered key: ISO time, then the id to order records of the same instant."""
+    return f"{at}|{record_id}"
+
+
+def upper_bound(at: str) -> str:
+    """The greatest sort key of an instant (ids sort below this)."""
+    return f"{at}|\uffff"
+
+
+# --- the violations summary --------------------------------------------------------------------
+
+_INDEX = re.compile(r"\[\d+\]")
+
+
+def summarise(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Counts per field and type over violation records, and the shadow report: how many events
+    `block` would have stopped that the contract let through (schema and undeclared apart)."""
+    by_type: Counter[str] = Counter()
+    by_field: Counter[str] = Counter()
+    by_pair: Counter[tuple[str, str]] = Counter()
+    events = blocked = would_block = would_block_undeclared = 0
+    for record in records:
+        events += 1
+        items = record.get("violations") or []
+        if any(v["action"] == "blocked" for v in items):
+            blocked += 1
+        else:
+            would_block += any(v["type"] != UNDECLARED_FIELD for v in items)
+            would_block_undeclared += any(v["type"] == UNDECLARED_FIELD for v in items)
+        for item in items:
+            field = _INDEX.sub("[]", item["field"])
+            by_type[item["type"]] += 1
+            by_field[field] += 1
+            by_pair[(field, item["type"])] += 1
+    return {
+        "violations": sum(by_type.values()),
+        "events": events,
+        "blocked_events": blocked,
+        "by_type": dict(by_type.most_common()),
+        "by_field": dict(by_field.most_common()),
+        "by_field_and_type": [
+            {"field": field, "type": kind, "count": count}
+            for (field, kind), count in by_pair.most_common()
+        ],
+        "shadow": {
+            "would_block": would_block,
+            "would_block_undeclared": would_block_undeclared,
+        },
+    }

@@ -1,0 +1,298 @@
+"""The live stream: a workspace's events as they are stored, written only while someone watches.
+
+docs/OBSERVE.md explains the design and its costs. In short: each open stream keeps a session
+document alive; `process` (this class as its `EventObserver`) checks, cached, whether a session
+is open and only then writes the message's events to a short-lived per-workspace collection,
+stamped with Firestore's commit time; each stream polls that collection past its cursor.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared.domain import ids
+from shared.domain.errors import StreamsError
+from shared.domain.pipeline import event_key
+from shared.domain.routing import event_name
+from shared.ports import ConfigStore, Document, Filter, Write
+
+log = logging.getLogger("streams.live")
+
+# How long a stored event can be resumed from (Last-Event-ID); production also sets a TTL policy.
+RETENTION = timedelta(hours=1)
+# A session outlives its stream by up to this long, so a reconnect within it misses nothing.
+SESSION_TTL = timedelta(seconds=60)
+SESSION_REFRESH_SECONDS = 20.0
+HEARTBEAT_SECONDS = 15.0
+POLL_SECONDS = 0.25
+# Streams end after this long (the client reconnects with Last-Event-ID), so that no function
+# instance is pinned by one browser tab forever. The function's timeout must exceed it.
+MAX_STREAM_SECONDS = 300.0
+# How long process trusts "nobody watches" (a session opened meanwhile waits this long).
+UNWATCHED_CACHE_SECONDS = 0.5
+# Commits can become visible slightly out of commit-time order (the emulator's clock has only
+# milliseconds); every poll re-reads this much behind its cursor and skips what it has seen.
+LATE_COMMIT_WINDOW = timedelta(milliseconds=200)
+PAGE = 500
+# Firestore commits at most 500 writes at once.
+BATCH_WRITES = 400
+
+
+def live_events_collection(workspace_id: str) -> str:
+    return f"workspaces/{workspace_id}/live_events"
+
+
+def live_sessions_collection(workspace_id: str) -> str:
+    return f"workspaces/{workspace_id}/live_sessions"
+
+
+@dataclass(frozen=True, order=True)
+class Cursor:
+    """A position in the live collection: commit time, then document key (the SSE `id`)."""
+
+    written_at: datetime
+    key: str = ""
+
+    def __str__(self) -> str:
+        moment = self.written_at.astimezone(UTC)
+        return f"{moment.strftime('%Y-%m-%dT%H:%M:%S.%f')}Z~{self.key}"
+
+    @classmethod
+    def parse(cls, text: str) -> Cursor | None:
+        """The cursor an SSE id names; None when it is not one of ours."""
+        moment, separator, key = text.strip().partition("~")
+        if not separator or not moment.endswith("Z"):
+            return None
+        try:
+            written_at = datetime.fromisoformat(moment[:-1]).replace(tzinfo=UTC)
+        except ValueError:
+            return None
+        return cls(written_at, key)
+
+
+@dataclass(frozen=True)
+class LiveFilters:
+    """Which events a stream shows; None matches everything."""
+
+    source_id: str | None = None
+    event_type: str | None = None
+    event_name: str | None = None
+
+    def matches(self, document: Document) -> bool:
+        return (
+            self.source_id in (None, document.get("source_id"))
+            and self.event_type in (None, document.get("event_type"))
+            and self.event_name in (None, document.get("event_name"))
+        )
+
+
+@dataclass(frozen=True)
+class LiveEvent:
+    """One event for the client: `id` to resume after it, `data` the canonical event's JSON."""
+
+    id: str
+    data: str
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Keeps the connection open; `id` is set when filtered-out events moved the cursor."""
+
+    id: str | None = None
+
+
+LiveItem = LiveEvent | Heartbeat
+
+
+class LiveFeed:
+    """Writes watched workspaces' events (as an `EventObserver`) and serves live streams."""
+
+    def __init__(
+        self,
+        store: ConfigStore,
+        clock: Callable[[], datetime] = ids.utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        commit_time: Callable[[], Any] | None = None,
+        new_session_id: Callable[[], str] = ids.new_id,
+        max_stream_seconds: float = MAX_STREAM_SECONDS,
+    ):
+        self._store = store
+        self._clock = clock
+        self._monotonic = monotonic
+        self._sleep = sleep
+        # Firestore's server-timestamp sentinel in production; the clock where there is none.
+        self._commit_time = commit_time or clock
+        self._new_session_id = new_session_id
+        self._max_stream_seconds = max_stream_seconds
+        # workspace -> (monotonic time the answer holds until, watched)
+        self._watched: dict[str, tuple[float, bool]] = {}
+
+    # --- the process side ---------------------------------------------------------------
+
+    def observe(self, workspace_id: str, source_id: str, events: list[dict[str, Any]]) -> None:
+        """Write the events for live streams, in batched commits, only if someone watches."""
+        if not events or not self.watched(workspace_id):
+            return
+        now = self._clock()
+        writes = [self._live_write(workspace_id, event, now) for event in events]
+        for start in range(0, len(writes), BATCH_WRITES):
+            self._store.commit(writes[start : start + BATCH_WRITES])
+
+    def watched(self, workspace_id: str) -> bool:
+        """Whether a live session is open; one read per workspace and interval, not per event."""
+        now_mono = self._monotonic()
+        cached = self._watched.get(workspace_id)
+        if cached is not None and cached[0] > now_mono:
+            return cached[1]
+        now = self._clock()
+        open_sessions = self._store.query(
+            live_sessions_collection(workspace_id),
+            [Filter("expires_at", ">", now)],
+            order_by="expires_at",
+            descending=True,
+            limit=1,
+        )
+        if open_sessions:
+            # Sessions are never ended early, so "watched" holds until the latest one expires.
+            remaining = (open_sessions[0]["expires_at"] - now).total_seconds()
+            self._watched[workspace_id] = (now_mono + remaining, True)
+            return True
+        self._watched[workspace_id] = (now_mono + UNWATCHED_CACHE_SECONDS, False)
+        return False
+
+    def _live_write(self, workspace_id: str, event: dict[str, Any], now: datetime) -> Write:
+        key = event_key(event["messageId"])
+        return Write(
+            "set",
+            f"{live_events_collection(workspace_id)}/{key}",
+            {
+                "key": key,
+                "message_id": event["messageId"],
+                "source_id": event.get("sourceId"),
+                "event_type": event.get("type"),
+                "event_name": event_name(event),
+                # JSON text: Firestore maps refuse nested arrays and `__x__` keys events may hold.
+                "event": json.dumps(event, separators=(",", ":"), ensure_ascii=False),
+                "written_at": self._commit_time(),
+                # A timestamp, not a string: Firestore TTL policies only expire timestamp fields.
+                "expires_at": now + RETENTION,
+            },
+        )
+
+    # --- the stream side ----------------------------------------------------------------
+
+    def open(
+        self, workspace_id: str, filters: LiveFilters, after: Cursor | None = None
+    ) -> Iterator[LiveItem]:
+        """Register a session (raising if the store is down), then stream until the lifetime ends.
+
+        Without `after` the stream starts now; with it, just after that position (at most
+        `RETENTION` back).
+        """
+        now = self._clock()
+        session_id = self._new_session_id()
+        self._refresh(workspace_id, session_id, filters, now, best_effort=False)
+        self._collect_garbage(workspace_id, now)
+        # Never before the retention, never after now (an id from the future would stall).
+        start = (
+            Cursor(now) if after is None else min(max(after, Cursor(now - RETENTION)), Cursor(now))
+        )
+        return self._stream(workspace_id, session_id, filters, start)
+
+    def _stream(
+        self, workspace_id: str, session_id: str, filters: LiveFilters, start: Cursor
+    ) -> Iterator[LiveItem]:
+        began = self._monotonic()
+        next_heartbeat = began + HEARTBEAT_SECONDS
+        next_refresh = began + SESSION_REFRESH_SECONDS
+        cursor = announced = start
+        floor = start.written_at - LATE_COMMIT_WINDOW
+        seen: dict[tuple[str, datetime], datetime] = {}
+        while True:
+            documents = self._store.query(
+                live_events_collection(workspace_id),
+                [Filter("written_at", ">=", floor)],
+                order_by="written_at",
+                limit=PAGE,
+            )
+            now = self._clock()
+            for document in sorted(documents, key=_position):
+                position = Cursor(document["written_at"], document["key"])
+                mark = (document["key"], document["written_at"])
+                if position <= start or mark in seen:
+                    continue
+                seen[mark] = document["written_at"]
+                cursor = max(cursor, position)
+                if document["expires_at"] > now and filters.matches(document):
+                    announced = cursor
+                    yield LiveEvent(str(cursor), document["event"])
+            if len(documents) == PAGE:
+                # A full page: read on from its end at once instead of waiting.
+                last = max(document["written_at"] for document in documents)
+                floor = last if last > floor else last + timedelta(microseconds=1)
+            else:
+                floor = cursor.written_at - LATE_COMMIT_WINDOW
+            seen = {mark: at for mark, at in seen.items() if at >= floor}
+
+            now_mono = self._monotonic()
+            if now_mono >= next_heartbeat:
+                yield Heartbeat(str(cursor) if cursor > announced else None)
+                announced = cursor
+                next_heartbeat = now_mono + HEARTBEAT_SECONDS
+            if now_mono >= next_refresh:
+                self._refresh(workspace_id, session_id, filters, now, best_effort=True)
+                next_refresh = now_mono + SESSION_REFRESH_SECONDS
+            if now_mono - began >= self._max_stream_seconds:
+                return
+            if len(documents) < PAGE:
+                self._sleep(POLL_SECONDS)
+
+    def _refresh(
+        self,
+        workspace_id: str,
+        session_id: str,
+        filters: LiveFilters,
+        now: datetime,
+        best_effort: bool,
+    ) -> None:
+        document = {
+            "id": session_id,
+            "filters": {k: v for k, v in vars(filters).items() if v is not None},
+            "refreshed_at": ids.isoformat(now),
+            "expires_at": now + SESSION_TTL,
+        }
+        path = f"{live_sessions_collection(workspace_id)}/{session_id}"
+        try:
+            self._store.commit([Write("set", path, document)])
+        except StreamsError:
+            if not best_effort:
+                raise
+            log.warning("could not refresh live session %s", session_id)
+
+    def _collect_garbage(self, workspace_id: str, now: datetime) -> None:
+        """Delete some expired sessions and events (the emulator has no TTL; production's lags)."""
+        try:
+            for collection, id_field in (
+                (live_sessions_collection(workspace_id), "id"),
+                (live_events_collection(workspace_id), "key"),
+            ):
+                expired = self._store.query(
+                    collection, [Filter("expires_at", "<=", now)], limit=BATCH_WRITES
+                )
+                if expired:
+                    self._store.commit(
+                        [Write("delete", f"{collection}/{d[id_field]}") for d in expired]
+                    )
+        except StreamsError:
+            log.warning("could not collect expired live documents of %s", workspace_id)
+
+
+def _position(document: Document) -> tuple[datetime, str]:
+    return (document["written_at"], document["key"])
