@@ -39,8 +39,10 @@ fmt: $(BIN)/.installed
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-openapi: $(BIN)/.installed  ## Regenerate docs/openapi.json from the route table
+openapi: $(BIN)/.installed  ## Regenerate docs/openapi.json, the gateway config and terraform/requirements.txt
 	$(BIN)/streams openapi --output docs/openapi.json
+	$(BIN)/streams gateway-config --output terraform/modules/api/openapi.yaml.tftpl
+	$(BIN)/python terraform/build.py
 
 stop: $(BIN)/.installed  ## Kill emulators and functions left by an interrupted run
 	$(BIN)/python -m emulators stop
@@ -50,3 +52,4 @@ clean: stop
 
 bench: deps  ## Benchmarks; JSON results in bench/results/
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.pipeline

@@ -278,6 +278,11 @@ def run_python(load: Load, seconds: float) -> LoadResult:
     )
 
 
+def percentiles(values: Sequence[float]) -> dict[str, float]:
+    """p50, p90, p99, max and mean of unsorted values (all 0.0 when there are none)."""
+    return _percentiles(sorted(values))
+
+
 def _percentiles(sorted_ms: Sequence[float]) -> dict[str, float]:
     if not sorted_ms:
         return {"p50": 0.0, "p90": 0.0, "p99": 0.0, "max": 0.0, "mean": 0.0}

@@ -131,7 +131,8 @@ class GatewayHandler(BaseHTTPRequestHandler):
                 self.wfile.flush()
             if length is None:
                 self.wfile.write(b"0\r\n\r\n")
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError, http.client.IncompleteRead):
+            # The client left, or the function stopped mid-stream (an SSE stream at shutdown).
             self.close_connection = True
 
     def _read_body(self) -> bytes | None:

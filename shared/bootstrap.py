@@ -8,17 +8,27 @@ from typing import Any
 from shared.config import Settings, get_settings
 from shared.destinations.outbound import HttpSender, UrlGuard
 from shared.ports import ConfigStore, EventStore, Publisher, PushPolicy, TopicAdmin
+from shared.services.contract_validator import ContractValidator
+from shared.services.contracts import EventContracts
 from shared.services.dead_letters import DeadLetters
+from shared.services.debugger import SourceDebugger
 from shared.services.deliver import Deliverer
 from shared.services.delivery_topics import DeliveryTopics
 from shared.services.destinations import Destinations
+from shared.services.event_query import EventQueries
 from shared.services.forwarding_rules import ForwardingRules
 from shared.services.ingest import Ingest
+from shared.services.live import LiveFeed
 from shared.services.process import Processor
+from shared.services.quarantine import Quarantine
 from shared.services.sources import EventSources
 from shared.services.trace import Traces
+from shared.services.transformations import Transformations
+from shared.services.transformer import SandboxTransformer
+from shared.services.volume import EventVolume
 from shared.services.workspace_config import WorkspaceConfig
 from shared.services.workspaces import Workspaces
+from shared.transform import Limits, ProgramCache
 
 
 class Services:
@@ -97,7 +107,28 @@ class Services:
             self.publisher,
             self.workspace_config,
             self.delivery_topics.topic,
+            validator=self.contract_validator,
+            observers=(self.live,),
         )
+
+    @cached_property
+    def live(self) -> LiveFeed:
+        from google.cloud import firestore
+
+        # Commit-time stamps make the live stream's order the order writes became visible.
+        return LiveFeed(self.store, commit_time=lambda: firestore.SERVER_TIMESTAMP)
+
+    @cached_property
+    def volume(self) -> EventVolume:
+        return EventVolume(self.event_store)
+
+    @cached_property
+    def event_queries(self) -> EventQueries:
+        return EventQueries(self.event_store, self.sources)
+
+    @cached_property
+    def debugger(self) -> SourceDebugger:
+        return SourceDebugger(self.event_store, self.sources)
 
     @cached_property
     def deliverer(self) -> Deliverer:
@@ -108,6 +139,24 @@ class Services:
             self.publisher,
             self.topics.topic_path(self.settings.dead_letters_topic),
             self.settings.delivery_max_attempts,
+            transformer=self.transformer,
+        )
+
+    @cached_property
+    def transformer(self) -> SandboxTransformer:
+        return SandboxTransformer(
+            self.store,
+            ProgramCache(transform_limits(self.settings)),
+            self.settings.config_cache_seconds,
+        )
+
+    @cached_property
+    def transformations(self) -> Transformations:
+        return Transformations(
+            self.store,
+            self.forwarding_rules,
+            lambda: self.event_store,
+            transform_limits(self.settings),
         )
 
     @cached_property
@@ -127,10 +176,31 @@ class Services:
         return ForwardingRules(self.store)
 
     @cached_property
+    def contract_validator(self) -> ContractValidator:
+        return ContractValidator(self.store, self.settings.config_cache_seconds)
+
+    @cached_property
+    def contracts(self) -> EventContracts:
+        return EventContracts(self.store)
+
+    @cached_property
+    def quarantine(self) -> Quarantine:
+        return Quarantine(self.store, self.publisher, self.contract_validator)
+
+    @cached_property
     def ingest(self) -> Ingest:
         return Ingest(
             self.sources, self.publisher, self.store, self.settings.write_key_cache_seconds
         )
+
+
+def transform_limits(settings: Settings) -> Limits:
+    """The sandbox limits of every transformation call."""
+    return Limits(
+        cpu_ms=settings.transform_cpu_ms,
+        memory_bytes=settings.transform_memory_mb * 1024 * 1024,
+        output_bytes=settings.transform_output_kb * 1024,
+    )
 
 
 def process_push_policy(settings: Settings) -> PushPolicy | None:

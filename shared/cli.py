@@ -51,9 +51,30 @@ def _parser() -> argparse.ArgumentParser:
     create_source.add_argument("--name", required=True)
     create_source.set_defaults(run=_create_source)
 
+    tail = commands.add_parser(
+        "tail", help="show a workspace's live events, one line each (Ctrl-C stops)"
+    )
+    tail.add_argument("--gateway", help="gateway URL (default: from .streams/dev.json)")
+    tail.add_argument("--token", help="API token (default: $STREAMS_TOKEN or .streams/dev.json)")
+    tail.add_argument("--workspace", help="workspace id (default: from .streams/dev.json)")
+    tail.add_argument("--dev-file", help="settings written by `make dev` (.streams/dev.json)")
+    tail.add_argument("--source-id", help="only this source's events")
+    tail.add_argument("--event-type", help="only this call type (track, page, identify, ...)")
+    tail.add_argument("--event-name", help="only this event name (a track's event, a page's name)")
+    tail.add_argument("--json", action="store_true", help="print each event's JSON as received")
+    tail.add_argument("--no-color", action="store_true", help="never colour the output")
+    tail.add_argument("--max-events", type=int, help="stop after this many events")
+    tail.set_defaults(run=_tail)
+
     openapi = commands.add_parser("openapi", help="print or write the OpenAPI document")
     openapi.add_argument("--output", type=Path, help="write to this file instead of stdout")
     openapi.set_defaults(run=_openapi)
+
+    gateway = commands.add_parser(
+        "gateway-config", help="print or write the API Gateway's OpenAPI 2.0 Terraform template"
+    )
+    gateway.add_argument("--output", type=Path, help="write to this file instead of stdout")
+    gateway.set_defaults(run=_gateway_config)
     return parser
 
 
@@ -73,10 +94,33 @@ def _create_source(args: argparse.Namespace) -> dict[str, Any]:
     return services.sources.create(args.workspace, args.name, created_by="cli").model_dump()
 
 
+def _tail(args: argparse.Namespace) -> None:
+    from shared.tail import TailError, options_from, tail
+
+    try:
+        tail(options_from(args))
+    except (ValueError, TailError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        pass
+
+
 def _openapi(args: argparse.Namespace) -> None:
     from shared.api.docs import openapi_document
 
     text = json.dumps(openapi_document(), indent=2) + "\n"
+    if args.output:
+        args.output.write_text(text)
+    else:
+        sys.stdout.write(text)
+
+
+def _gateway_config(args: argparse.Namespace) -> None:
+    from shared.api.routes import ROUTES
+    from shared.http.gateway_config import render_template
+
+    text = render_template(ROUTES)
     if args.output:
         args.output.write_text(text)
     else:

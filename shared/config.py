@@ -37,6 +37,11 @@ class Settings:
     delivery_max_backoff_seconds: float = 600.0
     # Attempts per delivery before it is dead-lettered (Pub/Sub redelivers with backoff between).
     delivery_max_attempts: int = 8
+    # Transformations (docs/TRANSFORMATIONS.md): CPU time per event, heap per sandbox context,
+    # and the largest result a transformation may return.
+    transform_cpu_ms: int = 100
+    transform_memory_mb: int = 64
+    transform_output_kb: int = 32
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -60,6 +65,9 @@ class Settings:
             ),
             dead_letters_topic=env.get("STREAMS_DEAD_LETTERS_TOPIC", "streams-dead-letters"),
             delivery_max_attempts=_integer(env, "STREAMS_DELIVERY_MAX_ATTEMPTS", 8, 1, 100),
+            transform_cpu_ms=_integer(env, "STREAMS_TRANSFORM_CPU_MS", 100, 1, 10_000),
+            transform_memory_mb=_integer(env, "STREAMS_TRANSFORM_MEMORY_MB", 64, 1, 1024),
+            transform_output_kb=_integer(env, "STREAMS_TRANSFORM_OUTPUT_KB", 32, 1, 1024),
         )
 
 

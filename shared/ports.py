@@ -123,6 +123,11 @@ class EventStore(Protocol):
         """How many events match `query` (ignoring its limit), and how many distinct types."""
         ...
 
+    def recent(self, workspace_id: str, limit: int) -> list[Document]:
+        """The workspace's `limit` most recently received events, newest first, as canonical
+        events (`shared.domain.storage.row_event`)."""
+        ...
+
 
 @dataclass(frozen=True)
 class EventQuery:

@@ -14,11 +14,17 @@ from emulators.stack import HOST, REPO_ROOT, EmulatorStack, start_stack
 from shared.bootstrap import Services, set_services
 from shared.config import Settings
 
+TEST_PROJECT_ID = "streams-test"
+
 
 @pytest.fixture(scope="session")
 def emulator_stack() -> Iterator[EmulatorStack]:
-    """The three emulators, reused when already running, stopped at the end if we started them."""
-    stack = start_stack()
+    """The three emulators, reused when already running, stopped at the end if we started them.
+
+    The tests use a project of their own: with `make dev` running on the same emulators, its
+    subscriptions (project streams-local) and the tests' never re-point each other.
+    """
+    stack = start_stack(project_id=TEST_PROJECT_ID)
     saved = dict(os.environ)
     os.environ.update(stack.env())
     os.environ["STREAMS_ALLOW_PRIVATE_DESTINATIONS"] = "1"

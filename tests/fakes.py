@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import collections
 import copy
 import itertools
+import json
 import operator
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 
-from shared.ports import AlreadyExists, Document, Filter, PushPolicy, Write
+from shared.domain.storage import row_event
+from shared.ports import (
+    AlreadyExists,
+    Document,
+    EventQuery,
+    EventSummary,
+    Filter,
+    PushPolicy,
+    Write,
+)
 
 
 class InMemoryConfigStore:
@@ -125,3 +137,62 @@ class FakeEventStore:
         if self.fail is not None:
             raise self.fail
         self.rows.extend(copy.deepcopy(rows))
+
+    # The readers below answer as BigQueryEventStore does (see the EventStore port).
+    def volume(self, workspace_id: str, hours: int) -> list[Document]:
+        now = datetime.now(UTC)
+        start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
+        counts: collections.Counter[tuple[str, str | None, datetime]] = collections.Counter()
+        for row in self._found(EventQuery(workspace_id, start)):
+            bucket = row["received_at"].replace(minute=0, second=0, microsecond=0)
+            counts[(row["event_type"], row["event_name"], bucket)] += 1
+        return [
+            {"event_type": t, "event_name": n, "hour_bucket": b, "event_count": c}
+            for (t, n, b), c in sorted(
+                counts.items(), key=lambda i: (i[0][2], i[0][0], i[0][1] or "")
+            )
+        ]
+
+    def counts_by_source(self, workspace_id: str, since: datetime) -> dict[str, int]:
+        found = self._found(EventQuery(workspace_id, since))
+        return dict(collections.Counter(row["source_id"] for row in found))
+
+    def find(self, query: EventQuery) -> list[Document]:
+        found = sorted(
+            self._found(query), key=lambda r: (r["received_at"], r["message_id"]), reverse=True
+        )
+        return found[: query.limit]
+
+    def summarise(self, query: EventQuery) -> EventSummary:
+        found = self._found(query)
+        types = {r["event_name"] if r["event_type"] == "track" else r["event_type"] for r in found}
+        return EventSummary(len(found), len(types))
+
+    def recent(self, workspace_id: str, limit: int) -> list[Document]:
+        rows = [row for row in self.rows if row["workspace_id"] == workspace_id]
+        rows.sort(key=lambda r: (_moment(r["received_at"]), r["message_id"]), reverse=True)
+        return [row_event(row) for row in rows[:limit]]
+
+    def _found(self, query: EventQuery) -> list[Document]:
+        found = []
+        for stored in self.rows:
+            row = {
+                **stored,
+                "timestamp": _moment(stored["timestamp"]),
+                "received_at": _moment(stored["received_at"]),
+                **{f: json.loads(stored[f] or "{}") for f in ("properties", "traits", "context")},
+            }
+            stream_type = row["event_name"] if row["event_type"] == "track" else row["event_type"]
+            if (
+                row["workspace_id"] == query.workspace_id
+                and row["received_at"] >= query.since
+                and (query.until is None or row["received_at"] < query.until)
+                and query.source_id in (None, row["source_id"])
+                and query.stream_type in (None, stream_type)
+            ):
+                found.append(row)
+        return found
+
+
+def _moment(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))

@@ -15,7 +15,13 @@ from google.cloud import bigquery
 from shared.adapters.errors import CALL_TIMEOUT_SECONDS, TRANSIENT_ERRORS, transient_as_unavailable
 from shared.config import Settings
 from shared.domain.errors import Unavailable
-from shared.domain.storage import CLUSTERING_FIELDS, EVENTS_TABLE, PARTITION_FIELD
+from shared.domain.storage import (
+    CLUSTERING_FIELDS,
+    EVENT_COLUMNS,
+    EVENTS_TABLE,
+    PARTITION_FIELD,
+    row_event,
+)
 from shared.ports import Document, EventQuery, EventSummary
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas" / "bigquery"
@@ -122,6 +128,21 @@ class BigQueryEventStore:
         [row] = list(self._query(sql, params))
         return EventSummary(int(row["total_events"]), int(row["unique_event_types"]))
 
+    def recent(self, workspace_id: str, limit: int) -> list[Document]:
+        sql = f"""
+            SELECT {", ".join(EVENT_COLUMNS)}
+            FROM `{self._table}`
+            WHERE workspace_id = @workspace_id
+              AND received_at >= TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL @days_back DAY)
+            ORDER BY received_at DESC, message_id DESC
+            LIMIT @limit"""
+        params = [
+            _param("workspace_id", "STRING", workspace_id),
+            _param("days_back", "INT64", RECENT_DAYS),
+            _param("limit", "INT64", limit),
+        ]
+        return [row_event(dict(row)) for row in self._query(sql, params)]
+
     def _query(self, sql: str, params: list[bigquery.ScalarQueryParameter]) -> list[Any]:
         config = bigquery.QueryJobConfig(query_parameters=params)
         with transient_as_unavailable("BigQuery"):
@@ -144,6 +165,8 @@ FOUND_COLUMNS = (
     "context",
 )
 QUERY_TIMEOUT_SECONDS = 30.0
+# How far back `recent` looks: a bound on the partitioning column, so it never scans the table.
+RECENT_DAYS = 7
 
 
 def _param(name: str, type_: str, value: Any) -> bigquery.ScalarQueryParameter:

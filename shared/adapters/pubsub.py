@@ -23,7 +23,7 @@ from shared.ports import PushPolicy
 
 # Batching is what makes publishing fast (~10k msg/s against ~60/s one at a time); a short
 # latency keeps the wait for the acknowledgement, which the HTTP answer depends on, small.
-BATCH_SETTINGS = BatchSettings(max_messages=1000, max_bytes=8 * 1024 * 1024, max_latency=0.005)
+BATCH_SETTINGS = BatchSettings(max_messages=1000, max_bytes=8 * 1024 * 1024, max_latency=0.001)
 # Past these, publishing fails at once and ingest answers 503: overload is pushed back to
 # clients instead of growing memory without bound.
 FLOW_CONTROL = PublishFlowControl(
@@ -75,6 +75,9 @@ class PubSubTopicAdmin:
             "topic": topic,
             "push_config": push_config,
             "ack_deadline_seconds": policy.ack_deadline_seconds,
+            # An empty policy never expires: Pub/Sub's default deletes a subscription idle for
+            # 31 days, which would silently unwire a quiet source or destination.
+            "expiration_policy": {},
             "retry_policy": {
                 "minimum_backoff": timedelta(seconds=policy.min_backoff_seconds),
                 "maximum_backoff": timedelta(seconds=policy.max_backoff_seconds),

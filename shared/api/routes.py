@@ -4,13 +4,19 @@ function dispatchers, the OpenAPI document and the production API gateway config
 from __future__ import annotations
 
 from shared.api import (
+    contracts,
     destinations,
     docs,
     event_keys,
     events,
     forwarding_rules,
     ingest,
+    observe,
+    quarantine,
+    stream_events,
+    stream_sources,
     streams,
+    transformations,
 )
 from shared.http.routing import Route
 
@@ -18,9 +24,15 @@ ROUTES: tuple[Route, ...] = (
     *ingest.ROUTES,
     *event_keys.ROUTES,
     *forwarding_rules.ROUTES,
+    *transformations.ROUTES,
+    *contracts.ROUTES,
+    *quarantine.ROUTES,
     *destinations.ROUTES,
     *events.ROUTES,
+    *observe.ROUTES,
     *streams.ROUTES,
+    *stream_sources.ROUTES,
+    *stream_events.ROUTES,
     *docs.ROUTES,
 )
 

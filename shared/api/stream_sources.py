@@ -11,7 +11,7 @@ from shared.api.models import Input, Name
 from shared.api.observe import WholeNumber
 from shared.api.stream_events import Event
 from shared.domain.sources import EventSource, SourceType
-from shared.http.app import ApiRequest, Reply
+from shared.http.app import ApiRequest
 from shared.http.routing import Route
 from shared.services.debugger import DEFAULT_DEBUG_LIMIT, MAX_DEBUG_LIMIT
 
@@ -89,12 +89,11 @@ def get_source(request: ApiRequest) -> StreamSource:
     return stream_source(source, counts.get(source.id, 0))
 
 
-def delete_source(request: ApiRequest) -> Reply:
+def delete_source(request: ApiRequest) -> None:
     """Revoke, as the first seed's DELETE does: the key stops working, the history stays."""
     source_id = request.params["sourceId"]
     request.services.sources.get(request.workspace_id, source_id, field="sourceId")
     request.services.sources.revoke(request.workspace_id, source_id)
-    return Reply(None, 204)
 
 
 def debug_source(request: ApiRequest) -> dict[str, object]:

@@ -149,8 +149,16 @@ class ContractSet:
         return found
 
     def check(self, event: dict[str, Any]) -> list[ContractFinding]:
-        """The findings of every matching contract that found a violation."""
-        return [f for c in self.matching(event) if (f := c.check(event)) is not None]
+        """The findings of every matching contract that found a violation (the hot path)."""
+        event_type = event.get("type")
+        if not isinstance(event_type, str):
+            return []
+        every = self._any.get(event_type, ())
+        name = event_name(event) if event_type in NAMED_TYPES else None
+        named = self._named.get((event_type, name), ()) if isinstance(name, str) else ()
+        if not every and not named:
+            return []
+        return [f for c in (*every, *named) if (f := c.check(event)) is not None]
 
 
 # --- storage paths -----------------------------------------------------------------------------

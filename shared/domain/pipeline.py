@@ -11,6 +11,8 @@ from shared.domain.errors import InvalidRequest
 
 # Dedup window: PRODUCT asks for at least 24 h; the margin covers Pub/Sub's own redelivery.
 DEDUP_HOURS = 48
+# How long delivery records and dead letters are kept (replayable) after their last change.
+RECORD_RETENTION_DAYS = 30
 # Attempt history kept per delivery: enough to explain a failure, bounded so documents stay small.
 HISTORY_LIMIT = 20
 

@@ -15,7 +15,8 @@ from typing import Any, Literal
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from shared.domain.schema_validator import FORMATS, CompiledSchema, SchemaCompileError
+from shared.domain.schema_formats import FORMATS
+from shared.domain.schema_validator import CompiledSchema, SchemaCompileError
 
 SchemaForm = Literal["compact", "json_schema"]
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -64,7 +65,9 @@ def to_json_schema(definition: Any) -> tuple[dict[str, Any], SchemaForm]:
     if form == "json_schema":
         dialect = definition.get("$schema", DIALECT)
         if str(dialect).rstrip("#") != DIALECT:
-            raise InvalidSchema("$schema", f"only JSON Schema draft 2020-12 ({DIALECT}) is supported")
+            raise InvalidSchema(
+                "$schema", f"only JSON Schema draft 2020-12 ({DIALECT}) is supported"
+            )
         schema = definition
     else:
         if "required" in definition:
@@ -141,7 +144,12 @@ def _check_meta(schema: dict[str, Any]) -> None:
         path = _join(*(str(part) for part in error.path))
         message = error.message
         keyword_path = list(error.path)[-2:]
-        if keyword_path[-1:] == ["type"] and keyword_path[:1] != ["properties"]:
+        if keyword_path[-1:] == ["required"] and isinstance(error.instance, bool):
+            message = (
+                "`required: true` is the compact form; JSON Schema lists required fields in "
+                "the parent's `required` array"
+            )
+        elif keyword_path[-1:] == ["type"] and keyword_path[:1] != ["properties"]:
             message = f"unknown type {error.instance!r}: one of {', '.join(JSON_TYPES)}"
         raise InvalidSchema(path, message) from None
 

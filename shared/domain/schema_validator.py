@@ -8,16 +8,13 @@ to the same violation types. docs/CONTRACTS.md lists both keyword sets.
 
 from __future__ import annotations
 
-import copy
-import ipaddress
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
-from jsonschema import Draft202012Validator, FormatChecker, ValidationError
+from shared.domain.schema_formats import FORMATS
 
 REQUIRED_MISSING = "Required-Missing"
 DATATYPE_MISMATCH = "Datatype-Mismatch"
@@ -88,16 +85,23 @@ class SchemaCompileError(ValueError):
 
 
 Check = Callable[[Any, str, list[Violation]], None]
+Engine = Literal["fast", "jsonschema"]
 
 
 class CompiledSchema:
-    """A schema compiled once; `validate` is called per event on the hot path."""
+    """A schema compiled once; `validate` is called per event on the hot path. `engine` forces
+    one (tests run the fast engine's schemas through both)."""
 
-    def __init__(self, schema: dict[str, Any] | bool):
-        self.engine = "fast" if _fast_supported(schema) else "jsonschema"
-        self._check: Check | None = (
-            _compile(schema, "") if self.engine == "fast" else _JsonSchemaEngine(schema)
-        )
+    _check: Check | None
+
+    def __init__(self, schema: dict[str, Any] | bool, engine: Engine | None = None):
+        self.engine: Engine = engine or ("fast" if fast_supported(schema) else "jsonschema")
+        if self.engine == "fast":
+            self._check = _compile(schema, "")
+        else:
+            from shared.domain.schema_fallback import JsonSchemaEngine
+
+            self._check = JsonSchemaEngine(schema)
 
     def validate(self, value: Any, path: str) -> list[Violation]:
         """The value's violations, sorted by field then type; `path` prefixes every field."""
@@ -124,82 +128,22 @@ def json_type(value: Any) -> str:
     return type(value).__name__
 
 
-# --- formats (shared by both engines, so they agree) -------------------------------------------
-
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:\S+$")
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_HOSTNAME = re.compile(
-    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
-)
-_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
-_TIME = re.compile(r"^\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
-
-
-def _is_date_time(text: str) -> bool:
-    if not _DATE_TIME.match(text):
-        return False
-    try:
-        datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    return True
-
-
-def _is_date(text: str) -> bool:
-    try:
-        return len(text) == 10 and date.fromisoformat(text) is not None
-    except ValueError:
-        return False
-
-
-def _is_ip(kind: type[ipaddress.IPv4Address] | type[ipaddress.IPv6Address]) -> Callable[[str], bool]:
-    def check(text: str) -> bool:
-        try:
-            kind(text)
-        except ValueError:
-            return False
-        return True
-
-    return check
-
-
-# Format name -> its test; other format names are annotations (JSON Schema's default).
-FORMATS: dict[str, Callable[[str], bool]] = {
-    "email": lambda text: bool(_EMAIL.match(text)),
-    "uri": lambda text: bool(_URI.match(text)),
-    "uuid": lambda text: bool(_UUID.match(text)),
-    "hostname": lambda text: bool(_HOSTNAME.match(text)),
-    "date-time": _is_date_time,
-    "date": _is_date,
-    "time": lambda text: bool(_TIME.match(text)),
-    "ipv4": _is_ip(ipaddress.IPv4Address),
-    "ipv6": _is_ip(ipaddress.IPv6Address),
-}
-FORMAT_CHECKER = FormatChecker(formats=())
-for _name, _test in FORMATS.items():
-    FORMAT_CHECKER.checks(_name)(
-        lambda value, test=_test: not isinstance(value, str) or test(value)
-    )
-
-
 # --- the fast engine ---------------------------------------------------------------------------
 
 
-def _fast_supported(schema: Any) -> bool:
+def fast_supported(schema: Any) -> bool:
     if isinstance(schema, bool):
         return True
     if not schema.keys() <= FAST_KEYWORDS:
         return False
-    if isinstance(schema.get("additionalProperties"), dict) and not _fast_supported(
+    if isinstance(schema.get("additionalProperties"), dict) and not fast_supported(
         schema["additionalProperties"]
     ):
         return False
     children = [*schema.get("properties", {}).values()]
     if "items" in schema:
         children.append(schema["items"])
-    return all(_fast_supported(child) for child in children)
+    return all(fast_supported(child) for child in children)
 
 
 def _compile(schema: Any, where: str) -> Check | None:
@@ -208,15 +152,18 @@ def _compile(schema: Any, where: str) -> Check | None:
         return None
     if schema is False:
         return _reject_all
+    # An object's own type check is folded into its object check: one call fewer per level.
+    object_check = _object_check(schema, where, typed=schema.get("type") == "object")
+    own_type = "type" in schema and not (object_check is not None and schema["type"] == "object")
     checks = [
         check
         for check in (
-            _type_check(schema["type"]) if "type" in schema else None,
+            _type_check(schema["type"]) if own_type else None,
             _enum_check(schema["enum"], "enum") if "enum" in schema else None,
             _enum_check([schema["const"]], "const") if "const" in schema else None,
             _string_check(schema, where),
             _number_check(schema),
-            _object_check(schema, where),
+            object_check,
             _array_check(schema, where),
         )
         if check is not None
@@ -237,25 +184,26 @@ def _reject_all(value: Any, path: str, out: list[Violation]) -> None:
     out.append(Violation(SCHEMA_MISMATCH, path, "no value is allowed here", "nothing", show(value)))
 
 
-def _type_check(types: str | list[str]) -> Check:
+def _type_test(types: str | list[str]) -> tuple[frozenset[type], bool, str]:
+    """The Python types a `type` keyword allows, whether integral floats pass, its wording."""
     names = [types] if isinstance(types, str) else list(types)
     allowed = frozenset(t for name in names for t in PY_TYPES[name])
-    integral_floats = "integer" in names and "number" not in names
-    expected = " or ".join(names)
+    return allowed, "integer" in names and "number" not in names, " or ".join(names)
+
+
+def _type_violation(expected: str, value: Any, path: str) -> Violation:
+    message = f"expected {expected}, got {json_type(value)}"
+    return Violation(DATATYPE_MISMATCH, path, message, expected, show(value))
+
+
+def _type_check(types: str | list[str]) -> Check:
+    allowed, integral_floats, expected = _type_test(types)
 
     def check(value: Any, path: str, out: list[Violation]) -> None:
         kind = type(value)
         if kind in allowed or (integral_floats and kind is float and value.is_integer()):
             return
-        out.append(
-            Violation(
-                DATATYPE_MISMATCH,
-                path,
-                f"expected {expected}, got {json_type(value)}",
-                expected,
-                show(value),
-            )
-        )
+        out.append(_type_violation(expected, value, path))
 
     return check
 
@@ -292,7 +240,7 @@ def _string_check(schema: dict[str, Any], where: str) -> Check | None:
     min_length = schema.get("minLength")
     max_length = schema.get("maxLength")
     pattern = schema.get("pattern")
-    regex = compile_pattern(pattern, _join(where, "pattern")) if pattern is not None else None
+    regex = compile_pattern(pattern, join_path(where, "pattern")) if pattern is not None else None
     format_name = schema.get("format")
     format_test = FORMATS.get(format_name) if format_name is not None else None
     if min_length is None and max_length is None and regex is None and format_test is None:
@@ -302,14 +250,12 @@ def _string_check(schema: dict[str, Any], where: str) -> Check | None:
         if type(value) is not str:
             return
         if min_length is not None and len(value) < min_length:
-            out.append(_length(path, f"length >= {min_length}", len(value)))
+            out.append(length_violation(path, f"length >= {min_length}", len(value)))
         if max_length is not None and len(value) > max_length:
-            out.append(_length(path, f"length <= {max_length}", len(value)))
+            out.append(length_violation(path, f"length <= {max_length}", len(value)))
         if regex is not None and not regex.search(value):
             out.append(
-                Violation(
-                    PATTERN_MISMATCH, path, f"does not match {pattern}", pattern, show(value)
-                )
+                Violation(PATTERN_MISMATCH, path, f"does not match {pattern}", pattern, show(value))
             )
         if format_test is not None and not format_test(value):
             out.append(
@@ -332,8 +278,10 @@ def compile_pattern(pattern: Any, where: str) -> re.Pattern[str]:
         raise SchemaCompileError(where, f"not a valid regular expression: {exc}") from None
 
 
-def _length(path: str, expected: str, actual: int) -> Violation:
-    return Violation(LENGTH_MISMATCH, path, f"expected {expected}, got {actual}", expected, str(actual))
+def length_violation(path: str, expected: str, actual: int) -> Violation:
+    return Violation(
+        LENGTH_MISMATCH, path, f"expected {expected}, got {actual}", expected, str(actual)
+    )
 
 
 NUMBER_BOUNDS: tuple[tuple[str, str, Callable[[float, float], bool]], ...] = (
@@ -363,18 +311,27 @@ def _number_check(schema: dict[str, Any]) -> Check | None:
     return check
 
 
-def _object_check(schema: dict[str, Any], where: str) -> Check | None:
+def _object_check(schema: dict[str, Any], where: str, typed: bool) -> Check | None:
+    """Properties, required, additional and undeclared fields; with `typed`, also the object
+    type itself. Fields that only state a type are checked inline, without a call."""
     properties: dict[str, Any] = schema.get("properties", {})
     declared = frozenset(properties)
-    children = [
-        (key, "." + key, check)
+    typed_only = [
+        (key, "." + key, *_type_test(sub["type"]))
         for key, sub in properties.items()
-        if (check := _compile(sub, _join(where, "properties", key))) is not None
+        if isinstance(sub, dict) and "type" in sub and sub.keys() - ANNOTATIONS == {"type"}
+    ]
+    inline = {key for key, *_ in typed_only}
+    children = [
+        (key, "." + key, compiled)
+        for key, sub in properties.items()
+        if key not in inline
+        and (compiled := _compile(sub, join_path(where, "properties", key))) is not None
     ]
     required = [(key, "." + key) for key in schema.get("required", [])]
     additional = schema.get("additionalProperties")
     extra_check = (
-        _compile(additional, _join(where, "additionalProperties"))
+        _compile(additional, join_path(where, "additionalProperties"))
         if isinstance(additional, dict)
         else None
     )
@@ -387,12 +344,22 @@ def _object_check(schema: dict[str, Any], where: str) -> Check | None:
         if "properties" in schema and additional is None
         else None
     )
-    if not children and not required and extra_check is None and extras_type is None:
+    if not (typed_only or children or required or extra_check or extras_type):
         return None
 
     def check(value: Any, path: str, out: list[Violation]) -> None:
         if type(value) is not dict:
+            if typed:
+                out.append(_type_violation("object", value, path))
             return
+        for key, suffix, allowed, integral_floats, expected in typed_only:
+            if key in value:
+                item = value[key]
+                kind = type(item)
+                if kind not in allowed and not (
+                    integral_floats and kind is float and item.is_integer()
+                ):
+                    out.append(_type_violation(expected, item, path + suffix))
         for key, suffix, child in children:
             if key in value:
                 child(value[key], path + suffix, out)
@@ -413,12 +380,12 @@ def _object_check(schema: dict[str, Any], where: str) -> Check | None:
             if extra_check is not None:
                 extra_check(value[key], f"{path}.{key}", out)
             elif extras_type is not None:
-                out.append(_extra(extras_type, f"{path}.{key}", key, value[key]))
+                out.append(extra_violation(extras_type, f"{path}.{key}", key, value[key]))
 
     return check
 
 
-def _extra(kind: str, field: str, key: str, value: Any) -> Violation:
+def extra_violation(kind: str, field: str, key: str, value: Any) -> Violation:
     if kind == UNDECLARED_FIELD:
         return Violation(kind, field, f"{key} is not declared", "declared fields only", show(value))
     return Violation(kind, field, f"{key} is not allowed", "no additional fields", show(value))
@@ -427,7 +394,7 @@ def _extra(kind: str, field: str, key: str, value: Any) -> Violation:
 def _array_check(schema: dict[str, Any], where: str) -> Check | None:
     min_items = schema.get("minItems")
     max_items = schema.get("maxItems")
-    items = _compile(schema["items"], _join(where, "items")) if "items" in schema else None
+    items = _compile(schema["items"], join_path(where, "items")) if "items" in schema else None
     if min_items is None and max_items is None and items is None:
         return None
 
@@ -435,9 +402,9 @@ def _array_check(schema: dict[str, Any], where: str) -> Check | None:
         if type(value) is not list:
             return
         if min_items is not None and len(value) < min_items:
-            out.append(_length(path, f"length >= {min_items}", len(value)))
+            out.append(length_violation(path, f"length >= {min_items}", len(value)))
         if max_items is not None and len(value) > max_items:
-            out.append(_length(path, f"length <= {max_items}", len(value)))
+            out.append(length_violation(path, f"length <= {max_items}", len(value)))
         if items is not None:
             for index, item in enumerate(value):
                 items(item, f"{path}[{index}]", out)
@@ -445,122 +412,5 @@ def _array_check(schema: dict[str, Any], where: str) -> Check | None:
     return check
 
 
-def _join(*parts: str) -> str:
+def join_path(*parts: str) -> str:
     return ".".join(part for part in parts if part)
-
-
-# --- the jsonschema engine ---------------------------------------------------------------------
-
-KEYWORD_TYPES = {
-    "type": DATATYPE_MISMATCH,
-    "enum": ENUM_MISMATCH,
-    "const": ENUM_MISMATCH,
-    "format": FORMAT_MISMATCH,
-    "pattern": PATTERN_MISMATCH,
-    "minimum": RANGE_MISMATCH,
-    "maximum": RANGE_MISMATCH,
-    "exclusiveMinimum": RANGE_MISMATCH,
-    "exclusiveMaximum": RANGE_MISMATCH,
-    "multipleOf": RANGE_MISMATCH,
-    "minLength": LENGTH_MISMATCH,
-    "maxLength": LENGTH_MISMATCH,
-    "minItems": LENGTH_MISMATCH,
-    "maxItems": LENGTH_MISMATCH,
-    "minProperties": LENGTH_MISMATCH,
-    "maxProperties": LENGTH_MISMATCH,
-    "unevaluatedProperties": ADDITIONAL_PROPERTIES,
-}
-
-
-class _JsonSchemaEngine:
-    """Any draft 2020-12 schema, by `jsonschema`, with its errors mapped to violation types."""
-
-    def __init__(self, schema: dict[str, Any] | bool):
-        self._schema = copy.deepcopy(schema)
-        # Undeclared fields, as the fast engine finds them: along properties and items only
-        # (not through $ref or combinators, where "declared" has no single meaning).
-        self._undeclared = {id(node) for node in _mark_undeclared(self._schema)}
-        for pattern_path, pattern in _patterns(self._schema, ""):
-            compile_pattern(pattern, pattern_path)
-        self._validator = Draft202012Validator(self._schema, format_checker=FORMAT_CHECKER)
-
-    def __call__(self, value: Any, path: str, out: list[Violation]) -> None:
-        for error in self._validator.iter_errors(value):
-            out.extend(self._violations(error, path))
-
-    def _violations(self, error: ValidationError, root: str) -> Iterator[Violation]:
-        field = root + "".join(
-            f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path
-        )
-        keyword = str(error.validator)
-        instance: Any = error.instance
-        expected = error.validator_value
-        if keyword == "required" and isinstance(instance, dict):
-            for key in expected:
-                if key not in instance:
-                    yield Violation(
-                        REQUIRED_MISSING, f"{field}.{key}", f"{key} is required", "present", None
-                    )
-        elif keyword == "additionalProperties" and isinstance(instance, dict):
-            schema: Any = error.schema
-            kind = UNDECLARED_FIELD if id(schema) in self._undeclared else ADDITIONAL_PROPERTIES
-            declared = schema.get("properties", {})
-            patterns = list(schema.get("patternProperties", {}))
-            for key in instance:
-                if key not in declared and not any(re.search(p, key) for p in patterns):
-                    yield _extra(kind, f"{field}.{key}", key, instance[key])
-        elif keyword == "type":
-            names = " or ".join([expected] if isinstance(expected, str) else expected)
-            message = f"expected {names}, got {json_type(instance)}"
-            yield Violation(DATATYPE_MISMATCH, field, message, names, show(instance))
-        elif keyword in KEYWORD_TYPES:
-            shown = str(expected) if keyword in ("format", "pattern") else show(expected)
-            yield Violation(
-                KEYWORD_TYPES[keyword], field, _short(error.message), shown, show(instance)
-            )
-        else:
-            yield Violation(
-                SCHEMA_MISMATCH, field, _short(error.message), keyword, show(instance)
-            )
-
-
-def _mark_undeclared(schema: Any) -> Iterator[dict[str, Any]]:
-    """Add `additionalProperties: false` where undeclared fields apply; yield those nodes."""
-    if not isinstance(schema, dict):
-        return
-    open_object = not {"additionalProperties", "patternProperties", "unevaluatedProperties"} & (
-        schema.keys()
-    )
-    if "properties" in schema and open_object and isinstance(schema["properties"], dict):
-        schema["additionalProperties"] = False
-        yield schema
-    for child in _children(schema):
-        yield from _mark_undeclared(child)
-
-
-def _children(schema: dict[str, Any]) -> Iterable[Any]:
-    properties = schema.get("properties")
-    if isinstance(properties, dict):
-        yield from properties.values()
-    if "items" in schema:
-        yield schema["items"]
-
-
-def _patterns(schema: Any, where: str) -> Iterator[tuple[str, Any]]:
-    """Every `pattern` and `patternProperties` key, anywhere in the schema, with its path."""
-    if isinstance(schema, dict):
-        for key, value in schema.items():
-            if key == "pattern" and isinstance(value, str):
-                yield _join(where, key), value
-            elif key == "patternProperties" and isinstance(value, dict):
-                yield from ((_join(where, key, p), p) for p in value)
-            if isinstance(value, (dict, list)) and key not in ("enum", "const", "examples"):
-                yield from _patterns(value, _join(where, key))
-    elif isinstance(schema, list):
-        for index, item in enumerate(schema):
-            yield from _patterns(item, _join(where, str(index)))
-
-
-def _short(message: str) -> str:
-    return message if len(message) <= 200 else message[:199] + "…"
-

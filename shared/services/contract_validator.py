@@ -103,7 +103,11 @@ class ContractValidator:
 
     def _compiled_contract(self, document: Document) -> CompiledContract | None:
         """Compile once per contract version; a contract that cannot compile judges nothing."""
-        key = (str(document.get("id")), int(document.get("version", 0)), str(document.get("updated_at")))
+        key = (
+            str(document.get("id")),
+            int(document.get("version", 0)),
+            str(document.get("updated_at")),
+        )
         found = self._compiled.get(key)
         if found is not None:
             return found
@@ -220,12 +224,11 @@ def quarantine_record(
         ],
         "event_json": json.dumps(event, separators=(",", ":"), ensure_ascii=False),
         "status": "quarantined",
-        "times_quarantined": int(previous.get("times_quarantined", 0)) + (
-            1 if requarantined or not previous else 0
-        ),
+        "times_quarantined": int(previous.get("times_quarantined", 0))
+        + (1 if requarantined or not previous else 0),
         "replay_count": int(previous.get("replay_count", 0)),
         "created_at": previous.get("created_at", at),
-        "updated_at": at,
+        "quarantined_at": at,
         "replayed_at": previous.get("replayed_at"),
         "sort_key": sort_key(at, record_id),
     }

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from shared.domain import ids
 from shared.domain.pipeline import (
+    RECORD_RETENTION_DAYS,
     DeliveryMessage,
     InvalidMessage,
     dead_letter_path,
@@ -106,6 +107,7 @@ class DeadLetters:
             "created_at": (previous or {}).get("created_at", now),
             "updated_at": now,
             "replayed_at": (previous or {}).get("replayed_at"),
+            "expires_at": self._clock() + timedelta(days=RECORD_RETENTION_DAYS),
         }
         self._store.commit([Write("set", path, document)])
         return document

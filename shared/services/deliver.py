@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from shared.destinations import connector_for, validate_config
@@ -17,6 +17,7 @@ from shared.domain.errors import InvalidRequest, StreamsError
 from shared.domain.pipeline import (
     FINAL_STATUSES,
     HISTORY_LIMIT,
+    RECORD_RETENTION_DAYS,
     DeliveryMessage,
     delivery_path,
 )
@@ -44,6 +45,28 @@ class Transformer(Protocol):
     """Runs a rule's transformation on the event before it is sent."""
 
     def transform(self, message: DeliveryMessage, destination: Destination) -> TransformOutcome: ...
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt's result: delivered, skipped, dropped, retry or failed (with a reason code)."""
+
+    status: str
+    detail: str
+    http_status: int | None = None
+    code: str | None = None
+    logs: list[str] = field(default_factory=list)
+
+
+# What an attempt's result leaves the delivery as; anything else is dead-lettered.
+FINAL_STATUS = {
+    "delivered": "delivered",
+    "skipped": "skipped",
+    "dropped": "dropped",
+    "retry": "retrying",
+}
+# Console lines of the transformation kept with each attempt, for the trace.
+TRACE_LOG_LINES = 20
 
 
 class RetryDelivery(Exception):
@@ -97,53 +120,55 @@ class Deliverer:
         else:
             attempts = int(record["attempts"]) + 1
         destination = self._config.destination(message.workspace_id, message.destination_id)
-        status, detail, http_status, code = self._attempt(message, destination)
-        if status == "retry" and attempts >= self._max_attempts:
-            status, code = "failed", "retries_exhausted"
-            detail = f"gave up after {attempts} attempts: {detail}"
-        final = {
-            "delivered": "delivered",
-            "skipped": "skipped",
-            "dropped": "dropped",
-            "retry": "retrying",
-        }.get(status, "dead_lettered")
+        attempt = self._attempt(message, destination)
+        if attempt.status == "retry" and attempts >= self._max_attempts:
+            attempt = replace(
+                attempt,
+                status="failed",
+                code="retries_exhausted",
+                detail=f"gave up after {attempts} attempts: {attempt.detail}",
+            )
+        final = FINAL_STATUS.get(attempt.status, "dead_lettered")
+        detail, http_status = attempt.detail, attempt.http_status
         if final == "dead_lettered":
             # Before the record: if recording fails, the redelivery dead-letters again (the
             # dead letter is keyed by delivery, so twice is once) instead of never.
-            self._dead_letter(message, destination, code or "failed", detail, attempts, http_status)
-        self._record(path, record, message, destination, final, attempts, detail, http_status)
+            self._dead_letter(
+                message, destination, attempt.code or "failed", detail, attempts, http_status
+            )
+        self._record(path, record, message, destination, final, attempts, attempt)
         log.info("delivery %s %s (attempt %d): %s", message.delivery_id, final, attempts, detail)
         if final == "retrying":
             raise RetryDelivery(detail)
         return DeliveryOutcome(final, attempts, detail)
 
-    def _attempt(
-        self, message: DeliveryMessage, destination: Destination | None
-    ) -> tuple[str, str, int | None, str | None]:
-        """(delivered|skipped|retry|failed, detail, http status, reason code)."""
+    def _attempt(self, message: DeliveryMessage, destination: Destination | None) -> Attempt:
         if destination is None:
-            return "failed", "the destination no longer exists", None, "destination_missing"
+            return Attempt("failed", "the destination no longer exists", code="destination_missing")
         if destination.status != "active":
-            return "failed", "the destination is inactive", None, "destination_inactive"
+            return Attempt("failed", "the destination is inactive", code="destination_inactive")
         events = [message.event]
+        logs: list[str] = []
         if message.transformation_id is not None:
             if self._transformer is None:
-                return "failed", "no transformation runtime", None, "transformation_error"
+                return Attempt("failed", "no transformation runtime", code="transformation_error")
             transformed = self._transformer.transform(message, destination)
+            logs = transformed.logs
             if transformed.error is not None:
                 detail = f"transformation failed: {transformed.error}"
-                return "failed", detail, None, "transformation_error"
+                return Attempt("failed", detail, code="transformation_error", logs=logs)
             if not transformed.events:
-                return "dropped", "the transformation dropped the event", None, None
+                return Attempt("dropped", "the transformation dropped the event", logs=logs)
             events = transformed.events
         try:
             config = validate_config(destination.type, destination.config)
             connector = connector_for(destination.type)
             built = [connector.build(event, config, now=self._clock()) for event in events]
         except InvalidRequest as exc:
-            return "failed", f"invalid destination config: {exc.message}", None, "invalid_config"
+            detail = f"invalid destination config: {exc.message}"
+            return Attempt("failed", detail, code="invalid_config", logs=logs)
         results = [
-            ("skipped", f"{destination.type} does not take {event['type']} events", None, None)
+            Attempt("skipped", f"{destination.type} does not take {event['type']} events")
             if request is None
             else self._publish(request)
             if isinstance(request, OutboundMessage)
@@ -151,23 +176,24 @@ class Deliverer:
             for event, request in zip(events, built, strict=True)
         ]
         # A fan-out succeeds only whole: the first retry or failure decides the attempt.
-        return next((r for r in results if r[0] in ("retry", "failed")), results[0])
+        decisive = next((r for r in results if r.status in ("retry", "failed")), results[0])
+        return replace(decisive, logs=logs)
 
-    def _send(self, request: OutboundRequest) -> tuple[str, str, int | None, str | None]:
+    def _send(self, request: OutboundRequest) -> Attempt:
         result: SendResult = self._sender.send(request, request.timeout_seconds)
         code = None
         if result.status == "failed":
             code = "http_error" if result.http_status else "unsafe_destination"
-        return result.status, result.detail, result.http_status, code
+        return Attempt(result.status, result.detail, result.http_status, code)
 
-    def _publish(self, message: OutboundMessage) -> tuple[str, str, int | None, str | None]:
+    def _publish(self, message: OutboundMessage) -> Attempt:
         try:
             [server_id] = self._publisher.publish(
                 message.topic, [(message.data, message.attributes)]
             )
         except StreamsError as exc:
-            return "retry", exc.message, None, None
-        return "delivered", f"published as {server_id}", None, None
+            return Attempt("retry", exc.message)
+        return Attempt("delivered", f"published as {server_id}")
 
     def _record(
         self,
@@ -177,20 +203,21 @@ class Deliverer:
         destination: Destination | None,
         status: str,
         attempts: int,
-        detail: str,
-        http_status: int | None,
+        attempt: Attempt,
     ) -> None:
         now = ids.isoformat(self._clock())
+        detail, http_status = attempt.detail, attempt.http_status
         history = list(record.get("history", [])) if record else []
-        history.append(
-            {
-                "at": now,
-                "status": status,
-                "detail": detail,
-                "http_status": http_status,
-                "replay": message.replay,
-            }
-        )
+        entry: dict[str, Any] = {
+            "at": now,
+            "status": status,
+            "detail": detail,
+            "http_status": http_status,
+            "replay": message.replay,
+        }
+        if attempt.logs:
+            entry["logs"] = attempt.logs[-TRACE_LOG_LINES:]
+        history.append(entry)
         document: dict[str, Any] = {
             "delivery_id": message.delivery_id,
             "workspace_id": message.workspace_id,
@@ -206,6 +233,8 @@ class Deliverer:
             "created_at": record["created_at"] if record else now,
             "updated_at": now,
             "delivered_at": now if status == "delivered" else None,
+            # A timestamp: Firestore TTL policies expire only on timestamp fields.
+            "expires_at": self._clock() + timedelta(days=RECORD_RETENTION_DAYS),
         }
         self._store.commit([Write("set", path, document)])
 

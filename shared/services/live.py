@@ -30,7 +30,7 @@ RETENTION = timedelta(hours=1)
 SESSION_TTL = timedelta(seconds=60)
 SESSION_REFRESH_SECONDS = 20.0
 HEARTBEAT_SECONDS = 15.0
-POLL_SECONDS = 0.25
+POLL_SECONDS = 0.1
 # Streams end after this long (the client reconnects with Last-Event-ID), so that no function
 # instance is pinned by one browser tab forever. The function's timeout must exceed it.
 MAX_STREAM_SECONDS = 300.0
@@ -141,7 +141,7 @@ class LiveFeed:
         if not events or not self.watched(workspace_id):
             return
         now = self._clock()
-        writes = [self._live_write(workspace_id, event, now) for event in events]
+        writes = [self._live_write(workspace_id, i, event, now) for i, event in enumerate(events)]
         for start in range(0, len(writes), BATCH_WRITES):
             self._store.commit(writes[start : start + BATCH_WRITES])
 
@@ -167,8 +167,11 @@ class LiveFeed:
         self._watched[workspace_id] = (now_mono + UNWATCHED_CACHE_SECONDS, False)
         return False
 
-    def _live_write(self, workspace_id: str, event: dict[str, Any], now: datetime) -> Write:
-        key = event_key(event["messageId"])
+    def _live_write(
+        self, workspace_id: str, index: int, event: dict[str, Any], now: datetime
+    ) -> Write:
+        # One commit stamps all its events alike: the index keeps them in the message's order.
+        key = f"{index:04d}-{event_key(event['messageId'])}"
         return Write(
             "set",
             f"{live_events_collection(workspace_id)}/{key}",

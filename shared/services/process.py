@@ -112,8 +112,9 @@ class Processor:
         verdicts = self._validator.validate(message.workspace_id, fresh)
         passed = [e for e, v in zip(fresh, verdicts, strict=True) if not v.blocked]
         outcome.blocked = len(fresh) - len(passed)
-        if passed:
-            self._events.insert([event_row(e) for e in passed], [e["messageId"] for e in passed])
+        # Stored before routed: a message whose storage fails is redelivered before any of its
+        # deliveries exist, so a delivery is never published twice and never races itself.
+        self._store_events(passed)
         routed = self._route(message.workspace_id, passed)
         deliveries = [d for plan in routed.values() for d in plan["deliveries"]]
         publish_deliveries(self._publisher, self._delivery_topic, deliveries)
@@ -123,6 +124,10 @@ class Processor:
         self._finish(message, fresh, verdicts, routed, now)
         self._notify(message, passed)
         return outcome
+
+    def _store_events(self, events: list[dict[str, Any]]) -> None:
+        if events:
+            self._events.insert([event_row(e) for e in events], [e["messageId"] for e in events])
 
     def _notify(self, message: SourceMessage, events: list[dict[str, Any]]) -> None:
         for observer in self._observers:

@@ -121,6 +121,7 @@ def _delivery_stages(delivery: Document) -> list[dict[str, Any]]:
             delivery,
             attempt=number,
             http_status=attempt.get("http_status"),
+            **({"logs": attempt["logs"]} if attempt.get("logs") else {}),
         )
         for number, attempt in enumerate(delivery.get("history", []), start=1)
     ]

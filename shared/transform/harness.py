@@ -133,12 +133,6 @@ _HARNESS = r"""
   harden((function* () {})());
   harden((async function* () {})());
 
-  function lineOf(stack) {
-    if (typeof stack !== "string") return null;
-    const found = /<input>:(\d+)/.exec(stack);
-    return found === null ? null : Number(found[1]);
-  }
-
   function describe(error) {
     try {
       if (error !== null && typeof error === "object") {
@@ -146,13 +140,13 @@ _HARNESS = r"""
         const text = StringOf(error.message);
         return {
           message: (typeof name === "string" && name ? name : "Error") + ": " + text,
-          line: lineOf(error.stack),
+          stack: typeof error.stack === "string" ? error.stack.slice(0, 2000) : null,
           fatal: error instanceof InternalError && text === "out of memory",
         };
       }
-      return { message: "threw " + show(error), line: null, fatal: false };
+      return { message: "threw " + show(error), stack: null, fatal: false };
     } catch (failure) {
-      return { message: "threw a value that cannot be described", line: null, fatal: false };
+      return { message: "threw a value that cannot be described", stack: null, fatal: false };
     }
   }
 
@@ -161,7 +155,7 @@ _HARNESS = r"""
       ok: false,
       kind: kind,
       message: StringOf(problem.message).slice(0, 1000),
-      line: problem.line,
+      stack: problem.stack,
       fatal: problem.fatal,
       logs: lines,
       dropped_logs: dropped,
@@ -177,7 +171,7 @@ _HARNESS = r"""
     }
   }
 
-  function run(factory, eventJson, metadataJson) {
+  function __streams_run(factory, eventJson, metadataJson) {
     lines = [];
     chars = 0;
     dropped = 0;
@@ -186,7 +180,7 @@ _HARNESS = r"""
       const transform = factory();
       if (typeof transform !== "function") {
         return fail("definition", { message: "no function transform(event, metadata) is defined",
-                                    line: null, fatal: false });
+                                    stack: null, fatal: false });
       }
       result = transform(parse(eventJson), parse(metadataJson));
     } catch (error) {
@@ -194,7 +188,7 @@ _HARNESS = r"""
     }
     if (isThenable(result)) {
       return fail("output", { message: "transform returned a Promise: it must return its result " +
-                              "synchronously (async code is not supported)", line: null,
+                              "synchronously (async code is not supported)", stack: null,
                               fatal: false });
     }
     let output;
@@ -203,26 +197,27 @@ _HARNESS = r"""
     } catch (error) {
       const problem = describe(error);
       problem.message = "the result cannot be converted to JSON: " + problem.message;
+      problem.stack = null;
       return fail("output", problem);
     }
     if (output === undefined) {
       return fail("output", { message: "transform returned a " + typeof result +
-                              ", not an event", line: null, fatal: false });
+                              ", not an event", stack: null, fatal: false });
     }
     if (output.length > maxOutput) {
       return fail("output", { message: "the result is larger than " + maxOutput + " bytes",
-                              line: null, fatal: false });
+                              stack: null, fatal: false });
     }
     return '{"ok":true,"logs":' + stringify(lines) + ',"dropped_logs":' + dropped +
       ',"output":' + output + "}";
   }
 
-  function probe(factory) {
+  function __streams_probe(factory) {
     try {
       return stringify({ ok: typeof factory() === "function", logs: lines });
     } catch (error) {
       const problem = describe(error);
-      return stringify({ ok: false, message: problem.message, line: problem.line });
+      return stringify({ ok: false, message: problem.message, stack: problem.stack });
     } finally {
       lines = [];
       chars = 0;
@@ -230,9 +225,10 @@ _HARNESS = r"""
     }
   }
 
-  return function harness(operation, factory, eventJson, metadataJson) {
-    if (operation === "run") return run(factory, eventJson, metadataJson);
-    if (operation === "probe") return probe(factory);
+  // Frames of functions named __streams_* are the harness's: user frames all sit above them.
+  return function __streams_harness(operation, factory, eventJson, metadataJson) {
+    if (operation === "run") return __streams_run(factory, eventJson, metadataJson);
+    if (operation === "probe") return __streams_probe(factory);
     return functionSource.call(factory).length;
   };
 })

@@ -1,0 +1,389 @@
+"""`make bench` (transform): events/s of the seed's "Enrich Purchase Events" transformation.
+
+The project's engine (QuickJS in `shared/transform`) as deliver uses it, against `js2py` (the
+original design's engine, a baseline only: it needs the `bench` extra, `pip install -e
+'.[bench]'`), on the same canonical events in the same run, pinned to one core:
+
+- `deliver_hook`: `SandboxTransformer.transform(message, destination)`, the call deliver makes
+  per delivery (cached transformation document, `Transformation` model, `ProgramCache.run`,
+  `valid_events`), with the default limits (100 ms CPU, 64 MB, 32 KB output). The target.
+- `runtime`: `ProgramCache.run(key, code, event, metadata)` + `valid_events`, the runtime alone.
+- `js2py`: `js2py.eval_js(code)` once, then per event `transform(event, metadata).to_dict()`.
+- `quickjs_bare` (reference, not the project's API): a plain QuickJS context with the same CPU
+  and memory limits, no hardening harness, no console, no checks: `json.loads(f(event JSON,
+  metadata JSON))` where `f` parses, calls `transform` and stringifies. What the engine costs
+  without the sandbox's own work.
+
+Each round times the three back to back (wall clock and the thread's CPU time, the QuickJS
+calls included), order rotating; the medians over the rounds are reported, with the compile
+time of each engine. Every output is checked to be the same for the three. Writes
+bench/results/transform-<UTC>.json and transform-latest.json. Exit status: 0, or 1 when the
+outputs differ or a call fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import quickjs
+
+from bench.common import machine_info, package_versions
+from bench.contracts import (
+    WORKSPACE_ID,
+    Sample,
+    canonical_events,
+    iso,
+    passes_for,
+    pin_to_one_core,
+    round_ratios,
+    summary,
+    timed,
+    write_report,
+)
+from shared.domain.pipeline import DeliveryMessage
+from shared.domain.routing import Destination
+from shared.services.transformer import SandboxTransformer
+from shared.transform import Limits, Program, ProgramCache, valid_events
+
+# Targets from the issue (6, item 8): on one core, and against js2py in the same run.
+EVENTS_PER_SECOND_TARGET = 20_000.0
+VS_JS2PY_TARGET = 5.0
+
+# The seed's transformation, verbatim (ES5, so js2py runs it too).
+SEED_CODE = (
+    "function transform(event) {\n if (event.properties.total > 100) {\n"
+    " event.properties.tier = 'high_value';\n }\n return event;\n}"
+)
+TRANSFORMATION_ID = "transformation-bench"
+STAMP = "2024-03-01T00:00:00.000Z"
+TRANSFORMATION = {
+    "id": TRANSFORMATION_ID,
+    "workspace_id": WORKSPACE_ID,
+    "name": "Enrich Purchase Events",
+    "description": "Add computed fields to purchase events",
+    "source_code": SEED_CODE,
+    "test_input": {"event": "purchase_completed", "properties": {"total": 150}},
+    "test_output": {
+        "event": "purchase_completed",
+        "properties": {"total": 150, "tier": "high_value"},
+    },
+    "status": "active",
+    "version": 1,
+    "created_at": STAMP,
+    "updated_at": STAMP,
+}
+DESTINATION = Destination(
+    id="destination-bench",
+    workspace_id=WORKSPACE_ID,
+    name="Webhook",
+    type="webhook",
+    config={"url": "http://127.0.0.1:9/hook"},
+    created_at=STAMP,
+    updated_at=STAMP,
+)
+RULE_ID = "rule-bench"
+# How deliver caches configuration (Settings.config_cache_seconds' default).
+CONFIG_CACHE_SECONDS = 5.0
+
+
+class OneTransformationStore:
+    """The part of `ConfigStore` the deliver hook reads: the one transformation document."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def get(self, path: str) -> dict[str, Any] | None:
+        self.reads += 1
+        return dict(TRANSFORMATION) if path.endswith(f"/{TRANSFORMATION_ID}") else None
+
+    def commit(self, writes: Any) -> None:
+        raise RuntimeError(f"the bench's transformation was marked as failing: {writes}")
+
+
+def purchase_events(count: int, seed: int) -> list[dict[str, Any]]:
+    """Canonical purchase_completed events; totals 5-300, so about two thirds get a tier."""
+    rng = random.Random(seed)
+    items = [
+        {
+            "type": "track",
+            "event": "purchase_completed",
+            "userId": f"user-{index % 997}",
+            "messageId": f"bench-{index:08d}",
+            "timestamp": "2024-03-01T12:00:00.000Z",
+            "properties": {
+                "order_id": f"ORD-{index:08d}",
+                "total": round(rng.uniform(5, 300), 2),
+                "currency": rng.choice(("USD", "EUR", "GBP")),
+            },
+            "context": {
+                "library": {"name": "analytics-python", "version": "2.4.0"},
+                "userAgent": "Mozilla/5.0 (X11; Linux x86_64)",
+            },
+        }
+        for index in range(count)
+    ]
+    return canonical_events(items, datetime(2024, 3, 1, 12, 0, 0, 120000))
+
+
+def metadata_for(event: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "workspace_id": WORKSPACE_ID,
+        "source_id": event.get("sourceId"),
+        "destination_id": DESTINATION.id,
+        "destination_type": DESTINATION.type,
+        "rule_id": RULE_ID,
+    }
+
+
+def load_js2py() -> Any:
+    try:
+        import js2py  # type: ignore[import-untyped]
+    except ImportError:
+        raise SystemExit(
+            "js2py is not installed: it is the baseline only, in the `bench` extra "
+            "(.venv/bin/pip install -e '.[dev,bench]', or `make bench`)"
+        ) from None
+    return js2py
+
+
+def bare_quickjs(limits: Limits) -> Any:
+    """The seed code in a plain context (same CPU and memory limits): JSON in, JSON out."""
+    context = quickjs.Context()
+    context.set_memory_limit(limits.memory_bytes)
+    context.set_time_limit(limits.cpu_ms / 1000)
+    return context.eval(
+        "(function () {" + SEED_CODE + "\nreturn function (e, m) { "
+        "return JSON.stringify(transform(JSON.parse(e), JSON.parse(m))); }; })()"
+    )
+
+
+def compile_times(js2py: Any, limits: Limits, repeats: int) -> dict[str, Any]:
+    """Median milliseconds to compile the code: a hardened QuickJS program, a js2py function."""
+
+    def median_ms(make: Callable[[], Any], n: int) -> float:
+        times = []
+        for _ in range(n):
+            began = time.perf_counter()
+            make()
+            times.append((time.perf_counter() - began) * 1000)
+        return round(statistics.median(times), 2)
+
+    return {
+        "quickjs_program_ms": median_ms(lambda: Program(SEED_CODE, limits), repeats * 3),
+        "js2py_eval_js_ms": median_ms(lambda: js2py.eval_js(SEED_CODE), repeats),
+        "basis": "median wall ms (QuickJS: new context, hardening, compile, probe)",
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    started_at = datetime.now(UTC)
+    cpu = pin_to_one_core(args.cpu)
+    load_before = os.getloadavg()[0]
+    js2py = load_js2py()
+    limits = Limits()
+    events = purchase_events(args.events, args.seed)
+    metadata = [metadata_for(event) for event in events]
+    messages = [
+        DeliveryMessage(
+            delivery_id=f"delivery-{index}",
+            workspace_id=WORKSPACE_ID,
+            message_id=event["messageId"],
+            rule_id=RULE_ID,
+            destination_id=DESTINATION.id,
+            transformation_id=TRANSFORMATION_ID,
+            event=event,
+        )
+        for index, event in enumerate(events)
+    ]
+    print(f"  {len(events)} events, {args.rounds} rounds; compiling ...", flush=True)
+    compiled = compile_times(js2py, limits, args.compile_repeats)
+
+    store = OneTransformationStore()
+    transformer = SandboxTransformer(store, ProgramCache(limits), CONFIG_CACHE_SECONDS)  # type: ignore[arg-type]
+    programs = ProgramCache(limits)
+    key = (WORKSPACE_ID, TRANSFORMATION_ID, 1)
+    js_transform = js2py.eval_js(SEED_CODE)
+
+    def deliver_hook(index: int) -> list[dict[str, Any]]:
+        outcome = transformer.transform(messages[index], DESTINATION)
+        if outcome.error is not None:
+            raise RuntimeError(f"deliver hook: {outcome.error}")
+        return outcome.events
+
+    def runtime(index: int) -> list[dict[str, Any]]:
+        result = programs.run(key, SEED_CODE, events[index], metadata[index])
+        if result.error is not None:
+            raise RuntimeError(f"runtime: {result.error}")
+        return valid_events(result.output)
+
+    def baseline(index: int) -> list[dict[str, Any]]:
+        return [js_transform(events[index], metadata[index]).to_dict()]
+
+    bare_function = bare_quickjs(limits)
+    encode = json.JSONEncoder(separators=(",", ":")).encode
+
+    def bare(index: int) -> list[dict[str, Any]]:
+        return [json.loads(bare_function(encode(events[index]), encode(metadata[index])))]
+
+    engines = {
+        "deliver_hook": deliver_hook,
+        "runtime": runtime,
+        "js2py": baseline,
+        "quickjs_bare": bare,
+    }
+
+    # Same outputs everywhere (this is also the warm-up: every engine compiled, every path run).
+    outputs = {name: [call(i) for i in range(len(events))] for name, call in engines.items()}
+    mismatches = [
+        i
+        for i in range(len(events))
+        if any(outputs[name][i] != outputs["runtime"][i] for name in engines)
+    ]
+    tiered = sum(1 for out in outputs["runtime"] if out[0]["properties"].get("tier"))
+
+    def one_pass(call: Callable[[int], Any]) -> Callable[[], int]:
+        def run_once() -> int:
+            for index in range(len(events)):
+                call(index)
+            return len(events)
+
+        return run_once
+
+    passes = {
+        name: passes_for(one_pass(call), args.sample_seconds) for name, call in engines.items()
+    }
+
+    def sampler(name: str) -> Callable[[], int]:
+        once = one_pass(engines[name])
+        return lambda: sum(once() for _ in range(passes[name]))
+
+    samplers = {name: sampler(name) for name in engines}
+    samples: dict[str, list[Sample]] = {name: [] for name in engines}
+    names = list(engines)
+    for index in range(args.rounds):
+        turn = index % len(names)
+        for name in names[turn:] + names[:turn]:
+            samples[name].append(timed(samplers[name]))
+
+    results = {name: {"passes_per_round": passes[name], **summary(samples[name])} for name in names}
+    ratios = {
+        "deliver_hook_vs_js2py": round_ratios(samples["deliver_hook"], samples["js2py"]),
+        "runtime_vs_js2py": round_ratios(samples["runtime"], samples["js2py"]),
+        "quickjs_bare_vs_js2py": round_ratios(samples["quickjs_bare"], samples["js2py"]),
+        "deliver_hook_vs_runtime": round_ratios(samples["deliver_hook"], samples["runtime"]),
+    }
+    rate = results["deliver_hook"]["events_per_second_cpu"]
+    ratio = ratios["deliver_hook_vs_js2py"]["cpu"]
+    report = {
+        "benchmark": "transform",
+        "started_at": iso(started_at),
+        "finished_at": iso(datetime.now(UTC)),
+        "machine": {
+            **machine_info(),
+            "pinned_cpu": cpu,
+            "load_average_1m_at_start": round(load_before, 2),
+            "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+        },
+        "settings": {
+            "source_code": SEED_CODE,
+            "events": len(events),
+            "events_tiered": tiered,
+            "limits": {
+                "cpu_ms": limits.cpu_ms,
+                "memory_bytes": limits.memory_bytes,
+                "output_bytes": limits.output_bytes,
+            },
+            "rounds": args.rounds,
+            "sample_seconds": args.sample_seconds,
+            "seed": args.seed,
+            "timing": "per round, the three back to back (order rotating); medians over rounds; "
+            "cpu = this thread's CPU time (QuickJS runs on it), wall = perf_counter",
+            "versions": package_versions("quickjs", "js2py", "pyjsparser", "pydantic"),
+        },
+        "compile": compiled,
+        "engines": results,
+        "ratios": ratios,
+        "outputs": {
+            "mismatches": len(mismatches),
+            "mismatch_sample": (
+                {name: outputs[name][mismatches[0]] for name in names} if mismatches else None
+            ),
+        },
+        "store_reads": store.reads,
+        "targets": {
+            "events_per_second_one_core": {
+                "target": EVENTS_PER_SECOND_TARGET,
+                "measured": rate,
+                "basis": "deliver_hook, events per CPU-second of one core (median)",
+                "met": rate >= EVENTS_PER_SECOND_TARGET,
+            },
+            "vs_js2py": {
+                "target": VS_JS2PY_TARGET,
+                "measured": ratio,
+                "basis": "deliver_hook vs js2py, median per-round ratio of CPU-time throughput",
+                "met": ratio >= VS_JS2PY_TARGET,
+            },
+        },
+    }
+    write_report("transform", report)
+    print_table(report)
+    return 1 if mismatches else 0
+
+
+def print_table(report: dict[str, Any]) -> None:
+    m, s, c = report["machine"], report["settings"], report["compile"]
+    print(
+        f"{m['cpu_count']} x {m['cpu_model']}; pinned to CPU {m['pinned_cpu']}; load "
+        f"{m['load_average_1m_at_start']:g} -> {m['load_average_1m_at_end']:g}; "
+        f"{s['events']} events ({s['events_tiered']} tiered); median of {s['rounds']} rounds"
+    )
+    print(
+        f"compile: QuickJS program {c['quickjs_program_ms']:g} ms, "
+        f"js2py eval_js {c['js2py_eval_js_ms']:g} ms"
+    )
+    header = f"{'engine':<14}{'ev/s cpu':>11}{'ev/s wall':>11}{'us/ev':>9}  x js2py (cpu, wall)"
+    print(header)
+    print("-" * len(header))
+    ratios = report["ratios"]
+    for name, r in report["engines"].items():
+        ratio = ratios.get(f"{name}_vs_js2py")
+        times = f"{ratio['cpu']:.2f}, {ratio['wall']:.2f}" if ratio else ""
+        print(
+            f"{name:<14}{r['events_per_second_cpu']:>11,.0f}{r['events_per_second_wall']:>11,.0f}"
+            f"{r['us_per_event_cpu']:>9.2f}  {times}"
+        )
+    for name, t in report["targets"].items():
+        verdict = "met" if t["met"] else "MISSED"
+        print(f"target {name}: {t['measured']:,} (>= {t['target']:,g}) {verdict}")
+    if report["outputs"]["mismatches"]:
+        print(f"MISMATCHES: {report['outputs']['mismatches']} events differ (see the JSON)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.transform", description=__doc__)
+    env = os.environ.get
+    parser.add_argument("--events", type=int, default=int(env("BENCH_TRANSFORM_EVENTS", "1000")))
+    parser.add_argument("--rounds", type=int, default=int(env("BENCH_ROUNDS", "7")))
+    parser.add_argument(
+        "--sample-seconds",
+        type=float,
+        default=float(env("BENCH_SAMPLE_SECONDS", "0.25")),
+        help="CPU seconds per timed sample (passes over the events are repeated to fill it)",
+    )
+    parser.add_argument("--compile-repeats", type=int, default=3)
+    parser.add_argument("--cpu", type=int, default=None, help="CPU to pin to (default: the last)")
+    parser.add_argument("--seed", type=int, default=1)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,14 @@
+"""Contracts API: /api/v1/workspaces/{id}/event-contracts, and the quarantine of blocked events."""
+
+import functions_framework
+from flask import Request, Response
+
+from shared.api.routes import routes_of
+from shared.http.app import handle
+
+ROUTES = routes_of("event_contracts")
+
+
+@functions_framework.http
+def event_contracts(request: Request) -> Response:
+    return handle(request, ROUTES)

@@ -1,0 +1,253 @@
+"""Transformations API (seed: /api/v1/workspaces/{id}/event-transformations)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, StringConstraints, WithJsonSchema, field_validator
+
+from shared.api.models import Input, Name
+from shared.domain.transformations import Transformation
+from shared.http.app import ApiRequest, Reply
+from shared.http.routing import Route
+from shared.services.transformations import MAX_RECENT
+from shared.transform.limits import Limits
+
+FUNCTION = "event_transformations"
+BASE = "/api/v1/workspaces/{workspace_id}/event-transformations"
+TAG = "Transformations"
+
+SourceCode = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=Limits().source_chars),
+    Field(description="JavaScript defining function transform(event, metadata)"),
+]
+Description = Annotated[str, StringConstraints(max_length=2000)]
+SavedStatus = Annotated[
+    Literal["draft", "active"],
+    Field(
+        description="draft: saved, not run by rules; active: run by rules (error is set by Streams)"
+    ),
+]
+AnyJson = Annotated[Any, WithJsonSchema({"description": "Any JSON value"})]
+Sample = Annotated[
+    dict[str, Any],
+    WithJsonSchema({"type": "object", "additionalProperties": True, "description": "An event"}),
+]
+
+
+class TransformationCreate(Input):
+    """The seed's Create Transformation body; it is compiled before it is saved."""
+
+    name: Name
+    description: Description = ""
+    source_code: SourceCode
+    test_input: Sample | None = None
+    test_output: AnyJson = None
+    status: SavedStatus = "active"
+
+
+class TransformationUpdate(Input):
+    """A partial update: omitted fields keep their value; the code is compiled again."""
+
+    name: Name | None = None
+    description: Description | None = None
+    source_code: SourceCode | None = None
+    test_input: Sample | None = None
+    test_output: AnyJson = None
+    status: SavedStatus | None = None
+
+    @field_validator("name", "description", "source_code", "status", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("must not be null")
+        return value
+
+
+class TransformationTest(Input):
+    """What to run: the saved test_input, `input`, or the workspace's `recent` events."""
+
+    input: Sample | None = Field(None, description="Run on this event instead of test_input")
+    source_code: SourceCode | None = Field(None, description="Run this code instead (not saved)")
+    expected: AnyJson = Field(None, description="Compare with this instead of test_output")
+    recent: int | None = Field(
+        None, ge=1, le=MAX_RECENT, description="Run on the workspace's N most recent events"
+    )
+
+
+class TransformationObject(BaseModel):
+    """A transformation, as every endpoint of the group answers it."""
+
+    id: str
+    workspace_id: str
+    name: str
+    description: str
+    source_code: str
+    test_input: dict[str, Any] | None
+    test_output: AnyJson
+    status: Literal["draft", "active", "error"]
+    version: int
+    compile_error: str | None
+    created_at: str
+    updated_at: str
+
+
+class Difference(BaseModel):
+    """One path where the output differs from the expected output."""
+
+    path: str
+    expected: AnyJson
+    actual: AnyJson
+    change: Literal["added", "removed", "changed"]
+
+
+class Change(BaseModel):
+    """One path the transformation changed (fan-out outputs are prefixed `[i]`)."""
+
+    path: str
+    before: AnyJson
+    after: AnyJson
+    change: Literal["added", "removed", "changed"]
+
+
+class RecentEventRun(BaseModel):
+    """One stored event through the code: before, after, and what changed."""
+
+    message_id: str | None
+    before: dict[str, Any]
+    after: AnyJson
+    dropped: bool
+    changes: list[Change]
+    logs: list[str]
+    duration_ms: float
+    error: str | None
+    error_line: int | None
+
+
+class TransformationTestResult(BaseModel):
+    """A test run. `sample` mode compares with the expected output; `recent` lists each event."""
+
+    mode: Literal["sample", "recent"]
+    passed: bool | None = Field(
+        description="sample: output equals expected (null when nothing is expected); "
+        "recent: no event failed"
+    )
+    output: AnyJson = None
+    expected: AnyJson = None
+    dropped: bool
+    diff: list[Difference] = []
+    logs: list[str] = []
+    duration_ms: float
+    error: str | None = None
+    error_line: int | None = None
+    warnings: list[str] = []
+    events: list[RecentEventRun] | None = None
+
+
+def list_transformations(request: ApiRequest) -> list[Transformation]:
+    return request.services.transformations.list(request.workspace_id)
+
+
+def create_transformation(request: ApiRequest) -> Transformation:
+    body: TransformationCreate = request.body
+    return request.services.transformations.create(request.workspace_id, **body.model_dump())
+
+
+def get_transformation(request: ApiRequest) -> Transformation:
+    return request.services.transformations.get(
+        request.workspace_id, request.params["transform_id"]
+    )
+
+
+def update_transformation(request: ApiRequest) -> Transformation:
+    body: TransformationUpdate = request.body
+    return request.services.transformations.update(
+        request.workspace_id, request.params["transform_id"], body.model_dump(exclude_unset=True)
+    )
+
+
+def delete_transformation(request: ApiRequest) -> Reply:
+    request.services.transformations.delete(request.workspace_id, request.params["transform_id"])
+    return Reply(None, 204)
+
+
+def run_test(request: ApiRequest) -> dict[str, Any]:
+    body: TransformationTest = request.body
+    return request.services.transformations.test(
+        request.workspace_id,
+        request.params["transform_id"],
+        source_code=body.source_code,
+        input=body.input,
+        expected=body.expected,
+        expected_given="expected" in body.model_fields_set,
+        recent=body.recent,
+    )
+
+
+ROUTES = (
+    Route(
+        "GET",
+        BASE,
+        FUNCTION,
+        "listTransformations",
+        "List transformations, oldest first",
+        list_transformations,
+        response=list[TransformationObject],
+        tag=TAG,
+    ),
+    Route(
+        "POST",
+        BASE,
+        FUNCTION,
+        "createTransformation",
+        "Create a transformation (400 with line and column when the code does not compile)",
+        create_transformation,
+        body=TransformationCreate,
+        response=TransformationObject,
+        status=201,
+        tag=TAG,
+    ),
+    Route(
+        "GET",
+        BASE + "/{transform_id}",
+        FUNCTION,
+        "getTransformation",
+        "Get a transformation",
+        get_transformation,
+        response=TransformationObject,
+        tag=TAG,
+    ),
+    Route(
+        "PUT",
+        BASE + "/{transform_id}",
+        FUNCTION,
+        "updateTransformation",
+        "Update a transformation: omitted fields keep their value; the code is compiled again",
+        update_transformation,
+        body=TransformationUpdate,
+        response=TransformationObject,
+        tag=TAG,
+    ),
+    Route(
+        "DELETE",
+        BASE + "/{transform_id}",
+        FUNCTION,
+        "deleteTransformation",
+        "Delete a transformation (409 while forwarding rules apply it)",
+        delete_transformation,
+        status=204,
+        tag=TAG,
+    ),
+    Route(
+        "POST",
+        BASE + "/{transform_id}/test",
+        FUNCTION,
+        "testTransformation",
+        "Test a transformation on test_input (or a body's input and code), or on recent events",
+        run_test,
+        body=TransformationTest,
+        response=TransformationTestResult,
+        tag=TAG,
+    ),
+)

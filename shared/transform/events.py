@@ -1,0 +1,75 @@
+"""What a transformation's result means: forward one event, fan out several, or drop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.domain.events import CALL_TYPES
+from shared.domain.limits import MAX_MESSAGE_ID_CHARS
+
+TYPES = ", ".join(sorted(CALL_TYPES))
+
+
+def output_events(output: Any) -> list[dict[str, Any]]:
+    """The events a result stands for: an object is one, an array several, null none (drop).
+
+    Raises ValueError naming the problem when the result is none of these.
+    """
+    if output is None:
+        return []
+    if isinstance(output, dict):
+        return [output]
+    if isinstance(output, list):
+        for index, item in enumerate(output):
+            if not isinstance(item, dict):
+                raise ValueError(
+                    f"element {index} of the returned array is {_kind(item)}, not an event object"
+                )
+        return output
+    raise ValueError(
+        f"transform returned {_kind(output)}: return an event object, an array of events, "
+        "or null to drop the event"
+    )
+
+
+def event_problem(event: dict[str, Any]) -> str | None:
+    """Why a returned object cannot be delivered as an event, or None when it can."""
+    kind = event.get("type")
+    if kind not in CALL_TYPES:
+        shown = "missing" if kind is None else repr(kind)
+        return f"type is {shown}; it must be one of {TYPES}"
+    message_id = event.get("messageId")
+    if not isinstance(message_id, str) or not message_id:
+        return "messageId must be a non-empty string"
+    if len(message_id) > MAX_MESSAGE_ID_CHARS:
+        return f"messageId is longer than {MAX_MESSAGE_ID_CHARS} characters"
+    return None
+
+
+def valid_events(output: Any) -> list[dict[str, Any]]:
+    """`output_events`, each deliverable; ValueError names the first that is not."""
+    events = output_events(output)
+    for index, event in enumerate(events):
+        problem = event_problem(event)
+        if problem is not None:
+            where = (
+                "the returned event"
+                if len(events) == 1 and isinstance(output, dict)
+                else (f"event {index} of the returned array")
+            )
+            raise ValueError(f"{where} is not a valid event: {problem}")
+    return events
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"

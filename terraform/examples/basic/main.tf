@@ -1,0 +1,30 @@
+# Streams in an empty project, production defaults: destinations may not reach private
+# addresses, one warm ingest instance, events kept forever. docs/DEPLOY.md walks through it.
+
+provider "google" {
+  project = var.project_id
+  region  = var.region
+}
+
+provider "google-beta" {
+  project = var.project_id
+  region  = var.region
+}
+
+module "streams" {
+  source = "../.."
+
+  project_id  = var.project_id
+  region      = var.region
+  name_prefix = "streams"
+
+  # Production: STREAMS_ALLOW_PRIVATE_DESTINATIONS=false (the default, spelled out here).
+  destination_egress = {
+    allow_private_destinations = false
+  }
+
+  # Example override: keep more ingest instances warm for a bursty launch.
+  function_sizes = {
+    ingest = { min_instances = 1, max_instances = 100 }
+  }
+}

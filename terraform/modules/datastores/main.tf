@@ -1,0 +1,147 @@
+# Firestore (configuration and operational state) and BigQuery (the events table).
+
+locals {
+  database = var.firestore.create_database ? google_firestore_database.this[0].name : "(default)"
+
+  # Composite indexes of the queries in shared/services (single-field indexes, which Firestore
+  # keeps by default, serve the others: trace's message_id ==, contracts' status ==, the live
+  # feed's and violations' range-and-order on one field).
+  #   dead_letters.py DeadLetters.list: any of destination_id / reason_code / status ==,
+  #     updated_at range, order by updated_at desc -> every combination of the equalities.
+  #   quarantine.py Quarantine._select: status ==, sort_key range, order by sort_key desc.
+  dead_letter_filters = [
+    ["destination_id"],
+    ["reason_code"],
+    ["status"],
+    ["destination_id", "reason_code"],
+    ["destination_id", "status"],
+    ["reason_code", "status"],
+    ["destination_id", "reason_code", "status"],
+  ]
+  composite_indexes = merge(
+    {
+      for equalities in local.dead_letter_filters : "dead_letters-${join("-", equalities)}" => {
+        collection = "dead_letters"
+        fields = concat(
+          [for field in equalities : { field_path = field, order = "ASCENDING" }],
+          [{ field_path = "updated_at", order = "DESCENDING" }],
+        )
+      }
+    },
+    {
+      "quarantine-status" = {
+        collection = "quarantine"
+        fields = [
+          { field_path = "status", order = "ASCENDING" },
+          { field_path = "sort_key", order = "DESCENDING" },
+        ]
+      }
+    },
+  )
+
+  # Collections whose documents carry `expires_at` (a timestamp) and expire by TTL policy.
+  # `indexed` keeps the field's single-field indexes where a query filters on it (the live
+  # feed's garbage collection and session check); elsewhere they are dropped: nothing queries
+  # them, and an index on an ever-increasing timestamp only adds write cost and hotspots.
+  ttl_collections = {
+    event_log     = { indexed = false } # process: dedup claims, 48 h
+    violations    = { indexed = false } # contract violations, 30 days
+    quarantine    = { indexed = false } # blocked events, 30 days
+    live_events   = { indexed = true }  # the live stream's buffer, 1 h
+    live_sessions = { indexed = true }  # open live streams, 60 s after the last refresh
+    deliveries    = { indexed = false } # delivery records, 30 days after the last attempt
+    dead_letters  = { indexed = true }  # dead letters, 30 days after the last change
+  }
+}
+
+resource "google_firestore_database" "this" {
+  count = var.firestore.create_database ? 1 : 0
+
+  project                 = var.project_id
+  name                    = "(default)"
+  location_id             = var.firestore.location_id
+  type                    = "FIRESTORE_NATIVE"
+  delete_protection_state = var.firestore.delete_protection ? "DELETE_PROTECTION_ENABLED" : "DELETE_PROTECTION_DISABLED"
+  # `terraform destroy` leaves the data in place unless protection is off and this is changed.
+  deletion_policy = "ABANDON"
+}
+
+resource "google_firestore_index" "composite" {
+  for_each = local.composite_indexes
+
+  project     = var.project_id
+  database    = local.database
+  collection  = each.value.collection
+  query_scope = "COLLECTION"
+
+  dynamic "fields" {
+    for_each = each.value.fields
+    content {
+      field_path = fields.value.field_path
+      order      = fields.value.order
+    }
+  }
+}
+
+resource "google_firestore_field" "ttl" {
+  for_each = local.ttl_collections
+
+  project    = var.project_id
+  database   = local.database
+  collection = each.key
+  field      = "expires_at"
+
+  ttl_config {}
+
+  # An empty index_config disables the field's single-field indexes.
+  dynamic "index_config" {
+    for_each = each.value.indexed ? [] : [true]
+    content {}
+  }
+}
+
+resource "google_bigquery_dataset" "this" {
+  project     = var.project_id
+  dataset_id  = var.bigquery.dataset_id
+  location    = var.bigquery.location
+  description = "Streams: stored events (schemas in shared/schemas/bigquery/)."
+  labels      = var.labels
+}
+
+resource "google_bigquery_table" "tables" {
+  for_each = var.bigquery.tables
+
+  project             = var.project_id
+  dataset_id          = google_bigquery_dataset.this.dataset_id
+  table_id            = each.key
+  labels              = var.labels
+  deletion_protection = var.bigquery.deletion_protection
+  # The very file the code creates the table from locally (shared/adapters/bigquery.py).
+  schema = jsonencode(jsondecode(file(each.value.schema_file)))
+
+  time_partitioning {
+    type          = "DAY"
+    field         = each.value.partition_field
+    expiration_ms = var.bigquery.partition_expiration_days == null ? null : var.bigquery.partition_expiration_days * 86400000
+  }
+
+  clustering = length(each.value.clustering) > 0 ? each.value.clustering : null
+}
+
+resource "google_bigquery_dataset_iam_member" "readers" {
+  for_each = var.bigquery_readers
+
+  project    = var.project_id
+  dataset_id = google_bigquery_dataset.this.dataset_id
+  role       = "roles/bigquery.dataViewer"
+  member     = each.value
+}
+
+resource "google_bigquery_dataset_iam_member" "writers" {
+  for_each = var.bigquery_writers
+
+  project    = var.project_id
+  dataset_id = google_bigquery_dataset.this.dataset_id
+  role       = "roles/bigquery.dataEditor"
+  member     = each.value
+}

@@ -1,0 +1,236 @@
+variable "project_id" {
+  description = "The Google Cloud project Streams is deployed into (one Streams per project: the run-time topic names streams-source-<id> and streams-deliveries-<id> are not prefixed)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id must be a project id (6-30 characters: lower-case letters, digits, hyphens)."
+  }
+}
+
+variable "region" {
+  description = "Region of the functions, the source bucket and (unless overridden) the gateway, Firestore and BigQuery. API Gateway runs in a subset of regions (e.g. us-central1, us-east1, europe-west1, asia-northeast1)."
+  type        = string
+  default     = "us-central1"
+
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]$", var.region))
+    error_message = "region must be a Google Cloud region such as us-central1."
+  }
+}
+
+variable "name_prefix" {
+  description = "Prefix of every named resource Terraform creates (functions, service accounts, bucket, gateway). Short: service account ids are cut at 30 characters."
+  type        = string
+  default     = "streams"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,11}$", var.name_prefix))
+    error_message = "name_prefix must be 2-12 characters: a lower-case letter, then lower-case letters, digits or hyphens."
+  }
+}
+
+variable "runtime" {
+  description = "Python runtime of every function (Streams is tested on 3.11 and 3.12)."
+  type        = string
+  default     = "python311"
+
+  validation {
+    condition     = contains(["python311", "python312"], var.runtime)
+    error_message = "runtime must be python311 or python312."
+  }
+}
+
+variable "destination_egress" {
+  description = <<-EOT
+    Where deliver may send events. allow_private_destinations sets STREAMS_ALLOW_PRIVATE_DESTINATIONS:
+    false (production default) refuses loopback, private and other non-global addresses, so a
+    destination URL cannot reach internal services; the metadata server is refused always. Set it
+    true only to deliver to receivers inside your VPC, through vpc_connector (a Serverless VPC Access
+    connector, projects/<p>/locations/<r>/connectors/<name>); egress_settings PRIVATE_RANGES_ONLY
+    sends only private ranges through the connector, ALL_TRAFFIC everything (e.g. for a static
+    egress IP through Cloud NAT, which destinations can allowlist).
+  EOT
+  type = object({
+    allow_private_destinations = optional(bool, false)
+    vpc_connector              = optional(string)
+    egress_settings            = optional(string, "PRIVATE_RANGES_ONLY")
+  })
+  default = {}
+
+  validation {
+    condition     = contains(["PRIVATE_RANGES_ONLY", "ALL_TRAFFIC"], var.destination_egress.egress_settings)
+    error_message = "destination_egress.egress_settings must be PRIVATE_RANGES_ONLY or ALL_TRAFFIC."
+  }
+  validation {
+    condition     = !var.destination_egress.allow_private_destinations || var.destination_egress.vpc_connector != null
+    error_message = "destination_egress.allow_private_destinations needs a vpc_connector: without one, private addresses are not reachable from the functions."
+  }
+}
+
+variable "function_sizes" {
+  description = <<-EOT
+    Per-function overrides of the instance shape, keyed by function name; unset fields keep the
+    defaults chosen for each job (main.tf, local.functions; docs/DEPLOY.md explains each):
+      function               memory cpu concurrency timeout min max
+      ingest                 1Gi    1   80          30      1   100  waits on Pub/Sub acks; warm for SDKs
+      process                1Gi    1   16          60      0   100  timeout = push ack deadline (60 s)
+      deliver                2Gi    1   32          60      0   100  waits on receivers; a QuickJS context per thread
+      dead_letters           512Mi  1   16          60      0   10
+      events                 1Gi    1   40          330     0   20   live streams last 300 s, one thread each
+      event_transformations  1Gi    1   8           60      0   10   runs JavaScript tests
+      other HTTP functions   512Mi  1   20          60      0   10   management API
+    memory is a Cloud Run quantity (512Mi, 2Gi); concurrency is also gunicorn's THREADS.
+  EOT
+  type = map(object({
+    memory          = optional(string)
+    cpu             = optional(string)
+    concurrency     = optional(number)
+    timeout_seconds = optional(number)
+    min_instances   = optional(number)
+    max_instances   = optional(number)
+  }))
+  default = {}
+
+  validation {
+    condition     = alltrue([for size in values(var.function_sizes) : size.memory == null || can(regex("^[0-9]+(Mi|Gi)$", size.memory))])
+    error_message = "function_sizes.*.memory must be a quantity such as 512Mi or 2Gi."
+  }
+  validation {
+    condition     = alltrue([for size in values(var.function_sizes) : size.concurrency == null || try(size.concurrency >= 1 && size.concurrency <= 1000, false)])
+    error_message = "function_sizes.*.concurrency must be between 1 and 1000."
+  }
+  validation {
+    condition     = alltrue([for size in values(var.function_sizes) : size.timeout_seconds == null || try(size.timeout_seconds >= 1 && size.timeout_seconds <= 3600, false)])
+    error_message = "function_sizes.*.timeout_seconds must be between 1 and 3600."
+  }
+}
+
+variable "settings" {
+  description = "Tunables the functions read from the environment (shared/config.py); defaults are the code's. Caches bound how late a revoked write key or a changed rule takes effect (0-10 s); delivery backoff and attempts are the retry schedule of failing deliveries; transform_* bound each JavaScript transformation (CPU ms per event, heap MB per sandbox, result KB)."
+  type = object({
+    write_key_cache_seconds      = optional(number, 5)
+    config_cache_seconds         = optional(number, 5)
+    delivery_min_backoff_seconds = optional(number, 10)
+    delivery_max_backoff_seconds = optional(number, 600)
+    delivery_max_attempts        = optional(number, 8)
+    transform_cpu_ms             = optional(number, 100)
+    transform_memory_mb          = optional(number, 64)
+    transform_output_kb          = optional(number, 32)
+  })
+  default = {}
+
+  validation {
+    condition     = var.settings.write_key_cache_seconds >= 0 && var.settings.write_key_cache_seconds <= 10 && var.settings.config_cache_seconds >= 0 && var.settings.config_cache_seconds <= 10
+    error_message = "settings.*_cache_seconds must be between 0 and 10 (revocations must bite within 10 s)."
+  }
+  validation {
+    condition     = var.settings.delivery_min_backoff_seconds >= 0 && var.settings.delivery_min_backoff_seconds <= var.settings.delivery_max_backoff_seconds && var.settings.delivery_max_backoff_seconds <= 600
+    error_message = "settings.delivery_*_backoff_seconds must satisfy 0 <= min <= max <= 600."
+  }
+  validation {
+    condition     = var.settings.delivery_max_attempts >= 1 && var.settings.delivery_max_attempts <= 100
+    error_message = "settings.delivery_max_attempts must be between 1 and 100."
+  }
+  validation {
+    condition     = var.settings.transform_cpu_ms >= 1 && var.settings.transform_cpu_ms <= 10000 && var.settings.transform_memory_mb >= 1 && var.settings.transform_memory_mb <= 1024 && var.settings.transform_output_kb >= 1 && var.settings.transform_output_kb <= 1024
+    error_message = "settings.transform_*: cpu_ms 1-10000, memory_mb 1-1024, output_kb 1-1024."
+  }
+}
+
+variable "extra_environment" {
+  description = "More environment variables for every function (a setting added to shared/config.py before this module knows it). Keys must start with STREAMS_."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for key in keys(var.extra_environment) : can(regex("^STREAMS_[A-Z0-9_]+$", key))])
+    error_message = "extra_environment keys must look like STREAMS_SOMETHING."
+  }
+}
+
+variable "secrets" {
+  description = "Secret Manager secrets exposed to functions as environment variables: secret id suffix => {env (variable name), functions (names)}. Terraform creates the secret (named <prefix>-<key>) and grants each listed function secretAccessor on it; add the value out of band (`gcloud secrets versions add`) before the functions reference it, so it never enters Terraform state. Example: a per-deployment PII hashing key for a future setting."
+  type = map(object({
+    env       = string
+    functions = list(string)
+  }))
+  default = {}
+
+  validation {
+    condition     = alltrue([for key, secret in var.secrets : can(regex("^[a-z0-9-]+$", key)) && can(regex("^STREAMS_[A-Z0-9_]+$", secret.env))])
+    error_message = "secrets keys must be lower-case ids and env names must look like STREAMS_SOMETHING."
+  }
+}
+
+variable "firestore" {
+  description = "Firestore (native mode): location_id (default: region; nam5/eur3 for multi-region), create_database (false if the project already has a (default) database), delete_protection."
+  type = object({
+    location_id       = optional(string)
+    create_database   = optional(bool, true)
+    delete_protection = optional(bool, true)
+  })
+  default = {}
+
+  validation {
+    condition     = var.firestore.location_id == null || can(regex("^[a-z0-9-]+$", coalesce(var.firestore.location_id, "x")))
+    error_message = "firestore.location_id must be a location id such as us-central1 or nam5."
+  }
+}
+
+variable "bigquery" {
+  description = "BigQuery: dataset_id (STREAMS_BIGQUERY_DATASET), location (default: region), deletion_protection of the tables, partition_expiration_days (null keeps events forever; each day partition is dropped after this many days otherwise)."
+  type = object({
+    dataset_id                = optional(string, "streams")
+    location                  = optional(string)
+    deletion_protection       = optional(bool, true)
+    partition_expiration_days = optional(number)
+  })
+  default = {}
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_]+$", var.bigquery.dataset_id))
+    error_message = "bigquery.dataset_id may contain only letters, digits and underscores."
+  }
+  validation {
+    condition     = var.bigquery.partition_expiration_days == null || try(var.bigquery.partition_expiration_days >= 1, false)
+    error_message = "bigquery.partition_expiration_days must be null or at least 1."
+  }
+}
+
+variable "gateway" {
+  description = "API Gateway: region (default: region; must be one API Gateway runs in)."
+  type = object({
+    region = optional(string)
+  })
+  default = {}
+
+  validation {
+    condition     = var.gateway.region == null || can(regex("^[a-z]+-[a-z]+[0-9]$", coalesce(var.gateway.region, "x-y1")))
+    error_message = "gateway.region must be a region such as us-central1."
+  }
+}
+
+variable "exclude_push_request_logs" {
+  description = "Exclude the request logs of the Pub/Sub-pushed functions (process, deliver, dead_letters) from Cloud Logging: one entry per message costs more than the functions at high volume (docs/COST.md). Their application logs are kept."
+  type        = bool
+  default     = true
+}
+
+variable "enable_apis" {
+  description = "Enable the Google APIs Streams uses (Cloud Functions, Cloud Run, Cloud Build, Artifact Registry, Pub/Sub, Firestore, BigQuery, API Gateway, Secret Manager, IAM). They are never disabled on destroy."
+  type        = bool
+  default     = true
+}
+
+variable "labels" {
+  description = "Labels added to the functions, the bucket, the dataset and the gateway."
+  type        = map(string)
+  default     = { app = "streams" }
+}
+
+variable "source_root" {
+  description = "Path of the Streams repository (functions/, shared/); default: the directory above this module."
+  type        = string
+  default     = null
+}
