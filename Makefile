@@ -51,5 +51,8 @@ clean: stop
 	rm -rf $(VENV) $(BQ_VENV) .streams .pytest_cache .mypy_cache .ruff_cache
 
 bench: deps  ## Benchmarks; JSON results in bench/results/
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.pipeline
+	$(BIN)/python -m bench.contracts
+	$(BIN)/python -m bench.transform

@@ -10,9 +10,11 @@ on the same canonical events, in the same run, pinned to one core. Scenarios:
   (`products`, `coupon`). The contract's `undeclared_fields: allow` still records them (as
   `allowed`), which the plain JSON Schema does not do: informational, no target.
 
-Each round times the project and the library back to back (wall clock and the thread's CPU
-time); the medians over the rounds are reported. Writes bench/results/contracts-<UTC>.json and
-contracts-latest.json. Exit status: 0, or 1 when the two validators disagree on an event.
+The validators take turns on chunks of events (`interleaved`: the machine is shared and its
+speed drifts, so both see the same conditions); wall clock and the thread's CPU time are summed
+per round and the medians over the rounds are reported. Writes
+bench/results/contracts-<UTC>.json and contracts-latest.json. Exit status: 0, or 1 when the two
+validators disagree on an event.
 """
 
 from __future__ import annotations
