@@ -104,3 +104,20 @@ def test_warn_delivers_and_records_the_violation(tenant: Tenant) -> None:
             "warned",
         )
         assert tenant.api("GET", "/quarantine").json() == []
+
+
+def test_allow_delivers_and_reports_what_block_would_have_stopped(tenant: Tenant) -> None:
+    with webhook_receiver() as receiver:
+        tenant.rule(tenant.webhook(receiver.url))
+        allowed = contract(tenant, "allow")
+        assert tenant.send("track", purchase("a-bad", order_id="o1", currency="USD"))
+        assert tenant.send("track", purchase("a-good", order_id="o2", total=1, currency="USD"))
+
+        received = receiver.wait_for(2)
+        assert sorted(r.event["messageId"] for r in received) == ["a-bad", "a-good"]
+        url = f"/event-contracts/{allowed['id']}/violations"
+        report = wait_until(lambda: (body := tenant.api("GET", url).json())["data"] and body)
+        assert report["data"][0]["action"] == "allowed"
+        assert report["summary"]["shadow"]["would_block"] == 1
+        assert report["summary"]["blocked_events"] == 0
+        assert tenant.api("GET", "/quarantine").json() == []
