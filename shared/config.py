@@ -6,6 +6,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
+from typing import TypeVar
+
+N = TypeVar("N", int, float)
 
 TRUE_VALUES = {"1", "true", "yes", "on"}
 FALSE_VALUES = {"0", "false", "no", "off", ""}
@@ -80,44 +83,35 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     raise ValueError(f"{name} must be a boolean (1/0, true/false), got {value!r}")
 
 
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if not 0 <= value <= 10:
-        # Revocation must bite within 10 s, so a longer cache would break a promise.
-        raise ValueError(f"{name} must be between 0 and 10, got {value}")
-    return value
-
-
 def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = env.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from None
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
-    return value
+    return _bounded(env, name, default, low, high, float)
 
 
 def _integer(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    return _bounded(env, name, default, low, high, int)
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    # Caches bound how late a revocation or a config change bites: the promise is 10 s.
+    return _number(env, name, default, 0, 10)
+
+
+def _bounded(
+    env: Mapping[str, str], name: str, default: N, low: float, high: float, kind: type[N]
+) -> N:
     raw = env.get(name)
     if raw is None:
         return default
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+        raise ValueError(f"{name} must be {KIND_NAMES[kind]}, got {raw!r}") from None
     if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
+        raise ValueError(f"{name} must be between {low:g} and {high:g}, got {value}")
     return value
+
+
+KIND_NAMES = {int: "an integer", float: "a number"}
 
 
 @cache
