@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 BQ_VENV := .venv-bq
 
-.PHONY: deps dev test lint fmt openapi unit stop clean bench
+.PHONY: deps dev test lint fmt openapi unit stop clean bench console reliability
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,10 +20,24 @@ $(BQ_VENV)/.installed: emulators/requirements-bq.txt | $(BIN)/.installed
 
 deps: $(BIN)/.installed $(BQ_VENV)/.installed
 
-dev: deps  ## Run emulators, functions and the gateway on http://127.0.0.1:8080 until Ctrl-C
+# The web console (docs/CONSOLE.md): npm ci from the lock file, then vite build into console/dist,
+# which the console function serves. Rebuilt when a source or the lock file changes.
+CONSOLE_SOURCES := $(shell find console/src -type f 2>/dev/null) console/index.html \
+	console/vite.config.ts console/tsconfig.json
+
+console/node_modules/.installed: console/package.json console/package-lock.json
+	cd console && npm ci --no-audit --no-fund
+	touch $@
+
+console/dist/index.html: console/node_modules/.installed $(CONSOLE_SOURCES)
+	cd console && npm run build
+
+console: console/dist/index.html  ## Build the web console into console/dist (npm ci, vite build)
+
+dev: deps console  ## Run emulators, functions and the gateway on http://127.0.0.1:8080 until Ctrl-C
 	$(BIN)/python -m emulators.dev
 
-test: deps lint  ## Lint, then unit, integration and end-to-end tests (emulators started by the tests)
+test: deps lint console  ## Lint, then unit, integration and end-to-end tests (emulators started by the tests)
 	$(BIN)/pytest
 
 unit: $(BIN)/.installed
@@ -49,6 +63,7 @@ stop: $(BIN)/.installed  ## Kill emulators and functions left by an interrupted 
 
 clean: stop
 	rm -rf $(VENV) $(BQ_VENV) .streams .pytest_cache .mypy_cache .ruff_cache
+	rm -rf console/node_modules console/dist
 
 bench: deps  ## Benchmarks; JSON results in bench/results/
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
@@ -56,3 +71,12 @@ bench: deps  ## Benchmarks; JSON results in bench/results/
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.contracts
 	$(BIN)/python -m bench.transform
+
+# The long reliability run (docs/RELIABILITY.md): >= 10,000 generated API cases through every
+# function entry point over in-memory fakes (no emulator), figures in bench/results/, then the
+# property, isolation and security suites with many more examples than `make test` runs.
+RELIABILITY_EXAMPLES ?= 100
+reliability: $(BIN)/.installed  ## Long API fuzz + properties; figures in bench/results/reliability-latest.json
+	$(BIN)/python -m tests.reliability.fuzz --examples $(RELIABILITY_EXAMPLES) \
+		--output bench/results/reliability-latest.json
+	STREAMS_PROPERTY_EXAMPLES=2000 STREAMS_FUZZ_EXAMPLES=10 $(BIN)/pytest tests/reliability -q

@@ -239,6 +239,7 @@ def _banner(settings: dict[str, str], stack: LocalStack) -> str:
     lines = [
         "",
         f"Streams is running at {settings['gateway_url']} (health: /healthz)",
+        f"  console       {settings['gateway_url']}/console/ (sign in with the admin token)",
         f"  workspace_id  {settings['workspace_id']}",
         f"  admin_token   {settings['admin_token']}",
         f"  source_id     {settings['source_id']}",

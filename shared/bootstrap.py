@@ -8,6 +8,7 @@ from typing import Any
 from shared.config import Settings, get_settings
 from shared.destinations.outbound import HttpSender, UrlGuard
 from shared.ports import ConfigStore, EventStore, Publisher, PushPolicy, TopicAdmin
+from shared.services.audit import AuditLog
 from shared.services.contract_validator import ContractValidator
 from shared.services.contracts import EventContracts
 from shared.services.dead_letters import DeadLetters
@@ -19,8 +20,10 @@ from shared.services.event_query import EventQueries
 from shared.services.forwarding_rules import ForwardingRules
 from shared.services.ingest import Ingest
 from shared.services.live import LiveFeed
+from shared.services.privacy import PrivacyFilter, PrivacySettings
 from shared.services.process import Processor
 from shared.services.quarantine import Quarantine
+from shared.services.regulations import Regulations
 from shared.services.sources import EventSources
 from shared.services.trace import Traces
 from shared.services.transformations import Transformations
@@ -109,7 +112,24 @@ class Services:
             self.delivery_topics.topic,
             validator=self.contract_validator,
             observers=(self.live,),
+            privacy=self.privacy_filter,
         )
+
+    @cached_property
+    def privacy_filter(self) -> PrivacyFilter:
+        return PrivacyFilter(self.store, self.settings.config_cache_seconds)
+
+    @cached_property
+    def privacy_settings(self) -> PrivacySettings:
+        return PrivacySettings(self.store)
+
+    @cached_property
+    def regulations(self) -> Regulations:
+        return Regulations(self.store, lambda: self.event_store, lambda: self.http_sender)
+
+    @cached_property
+    def audit(self) -> AuditLog:
+        return AuditLog(self.store)
 
     @cached_property
     def live(self) -> LiveFeed:

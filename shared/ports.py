@@ -128,6 +128,14 @@ class EventStore(Protocol):
         events (`shared.domain.storage.row_event`)."""
         ...
 
+    def delete_user(
+        self, workspace_id: str, column: Literal["user_id", "anonymous_id"], value: str
+    ) -> int:
+        """Delete every stored event of the workspace whose `column` equals `value`; return how
+        many rows went. Raise `Unavailable` when the store cannot delete them now (BigQuery
+        refuses DML on rows still in its streaming buffer)."""
+        ...
+
 
 @dataclass(frozen=True)
 class EventQuery:

@@ -63,10 +63,26 @@ locals {
       access  = ["firestore", "publish", "wire", "bigquery_read"]
       size    = { memory = "512Mi", cpu = "1", concurrency = 20, timeout_seconds = 60, min_instances = 0, max_instances = 10 }
     }
+    governance = {
+      trigger = "http"
+      # Privacy settings, regulations and the audit log. A delete regulation runs inline: one
+      # BigQuery DML statement (bigquery_read for the job, bigquery_write for the rows), scans of
+      # retention-bounded Firestore collections, and deletion requests to destinations.
+      access = ["firestore", "bigquery_read", "bigquery_write"]
+      size   = { memory = "512Mi", cpu = "1", concurrency = 8, timeout_seconds = 300, min_instances = 0, max_instances = 5 }
+    }
     api_docs = {
       trigger = "http"
       access  = []
       size    = { memory = "512Mi", cpu = "1", concurrency = 20, timeout_seconds = 60, min_instances = 0, max_instances = 10 }
+    }
+    console = {
+      trigger = "http"
+      access  = []
+      # The built web console (docs/CONSOLE.md): run `make console` before planning.
+      assets = ["console/dist/**"]
+      # Static files: small, and cached by browsers (hashed assets are immutable).
+      size = { memory = "256Mi", cpu = "1", concurrency = 80, timeout_seconds = 30, min_instances = 0, max_instances = 5 }
     }
     process = {
       trigger = "pubsub"
@@ -376,6 +392,7 @@ module "http_functions" {
   source_bucket         = google_storage_bucket.sources.name
   build_service_account = google_service_account.build.id
   size                  = local.sizes[each.key]
+  asset_patterns        = try(each.value.assets, [])
   environment           = merge(local.common_environment, local.wiring_environment)
   secret_environment    = local.secret_environment[each.key]
   project_roles         = local.project_roles[each.key]

@@ -173,6 +173,14 @@ class FakeEventStore:
         rows.sort(key=lambda r: (_moment(r["received_at"]), r["message_id"]), reverse=True)
         return [row_event(row) for row in rows[:limit]]
 
+    def delete_user(self, workspace_id: str, column: str, value: str) -> int:
+        kept = [
+            r for r in self.rows if not (r["workspace_id"] == workspace_id and r[column] == value)
+        ]
+        deleted = len(self.rows) - len(kept)
+        self.rows = kept
+        return deleted
+
     def _found(self, query: EventQuery) -> list[Document]:
         found = []
         for stored in self.rows:

@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from google.api_core import exceptions as gexc
 from google.api_core import retry as gretry
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
@@ -142,6 +143,27 @@ class BigQueryEventStore:
             _param("limit", "INT64", limit),
         ]
         return [row_event(dict(row)) for row in self._query(sql, params)]
+
+    def delete_user(self, workspace_id: str, column: str, value: str) -> int:
+        if column not in ("user_id", "anonymous_id"):
+            raise ValueError(f"cannot delete by {column!r}")
+        # DML; real BigQuery refuses it while matching rows are still in the streaming buffer
+        # (up to ~90 minutes after insertAll): that answer is a 400, reported as Unavailable.
+        sql = (
+            f"DELETE FROM `{self._table}` WHERE workspace_id = @workspace_id AND {column} = @value"
+        )
+        params = [
+            _param("workspace_id", "STRING", workspace_id),
+            _param("value", "STRING", value),
+        ]
+        config = bigquery.QueryJobConfig(query_parameters=params)
+        try:
+            with transient_as_unavailable("BigQuery"):
+                job = self._client.query(sql, job_config=config, retry=RETRY)
+                job.result(timeout=QUERY_TIMEOUT_SECONDS)
+        except gexc.BadRequest as exc:
+            raise Unavailable(f"BigQuery refused the deletion: {exc.message}"[:500]) from exc
+        return int(job.num_dml_affected_rows or 0)
 
     def _query(self, sql: str, params: list[bigquery.ScalarQueryParameter]) -> list[Any]:
         config = bigquery.QueryJobConfig(query_parameters=params)

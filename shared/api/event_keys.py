@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from shared.api.models import Input, Name
+from shared.domain.privacy import IpPolicy
 from shared.domain.sources import EventSource
 from shared.http.app import ApiRequest
 from shared.http.body import client_ip
@@ -16,8 +17,27 @@ FUNCTION = "event_keys"
 BASE = "/api/v1/workspaces/{workspace_id}/event-keys"
 
 
+IP_POLICY_DESCRIPTION = (
+    "What ingest does with context.ip before publishing: keep, truncate (IPv4 /24, IPv6 /48) "
+    "or remove (docs/PRIVACY.md). An extension of the seed; default keep"
+)
+
+
 class EventSourceCreate(Input):
     name: Name
+    ip_policy: IpPolicy = Field("keep", description=IP_POLICY_DESCRIPTION)
+
+
+class SourcePrivacyUpdate(Input):
+    ip_policy: IpPolicy = Field(description=IP_POLICY_DESCRIPTION)
+
+
+class SourcePrivacy(BaseModel):
+    """A source's privacy settings (kept apart so the seed's Event Source Object stays exact)."""
+
+    source_id: str
+    ip_policy: IpPolicy
+    updated_at: str
 
 
 class EventSourceObject(BaseModel):
@@ -42,7 +62,31 @@ def list_sources(request: ApiRequest) -> list[EventSource]:
 def create_source(request: ApiRequest) -> EventSource:
     body: EventSourceCreate = request.body
     assert request.token is not None
-    return request.services.sources.create(request.workspace_id, body.name, request.token.id)
+    return request.services.sources.create(
+        request.workspace_id, body.name, request.token.id, ip_policy=body.ip_policy
+    )
+
+
+def get_source(request: ApiRequest) -> EventSource:
+    return request.services.sources.get(request.workspace_id, request.params["key_id"])
+
+
+def source_privacy(source: EventSource) -> SourcePrivacy:
+    return SourcePrivacy(
+        source_id=source.id, ip_policy=source.ip_policy, updated_at=source.updated_at
+    )
+
+
+def get_source_privacy(request: ApiRequest) -> SourcePrivacy:
+    return source_privacy(get_source(request))
+
+
+def update_source_privacy(request: ApiRequest) -> SourcePrivacy:
+    body: SourcePrivacyUpdate = request.body
+    source = request.services.sources.set_ip_policy(
+        request.workspace_id, request.params["key_id"], body.ip_policy
+    )
+    return source_privacy(source)
 
 
 def revoke_source(request: ApiRequest) -> EventSource:
@@ -86,6 +130,16 @@ ROUTES = (
         tag="Event Sources",
     ),
     Route(
+        "GET",
+        BASE + "/{key_id}",
+        FUNCTION,
+        "getEventSource",
+        "Get an event source",
+        get_source,
+        response=EventSourceObject,
+        tag="Event Sources",
+    ),
+    Route(
         "DELETE",
         BASE + "/{key_id}",
         FUNCTION,
@@ -104,6 +158,27 @@ ROUTES = (
         send_test_event,
         response=TestEventAccepted,
         status=202,
+        tag="Event Sources",
+    ),
+    Route(
+        "GET",
+        BASE + "/{key_id}/privacy",
+        FUNCTION,
+        "getEventSourcePrivacy",
+        "Get an event source's IP policy",
+        get_source_privacy,
+        response=SourcePrivacy,
+        tag="Event Sources",
+    ),
+    Route(
+        "PUT",
+        BASE + "/{key_id}/privacy",
+        FUNCTION,
+        "updateEventSourcePrivacy",
+        "Set an event source's IP policy: ingest applies it within 10 s, before publishing",
+        update_source_privacy,
+        body=SourcePrivacyUpdate,
+        response=SourcePrivacy,
         tag="Event Sources",
     ),
 )

@@ -24,8 +24,8 @@ class TraceStage(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     stage: str = Field(
-        description="received, duplicate, blocked, violated, stored, routed, "
-        "skipped, delivered, retried, failed, dead_lettered, replayed"
+        description="received, duplicate, suppressed, blocked, violated, stored, routed, "
+        "skipped, delivered, retried, failed, dead_lettered, dropped, replayed"
     )
     status: str
     at: str | None

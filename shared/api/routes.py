@@ -4,6 +4,8 @@ function dispatchers, the OpenAPI document and the production API gateway config
 from __future__ import annotations
 
 from shared.api import (
+    audit,
+    console,
     contracts,
     destinations,
     docs,
@@ -11,8 +13,11 @@ from shared.api import (
     events,
     forwarding_rules,
     ingest,
+    me,
     observe,
+    privacy,
     quarantine,
+    regulations,
     stream_events,
     stream_sources,
     streams,
@@ -23,6 +28,7 @@ from shared.http.routing import Route
 ROUTES: tuple[Route, ...] = (
     *ingest.ROUTES,
     *event_keys.ROUTES,
+    *me.ROUTES,
     *forwarding_rules.ROUTES,
     *transformations.ROUTES,
     *contracts.ROUTES,
@@ -33,7 +39,11 @@ ROUTES: tuple[Route, ...] = (
     *streams.ROUTES,
     *stream_sources.ROUTES,
     *stream_events.ROUTES,
+    *privacy.ROUTES,
+    *regulations.ROUTES,
+    *audit.ROUTES,
     *docs.ROUTES,
+    *console.ROUTES,
 )
 
 # The Pub/Sub-triggered functions and what feeds them (they have no routes).

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from shared.api.models import Input, Name
 from shared.api.observe import WholeNumber
 from shared.api.stream_events import Event
+from shared.domain.privacy import IpPolicy
 from shared.domain.sources import EventSource, SourceType
 from shared.http.app import ApiRequest
 from shared.http.routing import Route
@@ -22,10 +23,13 @@ STREAM_STATUS = {"active": "active", "revoked": "inactive"}
 
 
 class StreamSourceInput(Input):
-    """The second seed's `StreamSourceInput`."""
+    """The second seed's `StreamSourceInput`, plus the optional `ip_policy` (docs/PRIVACY.md)."""
 
     name: Name
     type: SourceType
+    ip_policy: IpPolicy = Field(
+        "keep", description="What ingest does with context.ip: keep, truncate or remove"
+    )
 
 
 class StreamSource(BaseModel):
@@ -76,7 +80,7 @@ def create_source(request: ApiRequest) -> StreamSource:
     body: StreamSourceInput = request.body
     assert request.token is not None
     source = request.services.sources.create(
-        request.workspace_id, body.name, request.token.id, type=body.type
+        request.workspace_id, body.name, request.token.id, type=body.type, ip_policy=body.ip_policy
     )
     return stream_source(source, 0)
 

@@ -10,12 +10,17 @@ user_id = userId, device_id = anonymousId, time = timestamp in ms, insert_id = m
 deduplicates on it for 7 days, so a retried delivery is harmless), device/os/app/location/ip from
 `context`, library = "<context.library.name>/<version>", revenue = properties.revenue (a number);
 context.traits ride along as user_properties {"$set": ...}.
+
+User deletion (regulations, docs/PRIVACY.md): the User Privacy API v1, `POST /api/2/deletions/users`
+with HTTP Basic `api_key:secret_key`, by user_id only; it needs the optional `secret_key`.
 """
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
@@ -35,10 +40,19 @@ from shared.destinations.base import (
     text,
 )
 
+if TYPE_CHECKING:
+    from shared.destinations.deletion import DeletionSubject
+
 ENDPOINTS = {
     "us": "https://api2.amplitude.com/2/httpapi",
     "eu": "https://api.eu.amplitude.com/2/httpapi",
 }
+
+DELETION_ENDPOINTS = {
+    "us": "https://amplitude.com/api/2/deletions/users",
+    "eu": "https://analytics.eu.amplitude.com/api/2/deletions/users",
+}
+DELETION_PATH = "/api/2/deletions/users"
 
 # Amplitude event key <- dotted path in the canonical event's context.
 CONTEXT_KEYS = {
@@ -64,9 +78,11 @@ class AmplitudeConfig(DestinationConfig):
     """Project API key (write-only), data residency, and an optional endpoint override."""
 
     ADDRESS_FIELDS: ClassVar[tuple[str, ...]] = ("endpoint",)
-    SENT_SECRETS: ClassVar[tuple[str, ...]] = ("api_key",)
+    SENT_SECRETS: ClassVar[tuple[str, ...]] = ("api_key", "secret_key")
 
     api_key: Annotated[SecretStr, Field(min_length=1, max_length=256)]
+    # Only for user deletion (the User Privacy API authenticates with api_key:secret_key).
+    secret_key: Annotated[SecretStr, Field(min_length=1, max_length=256)] | None = None
     region: Literal["us", "eu"] = "us"
     # Full URL replacing the region's endpoint (a proxy, or a local receiver in tests).
     endpoint: str | None = None
@@ -161,4 +177,27 @@ class AmplitudeConnector:
             headers={"Content-Type": "application/json", "Accept": "*/*"},
             body=json_bytes(upload),
             redact=(api_key,),
+        )
+
+    def delete_user(self, subject: DeletionSubject, config: BaseModel) -> OutboundRequest | str:
+        cfg = expect_config(config, AmplitudeConfig)
+        if subject.kind != "user_id":
+            return "Amplitude deletes by user_id or Amplitude ID only: delete this device there"
+        if cfg.secret_key is None:
+            return "config.secret_key is not set: the User Privacy API needs it"
+        if cfg.endpoint:
+            # An endpoint override (a proxy, a test receiver) takes the deletion calls too.
+            parts = urlsplit(cfg.endpoint)
+            url = f"{parts.scheme}://{parts.netloc}{DELETION_PATH}"
+        else:
+            url = DELETION_ENDPOINTS[cfg.region]
+        api_key = cfg.api_key.get_secret_value()
+        secret_key = cfg.secret_key.get_secret_value()
+        basic = base64.b64encode(f"{api_key}:{secret_key}".encode()).decode("ascii")
+        return OutboundRequest(
+            method="POST",
+            url=url,
+            headers={"Content-Type": "application/json", "Authorization": f"Basic {basic}"},
+            body=json_bytes({"user_ids": [subject.value], "requester": subject.requester}),
+            redact=(api_key, secret_key, basic),
         )

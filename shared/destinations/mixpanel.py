@@ -14,6 +14,9 @@
   on Simplified ID Merge ignore it; they merge through $device_id/$user_id on events instead.
 The IP Mixpanel geolocates is always the client's (`context.ip`), never Streams' own: `ip=0` on
 /track, `$ip` = context.ip or "0" on /engage.
+User deletion (regulations, docs/PRIVACY.md): the GDPR API v3, `POST /api/app/data-deletions/v3.0/`
+with the project token and a Bearer GDPR OAuth token (the optional `gdpr_token`), by distinct_id
+(userId, else anonymousId, as events are sent).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import base64
 import hashlib
 import re
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from urllib.parse import quote
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
@@ -42,11 +46,22 @@ from shared.destinations.base import (
     text,
 )
 
+if TYPE_CHECKING:
+    from shared.destinations.deletion import DeletionSubject
+
 BASE_URLS = {
     "us": "https://api.mixpanel.com",
     "eu": "https://api-eu.mixpanel.com",
     "in": "https://api-in.mixpanel.com",
 }
+
+# Where the GDPR API lives, per data residency (not the ingestion hosts).
+GDPR_BASE_URLS = {
+    "us": "https://mixpanel.com",
+    "eu": "https://eu.mixpanel.com",
+    "in": "https://in.mixpanel.com",
+}
+DELETION_PATH = "/api/app/data-deletions/v3.0/"
 
 # Mixpanel event property <- dotted path in the canonical event's context.
 CONTEXT_PROPERTIES = {
@@ -99,10 +114,12 @@ class MixpanelConfig(DestinationConfig):
     """Project token and optional API secret (both write-only), residency, endpoint, group key."""
 
     ADDRESS_FIELDS: ClassVar[tuple[str, ...]] = ("endpoint",)
-    SENT_SECRETS: ClassVar[tuple[str, ...]] = ("project_token", "api_secret")
+    SENT_SECRETS: ClassVar[tuple[str, ...]] = ("project_token", "api_secret", "gdpr_token")
 
     project_token: Annotated[SecretStr, Field(min_length=1, max_length=256)]
     api_secret: Annotated[SecretStr, Field(min_length=1, max_length=256)] | None = None
+    # Only for user deletion: a GDPR OAuth token (Mixpanel personal settings, valid one year).
+    gdpr_token: Annotated[SecretStr, Field(min_length=1, max_length=512)] | None = None
     region: Literal["us", "eu", "in"] = "us"
     # Base URL replacing the region's (paths /track, /import, /engage, /groups are appended).
     endpoint: str | None = None
@@ -195,3 +212,18 @@ class MixpanelConnector:
         else:
             return None
         return OutboundRequest("POST", url, headers, json_bytes(body), redact=redact)
+
+    def delete_user(self, subject: DeletionSubject, config: BaseModel) -> OutboundRequest | str:
+        cfg = expect_config(config, MixpanelConfig)
+        if cfg.gdpr_token is None:
+            return "config.gdpr_token is not set: the GDPR API needs it"
+        base = cfg.endpoint or GDPR_BASE_URLS[cfg.region]
+        token = cfg.project_token.get_secret_value()
+        gdpr_token = cfg.gdpr_token.get_secret_value()
+        return OutboundRequest(
+            method="POST",
+            url=f"{base}{DELETION_PATH}?token={quote(token, safe='')}",
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {gdpr_token}"},
+            body=json_bytes({"distinct_ids": [subject.value], "compliance_type": "GDPR"}),
+            redact=(token, gdpr_token),
+        )

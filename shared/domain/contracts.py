@@ -94,10 +94,17 @@ def action_for(contract: EventContract, violation: Violation) -> Action:
 
 def judge(contract: EventContract, violations: list[Violation]) -> ContractFinding:
     """Apply the contract's policy to its violations (capped per kind, schema ones first)."""
-    schema = [v for v in violations if v.type != UNDECLARED_FIELD][:MAX_KEPT_PER_KIND]
-    undeclared = [v for v in violations if v.type == UNDECLARED_FIELD][:MAX_KEPT_PER_KIND]
-    kept = schema + undeclared
-    return ContractFinding(contract, kept, [action_for(contract, v) for v in kept])
+    if len(violations) == 1:
+        violation = violations[0]
+        return ContractFinding(contract, [violation], [action_for(contract, violation)])
+    schema: list[Violation] = []
+    undeclared: list[Violation] = []
+    for violation in violations:
+        (undeclared if violation.type == UNDECLARED_FIELD else schema).append(violation)
+    del schema[MAX_KEPT_PER_KIND:], undeclared[MAX_KEPT_PER_KIND:]
+    actions = [ACTIONS[contract.enforcement_mode]] * len(schema)
+    actions += [ACTIONS[contract.undeclared_fields]] * len(undeclared)
+    return ContractFinding(contract, schema + undeclared, actions)
 
 
 class CompiledContract:
@@ -112,12 +119,30 @@ class CompiledContract:
     def check(self, event: dict[str, Any]) -> ContractFinding | None:
         """The finding on an event it applies to, or None when the event is valid."""
         value = event.get(self.target)
-        violations = self.schema.validate({} if value is None else value, self.target)
+        if value is None:
+            value = {}
+        # Most events are valid: the generated predicate answers for them without collecting.
+        valid = self.schema.valid
+        if valid is not None and valid(value):
+            return None
+        violations = self.schema.violations(value, self.target)
         return judge(self.contract, violations) if violations else None
 
 
+# The field holding an event's name, by event type (see `routing.event_name`).
+NAME_FIELDS = {"track": "event", "page": "name", "screen": "name"}
+
+# Per event type: the name field (None when the type has no names), the contracts by event
+# name (those for every name first), and the contracts for an event of another name.
+_Lookup = tuple[str | None, dict[str, tuple[CompiledContract, ...]], tuple[CompiledContract, ...]]
+
+
 class ContractSet:
-    """A workspace's active contracts, indexed by what they match."""
+    """A workspace's active contracts, indexed by what they match.
+
+    Built once per set of contract versions (`ContractValidator` caches it), with a table from
+    (event type, event name) to the contracts that judge such an event, in judging order.
+    """
 
     def __init__(self, contracts: Iterable[CompiledContract]):
         ordered = sorted(contracts, key=lambda c: (c.contract.created_at, c.contract.id))
@@ -133,6 +158,15 @@ class ContractSet:
                 key = (contract.event_type, contract.event_name)
                 self._named.setdefault(key, []).append(compiled)
         self.size = sum(map(len, self._named.values())) + sum(map(len, self._any.values()))
+        self._lookup: dict[str, _Lookup] = {}
+        for event_type in {*self._any, *(t for t, _ in self._named)}:
+            every = tuple(self._any.get(event_type, ()))
+            by_name = {
+                name: (*every, *found)
+                for (kind, name), found in self._named.items()
+                if kind == event_type and event_type in NAMED_TYPES
+            }
+            self._lookup[event_type] = (NAME_FIELDS.get(event_type), by_name, every)
 
     def __bool__(self) -> bool:
         return self.size > 0
@@ -153,12 +187,18 @@ class ContractSet:
         event_type = event.get("type")
         if not isinstance(event_type, str):
             return []
-        every = self._any.get(event_type, ())
-        name = event_name(event) if event_type in NAMED_TYPES else None
-        named = self._named.get((event_type, name), ()) if isinstance(name, str) else ()
-        if not every and not named:
+        lookup = self._lookup.get(event_type)
+        if lookup is None:
             return []
-        return [f for c in (*every, *named) if (f := c.check(event)) is not None]
+        name_field, by_name, contracts = lookup
+        if by_name:
+            name = event.get(name_field)  # type: ignore[arg-type]
+            if isinstance(name, str):
+                contracts = by_name.get(name, contracts)
+        if len(contracts) == 1:
+            finding = contracts[0].check(event)
+            return [] if finding is None else [finding]
+        return [f for c in contracts if (f := c.check(event)) is not None]
 
 
 # --- storage paths -----------------------------------------------------------------------------

@@ -58,6 +58,8 @@ class SourceMessage:
     workspace_id: str
     source_id: str
     events: list[dict[str, Any]]
+    # Set on events republished by a replay (`quarantine`): they were processed once already.
+    replay: str | None = None
 
 
 @dataclass(frozen=True)
@@ -119,4 +121,6 @@ def parse_source_message(
     ]
     if mismatched:
         raise InvalidMessage(f"message {pubsub_message_id} has events of another workspace")
-    return SourceMessage(pubsub_message_id, workspace_id, source_id, events)
+    return SourceMessage(
+        pubsub_message_id, workspace_id, source_id, events, attributes.get("replay") or None
+    )

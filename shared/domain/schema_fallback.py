@@ -83,25 +83,25 @@ class JsonSchemaEngine:
         elif keyword == "type":
             names = " or ".join([expected] if isinstance(expected, str) else expected)
             text = f"expected {names}, got {json_type(instance)}"
-            yield Violation(DATATYPE_MISMATCH, field, text, names, show(instance))
+            yield Violation.of(DATATYPE_MISMATCH, field, text, names, instance)
         elif keyword in ("enum", "const"):
             wanted = "one of " + show(expected) if keyword == "enum" else show(expected)
-            yield Violation(ENUM_MISMATCH, field, f"not {wanted}", wanted, show(instance))
+            yield Violation.of(ENUM_MISMATCH, field, f"not {wanted}", wanted, instance)
         elif keyword in ("format", "pattern"):
             kind = FORMAT_MISMATCH if keyword == "format" else PATTERN_MISMATCH
-            yield Violation(kind, field, message, str(expected), show(instance))
+            yield Violation.of(kind, field, message, str(expected), instance)
         elif keyword in RANGES:
             wanted = f"{RANGES[keyword]} {expected}"
-            yield Violation(RANGE_MISMATCH, field, f"expected {wanted}", wanted, show(instance))
+            yield Violation.of(RANGE_MISMATCH, field, f"expected {wanted}", wanted, instance)
         elif keyword == "multipleOf":
             wanted = f"multiple of {expected}"
-            yield Violation(RANGE_MISMATCH, field, f"expected {wanted}", wanted, show(instance))
+            yield Violation.of(RANGE_MISMATCH, field, f"expected {wanted}", wanted, instance)
         elif keyword in LENGTHS:
             yield length_violation(field, f"length {LENGTHS[keyword]} {expected}", len(instance))
         elif keyword == "unevaluatedProperties":
             yield Violation(ADDITIONAL_PROPERTIES, field, message, "no additional fields", None)
         else:
-            yield Violation(SCHEMA_MISMATCH, field, message, keyword, show(instance))
+            yield Violation.of(SCHEMA_MISMATCH, field, message, keyword, instance)
 
 
 def _mark_undeclared(schema: Any) -> Iterator[dict[str, Any]]:

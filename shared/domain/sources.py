@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from shared.domain.privacy import IpPolicy
+
 SourceStatus = Literal["active", "revoked"]
 SourceType = Literal["javascript", "server", "mobile", "webhook"]
 
@@ -41,6 +43,8 @@ class EventSource(BaseModel):
     created_by: str
     created_at: str
     updated_at: str
+    # What ingest does with `context.ip` (docs/PRIVACY.md); not part of the seed's object.
+    ip_policy: IpPolicy = "keep"
 
     def write_key_record(self) -> WriteKey:
         """What ingest needs to accept events for this source."""
@@ -49,6 +53,7 @@ class EventSource(BaseModel):
             source_id=self.id,
             status=self.status,
             pubsub_topic=self.pubsub_topic,
+            ip_policy=self.ip_policy,
         )
 
 
@@ -59,6 +64,7 @@ class WriteKey(BaseModel):
     source_id: str
     status: SourceStatus
     pubsub_topic: str
+    ip_policy: IpPolicy = "keep"
 
 
 def source_topic_id(source_id: str) -> str:

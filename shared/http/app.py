@@ -20,6 +20,7 @@ from shared.domain.errors import (
     Unauthorized,
 )
 from shared.domain.sources import ApiToken
+from shared.http import audit
 from shared.http.responses import error_response, json_response
 from shared.http.routing import Route, find_route
 
@@ -69,17 +70,25 @@ def handle(request: Request, routes: tuple[Route, ...]) -> Response:
                 raise MethodNotAllowed(f"{request.method} is not allowed on {request.path}")
             raise NotFound(f"no such path: {request.path}")
         api_request = _parse(request, route, params)
-        result = route.handler(api_request)
-        if isinstance(result, Response):
-            return result
-        if isinstance(result, Reply):
-            return json_response(_serialise(route, result.body), result.status, result.headers)
-        return json_response(_serialise(route, result), route.status)
+        # Every management change is audited here, once, not in each handler.
+        change = audit.begin(api_request, routes, _serialise)
+        response = _respond(route, route.handler(api_request))
+        if change is not None:
+            audit.finish(change, response)
+        return response
     except StreamsError as error:
         return error_response(error)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(StreamsError("internal error"))
+
+
+def _respond(route: Route, result: Any) -> Response:
+    if isinstance(result, Response):
+        return result
+    if isinstance(result, Reply):
+        return json_response(_serialise(route, result.body), result.status, result.headers)
+    return json_response(_serialise(route, result), route.status)
 
 
 def _parse(request: Request, route: Route, params: dict[str, str]) -> ApiRequest:

@@ -19,6 +19,7 @@ from shared.domain.events import (
     normalise_request,
     normalise_stream_event,
 )
+from shared.domain.privacy import apply_ip_policy
 from shared.domain.sources import EventSource, WriteKey, source_path
 from shared.ports import ConfigStore, Publisher, Write
 from shared.services.cache import TtlCache
@@ -148,6 +149,9 @@ class Ingest:
         """Publish events to the source's topic; returns only once Pub/Sub has acknowledged."""
         if not events:
             return
+        if key.ip_policy != "keep":
+            # Before anything leaves ingest: the raw address is never published or stored.
+            events = [apply_ip_policy(event, key.ip_policy) for event in events]
         data = json.dumps(events, separators=(",", ":"), ensure_ascii=False).encode()
         attributes = {
             "schema": MESSAGE_SCHEMA,

@@ -20,6 +20,7 @@ from shared.domain.pipeline import (
 from shared.domain.routing import matching_rules
 from shared.domain.storage import event_row
 from shared.ports import AlreadyExists, ConfigStore, Document, EventStore, Publisher, Write
+from shared.services.privacy import PrivacyOutcome
 from shared.services.workspace_config import WorkspaceConfig
 
 log = logging.getLogger("streams.process")
@@ -51,6 +52,14 @@ class EventObserver(Protocol):
     def observe(self, workspace_id: str, source_id: str, events: list[dict[str, Any]]) -> None: ...
 
 
+class PrivacyStep(Protocol):
+    """Drops suppressed users' events and redacts PII (shared/services/privacy.py)."""
+
+    def apply(
+        self, workspace_id: str, events: list[dict[str, Any]], replay: bool = False
+    ) -> PrivacyOutcome: ...
+
+
 class NoContracts:
     """Every event passes: the step's place in the pipeline before contracts exist."""
 
@@ -66,6 +75,7 @@ class ProcessOutcome:
     duplicates: int = 0
     stored: int = 0
     blocked: int = 0
+    suppressed: int = 0
     deliveries: int = 0
     skipped: int = 0
 
@@ -83,6 +93,7 @@ class Processor:
         validator: Validator | None = None,
         observers: Sequence[EventObserver] = (),
         clock: Callable[[], datetime] = ids.utcnow,
+        privacy: PrivacyStep | None = None,
     ):
         self._store = store
         self._events = events
@@ -94,6 +105,7 @@ class Processor:
         self._validator = validator or NoContracts()
         self._observers = observers
         self._clock = clock
+        self._privacy = privacy
 
     def process(self, message: SourceMessage) -> ProcessOutcome:
         """Process a message; transient failures raise so that Pub/Sub redelivers it whole.
@@ -108,6 +120,18 @@ class Processor:
         self._record_duplicates(duplicates, now)
         if not fresh:
             return outcome
+
+        if self._privacy is not None:
+            # Before contracts, storage and routing (docs/PRIVACY.md): a suppressed user's
+            # events go no further, and nothing downstream ever sees a redacted field's value.
+            screened = self._privacy.apply(
+                message.workspace_id, fresh, replay=message.replay is not None
+            )
+            fresh = screened.passed
+            outcome.suppressed = len(screened.suppressed)
+            self._finish_suppressed(message.workspace_id, screened.suppressed)
+            if not fresh:
+                return outcome
 
         verdicts = self._validator.validate(message.workspace_id, fresh)
         passed = [e for e, v in zip(fresh, verdicts, strict=True) if not v.blocked]
@@ -242,6 +266,32 @@ class Processor:
                 )
             plans[event["messageId"]] = plan
         return plans
+
+    def _finish_suppressed(
+        self, workspace_id: str, suppressed: list[tuple[dict[str, Any], str | None]]
+    ) -> None:
+        at = ids.isoformat(self._clock())
+        writes = [
+            Write(
+                "update",
+                event_log_path(workspace_id, event["messageId"]),
+                {
+                    "state": "done",
+                    "suppressed": True,
+                    "suppressed_at": at,
+                    "regulation_id": regulation_id,
+                    "blocked": False,
+                    "violations": [],
+                    "stored_at": None,
+                    "routed_at": None,
+                    "deliveries": [],
+                    "skipped": [],
+                },
+            )
+            for event, regulation_id in suppressed
+        ]
+        for chunk in _chunks(writes, BATCH_WRITES):
+            self._store.commit(chunk)
 
     def _finish(
         self,

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from shared.domain import ids
 from shared.domain.errors import NotFound
+from shared.domain.privacy import IpPolicy
 from shared.domain.sources import (
     WRITE_KEYS,
     EventSource,
@@ -43,7 +44,12 @@ class EventSources:
         self._new_key = new_key
 
     def create(
-        self, workspace_id: str, name: str, created_by: str, type: SourceType = "server"
+        self,
+        workspace_id: str,
+        name: str,
+        created_by: str,
+        type: SourceType = "server",
+        ip_policy: IpPolicy = "keep",
     ) -> EventSource:
         source_id = ids.new_id()
         # The topic comes first: a source must never exist without the topic its events go to.
@@ -62,6 +68,7 @@ class EventSources:
                 created_by=created_by,
                 created_at=now,
                 updated_at=now,
+                ip_policy=ip_policy,
             )
             try:
                 self._store.commit(
@@ -119,6 +126,23 @@ class EventSources:
             ]
         )
         return revoked
+
+    def set_ip_policy(self, workspace_id: str, source_id: str, policy: IpPolicy) -> EventSource:
+        """Change what ingest does with the source's `context.ip`; the key record carries it, so
+        ingest applies it within its write-key cache interval (as for a revocation)."""
+        source = self.get(workspace_id, source_id)
+        if source.ip_policy == policy:
+            return source
+        changed = source.model_copy(
+            update={"ip_policy": policy, "updated_at": ids.isoformat(self._clock())}
+        )
+        self._store.commit(
+            [
+                Write("set", write_key_path(source.key), changed.write_key_record().model_dump()),
+                Write("set", source_path(workspace_id, source_id), changed.model_dump()),
+            ]
+        )
+        return changed
 
     def resolve_write_key(self, key: str) -> WriteKey | None:
         """The record behind a write key, active or not; None when the key is unknown."""

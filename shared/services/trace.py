@@ -77,6 +77,19 @@ def _event_stages(entry: Document) -> list[dict[str, Any]]:
         )
     if entry.get("state") != "done":
         return stages
+    if entry.get("suppressed"):
+        # A suppression regulation (docs/PRIVACY.md): never stored, routed or forwarded.
+        stages.append(
+            _stage(
+                "suppressed",
+                "dropped",
+                entry.get("suppressed_at"),
+                "the user is suppressed by a regulation",
+                entry,
+                regulation_id=entry.get("regulation_id"),
+            )
+        )
+        return stages
     if entry.get("blocked"):
         stages.append(
             _stage(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from shared.domain import ids
 from shared.domain.pipeline import DeliveryMessage
@@ -13,12 +15,14 @@ from shared.domain.transformations import Transformation
 from shared.ports import ConfigStore, Document, Write
 from shared.services.cache import TtlCache
 from shared.services.deliver import TransformOutcome
-from shared.transform import CompileError, ProgramCache, valid_events
+from shared.transform import CompileError, JsonText, ProgramCache, valid_events
 
 log = logging.getLogger("streams.transform")
 
 # Console lines quoted in a failed delivery's reason (all of them go to the function's log).
 LOGS_IN_ERROR = 5
+# Entries of the per-instance caches of validated transformations and of metadata JSON.
+MAX_CACHED = 4096
 
 
 class SandboxTransformer:
@@ -39,6 +43,10 @@ class SandboxTransformer:
         self._programs = programs
         self._documents: TtlCache[Document | None] = TtlCache(ttl_seconds)
         self._clock = clock
+        # path -> (the cached document, its model): validated once per read of the document.
+        self._models: dict[str, tuple[Document, Transformation]] = {}
+        # (workspace, source, destination id and type, rule) -> the metadata's JSON.
+        self._metadata: dict[tuple[Any, ...], JsonText] = {}
 
     def transform(self, message: DeliveryMessage, destination: Destination) -> TransformOutcome:
         transform_id = message.transformation_id
@@ -47,20 +55,14 @@ class SandboxTransformer:
         document = self._documents.get(path, lambda: self._store.get(path))
         if document is None:
             return TransformOutcome([], error=f"transformation {transform_id} does not exist")
-        transformation = Transformation.model_validate(document)
+        transformation = self._transformation(path, document)
         if transformation.status != "active":
             return TransformOutcome(
                 [],
                 error=f"transformation {transformation.name!r} ({transform_id}) is "
                 f"{transformation.status}, not active: the rule does not run it",
             )
-        metadata = {
-            "workspace_id": message.workspace_id,
-            "source_id": message.event.get("sourceId"),
-            "destination_id": destination.id,
-            "destination_type": destination.type,
-            "rule_id": message.rule_id,
-        }
+        metadata = self._metadata_of(message, destination)
         key = (message.workspace_id, transform_id, transformation.version)
         try:
             result = self._programs.run(key, transformation.source_code, message.event, metadata)
@@ -81,6 +83,42 @@ class SandboxTransformer:
         if result.logs:
             error += "; console: " + " | ".join(result.logs[-LOGS_IN_ERROR:])
         return TransformOutcome([], error=error, logs=result.logs)
+
+    def _transformation(self, path: str, document: Document) -> Transformation:
+        """The document as a model; the cache hands out the same document object until it reads
+        the document again, so it is validated once per read, not once per event."""
+        cached = self._models.get(path)
+        if cached is not None and cached[0] is document:
+            return cached[1]
+        transformation = Transformation.model_validate(document)
+        if len(self._models) >= MAX_CACHED:
+            self._models.clear()
+        self._models[path] = (document, transformation)
+        return transformation
+
+    def _metadata_of(
+        self, message: DeliveryMessage, destination: Destination
+    ) -> dict[str, Any] | JsonText:
+        """`transform`'s second argument, serialised once per source, destination and rule."""
+        source_id = message.event.get("sourceId")
+        key = (message.workspace_id, source_id, destination.id, destination.type, message.rule_id)
+        found = self._metadata.get(key) if type(source_id) is str else None
+        if found is not None:
+            return found
+        metadata = {
+            "workspace_id": message.workspace_id,
+            "source_id": source_id,
+            "destination_id": destination.id,
+            "destination_type": destination.type,
+            "rule_id": message.rule_id,
+        }
+        if type(source_id) is str:
+            found = JsonText(json.dumps(metadata, separators=(",", ":")))
+            if len(self._metadata) >= MAX_CACHED:
+                self._metadata.clear()
+            self._metadata[key] = found
+            return found
+        return metadata
 
     def _mark_error(self, transformation: Transformation, reason: str) -> None:
         """Record that the stored code no longer compiles here (status error), unless it changed."""

@@ -5,12 +5,13 @@ See docs/TRANSFORMATIONS.md for the contract of `transform(event, metadata)` and
 
 from shared.transform.cache import ProgramCache
 from shared.transform.diff import diff
-from shared.transform.engine import CompileError, Program, RunResult, check
+from shared.transform.engine import CompileError, JsonText, Program, RunResult, check
 from shared.transform.events import event_problem, output_events, valid_events
 from shared.transform.limits import Limits
 
 __all__ = [
     "CompileError",
+    "JsonText",
     "Limits",
     "Program",
     "ProgramCache",

@@ -6,7 +6,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from shared.transform.engine import Program, RunResult
+from shared.transform.engine import JsonText, Program, RunResult
 from shared.transform.limits import Limits
 
 # (workspace_id, transformation_id, version)
@@ -27,15 +27,22 @@ class ProgramCache:
         self._max_programs = max_programs
         self._local = threading.local()
 
-    def run(self, key: Key, source_code: str, event: Any, metadata: dict[str, Any]) -> RunResult:
+    def run(
+        self, key: Key, source_code: str, event: Any, metadata: dict[str, Any] | JsonText
+    ) -> RunResult:
         """Run the transformation version `key` (compiling it on this thread's first use).
 
         Raises `CompileError` when the code does not compile.
         """
-        program = self.program(key, source_code)
+        programs = self._programs()
+        program = programs.get(key)
+        if program is None:
+            program = self.program(key, source_code)
+        else:
+            programs.move_to_end(key)
         result = program.run(event, metadata)
         if program.broken:
-            self._programs().pop(key, None)
+            programs.pop(key, None)
         return result
 
     def program(self, key: Key, source_code: str) -> Program:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from _json import encode_basestring_ascii, make_encoder, make_scanner
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,36 @@ COLUMN_SEARCH_CHARS = 500
 _LINE = re.compile(r"<input>:(\d+)")
 _TOKEN = re.compile(r": '(.*)'$")
 _FRAME = re.compile(r"^\s*at (\S+) \((.*)\)\s*$")
+_OUTPUT = ',"output":'
+# `json.loads` for the harness's answers (always one JSON object, nothing around it).
+_scan = make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+
+
+def _loads(text: str, start: int = 0) -> Any:
+    """`json.loads(text[start:])`, for text that is one JSON value with nothing around it."""
+    try:
+        value, end = _scan(text, start)
+    except StopIteration:
+        end = -1
+    if end != len(text):
+        return json.loads(text[start:])  # says what is wrong
+    return value
+
+
+class JsonText(str):
+    """Text that is already the compact JSON of a value: passed to the sandbox as it is."""
+
+    __slots__ = ()
+
+
+def compact_encoder(markers: dict[int, Any]) -> make_encoder:
+    """The encoder `json.dumps(value, separators=(",", ":"))` uses, built once rather than per
+    call: `"".join(encoder(value, 0))`. `markers` is its cycle check, and must be empty before
+    each call (an encoding that failed leaves entries behind)."""
+    default = json.JSONEncoder().default
+    return make_encoder(
+        markers, default, encode_basestring_ascii, None, ":", ",", False, False, True
+    )
 
 
 class CompileError(Exception):
@@ -75,6 +106,9 @@ class Program:
         # Set when the context may hold state an engine-level failure left behind: rebuild it.
         self.broken = False
         self.source_code = source_code
+        # Per program (so per thread): the encoder's cycle markers are its own.
+        self._markers: dict[int, Any] = {}
+        self._encode = compact_encoder(self._markers)
         if len(source_code) > limits.source_chars:
             raise CompileError(f"source_code is longer than {limits.source_chars} characters")
         self._context = quickjs.Context()
@@ -100,28 +134,32 @@ class Program:
                 raise CompileError(f"the code failed while loading: {probe['message']}", line)
             raise CompileError("source_code must define function transform(event, metadata)")
 
-    def run(self, event: Any, metadata: dict[str, Any]) -> RunResult:
-        """Run `transform(event, metadata)` once, under the limits."""
+    def run(self, event: Any, metadata: dict[str, Any] | JsonText) -> RunResult:
+        """Run `transform(event, metadata)` once, under the limits. Either may be given as its
+        `JsonText` (e.g. metadata shared by many events, serialised once)."""
         started = time.perf_counter()
-        event_json = json.dumps(event, separators=(",", ":"))
-        metadata_json = json.dumps(metadata, separators=(",", ":"))
+        if self._markers:
+            self._markers.clear()  # left by an encoding that failed
+        encode = self._encode
+        event_json = event if type(event) is JsonText else "".join(encode(event, 0))
+        metadata_json = metadata if type(metadata) is JsonText else "".join(encode(metadata, 0))
         answer = self._call("run", event_json, metadata_json)
         duration_ms = round((time.perf_counter() - started) * 1000, 3)
         if isinstance(answer, str):
             return RunResult(error=answer, duration_ms=duration_ms)
-        logs = list(answer.get("logs", []))
-        if answer.get("dropped_logs"):
+        logs = answer["logs"]
+        if answer["dropped_logs"]:
             logs.append(f"... {answer['dropped_logs']} more console line(s) dropped")
-        if not answer["ok"]:
-            fatal = bool(answer.get("fatal"))
-            self.broken = self.broken or fatal
-            return RunResult(
-                error=self._engine_error(answer["message"]) if fatal else answer["message"],
-                line=error_line(answer.get("stack"), self.source_code),
-                logs=logs,
-                duration_ms=duration_ms,
-            )
-        return RunResult(output=answer["output"], logs=logs, duration_ms=duration_ms)
+        if answer["ok"]:
+            return RunResult(answer["output"], None, None, logs, duration_ms)
+        fatal = bool(answer.get("fatal"))
+        self.broken = self.broken or fatal
+        return RunResult(
+            error=self._engine_error(answer["message"]) if fatal else answer["message"],
+            line=error_line(answer.get("stack"), self.source_code),
+            logs=logs,
+            duration_ms=duration_ms,
+        )
 
     def _call(self, operation: str, *args: str) -> dict[str, Any] | str:
         """The harness's JSON answer, or a message when the engine itself stopped the call."""
@@ -138,11 +176,19 @@ class Program:
         if not isinstance(raw, str):
             self.broken = True
             return "the sandbox returned no result"
-        answer: dict[str, Any] = json.loads(raw)
-        if answer.get("ok") and operation == "run":
-            # The output is last; JS measured UTF-16 units, the limit is UTF-8 bytes.
-            start = raw.find(',"output":') + len(',"output":')
-            if len(raw[start:-1].encode()) > self.limits.output_bytes:
+        if raw[:1] == "=":
+            # A "run" without console output: the output's JSON follows.
+            size = len(raw) - 1 if raw.isascii() else len(raw[1:].encode())
+            if size > self.limits.output_bytes:
+                return f"the result is larger than {self.limits.output_bytes} bytes"
+            return {"ok": True, "logs": [], "dropped_logs": 0, "output": _loads(raw, 1)}
+        answer: dict[str, Any] = _loads(raw)
+        if operation == "run" and answer["ok"]:
+            # The output is last; JS measured UTF-16 units, the limit is UTF-8 bytes (as many
+            # as characters when all are ASCII).
+            start = raw.find(_OUTPUT) + len(_OUTPUT)
+            size = len(raw) - 1 - start if raw.isascii() else len(raw[start:-1].encode())
+            if size > self.limits.output_bytes:
                 return f"the result is larger than {self.limits.output_bytes} bytes"
         return answer
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import random
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -29,9 +31,7 @@ def local_stack(
 ) -> Iterator[LocalStack]:
     saved = dict(os.environ)
     os.environ.update(E2E_ENV)
-    stack = LocalStack(
-        ports=DevPorts(gateway=29080, functions=29100), state_dir=tmp_path_factory.mktemp("stack")
-    )
+    stack = LocalStack(ports=free_ports(), state_dir=tmp_path_factory.mktemp("stack"))
     stack.start()
     yield stack
     stack.stop()
@@ -46,3 +46,21 @@ def tenant(local_stack: LocalStack) -> Tenant:
     token, record = services.workspaces.create_token(workspace.id, "e2e")
     source = services.sources.create(workspace.id, "e2e", created_by=record.id)
     return Tenant(local_stack.gateway_url, workspace.id, token, source.key, source.id, services)
+
+
+def free_ports(functions: int = 40) -> DevPorts:
+    """A gateway port and a run of consecutive free ports for the functions (below the kernel's
+    ephemeral range, so outgoing connections never take them), so test runs never collide."""
+    for base in random.sample(range(20000, 30000, 50), 200):
+        if all(port_free(port) for port in range(base, base + functions + 1)):
+            return DevPorts(gateway=base, functions=base + 1)
+    raise RuntimeError("no free run of ports for the local stack")
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True

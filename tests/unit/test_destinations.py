@@ -271,8 +271,8 @@ def test_secrets_never_shown(type_: str) -> None:
 def test_secret_fields() -> None:
     assert secret_fields("webhook") == {"secret", "headers"}
     assert secret_fields("pubsub") == frozenset()
-    assert secret_fields("amplitude") == {"api_key"}
-    assert secret_fields("mixpanel") == {"project_token", "api_secret"}
+    assert secret_fields("amplitude") == {"api_key", "secret_key"}
+    assert secret_fields("mixpanel") == {"project_token", "api_secret", "gdpr_token"}
     assert secret_fields("ga4") == {"api_secret"}
 
 

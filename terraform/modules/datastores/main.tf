@@ -9,6 +9,9 @@ locals {
   #   dead_letters.py DeadLetters.list: any of destination_id / reason_code / status ==,
   #     updated_at range, order by updated_at desc -> every combination of the equalities.
   #   quarantine.py Quarantine._select: status ==, sort_key range, order by sort_key desc.
+  #   audit.py AuditLog.list: any of resource_type / resource_id / token_id ==, sort_key range,
+  #     order by sort_key desc -> every combination of the equalities.
+  #   regulations.py Regulations.list: any of type / status ==, order by created_at desc.
   dead_letter_filters = [
     ["destination_id"],
     ["reason_code"],
@@ -18,6 +21,16 @@ locals {
     ["reason_code", "status"],
     ["destination_id", "reason_code", "status"],
   ]
+  audit_filters = [
+    ["resource_type"],
+    ["resource_id"],
+    ["token_id"],
+    ["resource_type", "resource_id"],
+    ["resource_type", "token_id"],
+    ["resource_id", "token_id"],
+    ["resource_type", "resource_id", "token_id"],
+  ]
+  regulation_filters = [["type"], ["status"], ["type", "status"]]
   composite_indexes = merge(
     {
       for equalities in local.dead_letter_filters : "dead_letters-${join("-", equalities)}" => {
@@ -25,6 +38,24 @@ locals {
         fields = concat(
           [for field in equalities : { field_path = field, order = "ASCENDING" }],
           [{ field_path = "updated_at", order = "DESCENDING" }],
+        )
+      }
+    },
+    {
+      for equalities in local.audit_filters : "audit_log-${join("-", equalities)}" => {
+        collection = "audit_log"
+        fields = concat(
+          [for field in equalities : { field_path = field, order = "ASCENDING" }],
+          [{ field_path = "sort_key", order = "DESCENDING" }],
+        )
+      }
+    },
+    {
+      for equalities in local.regulation_filters : "regulations-${join("-", equalities)}" => {
+        collection = "regulations"
+        fields = concat(
+          [for field in equalities : { field_path = field, order = "ASCENDING" }],
+          [{ field_path = "created_at", order = "DESCENDING" }],
         )
       }
     },

@@ -11,11 +11,15 @@ locals {
   # beside it, and requirements.txt. Packaging straight from the repository needs no build step.
   main_file    = "${var.source_root}/functions/${var.name}/main.py"
   shared_files = sort(fileset(var.source_root, "shared/**/*.{py,json}"))
+  # Built files a function serves (the console's console/dist), at the same path as in the
+  # repository. Text only: they go through file().
+  asset_files = sort(distinct(flatten([for pattern in var.asset_patterns : fileset(var.source_root, pattern)])))
   # A hash of every file's content (not of the zip, whose bytes may vary): a code change gives a
   # new object name, and so a new build and revision; no change redeploys nothing.
   source_hash = substr(sha256(join("\n", concat(
     ["main.py ${filesha256(local.main_file)}", "requirements.txt ${sha256(var.requirements)}"],
     [for path in local.shared_files : "${path} ${filesha256("${var.source_root}/${path}")}"],
+    [for path in local.asset_files : "${path} ${filesha256("${var.source_root}/${path}")}"],
   ))), 0, 16)
 
   secrets = toset([for entry in values(var.secret_environment) : entry.secret])
@@ -61,6 +65,14 @@ data "archive_file" "source" {
 
   dynamic "source" {
     for_each = local.shared_files
+    content {
+      content  = file("${var.source_root}/${source.value}")
+      filename = source.value
+    }
+  }
+
+  dynamic "source" {
+    for_each = local.asset_files
     content {
       content  = file("${var.source_root}/${source.value}")
       filename = source.value

@@ -39,6 +39,17 @@ variable "source_root" {
   type        = string
 }
 
+variable "asset_patterns" {
+  description = "fileset() patterns, relative to source_root, of built files the function serves (e.g. console/dist/**), put in the zip at the same paths. Text files only; build them before planning (make console)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for pattern in var.asset_patterns : !startswith(pattern, "/") && !strcontains(pattern, "..")])
+    error_message = "asset_patterns must be relative to source_root and stay inside it."
+  }
+}
+
 variable "requirements" {
   description = "Content of the zip's requirements.txt (terraform/requirements.txt, generated from pyproject.toml by terraform/build.py)."
   type        = string

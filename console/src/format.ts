@@ -1,0 +1,43 @@
+// Display helpers.
+
+export function formatTime(iso: string | null | undefined): string {
+  if (!iso) return '—';
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return iso;
+  return date.toLocaleString(undefined, {
+    year: 'numeric',
+    month: 'short',
+    day: '2-digit',
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+  });
+}
+
+export function formatClock(iso: string | null | undefined): string {
+  if (!iso) return '—';
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return iso;
+  const ms = String(date.getMilliseconds()).padStart(3, '0');
+  return `${date.toLocaleTimeString(undefined, { hour12: false })}.${ms}`;
+}
+
+export function json(value: unknown): string {
+  return JSON.stringify(value, null, 2) ?? 'undefined';
+}
+
+export function short(value: unknown, length = 60): string {
+  const text = typeof value === 'string' ? value : JSON.stringify(value) ?? '';
+  return text.length > length ? `${text.slice(0, length - 1)}…` : text;
+}
+
+/** A datetime-local input's value as an ISO 8601 instant (the API needs an offset). */
+export function localToIso(value: string): string | undefined {
+  if (!value) return undefined;
+  const date = new Date(value);
+  return Number.isNaN(date.getTime()) ? undefined : date.toISOString();
+}
+
+export function plural(count: number, one: string, many = `${one}s`): string {
+  return `${count.toLocaleString()} ${count === 1 ? one : many}`;
+}

@@ -1,0 +1,14 @@
+"""Governance API: privacy settings, regulations and the audit log."""
+
+import functions_framework
+from flask import Request, Response
+
+from shared.api.routes import routes_of
+from shared.http.app import handle
+
+ROUTES = routes_of("governance")
+
+
+@functions_framework.http
+def governance(request: Request) -> Response:
+    return handle(request, ROUTES)

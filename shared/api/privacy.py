@@ -1,0 +1,78 @@
+"""Privacy settings API: the workspace's PII rules (served by the governance function)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from shared.api.models import Input
+from shared.domain.privacy import MAX_PII_RULES, PiiAction, PiiRule
+from shared.http.app import ApiRequest
+from shared.http.routing import Route
+
+FUNCTION = "governance"
+BASE = "/api/v1/workspaces/{workspace_id}/privacy"
+
+
+class PiiRuleInput(Input):
+    path: str = Field(
+        min_length=1,
+        max_length=1000,
+        description="a field path under properties, traits, context, integrations or extras, "
+        "e.g. context.traits.email; arrays on the way are crossed",
+    )
+    action: PiiAction = Field(description="hash (keyed HMAC-SHA256) or drop")
+
+
+class PrivacySettingsUpdate(Input):
+    """The whole rule list: it replaces the current one."""
+
+    pii_rules: list[PiiRuleInput] = Field(max_length=MAX_PII_RULES)
+
+
+class PrivacySettingsObject(BaseModel):
+    """PII rules, applied by process before contracts, storage and routing; the hashing secret
+    is generated server-side, per workspace, and never returned."""
+
+    pii_rules: list[PiiRuleInput]
+    hashing: Literal["hmac-sha256"]
+    created_at: str | None
+    updated_at: str | None
+
+
+def get_privacy(request: ApiRequest) -> dict[str, object]:
+    return request.services.privacy_settings.get(request.workspace_id)
+
+
+def update_privacy(request: ApiRequest) -> dict[str, object]:
+    body: PrivacySettingsUpdate = request.body
+    assert request.token is not None
+    rules = [PiiRule(rule.path, rule.action) for rule in body.pii_rules]
+    return request.services.privacy_settings.put(request.workspace_id, rules, request.token.id)
+
+
+ROUTES = (
+    Route(
+        "GET",
+        BASE,
+        FUNCTION,
+        "getPrivacySettings",
+        "Get the workspace's PII rules (the hashing secret is never returned)",
+        get_privacy,
+        response=PrivacySettingsObject,
+        tag="Privacy",
+    ),
+    Route(
+        "PUT",
+        BASE,
+        FUNCTION,
+        "updatePrivacySettings",
+        "Replace the workspace's PII rules: process applies them within 10 s, before contracts, "
+        "storage and routing",
+        update_privacy,
+        body=PrivacySettingsUpdate,
+        response=PrivacySettingsObject,
+        tag="Privacy",
+    ),
+)

@@ -1,0 +1,26 @@
+"""The reliability suite runs without any emulator, over the in-memory fakes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from shared.bootstrap import Services, set_services
+from tests.reliability.harness import fake_services
+
+
+@pytest.fixture(autouse=True)
+def _no_cloud(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An unroutable emulator host makes any accidental real client call fail fast.
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", ".")
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", ".")
+
+
+@pytest.fixture(autouse=True)
+def services() -> Iterator[Services]:
+    """Services over in-memory fakes, installed as the process-wide services for every test."""
+    fake = fake_services()
+    set_services(fake)
+    yield fake
+    set_services(None)
