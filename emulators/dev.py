@@ -108,6 +108,12 @@ class LocalStack:
             os.environ.update(env)
             for offset, (name, kind) in enumerate(kinds.items()):
                 port = self.ports.functions + offset
+                if tcp_open(HOST, port):
+                    # Else the health check would pass on another process's port and the
+                    # gateway would route this function's paths there.
+                    raise RuntimeError(
+                        f"port {port} (function {name}) is in use: set STREAMS_FUNCTIONS_PORT"
+                    )
                 self.functions[name] = self._function(name, port, kind, env)
             for process in self.functions.values():
                 process.start()

@@ -17,6 +17,7 @@ from typing import Any
 from shared.domain import limits
 from shared.domain.errors import InvalidRequest, PayloadTooLarge
 from shared.domain.ids import new_id
+from shared.domain.nesting import nests_deeper_than
 
 CALL_TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias"})
 
@@ -246,6 +247,8 @@ def _normalise_item(item: Any, endpoint_type: str | None, req: _Request) -> dict
         raise _Reject(limits.NOT_AN_OBJECT)
     if _too_large(item):
         raise _Reject(limits.TOO_LARGE)
+    if nests_deeper_than(item, limits.MAX_EVENT_DEPTH):
+        raise _Reject(limits.TOO_DEEP)
     call_type = _call_type(item.get("type"), endpoint_type)
     properties = _object(item, "properties")
     traits = _object(item, "traits")

@@ -15,9 +15,14 @@ MAX_BATCH_EVENTS = 2_500
 MAX_MESSAGE_ID_CHARS = 99
 """Longest `messageId` ("fewer than 100 characters")."""
 
+MAX_EVENT_DEPTH = 16
+"""Deepest nesting of objects and arrays in one event. Records that hold events (dead letters)
+are Firestore documents, which nest at most 20 levels."""
+
 # Per-event rejection reasons: fixed strings, so they can be counted; `Rejection.field` names
 # the field. The `{}` templates take a field name (listed in docs/EVENTS.md).
 NOT_AN_OBJECT = "event is not a JSON object"
+TOO_DEEP = f"event is nested deeper than {MAX_EVENT_DEPTH} levels"
 TOO_LARGE = f"event is larger than {MAX_EVENT_BYTES} bytes"
 TYPE_REQUIRED = "type is required"
 TYPE_UNKNOWN = "type must be one of alias, group, identify, page, screen, track"

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from shared.domain.nesting import nests_deeper_than
 from shared.domain.schema_formats import FORMATS
 from shared.domain.schema_validator import CompiledSchema, SchemaCompileError
 
@@ -59,7 +60,7 @@ def to_json_schema(definition: Any) -> tuple[dict[str, Any], SchemaForm]:
     size = len(json.dumps(definition, separators=(",", ":"), ensure_ascii=False).encode())
     if size > MAX_SCHEMA_BYTES:
         raise InvalidSchema("", f"is {size} bytes; at most {MAX_SCHEMA_BYTES} are allowed")
-    if _depth(definition) > MAX_DEPTH:
+    if nests_deeper_than(definition, MAX_DEPTH):
         raise InvalidSchema("", f"is nested deeper than {MAX_DEPTH} levels")
     form = detect_form(definition)
     if form == "json_schema":
@@ -152,14 +153,6 @@ def _check_meta(schema: dict[str, Any]) -> None:
         elif keyword_path[-1:] == ["type"] and keyword_path[:1] != ["properties"]:
             message = f"unknown type {error.instance!r}: one of {', '.join(JSON_TYPES)}"
         raise InvalidSchema(path, message) from None
-
-
-def _depth(value: Any) -> int:
-    if isinstance(value, dict):
-        return 1 + max((_depth(v) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((_depth(v) for v in value), default=0)
-    return 0
 
 
 def _join(*parts: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -15,12 +14,12 @@ from shared.domain.errors import (
     InvalidRequest,
     MethodNotAllowed,
     NotFound,
-    PayloadTooLarge,
     StreamsError,
     Unauthorized,
 )
 from shared.domain.sources import ApiToken
 from shared.http import audit
+from shared.http.body import read_json
 from shared.http.responses import error_response, json_response
 from shared.http.routing import Route, find_route
 
@@ -102,7 +101,7 @@ def _parse(request: Request, route: Route, params: dict[str, str]) -> ApiRequest
     if route.query is not None:
         api_request.query = _validate(route.query, request.args.to_dict(), "query parameter")
     if route.body is not None:
-        api_request.body = _validate(route.body, _json_body(request), "body")
+        api_request.body = _validate(route.body, read_json(request, MAX_BODY_BYTES), "body")
     return api_request
 
 
@@ -112,20 +111,6 @@ def _authenticate(request: Request, services: Services) -> ApiToken:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
     return services.workspaces.authenticate(token.strip())
-
-
-def _json_body(request: Request) -> Any:
-    if (request.content_length or 0) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"body exceeds {MAX_BODY_BYTES} bytes")
-    data = request.get_data(cache=True)
-    if len(data) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"body exceeds {MAX_BODY_BYTES} bytes")
-    if not data.strip():
-        raise InvalidRequest("request body is empty; expected a JSON object")
-    try:
-        return json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidRequest(f"malformed JSON: {exc}") from None
 
 
 def _validate(model: type[BaseModel], data: Any, where: str) -> BaseModel:

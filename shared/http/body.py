@@ -30,6 +30,8 @@ def read_json(request: Request, max_bytes: int) -> Any:
         return json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidRequest(f"malformed JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidRequest("JSON nested too deeply") from None
 
 
 def _inflate(data: bytes, max_bytes: int, gzip: bool) -> bytes:

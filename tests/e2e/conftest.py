@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import os
-import random
-import socket
 from collections.abc import Iterator
 
 import pytest
 
-from emulators.dev import DevPorts, LocalStack
+from emulators.dev import LocalStack
 from emulators.stack import EmulatorStack
 from shared.bootstrap import Services
 from shared.config import Settings
-from tests.e2e.helpers import Tenant
+from tests.e2e.helpers import Tenant, free_ports
 
 # Fast retries so that dead-lettering takes seconds, and short config caching so that a rule
 # created by a test routes the test's events almost at once.
@@ -46,21 +44,3 @@ def tenant(local_stack: LocalStack) -> Tenant:
     token, record = services.workspaces.create_token(workspace.id, "e2e")
     source = services.sources.create(workspace.id, "e2e", created_by=record.id)
     return Tenant(local_stack.gateway_url, workspace.id, token, source.key, source.id, services)
-
-
-def free_ports(functions: int = 40) -> DevPorts:
-    """A gateway port and a run of consecutive free ports for the functions (below the kernel's
-    ephemeral range, so outgoing connections never take them), so test runs never collide."""
-    for base in random.sample(range(20000, 30000, 50), 200):
-        if all(port_free(port) for port in range(base, base + functions + 1)):
-            return DevPorts(gateway=base, functions=base + 1)
-    raise RuntimeError("no free run of ports for the local stack")
-
-
-def port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True

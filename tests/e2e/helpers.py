@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -9,6 +11,7 @@ from typing import Any
 
 import requests
 
+from emulators.dev import DevPorts
 from shared.bootstrap import Services
 
 SECRET = "e2e-webhook-secret-0123456789"
@@ -87,3 +90,21 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 20, interval: floa
             return value
         time.sleep(interval)
     return predicate()
+
+
+def free_ports(functions: int = 40) -> DevPorts:
+    """A gateway port and a run of consecutive free ports for the functions (below the kernel's
+    ephemeral range, so outgoing connections never take them), so test runs never collide."""
+    for base in random.sample(range(20000, 30000, 50), 200):
+        if all(port_free(port) for port in range(base, base + functions + 1)):
+            return DevPorts(gateway=base, functions=base + 1)
+    raise RuntimeError("no free run of ports for the local stack")
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True

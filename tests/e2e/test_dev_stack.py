@@ -15,18 +15,24 @@ import requests
 
 from emulators.processes import group_alive, read_pid_file, tcp_open
 from emulators.stack import REPO_ROOT
+from tests.e2e.helpers import free_ports
 
 pytestmark = pytest.mark.e2e
 
-# Ports of its own, so this stack owns every process it starts (and must stop them all).
-PORTS = {
-    "STREAMS_GATEWAY_PORT": "28080",
-    "STREAMS_FUNCTIONS_PORT": "28100",
-    "STREAMS_PUBSUB_PORT": "28085",
-    "STREAMS_FIRESTORE_PORT": "28086",
-    "STREAMS_BIGQUERY_PORT": "28050",
-    "STREAMS_BIGQUERY_GRPC_PORT": "28060",
-}
+
+def own_ports() -> dict[str, str]:
+    """Ports of its own, so this stack owns every process it starts (and must stop them all)."""
+    ports = free_ports(functions=50)
+    return {
+        "STREAMS_GATEWAY_PORT": str(ports.gateway),
+        "STREAMS_FUNCTIONS_PORT": str(ports.functions),
+        "STREAMS_PUBSUB_PORT": str(ports.functions + 40),
+        "STREAMS_FIRESTORE_PORT": str(ports.functions + 41),
+        "STREAMS_BIGQUERY_PORT": str(ports.functions + 42),
+        "STREAMS_BIGQUERY_GRPC_PORT": str(ports.functions + 43),
+    }
+
+
 DEV_KEYS = {
     "gateway_url",
     "workspace_id",
@@ -52,7 +58,8 @@ def wait_for(path: Path, process: subprocess.Popen[bytes], timeout: float) -> di
 
 def test_dev_stack_serves_bootstraps_and_stops_cleanly(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST")}
-    env.update(PORTS, STREAMS_STATE_DIR=str(tmp_path))
+    ports = own_ports()
+    env.update(ports, STREAMS_STATE_DIR=str(tmp_path))
     process = subprocess.Popen(
         [sys.executable, "-m", "emulators.dev"],
         cwd=REPO_ROOT,
@@ -64,7 +71,7 @@ def test_dev_stack_serves_bootstraps_and_stops_cleanly(tmp_path: Path) -> None:
         dev = wait_for(tmp_path / "dev.json", process, timeout=120)
         assert set(dev) == DEV_KEYS
         gateway = dev["gateway_url"]
-        assert gateway == "http://127.0.0.1:28080"
+        assert gateway == f"http://127.0.0.1:{ports['STREAMS_GATEWAY_PORT']}"
 
         assert requests.get(f"{gateway}/healthz", timeout=10).status_code == 200
         auth = {"Authorization": f"Bearer {dev['admin_token']}"}
@@ -105,4 +112,4 @@ def test_dev_stack_serves_bootstraps_and_stops_cleanly(tmp_path: Path) -> None:
     assert process.returncode == 0, output
     leftovers = [pid for pid in groups if pid is not None and group_alive(pid)]
     assert leftovers == [], f"process groups still alive after Ctrl-C: {leftovers}"
-    assert not any(tcp_open("127.0.0.1", int(port)) for port in PORTS.values())
+    assert not any(tcp_open("127.0.0.1", int(port)) for port in ports.values())

@@ -79,7 +79,7 @@ def source(services: Services) -> EventSource:
 
 
 @settings(
-    max_examples=max(30, EXAMPLES * 10),
+    max_examples=max(30, EXAMPLES * 50),
     deadline=None,
     database=None,
     suppress_health_check=list(HealthCheck),
@@ -112,10 +112,13 @@ def test_ingest_bodies(
     if response.status_code == 200:
         answer = response.get_json()
         assert after - before == answer["accepted"], answer
-        if path != "/v1/batch":
+        # /v1/events takes a batch body too (docs/EVENTS.md); other single calls are one event.
+        if path != "/v1/batch" and not (isinstance(body, dict) and "batch" in body):
             assert answer["accepted"] == 1 and answer["messageId"]
     else:
         assert response.status_code in (400, 413), response.get_data(as_text=True)
+        if path == "/v1/events" and isinstance(body, dict) and "batch" in body:
+            return  # known bug, test_a_refused_events_batch_publishes_nothing
         assert after == before, "a refused request published events"
 
 
@@ -150,3 +153,20 @@ def test_events_query_to_near_year_one_is_not_a_500(services: Services) -> None:
         "/v1/streams/events?to=0001-01-01T11:04:17Z", headers={"Authorization": f"Bearer {token}"}
     )
     assert response.status_code in (200, 400), response.get_data(as_text=True)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: shared/api/ingest.py:74 treats POST /v1/events as a single call, but a body "
+    "with `batch` is a batch there (docs/EVENTS.md): one rejected item makes the answer a 400 "
+    "after service.accept (line 69) has already published the valid items",
+)
+def test_a_refused_events_batch_publishes_nothing(services: Services, source: EventSource) -> None:
+    body = {"batch": [{"type": "track", "event": "ok", "userId": "u"}, {"userId": "no-type"}]}
+    response = (
+        GatewayApp().client().post("/v1/events", json=body, headers={"X-Write-Key": source.key})
+    )
+    published = services.publisher.published.get(source.pubsub_topic, [])  # type: ignore[attr-defined]
+    # Either the request is refused and nothing is published, or it is a batch answer (200)
+    # listing the rejection: never a refusal after the valid items went out.
+    assert response.status_code == 200 or published == [], (response.status_code, published)
