@@ -66,15 +66,18 @@ def ingest(request: ApiRequest) -> IngestResponse:
     if call == "batch" and not (isinstance(body, dict) and "batch" in body):
         raise InvalidRequest("a batch request needs a `batch` list", field="batch")
     call_type = call if call in SINGLE_CALLS else None
+    # `/v1/events` takes a batch body too (normalisation reads it as one): answer it as a batch,
+    # or one refused item would turn into a 400 after the others were published.
+    is_batch = call == "batch" or (call == "events" and isinstance(body, dict) and "batch" in body)
     result = service.accept(key, body, call_type, client_ip(request.raw))
     rejected = [
         IngestRejection(index=r.index, messageId=r.message_id, reason=r.reason, field=r.field)
         for r in result.rejections
     ]
-    if call != "batch" and rejected:
+    if not is_batch and rejected:
         # A single event that is refused is the whole request: answer like any bad request.
         raise InvalidRequest(rejected[0].reason, field=rejected[0].field)
-    single_id = result.message_ids[0] if call != "batch" and result.message_ids else None
+    single_id = result.message_ids[0] if not is_batch and result.message_ids else None
     return IngestResponse(
         success=True, accepted=len(result.message_ids), rejected=rejected, messageId=single_id
     )

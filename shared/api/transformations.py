@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, WithJsonSchema, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+)
 
 from shared.api.models import Input, Name
+from shared.domain.limits import MAX_EVENT_DEPTH
+from shared.domain.nesting import nests_deeper_than
 from shared.domain.transformations import Transformation
 from shared.http.app import ApiRequest, Reply
 from shared.http.routing import Route
@@ -29,9 +38,19 @@ SavedStatus = Annotated[
         description="draft: saved, not run by rules; active: run by rules (error is set by Streams)"
     ),
 ]
+
+
+def _shallow_event(value: dict[str, Any]) -> dict[str, Any]:
+    # The same bound as ingest: an event deeper than this could never have been accepted.
+    if nests_deeper_than(value, MAX_EVENT_DEPTH):
+        raise ValueError(f"an event nests at most {MAX_EVENT_DEPTH} levels")
+    return value
+
+
 AnyJson = Annotated[Any, WithJsonSchema({"description": "Any JSON value"})]
 Sample = Annotated[
     dict[str, Any],
+    AfterValidator(_shallow_event),
     WithJsonSchema({"type": "object", "additionalProperties": True, "description": "An event"}),
 ]
 

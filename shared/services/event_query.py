@@ -83,7 +83,10 @@ class EventQueries:
         if source_id is not None:
             self._sources.get(workspace_id, source_id, field="sourceId")
         until = until or self._clock()
-        since = since or until - DEFAULT_WINDOW
+        if since is None:
+            # `until - DEFAULT_WINDOW` overflows within a day of year 1.
+            earliest = datetime.min.replace(tzinfo=until.tzinfo)
+            since = until - DEFAULT_WINDOW if until - earliest > DEFAULT_WINDOW else earliest
         if since >= until:
             raise InvalidRequest("from must be before to", field="from")
         query = EventQuery(workspace_id, since, until, source_id, event_type, limit)

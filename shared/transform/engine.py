@@ -15,6 +15,8 @@ from typing import Any
 
 import quickjs
 
+from shared.domain.limits import MAX_EVENT_DEPTH
+from shared.domain.nesting import nests_deeper_than
 from shared.transform.harness import (
     PARSE_PREFIX,
     PARSED,
@@ -163,6 +165,17 @@ class Program:
 
     def _call(self, operation: str, *args: str) -> dict[str, Any] | str:
         """The harness's JSON answer, or a message when the engine itself stopped the call."""
+        try:
+            answer = self._answer(operation, *args)
+        except RecursionError:
+            # A tiny result can nest past Python's parser: an error of the code, not a crash.
+            return "the result nests too deeply"
+        if isinstance(answer, dict) and nests_deeper_than(answer.get("output"), MAX_EVENT_DEPTH):
+            # Results are events, bounded like those ingest accepts.
+            return f"the result nests deeper than {MAX_EVENT_DEPTH} levels"
+        return answer
+
+    def _answer(self, operation: str, *args: str) -> dict[str, Any] | str:
         try:
             raw = self._harness(operation, self._factory, *args)
         except quickjs.JSException as exc:

@@ -140,11 +140,6 @@ def test_newline_in_a_path_gets_the_json_404() -> None:
     assert response.headers["Content-Type"].startswith("application/json")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: shared/services/event_query.py `since = since or until - DEFAULT_WINDOW` "
-    "overflows (OverflowError) when `to` is less than 24 h after 0001-01-01: 500",
-)
 def test_events_query_to_near_year_one_is_not_a_500(services: Services) -> None:
     client = GatewayApp().client()
     workspace = services.workspaces.create("Early")
@@ -155,12 +150,6 @@ def test_events_query_to_near_year_one_is_not_a_500(services: Services) -> None:
     assert response.status_code in (200, 400), response.get_data(as_text=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: shared/api/ingest.py:74 treats POST /v1/events as a single call, but a body "
-    "with `batch` is a batch there (docs/EVENTS.md): one rejected item makes the answer a 400 "
-    "after service.accept (line 69) has already published the valid items",
-)
 def test_a_refused_events_batch_publishes_nothing(services: Services, source: EventSource) -> None:
     body = {"batch": [{"type": "track", "event": "ok", "userId": "u"}, {"userId": "no-type"}]}
     response = (

@@ -487,12 +487,6 @@ def test_a_deeply_nested_contract_schema_is_a_400(client: Client, alpha: Tenant)
     assert response.status_code == 400, response.get_data(as_text=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ingest accepts events nested up to the JSON parser's limit (~1,000), but "
-    "shared/http/app.py _serialise (pydantic dump_python) refuses past its serialization depth: "
-    "a test input nested 300 levels is a 500 from the transformation test endpoint",
-)
 def test_a_deeply_nested_transformation_test_input_is_not_a_500(
     client: Client, alpha: Tenant
 ) -> None:
@@ -507,22 +501,67 @@ def test_a_deeply_nested_transformation_test_input_is_not_a_500(
     assert response.status_code < 500, response.get_data(as_text=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: one accepted event nested 300 levels (600 bytes) makes GET /v1/streams/events, "
-    "the source debugger and POST .../test {recent} answer 500 for the whole workspace "
-    "(shared/http/app.py _serialise, pydantic's serialization depth) while it is in the window",
-)
-def test_one_deeply_nested_event_does_not_break_the_workspaces_queries(
+def deep_result(depth: int) -> str:
+    """A transformation returning the event with an array nested `depth` levels (tiny)."""
+    return (
+        "function transform(event) {\n"
+        f"  let o = 1;\n  for (let i = 0; i < {depth}; i++) o = [o];\n"
+        "  return {...event, deep: o};\n}"
+    )
+
+
+@pytest.mark.parametrize("depth", [300, 1_000])
+def test_a_deeply_nested_transformation_result_is_a_clear_error(
+    client: Client, alpha: Tenant, depth: int
+) -> None:
+    response = client.post(
+        f"{alpha.base}/event-transformations/{alpha.transform_id}/test",
+        json={"source_code": deep_result(depth), "input": {"type": "track", "event": "e"}},
+        headers=alpha.auth,
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)[:200]
+    assert response.get_json()["error"], "a result deeper than events may be is an error"
+
+
+def test_a_deeply_nested_transformation_result_is_dead_lettered_by_deliver(
     services: Services, client: Client, alpha: Tenant
 ) -> None:
+    update = client.put(
+        f"{alpha.base}/event-transformations/{alpha.transform_id}",
+        json={"source_code": deep_result(1_000)},
+        headers=alpha.auth,
+    )
+    assert update.status_code == 200, update.get_data(as_text=True)
+    fresh_caches(services)
+    client.post(
+        "/v1/track",
+        json={"event": "x", "userId": "u", "messageId": "deep-result-1"},
+        headers={"X-Write-Key": alpha.write_key},
+    )
+    run_pipeline(services)
+    dead = client.get(f"{alpha.base}/dead-letters", headers=alpha.auth).get_json()
+    assert any(d["message_id"] == "deep-result-1" for d in dead), dead
+
+
+def test_a_deeply_nested_event_is_refused_and_the_workspace_keeps_answering(
+    services: Services, client: Client, alpha: Tenant
+) -> None:
+    """Events nest at most MAX_EVENT_DEPTH levels: deeper ones never reach storage, so they
+    cannot break the queries that serialise stored events."""
+    key = {"X-Write-Key": alpha.write_key}
     deep = '{"event":"Order Completed","userId":"u","properties":{"x":' + nested(300) + "}}"
-    accepted = client.post("/v1/track", data=deep, headers={"X-Write-Key": alpha.write_key})
-    assert accepted.status_code == 200
+    refused = client.post("/v1/track", data=deep, headers=key)
+    assert refused.status_code == 400 and "nested deeper" in error_of(refused)["message"]
+    batch = (
+        '{"batch":[' + deep[:-1] + ',"type":"track"},{"type":"track","event":"e","userId":"u"}]}'
+    )
+    answer = client.post("/v1/batch", data=batch, headers=key).get_json()
+    assert answer["accepted"] == 1 and "nested deeper" in answer["rejected"][0]["reason"], answer
     run_pipeline(services)
     for response in (
         client.get("/v1/streams/events", headers=alpha.auth),
         client.get(f"/v1/streams/sources/{alpha.source_id}/debug", headers=alpha.auth),
+        client.get(f"{alpha.base}/quarantine", headers=alpha.auth),
         client.post(
             f"{alpha.base}/event-transformations/{alpha.transform_id}/test",
             json={"recent": 5},

@@ -108,7 +108,10 @@ def test_crud(client: Any, tenant: tuple[str, dict[str, str]]) -> None:
 
     listed = client.get(base, headers=auth)
     assert listed.status_code == 200
-    assert listed.get_json() == [destination, pubsub]
+    # Creation order; two creations within one millisecond are ordered by id.
+    assert listed.get_json() == sorted(
+        [destination, pubsub], key=lambda d: (d["createdAt"], d["id"])
+    )
     url = f"{base}/{destination['id']}"
     assert client.get(url, headers=auth).get_json() == destination
 

@@ -90,7 +90,8 @@ def test_crud(client: Any, services: Services, tenant: tuple[str, dict[str, str]
 
     listed = client.get(base, headers=auth)
     assert listed.status_code == 200
-    assert listed.get_json() == [rule, defaults]
+    # Creation order; two creations within one millisecond are ordered by id.
+    assert listed.get_json() == sorted([rule, defaults], key=lambda r: (r["created_at"], r["id"]))
     assert client.get(f"{base}/{rule['id']}", headers=auth).get_json() == rule
 
     transformation_id = stored_transformation(services, workspace_id)

@@ -90,7 +90,9 @@ def test_crud(client: Any, tenant: tuple[str, dict[str, str]]) -> None:
         None,
     )
 
-    assert client.get(base, headers=auth).get_json() == [created, defaults]
+    # Creation order; two creations within one millisecond are ordered by id.
+    expected = sorted([created, defaults], key=lambda t: (t["created_at"], t["id"]))
+    assert client.get(base, headers=auth).get_json() == expected
     url = f"{base}/{created['id']}"
     assert client.get(url, headers=auth).get_json() == created
 
