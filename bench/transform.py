@@ -44,6 +44,7 @@ from bench.contracts import (
     interleaved,
     iso,
     pin_to_one_core,
+    purchase_call,
     round_ratios,
     summary,
     write_report,
@@ -111,25 +112,7 @@ class OneTransformationStore:
 def purchase_events(count: int, seed: int) -> list[dict[str, Any]]:
     """Canonical purchase_completed events; totals 5-300, so about two thirds get a tier."""
     rng = random.Random(seed)
-    items = [
-        {
-            "type": "track",
-            "event": "purchase_completed",
-            "userId": f"user-{index % 997}",
-            "messageId": f"bench-{index:08d}",
-            "timestamp": "2024-03-01T12:00:00.000Z",
-            "properties": {
-                "order_id": f"ORD-{index:08d}",
-                "total": round(rng.uniform(5, 300), 2),
-                "currency": rng.choice(("USD", "EUR", "GBP")),
-            },
-            "context": {
-                "library": {"name": "analytics-python", "version": "2.4.0"},
-                "userAgent": "Mozilla/5.0 (X11; Linux x86_64)",
-            },
-        }
-        for index in range(count)
-    ]
+    items = [purchase_call(index, rng) for index in range(count)]
     return canonical_events(items, datetime(2024, 3, 1, 12, 0, 0, 120000))
 
 
