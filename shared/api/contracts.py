@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, field_validator
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 
+from shared.api.crud import Collection, Summaries
 from shared.api.forwarding_rules import EventName
-from shared.api.models import Input, Name
+from shared.api.models import Input, Name, not_null
 from shared.domain import ids
 from shared.domain.contracts import ContractEventType, ContractStatus, EnforcementMode
-from shared.http.app import ApiRequest, Reply
+from shared.http.app import ApiRequest
 from shared.http.routing import Route
 from shared.services.contracts import ViolationQuery
 
@@ -60,20 +61,9 @@ class EventContractUpdate(Input):
     undeclared_fields: EnforcementMode | None = None
     status: ContractStatus | None = None
 
-    @field_validator(
-        "name",
-        "event_type",
-        "schema_definition",
-        "enforcement_mode",
-        "undeclared_fields",
-        "status",
-        mode="before",
+    _not_null = not_null(
+        "name", "event_type", "schema_definition", "enforcement_mode", "undeclared_fields", "status"
     )
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("must not be null")
-        return value
 
 
 class EventContractObject(BaseModel):
@@ -157,31 +147,6 @@ class ViolationPage(BaseModel):
     summary: ViolationSummary | None = Field(description="on the first page only")
 
 
-def list_contracts(request: ApiRequest) -> Any:
-    return request.services.contracts.list(request.workspace_id)
-
-
-def create_contract(request: ApiRequest) -> Any:
-    body: EventContractCreate = request.body
-    return request.services.contracts.create(request.workspace_id, **body.model_dump())
-
-
-def get_contract(request: ApiRequest) -> Any:
-    return request.services.contracts.get(request.workspace_id, request.params["contract_id"])
-
-
-def update_contract(request: ApiRequest) -> Any:
-    body: EventContractUpdate = request.body
-    return request.services.contracts.update(
-        request.workspace_id, request.params["contract_id"], body.model_dump(exclude_unset=True)
-    )
-
-
-def delete_contract(request: ApiRequest) -> Reply:
-    request.services.contracts.delete(request.workspace_id, request.params["contract_id"])
-    return Reply(None, 204)
-
-
 def list_violations(request: ApiRequest) -> dict[str, Any]:
     filters: ViolationFilters = request.query
     query = ViolationQuery(
@@ -196,60 +161,27 @@ def iso(moment: datetime | None) -> str | None:
     return ids.isoformat(moment) if moment else None
 
 
+CONTRACTS = Collection(
+    service="contracts",
+    function=FUNCTION,
+    path=BASE,
+    id_param="contract_id",
+    operation="EventContract",
+    tag="Contracts",
+    create_body=EventContractCreate,
+    update_body=EventContractUpdate,
+    response=EventContractObject,
+    summaries=Summaries(
+        list="List contracts, oldest first",
+        create="Create a contract (its schema is checked: 400 names the problem)",
+        get="Get a contract",
+        update="Update a contract: omitted fields keep their value; every change is a new version",
+        delete="Delete a contract",
+    ),
+)
+
 ROUTES = (
-    Route(
-        "GET",
-        BASE,
-        FUNCTION,
-        "listEventContracts",
-        "List contracts, oldest first",
-        list_contracts,
-        response=list[EventContractObject],
-        tag="Contracts",
-    ),
-    Route(
-        "POST",
-        BASE,
-        FUNCTION,
-        "createEventContract",
-        "Create a contract (its schema is checked: 400 names the problem)",
-        create_contract,
-        body=EventContractCreate,
-        response=EventContractObject,
-        status=201,
-        tag="Contracts",
-    ),
-    Route(
-        "GET",
-        BASE + "/{contract_id}",
-        FUNCTION,
-        "getEventContract",
-        "Get a contract",
-        get_contract,
-        response=EventContractObject,
-        tag="Contracts",
-    ),
-    Route(
-        "PUT",
-        BASE + "/{contract_id}",
-        FUNCTION,
-        "updateEventContract",
-        "Update a contract: omitted fields keep their value; every change is a new version",
-        update_contract,
-        body=EventContractUpdate,
-        response=EventContractObject,
-        tag="Contracts",
-    ),
-    Route(
-        "DELETE",
-        BASE + "/{contract_id}",
-        FUNCTION,
-        "deleteEventContract",
-        "Delete a contract",
-        delete_contract,
-        status=204,
-        tag="Contracts",
-    ),
+    *CONTRACTS.routes(),
     Route(
         "GET",
         BASE + "/{contract_id}/violations",

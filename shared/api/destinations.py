@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, StringConstraints, WithJsonSchema, field_validator
+from pydantic import BaseModel, StringConstraints, WithJsonSchema
 
-from shared.api.models import Input, Name
+from shared.api.crud import Collection, Summaries
+from shared.api.models import Input, Name, not_null
 from shared.destinations import DESTINATION_TYPES, public_config
 from shared.domain.routing import Destination, DestinationStatus
-from shared.http.app import ApiRequest, Reply
-from shared.http.routing import Route
 
 FUNCTION = "destinations"
 BASE = "/api/v1/workspaces/{workspace_id}/destinations"
@@ -56,12 +55,7 @@ class DestinationUpdate(Input):
     config: Config | None = None
     status: DestinationStatus | None = None
 
-    @field_validator("name", "type", "config", "status", mode="before")
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("must not be null")
-        return value
+    _not_null = not_null("name", "type", "config", "status")
 
 
 class StreamDestination(BaseModel):
@@ -87,88 +81,25 @@ def stream_destination(destination: Destination) -> StreamDestination:
     )
 
 
-def list_destinations(request: ApiRequest) -> list[StreamDestination]:
-    return [stream_destination(d) for d in request.services.destinations.list(request.workspace_id)]
-
-
-def create_destination(request: ApiRequest) -> StreamDestination:
-    body: StreamDestinationInput = request.body
-    created = request.services.destinations.create(request.workspace_id, **body.model_dump())
-    return stream_destination(created)
-
-
-def get_destination(request: ApiRequest) -> StreamDestination:
-    destination = request.services.destinations.get(
-        request.workspace_id, request.params["destination_id"]
-    )
-    return stream_destination(destination)
-
-
-def update_destination(request: ApiRequest) -> StreamDestination:
-    body: DestinationUpdate = request.body
-    updated = request.services.destinations.update(
-        request.workspace_id, request.params["destination_id"], body.model_dump(exclude_unset=True)
-    )
-    return stream_destination(updated)
-
-
-def delete_destination(request: ApiRequest) -> Reply:
-    request.services.destinations.delete(request.workspace_id, request.params["destination_id"])
-    return Reply(None, 204)
-
-
-ROUTES = (
-    Route(
-        "GET",
-        BASE,
-        FUNCTION,
-        "listDestinations",
-        "List destinations, oldest first (secrets are never returned)",
-        list_destinations,
-        response=list[StreamDestination],
-        tag="Destinations",
+DESTINATIONS = Collection(
+    service="destinations",
+    function=FUNCTION,
+    path=BASE,
+    id_param="destination_id",
+    operation="Destination",
+    tag="Destinations",
+    create_body=DestinationCreate,
+    update_body=DestinationUpdate,
+    response=StreamDestination,
+    summaries=Summaries(
+        list="List destinations, oldest first (secrets are never returned)",
+        create="Create a destination; its config is validated for its type and its URLs checked",
+        get="Get a destination",
+        update="Update a destination: omitted fields, and omitted secrets in config, "
+        "keep their value",
+        delete="Delete a destination (409 while a forwarding rule delivers to it)",
     ),
-    Route(
-        "POST",
-        BASE,
-        FUNCTION,
-        "createDestination",
-        "Create a destination; its config is validated for its type and its URLs checked",
-        create_destination,
-        body=DestinationCreate,
-        response=StreamDestination,
-        status=201,
-        tag="Destinations",
-    ),
-    Route(
-        "GET",
-        BASE + "/{destination_id}",
-        FUNCTION,
-        "getDestination",
-        "Get a destination",
-        get_destination,
-        response=StreamDestination,
-        tag="Destinations",
-    ),
-    Route(
-        "PUT",
-        BASE + "/{destination_id}",
-        FUNCTION,
-        "updateDestination",
-        "Update a destination: omitted fields, and omitted secrets in config, keep their value",
-        update_destination,
-        body=DestinationUpdate,
-        response=StreamDestination,
-        tag="Destinations",
-    ),
-    Route(
-        "DELETE",
-        BASE + "/{destination_id}",
-        FUNCTION,
-        "deleteDestination",
-        "Delete a destination (409 while a forwarding rule delivers to it)",
-        delete_destination,
-        status=204,
-        tag="Destinations",
-    ),
+    present=stream_destination,
 )
+
+ROUTES = DESTINATIONS.routes()

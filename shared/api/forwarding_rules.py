@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import (
     AfterValidator,
@@ -11,13 +11,11 @@ from pydantic import (
     StrictBool,
     StringConstraints,
     WithJsonSchema,
-    field_validator,
 )
 
-from shared.api.models import Input, Name
-from shared.domain.routing import VALID_EVENT_TYPES, ForwardingRule
-from shared.http.app import ApiRequest, Reply
-from shared.http.routing import Route
+from shared.api.crud import Collection, Summaries
+from shared.api.models import Input, Name, not_null
+from shared.domain.routing import VALID_EVENT_TYPES
 
 FUNCTION = "event_forwarding_rules"
 BASE = "/api/v1/workspaces/{workspace_id}/event-forwarding-rules"
@@ -76,14 +74,7 @@ class ForwardingRuleUpdate(Input):
     transformation_id: ResourceId | None = None
     enabled: StrictBool | None = None
 
-    @field_validator(
-        "name", "destination_id", "event_types", "event_names", "enabled", mode="before"
-    )
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("must not be null")
-        return value
+    _not_null = not_null("name", "destination_id", "event_types", "event_names", "enabled")
 
 
 class ForwardingRuleObject(BaseModel):
@@ -101,83 +92,23 @@ class ForwardingRuleObject(BaseModel):
     updated_at: str
 
 
-def list_rules(request: ApiRequest) -> list[ForwardingRule]:
-    return request.services.forwarding_rules.list(request.workspace_id)
-
-
-def create_rule(request: ApiRequest) -> ForwardingRule:
-    body: ForwardingRuleCreate = request.body
-    return request.services.forwarding_rules.create(request.workspace_id, **body.model_dump())
-
-
-def get_rule(request: ApiRequest) -> ForwardingRule:
-    return request.services.forwarding_rules.get(request.workspace_id, request.params["rule_id"])
-
-
-def update_rule(request: ApiRequest) -> ForwardingRule:
-    body: ForwardingRuleUpdate = request.body
-    return request.services.forwarding_rules.update(
-        request.workspace_id, request.params["rule_id"], body.model_dump(exclude_unset=True)
-    )
-
-
-def delete_rule(request: ApiRequest) -> Reply:
-    request.services.forwarding_rules.delete(request.workspace_id, request.params["rule_id"])
-    return Reply(None, 204)
-
-
-ROUTES = (
-    Route(
-        "GET",
-        BASE,
-        FUNCTION,
-        "listForwardingRules",
-        "List forwarding rules, oldest first",
-        list_rules,
-        response=list[ForwardingRuleObject],
-        tag="Forwarding Rules",
-    ),
-    Route(
-        "POST",
-        BASE,
-        FUNCTION,
-        "createForwardingRule",
-        "Create a forwarding rule (its destination and transformation must exist)",
-        create_rule,
-        body=ForwardingRuleCreate,
-        response=ForwardingRuleObject,
-        status=201,
-        tag="Forwarding Rules",
-    ),
-    Route(
-        "GET",
-        BASE + "/{rule_id}",
-        FUNCTION,
-        "getForwardingRule",
-        "Get a forwarding rule",
-        get_rule,
-        response=ForwardingRuleObject,
-        tag="Forwarding Rules",
-    ),
-    Route(
-        "PUT",
-        BASE + "/{rule_id}",
-        FUNCTION,
-        "updateForwardingRule",
-        "Update a forwarding rule: omitted fields keep their value",
-        update_rule,
-        body=ForwardingRuleUpdate,
-        response=ForwardingRuleObject,
-        tag="Forwarding Rules",
-    ),
-    Route(
-        "DELETE",
-        BASE + "/{rule_id}",
-        FUNCTION,
-        "deleteForwardingRule",
-        "Delete a forwarding rule",
-        delete_rule,
-        status=204,
-        tag="Forwarding Rules",
+RULES = Collection(
+    service="forwarding_rules",
+    function=FUNCTION,
+    path=BASE,
+    id_param="rule_id",
+    operation="ForwardingRule",
+    tag="Forwarding Rules",
+    create_body=ForwardingRuleCreate,
+    update_body=ForwardingRuleUpdate,
+    response=ForwardingRuleObject,
+    summaries=Summaries(
+        list="List forwarding rules, oldest first",
+        create="Create a forwarding rule (its destination and transformation must exist)",
+        get="Get a forwarding rule",
+        update="Update a forwarding rule: omitted fields keep their value",
+        delete="Delete a forwarding rule",
     ),
 )
+
+ROUTES = RULES.routes()

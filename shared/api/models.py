@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
@@ -13,6 +13,18 @@ class Input(BaseModel):
     """A request body: unknown fields are an error, so typos never pass silently."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+def _refuse_null(cls: Any, value: Any) -> Any:
+    if value is None:
+        raise ValueError("must not be null")
+    return value
+
+
+def not_null(*fields: str) -> Any:
+    """The validator of a partial update whose `fields` may be omitted (they keep their value)
+    but not set to null; in the model's body: `_not_null = not_null("name", ...)`."""
+    return field_validator(*fields, mode="before")(_refuse_null)
 
 
 class ErrorBody(BaseModel):

@@ -7,9 +7,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from shared.api.destinations import (
+    DESTINATIONS,
     StreamDestination,
     StreamDestinationInput,
-    create_destination,
     stream_destination,
 )
 from shared.http.app import ApiRequest
@@ -88,7 +88,7 @@ ROUTES = (
         FUNCTION,
         "createStreamDestination",
         "Configure a destination for delivering stream events",
-        create_destination,
+        DESTINATIONS.create,
         body=StreamDestinationInput,
         response=StreamDestination,
         status=201,

@@ -10,14 +10,13 @@ from pydantic import (
     Field,
     StringConstraints,
     WithJsonSchema,
-    field_validator,
 )
 
-from shared.api.models import Input, Name
+from shared.api.crud import Collection, Summaries
+from shared.api.models import Input, Name, not_null
 from shared.domain.limits import MAX_EVENT_DEPTH
 from shared.domain.nesting import nests_deeper_than
-from shared.domain.transformations import Transformation
-from shared.http.app import ApiRequest, Reply
+from shared.http.app import ApiRequest
 from shared.http.routing import Route
 from shared.services.transformations import MAX_RECENT
 from shared.transform.limits import Limits
@@ -76,12 +75,7 @@ class TransformationUpdate(Input):
     test_output: AnyJson = None
     status: SavedStatus | None = None
 
-    @field_validator("name", "description", "source_code", "status", mode="before")
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("must not be null")
-        return value
+    _not_null = not_null("name", "description", "source_code", "status")
 
 
 class TransformationTest(Input):
@@ -164,33 +158,6 @@ class TransformationTestResult(BaseModel):
     events: list[RecentEventRun] | None = None
 
 
-def list_transformations(request: ApiRequest) -> list[Transformation]:
-    return request.services.transformations.list(request.workspace_id)
-
-
-def create_transformation(request: ApiRequest) -> Transformation:
-    body: TransformationCreate = request.body
-    return request.services.transformations.create(request.workspace_id, **body.model_dump())
-
-
-def get_transformation(request: ApiRequest) -> Transformation:
-    return request.services.transformations.get(
-        request.workspace_id, request.params["transform_id"]
-    )
-
-
-def update_transformation(request: ApiRequest) -> Transformation:
-    body: TransformationUpdate = request.body
-    return request.services.transformations.update(
-        request.workspace_id, request.params["transform_id"], body.model_dump(exclude_unset=True)
-    )
-
-
-def delete_transformation(request: ApiRequest) -> Reply:
-    request.services.transformations.delete(request.workspace_id, request.params["transform_id"])
-    return Reply(None, 204)
-
-
 def run_test(request: ApiRequest) -> dict[str, Any]:
     body: TransformationTest = request.body
     return request.services.transformations.test(
@@ -204,60 +171,28 @@ def run_test(request: ApiRequest) -> dict[str, Any]:
     )
 
 
+TRANSFORMATIONS = Collection(
+    service="transformations",
+    function=FUNCTION,
+    path=BASE,
+    id_param="transform_id",
+    operation="Transformation",
+    tag=TAG,
+    create_body=TransformationCreate,
+    update_body=TransformationUpdate,
+    response=TransformationObject,
+    summaries=Summaries(
+        list="List transformations, oldest first",
+        create="Create a transformation (400 with line and column when the code does not compile)",
+        get="Get a transformation",
+        update="Update a transformation: omitted fields keep their value; "
+        "the code is compiled again",
+        delete="Delete a transformation (409 while forwarding rules apply it)",
+    ),
+)
+
 ROUTES = (
-    Route(
-        "GET",
-        BASE,
-        FUNCTION,
-        "listTransformations",
-        "List transformations, oldest first",
-        list_transformations,
-        response=list[TransformationObject],
-        tag=TAG,
-    ),
-    Route(
-        "POST",
-        BASE,
-        FUNCTION,
-        "createTransformation",
-        "Create a transformation (400 with line and column when the code does not compile)",
-        create_transformation,
-        body=TransformationCreate,
-        response=TransformationObject,
-        status=201,
-        tag=TAG,
-    ),
-    Route(
-        "GET",
-        BASE + "/{transform_id}",
-        FUNCTION,
-        "getTransformation",
-        "Get a transformation",
-        get_transformation,
-        response=TransformationObject,
-        tag=TAG,
-    ),
-    Route(
-        "PUT",
-        BASE + "/{transform_id}",
-        FUNCTION,
-        "updateTransformation",
-        "Update a transformation: omitted fields keep their value; the code is compiled again",
-        update_transformation,
-        body=TransformationUpdate,
-        response=TransformationObject,
-        tag=TAG,
-    ),
-    Route(
-        "DELETE",
-        BASE + "/{transform_id}",
-        FUNCTION,
-        "deleteTransformation",
-        "Delete a transformation (409 while forwarding rules apply it)",
-        delete_transformation,
-        status=204,
-        tag=TAG,
-    ),
+    *TRANSFORMATIONS.routes(),
     Route(
         "POST",
         BASE + "/{transform_id}/test",

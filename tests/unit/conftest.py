@@ -9,6 +9,7 @@ import pytest
 from shared.bootstrap import Services, set_services
 from shared.config import Settings
 from tests.fakes import FakeEventStore, FakePublisher, FakeTopicAdmin, InMemoryConfigStore
+from tests.tenants import Tenant, tenant_of
 
 
 @pytest.fixture(autouse=True)
@@ -31,3 +32,9 @@ def services() -> Iterator[Services]:
     set_services(fake)
     yield fake
     set_services(None)
+
+
+@pytest.fixture
+def tenant(services: Services) -> Tenant:
+    """The workspace "Acme" and its admin token, for the tests that call the API."""
+    return tenant_of(services)

@@ -13,6 +13,7 @@ from shared.services.contract_validator import ContractValidator
 from shared.services.contracts import EventContracts
 from shared.services.quarantine import Quarantine
 from tests.functions import function_client
+from tests.tenants import Tenant, tenant_of
 from tests.unit.pipeline_fixtures import SOURCE_ID, Clock, make_events, track
 
 CONTRACT_FIELDS = {
@@ -67,14 +68,8 @@ def clock(services: Services) -> Clock:
     return the_clock
 
 
-def tenant_of(services: Services, name: str = "Acme") -> tuple[str, dict[str, str]]:
-    workspace = services.workspaces.create(name)
-    token, _ = services.workspaces.create_token(workspace.id, "admin")
-    return workspace.id, {"Authorization": f"Bearer {token}"}
-
-
 @pytest.fixture
-def tenant(services: Services, clock: Clock) -> tuple[str, dict[str, str]]:
+def tenant(services: Services, clock: Clock) -> Tenant:
     return tenant_of(services)
 
 
@@ -82,7 +77,7 @@ def base(workspace_id: str) -> str:
     return f"/api/v1/workspaces/{workspace_id}/event-contracts"
 
 
-def create(client: Any, tenant: tuple[str, dict[str, str]], **fields: Any) -> dict[str, Any]:
+def create(client: Any, tenant: Tenant, **fields: Any) -> dict[str, Any]:
     workspace_id, auth = tenant
     response = client.post(base(workspace_id), json={**SEED_BODY, **fields}, headers=auth)
     assert response.status_code == 201, response.get_json()
@@ -97,7 +92,7 @@ def purchase(workspace_id: str, properties: dict[str, Any], message_id: str) -> 
     return event
 
 
-def test_crud(client: Any, tenant: tuple[str, dict[str, str]]) -> None:
+def test_crud(client: Any, tenant: Tenant) -> None:
     workspace_id, auth = tenant
 
     contract = create(client, tenant)
@@ -146,7 +141,7 @@ def test_crud(client: Any, tenant: tuple[str, dict[str, str]]) -> None:
     assert client.get(f"{url}/violations", headers=auth).status_code == 404
 
 
-def test_json_schema_is_kept_as_sent(client: Any, tenant: tuple[str, dict[str, str]]) -> None:
+def test_json_schema_is_kept_as_sent(client: Any, tenant: Tenant) -> None:
     schema = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "type": "object",
@@ -178,7 +173,7 @@ def test_json_schema_is_kept_as_sent(client: Any, tenant: tuple[str, dict[str, s
     ],
 )
 def test_invalid_bodies_name_the_field(
-    client: Any, tenant: tuple[str, dict[str, str]], change: dict[str, Any], field: str | None
+    client: Any, tenant: Tenant, change: dict[str, Any], field: str | None
 ) -> None:
     workspace_id, auth = tenant
     field = field or "schema_definition.properties.total.type"
@@ -204,7 +199,7 @@ def test_invalid_bodies_name_the_field(
     ],
 )
 def test_invalid_updates_name_the_field_and_change_nothing(
-    client: Any, tenant: tuple[str, dict[str, str]], change: dict[str, Any], field: str | None
+    client: Any, tenant: Tenant, change: dict[str, Any], field: str | None
 ) -> None:
     workspace_id, auth = tenant
     contract = create(client, tenant)
@@ -219,7 +214,7 @@ def test_invalid_updates_name_the_field_and_change_nothing(
 
 
 def test_other_workspaces_contracts_answer_404(
-    client: Any, services: Services, tenant: tuple[str, dict[str, str]]
+    client: Any, services: Services, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     contract = create(client, tenant)
@@ -238,7 +233,7 @@ def test_other_workspaces_contracts_answer_404(
 
 
 def test_violations_pages_and_summary_with_shadow_counts(
-    client: Any, services: Services, tenant: tuple[str, dict[str, str]]
+    client: Any, services: Services, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     contract = create(client, tenant, enforcement_mode="warn", undeclared_fields="allow")
@@ -287,7 +282,7 @@ def test_violations_pages_and_summary_with_shadow_counts(
 
 
 def test_blocked_events_are_counted_not_shadowed(
-    client: Any, services: Services, tenant: tuple[str, dict[str, str]]
+    client: Any, services: Services, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     contract = create(client, tenant, enforcement_mode="block", undeclared_fields="warn")
@@ -310,18 +305,14 @@ def test_blocked_events_are_counted_not_shadowed(
     "query",
     [{"cursor": "not-a-cursor"}, {"limit": 0}, {"limit": 1001}, {"from": "yesterday"}, {"x": 1}],
 )
-def test_bad_violation_queries_are_400(
-    client: Any, tenant: tuple[str, dict[str, str]], query: dict[str, Any]
-) -> None:
+def test_bad_violation_queries_are_400(client: Any, tenant: Tenant, query: dict[str, Any]) -> None:
     workspace_id, auth = tenant
     contract = create(client, tenant)
     url = f"{base(workspace_id)}/{contract['id']}/violations"
     assert client.get(url, query_string=query, headers=auth).status_code == 400
 
 
-def test_quarantine_list_and_replay(
-    client: Any, services: Services, tenant: tuple[str, dict[str, str]]
-) -> None:
+def test_quarantine_list_and_replay(client: Any, services: Services, tenant: Tenant) -> None:
     workspace_id, auth = tenant
     services.store.create(
         source_path(workspace_id, SOURCE_ID), {"id": SOURCE_ID, "pubsub_topic": SOURCE_TOPIC}
@@ -371,9 +362,7 @@ def test_quarantine_list_and_replay(
 @pytest.mark.parametrize(
     "body", [{"ids": "x"}, {"limit": 401}, {"dry_run": "maybe"}, {"status": "replayed"}]
 )
-def test_bad_replay_bodies_are_400(
-    client: Any, tenant: tuple[str, dict[str, str]], body: dict[str, Any]
-) -> None:
+def test_bad_replay_bodies_are_400(client: Any, tenant: Tenant, body: dict[str, Any]) -> None:
     workspace_id, auth = tenant
     url = f"/api/v1/workspaces/{workspace_id}/quarantine/replay"
     assert client.post(url, json=body, headers=auth).status_code == 400

@@ -14,6 +14,7 @@ from shared.domain.routing import destination_path
 from shared.services.destinations import Destinations
 from tests.fakes import FakePublisher, FakeTopicAdmin, InMemoryConfigStore
 from tests.functions import function_client
+from tests.tenants import Tenant, tenant_of
 
 DESTINATION_FIELDS = {"id", "name", "type", "config", "status", "createdAt"}
 HOOK_URL = "https://hooks.example.com/streams"
@@ -69,19 +70,12 @@ def streams() -> Any:
     return function_client("streams")
 
 
-@pytest.fixture
-def tenant(services: Services) -> tuple[str, dict[str, str]]:
-    workspace = services.workspaces.create("Acme")
-    token, _ = services.workspaces.create_token(workspace.id, "admin")
-    return workspace.id, {"Authorization": f"Bearer {token}"}
-
-
 def assert_no_secret(response: Any) -> None:
     text = response.get_data(as_text=True)
     assert not any(secret in text for secret in SECRETS), text
 
 
-def test_crud(client: Any, tenant: tuple[str, dict[str, str]]) -> None:
+def test_crud(client: Any, tenant: Tenant) -> None:
     workspace_id, auth = tenant
     base = f"/api/v1/workspaces/{workspace_id}/destinations"
 
@@ -127,9 +121,7 @@ def test_crud(client: Any, tenant: tuple[str, dict[str, str]]) -> None:
     assert client.get(base, headers=auth).get_json() == [pubsub]
 
 
-def test_both_seeds_serve_one_data_model(
-    client: Any, streams: Any, tenant: tuple[str, dict[str, str]]
-) -> None:
+def test_both_seeds_serve_one_data_model(client: Any, streams: Any, tenant: Tenant) -> None:
     workspace_id, auth = tenant
     base = f"/api/v1/workspaces/{workspace_id}/destinations"
 
@@ -193,7 +185,7 @@ def test_both_seeds_serve_one_data_model(
 def test_invalid_bodies_name_the_field(
     client: Any,
     services: Services,
-    tenant: tuple[str, dict[str, str]],
+    tenant: Tenant,
     body: dict[str, Any],
     field: str,
 ) -> None:
@@ -213,7 +205,7 @@ def test_secrets_are_write_only(
     client: Any,
     streams: Any,
     services: Services,
-    tenant: tuple[str, dict[str, str]],
+    tenant: Tenant,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
@@ -273,7 +265,7 @@ def test_secrets_are_write_only(
 
 
 def test_type_change_needs_a_whole_new_config(
-    client: Any, services: Services, tenant: tuple[str, dict[str, str]]
+    client: Any, services: Services, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     destination = client.post(
@@ -310,7 +302,7 @@ def test_type_change_needs_a_whole_new_config(
 def test_invalid_updates_change_nothing(
     client: Any,
     services: Services,
-    tenant: tuple[str, dict[str, str]],
+    tenant: Tenant,
     change: dict[str, Any],
     field: str,
 ) -> None:
@@ -371,35 +363,31 @@ def private_services() -> Iterator[Services]:
 def test_internal_addresses_are_refused(
     client: Any, streams: Any, private_services: Services, body: dict[str, Any], field: str
 ) -> None:
-    workspace = private_services.workspaces.create("Acme")
-    token, _ = private_services.workspaces.create_token(workspace.id, "admin")
-    auth = {"Authorization": f"Bearer {token}"}
-    base = f"/api/v1/workspaces/{workspace.id}/destinations"
+    workspace_id, auth = tenant_of(private_services)
+    base = f"/api/v1/workspaces/{workspace_id}/destinations"
 
     for response in (
         client.post(base, json=body, headers=auth),
         streams.post("/v1/streams/destinations", json=body, headers=auth),
     ):
         assert (response.status_code, response.get_json()["field"]) == (400, field)
-    assert private_services.destinations.list(workspace.id) == []
+    assert private_services.destinations.list(workspace_id) == []
 
 
 def test_internal_addresses_are_refused_on_update_too(
     client: Any, private_services: Services
 ) -> None:
-    workspace = private_services.workspaces.create("Acme")
-    token, _ = private_services.workspaces.create_token(workspace.id, "admin")
-    auth = {"Authorization": f"Bearer {token}"}
+    workspace_id, auth = tenant_of(private_services)
     topic = {"topic": "projects/acme-prod/topics/events"}
     destination = private_services.destinations.create(
-        workspace.id, name="t", type="pubsub", config=topic
+        workspace_id, name="t", type="pubsub", config=topic
     )
-    url = f"/api/v1/workspaces/{workspace.id}/destinations/{destination.id}"
+    url = f"/api/v1/workspaces/{workspace_id}/destinations/{destination.id}"
 
     change = {"type": "webhook", "config": webhook(url="http://169.254.169.254/")["config"]}
     response = client.put(url, json=change, headers=auth)
     assert (response.status_code, response.get_json()["field"]) == (400, "config.url")
-    assert private_services.destinations.get(workspace.id, destination.id) == destination
+    assert private_services.destinations.get(workspace_id, destination.id) == destination
 
 
 def test_metadata_server_is_refused_even_when_private_addresses_are_allowed() -> None:
@@ -417,7 +405,7 @@ def test_metadata_server_is_refused_even_when_private_addresses_are_allowed() ->
 
 
 def test_deleting_a_referenced_destination_is_409(
-    client: Any, services: Services, tenant: tuple[str, dict[str, str]]
+    client: Any, services: Services, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     destination = client.post(
@@ -445,7 +433,7 @@ def test_deleting_a_referenced_destination_is_409(
 
 
 def test_other_workspace_is_404(
-    client: Any, streams: Any, services: Services, tenant: tuple[str, dict[str, str]]
+    client: Any, streams: Any, services: Services, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     other = services.workspaces.create("Other")
@@ -467,7 +455,7 @@ def test_other_workspace_is_404(
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer stk_nope"}])
 def test_missing_or_bad_token_is_401(
-    client: Any, streams: Any, tenant: tuple[str, dict[str, str]], headers: dict[str, str]
+    client: Any, streams: Any, tenant: Tenant, headers: dict[str, str]
 ) -> None:
     workspace_id, _ = tenant
     base = f"/api/v1/workspaces/{workspace_id}/destinations"

@@ -7,6 +7,7 @@ import pytest
 
 from shared.bootstrap import Services
 from tests.functions import function_client
+from tests.tenants import Tenant
 
 SOURCE_FIELDS = {
     "id",
@@ -27,14 +28,7 @@ def client() -> Any:
     return function_client("event_keys")
 
 
-@pytest.fixture
-def tenant(services: Services) -> tuple[str, dict[str, str]]:
-    workspace = services.workspaces.create("Acme")
-    token, _ = services.workspaces.create_token(workspace.id, "admin")
-    return workspace.id, {"Authorization": f"Bearer {token}"}
-
-
-def test_create_list_revoke(client: Any, tenant: tuple[str, dict[str, str]]) -> None:
+def test_create_list_revoke(client: Any, tenant: Tenant) -> None:
     workspace_id, auth = tenant
     base = f"/api/v1/workspaces/{workspace_id}/event-keys"
 
@@ -66,7 +60,7 @@ def test_create_list_revoke(client: Any, tenant: tuple[str, dict[str, str]]) -> 
     ],
 )
 def test_invalid_bodies_name_the_field(
-    client: Any, tenant: tuple[str, dict[str, str]], body: dict[str, Any], field: str
+    client: Any, tenant: Tenant, body: dict[str, Any], field: str
 ) -> None:
     workspace_id, auth = tenant
     response = client.post(f"/api/v1/workspaces/{workspace_id}/event-keys", json=body, headers=auth)
@@ -76,9 +70,7 @@ def test_invalid_bodies_name_the_field(
 
 
 @pytest.mark.parametrize("data", [b"", b"{not json", b"[1, 2]", b"\xff\xfe"])
-def test_malformed_bodies_are_400(
-    client: Any, tenant: tuple[str, dict[str, str]], data: bytes
-) -> None:
+def test_malformed_bodies_are_400(client: Any, tenant: Tenant, data: bytes) -> None:
     workspace_id, auth = tenant
     response = client.post(
         f"/api/v1/workspaces/{workspace_id}/event-keys",
@@ -98,18 +90,14 @@ def test_malformed_bodies_are_400(
         {"Authorization": "Bearer stk_x"},
     ],
 )
-def test_missing_or_bad_token_is_401(
-    client: Any, tenant: tuple[str, dict[str, str]], headers: dict[str, str]
-) -> None:
+def test_missing_or_bad_token_is_401(client: Any, tenant: Tenant, headers: dict[str, str]) -> None:
     workspace_id, _ = tenant
     response = client.get(f"/api/v1/workspaces/{workspace_id}/event-keys", headers=headers)
     assert response.status_code == 401
     assert response.get_json()["error"] == "unauthorized"
 
 
-def test_other_workspace_is_404(
-    client: Any, services: Services, tenant: tuple[str, dict[str, str]]
-) -> None:
+def test_other_workspace_is_404(client: Any, services: Services, tenant: Tenant) -> None:
     workspace_id, auth = tenant
     other = services.workspaces.create("Other")
     other_source = services.sources.create(other.id, "Theirs", "t")
@@ -129,7 +117,7 @@ def test_other_workspace_is_404(
     assert services.sources.get(other.id, other_source.id).status == "active"
 
 
-def test_unknown_path_and_method(client: Any, tenant: tuple[str, dict[str, str]]) -> None:
+def test_unknown_path_and_method(client: Any, tenant: Tenant) -> None:
     workspace_id, auth = tenant
     assert client.get("/nope", headers=auth).status_code == 404
     response = client.put(f"/api/v1/workspaces/{workspace_id}/event-keys", json={}, headers=auth)
@@ -138,7 +126,7 @@ def test_unknown_path_and_method(client: Any, tenant: tuple[str, dict[str, str]]
 
 
 def test_test_event_is_published_through_the_source(
-    client: Any, services: Services, tenant: tuple[str, dict[str, str]]
+    client: Any, services: Services, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     source = services.sources.create(workspace_id, "Web", "t")

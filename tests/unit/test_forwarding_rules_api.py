@@ -8,6 +8,7 @@ from shared.bootstrap import Services
 from shared.domain import ids
 from shared.domain.routing import Destination, destination_path, transformation_path
 from tests.functions import function_client
+from tests.tenants import Tenant
 
 RULE_FIELDS = {
     "id",
@@ -26,13 +27,6 @@ RULE_FIELDS = {
 @pytest.fixture
 def client() -> Any:
     return function_client("event_forwarding_rules")
-
-
-@pytest.fixture
-def tenant(services: Services) -> tuple[str, dict[str, str]]:
-    workspace = services.workspaces.create("Acme")
-    token, _ = services.workspaces.create_token(workspace.id, "admin")
-    return workspace.id, {"Authorization": f"Bearer {token}"}
 
 
 def stored_destination(services: Services, workspace_id: str) -> str:
@@ -60,7 +54,7 @@ def stored_transformation(services: Services, workspace_id: str) -> str:
     return transformation_id
 
 
-def test_crud(client: Any, services: Services, tenant: tuple[str, dict[str, str]]) -> None:
+def test_crud(client: Any, services: Services, tenant: Tenant) -> None:
     workspace_id, auth = tenant
     base = f"/api/v1/workspaces/{workspace_id}/event-forwarding-rules"
     destination_id = stored_destination(services, workspace_id)
@@ -151,7 +145,7 @@ def test_crud(client: Any, services: Services, tenant: tuple[str, dict[str, str]
 def test_invalid_bodies_name_the_field(
     client: Any,
     services: Services,
-    tenant: tuple[str, dict[str, str]],
+    tenant: Tenant,
     body: dict[str, Any],
     field: str,
 ) -> None:
@@ -187,7 +181,7 @@ def test_invalid_bodies_name_the_field(
 def test_invalid_updates_name_the_field_and_change_nothing(
     client: Any,
     services: Services,
-    tenant: tuple[str, dict[str, str]],
+    tenant: Tenant,
     change: dict[str, Any],
     field: str,
 ) -> None:
@@ -206,7 +200,7 @@ def test_invalid_updates_name_the_field_and_change_nothing(
 
 
 def test_update_can_move_a_rule_to_another_destination(
-    client: Any, services: Services, tenant: tuple[str, dict[str, str]]
+    client: Any, services: Services, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     first, second = (
@@ -230,7 +224,7 @@ def test_update_can_move_a_rule_to_another_destination(
 
 
 def test_duplicates_in_selectors_are_dropped(
-    client: Any, services: Services, tenant: tuple[str, dict[str, str]]
+    client: Any, services: Services, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     body = {
@@ -248,7 +242,7 @@ def test_duplicates_in_selectors_are_dropped(
 
 
 def test_other_workspace_is_404_and_its_references_do_not_exist(
-    client: Any, services: Services, tenant: tuple[str, dict[str, str]]
+    client: Any, services: Services, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     other = services.workspaces.create("Other")
@@ -282,9 +276,7 @@ def test_other_workspace_is_404_and_its_references_do_not_exist(
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer stk_nope"}])
-def test_missing_or_bad_token_is_401(
-    client: Any, tenant: tuple[str, dict[str, str]], headers: dict[str, str]
-) -> None:
+def test_missing_or_bad_token_is_401(client: Any, tenant: Tenant, headers: dict[str, str]) -> None:
     workspace_id, _ = tenant
     base = f"/api/v1/workspaces/{workspace_id}/event-forwarding-rules"
     assert client.get(base, headers=headers).status_code == 401

@@ -11,8 +11,8 @@ from shared.bootstrap import Services
 from shared.domain import ids
 from shared.domain.storage import event_row
 from tests.functions import function_client
+from tests.tenants import Tenant
 
-Tenant = tuple[str, dict[str, str]]
 STREAM_SOURCE_FIELDS = {"id", "name", "type", "writeKey", "status", "eventsToday", "createdAt"}
 EVENT_FIELDS = {
     "id",
@@ -35,13 +35,6 @@ def events_client() -> Any:
 @pytest.fixture
 def streams_client() -> Any:
     return function_client("streams")
-
-
-@pytest.fixture
-def tenant(services: Services) -> Tenant:
-    workspace = services.workspaces.create("Acme")
-    token, _ = services.workspaces.create_token(workspace.id, "admin")
-    return workspace.id, {"Authorization": f"Bearer {token}"}
 
 
 def store(

@@ -26,6 +26,7 @@ from shared.services.live import (
 )
 from tests.fakes import InMemoryConfigStore
 from tests.functions import function_client
+from tests.tenants import Tenant
 
 T0 = datetime(2024, 1, 15, 14, 0, tzinfo=UTC)
 W = "ws-1"
@@ -291,15 +292,8 @@ def client() -> Any:
     return function_client("events")
 
 
-@pytest.fixture
-def tenant(services: Services) -> tuple[str, dict[str, str]]:
-    workspace = services.workspaces.create("Acme")
-    token, _ = services.workspaces.create_token(workspace.id, "admin")
-    return workspace.id, {"Authorization": f"Bearer {token}"}
-
-
 def test_live_endpoint_streams_sse(
-    client: Any, services: Services, tenant: tuple[str, dict[str, str]], clock: Clock
+    client: Any, services: Services, tenant: Tenant, clock: Clock
 ) -> None:
     workspace_id, auth = tenant
     feed = LiveFeed(
@@ -340,7 +334,7 @@ def test_live_endpoint_streams_sse(
 )
 def test_live_endpoint_refuses_bad_requests(
     client: Any,
-    tenant: tuple[str, dict[str, str]],
+    tenant: Tenant,
     query: str,
     headers: dict[str, str],
     field: str,
@@ -354,7 +348,7 @@ def test_live_endpoint_refuses_bad_requests(
 
 
 def test_live_endpoint_needs_a_token_of_the_workspace(
-    client: Any, services: Services, tenant: tuple[str, dict[str, str]]
+    client: Any, services: Services, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     assert client.get(f"/api/v1/workspaces/{workspace_id}/events/live").status_code == 401

@@ -21,6 +21,7 @@ from shared.services.process import Processor
 from shared.services.workspace_config import WorkspaceConfig
 from tests.fakes import InMemoryConfigStore
 from tests.functions import function_client
+from tests.tenants import Tenant
 from tests.unit.pipeline_fixtures import (
     WORKSPACE_ID,
     Pipeline,
@@ -33,15 +34,6 @@ from tests.unit.pipeline_fixtures import (
     source_message,
     track,
 )
-
-Tenant = tuple[str, dict[str, str]]
-
-
-@pytest.fixture
-def tenant(services: Services) -> Tenant:
-    workspace = services.workspaces.create("Acme")
-    token, _ = services.workspaces.create_token(workspace.id, "admin")
-    return workspace.id, {"Authorization": f"Bearer {token}"}
 
 
 def published(services: Services, source: EventSource) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ import pytest
 
 from shared.bootstrap import Services
 from tests.functions import function_client
+from tests.tenants import Tenant
 
 
 @pytest.fixture
@@ -14,15 +15,8 @@ def client() -> Any:
     return function_client("streams")
 
 
-@pytest.fixture
-def tenant(services: Services) -> tuple[str, dict[str, str]]:
-    workspace = services.workspaces.create("Acme")
-    token, _ = services.workspaces.create_token(workspace.id, "admin")
-    return workspace.id, {"Authorization": f"Bearer {token}"}
-
-
 def test_send_event_is_accepted_and_published(
-    client: Any, services: Services, tenant: tuple[str, dict[str, str]]
+    client: Any, services: Services, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     source = services.sources.create(workspace_id, "Web", "t")
@@ -60,7 +54,7 @@ def test_send_event_is_accepted_and_published(
 def test_bad_events(
     client: Any,
     services: Services,
-    tenant: tuple[str, dict[str, str]],
+    tenant: Tenant,
     body: dict[str, Any],
     status: int,
     field: str,
@@ -75,7 +69,7 @@ def test_bad_events(
 
 
 def test_other_workspace_source_is_404_and_revoked_is_409(
-    client: Any, services: Services, tenant: tuple[str, dict[str, str]]
+    client: Any, services: Services, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     other = services.workspaces.create("Other")

@@ -13,6 +13,7 @@ from shared.domain import ids
 from shared.domain.routing import Destination, destination_path, transformation_path
 from shared.domain.storage import event_row
 from tests.functions import function_client
+from tests.tenants import Tenant, tenant_of
 from tests.unit.pipeline_fixtures import START, identify, make_events, track
 
 FIELDS = {
@@ -48,25 +49,18 @@ def client() -> Any:
     return function_client("event_transformations")
 
 
-@pytest.fixture
-def tenant(services: Services) -> tuple[str, dict[str, str]]:
-    workspace = services.workspaces.create("Acme")
-    token, _ = services.workspaces.create_token(workspace.id, "admin")
-    return workspace.id, {"Authorization": f"Bearer {token}"}
-
-
 def base_of(workspace_id: str) -> str:
     return f"/api/v1/workspaces/{workspace_id}/event-transformations"
 
 
-def create(client: Any, tenant: tuple[str, dict[str, str]], **fields: Any) -> dict[str, Any]:
+def create(client: Any, tenant: Tenant, **fields: Any) -> dict[str, Any]:
     workspace_id, auth = tenant
     response = client.post(base_of(workspace_id), json={**SEED, **fields}, headers=auth)
     assert response.status_code == 201, response.get_json()
     return dict(response.get_json())
 
 
-def test_crud(client: Any, tenant: tuple[str, dict[str, str]]) -> None:
+def test_crud(client: Any, tenant: Tenant) -> None:
     workspace_id, auth = tenant
     base = base_of(workspace_id)
 
@@ -118,21 +112,18 @@ def test_crud(client: Any, tenant: tuple[str, dict[str, str]]) -> None:
 
 
 def test_another_workspaces_transformation_is_not_found(
-    client: Any, services: Services, tenant: tuple[str, dict[str, str]]
+    client: Any, services: Services, tenant: Tenant
 ) -> None:
-    other = services.workspaces.create("Other")
-    token, _ = services.workspaces.create_token(other.id, "admin")
-    theirs = create(client, (other.id, {"Authorization": f"Bearer {token}"}))
+    other = tenant_of(services, "Other")
+    theirs = create(client, other)
     workspace_id, auth = tenant
     url = f"{base_of(workspace_id)}/{theirs['id']}"
     assert client.get(url, headers=auth).status_code == 404
     assert client.post(f"{url}/test", json={}, headers=auth).status_code == 404
-    assert client.get(f"{base_of(other.id)}/{theirs['id']}", headers=auth).status_code == 404
+    assert client.get(f"{base_of(other[0])}/{theirs['id']}", headers=auth).status_code == 404
 
 
-def test_a_syntax_error_is_refused_with_line_and_column(
-    client: Any, tenant: tuple[str, dict[str, str]]
-) -> None:
+def test_a_syntax_error_is_refused_with_line_and_column(client: Any, tenant: Tenant) -> None:
     workspace_id, auth = tenant
     source = "function transform(event) {\n  event.tier = ;\n  return event;\n}"
     response = client.post(
@@ -156,7 +147,7 @@ def test_a_syntax_error_is_refused_with_line_and_column(
     ],
 )
 def test_code_that_cannot_run_is_refused(
-    client: Any, tenant: tuple[str, dict[str, str]], source: str, message: str
+    client: Any, tenant: Tenant, source: str, message: str
 ) -> None:
     workspace_id, auth = tenant
     response = client.post(
@@ -179,7 +170,7 @@ def test_code_that_cannot_run_is_refused(
     ],
 )
 def test_invalid_bodies_name_the_field(
-    client: Any, tenant: tuple[str, dict[str, str]], body: dict[str, Any], field: str
+    client: Any, tenant: Tenant, body: dict[str, Any], field: str
 ) -> None:
     workspace_id, auth = tenant
     response = client.post(base_of(workspace_id), json=body, headers=auth)
@@ -187,9 +178,7 @@ def test_invalid_bodies_name_the_field(
     assert response.get_json()["field"] == field
 
 
-def test_a_failed_update_keeps_the_stored_version(
-    client: Any, tenant: tuple[str, dict[str, str]]
-) -> None:
+def test_a_failed_update_keeps_the_stored_version(client: Any, tenant: Tenant) -> None:
     workspace_id, auth = tenant
     created = create(client, tenant)
     url = f"{base_of(workspace_id)}/{created['id']}"
@@ -202,9 +191,7 @@ def test_a_failed_update_keeps_the_stored_version(
     assert client.get(url, headers=auth).get_json() == created
 
 
-def test_status_lifecycle(
-    client: Any, services: Services, tenant: tuple[str, dict[str, str]]
-) -> None:
+def test_status_lifecycle(client: Any, services: Services, tenant: Tenant) -> None:
     workspace_id, auth = tenant
     draft = create(client, tenant, status="draft")
     assert draft["status"] == "draft"
@@ -233,7 +220,7 @@ def test_status_lifecycle(
 
 
 def test_delete_is_refused_while_a_rule_applies_it(
-    client: Any, services: Services, tenant: tuple[str, dict[str, str]]
+    client: Any, services: Services, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     created = create(client, tenant)
@@ -271,7 +258,7 @@ def test_delete_is_refused_while_a_rule_applies_it(
 # The test endpoint
 
 
-def test_the_seed_example_passes_its_test(client: Any, tenant: tuple[str, dict[str, str]]) -> None:
+def test_the_seed_example_passes_its_test(client: Any, tenant: Tenant) -> None:
     workspace_id, auth = tenant
     created = create(client, tenant)
     response = client.post(f"{base_of(workspace_id)}/{created['id']}/test", json={}, headers=auth)
@@ -285,9 +272,7 @@ def test_the_seed_example_passes_its_test(client: Any, tenant: tuple[str, dict[s
     assert result["duration_ms"] >= 0
 
 
-def test_a_failing_test_shows_the_structural_diff(
-    client: Any, tenant: tuple[str, dict[str, str]]
-) -> None:
+def test_a_failing_test_shows_the_structural_diff(client: Any, tenant: Tenant) -> None:
     workspace_id, auth = tenant
     created = create(client, tenant)
     url = f"{base_of(workspace_id)}/{created['id']}/test"
@@ -304,9 +289,7 @@ def test_a_failing_test_shows_the_structural_diff(
     ]
 
 
-def test_body_supplied_code_input_and_expectation(
-    client: Any, tenant: tuple[str, dict[str, str]]
-) -> None:
+def test_body_supplied_code_input_and_expectation(client: Any, tenant: Tenant) -> None:
     workspace_id, auth = tenant
     created = create(client, tenant)
     url = f"{base_of(workspace_id)}/{created['id']}/test"
@@ -341,7 +324,7 @@ def test_body_supplied_code_input_and_expectation(
     assert no_expectation["passed"] is False  # an explicit null expects a null output
 
 
-def test_errors_in_tests(client: Any, tenant: tuple[str, dict[str, str]]) -> None:
+def test_errors_in_tests(client: Any, tenant: Tenant) -> None:
     workspace_id, auth = tenant
     created = create(client, tenant)
     url = f"{base_of(workspace_id)}/{created['id']}/test"
@@ -367,7 +350,7 @@ def test_errors_in_tests(client: Any, tenant: tuple[str, dict[str, str]]) -> Non
 
 
 def test_a_sample_that_is_an_event_warns_when_the_output_is_not(
-    client: Any, tenant: tuple[str, dict[str, str]]
+    client: Any, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     created = create(client, tenant)
@@ -384,9 +367,7 @@ def test_a_sample_that_is_an_event_warns_when_the_output_is_not(
     ]
 
 
-def test_without_test_input_an_input_is_required(
-    client: Any, tenant: tuple[str, dict[str, str]]
-) -> None:
+def test_without_test_input_an_input_is_required(client: Any, tenant: Tenant) -> None:
     workspace_id, auth = tenant
     created = create(client, tenant, test_input=None)
     response = client.post(f"{base_of(workspace_id)}/{created['id']}/test", json={}, headers=auth)
@@ -395,7 +376,7 @@ def test_without_test_input_an_input_is_required(
 
 
 def test_recent_events_show_before_and_after(
-    client: Any, services: Services, tenant: tuple[str, dict[str, str]]
+    client: Any, services: Services, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     created = create(client, tenant)
@@ -443,9 +424,7 @@ def test_recent_events_show_before_and_after(
 @pytest.mark.parametrize(
     "body", [{"recent": 0}, {"recent": 101}, {"recent": 2, "input": {"a": 1}}, {"recent": "x"}]
 )
-def test_recent_is_bounded_and_alone(
-    client: Any, tenant: tuple[str, dict[str, str]], body: dict[str, Any]
-) -> None:
+def test_recent_is_bounded_and_alone(client: Any, tenant: Tenant, body: dict[str, Any]) -> None:
     workspace_id, auth = tenant
     created = create(client, tenant)
     response = client.post(f"{base_of(workspace_id)}/{created['id']}/test", json=body, headers=auth)
@@ -454,7 +433,7 @@ def test_recent_is_bounded_and_alone(
 
 
 def test_recent_events_after_one_that_hits_a_limit_still_run(
-    client: Any, services: Services, tenant: tuple[str, dict[str, str]]
+    client: Any, services: Services, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     created = create(client, tenant)
