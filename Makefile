@@ -69,6 +69,7 @@ bench: deps  ## Benchmarks; JSON results in bench/results/
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.pipeline
+	$(BIN)/python -m bench.pipeline --batch-size 10
 	$(BIN)/python -m bench.contracts
 	$(BIN)/python -m bench.transform
 

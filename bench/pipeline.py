@@ -99,59 +99,77 @@ class Sent:
 
 
 class Schedule:
-    """Event i is due at start + i / rate, whoever sends it and however late earlier answers are."""
+    """Event i is due at start + i / rate, whoever sends it and however late earlier answers are.
 
-    def __init__(self, start: float, rate: float, warmup_s: float, duration_s: float):
+    Events go out in requests of `batch_size` (a request is due when its first event is):
+    single `/v1/track` calls, or `/v1/batch` calls as the Segment SDKs send them.
+    """
+
+    def __init__(
+        self, start: float, rate: float, warmup_s: float, duration_s: float, batch_size: int = 1
+    ):
         total = round(rate * (warmup_s + duration_s))
         warmup = round(rate * warmup_s)
         self.events = [
             Sent(str(uuid.uuid4()), "warmup" if i < warmup else "measure", start + i / rate)
             for i in range(total)
         ]
+        self.requests = [
+            self.events[i : i + batch_size] for i in range(0, len(self.events), batch_size)
+        ]
         self._next = 0
         self._lock = threading.Lock()
 
-    def take(self) -> Sent | None:
+    def take(self) -> list[Sent] | None:
         with self._lock:
-            if self._next >= len(self.events):
+            if self._next >= len(self.requests):
                 return None
             self._next += 1
-            return self.events[self._next - 1]
+            return self.requests[self._next - 1]
+
+
+def _body(events: list[Sent]) -> dict[str, Any]:
+    """One track call, or a `/v1/batch` envelope of several (messageIds from the schedule)."""
+    now = datetime.now(UTC)
+    calls = [{**track_event(i, now), "messageId": e.message_id} for i, e in enumerate(events)]
+    if len(calls) == 1:
+        return {**calls[0], "sentAt": _iso(now)}
+    return {"batch": calls, "sentAt": _iso(now)}
 
 
 def _send_loop(
     url: str, headers: Mapping[str, str], schedule: Schedule, stop: threading.Event
 ) -> None:
-    """One sender thread: a keep-alive connection, taking the next due event until none is left."""
+    """A sender thread: a keep-alive connection, taking the next due request until none is left."""
     target = urlsplit(url)
     conn: http.client.HTTPConnection | None = None
-    while not stop.is_set() and (event := schedule.take()) is not None:
-        delay = event.due - time.monotonic()
+    while not stop.is_set() and (events := schedule.take()) is not None:
+        delay = events[0].due - time.monotonic()
         if delay > 0 and stop.wait(delay):
             break
-        body = track_event(0, datetime.now(UTC))
-        body["messageId"] = event.message_id
-        body["sentAt"] = _iso(datetime.now(UTC))
-        data = json.dumps(body, separators=(",", ":")).encode()
+        data = json.dumps(_body(events), separators=(",", ":")).encode()
         if conn is None:
             conn = http.client.HTTPConnection(target.hostname or HOST, target.port, timeout=10)
-        event.sent = time.monotonic()
+        sent = time.monotonic()
+        status, error = 0, None
         try:
             conn.request("POST", target.path, body=data, headers=dict(headers))
             response = conn.getresponse()
             answer = response.read()
-            event.answered = time.monotonic()
-            event.status = response.status
+            status = response.status
             if response.status != 200:
-                event.error = f"{response.status} {answer[:300].decode('utf-8', 'replace')}"
+                error = f"{response.status} {answer[:300].decode('utf-8', 'replace')}"
             if response.will_close:
                 conn.close()
                 conn = None
         except (OSError, http.client.HTTPException) as exc:
-            event.answered = time.monotonic()
-            event.error = f"{type(exc).__name__}: {exc}"
-            conn.close()
+            error = f"{type(exc).__name__}: {exc}"
+            if conn is not None:
+                conn.close()
             conn = None
+        answered = time.monotonic()
+        for event in events:
+            event.sent, event.answered, event.status, event.error = sent, answered, status, error
     if conn is not None:
         conn.close()
 
@@ -188,8 +206,9 @@ def _wait_ingest(url: str, headers: Mapping[str, str], timeout: float = 30.0) ->
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:
-        body = track_event(0, datetime.now(UTC))
-        body["messageId"] = f"bench-probe-{uuid.uuid4()}"
+        body = {**track_event(0, datetime.now(UTC)), "messageId": f"bench-probe-{uuid.uuid4()}"}
+        if url.endswith("/batch"):
+            body = {"batch": [body]}
         try:
             status, text = post(url, json.dumps(body).encode(), headers)
         except OSError as exc:
@@ -460,10 +479,11 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    call = "track" if args.batch_size == 1 else "batch"
     target_url = (
-        f"http://{HOST}:{ports.gateway}/v1/track"
+        f"http://{HOST}:{ports.gateway}/v1/{call}"
         if args.via == "gateway"
-        else f"{urls['ingest']}/v1/track"
+        else f"{urls['ingest']}/v1/{call}"
     )
 
     stack = LocalStack(ports=ports, state_dir=state_dir)
@@ -530,7 +550,7 @@ def run(args: argparse.Namespace) -> int:
                 flush=True,
             )
             send_began = time.monotonic() + 0.2
-            schedule = Schedule(send_began, args.rate, args.warmup, args.duration)
+            schedule = Schedule(send_began, args.rate, args.warmup, args.duration, args.batch_size)
             senders = [
                 threading.Thread(
                     target=_send_loop,
@@ -592,8 +612,14 @@ def run(args: argparse.Namespace) -> int:
         "finished_at": _iso(datetime.now(UTC)),
         "machine": {**machine_info(), "load_average_1m_at_end": round(os.getloadavg()[0], 2)},
         "settings": {
-            "path": "POST /v1/track, one event per request, "
+            "path": (
+                "POST /v1/track, one event per request, "
+                if args.batch_size == 1
+                else f"POST /v1/batch, {args.batch_size} events per request, "
+            )
             + ("through the local gateway" if args.via == "gateway" else "straight to ingest"),
+            "scenario": _scenario(args.batch_size),
+            "batch_size": args.batch_size,
             "url": target_url,
             "rate_per_s": args.rate,
             "warmup_s": args.warmup,
@@ -631,14 +657,19 @@ def run(args: argparse.Namespace) -> int:
     return 1 if results["sending"]["failed"] else 0
 
 
+def _scenario(batch_size: int) -> str:
+    return "track" if batch_size == 1 else f"batch{batch_size}"
+
+
 def _write(report: dict[str, Any]) -> None:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     stamp = report["started_at"].replace("-", "").replace(":", "").split(".")[0] + "Z"
+    name = f"pipeline-{report['settings']['scenario']}"
     text = json.dumps(report, indent=2) + "\n"
-    path = RESULTS_DIR / f"pipeline-{stamp}.json"
+    path = RESULTS_DIR / f"{name}-{stamp}.json"
     path.write_text(text)
-    (RESULTS_DIR / "pipeline-latest.json").write_text(text)
-    print(f"\nResults: {path.relative_to(REPO_ROOT)} (and pipeline-latest.json)")
+    (RESULTS_DIR / f"{name}-latest.json").write_text(text)
+    print(f"\nResults: {path.relative_to(REPO_ROOT)} (and {name}-latest.json)")
 
 
 def _print_table(report: dict[str, Any]) -> None:
@@ -701,6 +732,12 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds between creating the rule and sending (routing is cached up to 5 s)",
     )
     parser.add_argument("--senders", type=int, default=int(env("BENCH_SENDERS", "8")))
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=int(env("BENCH_PIPELINE_BATCH_SIZE", "1")),
+        help="events per request: 1 sends POST /v1/track, more send POST /v1/batch",
+    )
     parser.add_argument(
         "--via",
         choices=("gateway", "ingest"),

@@ -1,15 +1,16 @@
-"""deliver: send one delivery to its destination; fail (so Pub/Sub retries) when transient."""
+"""deliver: send a message's deliveries to their destination; fail (so Pub/Sub retries) when
+any is transient."""
 
 import functions_framework
 from cloudevents.http import CloudEvent
 
 from shared.bootstrap import get_services
-from shared.domain.pipeline import DeliveryMessage
+from shared.domain.pipeline import decode_deliveries
 from shared.http.pubsub import PushedMessage, handle_push
 
 
 def _deliver(message: PushedMessage) -> None:
-    get_services().deliverer.deliver(DeliveryMessage.from_json(message.data))
+    get_services().deliverer.deliver_all(decode_deliveries(message.data))
 
 
 @functions_framework.cloud_event

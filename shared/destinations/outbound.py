@@ -195,6 +195,8 @@ class HttpSender:
     """Sends OutboundRequests through a UrlGuard; safe to share between threads."""
 
     MAX_POOLS = 64
+    # Connections kept per destination address: deliver sends up to 8 deliveries at once.
+    POOL_SIZE = 8
 
     def __init__(self, guard: UrlGuard, default_timeout: float = 10.0) -> None:
         self.guard = guard
@@ -237,14 +239,14 @@ class HttpSender:
                     pool = urllib3.HTTPSConnectionPool(
                         address,
                         port,
-                        maxsize=4,
+                        maxsize=self.POOL_SIZE,
                         server_hostname=host,
                         assert_hostname=host,
                         cert_reqs="CERT_REQUIRED",
                         ca_certs=self._ca_certs,
                     )
                 else:
-                    pool = urllib3.HTTPConnectionPool(address, port, maxsize=4)
+                    pool = urllib3.HTTPConnectionPool(address, port, maxsize=self.POOL_SIZE)
                 self._pools[key] = pool
             return pool
 

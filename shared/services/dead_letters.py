@@ -14,6 +14,7 @@ from shared.domain.pipeline import (
     InvalidMessage,
     dead_letter_path,
     dead_letters_collection,
+    decode_deliveries,
     delivery_path,
 )
 from shared.ports import ConfigStore, Document, Filter, Publisher, Write
@@ -64,28 +65,30 @@ class DeadLetters:
         self._delivery_topic = delivery_topic
         self._clock = clock
 
-    def record(self, data: bytes, attributes: dict[str, str]) -> Document:
-        """Record a message of the dead-letter topic (ours, or one Pub/Sub forwarded)."""
-        try:
-            body = json.loads(data)
-        except ValueError as exc:
-            raise InvalidMessage(f"dead letter is not JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise InvalidMessage("dead letter is not a JSON object")
+    def record(self, data: bytes, attributes: dict[str, str]) -> list[Document]:
+        """Record a message of the dead-letter topic: ours (one delivery), or one Pub/Sub
+        forwarded after `deliver` itself kept failing (every delivery it holds)."""
         if PUBSUB_DEAD_LETTER_COUNT in attributes:
-            delivery = DeliveryMessage.from_json(data)
             attempts = int(attributes[PUBSUB_DEAD_LETTER_COUNT])
+            reason = f"the deliver function failed {attempts} times without an answer"
             envelope = {
-                "delivery": json.loads(delivery.to_json()),
                 "reason_code": "function_error",
-                "reason": f"the deliver function failed {attempts} times without an answer",
+                "reason": reason,
                 "attempts": attempts,
                 "last_http_status": None,
                 "destination_type": None,
             }
-        else:
-            envelope = body
-            delivery = DeliveryMessage.from_json(json.dumps(body.get("delivery")).encode())
+            return [self._record(d, envelope) for d in decode_deliveries(data)]
+        try:
+            envelope = json.loads(data)
+        except ValueError as exc:
+            raise InvalidMessage(f"dead letter is not JSON: {exc}") from None
+        if not isinstance(envelope, dict):
+            raise InvalidMessage("dead letter is not a JSON object")
+        delivery = DeliveryMessage.from_json(json.dumps(envelope.get("delivery")).encode())
+        return [self._record(delivery, envelope)]
+
+    def _record(self, delivery: DeliveryMessage, envelope: Document) -> Document:
         now = ids.isoformat(self._clock())
         path = dead_letter_path(delivery.workspace_id, delivery.delivery_id)
         previous = self._store.get(path)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -69,6 +71,26 @@ FINAL_STATUS = {
 TRACE_LOG_LINES = 20
 
 
+# Parallel sends per deliveries-topic message. Each message gets its own threads: a slow
+# destination's message never takes threads from another's.
+SEND_CONCURRENCY = 8
+# Sends not started this long after a message arrived wait for its redelivery: each send may
+# take up to its timeout (30 s at most), and the whole must end inside the 60 s ack deadline.
+START_BUDGET_SECONDS = 25.0
+# Firestore commits at most 500 writes at once.
+BATCH_WRITES = 400
+DEAD = ("dead_lettered", "failed")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one delivery sends: each (possibly transformed) event with its request, if any."""
+
+    destination_type: str
+    requests: list[tuple[dict[str, Any], OutboundRequest | OutboundMessage | None]]
+    logs: list[str]
+
+
 class RetryDelivery(Exception):
     """A transient failure: the function fails so that Pub/Sub redelivers after a backoff."""
 
@@ -106,43 +128,106 @@ class Deliverer:
         self._clock = clock
 
     def deliver(self, message: DeliveryMessage) -> DeliveryOutcome:
-        """One attempt. Raises `RetryDelivery` when Pub/Sub should try again later."""
-        path = delivery_path(message.workspace_id, message.delivery_id)
-        record = self._store.get(path)
-        if record and record["status"] in FINAL_STATUSES:
-            # Already accepted (or skipped): a redelivery or a replay must not send it twice.
-            return DeliveryOutcome(record["status"], record["attempts"], "already done")
-        if record and record["status"] in ("dead_lettered", "failed") and not message.replay:
-            return DeliveryOutcome(record["status"], record["attempts"], "already dead-lettered")
-        # A replay starts counting afresh; its own retries count on from there.
-        if record is None or (message.replay and record["status"] in ("dead_lettered", "failed")):
-            attempts = 1
-        else:
-            attempts = int(record["attempts"]) + 1
-        destination = self._config.destination(message.workspace_id, message.destination_id)
-        attempt = self._attempt(message, destination)
-        if attempt.status == "retry" and attempts >= self._max_attempts:
-            attempt = replace(
-                attempt,
-                status="failed",
-                code="retries_exhausted",
-                detail=f"gave up after {attempts} attempts: {attempt.detail}",
-            )
-        final = FINAL_STATUS.get(attempt.status, "dead_lettered")
-        detail, http_status = attempt.detail, attempt.http_status
-        if final == "dead_lettered":
-            # Before the record: if recording fails, the redelivery dead-letters again (the
-            # dead letter is keyed by delivery, so twice is once) instead of never.
-            self._dead_letter(
-                message, destination, attempt.code or "failed", detail, attempts, http_status
-            )
-        self._record(path, record, message, destination, final, attempts, attempt)
-        log.info("delivery %s %s (attempt %d): %s", message.delivery_id, final, attempts, detail)
-        if final == "retrying":
-            raise RetryDelivery(detail)
-        return DeliveryOutcome(final, attempts, detail)
+        """One attempt at one delivery; raises `RetryDelivery` when it should be retried."""
+        [outcome] = self.deliver_all([message])
+        return outcome
 
-    def _attempt(self, message: DeliveryMessage, destination: Destination | None) -> Attempt:
+    def deliver_all(self, messages: list[DeliveryMessage]) -> list[DeliveryOutcome]:
+        """One attempt at each delivery of a deliveries-topic message (one rule's destination).
+
+        Records are read and written in one round trip each and the sends run in parallel.
+        When any delivery should be retried, everything is recorded first and then
+        `RetryDelivery` is raised: Pub/Sub redelivers the whole message after a backoff, and
+        the deliveries already settled are skipped then.
+        """
+        start_by = time.monotonic() + START_BUDGET_SECONDS
+        paths = [delivery_path(m.workspace_id, m.delivery_id) for m in messages]
+        records = self._store.get_many(paths)
+        outcomes: list[DeliveryOutcome | None] = []
+        todo: list[tuple[int, int]] = []  # (index in messages, attempt number)
+        for index, (message, path) in enumerate(zip(messages, paths, strict=True)):
+            record = records[path]
+            if record is None:
+                todo.append((index, 1))
+            elif record["status"] in FINAL_STATUSES:
+                # Already accepted (or skipped): a redelivery or a replay must not send it again.
+                outcomes.append(_settled(record, "already done"))
+                continue
+            elif record["status"] in DEAD and not message.replay:
+                outcomes.append(_settled(record, "already dead-lettered"))
+                continue
+            else:
+                # A replay starts counting afresh; its own retries count on from there.
+                restart = message.replay and record["status"] in DEAD
+                todo.append((index, 1 if restart else int(record["attempts"]) + 1))
+            outcomes.append(None)
+        attempts = self._attempt_all([messages[i] for i, _ in todo], start_by)
+        writes: list[Write] = []
+        letters: list[tuple[bytes, dict[str, str]]] = []
+        retrying: list[str] = []
+        for (index, number), (destination, attempt) in zip(todo, attempts, strict=True):
+            message = messages[index]
+            if attempt is None:  # never started: the message ran out of time; not an attempt
+                retrying.append(f"{message.delivery_id}: not attempted yet")
+                outcomes[index] = DeliveryOutcome("retrying", number - 1, "not attempted yet")
+                continue
+            if attempt.status == "retry" and number >= self._max_attempts:
+                attempt = replace(
+                    attempt,
+                    status="failed",
+                    code="retries_exhausted",
+                    detail=f"gave up after {number} attempts: {attempt.detail}",
+                )
+            final = FINAL_STATUS.get(attempt.status, "dead_lettered")
+            if final == "dead_lettered":
+                letters.append(self._dead_letter(message, destination, attempt, number))
+            elif final == "retrying":
+                retrying.append(f"{message.delivery_id}: {attempt.detail}")
+            path = paths[index]
+            writes.append(
+                self._record(path, records[path], message, destination, final, number, attempt)
+            )
+            detail = attempt.detail
+            outcomes[index] = DeliveryOutcome(final, number, detail)
+            log.info("delivery %s %s (attempt %d): %s", message.delivery_id, final, number, detail)
+        if letters:
+            # Before the records: if recording fails, the redelivery dead-letters again (a dead
+            # letter is keyed by delivery, so twice is once) instead of never.
+            self._publisher.publish(self._dead_letters_topic, letters)
+        for start in range(0, len(writes), BATCH_WRITES):
+            self._store.commit(writes[start : start + BATCH_WRITES])
+        if retrying:
+            raise RetryDelivery(f"{len(retrying)} of {len(messages)} to retry; {retrying[0]}")
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    def _attempt_all(
+        self, messages: list[DeliveryMessage], start_by: float
+    ) -> list[tuple[Destination | None, Attempt | None]]:
+        """Transform and build on this thread (its sandbox contexts are reused), send at once.
+
+        A delivery whose send cannot start by `start_by` is not attempted (None), so that a
+        message of slow deliveries still ends well inside the push ack deadline.
+        """
+        prepared = []
+        for message in messages:
+            destination = self._config.destination(message.workspace_id, message.destination_id)
+            prepared.append((destination, self._prepare(message, destination)))
+
+        def send(plan: Attempt | Plan) -> Attempt | None:
+            if isinstance(plan, Attempt):
+                return plan
+            return self._send_plan(plan) if time.monotonic() < start_by else None
+
+        plans = [plan for _, plan in prepared]
+        if sum(isinstance(plan, Plan) for plan in plans) <= 1:
+            results = [send(plan) for plan in plans]
+        else:
+            with ThreadPoolExecutor(min(SEND_CONCURRENCY, len(plans))) as pool:
+                results = list(pool.map(send, plans))
+        return [(d, r) for (d, _), r in zip(prepared, results, strict=True)]
+
+    def _prepare(self, message: DeliveryMessage, destination: Destination | None) -> Attempt | Plan:
+        """What to send for one delivery, or the attempt's result when nothing is to be sent."""
         if destination is None:
             return Attempt("failed", "the destination no longer exists", code="destination_missing")
         if destination.status != "active":
@@ -167,17 +252,20 @@ class Deliverer:
         except InvalidRequest as exc:
             detail = f"invalid destination config: {exc.message}"
             return Attempt("failed", detail, code="invalid_config", logs=logs)
+        return Plan(destination.type, list(zip(events, built, strict=True)), logs)
+
+    def _send_plan(self, plan: Plan) -> Attempt:
         results = [
-            Attempt("skipped", f"{destination.type} does not take {event['type']} events")
+            Attempt("skipped", f"{plan.destination_type} does not take {event['type']} events")
             if request is None
             else self._publish(request)
             if isinstance(request, OutboundMessage)
             else self._send(request)
-            for event, request in zip(events, built, strict=True)
+            for event, request in plan.requests
         ]
         # A fan-out succeeds only whole: the first retry or failure decides the attempt.
         decisive = next((r for r in results if r.status in ("retry", "failed")), results[0])
-        return replace(decisive, logs=logs)
+        return replace(decisive, logs=plan.logs)
 
     def _send(self, request: OutboundRequest) -> Attempt:
         result: SendResult = self._sender.send(request, request.timeout_seconds)
@@ -204,7 +292,7 @@ class Deliverer:
         status: str,
         attempts: int,
         attempt: Attempt,
-    ) -> None:
+    ) -> Write:
         now = ids.isoformat(self._clock())
         detail, http_status = attempt.detail, attempt.http_status
         history = list(record.get("history", [])) if record else []
@@ -236,25 +324,27 @@ class Deliverer:
             # A timestamp: Firestore TTL policies expire only on timestamp fields.
             "expires_at": self._clock() + timedelta(days=RECORD_RETENTION_DAYS),
         }
-        self._store.commit([Write("set", path, document)])
+        return Write("set", path, document)
 
     def _dead_letter(
         self,
         message: DeliveryMessage,
         destination: Destination | None,
-        code: str,
-        detail: str,
+        attempt: Attempt,
         attempts: int,
-        http_status: int | None,
-    ) -> None:
+    ) -> tuple[bytes, dict[str, str]]:
+        """The dead-letter topic message of a delivery (one per delivery, batched or not)."""
         envelope = {
             "delivery": json.loads(message.to_json()),
-            "reason_code": code,
-            "reason": detail,
+            "reason_code": attempt.code or "failed",
+            "reason": attempt.detail,
             "attempts": attempts,
-            "last_http_status": http_status,
+            "last_http_status": attempt.http_status,
             "destination_type": destination.type if destination else None,
             "dead_lettered_at": ids.isoformat(self._clock()),
         }
-        data = json.dumps(envelope, separators=(",", ":")).encode()
-        self._publisher.publish(self._dead_letters_topic, [(data, message.attributes())])
+        return json.dumps(envelope, separators=(",", ":")).encode(), message.attributes()
+
+
+def _settled(record: Document, detail: str) -> DeliveryOutcome:
+    return DeliveryOutcome(record["status"], record["attempts"], detail)

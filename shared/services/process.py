@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from shared.domain import ids
 from shared.domain.pipeline import (
@@ -15,6 +16,7 @@ from shared.domain.pipeline import (
     DeliveryMessage,
     SourceMessage,
     delivery_id,
+    encode_deliveries,
     event_log_path,
 )
 from shared.domain.routing import matching_rules
@@ -106,6 +108,7 @@ class Processor:
         self._observers = observers
         self._clock = clock
         self._privacy = privacy
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="process")
 
     def process(self, message: SourceMessage) -> ProcessOutcome:
         """Process a message; transient failures raise so that Pub/Sub redelivers it whole.
@@ -136,16 +139,23 @@ class Processor:
         verdicts = self._validator.validate(message.workspace_id, fresh)
         passed = [e for e, v in zip(fresh, verdicts, strict=True) if not v.blocked]
         outcome.blocked = len(fresh) - len(passed)
-        # Stored before routed: a message whose storage fails is redelivered before any of its
-        # deliveries exist, so a delivery is never published twice and never races itself.
-        self._store_events(passed)
         routed = self._route(message.workspace_id, passed)
         deliveries = [d for plan in routed.values() for d in plan["deliveries"]]
-        publish_deliveries(self._publisher, self._delivery_topic, deliveries)
+        # Storage and the deliveries' publishing are independent once the events are claimed,
+        # so they run at once: Pub/Sub pushes a subscription's messages a few at a time, which
+        # makes process latency-bound. If either fails, the entries stay claimed and the
+        # redelivered message redoes both; both are idempotent (BigQuery insertIds; delivery
+        # ids, which `deliver` never sends twice). Only then is the entry done: a redelivery
+        # after success goes no further.
+        _together(
+            self._pool,
+            lambda: self._store_events(passed),
+            lambda: publish_deliveries(self._publisher, self._delivery_topic, deliveries),
+        )
+        self._finish(message, fresh, verdicts, routed, now)
         outcome.stored = len(passed)
         outcome.deliveries = len(deliveries)
         outcome.skipped = sum(len(plan["skipped"]) for plan in routed.values())
-        self._finish(message, fresh, verdicts, routed, now)
         self._notify(message, passed)
         return outcome
 
@@ -163,7 +173,11 @@ class Processor:
     def _claim(
         self, message: SourceMessage, now: datetime
     ) -> tuple[list[dict[str, Any]], list[str]]:
-        """Split events into those this message processes and duplicates (their log paths)."""
+        """Split events into those this message processes and duplicates (their log paths).
+
+        Claims are created blind, without reading first: fresh events, the common case, cost
+        one write. Only a chunk where some entry already exists is read to learn which.
+        """
         unique: dict[str, dict[str, Any]] = {}
         duplicates: list[str] = []
         for event in message.events:
@@ -172,45 +186,45 @@ class Processor:
                 duplicates.append(path)  # the same messageId twice in one request
             else:
                 unique[path] = event
-        existing = self._store.get_many(list(unique))
-        fresh: list[dict[str, Any]] = []
-        claims: list[Write] = []
-        for path, event in unique.items():
+        claimed: set[str] = set()
+        paths = list(unique)
+        for start in range(0, len(paths), BATCH_WRITES):
+            chunk = paths[start : start + BATCH_WRITES]
+            claims = [Write("create", p, _claim(message, unique[p], now)) for p in chunk]
+            try:
+                self._store.commit(claims)
+                claimed.update(chunk)
+            except AlreadyExists:
+                claimed.update(self._claim_contended(message, chunk, unique, now))
+        duplicates.extend(p for p in paths if p not in claimed)
+        return [unique[p] for p in paths if p in claimed], duplicates
+
+    def _claim_contended(
+        self,
+        message: SourceMessage,
+        paths: list[str],
+        events: dict[str, dict[str, Any]],
+        now: datetime,
+    ) -> set[str]:
+        """Claim what is still free among `paths`; return the paths this message processes."""
+        existing = self._store.get_many(paths)
+        claimed: set[str] = set()
+        for path in paths:
             entry = existing[path]
-            if entry is None or _expired(entry, now):
-                claims.append(
-                    Write("set" if entry else "create", path, _claim(message, event, now))
-                )
-                fresh.append(event)
-            elif (
-                entry["state"] == "claimed"
+            if (
+                entry is not None
+                and entry["state"] == "claimed"
                 and entry["pubsub_message_id"] == message.pubsub_message_id
             ):
-                fresh.append(event)  # our own earlier attempt failed midway: resume
-            else:
-                duplicates.append(path)
-        lost = self._commit_claims(claims)
-        if lost:
-            fresh = [
-                e for e in fresh if event_log_path(message.workspace_id, e["messageId"]) not in lost
-            ]
-            duplicates.extend(lost)
-        return fresh, duplicates
-
-    def _commit_claims(self, claims: list[Write]) -> set[str]:
-        """Commit claims; return the paths another instance claimed first (they are duplicates)."""
-        lost: set[str] = set()
-        for chunk in _chunks(claims, BATCH_WRITES):
-            try:
-                self._store.commit(chunk)
-            except AlreadyExists:
-                # A concurrent duplicate won some of them: claim one by one to learn which.
-                for claim in chunk:
-                    try:
-                        self._store.commit([claim])
-                    except AlreadyExists:
-                        lost.add(claim.path)
-        return lost
+                claimed.add(path)  # our own earlier attempt failed midway: resume
+            elif entry is None or _expired(entry, now):
+                op: Literal["create", "set"] = "set" if entry else "create"
+                try:
+                    self._store.commit([Write(op, path, _claim(message, events[path], now))])
+                    claimed.add(path)
+                except AlreadyExists:
+                    pass  # a concurrent duplicate claimed it between our read and our write
+        return claimed
 
     def _record_duplicates(self, duplicates: list[str], now: datetime) -> None:
         """Count duplicates on their log entries (read after the claims: some are new)."""
@@ -334,13 +348,29 @@ class Processor:
 def publish_deliveries(
     publisher: Publisher, topic_of: Callable[[str], str], deliveries: list[DeliveryMessage]
 ) -> None:
-    """Publish deliveries to their destinations' topics, one batch per topic."""
+    """Publish deliveries to their destinations' topics, batched per rule, one call per topic."""
     by_topic: dict[str, list[tuple[bytes, dict[str, str]]]] = {}
-    for delivery in deliveries:
-        topic = topic_of(delivery.destination_id)
-        by_topic.setdefault(topic, []).append((delivery.to_json(), delivery.attributes()))
+    for destination_id, data, attributes in encode_deliveries(deliveries):
+        by_topic.setdefault(topic_of(destination_id), []).append((data, attributes))
     for topic, messages in by_topic.items():
         publisher.publish(topic, messages)
+
+
+def _together(pool: Executor, *steps: Callable[[], object]) -> None:
+    """Run steps at once (the first on this thread); raise the first failure after all end."""
+    pending = [pool.submit(step) for step in steps[1:]]
+    failure: BaseException | None = None
+    try:
+        steps[0]()
+    except BaseException as exc:
+        failure = exc
+    for future in pending:
+        try:
+            future.result()
+        except BaseException as exc:
+            failure = failure or exc
+    if failure is not None:
+        raise failure
 
 
 def _claim(message: SourceMessage, event: dict[str, Any], now: datetime) -> Document:

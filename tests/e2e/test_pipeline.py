@@ -126,7 +126,7 @@ def test_dead_letters_then_replay_delivers_each_once(tenant: Tenant) -> None:
             letters = tenant.api("GET", "/dead-letters", params={"destination_id": destination_id})
             return list(letters.json()) if len(letters.json()) == 3 else []
 
-        letters = wait_until(dead_letters, timeout=40)
+        letters = wait_until(dead_letters, timeout=90)
         assert len(letters) == 3
         assert {letter["reason_code"] for letter in letters} == {"retries_exhausted"}
         assert all(letter["attempts"] == 3 for letter in letters)

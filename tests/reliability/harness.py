@@ -20,7 +20,7 @@ from shared.api.routes import ROUTES
 from shared.bootstrap import Services
 from shared.config import Settings
 from shared.destinations.outbound import UrlGuard
-from shared.domain.pipeline import DeliveryMessage, parse_source_message
+from shared.domain.pipeline import decode_deliveries, parse_source_message
 from shared.http.routing import Route
 from shared.services.deliver import RetryDelivery
 from shared.services.live import LiveFeed
@@ -391,6 +391,6 @@ def run_pipeline(services: Services, refuse_with: int | None = None) -> int:
 
 def _deliver(services: Services, pump: _Pump, data: bytes) -> None:
     try:
-        services.deliverer.deliver(DeliveryMessage.from_json(data))
+        services.deliverer.deliver_all(decode_deliveries(data))
     except RetryDelivery:
         pump.retrying.append(data)

@@ -15,6 +15,7 @@ from shared.domain.events import IngestContext, normalise_request
 from shared.domain.pipeline import (
     DeliveryMessage,
     SourceMessage,
+    decode_deliveries,
     delivery_id,
     delivery_path,
     event_log_path,
@@ -178,7 +179,7 @@ class Pipeline:
         return self.publisher.published.get(topic, [])
 
     def delivery_messages(self) -> list[DeliveryMessage]:
-        return [DeliveryMessage.from_json(data) for data, _ in self.published(DELIVERIES_TOPIC)]
+        return [d for data, _ in self.published(DELIVERIES_TOPIC) for d in decode_deliveries(data)]
 
     def _take(self, topic: str) -> list[tuple[bytes, dict[str, str]]]:
         messages = self.published(topic)[self.consumed.get(topic, 0) :]
@@ -193,7 +194,7 @@ class Pipeline:
         outcomes: list[DeliveryOutcome | RetryDelivery] = []
         for data in pending:
             try:
-                outcomes.append(self.deliverer.deliver(DeliveryMessage.from_json(data)))
+                outcomes.extend(self.deliverer.deliver_all(decode_deliveries(data)))
             except RetryDelivery as retry:
                 self.retrying.append(data)
                 outcomes.append(retry)
@@ -202,7 +203,9 @@ class Pipeline:
     def pump_dead_letters(self) -> list[Document]:
         """Record every dead-letter message not yet consumed."""
         return [
-            self.dead_letters.record(data, attrs) for data, attrs in self._take(DEAD_LETTERS_TOPIC)
+            letter
+            for data, attrs in self._take(DEAD_LETTERS_TOPIC)
+            for letter in self.dead_letters.record(data, attrs)
         ]
 
     def delivery(self, delivery_id: str, workspace_id: str = WORKSPACE_ID) -> Document | None:

@@ -11,6 +11,7 @@ from shared.domain.pipeline import (
     DeliveryMessage,
     InvalidMessage,
     dead_letter_path,
+    decode_deliveries,
     delivery_path,
 )
 from shared.ports import Write
@@ -46,7 +47,8 @@ def envelope(
 
 
 def record(pipeline: Pipeline, message: DeliveryMessage, **kwargs: Any) -> dict[str, Any]:
-    return pipeline.dead_letters.record(envelope(message, **kwargs), message.attributes())
+    [document] = pipeline.dead_letters.record(envelope(message, **kwargs), message.attributes())
+    return document
 
 
 def letter(pipeline: Pipeline, message: DeliveryMessage) -> dict[str, Any]:
@@ -82,7 +84,7 @@ def test_a_message_forwarded_by_pubsub_dead_lettering_is_recorded() -> None:
     message = delivery_message()
     attributes = {**message.attributes(), PUBSUB_DEAD_LETTER_COUNT: "5"}
 
-    document = pipeline.dead_letters.record(message.to_json(), attributes)
+    [document] = pipeline.dead_letters.record(message.to_json(), attributes)
 
     assert document["id"] == message.delivery_id
     assert (document["reason_code"], document["attempts"]) == ("function_error", 5)
@@ -197,13 +199,12 @@ def test_replay_republishes_with_replay_and_marks_letters_replayed() -> None:
 
     assert report.replayed == [messages["c"].delivery_id, messages["b"].delivery_id]
     published = pipeline.published(DELIVERIES_TOPIC)
-    assert [DeliveryMessage.from_json(data) for data, _ in published] == [
+    assert [d for data, _ in published for d in decode_deliveries(data)] == [
         DeliveryMessage(**{**messages[name].__dict__, "replay": True}) for name in ("c", "b")
     ]
-    assert [attributes for _, attributes in published] == [
-        messages["c"].attributes(),
-        messages["b"].attributes(),
-    ]
+    for _, attributes in published:
+        assert attributes["workspace_id"] == WORKSPACE_ID
+        assert attributes["destination_id"] in {m.destination_id for m in messages.values()}
     for name in ("b", "c"):
         replayed = letter(pipeline, messages[name])
         assert (replayed["status"], replayed["replay_count"]) == ("replayed", 1)
@@ -231,7 +232,9 @@ def test_replay_skips_delivered_deliveries_and_letters_already_replayed() -> Non
         {"id": messages["b"].delivery_id, "reason": "already delivered"},
         {"id": messages["a"].delivery_id, "reason": "already replayed"},
     ]
-    republished = [DeliveryMessage.from_json(d) for d, _ in pipeline.published(DELIVERIES_TOPIC)]
+    republished = [
+        d for data, _ in pipeline.published(DELIVERIES_TOPIC) for d in decode_deliveries(data)
+    ]
     assert [m.message_id for m in republished[before:]] == ["msg-d", "msg-c"]
     assert letter(pipeline, messages["b"])["status"] == "dead_lettered"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -10,7 +11,8 @@ import pytest
 from shared.domain.errors import Unavailable
 from shared.domain.pipeline import DEDUP_HOURS, delivery_id, event_log_path
 from shared.domain.storage import event_row
-from shared.ports import Document
+from shared.ports import Write
+from shared.services.deliver import DeliveryOutcome
 from shared.services.process import Verdict
 from tests.fakes import InMemoryConfigStore
 from tests.unit.pipeline_fixtures import (
@@ -64,11 +66,17 @@ def test_every_event_is_stored_once_and_routed_to_every_matching_enabled_rule() 
     outcome = pipeline.process(source_message(events))
 
     assert pipeline.events.rows == [event_row(e) for e in events]
-    assert routed_pairs(pipeline) == [
+    assert sorted(routed_pairs(pipeline)) == [
         ("msg-1", "r-all"),
-        ("msg-1", "r-track"),
         ("msg-1", "r-name"),
+        ("msg-1", "r-track"),
         ("msg-2", "r-all"),
+    ]
+    # One deliveries-topic message per rule, holding that rule's events of the source message.
+    assert sorted(a["rule_id"] for _, a in pipeline.published(DELIVERIES_TOPIC)) == [
+        "r-all",
+        "r-name",
+        "r-track",
     ]
     assert (outcome.received, outcome.stored, outcome.deliveries) == (2, 2, 4)
     assert (outcome.duplicates, outcome.blocked, outcome.skipped) == (0, 0, 0)
@@ -160,7 +168,7 @@ def test_delivery_messages_carry_ids_attributes_and_transformation() -> None:
         "workspace_id": WORKSPACE_ID,
         "destination_id": "dest-1",
         "rule_id": "rule-1",
-        "message_id": "msg-1",
+        "deliveries": "1",
     }
 
 
@@ -231,7 +239,9 @@ def test_a_redelivery_after_a_failure_midway_resumes_without_duplicating_deliver
         pipeline.process(message)
 
     assert pipeline.events.rows == []
-    assert DELIVERIES_TOPIC not in pipeline.publisher.published
+    # Published alongside the failed insert: the resumed message publishes them again, and
+    # deliver sends each delivery once (checked below).
+    assert len(pipeline.delivery_messages()) == 2
     claimed = pipeline.log_entry("msg-1")
     assert claimed is not None
     assert claimed["state"] == "claimed"
@@ -241,14 +251,17 @@ def test_a_redelivery_after_a_failure_midway_resumes_without_duplicating_deliver
 
     assert (outcome.stored, outcome.duplicates, outcome.deliveries) == (2, 0, 2)
     assert [row["message_id"] for row in pipeline.events.rows] == ["msg-1", "msg-2"]
-    assert routed_pairs(pipeline) == [("msg-1", "rule-1"), ("msg-2", "rule-1")]
+    assert routed_pairs(pipeline) == [("msg-1", "rule-1"), ("msg-2", "rule-1")] * 2
+    outcomes = pipeline.pump_deliveries()
+    assert [o.detail for o in outcomes if isinstance(o, DeliveryOutcome)].count("already done") == 2
+    assert len(pipeline.sender.sent) == 2
     done = pipeline.log_entry("msg-1")
     assert done is not None
     assert (done["state"], done["duplicates"]) == ("done", 0)
 
     again = pipeline.process(message)  # a late redelivery after success goes no further
     assert (again.duplicates, again.stored, again.deliveries) == (2, 0, 0)
-    assert len(pipeline.delivery_messages()) == 2
+    assert len(pipeline.delivery_messages()) == 4
 
 
 def test_an_event_claimed_by_another_unfinished_message_is_a_duplicate() -> None:
@@ -328,16 +341,19 @@ def test_duplicates_are_not_validated_again() -> None:
 
 
 class RacingStore(InMemoryConfigStore):
-    """Another instance claims `raced` between our read and our claim."""
+    """Another instance claims `raced` just before our claims are committed."""
 
     def __init__(self, raced: str):
         super().__init__()
         self.raced = raced
 
-    def get_many(self, paths: list[str]) -> dict[str, Document | None]:
-        found = super().get_many(paths)
-        self.documents[self.raced] = {"state": "claimed", "pubsub_message_id": "ps-other"}
-        return found
+    def commit(self, writes: Iterable[Write]) -> None:
+        writes = list(writes)
+        if any(w.path == self.raced and w.op == "create" for w in writes):
+            self.documents.setdefault(
+                self.raced, {"state": "claimed", "pubsub_message_id": "ps-other"}
+            )
+        super().commit(writes)
 
 
 def test_a_claim_lost_to_a_concurrent_instance_is_a_duplicate() -> None:

@@ -1,0 +1,195 @@
+"""Deliveries travel in batches: one deliveries-topic message per rule of a source message."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from shared.destinations.outbound import SendResult
+from shared.domain.pipeline import (
+    BATCH_MAX_DELIVERIES,
+    DeliveryMessage,
+    InvalidMessage,
+    decode_deliveries,
+    encode_deliveries,
+)
+from shared.services import deliver as deliver_module
+from shared.services.dead_letters import PUBSUB_DEAD_LETTER_COUNT
+from shared.services.deliver import RetryDelivery
+from tests.unit.pipeline_fixtures import (
+    DEAD_LETTERS_TOPIC,
+    add_destination,
+    add_rule,
+    delivery_message,
+    http_error,
+    make_events,
+    make_pipeline,
+    ok,
+    source_message,
+    track,
+)
+
+
+def messages(count: int, rule_id: str = "rule-1") -> list[DeliveryMessage]:
+    return [delivery_message(f"msg-{n}", rule_id=rule_id) for n in range(1, count + 1)]
+
+
+def test_deliveries_of_one_rule_share_a_message_and_decode_to_what_was_encoded() -> None:
+    deliveries = messages(3) + messages(2, rule_id="rule-2")
+
+    encoded = encode_deliveries(deliveries)
+
+    assert [(d, a["rule_id"], a["deliveries"]) for d, _, a in encoded] == [
+        ("dest-1", "rule-1", "3"),
+        ("dest-1", "rule-2", "2"),
+    ]
+    assert [d for _, data, _ in encoded for d in decode_deliveries(data)] == deliveries
+
+
+def test_replays_and_first_sends_never_share_a_message() -> None:
+    replayed = DeliveryMessage(**{**delivery_message("msg-9").__dict__, "replay": True})
+
+    encoded = encode_deliveries([*messages(1), replayed])
+
+    assert [[d.replay for d in decode_deliveries(data)] for _, data, _ in encoded] == [
+        [False],
+        [True],
+    ]
+
+
+def test_a_batch_is_split_by_count_and_by_size() -> None:
+    many = encode_deliveries(messages(BATCH_MAX_DELIVERIES + 1))
+    big_event = {**make_events(track())[0], "properties": {"blob": "x" * 400_000}}
+    big = encode_deliveries([delivery_message(f"b-{n}", event=big_event) for n in range(3)])
+
+    assert [a["deliveries"] for _, _, a in many] == [str(BATCH_MAX_DELIVERIES), "1"]
+    assert [a["deliveries"] for _, _, a in big] == ["2", "1"]
+    assert all(len(data) < 1_000_000 for _, data, _ in big)
+
+
+def test_a_single_delivery_message_from_before_batching_still_decodes() -> None:
+    message = delivery_message()
+
+    assert decode_deliveries(message.to_json()) == [message]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"not json", b"[]", b'{"deliveries": []}', b'{"deliveries": [{"delivery_id": "d"}]}'],
+)
+def test_an_unreadable_deliveries_message_is_invalid(data: bytes) -> None:
+    with pytest.raises(InvalidMessage):
+        decode_deliveries(data)
+
+
+def test_process_publishes_one_message_per_rule_for_a_whole_batch_request() -> None:
+    pipeline = make_pipeline()
+    add_destination(pipeline.store, "dest-1")
+    add_rule(pipeline.store, "rule-1", "dest-1")
+    events = make_events(*[track() for _ in range(50)])
+
+    pipeline.process(source_message(events))
+
+    [(_, attributes)] = pipeline.publisher.published[
+        "projects/test-project/topics/streams-deliveries"
+    ]
+    assert attributes["deliveries"] == "50"
+    assert [o.status for o in pipeline.pump_deliveries()] == ["delivered"] * 50
+    assert len(pipeline.sender.sent) == 50
+
+
+def test_fresh_events_are_claimed_without_reading_the_event_log_first() -> None:
+    pipeline = make_pipeline()
+    reads: list[list[str]] = []
+    get_many = pipeline.store.get_many
+
+    def counting(paths: list[str]) -> dict[str, Any]:
+        reads.append(paths)
+        return get_many(paths)
+
+    pipeline.store.get_many = counting  # type: ignore[method-assign]
+
+    outcome = pipeline.process(source_message(make_events(track(), track())))
+
+    assert (outcome.stored, reads) == (2, [])
+
+
+def test_a_batch_settles_each_delivery_and_retries_only_the_unsettled() -> None:
+    pipeline = make_pipeline(max_attempts=3)
+    add_destination(pipeline.store, "dest-1")
+    batch = messages(3)
+    by_message = {"msg-1": [ok()], "msg-2": [http_error(503), ok()], "msg-3": [http_error(400)]}
+    sent: list[str] = []
+
+    def send(request: Any, timeout: float | None = None) -> SendResult:
+        message_id = json.loads(request.body)["messageId"]
+        sent.append(message_id)
+        return by_message[message_id].pop(0)
+
+    pipeline.sender.send = send  # type: ignore[method-assign]
+
+    with pytest.raises(RetryDelivery, match="1 of 3 to retry"):
+        pipeline.deliverer.deliver_all(batch)
+
+    records = {m.message_id: pipeline.delivery(m.delivery_id) or {} for m in batch}
+    statuses = {message_id: record.get("status") for message_id, record in records.items()}
+    assert statuses == {"msg-1": "delivered", "msg-2": "retrying", "msg-3": "dead_lettered"}
+    [letter] = [json.loads(data) for data, _ in pipeline.published(DEAD_LETTERS_TOPIC)]
+    assert letter["delivery"]["message_id"] == "msg-3"
+
+    outcomes = pipeline.deliverer.deliver_all(batch)  # Pub/Sub redelivers the whole message
+
+    assert [(o.status, o.detail) for o in outcomes] == [
+        ("delivered", "already done"),
+        ("delivered", "HTTP 200"),
+        ("dead_lettered", "already dead-lettered"),
+    ]
+    assert sorted(sent) == ["msg-1", "msg-2", "msg-2", "msg-3"]
+
+
+def test_sends_that_cannot_start_in_time_wait_for_the_redelivery_uncounted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pipeline = make_pipeline()
+    add_destination(pipeline.store, "dest-1")
+    monkeypatch.setattr(deliver_module, "START_BUDGET_SECONDS", -1.0)
+
+    with pytest.raises(RetryDelivery, match="not attempted yet"):
+        pipeline.deliverer.deliver_all(messages(2))
+
+    assert pipeline.sender.sent == []
+    assert [pipeline.delivery(m.delivery_id) for m in messages(2)] == [None, None]
+    monkeypatch.setattr(deliver_module, "START_BUDGET_SECONDS", 25.0)
+    assert [o.attempts for o in pipeline.deliverer.deliver_all(messages(2))] == [1, 1]
+
+
+def test_sends_of_one_message_run_in_parallel() -> None:
+    pipeline = make_pipeline()
+    add_destination(pipeline.store, "dest-1")
+
+    def slow(request: Any, timeout: float | None = None) -> SendResult:
+        time.sleep(0.2)
+        return ok()
+
+    pipeline.sender.send = slow  # type: ignore[method-assign]
+    started = time.monotonic()
+
+    outcomes = pipeline.deliverer.deliver_all(messages(8))
+
+    assert [o.status for o in outcomes] == ["delivered"] * 8
+    assert time.monotonic() - started < 1.0  # 8 x 0.2 s one after another would be 1.6 s
+
+
+def test_a_batch_forwarded_by_pubsub_dead_lettering_records_every_delivery() -> None:
+    pipeline = make_pipeline()
+    batch = messages(3)
+    [(_, data, attributes)] = encode_deliveries(batch)
+
+    letters = pipeline.dead_letters.record(data, {**attributes, PUBSUB_DEAD_LETTER_COUNT: "10"})
+
+    assert [(d["message_id"], d["reason_code"]) for d in letters] == [
+        (m.message_id, "function_error") for m in batch
+    ]
