@@ -3,11 +3,13 @@
 Starts the local stack as `make dev` does (`emulators.dev.LocalStack`: every function its own
 functions-framework process, Pub/Sub push wiring, the gateway) on its own ports, state dir,
 project and (unless --emulators shared) emulators, creates a webhook destination pointing at
-a local receiver and a forwarding rule for every event, then sends single `POST /v1/track` calls
-through the gateway on an open-loop schedule (100 events/s: 5 s warm-up, 30 s measured). Each
-event's latency is the time from ingest's 200 to the receiver's first receipt of its messageId
-(the `Idempotency-Key` header). Firestore's records of each event (event log, delivery) split
-that time into stages. Writes bench/results/pipeline-<UTC>.json and pipeline-latest.json.
+a local receiver and a forwarding rule for every event, then sends events through the gateway
+on an open-loop schedule (100 events/s: 5 s warm-up, 30 s measured), as single `POST /v1/track`
+calls or, with --batch-size N, as `POST /v1/batch` calls of N events. Each event's latency is
+the time from ingest's 200 to the receiver's first receipt of its messageId (the
+`Idempotency-Key` header). Firestore's records of each event (event log, delivery) split that
+time into stages. Writes bench/results/pipeline-<scenario>-<UTC>.json and
+pipeline-<scenario>-latest.json (scenario `track` or `batch<N>`).
 Exit status: 0, or 1 when a request to ingest failed (losses and the target are only reported).
 """
 
