@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from shared.domain import ids
 from shared.domain.pipeline import (
+    FINAL_STATUSES,
     RECORD_RETENTION_DAYS,
     DeliveryMessage,
     InvalidMessage,
@@ -78,7 +79,17 @@ class DeadLetters:
                 "last_http_status": None,
                 "destination_type": None,
             }
-            return [self._record(d, envelope) for d in decode_deliveries(data)]
+            deliveries = decode_deliveries(data)
+            records = self._store.get_many(
+                [delivery_path(d.workspace_id, d.delivery_id) for d in deliveries]
+            )
+            # A batch gives up whole, but some of its deliveries may have gone through.
+            return [
+                self._record(d, envelope)
+                for d in deliveries
+                if (records[delivery_path(d.workspace_id, d.delivery_id)] or {}).get("status")
+                not in FINAL_STATUSES
+            ]
         try:
             envelope = json.loads(data)
         except ValueError as exc:

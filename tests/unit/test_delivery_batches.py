@@ -193,3 +193,15 @@ def test_a_batch_forwarded_by_pubsub_dead_lettering_records_every_delivery() -> 
     assert [(d["message_id"], d["reason_code"]) for d in letters] == [
         (m.message_id, "function_error") for m in batch
     ]
+
+
+def test_a_forwarded_batch_leaves_out_deliveries_that_went_through() -> None:
+    pipeline = make_pipeline()
+    add_destination(pipeline.store, "dest-1")
+    batch = messages(2)
+    pipeline.deliverer.deliver(batch[0])
+    [(_, data, attributes)] = encode_deliveries(batch)
+
+    letters = pipeline.dead_letters.record(data, {**attributes, PUBSUB_DEAD_LETTER_COUNT: "10"})
+
+    assert [d["message_id"] for d in letters] == ["msg-2"]
