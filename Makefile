@@ -11,6 +11,9 @@ BQ_VENV := .venv-bq
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	# quickjs-ng installs the same modules as the older `quickjs`, whose extension would win:
+	# an upgraded .venv drops both and gets quickjs-ng alone.
+	if $(BIN)/pip show -q quickjs 2>/dev/null; then $(BIN)/pip uninstall -q -y quickjs quickjs-ng; fi
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 

@@ -1,18 +1,23 @@
 """`make bench` (transform): events/s of the seed's "Enrich Purchase Events" transformation.
 
-The project's engine (QuickJS in `shared/transform`) as deliver uses it, against `js2py` (the
+The project's engine (quickjs-ng in `shared/transform`) as deliver uses it, against `js2py` (the
 original design's engine, a baseline only: it needs the `bench` extra, `pip install -e
-'.[bench]'`), on the same canonical events in the same run, pinned to one core:
+'.[bench]'`), on the same canonical events in the same run, pinned to one core. Every engine
+gets each event as a Python dict and gives back a Python dict (a list of them), compiles the
+code once and calls it once per event:
 
 - `deliver_hook`: `SandboxTransformer.transform(message, destination)`, the call deliver makes
   per delivery (cached transformation document, `Transformation` model, `ProgramCache.run`,
-  `valid_events`), with the default limits (100 ms CPU, 64 MB, 32 KB output). The target.
-- `runtime`: `ProgramCache.run(key, code, event, metadata)` + `valid_events`, the runtime alone.
-- `js2py`: `js2py.eval_js(code)` once, then per event `transform(event, metadata).to_dict()`.
-- `quickjs_bare` (reference, not the project's API): a plain QuickJS context with the same CPU
-  and memory limits, no hardening harness, no console, no checks: `json.loads(f(event JSON,
-  metadata JSON))` where `f` parses, calls `transform` and stringifies. What the engine costs
-  without the sandbox's own work.
+  `valid_events`), with the default limits (100 ms CPU, 64 MB, 32 KB output). The target. The
+  metadata's JSON is cached per (workspace, source, destination, rule), as in production.
+- `runtime`: `ProgramCache.run(key, code, event, metadata)` + `valid_events`, the runtime alone,
+  with the metadata as a dict on every call (exactly the inputs js2py gets).
+- `js2py`: `js2py.eval_js(code)` once, then per event `transform(event, metadata).to_dict()`:
+  js2py converts both dicts into JS objects on the call and the result back with `to_dict()`.
+- `quickjs_bare` (reference, not the project's API): a plain quickjs-ng context with the same
+  CPU and memory limits, no hardening harness, no console, no checks: `orjson.loads(f(event
+  JSON, metadata JSON))` with both serialised by `orjson.dumps`, where `f` parses, calls
+  `transform` and stringifies. What the engine and the JSON boundary cost without the sandbox.
 
 The engines take turns on small chunks of the events (`bench.contracts.interleaved`: the
 machine is shared and its speed drifts, so all see the same conditions); wall clock and the
@@ -25,7 +30,6 @@ outputs differ or a call fails.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import statistics
@@ -35,6 +39,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import quickjs
 
 from bench.common import machine_info, package_versions
@@ -138,7 +143,7 @@ def load_js2py() -> Any:
 
 
 def bare_quickjs(limits: Limits) -> Any:
-    """The seed code in a plain context (same CPU and memory limits): JSON in, JSON out."""
+    """The seed code in a plain context (same CPU and memory limits): JSON text in and out."""
     context = quickjs.Context()
     context.set_memory_limit(limits.memory_bytes)
     context.set_time_limit(limits.cpu_ms / 1000)
@@ -219,12 +224,13 @@ def run(args: argparse.Namespace) -> int:
             outputs["js2py"][index] = [js_transform(events[index], metadata[index]).to_dict()]
 
     bare_function = bare_quickjs(limits)
-    encode = json.JSONEncoder(separators=(",", ":")).encode
+    dumps, loads = orjson.dumps, orjson.loads
 
     def bare(start: int, stop: int) -> None:
         for index in range(start, stop):
-            answer = bare_function(encode(events[index]), encode(metadata[index]))
-            outputs["quickjs_bare"][index] = [json.loads(answer)]
+            event_json = dumps(events[index]).decode()
+            answer = bare_function(event_json, dumps(metadata[index]).decode())
+            outputs["quickjs_bare"][index] = [loads(answer)]
 
     engines = {
         "deliver_hook": deliver_hook,
@@ -278,7 +284,7 @@ def run(args: argparse.Namespace) -> int:
             "timing": "interleaved: the engines take turns on chunks of events (order rotating), "
             "the faster repeating each chunk to balance CPU; medians over rounds; cpu = this "
             "thread's CPU time (QuickJS runs on it), wall = perf_counter",
-            "versions": package_versions("quickjs", "js2py", "pyjsparser", "pydantic"),
+            "versions": package_versions("quickjs-ng", "orjson", "js2py", "pyjsparser", "pydantic"),
         },
         "compile": compiled,
         "engines": results,

@@ -69,7 +69,8 @@ class Settings:
             dead_letters_topic=env.get("STREAMS_DEAD_LETTERS_TOPIC", "streams-dead-letters"),
             delivery_max_attempts=_integer(env, "STREAMS_DELIVERY_MAX_ATTEMPTS", 8, 1, 100),
             transform_cpu_ms=_integer(env, "STREAMS_TRANSFORM_CPU_MS", 100, 1, 10_000),
-            transform_memory_mb=_integer(env, "STREAMS_TRANSFORM_MEMORY_MB", 64, 1, 1024),
+            # quickjs-ng itself crashes on a memory bomb under a 4 MB heap: 8 MB is the floor.
+            transform_memory_mb=_integer(env, "STREAMS_TRANSFORM_MEMORY_MB", 64, 8, 1024),
             transform_output_kb=_integer(env, "STREAMS_TRANSFORM_OUTPUT_KB", 32, 1, 1024),
         )
 

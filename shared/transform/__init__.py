@@ -4,8 +4,9 @@ See docs/TRANSFORMATIONS.md for the contract of `transform(event, metadata)` and
 """
 
 from shared.transform.cache import ProgramCache
+from shared.transform.codec import JsonText
 from shared.transform.diff import diff
-from shared.transform.engine import CompileError, JsonText, Program, RunResult, check
+from shared.transform.engine import CompileError, Program, RunResult, check
 from shared.transform.events import event_problem, output_events, valid_events
 from shared.transform.limits import Limits
 

@@ -6,7 +6,8 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from shared.transform.engine import JsonText, Program, RunResult
+from shared.transform.codec import JsonText
+from shared.transform.engine import Program, RunResult
 from shared.transform.limits import Limits
 
 # (workspace_id, transformation_id, version)

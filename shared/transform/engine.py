@@ -6,10 +6,8 @@ a `Program` is built, used and dropped on one thread (`ProgramCache` keeps one p
 
 from __future__ import annotations
 
-import json
 import re
 import time
-from _json import encode_basestring_ascii, make_encoder, make_scanner
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +15,7 @@ import quickjs
 
 from shared.domain.limits import MAX_EVENT_DEPTH
 from shared.domain.nesting import nests_deeper_than
+from shared.transform.codec import JsonEncoder, JsonText, loads, may_nest_deeper_than
 from shared.transform.harness import (
     PARSE_PREFIX,
     PARSED,
@@ -26,41 +25,29 @@ from shared.transform.harness import (
 )
 from shared.transform.limits import Limits
 
+# JavaScript stack per context: quickjs-ng's default is 1 MB; this is the 256 KB the original
+# QuickJS had, far below the smallest thread stack functions-framework's threads get.
+STACK_BYTES = 256 * 1024
 # The longest line a syntax error's column is searched on (one parse per character).
 COLUMN_SEARCH_CHARS = 500
 _LINE = re.compile(r"<input>:(\d+)")
 _TOKEN = re.compile(r": '(.*)'$")
 _FRAME = re.compile(r"^\s*at (\S+) \((.*)\)\s*$")
 _OUTPUT = ',"output":'
-# `json.loads` for the harness's answers (always one JSON object, nothing around it).
-_scan = make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 
 
-def _loads(text: str, start: int = 0) -> Any:
-    """`json.loads(text[start:])`, for text that is one JSON value with nothing around it."""
-    try:
-        value, end = _scan(text, start)
-    except StopIteration:
-        end = -1
-    if end != len(text):
-        return json.loads(text[start:])  # says what is wrong
-    return value
+def _require_quickjs_ng() -> None:
+    """The sandbox is written for quickjs-ng (its messages, globals and string handling). The
+    older `quickjs` distribution installs the same `quickjs` and `_quickjs` modules, and a venv
+    that had it keeps its `_quickjs` extension, which Python prefers, beside quickjs-ng's."""
+    if quickjs.Context().eval("typeof Iterator") != "function":
+        raise ImportError(
+            f"{quickjs.__file__} runs the old QuickJS, not quickjs-ng: in this environment run "
+            "`pip uninstall -y quickjs quickjs-ng && pip install quickjs-ng`"
+        )
 
 
-class JsonText(str):
-    """Text that is already the compact JSON of a value: passed to the sandbox as it is."""
-
-    __slots__ = ()
-
-
-def compact_encoder(markers: dict[int, Any]) -> make_encoder:
-    """The encoder `json.dumps(value, separators=(",", ":"))` uses, built once rather than per
-    call: `"".join(encoder(value, 0))`. `markers` is its cycle check, and must be empty before
-    each call (an encoding that failed leaves entries behind)."""
-    default = json.JSONEncoder().default
-    return make_encoder(
-        markers, default, encode_basestring_ascii, None, ":", ",", False, False, True
-    )
+_require_quickjs_ng()
 
 
 class CompileError(Exception):
@@ -85,7 +72,8 @@ class CompileError(Exception):
         self.permanent = permanent
 
 
-@dataclass(frozen=True)
+# Not frozen: a frozen dataclass's __init__ costs ~1 µs more, on every event.
+@dataclass(slots=True)
 class RunResult:
     """One call: the JSON value returned (None when it returned null or undefined), or an error."""
 
@@ -108,14 +96,13 @@ class Program:
         # Set when the context may hold state an engine-level failure left behind: rebuild it.
         self.broken = False
         self.source_code = source_code
-        # Per program (so per thread): the encoder's cycle markers are its own.
-        self._markers: dict[int, Any] = {}
-        self._encode = compact_encoder(self._markers)
+        self._to_json = JsonEncoder()  # per program, so per thread
         if len(source_code) > limits.source_chars:
             raise CompileError(f"source_code is longer than {limits.source_chars} characters")
         self._context = quickjs.Context()
         self._context.set_memory_limit(limits.memory_bytes)
         self._context.set_time_limit(limits.cpu_ms / 1000)
+        self._context.set_max_stack_size(STACK_BYTES)
         source = harness_source(limits.log_lines, limits.log_chars, limits.output_bytes)
         self._harness = self._context.eval(source)
         try:
@@ -140,11 +127,8 @@ class Program:
         """Run `transform(event, metadata)` once, under the limits. Either may be given as its
         `JsonText` (e.g. metadata shared by many events, serialised once)."""
         started = time.perf_counter()
-        if self._markers:
-            self._markers.clear()  # left by an encoding that failed
-        encode = self._encode
-        event_json = event if type(event) is JsonText else "".join(encode(event, 0))
-        metadata_json = metadata if type(metadata) is JsonText else "".join(encode(metadata, 0))
+        event_json = event if type(event) is JsonText else self._to_json(event)
+        metadata_json = metadata if type(metadata) is JsonText else self._to_json(metadata)
         answer = self._call("run", event_json, metadata_json)
         duration_ms = round((time.perf_counter() - started) * 1000, 3)
         if isinstance(answer, str):
@@ -166,17 +150,6 @@ class Program:
     def _call(self, operation: str, *args: str) -> dict[str, Any] | str:
         """The harness's JSON answer, or a message when the engine itself stopped the call."""
         try:
-            answer = self._answer(operation, *args)
-        except RecursionError:
-            # A tiny result can nest past Python's parser: an error of the code, not a crash.
-            return "the result nests too deeply"
-        if isinstance(answer, dict) and nests_deeper_than(answer.get("output"), MAX_EVENT_DEPTH):
-            # Results are events, bounded like those ingest accepts.
-            return f"the result nests deeper than {MAX_EVENT_DEPTH} levels"
-        return answer
-
-    def _answer(self, operation: str, *args: str) -> dict[str, Any] | str:
-        try:
             raw = self._harness(operation, self._factory, *args)
         except quickjs.JSException as exc:
             self.broken = True
@@ -189,20 +162,36 @@ class Program:
         if not isinstance(raw, str):
             self.broken = True
             return "the sandbox returned no result"
-        if raw[:1] == "=":
-            # A "run" without console output: the output's JSON follows.
-            size = len(raw) - 1 if raw.isascii() else len(raw[1:].encode())
-            if size > self.limits.output_bytes:
-                return f"the result is larger than {self.limits.output_bytes} bytes"
-            return {"ok": True, "logs": [], "dropped_logs": 0, "output": _loads(raw, 1)}
-        answer: dict[str, Any] = _loads(raw)
-        if operation == "run" and answer["ok"]:
-            # The output is last; JS measured UTF-16 units, the limit is UTF-8 bytes (as many
-            # as characters when all are ASCII).
-            start = raw.find(_OUTPUT) + len(_OUTPUT)
-            size = len(raw) - 1 - start if raw.isascii() else len(raw[start:-1].encode())
-            if size > self.limits.output_bytes:
-                return f"the result is larger than {self.limits.output_bytes} bytes"
+        # Where the output's JSON starts in `raw`: "=" and the output when the call wrote no
+        # console output (no envelope to build or parse), else last in the envelope.
+        start = 1 if raw[:1] == "=" else 0
+        try:
+            if start:
+                answer: dict[str, Any] = {
+                    "ok": True,
+                    "logs": [],
+                    "dropped_logs": 0,
+                    "output": loads(raw, 1),
+                }
+            else:
+                answer = loads(raw)
+                if operation != "run" or not answer["ok"]:
+                    return answer
+                start = raw.find(_OUTPUT) + len(_OUTPUT)
+        except RecursionError:
+            # A tiny result can nest past Python's parser: an error of the code, not a crash.
+            return "the result nests too deeply"
+        # JS measured UTF-16 units, the limit is UTF-8 bytes (as many as characters when all are
+        # ASCII). The envelope's output is followed by its closing brace.
+        end = len(raw) if raw[0] == "=" else len(raw) - 1
+        size = end - start if raw.isascii() else len(raw[start:end].encode())
+        if size > self.limits.output_bytes:
+            return f"the result is larger than {self.limits.output_bytes} bytes"
+        if may_nest_deeper_than(raw, MAX_EVENT_DEPTH) and nests_deeper_than(
+            answer["output"], MAX_EVENT_DEPTH
+        ):
+            # Results are events, bounded like those ingest accepts.
+            return f"the result nests deeper than {MAX_EVENT_DEPTH} levels"
         return answer
 
     def _discard_jobs(self) -> None:
@@ -218,11 +207,17 @@ class Program:
         first = text.split("\n", 1)[0]
         if "interrupted" in first:
             return f"the transformation used more than {self.limits.cpu_ms} ms of CPU time"
-        if "out of memory" in first:
+        if "out of memory" in first or first in ("null", "threw [uninitialized]"):
+            # Code cannot throw quickjs-ng's internal "uninitialized" value, nor get a thrown
+            # null past the harness's catch: only the engine does, when it runs out of memory
+            # while making the error.
             megabytes = self.limits.memory_bytes // (1024 * 1024)
             return f"the transformation used more than {megabytes} MB of memory"
-        if "stack overflow" in first:
+        if "stack overflow" in first or "Maximum call stack size exceeded" in first:
             return "the transformation recursed too deeply (stack overflow)"
+        if first == "threw null":
+            megabytes = self.limits.memory_bytes // (1024 * 1024)
+            return f"{first} (as a call that runs out of its {megabytes} MB of memory does)"
         return first or "the transformation failed in the engine"
 
 
@@ -266,6 +261,7 @@ def _parser(limits: Limits) -> Any:
     context = quickjs.Context()
     context.set_memory_limit(limits.memory_bytes)
     context.set_time_limit(limits.cpu_ms / 1000)
+    context.set_max_stack_size(STACK_BYTES)  # parses as deeply as a `Program` compiles
     return context
 
 

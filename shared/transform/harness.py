@@ -67,7 +67,12 @@ _HARNESS = r"""
   });
   // Indirect eval could declare global `let` bindings, which freezing cannot stop.
   delete g.eval;
-  delete g.__date_clock;
+  // quickjs-ng's host-like extras: a job queue, callbacks run after garbage collection (that is,
+  // in some later call), GC-observing references and a clock; none belongs in a transform.
+  for (const name of ["queueMicrotask", "FinalizationRegistry", "WeakRef", "performance",
+                      "__date_clock"]) {
+    delete g[name];
+  }
 
   // Freezing a prototype makes `instance.name = x` throw when the prototype has `name` (the
   // "override mistake"); these common ones become accessors that define an own property instead.
@@ -144,7 +149,11 @@ _HARNESS = r"""
           fatal: error instanceof InternalError && text === "out of memory",
         };
       }
-      return { message: "threw " + show(error), stack: null, fatal: false };
+      // quickjs-ng throws null (or an internal "uninitialized" value) when it runs out of
+      // memory while making the error itself: such a context is not trusted again.
+      const shown = show(error);
+      return { message: "threw " + shown, stack: null,
+               fatal: error === null || shown === "[uninitialized]" };
     } catch (failure) {
       return { message: "threw a value that cannot be described", stack: null, fatal: false };
     }
@@ -209,9 +218,11 @@ _HARNESS = r"""
                               stack: null, fatal: false });
     }
     // Without console output the answer is "=" and the output: no envelope to build or parse.
-    if (lines.length === 0 && dropped === 0) return "=" + output;
-    return '{"ok":true,"logs":' + stringify(lines) + ',"dropped_logs":' + dropped +
-      ',"output":' + output + "}";
+    // Built with join (one flat string): quickjs-ng's binding cannot return the rope strings
+    // that `+` and template literals make of long operands.
+    if (lines.length === 0 && dropped === 0) return ["=", output].join("");
+    return ['{"ok":true,"logs":', stringify(lines), ',"dropped_logs":', dropped, ',"output":',
+            output, "}"].join("");
   }
 
   function __streams_probe(factory) {

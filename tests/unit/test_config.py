@@ -34,6 +34,7 @@ def test_values_are_read() -> None:
         ("STREAMS_DELIVERY_MAX_ATTEMPTS", "0", "between 1 and 100"),
         ("STREAMS_WRITE_KEY_CACHE_SECONDS", "11", "between 0 and 10"),
         ("STREAMS_DELIVERY_MAX_BACKOFF", "soon", "a number"),
+        ("STREAMS_TRANSFORM_MEMORY_MB", "4", "between 8 and 1024"),
     ],
 )
 def test_bad_values_fail_fast_naming_the_variable(name: str, value: str, message: str) -> None:
