@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+
 from shared.domain import limits
 from shared.domain.errors import InvalidRequest, PayloadTooLarge
 from shared.domain.ids import new_id
@@ -346,6 +348,15 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
 
 
 def _too_large(item: dict[str, Any]) -> bool:
+    # orjson writes what the standard compact encoder writes except for numbers' spelling, and
+    # none of its tokens grows by more than 9/4 in the standard spelling ("null" for NaN vs
+    # "-Infinity"; "1e-9" vs "1e-09"). So an item whose orjson form is under 4/9 of the limit
+    # (nearly every item) is settled by one call ~10x faster; anything else is measured exactly.
+    try:
+        if len(orjson.dumps(item)) * 9 <= limits.MAX_EVENT_BYTES * 4:
+            return False
+    except TypeError:  # integers beyond 64 bits, lone surrogates: measured exactly below
+        pass
     text = _compact_json(item)
     size = len(text)  # characters; UTF-8 bytes are between 1x and 4x that
     if size * 4 <= limits.MAX_EVENT_BYTES or size > limits.MAX_EVENT_BYTES:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from shared.domain import ids
 from shared.domain.errors import Conflict, InvalidRequest, StreamsError, Unauthorized
 from shared.domain.events import (
@@ -39,6 +41,21 @@ TEST_EVENT = {
     "properties": {"test": True},
     "context": {"library": {"name": "streams-test-event", "version": "1"}},
 }
+
+
+def encode_events(events: list[dict[str, Any]]) -> bytes:
+    """The message body: the events as compact UTF-8 JSON.
+
+    orjson takes ~0.6 us per event where the standard encoder takes ~6 (a tenth of a 100-event
+    batch's CPU). It writes NaN and infinities as null, where the standard encoder wrote tokens
+    no JSON parser outside Python accepts. What it refuses (integers beyond 64 bits, a lone
+    surrogate that a client sent as `\\ud800`) goes through the standard encoder, ASCII-escaped so
+    a lone surrogate stays the escape it came as instead of failing to encode (a 500).
+    """
+    try:
+        return orjson.dumps(events)
+    except TypeError:
+        return json.dumps(events, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True)
@@ -152,7 +169,7 @@ class Ingest:
         if key.ip_policy != "keep":
             # Before anything leaves ingest: the raw address is never published or stored.
             events = [apply_ip_policy(event, key.ip_policy) for event in events]
-        data = json.dumps(events, separators=(",", ":"), ensure_ascii=False).encode()
+        data = encode_events(events)
         attributes = {
             "schema": MESSAGE_SCHEMA,
             "workspace_id": key.workspace_id,

@@ -1,0 +1,150 @@
+"""The group-commit publisher and the ingest function on the real Pub/Sub emulator."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+
+from emulators.stack import EmulatorStack
+from shared.adapters.pubsub import PubSubPublisher, new_publisher_client
+from shared.bootstrap import Services
+from shared.domain.errors import Unavailable
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def client(emulator_stack: EmulatorStack) -> pubsub_v1.PublisherClient:
+    return new_publisher_client()
+
+
+def new_topic(client: pubsub_v1.PublisherClient, project: str) -> tuple[str, str]:
+    """A fresh topic and a pull subscription on it, created before anything is published."""
+    topic = client.create_topic(name=client.topic_path(project, f"gc-{uuid.uuid4().hex[:8]}")).name
+    subscription = topic.replace("/topics/", "/subscriptions/")
+    pubsub_v1.SubscriberClient().create_subscription(request={"name": subscription, "topic": topic})
+    return topic, subscription
+
+
+def pull_all(subscription: str, expected: int) -> dict[str, tuple[bytes, dict[str, str]]]:
+    """Messages by server id, until `expected` arrived or 20 empty-ish pulls passed."""
+    subscriber = pubsub_v1.SubscriberClient()
+    received: dict[str, tuple[bytes, dict[str, str]]] = {}
+    for _ in range(40):
+        if len(received) >= expected:
+            break
+        response = subscriber.pull(
+            request={"subscription": subscription, "max_messages": 1000}, timeout=5
+        )
+        for item in response.received_messages:
+            received[item.message.message_id] = (item.message.data, dict(item.message.attributes))
+        if response.received_messages:
+            subscriber.acknowledge(
+                request={
+                    "subscription": subscription,
+                    "ack_ids": [item.ack_id for item in response.received_messages],
+                }
+            )
+    return received
+
+
+def test_concurrent_callers_each_get_the_ids_of_their_own_messages(
+    client: pubsub_v1.PublisherClient, emulator_stack: EmulatorStack
+) -> None:
+    topic, subscription = new_topic(client, emulator_stack.project_id)
+    publisher = PubSubPublisher(client)
+    outcomes: dict[str, list[str]] = {}
+    lock = threading.Lock()
+
+    def send(n: int) -> None:
+        messages = [
+            (f"{n}-{k}".encode(), {"caller": str(n), "k": str(k)}) for k in range(1 + n % 3)
+        ]
+        ids = publisher.publish(topic, messages)
+        with lock:
+            outcomes[str(n)] = ids
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(send, range(300)))
+
+    expected = sum(1 + n % 3 for n in range(300))
+    received = pull_all(subscription, expected)
+    assert len(received) == expected
+    for caller, ids in outcomes.items():
+        assert len(ids) == 1 + int(caller) % 3
+        # Each id names the very message this caller sent, in the order it sent them.
+        for k, message_id in enumerate(ids):
+            assert received[message_id] == (
+                f"{caller}-{k}".encode(),
+                {"caller": caller, "k": str(k)},
+            )
+
+
+def test_more_messages_than_one_rpc_holds(
+    client: pubsub_v1.PublisherClient, emulator_stack: EmulatorStack
+) -> None:
+    topic, subscription = new_topic(client, emulator_stack.project_id)
+    messages = [(str(i).encode(), {"i": str(i)}) for i in range(2300)]
+    ids = PubSubPublisher(client).publish(topic, messages)
+    assert len(set(ids)) == 2300
+    received = pull_all(subscription, 2300)
+    assert [received[message_id][0] for message_id in ids] == [data for data, _ in messages]
+
+
+def test_a_missing_topic_is_unavailable_and_fails_no_other_topic(
+    client: pubsub_v1.PublisherClient, emulator_stack: EmulatorStack
+) -> None:
+    topic, subscription = new_topic(client, emulator_stack.project_id)
+    missing = client.topic_path(emulator_stack.project_id, f"missing-{uuid.uuid4().hex[:8]}")
+    publisher = PubSubPublisher(client)
+
+    def publish(target: str) -> list[str] | Exception:
+        try:
+            return publisher.publish(target, [(b"x", {})])
+        except Unavailable as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(publish, [missing, topic] * 20))
+    for target, outcome in zip([missing, topic] * 20, outcomes, strict=True):
+        if target == missing:
+            assert isinstance(outcome, Unavailable) and outcome.status == 503
+            assert "does not exist" in outcome.message
+        else:
+            assert isinstance(outcome, list) and len(outcome) == 1
+    assert len(pull_all(subscription, 20)) == 20
+
+
+def test_concurrent_track_requests_through_the_production_server(
+    live_services: Services, serve_function: Callable[[str], str]
+) -> None:
+    """gunicorn's threads share Publish RPCs; every 200 is an event on the topic."""
+    url = serve_function("ingest")
+    workspace = live_services.workspaces.create("Group commit")
+    source = live_services.sources.create(workspace.id, "concurrent", "t")
+    subscription = source.pubsub_topic.replace("/topics/", "/subscriptions/") + "-gc"
+    pubsub_v1.SubscriberClient().create_subscription(
+        request={"name": subscription, "topic": source.pubsub_topic}
+    )
+    auth = {"Authorization": "Basic " + base64.b64encode(f"{source.key}:".encode()).decode()}
+
+    def track(i: int) -> tuple[int, str]:
+        body = {"event": "Concurrent", "userId": f"u{i}", "messageId": f"gc-{i}"}
+        with requests.Session() as session:
+            response = session.post(f"{url}/v1/track", json=body, headers=auth, timeout=30)
+        return response.status_code, response.json()["messageId"]
+
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        answers = list(pool.map(track, range(200)))
+    assert answers == [(200, f"gc-{i}") for i in range(200)]
+    received = pull_all(subscription, 200)
+    events = [event for data, _ in received.values() for event in json.loads(data)]
+    assert sorted(event["messageId"] for event in events) == sorted(f"gc-{i}" for i in range(200))
