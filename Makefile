@@ -78,9 +78,15 @@ bench: deps  ## Benchmarks; JSON results in bench/results/
 
 # The long reliability run (docs/RELIABILITY.md): >= 10,000 generated API cases through every
 # function entry point over in-memory fakes (no emulator), figures in bench/results/, then the
-# property, isolation and security suites with many more examples than `make test` runs.
+# property, isolation and security suites with many more examples than `make test` runs, then
+# fault injection and the soak, each on a stack of its own (emulators and functions on free
+# ports): bench/results/faults-latest.json and soak-latest.json.
 RELIABILITY_EXAMPLES ?= 100
-reliability: $(BIN)/.installed  ## Long API fuzz + properties; figures in bench/results/reliability-latest.json
+SOAK_MINUTES ?= 10
+SOAK_RATE ?= 20
+reliability: deps  ## Long API fuzz, properties, fault injection and soak; figures in bench/results/
 	$(BIN)/python -m tests.reliability.fuzz --examples $(RELIABILITY_EXAMPLES) \
 		--output bench/results/reliability-latest.json
 	STREAMS_PROPERTY_EXAMPLES=2000 STREAMS_FUZZ_EXAMPLES=10 $(BIN)/pytest tests/reliability -q
+	$(BIN)/pytest -m reliability tests/reliability/faults -q
+	$(BIN)/python -m tests.reliability.soak --minutes $(SOAK_MINUTES) --rate $(SOAK_RATE)

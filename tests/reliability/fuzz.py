@@ -161,9 +161,6 @@ REGRESSIONS = "tests/reliability/test_fuzz_api.py::"
 
 def known_bug(finding: Finding, case: Any, content_type: str) -> str | None:
     """The xfail regression test of a bug already reported, if `finding` is that bug."""
-    newline = "\n" in unquote(case.formatted_path)
-    if finding.status == 404 and newline and content_type.startswith("text/html"):
-        return REGRESSIONS + "test_newline_in_a_path_gets_the_json_404"
     if finding.status == 500 and case.operation.path == "/v1/streams/events":
         to = str((case.query or {}).get("to", ""))
         if to[:4].isdigit() and int(to[:4]) <= 1:

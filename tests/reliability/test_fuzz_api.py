@@ -125,19 +125,15 @@ def test_ingest_bodies(
 # --- regressions of what fuzzing found --------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a path parameter holding a newline (%0A) never reaches Streams: "
-    "functions-framework's Flask URL map (`/<path:path>`, whose regex `.` stops at a newline) "
-    "answers its own text/html 404, not the documented JSON error",
-)
 def test_newline_in_a_path_gets_the_json_404() -> None:
+    # B5: functions-framework's URL map (`/<path:path>`) matches no path holding a newline, so
+    # the request never reaches Streams' dispatcher; `use_json_errors` answers it instead.
     client = GatewayApp().client()
-    response = client.get(
-        "/api/v1/workspaces/ws%0A1/event-keys", headers={"Authorization": "Bearer x"}
-    )
-    assert response.status_code in (401, 404)
-    assert response.headers["Content-Type"].startswith("application/json")
+    for path in ("/api/v1/workspaces/ws%0A1/event-keys", "/v1/track%0A", "/console/%0A"):
+        response = client.get(path, headers={"Authorization": "Bearer x"})
+        assert response.status_code in (401, 404), path
+        assert response.headers["Content-Type"].startswith("application/json"), path
+        assert response.get_json()["error"] in ("unauthorized", "not_found"), path
 
 
 def test_events_query_to_near_year_one_is_not_a_500(services: Services) -> None:
