@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from typing import Any
 
@@ -63,7 +64,10 @@ class Services:
         from shared.adapters.pubsub import PubSubTopicAdmin
 
         return PubSubTopicAdmin(
-            self.publisher_client, pubsub_v1.SubscriberClient(), self.settings.project_id
+            self.publisher_client,
+            pubsub_v1.SubscriberClient(),
+            self.settings.project_id,
+            emulator=bool(os.environ.get("PUBSUB_EMULATOR_HOST")),
         )
 
     @cached_property

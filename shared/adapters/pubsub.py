@@ -55,6 +55,10 @@ def new_publisher_client() -> pubsub_v1.PublisherClient:
     return pubsub_v1.PublisherClient()
 
 
+# The most delivery attempts a dead-letter policy allows.
+MAX_DELIVERY_ATTEMPTS = 100
+
+
 class PubSubTopicAdmin:
     """Creates topics and push subscriptions in one project."""
 
@@ -63,10 +67,12 @@ class PubSubTopicAdmin:
         client: pubsub_v1.PublisherClient,
         subscriber: pubsub_v1.SubscriberClient,
         project_id: str,
+        emulator: bool = False,
     ):
         self._client = client
         self._subscriber = subscriber
         self._project_id = project_id
+        self._emulator = emulator
 
     def topic_path(self, topic_id: str) -> str:
         return self._client.topic_path(self._project_id, topic_id)
@@ -92,15 +98,21 @@ class PubSubTopicAdmin:
             # An empty policy never expires: Pub/Sub's default deletes a subscription idle for
             # 31 days, which would silently unwire a quiet source or destination.
             "expiration_policy": {},
-            "retry_policy": {
+        }
+        if not self._emulator:
+            # The emulator stops pushing a message for good once it has failed for a while
+            # under a retry policy (docs/RELIABILITY.md, B8): there, failed pushes are retried
+            # about once a second instead, and Streams' own attempt limits still apply.
+            request["retry_policy"] = {
                 "minimum_backoff": timedelta(seconds=policy.min_backoff_seconds),
                 "maximum_backoff": timedelta(seconds=policy.max_backoff_seconds),
-            },
-        }
+            }
         if policy.dead_letter_topic:
+            attempts = policy.max_delivery_attempts or 5
             request["dead_letter_policy"] = {
                 "dead_letter_topic": policy.dead_letter_topic,
-                "max_delivery_attempts": policy.max_delivery_attempts or 5,
+                # Retried every second there, the attempts would span seconds, not minutes.
+                "max_delivery_attempts": MAX_DELIVERY_ATTEMPTS if self._emulator else attempts,
             }
         with transient_as_unavailable("Pub/Sub"):
             try:

@@ -18,6 +18,8 @@ HISTORY_LIMIT = 20
 
 DeliveryStatus = Literal["delivered", "retrying", "failed", "dead_lettered", "skipped", "dropped"]
 FINAL_STATUSES = frozenset({"delivered", "skipped", "dropped"})
+# The reason code of a delivery Pub/Sub dead-lettered itself, after `deliver` kept failing.
+FUNCTION_ERROR = "function_error"
 
 
 def event_key(message_id: str) -> str:

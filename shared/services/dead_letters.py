@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from shared.domain import ids
 from shared.domain.pipeline import (
     FINAL_STATUSES,
+    FUNCTION_ERROR,
     RECORD_RETENTION_DAYS,
     DeliveryMessage,
     InvalidMessage,
@@ -73,7 +74,7 @@ class DeadLetters:
             attempts = int(attributes[PUBSUB_DEAD_LETTER_COUNT])
             reason = f"the deliver function failed {attempts} times without an answer"
             envelope = {
-                "reason_code": "function_error",
+                "reason_code": FUNCTION_ERROR,
                 "reason": reason,
                 "attempts": attempts,
                 "last_http_status": None,

@@ -7,6 +7,7 @@ from typing import Any
 
 from shared.domain.errors import NotFound
 from shared.domain.pipeline import (
+    FUNCTION_ERROR,
     dead_letters_collection,
     deliveries_collection,
     event_log_path,
@@ -41,6 +42,18 @@ class Traces:
         for delivery in deliveries:
             stages.extend(_delivery_stages(delivery))
         for letter in dead_letters:
+            if letter.get("reason_code") == FUNCTION_ERROR:
+                # Dead-lettered by Pub/Sub itself, so no attempt of deliver's records it.
+                stages.append(
+                    _stage(
+                        "dead_lettered",
+                        "failed",
+                        letter.get("created_at"),
+                        letter.get("reason"),
+                        letter,
+                        delivery_id=letter["id"],
+                    )
+                )
             if letter.get("replayed_at"):
                 stages.append(
                     _stage(

@@ -16,7 +16,9 @@ from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 from emulators.stack import EmulatorStack
 from shared.adapters.pubsub import PubSubPublisher, new_publisher_client
 from shared.bootstrap import Services
+from shared.config import Settings
 from shared.domain.errors import Unavailable
+from shared.ports import PushPolicy
 
 pytestmark = pytest.mark.integration
 
@@ -148,3 +150,23 @@ def test_concurrent_track_requests_through_the_production_server(
     received = pull_all(subscription, 200)
     events = [event for data, _ in received.values() for event in json.loads(data)]
     assert sorted(event["messageId"] for event in events) == sorted(f"gc-{i}" for i in range(200))
+
+
+def test_push_subscriptions_on_the_emulator_have_no_retry_policy(
+    emulator_stack: EmulatorStack,
+) -> None:
+    """Under a retry policy the emulator stops pushing messages that failed for a while (B8)."""
+    services = Services(Settings.from_env())
+    topic = services.topics.ensure_topic(f"b8-{uuid.uuid4().hex[:8]}")
+    dead_letters = services.topics.ensure_topic(f"b8-dead-{uuid.uuid4().hex[:8]}")
+    policy = PushPolicy(
+        endpoint="http://127.0.0.1:9/", dead_letter_topic=dead_letters, max_delivery_attempts=10
+    )
+
+    path = services.topics.ensure_push_subscription(topic, f"b8-{uuid.uuid4().hex[:8]}", policy)
+
+    subscription = pubsub_v1.SubscriberClient().get_subscription(subscription=path)
+    assert subscription.push_config.push_endpoint == policy.endpoint
+    assert not type(subscription).pb(subscription).HasField("retry_policy")
+    # Retried every second, 10 attempts would dead-letter after a 10 s outage of the function.
+    assert subscription.dead_letter_policy.max_delivery_attempts == 100

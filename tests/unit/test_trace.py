@@ -8,9 +8,10 @@ import pytest
 
 from shared.domain.errors import NotFound, Unavailable
 from shared.domain.pipeline import delivery_id
-from shared.services.dead_letters import DeadLetterQuery
+from shared.services.dead_letters import PUBSUB_DEAD_LETTER_COUNT, DeadLetterQuery
 from shared.services.process import Verdict
 from tests.unit.pipeline_fixtures import (
+    DELIVERIES_TOPIC,
     GA4_CONFIG,
     SOURCE_ID,
     WORKSPACE_ID,
@@ -213,3 +214,19 @@ def test_an_unknown_message_id_is_not_found() -> None:
         trace(pipeline, "msg-unknown")
     with pytest.raises(NotFound):
         pipeline.traces.trace("ws-other", "msg-1")
+
+
+def test_a_delivery_pubsub_dead_lettered_itself_shows_in_the_trace() -> None:
+    pipeline = routed_pipeline()
+    pipeline.process(source_message(make_events(track())))
+    # deliver never answered (crashed on every push): Pub/Sub forwards the message itself.
+    [(data, attributes)] = pipeline.published(DELIVERIES_TOPIC)
+    pipeline.dead_letters.record(data, {**attributes, PUBSUB_DEAD_LETTER_COUNT: "10"})
+
+    traced = trace(pipeline)
+
+    assert stage_names(traced) == ["received", "stored", "routed", "dead_lettered"]
+    dead = traced["stages"][-1]
+    assert dead["reason"] == "the deliver function failed 10 times without an answer"
+    assert dead["delivery_id"] == delivery_id("msg-1", "rule-1")
+    assert_in_time_order(traced)

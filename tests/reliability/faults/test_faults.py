@@ -32,17 +32,6 @@ from tests.reliability.faults.stack import FaultStack, wait_for
 
 pytestmark = pytest.mark.timeout(1200)
 
-# Found by these tests; see docs/RELIABILITY.md, bug B8.
-EMULATOR_REDELIVERY_STALL = pytest.mark.xfail(
-    strict=True,
-    reason="BUG B8 (local stack): the Pub/Sub emulator stops redelivering a push subscription's "
-    "nacked messages for good once they have failed for a while when the subscription has a "
-    "retry_policy (always set by shared/adapters/pubsub.py ensure_push_subscription); "
-    "without a retry_policy it redelivers every ~1 s and all arrive. Reproduced with no Streams "
-    "code: 30 messages pushed to an endpoint answering 500 for 25 s are never pushed again.",
-)
-
-
 class Traffic:
     """A client sending single calls and small batches at a steady pace in the background."""
 
@@ -113,7 +102,6 @@ def figures(ledger: Ledger, result: Accounting, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.mark.reliability
-@EMULATOR_REDELIVERY_STALL
 def test_a_destination_down_for_a_while_then_back(fault_stack: StackFactory) -> None:
     stack = fault_stack()
     with Destination() as destination:
@@ -146,7 +134,7 @@ def test_a_destination_down_for_a_while_then_back(fault_stack: StackFactory) -> 
         ),
     )
     # Dead-lettered while the destination was down, and only for that reason.
-    assert {letter["reason"] for letter in letters} <= {"retries_exhausted"}
+    assert {letter["reason_code"] for letter in letters} <= {"retries_exhausted"}
     assert len(letters) == len(first.recorded)
     assert_accounted(first, ledger)
     assert_accounted(final, ledger)
@@ -154,7 +142,6 @@ def test_a_destination_down_for_a_while_then_back(fault_stack: StackFactory) -> 
 
 
 @pytest.mark.reliability
-@EMULATOR_REDELIVERY_STALL
 def test_the_deliver_function_killed_mid_delivery(fault_stack: StackFactory) -> None:
     stack = fault_stack()
     # A slow destination, so that deliveries are in flight when deliver is killed.
@@ -286,7 +273,6 @@ def test_firestore_stopped_during_ingest(fault_stack: StackFactory) -> None:
 
 
 @pytest.mark.reliability
-@EMULATOR_REDELIVERY_STALL
 def test_bigquery_stopped_during_processing(fault_stack: StackFactory) -> None:
     stack = fault_stack()
     with Destination() as destination:
