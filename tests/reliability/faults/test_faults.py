@@ -32,6 +32,7 @@ from tests.reliability.faults.stack import FaultStack, wait_for
 
 pytestmark = pytest.mark.timeout(1200)
 
+
 class Traffic:
     """A client sending single calls and small batches at a steady pace in the background."""
 
