@@ -5,10 +5,10 @@ from flask import Request, Response
 
 from shared.api.routes import routes_of
 from shared.http.app import handle
-from shared.http.framework import use_json_errors
+from shared.http.framework import dispatch_refused_requests
 
 ROUTES = routes_of("api_docs")
-use_json_errors()
+dispatch_refused_requests(ROUTES)
 
 
 @functions_framework.http

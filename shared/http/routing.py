@@ -40,11 +40,12 @@ class Route:
             lambda m: f"(?P<{m.group(1)}>[^/]+)",
             re.escape(self.path).replace(r"\{", "{").replace(r"\}", "}"),
         )
-        object.__setattr__(self, "pattern", re.compile(f"^{regex}/?$"))
+        object.__setattr__(self, "pattern", re.compile(f"{regex}/?"))
 
     def match(self, path: str) -> dict[str, str] | None:
         """The path parameters when `path` is this route's, else None."""
-        found = self.pattern.match(path)
+        # fullmatch: `$` would also match before a trailing newline ("/v1/track\n").
+        found = self.pattern.fullmatch(path)
         return found.groupdict() if found else None
 
     @property

@@ -127,13 +127,26 @@ def test_ingest_bodies(
 
 def test_newline_in_a_path_gets_the_json_404() -> None:
     # B5: functions-framework's URL map (`/<path:path>`) matches no path holding a newline, so
-    # the request never reaches Streams' dispatcher; `use_json_errors` answers it instead.
+    # the framework refuses the request itself; `dispatch_refused_requests` sends it through
+    # Streams' dispatch like any other.
     client = GatewayApp().client()
     for path in ("/api/v1/workspaces/ws%0A1/event-keys", "/v1/track%0A", "/console/%0A"):
         response = client.get(path, headers={"Authorization": "Bearer x"})
         assert response.status_code in (401, 404), path
         assert response.headers["Content-Type"].startswith("application/json"), path
         assert response.get_json()["error"] in ("unauthorized", "not_found"), path
+
+
+def test_newline_in_a_path_still_needs_credentials(services: Services) -> None:
+    # Found by the long fuzz: the framework's refusal answered 404 before the credentials were
+    # checked; without them, every management path answers 401, newline or not.
+    client = GatewayApp().client()
+    path = "/api/v1/workspaces/9%0A%5B/event-keys"
+    assert client.get(path).status_code == 401
+    workspace = services.workspaces.create("Newline")
+    token, _ = services.workspaces.create_token(workspace.id, "t")
+    response = client.get(path, headers={"Authorization": f"Bearer {token}"})
+    assert (response.status_code, response.get_json()["error"]) == (404, "not_found")
 
 
 def test_events_query_to_near_year_one_is_not_a_500(services: Services) -> None:
