@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -108,7 +107,6 @@ class Processor:
         self._observers = observers
         self._clock = clock
         self._privacy = privacy
-        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="process")
 
     def process(self, message: SourceMessage) -> ProcessOutcome:
         """Process a message; transient failures raise so that Pub/Sub redelivers it whole.
@@ -141,18 +139,16 @@ class Processor:
         outcome.blocked = len(fresh) - len(passed)
         routed = self._route(message.workspace_id, passed)
         deliveries = [d for plan in routed.values() for d in plan["deliveries"]]
-        # Storage and the deliveries' publishing are independent once the events are claimed,
-        # so they run at once: Pub/Sub pushes a subscription's messages a few at a time, which
-        # makes process latency-bound. If either fails, the entries stay claimed and the
-        # redelivered message redoes both; both are idempotent (BigQuery insertIds; delivery
-        # ids, which `deliver` never sends twice). Only then is the entry done: a redelivery
-        # after success goes no further.
-        _together(
-            self._pool,
-            lambda: self._store_events(passed),
-            lambda: publish_deliveries(self._publisher, self._delivery_topic, deliveries),
-        )
-        self._finish(message, fresh, verdicts, routed, now)
+        # Stored before routed: a message whose storage fails is redelivered (within a second
+        # on the emulator) before any of its deliveries exist, so no two copies of a delivery
+        # are ever in flight at once. Only then is the entry done: a redelivery after success
+        # goes no further.
+        self._store_events(passed)
+        # Read before publishing: a delivery can be recorded before the publish call returns,
+        # and the trace must not show it before the event was routed.
+        routed_at = self._clock()
+        publish_deliveries(self._publisher, self._delivery_topic, deliveries)
+        self._finish(message, fresh, verdicts, routed, routed_at)
         outcome.stored = len(passed)
         outcome.deliveries = len(deliveries)
         outcome.skipped = sum(len(plan["skipped"]) for plan in routed.values())
@@ -313,9 +309,9 @@ class Processor:
         events: list[dict[str, Any]],
         verdicts: list[Verdict],
         routed: dict[str, dict[str, list[Any]]],
-        now: datetime,
+        routed_at: datetime,
     ) -> None:
-        at = ids.isoformat(self._clock())
+        at = ids.isoformat(routed_at)
         writes = []
         for event, verdict in zip(events, verdicts, strict=True):
             plan = routed.get(event["messageId"], {"deliveries": [], "skipped": []})
@@ -354,23 +350,6 @@ def publish_deliveries(
         by_topic.setdefault(topic_of(destination_id), []).append((data, attributes))
     for topic, messages in by_topic.items():
         publisher.publish(topic, messages)
-
-
-def _together(pool: Executor, *steps: Callable[[], object]) -> None:
-    """Run steps at once (the first on this thread); raise the first failure after all end."""
-    pending = [pool.submit(step) for step in steps[1:]]
-    failure: BaseException | None = None
-    try:
-        steps[0]()
-    except BaseException as exc:
-        failure = exc
-    for future in pending:
-        try:
-            future.result()
-        except BaseException as exc:
-            failure = failure or exc
-    if failure is not None:
-        raise failure
 
 
 def _claim(message: SourceMessage, event: dict[str, Any], now: datetime) -> Document:
