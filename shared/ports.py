@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -61,6 +61,18 @@ class ConfigStore(Protocol):
     def commit(self, writes: Iterable[Write]) -> None:
         """Apply writes atomically: all or none."""
         ...
+
+
+# Firestore commits at most 500 writes at once; longer lists are committed in chunks of this many.
+# Each chunk is atomic on its own, but chunks are not atomic together: a failure midway leaves the
+# earlier chunks applied.
+WRITES_PER_COMMIT = 400
+
+
+def commit_in_chunks(store: ConfigStore, writes: Sequence[Write]) -> None:
+    """Commit `writes` in order, `WRITES_PER_COMMIT` at a time (none when there are no writes)."""
+    for start in range(0, len(writes), WRITES_PER_COMMIT):
+        store.commit(writes[start : start + WRITES_PER_COMMIT])
 
 
 class AlreadyExists(Exception):

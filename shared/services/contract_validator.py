@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,14 +24,12 @@ from shared.domain.contracts import (
 )
 from shared.domain.pipeline import event_key
 from shared.domain.routing import event_name
-from shared.ports import ConfigStore, Document, Filter, Write
+from shared.ports import ConfigStore, Document, Filter, Write, commit_in_chunks
 from shared.services.cache import TtlCache
 from shared.services.process import Verdict
 
 log = logging.getLogger("streams.contracts")
 
-# Firestore commits at most 500 writes at once.
-BATCH_WRITES = 400
 # A block is confirmed against contracts at most this old, so that fixing a contract and then
 # replaying its quarantine works at once, not after the cache interval.
 RECHECK_SECONDS = 1.0
@@ -147,8 +145,7 @@ class ContractValidator:
             for path, (event, found) in zip(paths, blocked, strict=True):
                 document = quarantine_record(workspace_id, event, found, existing[path], at)
                 writes.append(Write("set", path, {**document, "expires_at": expires_at}))
-        for chunk in _chunks(writes):
-            self._store.commit(chunk)
+        commit_in_chunks(self._store, writes)
 
 
 def quarantine_path(workspace_id: str, message_id: str) -> str:
@@ -264,8 +261,3 @@ def _verdict(findings: list[ContractFinding]) -> Verdict:
         for v, action in zip(f.violations, f.actions, strict=True)
     ]
     return Verdict(blocked=any(f.blocked for f in findings), violations=logged[:LOGGED_VIOLATIONS])
-
-
-def _chunks(writes: list[Write]) -> Iterator[list[Write]]:
-    for start in range(0, len(writes), BATCH_WRITES):
-        yield writes[start : start + BATCH_WRITES]

@@ -24,7 +24,7 @@ from shared.domain.pipeline import (
     delivery_path,
 )
 from shared.domain.routing import Destination
-from shared.ports import ConfigStore, Document, Publisher, Write
+from shared.ports import ConfigStore, Document, Publisher, Write, commit_in_chunks
 from shared.services.workspace_config import WorkspaceConfig
 
 log = logging.getLogger("streams.deliver")
@@ -77,8 +77,6 @@ SEND_CONCURRENCY = 8
 # Sends not started this long after a message arrived wait for its redelivery: each send may
 # take up to its timeout (30 s at most), and the whole must end inside the 60 s ack deadline.
 START_BUDGET_SECONDS = 25.0
-# Firestore commits at most 500 writes at once.
-BATCH_WRITES = 400
 DEAD = ("dead_lettered", "failed")
 
 
@@ -194,8 +192,7 @@ class Deliverer:
             # Before the records: if recording fails, the redelivery dead-letters again (a dead
             # letter is keyed by delivery, so twice is once) instead of never.
             self._publisher.publish(self._dead_letters_topic, letters)
-        for start in range(0, len(writes), BATCH_WRITES):
-            self._store.commit(writes[start : start + BATCH_WRITES])
+        commit_in_chunks(self._store, writes)
         if retrying:
             raise RetryDelivery(f"{len(retrying)} of {len(messages)} to retry; {retrying[0]}")
         return [outcome for outcome in outcomes if outcome is not None]

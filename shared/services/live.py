@@ -20,7 +20,7 @@ from shared.domain import ids
 from shared.domain.errors import StreamsError
 from shared.domain.pipeline import event_key
 from shared.domain.routing import event_name
-from shared.ports import ConfigStore, Document, Filter, Write
+from shared.ports import WRITES_PER_COMMIT, ConfigStore, Document, Filter, Write, commit_in_chunks
 
 log = logging.getLogger("streams.live")
 
@@ -40,8 +40,6 @@ UNWATCHED_CACHE_SECONDS = 0.5
 # milliseconds); every poll re-reads this much behind its cursor and skips what it has seen.
 LATE_COMMIT_WINDOW = timedelta(milliseconds=200)
 PAGE = 500
-# Firestore commits at most 500 writes at once.
-BATCH_WRITES = 400
 
 
 def live_events_collection(workspace_id: str) -> str:
@@ -142,8 +140,7 @@ class LiveFeed:
             return
         now = self._clock()
         writes = [self._live_write(workspace_id, i, event, now) for i, event in enumerate(events)]
-        for start in range(0, len(writes), BATCH_WRITES):
-            self._store.commit(writes[start : start + BATCH_WRITES])
+        commit_in_chunks(self._store, writes)
 
     def watched(self, workspace_id: str) -> bool:
         """Whether a live session is open; one read per workspace and interval, not per event."""
@@ -287,7 +284,7 @@ class LiveFeed:
                 (live_events_collection(workspace_id), "key"),
             ):
                 expired = self._store.query(
-                    collection, [Filter("expires_at", "<=", now)], limit=BATCH_WRITES
+                    collection, [Filter("expires_at", "<=", now)], limit=WRITES_PER_COMMIT
                 )
                 if expired:
                     self._store.commit(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -20,14 +20,20 @@ from shared.domain.pipeline import (
 )
 from shared.domain.routing import matching_rules
 from shared.domain.storage import event_row
-from shared.ports import AlreadyExists, ConfigStore, Document, EventStore, Publisher, Write
+from shared.ports import (
+    WRITES_PER_COMMIT,
+    AlreadyExists,
+    ConfigStore,
+    Document,
+    EventStore,
+    Publisher,
+    Write,
+    commit_in_chunks,
+)
 from shared.services.privacy import PrivacyOutcome
 from shared.services.workspace_config import WorkspaceConfig
 
 log = logging.getLogger("streams.process")
-
-# Firestore commits at most 500 writes at once.
-BATCH_WRITES = 400
 
 
 @dataclass(frozen=True)
@@ -184,8 +190,10 @@ class Processor:
                 unique[path] = event
         claimed: set[str] = set()
         paths = list(unique)
-        for start in range(0, len(paths), BATCH_WRITES):
-            chunk = paths[start : start + BATCH_WRITES]
+        # Not `commit_in_chunks`: a chunk refused because some entry exists is claimed path by
+        # path, and the chunks after it are still committed whole.
+        for start in range(0, len(paths), WRITES_PER_COMMIT):
+            chunk = paths[start : start + WRITES_PER_COMMIT]
             claims = [Write("create", p, _claim(message, unique[p], now)) for p in chunk]
             try:
                 self._store.commit(claims)
@@ -240,8 +248,7 @@ class Processor:
             for path, entry in entries.items()
             if entry is not None
         ]
-        for chunk in _chunks(writes, BATCH_WRITES):
-            self._store.commit(chunk)
+        commit_in_chunks(self._store, writes)
 
     def _route(
         self, workspace_id: str, events: list[dict[str, Any]]
@@ -300,8 +307,7 @@ class Processor:
             )
             for event, regulation_id in suppressed
         ]
-        for chunk in _chunks(writes, BATCH_WRITES):
-            self._store.commit(chunk)
+        commit_in_chunks(self._store, writes)
 
     def _finish(
         self,
@@ -337,8 +343,7 @@ class Processor:
                     },
                 )
             )
-        for chunk in _chunks(writes, BATCH_WRITES):
-            self._store.commit(chunk)
+        commit_in_chunks(self._store, writes)
 
 
 def publish_deliveries(
@@ -372,8 +377,3 @@ def _expired(entry: Document, now: datetime) -> bool:
     # The emulator (and TTL's own lag in production) keeps expired entries: check here too.
     expires_at = entry.get("expires_at")
     return isinstance(expires_at, datetime) and expires_at <= now
-
-
-def _chunks(writes: list[Write], size: int) -> Iterator[list[Write]]:
-    for start in range(0, len(writes), size):
-        yield writes[start : start + size]

@@ -19,12 +19,8 @@ from shared.domain import ids
 from shared.domain.contracts import ContractFinding, quarantine_collection, upper_bound
 from shared.domain.pipeline import event_log_path
 from shared.domain.sources import source_path
-from shared.ports import ConfigStore, Document, Filter, Publisher, Write
-from shared.services.contract_validator import (
-    BATCH_WRITES,
-    RETENTION_DAYS,
-    ContractValidator,
-)
+from shared.ports import ConfigStore, Document, Filter, Publisher, Write, commit_in_chunks
+from shared.services.contract_validator import RETENTION_DAYS, ContractValidator
 from shared.services.dead_letters import ReplayReport
 from shared.services.forwarding_rules import addressable
 from shared.services.ingest import MESSAGE_SCHEMA
@@ -94,14 +90,15 @@ class Quarantine:
             report.replayed.append(record["id"])
         if dry_run or not passing:
             return report
-        self._commit([Write("delete", log_path) for _, _, log_path, _ in passing])
+        commit_in_chunks(self._store, [Write("delete", log_path) for _, _, log_path, _ in passing])
         by_topic: dict[str, list[tuple[bytes, dict[str, str]]]] = {}
         for record, event, _, topic in passing:
             by_topic.setdefault(topic, []).append(_message(workspace_id, record, event))
         for topic, messages in by_topic.items():
             self._publisher.publish(topic, messages)
         now = ids.isoformat(self._clock())
-        self._commit(
+        commit_in_chunks(
+            self._store,
             [
                 Write(
                     "update",
@@ -113,7 +110,7 @@ class Quarantine:
                     },
                 )
                 for record, _, _, _ in passing
-            ]
+            ],
         )
         return report
 
@@ -150,10 +147,6 @@ class Quarantine:
         if query.contract_id is not None:
             found = [d for d in found if query.contract_id in (d.get("contract_ids") or [])]
         return found[: query.limit]
-
-    def _commit(self, writes: builtins.list[Write]) -> None:
-        for start in range(0, len(writes), BATCH_WRITES):
-            self._store.commit(writes[start : start + BATCH_WRITES])
 
 
 def _refusal(

@@ -33,15 +33,13 @@ from shared.domain.regulations import (
 )
 from shared.domain.routing import destinations_collection
 from shared.domain.sources import ApiToken
-from shared.ports import ConfigStore, Document, EventStore, Filter, Write
+from shared.ports import ConfigStore, Document, EventStore, Filter, Write, commit_in_chunks
 from shared.services.forwarding_rules import addressable
 from shared.services.live import live_events_collection
 
 log = logging.getLogger("streams.regulations")
 
 MAX_ID_CHARS = 256
-# Firestore commits at most 500 writes at once.
-BATCH_WRITES = 400
 # Deletion requests to destinations go out in parallel, at most this many at a time.
 DESTINATION_WORKERS = 4
 
@@ -222,8 +220,7 @@ class Regulations:
             for d in self._store.list_documents(collection)
             if d.get(id_field) and matches(d)
         ]
-        for start in range(0, len(doomed), BATCH_WRITES):
-            self._store.commit([Write("delete", p) for p in doomed[start : start + BATCH_WRITES]])
+        commit_in_chunks(self._store, [Write("delete", path) for path in doomed])
         return len(doomed)
 
     def _request_deletions(

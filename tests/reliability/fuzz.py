@@ -84,7 +84,6 @@ class Finding:
     status: int
     detail: str
     reproduce: str
-    known_bug: str | None = None
 
 
 @dataclass
@@ -105,9 +104,6 @@ class FuzzReport:
     @property
     def server_errors(self) -> int:
         return sum(n for status, n in self.statuses.items() if status.startswith("5"))
-
-    def new_findings(self) -> list[Finding]:
-        return [f for f in self.findings if f.known_bug is None]
 
     def distinct(self) -> dict[tuple[str, str, str, int], Finding]:
         """One finding per operation, check, credential and status (the first seen)."""
@@ -137,7 +133,6 @@ class FuzzReport:
             "statuses": dict(sorted(self.statuses.items())),
             "server_errors": self.server_errors,
             "check_failures": len(self.findings),
-            "check_failures_new": len(self.new_findings()),
             "distinct_failures": [asdict(f) for f in distinct.values()],
             "not_generated": self.not_generated,
             "cases_by_operation": dict(sorted(self.cases_by_operation.items())),
@@ -154,15 +149,6 @@ def load_operations() -> list[Any]:
             raise result.err()
         operations.append(result.ok())
     return operations
-
-
-def known_bug(finding: Finding, case: Any, content_type: str) -> str | None:
-    """The xfail regression test of a bug already reported, if `finding` is that bug.
-
-    None is open (docs/RELIABILITY.md): every finding fails the run. A bug reported but not yet
-    fixed gets a clause here naming its `xfail(strict=True)` test, removed with the fix.
-    """
-    return None
 
 
 class _Tracebacks(logging.Handler):
@@ -288,8 +274,6 @@ class Fuzzer:
                     detail=message[:3000],
                     reproduce=case.as_curl_command(headers=headers)[:3000],
                 )
-                content_type = (response.headers.get("content-type") or [""])[0]
-                finding.known_bug = known_bug(finding, case, content_type)
                 self.report.findings.append(finding)
 
     def _verdicts(
@@ -387,22 +371,15 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{summary['operations']} operations, {summary['generated_cases']} generated cases, "
         f"{summary['requests']} requests in {summary['duration_seconds']} s: "
-        f"{summary['server_errors']} 5xx, {summary['check_failures']} check failures "
-        f"({summary['check_failures_new']} not yet reported)"
+        f"{summary['server_errors']} 5xx, {summary['check_failures']} check failures"
     )
-    known: Counter[str] = Counter()
     for finding in summary["distinct_failures"]:
-        if finding["known_bug"]:
-            known[finding["known_bug"]] += 1
-            continue
         print(
-            f"  NEW {finding['operation']} [{finding['token']}] {finding['check']} "
+            f"  {finding['operation']} [{finding['token']}] {finding['check']} "
             f"-> {finding['status']}\n{finding['detail']}\n{finding['reproduce']}"
         )
-    for test, distinct in known.items():
-        print(f"  known bug, {distinct} distinct failures: {test}")
-    # Known bugs are pinned by strict xfail tests and reported; anything new fails the run.
-    return 1 if summary["check_failures_new"] else 0
+    # Any check failure fails the run.
+    return 1 if summary["check_failures"] else 0
 
 
 if __name__ == "__main__":

@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 
 from shared.bootstrap import Services
-from shared.ports import Document, Filter, Write
+from shared.ports import WRITES_PER_COMMIT, Document, Filter, Write
 from shared.services.live import (
-    BATCH_WRITES,
     HEARTBEAT_SECONDS,
     RETENTION,
     Cursor,
@@ -142,7 +141,7 @@ def test_a_watched_workspace_gets_one_batched_write_per_400_events(
     feed.open(W, LiveFilters())
     store.commits.clear()
     feed.observe(W, "s1", [event(i) for i in range(900)])
-    assert [len(c) for c in store.commits] == [BATCH_WRITES, BATCH_WRITES, 100]
+    assert [len(c) for c in store.commits] == [WRITES_PER_COMMIT, WRITES_PER_COMMIT, 100]
     documents = live_documents(store)
     assert len(documents) == 900
     first = next(d for d in documents if d["message_id"] == "m0")
