@@ -73,6 +73,7 @@ bench: deps  ## Benchmarks; JSON results in bench/results/
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.pipeline --batch-size 10
+	$(BIN)/python -m bench.pipeline --sdk
 	$(BIN)/python -m bench.contracts
 	$(BIN)/python -m bench.transform
 

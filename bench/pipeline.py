@@ -5,11 +5,13 @@ functions-framework process, Pub/Sub push wiring, the gateway) on its own ports,
 project and (unless --emulators shared) emulators, creates a webhook destination pointing at
 a local receiver and a forwarding rule for every event, then sends events through the gateway
 on an open-loop schedule (100 events/s: 5 s warm-up, 30 s measured), as single `POST /v1/track`
-calls or, with --batch-size N, as `POST /v1/batch` calls of N events. Each event's latency is
-the time from ingest's 200 to the receiver's first receipt of its messageId (the
-`Idempotency-Key` header). Firestore's records of each event (event log, delivery) split that
-time into stages. Writes bench/results/pipeline-<scenario>-<UTC>.json and
-pipeline-<scenario>-latest.json (scenario `track` or `batch<N>`).
+calls or, with --batch-size N, as `POST /v1/batch` calls of N events, or, with --sdk, through
+the real Segment SDK (segment-analytics-python with its default batching: a request every
+0.5 s or 100 events). Each event's latency is the time from ingest's 200 to the receiver's
+first receipt of its messageId (the `Idempotency-Key` header); with --sdk the time from the
+app's `track()` call is reported too. Firestore's records of each event (event log, delivery)
+split that time into stages. Writes bench/results/pipeline-<scenario>-<UTC>.json and
+pipeline-<scenario>-latest.json (scenario `track`, `batch<N>` or `sdk`).
 Exit status: 0, or 1 when a request to ingest failed (losses and the target are only reported).
 """
 
@@ -35,6 +37,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
+
+from segment.analytics.client import Client as SegmentClient
 
 from bench.common import HOST, CpuMeter, machine_info, package_versions, percentiles, post
 from bench.ingest import RESULTS_DIR, track_event
@@ -174,6 +178,49 @@ def _send_loop(
             event.sent, event.answered, event.status, event.error = sent, answered, status, error
     if conn is not None:
         conn.close()
+
+
+def _sdk_loop(host: str, write_key: str, schedule: Schedule, stop: threading.Event) -> None:
+    """Track each event when due through the real Segment SDK, then flush it.
+
+    The SDK queues events and its consumer thread posts them to `/v1/batch` (every 0.5 s or
+    100 events by default). Its upload call is wrapped only to note when each batch was
+    answered, and how.
+    """
+    client = SegmentClient(write_key=write_key, host=host)
+    events = {e.message_id: e for e in schedule.events}
+    for consumer in client.consumers:
+        consumer.request = _timed_upload(consumer.request, events)
+    template = track_event(0, datetime.now(UTC))
+    for event in schedule.events:
+        delay = event.due - time.monotonic()
+        if delay > 0 and stop.wait(delay):
+            break
+        event.sent = time.monotonic()
+        client.track(
+            user_id=template["userId"],
+            event=template["event"],
+            properties=template["properties"],
+            message_id=event.message_id,
+        )
+    client.shutdown()  # uploads what is queued, then stops the consumer thread
+
+
+def _timed_upload(upload: Any, events: Mapping[str, Sent]) -> Any:
+    def timed(batch: list[dict[str, Any]]) -> None:
+        status, error = 200, None
+        try:
+            upload(batch)
+        except Exception as exc:
+            status, error = int(getattr(exc, "status", 0) or 0), f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            answered = time.monotonic()
+            for item in batch:
+                if (event := events.get(item.get("messageId", ""))) is not None:
+                    event.answered, event.status, event.error = answered, status, error
+
+    return timed
 
 
 # --- the stack -------------------------------------------------------------------------------
@@ -481,7 +528,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    call = "track" if args.batch_size == 1 else "batch"
+    call = "track" if args.batch_size == 1 and not args.sdk else "batch"
     target_url = (
         f"http://{HOST}:{ports.gateway}/v1/{call}"
         if args.via == "gateway"
@@ -553,15 +600,26 @@ def run(args: argparse.Namespace) -> int:
             )
             send_began = time.monotonic() + 0.2
             schedule = Schedule(send_began, args.rate, args.warmup, args.duration, args.batch_size)
-            senders = [
-                threading.Thread(
-                    target=_send_loop,
-                    args=(target_url, headers, schedule, stop),
-                    name=f"sender-{i}",
-                    daemon=True,
-                )
-                for i in range(args.senders)
-            ]
+            if args.sdk:
+                sdk_host = target_url.removesuffix("/v1/batch")
+                senders = [
+                    threading.Thread(
+                        target=_sdk_loop,
+                        args=(sdk_host, setup["write_key"], schedule, stop),
+                        name="sdk",
+                        daemon=True,
+                    )
+                ]
+            else:
+                senders = [
+                    threading.Thread(
+                        target=_send_loop,
+                        args=(target_url, headers, schedule, stop),
+                        name=f"sender-{i}",
+                        daemon=True,
+                    )
+                    for i in range(args.senders)
+                ]
             for thread in senders:
                 thread.start()
             time.sleep(max(0.0, send_began + args.warmup - time.monotonic()))
@@ -614,14 +672,9 @@ def run(args: argparse.Namespace) -> int:
         "finished_at": _iso(datetime.now(UTC)),
         "machine": {**machine_info(), "load_average_1m_at_end": round(os.getloadavg()[0], 2)},
         "settings": {
-            "path": (
-                "POST /v1/track, one event per request, "
-                if args.batch_size == 1
-                else f"POST /v1/batch, {args.batch_size} events per request, "
-            )
-            + ("through the local gateway" if args.via == "gateway" else "straight to ingest"),
-            "scenario": _scenario(args.batch_size),
-            "batch_size": args.batch_size,
+            "path": _path_text(args),
+            "scenario": _scenario(args),
+            "batch_size": None if args.sdk else args.batch_size,
             "url": target_url,
             "rate_per_s": args.rate,
             "warmup_s": args.warmup,
@@ -629,7 +682,12 @@ def run(args: argparse.Namespace) -> int:
             "drain_s": args.drain,
             "settle_s": args.settle,
             "senders": args.senders,
-            "schedule": "open loop: event i due at start + i/rate, keep-alive connections",
+            "schedule": "open loop: event i due at start + i/rate, "
+            + (
+                "each tracked through one Segment SDK client (default settings)"
+                if args.sdk
+                else "keep-alive connections"
+            ),
             "destination": "webhook to tests/webhook_receiver.py (ThreadingHTTPServer, 200)",
             "functions": "emulators.dev.LocalStack: one functions-framework production server "
             "(gunicorn gthread, WORKERS/THREADS from the environment, default 1 worker and "
@@ -659,8 +717,20 @@ def run(args: argparse.Namespace) -> int:
     return 1 if results["sending"]["failed"] else 0
 
 
-def _scenario(batch_size: int) -> str:
-    return "track" if batch_size == 1 else f"batch{batch_size}"
+def _scenario(args: argparse.Namespace) -> str:
+    if args.sdk:
+        return "sdk"
+    return "track" if args.batch_size == 1 else f"batch{args.batch_size}"
+
+
+def _path_text(args: argparse.Namespace) -> str:
+    if args.sdk:
+        path = "segment-analytics-python's track(), POST /v1/batch every 0.5 s or 100 events, "
+    elif args.batch_size == 1:
+        path = "POST /v1/track, one event per request, "
+    else:
+        path = f"POST /v1/batch, {args.batch_size} events per request, "
+    return path + ("through the local gateway" if args.via == "gateway" else "straight to ingest")
 
 
 def _write(report: dict[str, Any]) -> None:
@@ -688,9 +758,14 @@ def _print_table(report: dict[str, Any]) -> None:
     header = f"{'ms':<34}{'p50':>10}{'p90':>10}{'p99':>10}{'max':>10}"
     print(header)
     print("-" * len(header))
+    sdk = s["scenario"] == "sdk"
     rows = [
         ("ingest answer -> webhook receipt", d["latency_ms"]),
-        ("ingest request (client)", send["ingest_response_ms"]),
+        *((("track() call -> webhook receipt", d["send_to_receipt_ms"]),) if sdk else ()),
+        (
+            "track() call -> ingest answer" if sdk else "ingest request (client)",
+            send["ingest_response_ms"],
+        ),
         *((f"  stage {name}", values) for name, values in report["stages_ms"].items()),
         ("send lag behind schedule", send["send_lag_ms"]),
     ]
@@ -739,6 +814,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=int(env("BENCH_PIPELINE_BATCH_SIZE", "1")),
         help="events per request: 1 sends POST /v1/track, more send POST /v1/batch",
+    )
+    parser.add_argument(
+        "--sdk",
+        action="store_true",
+        default=env("BENCH_SDK", "") == "1",
+        help="send through the real Segment SDK (its default batching) instead of raw requests",
     )
     parser.add_argument(
         "--via",
