@@ -120,6 +120,33 @@ def test_bigquery_dataset_table_insert_query(emulator_env: EmulatorStack) -> Non
     assert [(r.c, r.s) for r in rows] == [(2, 3)]
 
 
+def test_bigquery_keeps_no_copy_of_a_table_per_insert(emulator_env: EmulatorStack) -> None:
+    # bqemulator copies a whole table after every write to serve time travel, which made each
+    # streaming insert cost time in proportion to the table and memory grow without bound; the
+    # launcher turns the copies off (emulators/bq_launcher.py). Without a copy, a query as of an
+    # hour ago reads the live table; with one, that time lies before the first copy and the
+    # emulator refuses the query.
+    client = bigquery.Client(
+        project=emulator_env.project_id,
+        credentials=AnonymousCredentials(),
+        client_options=ClientOptions(api_endpoint=emulator_env.bigquery_url),
+    )
+    dataset = client.create_dataset(f"d_{uuid.uuid4().hex[:8]}", timeout=10)
+    table = client.create_table(
+        bigquery.Table(
+            f"{emulator_env.project_id}.{dataset.dataset_id}.events",
+            schema=[bigquery.SchemaField("id", "STRING")],
+        ),
+        timeout=10,
+    )
+    assert client.insert_rows_json(table, [{"id": "a"}, {"id": "b"}], timeout=10) == []
+    rows = client.query(
+        f"SELECT COUNT(*) AS c FROM `{table.full_table_id.replace(':', '.')}` "
+        "FOR SYSTEM_TIME AS OF TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 1 HOUR)"
+    ).result(timeout=10)
+    assert [r.c for r in rows] == [2]
+
+
 def test_second_start_reuses_running_emulators(stack: EmulatorStack) -> None:
     run_dir = default_state_dir()
     pids_before = {name: read_pid_file(run_dir / "run" / f"{name}.pid") for name in stack.handles}
