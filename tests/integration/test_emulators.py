@@ -95,22 +95,23 @@ def test_firestore_set_get_and_reset(emulator_env: EmulatorStack) -> None:
     other.delete()
 
 
-def test_bigquery_dataset_table_insert_query(emulator_env: EmulatorStack) -> None:
+def _new_table(
+    stack: EmulatorStack, *fields: bigquery.SchemaField
+) -> tuple[bigquery.Client, bigquery.Table]:
+    """A client of the stack's BigQuery emulator and a new table in a new dataset."""
     client = bigquery.Client(
-        project=emulator_env.project_id,
+        project=stack.project_id,
         credentials=AnonymousCredentials(),
-        client_options=ClientOptions(api_endpoint=emulator_env.bigquery_url),
+        client_options=ClientOptions(api_endpoint=stack.bigquery_url),
     )
     dataset = client.create_dataset(f"d_{uuid.uuid4().hex[:8]}", timeout=10)
-    table = client.create_table(
-        bigquery.Table(
-            f"{emulator_env.project_id}.{dataset.dataset_id}.events",
-            schema=[
-                bigquery.SchemaField("id", "STRING"),
-                bigquery.SchemaField("n", "INT64"),
-            ],
-        ),
-        timeout=10,
+    table = bigquery.Table(f"{stack.project_id}.{dataset.dataset_id}.events", schema=list(fields))
+    return client, client.create_table(table, timeout=10)
+
+
+def test_bigquery_dataset_table_insert_query(emulator_env: EmulatorStack) -> None:
+    client, table = _new_table(
+        emulator_env, bigquery.SchemaField("id", "STRING"), bigquery.SchemaField("n", "INT64")
     )
     errors = client.insert_rows_json(table, [{"id": "a", "n": 1}, {"id": "b", "n": 2}], timeout=10)
     assert errors == []
@@ -126,19 +127,7 @@ def test_bigquery_keeps_no_copy_of_a_table_per_insert(emulator_env: EmulatorStac
     # launcher turns the copies off (emulators/bq_launcher.py). Without a copy, a query as of an
     # hour ago reads the live table; with one, that time lies before the first copy and the
     # emulator refuses the query.
-    client = bigquery.Client(
-        project=emulator_env.project_id,
-        credentials=AnonymousCredentials(),
-        client_options=ClientOptions(api_endpoint=emulator_env.bigquery_url),
-    )
-    dataset = client.create_dataset(f"d_{uuid.uuid4().hex[:8]}", timeout=10)
-    table = client.create_table(
-        bigquery.Table(
-            f"{emulator_env.project_id}.{dataset.dataset_id}.events",
-            schema=[bigquery.SchemaField("id", "STRING")],
-        ),
-        timeout=10,
-    )
+    client, table = _new_table(emulator_env, bigquery.SchemaField("id", "STRING"))
     assert client.insert_rows_json(table, [{"id": "a"}, {"id": "b"}], timeout=10) == []
     rows = client.query(
         f"SELECT COUNT(*) AS c FROM `{table.full_table_id.replace(':', '.')}` "
