@@ -29,7 +29,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -206,7 +206,10 @@ def _sdk_loop(host: str, write_key: str, schedule: Schedule, stop: threading.Eve
     client.shutdown()  # uploads what is queued, then stops the consumer thread
 
 
-def _timed_upload(upload: Any, events: Mapping[str, Sent]) -> Any:
+Upload = Callable[[list[dict[str, Any]]], None]
+
+
+def _timed_upload(upload: Upload, events: Mapping[str, Sent]) -> Upload:
     def timed(batch: list[dict[str, Any]]) -> None:
         status, error = 200, None
         try:
@@ -602,24 +605,13 @@ def run(args: argparse.Namespace) -> int:
             schedule = Schedule(send_began, args.rate, args.warmup, args.duration, args.batch_size)
             if args.sdk:
                 sdk_host = target_url.removesuffix("/v1/batch")
-                senders = [
-                    threading.Thread(
-                        target=_sdk_loop,
-                        args=(sdk_host, setup["write_key"], schedule, stop),
-                        name="sdk",
-                        daemon=True,
-                    )
-                ]
+                loops = [(_sdk_loop, (sdk_host, setup["write_key"], schedule, stop))]
             else:
-                senders = [
-                    threading.Thread(
-                        target=_send_loop,
-                        args=(target_url, headers, schedule, stop),
-                        name=f"sender-{i}",
-                        daemon=True,
-                    )
-                    for i in range(args.senders)
-                ]
+                loops = [(_send_loop, (target_url, headers, schedule, stop))] * args.senders
+            senders = [
+                threading.Thread(target=loop, args=loop_args, name=f"sender-{i}", daemon=True)
+                for i, (loop, loop_args) in enumerate(loops)
+            ]
             for thread in senders:
                 thread.start()
             time.sleep(max(0.0, send_began + args.warmup - time.monotonic()))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from functools import cached_property
 from typing import Any
 
@@ -67,7 +66,7 @@ class Services:
             self.publisher_client,
             pubsub_v1.SubscriberClient(),
             self.settings.project_id,
-            emulator=bool(os.environ.get("PUBSUB_EMULATOR_HOST")),
+            emulator=self.settings.pubsub_emulator,
         )
 
     @cached_property

@@ -22,6 +22,8 @@ class Settings:
     bigquery_dataset: str = "streams"
     # Set only against the local emulator; production uses the default endpoint.
     bigquery_emulator_url: str | None = None
+    # Pub/Sub is the local emulator (PUBSUB_EMULATOR_HOST set): push subscriptions differ (B8).
+    pubsub_emulator: bool = False
     # Lets destinations reach loopback/private addresses: local development and tests only.
     allow_private_destinations: bool = False
     # How long ingest trusts a cached write-key lookup; bounds how late a revocation bites.
@@ -56,6 +58,7 @@ class Settings:
             project_id=project_id,
             bigquery_dataset=env.get("STREAMS_BIGQUERY_DATASET", "streams"),
             bigquery_emulator_url=env.get("BIGQUERY_EMULATOR_URL") or None,
+            pubsub_emulator=bool(env.get("PUBSUB_EMULATOR_HOST")),
             allow_private_destinations=_flag(env, "STREAMS_ALLOW_PRIVATE_DESTINATIONS"),
             write_key_cache_seconds=_seconds(env, "STREAMS_WRITE_KEY_CACHE_SECONDS", 5.0),
             config_cache_seconds=_seconds(env, "STREAMS_CONFIG_CACHE_SECONDS", 5.0),
