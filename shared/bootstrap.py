@@ -7,6 +7,8 @@ from typing import Any
 
 from shared.config import Settings, get_settings
 from shared.destinations.outbound import HttpSender, UrlGuard
+from shared.destinations.pubsub import TopicGuard
+from shared.domain.signing import MessageSigner, SignedPublisher
 from shared.ports import ConfigStore, EventStore, Publisher, PushPolicy, TopicAdmin
 from shared.services.audit import AuditLog
 from shared.services.contract_validator import ContractValidator
@@ -70,10 +72,40 @@ class Services:
         )
 
     @cached_property
-    def publisher(self) -> Publisher:
+    def pubsub_publisher(self) -> Publisher:
         from shared.adapters.pubsub import PubSubPublisher
 
         return PubSubPublisher(self.publisher_client)
+
+    @cached_property
+    def signer(self) -> MessageSigner:
+        key = self.settings.message_signing_key
+        if key is None:
+            raise ValueError("STREAMS_MESSAGE_SIGNING_KEY must be set (docs/DEPLOY.md)")
+        return MessageSigner(
+            key,
+            accept_unsigned=self.settings.accept_unsigned_messages,
+        )
+
+    @cached_property
+    def publisher(self) -> Publisher:
+        """Publishes to Streams' own topics, signed."""
+        return SignedPublisher(self.pubsub_publisher, self.signer)
+
+    @cached_property
+    def customer_publisher(self) -> Publisher:
+        """Publishes to customers' topics (`pubsub` destinations), unsigned, as an identity
+        with no role on Streams' own topics where one is configured."""
+        account = self.settings.customer_publisher_service_account
+        if account is None:
+            return self.pubsub_publisher
+        from shared.adapters.pubsub import PubSubPublisher, new_impersonating_publisher_client
+
+        return PubSubPublisher(new_impersonating_publisher_client(account))
+
+    @cached_property
+    def topic_guard(self) -> TopicGuard:
+        return TopicGuard(self.settings.project_id, frozenset({self.settings.dead_letters_topic}))
 
     @cached_property
     def workspaces(self) -> Workspaces:
@@ -99,7 +131,13 @@ class Services:
 
     @cached_property
     def destinations(self) -> Destinations:
-        return Destinations(self.store, self.url_guard, self.forwarding_rules, self.delivery_topics)
+        return Destinations(
+            self.store,
+            self.url_guard,
+            self.forwarding_rules,
+            self.topic_guard,
+            self.delivery_topics,
+        )
 
     @cached_property
     def workspace_config(self) -> WorkspaceConfig:
@@ -162,6 +200,8 @@ class Services:
             self.publisher,
             self.topics.topic_path(self.settings.dead_letters_topic),
             self.settings.delivery_max_attempts,
+            customer_publisher=self.customer_publisher,
+            topic_guard=self.topic_guard,
             transformer=self.transformer,
         )
 

@@ -10,6 +10,10 @@ from typing import TypeVar
 
 N = TypeVar("N", int, float)
 
+# Signs messages on the local emulator only: anyone can read it here.
+LOCAL_MESSAGE_SIGNING_KEY = "local-emulator-only-signing-key-not-a-secret"
+MIN_SIGNING_KEY_CHARS = 32
+
 TRUE_VALUES = {"1", "true", "yes", "on"}
 FALSE_VALUES = {"0", "false", "no", "off", ""}
 
@@ -37,6 +41,15 @@ class Settings:
     # Where Pub/Sub pushes each destination's deliveries topic (the deliver function).
     deliver_push_endpoint: str | None = None
     dead_letters_topic: str = "streams-dead-letters"
+    # The HMAC key signing every message on Streams' own topics (shared/domain/signing.py).
+    # Production sets its own (Terraform makes one); the local key serves the emulator and the
+    # tests only. None (the CLI, which publishes nothing) fails on the first publish or push.
+    message_signing_key: str | None = LOCAL_MESSAGE_SIGNING_KEY
+    # Only while upgrading from a version that published unsigned messages (docs/DEPLOY.md).
+    accept_unsigned_messages: bool = False
+    # The identity deliver publishes to customers' topics with (impersonated): one that holds no
+    # role on Streams' own topics. None locally, where the emulator has no identities.
+    customer_publisher_service_account: str | None = None
     # Redelivery backoff of failed deliveries: their retry schedule.
     delivery_min_backoff_seconds: float = 10.0
     delivery_max_backoff_seconds: float = 600.0
@@ -70,12 +83,29 @@ class Settings:
                 env, "STREAMS_DELIVERY_MAX_BACKOFF", 600.0, 0, 600
             ),
             dead_letters_topic=env.get("STREAMS_DEAD_LETTERS_TOPIC", "streams-dead-letters"),
+            message_signing_key=_signing_key(env),
+            accept_unsigned_messages=_flag(env, "STREAMS_ACCEPT_UNSIGNED_MESSAGES"),
+            customer_publisher_service_account=(
+                env.get("STREAMS_CUSTOMER_PUBLISHER_SERVICE_ACCOUNT") or None
+            ),
             delivery_max_attempts=_integer(env, "STREAMS_DELIVERY_MAX_ATTEMPTS", 8, 1, 100),
             transform_cpu_ms=_integer(env, "STREAMS_TRANSFORM_CPU_MS", 100, 1, 10_000),
             # quickjs-ng itself crashes on a memory bomb under a 4 MB heap: 8 MB is the floor.
             transform_memory_mb=_integer(env, "STREAMS_TRANSFORM_MEMORY_MB", 64, 8, 1024),
             transform_output_kb=_integer(env, "STREAMS_TRANSFORM_OUTPUT_KB", 32, 1, 1024),
         )
+
+
+def _signing_key(env: Mapping[str, str]) -> str | None:
+    key = env.get("STREAMS_MESSAGE_SIGNING_KEY", "")
+    if not key:
+        return LOCAL_MESSAGE_SIGNING_KEY if env.get("PUBSUB_EMULATOR_HOST") else None
+    if len(key) < MIN_SIGNING_KEY_CHARS or key == LOCAL_MESSAGE_SIGNING_KEY:
+        raise ValueError(
+            f"STREAMS_MESSAGE_SIGNING_KEY must be a secret of at least {MIN_SIGNING_KEY_CHARS} "
+            "characters"
+        )
+    return key
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:

@@ -144,6 +144,8 @@ locals {
     STREAMS_TRANSFORM_CPU_MS           = tostring(var.settings.transform_cpu_ms)
     STREAMS_TRANSFORM_MEMORY_MB        = tostring(var.settings.transform_memory_mb)
     STREAMS_TRANSFORM_OUTPUT_KB        = tostring(var.settings.transform_output_kb)
+    # deliver publishes to customers' topics as this identity, which has no role on Streams' own.
+    STREAMS_CUSTOMER_PUBLISHER_SERVICE_ACCOUNT = google_service_account.customer_publisher.email
   }
   common_environment = merge(local.settings_environment, var.extra_environment)
   # Where run-time-created subscriptions push: set on the HTTP functions, which create sources
@@ -155,10 +157,21 @@ locals {
   }
 
   secret_environment = {
-    for name in keys(local.functions) : name => {
-      for key, secret in var.secrets : secret.env => {
-        secret = google_secret_manager_secret.secrets[key].secret_id
-      } if contains(secret.functions, name)
+    for name in keys(local.functions) : name => merge(
+      {
+        for key, secret in var.secrets : secret.env => {
+          secret = google_secret_manager_secret.secrets[key].secret_id
+        } if contains(secret.functions, name)
+      },
+      local.secret_settings,
+    )
+  }
+  # Settings read from Secret Manager by every function: each publishes to, or is pushed from,
+  # Streams' own topics.
+  secret_settings = {
+    STREAMS_MESSAGE_SIGNING_KEY = {
+      secret  = google_secret_manager_secret.message_signing_key.secret_id
+      version = google_secret_manager_secret_version.message_signing_key.version
     }
   }
 
@@ -267,6 +280,53 @@ resource "google_secret_manager_secret" "secrets" {
   }
 
   depends_on = [google_project_service.apis]
+}
+
+# --- internal message signing and the customer publisher -----------------------------------
+
+# Every message on Streams' own topics is signed with this key, and the pushed functions act
+# only on messages that verify (shared/domain/signing.py): a message that reached an internal
+# topic any other way can name no workspace. Made here as an ephemeral value and written to a
+# write-only attribute, so it is in Secret Manager and never in the Terraform state.
+ephemeral "random_password" "message_signing_key" {
+  length  = 64
+  special = false
+}
+
+resource "google_secret_manager_secret" "message_signing_key" {
+  project   = var.project_id
+  secret_id = "${var.name_prefix}-message-signing-key"
+  labels    = var.labels
+
+  replication {
+    auto {}
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_secret_manager_secret_version" "message_signing_key" {
+  secret                 = google_secret_manager_secret.message_signing_key.id
+  secret_data_wo         = ephemeral.random_password.message_signing_key.result
+  secret_data_wo_version = 1 # raise to rotate (docs/DEPLOY.md)
+}
+
+# deliver publishes to customers' topics (pubsub destinations) as this identity. It holds no
+# role in this project, so no destination config can make deliver write to Streams' own topics;
+# customers grant it roles/pubsub.publisher on their topic (output customer_publisher).
+resource "google_service_account" "customer_publisher" {
+  project      = var.project_id
+  account_id   = "${var.name_prefix}-customer-pub"
+  display_name = "Streams customer-topic publisher"
+  description  = "Identity deliver impersonates to publish to customers' own topics; no role on Streams' topics."
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_service_account_iam_member" "deliver_acts_as_customer_publisher" {
+  service_account_id = google_service_account.customer_publisher.name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = module.pubsub_functions["deliver"].member
 }
 
 # Cloud Run writes a request log entry per push: at a billion events a month that is over a

@@ -22,7 +22,7 @@ output "function_urls" {
 }
 
 output "service_accounts" {
-  description = "Each function's own service account email, by function name (grant deliver's roles/pubsub.publisher on a customer topic used as a pubsub destination)."
+  description = "Each function's own service account email, by function name."
   value = merge(
     { for name, function in module.http_functions : name => function.service_account_email },
     { for name, function in module.pubsub_functions : name => function.service_account_email },
@@ -54,4 +54,9 @@ output "cli_environment" {
     STREAMS_DELIVER_PUSH_ENDPOINT = module.pubsub_functions["deliver"].uri
     STREAMS_DEAD_LETTERS_TOPIC    = local.dead_letters_topic
   }
+}
+
+output "customer_publisher" {
+  description = "The service account deliver publishes to customers' topics as: grant it roles/pubsub.publisher on each topic used by a pubsub destination."
+  value       = google_service_account.customer_publisher.email
 }

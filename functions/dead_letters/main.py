@@ -13,4 +13,4 @@ def _record(message: PushedMessage) -> None:
 
 @functions_framework.cloud_event
 def dead_letters(cloud_event: CloudEvent) -> None:
-    handle_push(cloud_event, _record)
+    handle_push(cloud_event, _record, get_services().signer)

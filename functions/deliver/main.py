@@ -15,4 +15,4 @@ def _deliver(message: PushedMessage) -> None:
 
 @functions_framework.cloud_event
 def deliver(cloud_event: CloudEvent) -> None:
-    handle_push(cloud_event, _deliver)
+    handle_push(cloud_event, _deliver, get_services().signer)

@@ -15,4 +15,4 @@ def _process(message: PushedMessage) -> None:
 
 @functions_framework.cloud_event
 def process(cloud_event: CloudEvent) -> None:
-    handle_push(cloud_event, _process)
+    handle_push(cloud_event, _process, get_services().signer)

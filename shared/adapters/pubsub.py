@@ -9,9 +9,11 @@ from contextlib import suppress
 from datetime import timedelta
 from typing import Any
 
+import google.auth
 import grpc
 from google.api_core import exceptions as gexc
 from google.api_core.gapic_v1.routing_header import to_grpc_metadata
+from google.auth import impersonated_credentials
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 from google.pubsub_v1 import types as gapic_types
 
@@ -45,6 +47,8 @@ RETRY_MAX_SECONDS = 1.0
 # Per attempt: a hung connection is abandoned and retried within the caller's deadline.
 ATTEMPT_TIMEOUT_SECONDS = 5.0
 
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+
 _PubsubMessage = gapic_types.PubsubMessage.pb()
 _PublishRequest = gapic_types.PublishRequest.pb()
 _PublishResponse = gapic_types.PublishResponse.pb()
@@ -53,6 +57,19 @@ _PublishResponse = gapic_types.PublishResponse.pb()
 def new_publisher_client() -> pubsub_v1.PublisherClient:
     """The Pub/Sub client (topics, and the channel publishing uses); one per process, reused."""
     return pubsub_v1.PublisherClient()
+
+
+def new_impersonating_publisher_client(service_account: str) -> pubsub_v1.PublisherClient:
+    """A Pub/Sub client that acts as `service_account` (the function's own identity needs
+    roles/iam.serviceAccountTokenCreator on it): deliver publishes to customers' topics as an
+    identity that holds no role on Streams' own topics."""
+    source, _ = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
+    credentials = impersonated_credentials.Credentials(
+        source_credentials=source,
+        target_principal=service_account,
+        target_scopes=[CLOUD_PLATFORM_SCOPE],
+    )
+    return pubsub_v1.PublisherClient(credentials=credentials)
 
 
 # The most delivery attempts a dead-letter policy allows.

@@ -54,6 +54,8 @@ class DestinationConfig(BaseModel):
     # Fields naming where requests go. When an update changes one of them, the secrets in
     # SENT_SECRETS must be re-entered: a stored credential never follows a new address.
     ADDRESS_FIELDS: ClassVar[tuple[str, ...]] = ()
+    # Fields naming a Pub/Sub topic published to (checked against Streams' own topics).
+    TOPIC_FIELDS: ClassVar[tuple[str, ...]] = ()
     SENT_SECRETS: ClassVar[tuple[str, ...]] = ()
 
 

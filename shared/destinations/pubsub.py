@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, field_validator
 
 from shared.destinations.base import DestinationConfig, OutboundMessage, expect_config, json_bytes
+from shared.domain.errors import InvalidRequest
 
 # projects/<project>/topics/<topic>, per the Pub/Sub resource-name rules: a project id is
 # 6-30 lowercase letters, digits and hyphens (optionally "domain.com:" scoped); a topic name is
@@ -18,12 +20,45 @@ TOPIC_NAME = re.compile(
     r"/topics/[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}$"
 )
 MAX_ATTRIBUTE_BYTES = 1024  # Pub/Sub's limit on one attribute value
+# Every topic Streams creates for itself starts with this (streams-source-<id>,
+# streams-deliveries-<id>, streams-dead-letters).
+INTERNAL_TOPIC_PREFIX = "streams-"
+
+
+class InternalTopic(InvalidRequest):
+    """A `pubsub` destination names one of Streams' own topics."""
+
+
+@dataclass(frozen=True)
+class TopicGuard:
+    """Keeps tenants off Streams' own topics: a message published there would be read as the
+    pipeline's own (another workspace's events, deliveries or dead letters)."""
+
+    project_id: str
+    # The dead-letter topic's name is a setting; it may not start with the prefix.
+    internal_topics: frozenset[str] = frozenset()
+
+    def check(self, topic: str, *, field: str = "config.topic") -> None:
+        """Raise InternalTopic when `topic` is, or may become, one of Streams' own."""
+        parts = topic.split("/")
+        if len(parts) != 4:
+            return  # not a topic name at all: the config's own validation says so
+        project, name = parts[1], parts[3]
+        if project.split(":")[-1] != self.project_id.split(":")[-1]:
+            return
+        if name.startswith(INTERNAL_TOPIC_PREFIX) or name in self.internal_topics:
+            raise InternalTopic(
+                f"{topic} is one of Streams' own topics: a pubsub destination must publish to "
+                "a topic of yours",
+                field=field,
+            )
 
 
 class PubSubConfig(DestinationConfig):
     """The customer's topic, as a full resource name."""
 
     topic: str
+    TOPIC_FIELDS: ClassVar[tuple[str, ...]] = ("topic",)
 
     @field_validator("topic")
     @classmethod

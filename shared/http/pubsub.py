@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.domain.pipeline import InvalidMessage
+from shared.domain.signing import MessageSigner
 
 log = logging.getLogger("streams.pubsub")
 
@@ -33,10 +34,18 @@ def unwrap(cloud_event: Any) -> PushedMessage:
     )
 
 
-def handle_push(cloud_event: Any, handler: Callable[[PushedMessage], object]) -> None:
-    """Run `handler`; a message that can never succeed is logged and acknowledged, anything
-    else that fails propagates, so functions-framework answers 500 and Pub/Sub redelivers."""
+def handle_push(
+    cloud_event: Any, handler: Callable[[PushedMessage], object], signer: MessageSigner
+) -> None:
+    """Run `handler` on a message Streams signed; a message that can never succeed (unsigned,
+    forged, unparseable) is logged and acknowledged, anything else that fails propagates, so
+    functions-framework answers 500 and Pub/Sub redelivers."""
     message = unwrap(cloud_event)
+    refusal = signer.refusal(message.data, message.attributes)
+    if refusal is not None:
+        # Not Streams' own: whatever it names (workspace, destination, rule) is not to be trusted.
+        log.warning("refusing message %s: %s", message.message_id, refusal)
+        return
     try:
         handler(message)
     except InvalidMessage as error:

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from shared.destinations import connector_for, validate_config
 from shared.destinations.base import OutboundMessage, OutboundRequest
 from shared.destinations.outbound import HttpSender, SendResult
+from shared.destinations.pubsub import TopicGuard
 from shared.domain import ids
 from shared.domain.errors import InvalidRequest, StreamsError
 from shared.domain.pipeline import (
@@ -113,13 +114,21 @@ class Deliverer:
         publisher: Publisher,
         dead_letters_topic: str,
         max_attempts: int,
+        *,
+        customer_publisher: Publisher,
+        topic_guard: TopicGuard,
         transformer: Transformer | None = None,
         clock: Callable[[], datetime] = ids.utcnow,
     ):
+        """`publisher` reaches Streams' own topics (dead letters) and signs what it sends;
+        `customer_publisher` reaches customers' topics only, with an identity that cannot
+        publish to Streams' own, and signs nothing."""
         self._store = store
         self._config = config
         self._sender = sender
         self._publisher = publisher
+        self._customer_publisher = customer_publisher
+        self._topic_guard = topic_guard
         self._dead_letters_topic = dead_letters_topic
         self._max_attempts = max_attempts
         self._transformer = transformer
@@ -273,7 +282,12 @@ class Deliverer:
 
     def _publish(self, message: OutboundMessage) -> Attempt:
         try:
-            [server_id] = self._publisher.publish(
+            # Checked at send too: the config may predate the check, or the settings changed.
+            self._topic_guard.check(message.topic)
+        except InvalidRequest as exc:
+            return Attempt("failed", exc.message, code="unsafe_destination")
+        try:
+            [server_id] = self._customer_publisher.publish(
                 message.topic, [(message.data, message.attributes)]
             )
         except StreamsError as exc:

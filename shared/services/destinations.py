@@ -9,6 +9,7 @@ from typing import Any
 from shared.destinations import connector_for, merge_config, stored_config, validate_config
 from shared.destinations.base import DestinationConfig
 from shared.destinations.outbound import UrlGuard
+from shared.destinations.pubsub import TopicGuard
 from shared.domain import ids
 from shared.domain.errors import Conflict, InvalidRequest, NotFound
 from shared.domain.routing import (
@@ -37,11 +38,13 @@ class Destinations:
         store: ConfigStore,
         guard: UrlGuard,
         rules: ForwardingRules,
+        topic_guard: TopicGuard,
         delivery_topics: DeliveryTopics | None = None,
         clock: Callable[[], datetime] = ids.utcnow,
     ):
         self._store = store
         self._guard = guard
+        self._topic_guard = topic_guard
         self._rules = rules
         self._delivery_topics = delivery_topics
         self._clock = clock
@@ -128,11 +131,14 @@ class Destinations:
         self._store.commit([Write("delete", destination_path(workspace_id, destination_id))])
 
     def _check_addresses(self, config: DestinationConfig) -> None:
-        """Refuse a config whose URLs lead to internal addresses (SSRF), before it is stored."""
+        """Refuse a config whose URLs lead to internal addresses (SSRF), or whose topic is one
+        of Streams' own, before it is stored."""
         for name in config.ADDRESS_FIELDS:
             url = getattr(config, name, None)
             if url is not None:
                 self._guard.check(url, field=f"config.{name}")
+        for name in config.TOPIC_FIELDS:
+            self._topic_guard.check(getattr(config, name), field=f"config.{name}")
 
 
 def _creation_order(destination: Destination) -> tuple[str, str]:

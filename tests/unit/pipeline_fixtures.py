@@ -11,6 +11,7 @@ from typing import Any, cast
 
 from shared.destinations.base import OutboundRequest
 from shared.destinations.outbound import HttpSender, SendResult, classify
+from shared.destinations.pubsub import TopicGuard
 from shared.domain.events import IngestContext, normalise_request
 from shared.domain.pipeline import (
     DeliveryMessage,
@@ -31,6 +32,7 @@ from tests.fakes import FakeEventStore, FakePublisher, InMemoryConfigStore
 
 WORKSPACE_ID = "ws-1"
 SOURCE_ID = "src-1"
+PROJECT_ID = "test-project"
 DELIVERIES_TOPIC = "projects/test-project/topics/streams-deliveries"
 DEAD_LETTERS_TOPIC = "projects/test-project/topics/streams-dead-letters"
 CUSTOMER_TOPIC = "projects/customer-project/topics/events-out"
@@ -247,6 +249,9 @@ def make_pipeline(
             publisher,
             DEAD_LETTERS_TOPIC,
             max_attempts,
+            # One fake for both: these tests read every publish from one place.
+            customer_publisher=publisher,
+            topic_guard=TopicGuard(PROJECT_ID),
             clock=the_clock,
         ),
         dead_letters=DeadLetters(store, publisher, one_topic, clock=the_clock),

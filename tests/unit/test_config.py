@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from shared.config import Settings
+from shared.bootstrap import Services
+from shared.config import LOCAL_MESSAGE_SIGNING_KEY, Settings
 
-BASE = {"STREAMS_PROJECT_ID": "p"}
+BASE = {"STREAMS_PROJECT_ID": "p", "STREAMS_MESSAGE_SIGNING_KEY": "k" * 40}
 
 
 def test_defaults() -> None:
@@ -46,3 +47,20 @@ def test_bad_values_fail_fast_naming_the_variable(name: str, value: str, message
 def test_a_project_is_required() -> None:
     with pytest.raises(ValueError, match="STREAMS_PROJECT_ID"):
         Settings.from_env({})
+
+
+def test_production_needs_a_signing_key_of_its_own() -> None:
+    project = {"STREAMS_PROJECT_ID": "p"}
+    # The CLI publishes nothing and needs none; a function fails on its first publish or push.
+    unsigned = Services(Settings.from_env(project))
+    with pytest.raises(ValueError, match="STREAMS_MESSAGE_SIGNING_KEY must be set"):
+        unsigned.signer  # noqa: B018
+    for weak in ("short", LOCAL_MESSAGE_SIGNING_KEY):
+        with pytest.raises(ValueError, match="at least 32 characters"):
+            Settings.from_env({**project, "STREAMS_MESSAGE_SIGNING_KEY": weak})
+    assert Settings.from_env(BASE).message_signing_key == "k" * 40
+
+
+def test_the_emulator_signs_with_the_local_key() -> None:
+    settings = Settings.from_env({"STREAMS_PROJECT_ID": "p", "PUBSUB_EMULATOR_HOST": "h:1"})
+    assert settings.message_signing_key == LOCAL_MESSAGE_SIGNING_KEY

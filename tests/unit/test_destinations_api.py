@@ -56,7 +56,10 @@ def webhook(**config: Any) -> dict[str, Any]:
 @pytest.fixture(autouse=True)
 def fake_dns(services: Services) -> None:
     services.destinations = Destinations(
-        services.store, UrlGuard(False, resolve=fake_resolve), services.forwarding_rules
+        services.store,
+        UrlGuard(False, resolve=fake_resolve),
+        services.forwarding_rules,
+        services.topic_guard,
     )
 
 

@@ -9,22 +9,34 @@ from typing import Any
 import pytest
 
 from shared.bootstrap import Services
+from shared.config import LOCAL_MESSAGE_SIGNING_KEY
 from shared.domain.events import IngestContext, normalise_request
 from shared.domain.ids import utcnow
+from shared.domain.signing import SIGNATURE_ATTRIBUTE, MessageSigner
 from tests.functions import function_client
 
 
-def source_message(services: Services) -> tuple[str, dict[str, Any]]:
+def pushed(
+    services: Services, data: bytes, attributes: dict[str, str], *, signed: bool = True
+) -> dict[str, Any]:
+    """A pushed message as Pub/Sub delivers it; `signed` as Streams' own publisher signs."""
+    if signed:
+        [(_, attributes)] = services.signer.sign([(data, attributes)])
+    return {
+        "data": base64.b64encode(data).decode(),
+        "attributes": attributes,
+        "messageId": "pubsub-1",
+        "publishTime": "2026-11-22T10:00:00Z",
+    }
+
+
+def source_message(services: Services, *, signed: bool = True) -> tuple[str, dict[str, Any]]:
     workspace = services.workspaces.create("Acme")
     source = services.sources.create(workspace.id, "Web", "t")
     ctx = IngestContext(workspace.id, source.id, utcnow(), None)
     events = normalise_request({"event": "Signed Up", "userId": "u1"}, "track", ctx).events
-    message = {
-        "data": base64.b64encode(json.dumps(events).encode()).decode(),
-        "attributes": {"workspace_id": workspace.id, "source_id": source.id},
-        "messageId": "pubsub-1",
-        "publishTime": "2026-11-22T10:00:00Z",
-    }
+    attributes = {"workspace_id": workspace.id, "source_id": source.id}
+    message = pushed(services, json.dumps(events).encode(), attributes, signed=signed)
     return events[0]["messageId"], message
 
 
@@ -62,11 +74,7 @@ def test_eventarc_cloudevent(services: Services) -> None:
 def test_unprocessable_messages_are_acknowledged_not_retried(
     services: Services, data: bytes
 ) -> None:
-    message = {
-        "data": base64.b64encode(data).decode(),
-        "attributes": {"workspace_id": "w", "source_id": "s"},
-        "messageId": "pubsub-bad",
-    }
+    message = pushed(services, data, {"workspace_id": "w", "source_id": "s"})
     response = function_client("process").post(
         "/", json={"subscription": "projects/p/subscriptions/s", "message": message}
     )
@@ -91,3 +99,41 @@ def test_a_transient_failure_answers_500_so_pubsub_redelivers(services: Services
         == 200
     )
     assert len(stored_ids(services)) == 1
+
+
+@pytest.mark.parametrize("function", ["process", "deliver", "dead_letters"])
+@pytest.mark.parametrize("forgery", ["unsigned", "wrong key", "altered data"])
+def test_messages_streams_did_not_sign_are_acknowledged_and_ignored(
+    services: Services, function: str, forgery: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whatever reaches an internal topic some other way cannot name a workspace's events,
+    deliveries or dead letters: it is dropped before anything reads it."""
+    _, message = source_message(services, signed=forgery != "unsigned")
+    if forgery == "wrong key":
+        other = MessageSigner("another-deployment-key-of-32-chars-or-more")
+        [(_, attributes)] = other.sign([(base64.b64decode(message["data"]), {})])
+        message["attributes"][SIGNATURE_ATTRIBUTE] = attributes[SIGNATURE_ATTRIBUTE]
+    elif forgery == "altered data":
+        events = json.loads(base64.b64decode(message["data"]))
+        events[0]["userId"] = "someone-else"
+        message["data"] = base64.b64encode(json.dumps(events).encode()).decode()
+    body = {"subscription": "projects/p/subscriptions/s", "message": message}
+    response = function_client(function).post("/", json=body)
+    assert response.status_code == 200  # acknowledged: a forgery is never worth a retry
+    assert stored_ids(services) == []
+    assert services.publisher.published == {}  # type: ignore[attr-defined]
+    assert (
+        services.store.list_documents(  # nothing recorded for any workspace
+            f"workspaces/{message['attributes']['workspace_id']}/dead_letters"
+        )
+        == []
+    )
+    assert any("refusing message pubsub-1" in r.getMessage() for r in caplog.records)
+
+
+def test_unsigned_messages_pass_only_while_an_upgrade_allows_them(services: Services) -> None:
+    services.signer = MessageSigner(LOCAL_MESSAGE_SIGNING_KEY, accept_unsigned=True)
+    message_id, message = source_message(services, signed=False)
+    body = {"subscription": "projects/p/subscriptions/s", "message": message}
+    assert function_client("process").post("/", json=body).status_code == 200
+    assert stored_ids(services) == [message_id]

@@ -184,6 +184,7 @@ def unset_settings(terraform: Path = TERRAFORM) -> list[str]:
     """Settings the code reads that Terraform neither sets nor docs/DEPLOY.md declares unset."""
     env = module_blocks(terraform)["locals"]
     provided = set(env["settings_environment"]) | set(env["wiring_environment"])
+    provided |= set(env["secret_settings"])
     return sorted(settings_read_from_env() - provided - documented_unset_settings())
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from shared.destinations.pubsub import TopicGuard
 from shared.domain.routing import transformation_path
 from shared.services.deliver import Deliverer
 from shared.services.transformer import SandboxTransformer
@@ -15,6 +16,7 @@ from shared.services.workspace_config import WorkspaceConfig
 from shared.transform import Limits, ProgramCache
 from tests.unit.pipeline_fixtures import (
     DEAD_LETTERS_TOPIC,
+    PROJECT_ID,
     WORKSPACE_ID,
     Pipeline,
     add_destination,
@@ -46,6 +48,8 @@ def pipeline_with(source_code: str, status: str = "active") -> Pipeline:
         pipeline.publisher,
         DEAD_LETTERS_TOPIC,
         3,
+        customer_publisher=pipeline.publisher,
+        topic_guard=TopicGuard(PROJECT_ID),
         transformer=SandboxTransformer(pipeline.store, ProgramCache(Limits()), ttl_seconds=0),
         clock=pipeline.clock,
     )

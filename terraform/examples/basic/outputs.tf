@@ -17,3 +17,8 @@ output "cli_environment" {
   description = "Environment for the `streams` CLI against this deployment."
   value       = module.streams.cli_environment
 }
+
+output "customer_publisher" {
+  description = "Grant this service account roles/pubsub.publisher on each of your topics used by a pubsub destination."
+  value       = module.streams.customer_publisher
+}
