@@ -9,6 +9,9 @@ on the same canonical events, in the same run, pinned to one core. Scenarios:
 - `mix_undeclared`: the same, each event also carrying two fields the contract does not declare
   (`products`, `coupon`). The contract's `undeclared_fields: allow` still records them (as
   `allowed`), which the plain JSON Schema does not do: informational, no target.
+- `mix_pattern`: the `mix` events against the seed's contract with a `pattern` on `order_id`
+  (`^ORD-[0-9]{8}$`): what matching a pattern costs (RE2 for the project, Python's `re` for the
+  library): informational, no target.
 
 The validators take turns on chunks of events (`interleaved`: the machine is shared and its
 speed drifts, so both see the same conditions); wall clock and the thread's CPU time are summed
@@ -73,6 +76,32 @@ EQUIVALENT_JSON_SCHEMA = {
         "currency": {"type": "string"},
     },
     "required": ["order_id", "total", "currency"],
+}
+# The seed's contract with a pattern on `order_id`, and its JSON Schema twin.
+ORDER_ID_PATTERN = "^ORD-[0-9]{8}$"
+PATTERN_CONTRACT = {
+    **SEED_CONTRACT,
+    "schema_definition": {
+        "properties": {
+            "order_id": {"type": "string", "required": True, "pattern": ORDER_ID_PATTERN},
+            "total": {"type": "number", "required": True},
+            "currency": {"type": "string", "required": True},
+        }
+    },
+}
+PATTERN_JSON_SCHEMA = {
+    **EQUIVALENT_JSON_SCHEMA,
+    "properties": {
+        "order_id": {"type": "string", "pattern": ORDER_ID_PATTERN},
+        "total": {"type": "number"},
+        "currency": {"type": "string"},
+    },
+}
+# Scenario -> (events carry undeclared fields, the contract, its JSON Schema twin).
+SCENARIOS: dict[str, tuple[bool, dict[str, Any], dict[str, Any]]] = {
+    "mix": (False, SEED_CONTRACT, EQUIVALENT_JSON_SCHEMA),
+    "mix_undeclared": (True, SEED_CONTRACT, EQUIVALENT_JSON_SCHEMA),
+    "mix_pattern": (False, PATTERN_CONTRACT, PATTERN_JSON_SCHEMA),
 }
 # How an invalid event is broken (one way each, in turn).
 FAULTS = ("total_missing", "total_string", "currency_missing", "order_id_number")
@@ -188,7 +217,7 @@ def summary(samples: Sequence[Sample]) -> dict[str, Any]:
     }
 
 
-def round_ratios(ours: Sequence[Sample], theirs: Sequence[Sample]) -> dict[str, float]:
+def round_ratios(ours: Sequence[Sample], theirs: Sequence[Sample]) -> dict[str, Any]:
     """Median over the rounds of the per-round ratio (the engines interleaved in each round)."""
     cpu = [a.cpu_rate / b.cpu_rate for a, b in zip(ours, theirs, strict=True) if b.cpu_rate]
     wall = [a.wall_rate / b.wall_rate for a, b in zip(ours, theirs, strict=True) if b.wall_rate]
@@ -279,7 +308,7 @@ def build_events(
 # --- the validators ---------------------------------------------------------------------------
 
 
-def seed_contract_set() -> ContractSet:
+def seed_contract_set(contract_fields: dict[str, Any] = SEED_CONTRACT) -> ContractSet:
     """The workspace's active contracts as process holds them: the seed's, compiled."""
     stamp = "2024-03-01T00:00:00.000Z"
     contract = EventContract(
@@ -289,19 +318,22 @@ def seed_contract_set() -> ContractSet:
         version=1,
         created_at=stamp,
         updated_at=stamp,
-        **SEED_CONTRACT,
+        **contract_fields,
     )
     return ContractSet([CompiledContract(contract)])
 
 
-def library_validator() -> Draft202012Validator:
+def library_validator(
+    contract_fields: dict[str, Any] = SEED_CONTRACT,
+    equivalent: dict[str, Any] = EQUIVALENT_JSON_SCHEMA,
+) -> Draft202012Validator:
     """jsonschema on the equivalent JSON Schema (checked to be what the contract compiles to)."""
-    compiled, form = to_json_schema(SEED_CONTRACT["schema_definition"])
-    plain = {k: v for k, v in EQUIVALENT_JSON_SCHEMA.items() if k != "$schema"}
+    compiled, form = to_json_schema(contract_fields["schema_definition"])
+    plain = {k: v for k, v in equivalent.items() if k != "$schema"}
     if form != "compact" or compiled != plain:
-        raise RuntimeError(f"the seed schema compiles to {compiled}, not {plain}")
-    Draft202012Validator.check_schema(EQUIVALENT_JSON_SCHEMA)
-    return Draft202012Validator(EQUIVALENT_JSON_SCHEMA)
+        raise RuntimeError(f"the contract's schema compiles to {compiled}, not {plain}")
+    Draft202012Validator.check_schema(equivalent)
+    return Draft202012Validator(equivalent)
 
 
 def agreement(
@@ -374,10 +406,10 @@ def run(args: argparse.Namespace) -> int:
     started_at = datetime.now(UTC)
     cpu = pin_to_one_core(args.cpu)
     load_before = os.getloadavg()[0]
-    contracts = seed_contract_set()
-    validator = library_validator()
     scenarios: dict[str, dict[str, Any]] = {}
-    for name, undeclared in (("mix", False), ("mix_undeclared", True)):
+    for name, (undeclared, contract_fields, equivalent) in SCENARIOS.items():
+        contracts = seed_contract_set(contract_fields)
+        validator = library_validator(contract_fields, equivalent)
         events, broken = build_events(args.events, args.invalid_share, undeclared, args.seed)
         print(f"  {name}: {len(events)} events, {broken} invalid, {args.rounds} rounds", flush=True)
         scenarios[name] = run_scenario(
@@ -399,6 +431,7 @@ def run(args: argparse.Namespace) -> int:
         "settings": {
             "contract": SEED_CONTRACT,
             "equivalent_json_schema": EQUIVALENT_JSON_SCHEMA,
+            "pattern_json_schema": PATTERN_JSON_SCHEMA,
             "project": "ContractSet.check (CompiledContract of the compact schema; process's call)",
             "jsonschema": "Draft202012Validator(schema).iter_errors(event['properties']), listed",
             "events": args.events,

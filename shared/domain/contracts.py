@@ -18,7 +18,12 @@ from pydantic import BaseModel
 
 from shared.domain.routing import event_name
 from shared.domain.schema_forms import to_json_schema
-from shared.domain.schema_validator import UNDECLARED_FIELD, CompiledSchema, Violation
+from shared.domain.schema_validator import (
+    SCHEMA_MISMATCH,
+    UNDECLARED_FIELD,
+    CompiledSchema,
+    Violation,
+)
 
 ContractEventType = Literal["track", "identify", "page", "screen", "group"]
 EnforcementMode = Literal["allow", "warn", "block"]
@@ -41,6 +46,8 @@ ACTIONS: dict[str, Action] = {"allow": "allowed", "warn": "warned", "block": "bl
 # Violations kept per event and contract, of each kind (schema, undeclared): enough to explain
 # and to fix, bounded so one garbage event cannot write unbounded records.
 MAX_KEPT_PER_KIND = 10
+# How long the reason a contract could not judge an event may be, in its violation.
+MAX_REASON_CHARS = 300
 
 
 class EventContract(BaseModel):
@@ -76,6 +83,8 @@ class ContractFinding:
     contract: EventContract
     violations: list[Violation]
     actions: list[Action]
+    # Set when judging this event failed (its one violation says why; the caller logs it).
+    error: str | None = None
 
     @property
     def blocked(self) -> bool:
@@ -107,12 +116,28 @@ def judge(contract: EventContract, violations: list[Violation]) -> ContractFindi
     return ContractFinding(contract, schema + undeclared, actions)
 
 
+def unjudged(contract: EventContract, reason: str, failed: bool = True) -> ContractFinding:
+    """The finding when the contract could not judge an event: one Schema-Mismatch saying why,
+    which the contract's `enforcement_mode` decides like any other (`block` quarantines).
+    `failed`: judging this event failed (else the contract cannot judge any, known already)."""
+    reason = reason if len(reason) <= MAX_REASON_CHARS else reason[: MAX_REASON_CHARS - 1] + "…"
+    violation = Violation(
+        SCHEMA_MISMATCH,
+        TARGETS[contract.event_type],
+        f"the contract could not judge this event: {reason}",
+        "a contract that can run",
+        None,
+    )
+    action = ACTIONS[contract.enforcement_mode]
+    return ContractFinding(contract, [violation], [action], reason if failed else None)
+
+
 class CompiledContract:
     """A contract with its schema compiled once (per contract version)."""
 
     def __init__(self, contract: EventContract):
         self.contract = contract
-        json_schema, _ = to_json_schema(contract.schema_definition)
+        json_schema, _ = to_json_schema(contract.schema_definition, meta_check=False)
         self.schema = CompiledSchema(json_schema)
         self.target = TARGETS[contract.event_type]
 
@@ -121,12 +146,38 @@ class CompiledContract:
         value = event.get(self.target)
         if value is None:
             value = {}
-        # Most events are valid: the generated predicate answers for them without collecting.
-        valid = self.schema.valid
-        if valid is not None and valid(value):
-            return None
-        violations = self.schema.violations(value, self.target)
+        try:
+            # Most events are valid: the generated predicate answers for them without collecting.
+            valid = self.schema.valid
+            if valid is not None and valid(value):
+                return None
+            violations = self.schema.violations(value, self.target)
+        except Exception as error:
+            # One event the validator fails on (e.g. a schema saved before a check that now
+            # refuses it) gets its own outcome; its neighbours are judged as usual.
+            return unjudged(self.contract, f"validation failed ({type(error).__name__}: {error})")
         return judge(self.contract, violations) if violations else None
+
+
+class UnrunnableContract(CompiledContract):
+    """A stored contract whose schema no longer compiles (saved before a rule that refuses it):
+    it judges every event it matches as `unjudged`, so its owner sees why in the violations."""
+
+    def __init__(self, contract: EventContract, reason: str):
+        self.contract = contract
+        self.target = TARGETS[contract.event_type]
+        self.reason = f"its schema cannot run ({reason})"
+
+    def check(self, event: dict[str, Any]) -> ContractFinding | None:
+        return unjudged(self.contract, self.reason, failed=False)
+
+
+def compile_contract(contract: EventContract) -> CompiledContract:
+    """The contract compiled, or, when its schema cannot be, an `UnrunnableContract`."""
+    try:
+        return CompiledContract(contract)
+    except Exception as error:
+        return UnrunnableContract(contract, str(error) or type(error).__name__)
 
 
 # The field holding an event's name, by event type (see `routing.event_name`).

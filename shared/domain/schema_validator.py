@@ -9,7 +9,6 @@ to the same violation types. docs/CONTRACTS.md lists both keyword sets.
 from __future__ import annotations
 
 import json
-import re
 from _json import encode_basestring, make_encoder
 from collections.abc import Callable
 from itertools import pairwise
@@ -17,6 +16,13 @@ from operator import attrgetter
 from typing import Any, Literal
 
 from shared.domain.schema_formats import FORMATS
+from shared.domain.schema_patterns import (
+    PatternError,
+    PatternTest,
+    too_long_message,
+    too_long_to_match,
+)
+from shared.domain.schema_patterns import compile_pattern as compile_re2
 
 REQUIRED_MISSING = "Required-Missing"
 DATATYPE_MISMATCH = "Datatype-Mismatch"
@@ -415,11 +421,11 @@ def _enum_check(values: list[Any], keyword: str) -> Check:
 def _string_check(schema: dict[str, Any], where: str) -> Check | None:
     min_length = schema.get("minLength")
     max_length = schema.get("maxLength")
-    pattern = schema.get("pattern")
-    regex = compile_pattern(pattern, join_path(where, "pattern")) if pattern is not None else None
+    pattern: str = schema.get("pattern", "")
+    matches = compile_pattern(pattern, join_path(where, "pattern")) if "pattern" in schema else None
     format_name = schema.get("format")
     format_test = FORMATS.get(format_name) if format_name is not None else None
-    if min_length is None and max_length is None and regex is None and format_test is None:
+    if min_length is None and max_length is None and matches is None and format_test is None:
         return None
 
     def check(value: Any, path: str, out: list[Violation]) -> None:
@@ -429,10 +435,8 @@ def _string_check(schema: dict[str, Any], where: str) -> Check | None:
             out.append(length_violation(path, f"length >= {min_length}", len(value)))
         if max_length is not None and len(value) > max_length:
             out.append(length_violation(path, f"length <= {max_length}", len(value)))
-        if regex is not None and not regex.search(value):
-            out.append(
-                Violation.of(PATTERN_MISMATCH, path, f"does not match {pattern}", pattern, value)
-            )
+        if matches is not None and not matches(value):
+            out.append(pattern_violation(path, pattern, value))
         if format_test is not None and not format_test(value):
             out.append(
                 Violation.of(
@@ -443,11 +447,20 @@ def _string_check(schema: dict[str, Any], where: str) -> Check | None:
     return check
 
 
-def compile_pattern(pattern: Any, where: str) -> re.Pattern[str]:
+def compile_pattern(pattern: Any, where: str) -> PatternTest:
+    """The pattern's test (RE2, cached per pattern text); `where` locates an error."""
+    if not isinstance(pattern, str):
+        raise SchemaCompileError(where, "must be a string (a regular expression)")
     try:
-        return re.compile(pattern)
-    except (re.error, TypeError) as exc:
-        raise SchemaCompileError(where, f"not a valid regular expression: {exc}") from None
+        return compile_re2(pattern)
+    except PatternError as error:
+        raise SchemaCompileError(where, str(error)) from None
+
+
+def pattern_violation(path: str, pattern: str, value: str) -> Violation:
+    """A string the pattern refused: it does not match, or it is too long to be matched."""
+    message = too_long_message(value) if too_long_to_match(value) else f"does not match {pattern}"
+    return Violation.of(PATTERN_MISMATCH, path, message, pattern, value)
 
 
 def length_violation(path: str, expected: str, actual: int) -> Violation:
@@ -712,8 +725,7 @@ class _PredicateSource:
                 tests.append(f"not len({var}) {op} {self.constant(bound)}")
         pattern = schema.get("pattern")
         if pattern is not None:
-            search = compile_pattern(pattern, "pattern").search
-            tests.append(f"{self.constant(search)}({var}) is not None")
+            tests.append(f"{self.constant(compile_pattern(pattern, 'pattern'))}({var})")
         format_name = schema.get("format")
         format_test = FORMATS.get(format_name) if format_name is not None else None
         if format_test is not None:

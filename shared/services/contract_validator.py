@@ -17,6 +17,8 @@ from shared.domain.contracts import (
     ContractFinding,
     ContractSet,
     EventContract,
+    UnrunnableContract,
+    compile_contract,
     contracts_collection,
     quarantine_collection,
     sort_key,
@@ -63,7 +65,7 @@ class ContractValidator:
         self._monotonic = monotonic
         self._recheck_seconds = recheck_seconds
         self._loaded: TtlCache[LoadedContracts] = TtlCache(ttl_seconds, monotonic=monotonic)
-        self._compiled: dict[tuple[str, int, str], CompiledContract] = {}
+        self._compiled: dict[tuple[str, int, str], CompiledContract | None] = {}
 
     def contracts(self, workspace_id: str, fresh: bool = False) -> ContractSet:
         """The workspace's active contracts, compiled; `fresh` skips the cache."""
@@ -84,6 +86,15 @@ class ContractValidator:
         stale = self._monotonic() - loaded.loaded_at > self._recheck_seconds
         if stale and any(f.blocked for found in findings for f in found):
             findings = self.check(workspace_id, events, fresh=True)
+        for event, found in zip(events, findings, strict=True):
+            for finding in found:
+                if finding.error is not None:
+                    log.warning(
+                        "contract %s could not judge event %s: %s",
+                        finding.contract.id,
+                        event.get("messageId"),
+                        finding.error,
+                    )
         self._record(workspace_id, events, findings)
         return [_verdict(found) for found in findings]
 
@@ -100,22 +111,26 @@ class ContractValidator:
         return LoadedContracts(ContractSet(compiled), self._monotonic())
 
     def _compiled_contract(self, document: Document) -> CompiledContract | None:
-        """Compile once per contract version; a contract that cannot compile judges nothing."""
+        """Compile once per contract version. A contract whose schema cannot compile judges
+        every event it matches as unjudged (the reason in its violations); a document that is
+        not a contract at all judges nothing. Either is logged once per version."""
         key = (
             str(document.get("id")),
             int(document.get("version", 0)),
             str(document.get("updated_at")),
         )
-        found = self._compiled.get(key)
-        if found is not None:
-            return found
+        if key in self._compiled:
+            return self._compiled[key]
+        compiled: CompiledContract | None
         try:
-            compiled = CompiledContract(contract_from_document(document))
+            compiled = compile_contract(contract_from_document(document))
         except Exception:
             # Contracts are checked when written, so this is a stored document gone bad: never
             # let it stop the pipeline.
-            log.exception("contract %s cannot be compiled; it is ignored", key[0])
-            return None
+            log.exception("contract %s cannot be read; it is ignored", key[0])
+            compiled = None
+        if isinstance(compiled, UnrunnableContract):
+            log.error("contract %s version %s: %s", key[0], key[1], compiled.reason)
         if len(self._compiled) >= COMPILED_LIMIT:
             self._compiled.clear()
         self._compiled[key] = compiled

@@ -8,11 +8,20 @@ from typing import Any
 
 import pytest
 
-from shared.domain.contracts import EventContract, violations_collection
+from shared.domain.contracts import (
+    CompiledContract,
+    EventContract,
+    contract_path,
+    violations_collection,
+)
 from shared.domain.pipeline import event_key, parse_source_message
 from shared.domain.sources import source_path
 from shared.ports import Write
-from shared.services.contract_validator import ContractValidator, quarantine_path
+from shared.services.contract_validator import (
+    ContractValidator,
+    contract_document,
+    quarantine_path,
+)
 from shared.services.contracts import EventContracts
 from shared.services.quarantine import Quarantine, QuarantineQuery
 from tests.fakes import FakePublisher, InMemoryConfigStore
@@ -71,6 +80,26 @@ class Setup:
     validator: ContractValidator
     quarantine: Quarantine
     monotonic: Monotonic
+
+    def stored_contract(self, schema_definition: dict[str, Any], **fields: Any) -> EventContract:
+        """A contract written straight to the store, as one saved before a check that now
+        refuses its schema."""
+        contract = EventContract(
+            id="c-stored",
+            workspace_id=WORKSPACE_ID,
+            name="Saved long ago",
+            event_type="track",
+            event_name="purchase_completed",
+            schema_definition=schema_definition,
+            enforcement_mode="warn",
+            undeclared_fields="allow",
+            status="active",
+            version=1,
+            created_at="2024-01-01T00:00:00.000Z",
+            updated_at="2024-01-01T00:00:00.000Z",
+        ).model_copy(update=fields)
+        self.store.documents[contract_path(WORKSPACE_ID, contract.id)] = contract_document(contract)
+        return contract
 
     def contract(self, **fields: Any) -> EventContract:
         body = {
@@ -404,3 +433,68 @@ def test_replay_skips_events_processed_meanwhile_and_sources_that_are_gone(setup
         event_key("msg-2"): f"event source {SOURCE_ID} no longer exists",
     }
     assert report.replayed == [] and setup.pipeline.published(SOURCE_TOPIC) == []
+
+
+# A schema that recurses without consuming the event: `jsonschema` raised RecursionError on
+# every event it judged. The API refuses it now; older contracts may still hold one.
+RECURSIVE = {"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"}
+
+
+@pytest.mark.parametrize(("mode", "blocked"), [("block", 1), ("warn", 0)])
+def test_a_stored_contract_that_cannot_run_judges_each_event_and_spares_the_others(
+    setup: Setup, mode: str, blocked: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    contract = setup.stored_contract(RECURSIVE, enforcement_mode=mode)
+
+    outcome = setup.send(purchase(GOOD), track("page_viewed", properties={"path": "/"}))
+
+    # The batch completes: the matching event is judged by the mode, the other stored.
+    assert (outcome.stored, outcome.blocked) == (2 - blocked, blocked)
+    assert "msg-2" in setup.stored_ids()
+    [record] = setup.records(contract)
+    [violation] = record["violations"]
+    assert record["message_id"] == "msg-1"
+    assert violation["type"] == "Schema-Mismatch" and violation["field"] == "properties"
+    assert "could not judge" in violation["message"] and "recursive" in violation["message"]
+    if blocked:
+        [held] = setup.quarantined()
+        assert held["message_id"] == "msg-1"
+        assert "could not judge" in held["reasons"][0]["message"]
+    setup.send(purchase(GOOD, messageId="again-1"), pubsub_id="ps-2")
+    # Said once per contract version, not once per event.
+    [logged] = [r for r in caplog.records if r.name == "streams.contracts"]
+    assert "cannot run" in logged.getMessage()
+
+
+class ExplodingSchema:
+    """A compiled schema that fails on values holding `boom` (as a validator bug would)."""
+
+    def valid(self, value: Any) -> bool:
+        if "boom" in value:
+            raise RecursionError("maximum recursion depth exceeded")
+        return True
+
+    def violations(self, value: Any, path: str) -> list[Any]:
+        return []
+
+
+def test_an_event_the_validator_fails_on_is_judged_alone(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup.contract(enforcement_mode="block")
+    compiled_init = CompiledContract.__init__
+
+    def exploding(self: CompiledContract, contract: EventContract) -> None:
+        compiled_init(self, contract)
+        self.schema = ExplodingSchema()  # type: ignore[assignment]
+
+    monkeypatch.setattr(CompiledContract, "__init__", exploding)
+
+    outcome = setup.send(purchase(GOOD), purchase({**GOOD, "boom": 1}), purchase(GOOD))
+
+    assert (outcome.stored, outcome.blocked) == (2, 1)
+    assert setup.stored_ids() == ["msg-1", "msg-3"]
+    [held] = setup.quarantined()
+    assert held["message_id"] == "msg-2"
+    assert held["reasons"][0]["type"] == "Schema-Mismatch"
+    assert "RecursionError" in held["reasons"][0]["message"]

@@ -173,7 +173,7 @@ def test_form_detection(definition: dict[str, Any], form: str) -> None:
         ),
         ({"properties": {"t": {"required": "yes"}}}, "properties.t.required", "true or false"),
         ({"properties": {"t": {"format": "phone"}}}, "properties.t.format", "unknown format"),
-        ({"properties": {"t": {"pattern": "("}}}, "properties.t.pattern", "regex"),
+        ({"properties": {"t": {"pattern": "("}}}, "properties.t.pattern", "regular expression"),
         ({"properties": {"t": {"minLength": -1}}}, "properties.t.minLength", "minimum"),
         ({"properties": {"t": {"enum": "USD"}}}, "properties.t.enum", "array"),
         ({"properties": []}, "properties", "object"),
@@ -188,7 +188,11 @@ def test_form_detection(definition: dict[str, Any], form: str) -> None:
             "properties.t.required",
             "compact form",
         ),
-        ({"$defs": {"x": {"pattern": "[a-"}}, "$ref": "#/$defs/x"}, "$defs.x.pattern", "regex"),
+        (
+            {"$defs": {"x": {"pattern": "[a-"}}, "$ref": "#/$defs/x"},
+            "$defs.x.pattern",
+            "regular expression",
+        ),
         (deep_schema(40), "", "deeper"),
     ],
 )
