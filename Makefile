@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 BQ_VENV := .venv-bq
 
-.PHONY: deps dev test lint fmt openapi unit stop clean bench console reliability
+.PHONY: deps dev test lint fmt openapi unit stop clean bench console collect reliability
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,10 +37,21 @@ console/dist/index.html: console/node_modules/.installed $(CONSOLE_SOURCES)
 
 console: console/dist/index.html  ## Build the web console into console/dist (npm ci, vite build)
 
-dev: deps console  ## Run emulators, functions and the gateway on http://127.0.0.1:8080 until Ctrl-C
+# The browser SDKs ingest serves (docs/INGEST.md, Browsers and mobile apps): pinned npm packages
+# (collect/package-lock.json) copied into collect/dist. Nothing is fetched from a CDN at run time.
+collect/node_modules/.installed: collect/package.json collect/package-lock.json
+	cd collect && npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
+
+collect/dist/manifest.json: collect/node_modules/.installed collect/build.mjs
+	cd collect && npm run build
+
+collect: collect/dist/manifest.json  ## Copy analytics.js 2.0 and RudderStack's SDK into collect/dist
+
+dev: deps console collect  ## Run emulators, functions and the gateway on http://127.0.0.1:8080 until Ctrl-C
 	$(BIN)/python -m emulators.dev
 
-test: deps lint console  ## Lint, then unit, integration and end-to-end tests (emulators started by the tests)
+test: deps lint console collect  ## Lint, then unit, integration and end-to-end tests (emulators started by the tests)
 	$(BIN)/pytest
 
 unit: $(BIN)/.installed
@@ -66,7 +77,7 @@ stop: $(BIN)/.installed  ## Kill emulators and functions left by an interrupted 
 
 clean: stop
 	rm -rf $(VENV) $(BQ_VENV) .streams .pytest_cache .mypy_cache .ruff_cache
-	rm -rf console/node_modules console/dist
+	rm -rf console/node_modules console/dist collect/node_modules collect/dist
 
 bench: deps  ## Benchmarks; JSON results in bench/results/
 	$(BIN)/pip install --quiet -e '.[dev,bench]'

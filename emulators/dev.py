@@ -31,6 +31,8 @@ FUNCTION_START_TIMEOUT = 60.0
 # quickly and dead-letter after a few attempts. Each is overridable from the environment.
 LOCAL_DEFAULTS = {
     "STREAMS_ALLOW_PRIVATE_DESTINATIONS": "1",
+    # The gateway is the one proxy in front of the functions: its X-Forwarded-For entry is trusted.
+    "STREAMS_TRUSTED_PROXY_HOPS": "1",
     "STREAMS_DELIVERY_MAX_ATTEMPTS": "5",
     "STREAMS_DELIVERY_MIN_BACKOFF": "1",
     "STREAMS_DELIVERY_MAX_BACKOFF": "10",

@@ -3,14 +3,19 @@ production gateway routes (both are built from `shared.api.routes.ROUTES`)."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import logging
+import socket
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+from shared.http.client_socket import socket_check
+from shared.http.cors import CROSS_ORIGIN_FUNCTIONS
 from shared.http.routing import Route
 
 log = logging.getLogger("streams.gateway")
@@ -28,6 +33,21 @@ HOP_BY_HOP = {
     "host",
 }
 UPSTREAM_TIMEOUT_SECONDS = 60.0
+# The largest request body passed on, as the production edge (API Gateway, and Cloud Run behind
+# it, refuse requests above 32 MiB). Each function enforces its own, smaller limit as it reads.
+MAX_BODY_BYTES = 32 * 1024 * 1024
+# A chunk-size line is a hex number and maybe extensions: a longer one is not HTTP.
+MAX_CHUNK_LINE = 1024
+
+
+class BadBody(Exception):
+    """A request body the gateway refuses to pass on: its status and message."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
 
 
 class Gateway:
@@ -38,15 +58,18 @@ class Gateway:
         routes: tuple[Route, ...],
         upstreams: dict[str, str],
         health: Callable[[], dict[str, bool]],
+        max_body_bytes: int = MAX_BODY_BYTES,
     ):
         self.routes = routes
         self.upstreams = upstreams
         self.health = health
+        self.max_body_bytes = max_body_bytes
 
-    def upstream_for(self, path: str) -> str | None:
+    def function_for(self, path: str) -> str | None:
+        """The function serving `path`, or None when no route has it."""
         for route in self.routes:
             if route.match(path) is not None:
-                return self.upstreams.get(route.function)
+                return route.function
         return None
 
 
@@ -64,12 +87,15 @@ class GatewayHandler(BaseHTTPRequestHandler):
 
     gateway: Gateway
     protocol_version = "HTTP/1.1"
+    cross_origin = False
 
     def do_request(self) -> None:
         path = urlsplit(self.path).path
+        self.cross_origin = False
         if path == "/healthz":
             return self._healthz()
-        upstream = self.gateway.upstream_for(path)
+        function = self.gateway.function_for(path)
+        upstream = None if function is None else self.gateway.upstreams.get(function)
         if upstream is None:
             return self._json(
                 404,
@@ -81,16 +107,39 @@ class GatewayHandler(BaseHTTPRequestHandler):
                     "details": None,
                 },
             )
-        body = self._read_body()
+        # The gateway's own refusals on a collection path are readable by the page, as the
+        # function's own answers are.
+        self.cross_origin = function in CROSS_ORIGIN_FUNCTIONS
+        try:
+            body = self._read_body()
+        except BadBody as refused:
+            # The rest of the body is still on the connection: it cannot carry another request.
+            self.close_connection = True
+            return self._json(
+                refused.status,
+                {
+                    "code": refused.status,
+                    "error": refused.code,
+                    "message": refused.message,
+                    "field": None,
+                    "details": None,
+                },
+            )
         target = urlsplit(upstream)
         connection = http.client.HTTPConnection(
             target.hostname or "127.0.0.1", target.port, timeout=UPSTREAM_TIMEOUT_SECONDS
         )
         try:
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+            # Append the peer, as a proxy does: the functions trust this one entry
+            # (STREAMS_TRUSTED_PROXY_HOPS=1 locally) and never what the client sent before it.
             forwarded = self.headers.get("X-Forwarded-For")
             client = self.client_address[0]
             headers["X-Forwarded-For"] = f"{forwarded}, {client}" if forwarded else client
+            # The host and scheme the client reached, as Google's front end passes them: the
+            # SDK settings name this gateway, not the function's own port, as the ingest host.
+            headers["X-Forwarded-Host"] = self.headers.get("Host") or "127.0.0.1"
+            headers["X-Forwarded-Proto"] = "http"
             try:
                 connection.request(self.command, self.path, body=body, headers=headers)
                 response = connection.getresponse()
@@ -105,23 +154,34 @@ class GatewayHandler(BaseHTTPRequestHandler):
                         "details": None,
                     },
                 )
-            self._relay(response)
+            self._relay(response, connection)
         finally:
             connection.close()
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_request
 
-    def _relay(self, response: http.client.HTTPResponse) -> None:
+    def _relay(
+        self, response: http.client.HTTPResponse, upstream: http.client.HTTPConnection
+    ) -> None:
         self.send_response_only(response.status, response.reason)
         length = response.getheader("Content-Length")
         for key, value in response.getheaders():
             if key.lower() not in HOP_BY_HOP:
                 self.send_header(key, value)
-        if length is None and self.command != "HEAD":
+        # 1xx, 204 and 304 answers carry no body, hence no chunked framing: Chromium refuses a
+        # 204 preflight answer that has one.
+        bodiless = self.command == "HEAD" or response.status in (204, 304) or response.status < 200
+        if length is None and not bodiless:
             self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        if self.command == "HEAD":
+        if bodiless:
             return
+        if length is None:
+            # A stream (SSE): when its client leaves, leave the function too, at once, so that
+            # it frees the stream's thread now rather than when a write of ours would fail.
+            threading.Thread(
+                target=_close_when_gone, args=(self.connection, upstream), daemon=True
+            ).start()
         try:
             while chunk := response.read1(65536):
                 if length is None:
@@ -136,15 +196,36 @@ class GatewayHandler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _read_body(self) -> bytes | None:
+        """The whole body, de-chunked (the function gets it with a Content-Length), within
+        the gateway's limit, counted while reading: a chunked body declares no size."""
+        limit = self.gateway.max_body_bytes
+        too_large = BadBody(413, "payload_too_large", f"request body exceeds {limit} bytes")
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            parts = []
-            while (size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)) > 0:
+            parts, total = [], 0
+            while (size := self._chunk_size()) > 0:
+                total += size
+                if total > limit:
+                    raise too_large
                 parts.append(self.rfile.read(size))
                 self.rfile.readline()
-            self.rfile.readline()
+            # Trailer fields, if any, up to the empty line that ends the message.
+            while self.rfile.readline(MAX_CHUNK_LINE).strip():
+                pass
             return b"".join(parts)
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else None
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            raise BadBody(400, "invalid_request", "Content-Length is not a number") from None
+        if length > limit:
+            raise too_large
+        return self.rfile.read(length) if length > 0 else None
+
+    def _chunk_size(self) -> int:
+        line = self.rfile.readline(MAX_CHUNK_LINE)
+        try:
+            return int(line.split(b";")[0].strip(), 16)
+        except ValueError:
+            raise BadBody(400, "invalid_request", "malformed chunked request body") from None
 
     def _healthz(self) -> None:
         checks = self.gateway.health()
@@ -158,9 +239,23 @@ class GatewayHandler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
+        origin = self.headers.get("Origin")
+        if self.cross_origin and origin is not None:
+            self.send_header("Access-Control-Allow-Origin", origin)
+            self.send_header("Vary", "Origin")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(payload)
 
     def log_message(self, format: str, *args: object) -> None:
         log.info("%s %s", self.address_string(), format % args)
+
+
+def _close_when_gone(client: socket.socket, upstream: http.client.HTTPConnection) -> None:
+    upstream_socket = upstream.sock  # None once the relay has ended and closed it
+    connected = socket_check(client)
+    while upstream.sock is not None and connected():
+        time.sleep(0.1)
+    if upstream.sock is not None and upstream_socket is not None:
+        with contextlib.suppress(OSError):
+            upstream_socket.shutdown(socket.SHUT_RDWR)  # ends the relay's blocked read

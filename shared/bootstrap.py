@@ -21,11 +21,12 @@ from shared.services.destinations import Destinations
 from shared.services.event_query import EventQueries
 from shared.services.forwarding_rules import ForwardingRules
 from shared.services.ingest import Ingest
-from shared.services.live import LiveFeed
+from shared.services.live import LiveFeed, StreamLimits
 from shared.services.privacy import PrivacyFilter, PrivacySettings
 from shared.services.process import Processor
 from shared.services.quarantine import Quarantine
 from shared.services.regulations import Regulations
+from shared.services.sdk_settings import SdkSettings
 from shared.services.sources import EventSources
 from shared.services.trace import Traces
 from shared.services.transformations import Transformations
@@ -127,7 +128,9 @@ class Services:
 
     @cached_property
     def sources(self) -> EventSources:
-        return EventSources(self.store, self.topics, process_push_policy(self.settings))
+        return EventSources(
+            self.store, self.topics, process_push_policy(self.settings, self.topics)
+        )
 
     @cached_property
     def destinations(self) -> Destinations:
@@ -177,7 +180,14 @@ class Services:
         from google.cloud import firestore
 
         # Commit-time stamps make the live stream's order the order writes became visible.
-        return LiveFeed(self.store, commit_time=lambda: firestore.SERVER_TIMESTAMP)
+        return LiveFeed(
+            self.store,
+            commit_time=lambda: firestore.SERVER_TIMESTAMP,
+            limits=StreamLimits(
+                per_instance=self.settings.live_streams_per_instance,
+                per_token=self.settings.live_streams_per_token,
+            ),
+        )
 
     @cached_property
     def volume(self) -> EventVolume:
@@ -256,6 +266,12 @@ class Services:
             self.sources, self.publisher, self.store, self.settings.write_key_cache_seconds
         )
 
+    @cached_property
+    def sdk_settings(self) -> SdkSettings:
+        return SdkSettings(
+            self.ingest, self.sources, self.contracts, self.settings.config_cache_seconds
+        )
+
 
 def transform_limits(settings: Settings) -> Limits:
     """The sandbox limits of every transformation call."""
@@ -263,17 +279,24 @@ def transform_limits(settings: Settings) -> Limits:
         cpu_ms=settings.transform_cpu_ms,
         memory_bytes=settings.transform_memory_mb * 1024 * 1024,
         output_bytes=settings.transform_output_kb * 1024,
+        sandbox_bytes=settings.transform_sandbox_memory_mb * 1024 * 1024,
     )
 
 
-def process_push_policy(settings: Settings) -> PushPolicy | None:
-    """How source topics push to `process`; None where no endpoint is configured (unit tests)."""
+def process_push_policy(settings: Settings, topics: TopicAdmin) -> PushPolicy | None:
+    """How source topics push to `process`; None where no endpoint is configured (unit tests).
+
+    After `process_max_attempts` failed pushes Pub/Sub forwards a message to the dead-letter
+    topic, where `dead_letters` records its events for replay: no message is retried forever
+    (docs/ARCHITECTURE.md computes how long an outage the default rides out)."""
     if settings.process_push_endpoint is None:
         return None
     return PushPolicy(
         endpoint=settings.process_push_endpoint,
         min_backoff_seconds=1,
-        max_backoff_seconds=60,
+        max_backoff_seconds=settings.process_max_backoff_seconds,
+        dead_letter_topic=topics.topic_path(settings.dead_letters_topic),
+        max_delivery_attempts=settings.process_max_attempts,
         service_account=settings.push_service_account,
     )
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,23 @@ def _parser() -> argparse.ArgumentParser:
     create_token = token.add_parser("create", help="create a token scoped to one workspace")
     create_token.add_argument("--workspace", required=True, help="workspace id")
     create_token.add_argument("--name", default="cli")
+    expiry = create_token.add_mutually_exclusive_group()
+    expiry.add_argument(
+        "--expires-at", type=_aware_datetime, help="ISO-8601 time the token stops working"
+    )
+    expiry.add_argument(
+        "--expires-in-days", type=_positive_days, help="days until the token stops working"
+    )
     create_token.set_defaults(run=_create_token)
+    list_tokens = token.add_parser(
+        "list", help="list a workspace's tokens (id, name, dates; never the secret)"
+    )
+    list_tokens.add_argument("--workspace", required=True, help="workspace id")
+    list_tokens.set_defaults(run=_list_tokens)
+    revoke_token = token.add_parser("revoke", help="revoke a token by its id")
+    revoke_token.add_argument("--workspace", required=True, help="workspace id")
+    revoke_token.add_argument("--id", required=True, dest="token_id", help="token id")
+    revoke_token.set_defaults(run=_revoke_token)
 
     source = commands.add_parser("source", help="manage event sources").add_subparsers(
         required=True
@@ -83,9 +100,43 @@ def _create_workspace(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _create_token(args: argparse.Namespace) -> dict[str, Any]:
-    token, record = get_services().workspaces.create_token(args.workspace, args.name)
+    expires_at = args.expires_at
+    if args.expires_in_days is not None:
+        expires_at = datetime.now(UTC) + timedelta(days=args.expires_in_days)
+    token, record = get_services().workspaces.create_token(args.workspace, args.name, expires_at)
     # The only time the plaintext exists outside the caller's hands: it is not stored.
     return {"token": token, **record.model_dump()}
+
+
+def _list_tokens(args: argparse.Namespace) -> list[dict[str, Any]]:
+    services = get_services()
+    services.workspaces.get(args.workspace)
+    return [token.model_dump() for token in services.workspaces.list_tokens(args.workspace)]
+
+
+def _revoke_token(args: argparse.Namespace) -> dict[str, Any]:
+    get_services().workspaces.revoke_token(args.workspace, args.token_id)
+    return {"revoked": args.token_id}
+
+
+def _aware_datetime(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 date-time: {text!r}") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"needs a time zone (e.g. Z or +01:00): {text!r}")
+    return moment
+
+
+def _positive_days(text: str) -> float:
+    try:
+        days = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of days: {text!r}") from None
+    if not 0 < days <= 36_500:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 36500 days: {text!r}")
+    return days
 
 
 def _create_source(args: argparse.Namespace) -> dict[str, Any]:

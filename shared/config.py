@@ -30,6 +30,10 @@ class Settings:
     pubsub_emulator: bool = False
     # Lets destinations reach loopback/private addresses: local development and tests only.
     allow_private_destinations: bool = False
+    # How many X-Forwarded-For entries, from the right, the proxies in front of the functions
+    # append (shared/http/body.py client_ip): 2 behind Google's load balancer (`client,lb`), 1
+    # behind the local gateway. 0 ignores the header: anyone can send it.
+    trusted_proxy_hops: int = 0
     # How long ingest trusts a cached write-key lookup; bounds how late a revocation bites.
     write_key_cache_seconds: float = 5.0
     # How long process and deliver trust cached rules, destinations and contracts.
@@ -55,11 +59,24 @@ class Settings:
     delivery_max_backoff_seconds: float = 600.0
     # Attempts per delivery before it is dead-lettered (Pub/Sub redelivers with backoff between).
     delivery_max_attempts: int = 8
+    # Pushes of one source message to `process` before Pub/Sub dead-letters it (Pub/Sub allows
+    # 5-100), and the longest wait between them: 100 pushes backing off 1 s to 60 s span about
+    # 95 minutes, the longest outage of BigQuery or Firestore ridden out without a replay.
+    process_max_attempts: int = 100
+    process_max_backoff_seconds: float = 60.0
     # Transformations (docs/TRANSFORMATIONS.md): CPU time per event, heap per sandbox context,
     # and the largest result a transformation may return.
     transform_cpu_ms: int = 100
     transform_memory_mb: int = 64
     transform_output_kb: int = 32
+    # Sum of the heaps of the transformation calls running at once in one instance: below the
+    # function's memory (deliver: 2 GiB), so 32 threads cannot each fill a 64 MB heap.
+    transform_sandbox_memory_mb: int = 512
+    # Live streams (docs/OBSERVE.md): each holds one of the `events` function's request threads,
+    # so an instance serves at most this many at once (from_env: half of gunicorn's THREADS)
+    # and one API token at most `live_streams_per_token` of them; beyond, 429.
+    live_streams_per_instance: int = 4
+    live_streams_per_token: int = 4
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -73,6 +90,7 @@ class Settings:
             bigquery_emulator_url=env.get("BIGQUERY_EMULATOR_URL") or None,
             pubsub_emulator=bool(env.get("PUBSUB_EMULATOR_HOST")),
             allow_private_destinations=_flag(env, "STREAMS_ALLOW_PRIVATE_DESTINATIONS"),
+            trusted_proxy_hops=_integer(env, "STREAMS_TRUSTED_PROXY_HOPS", 0, 0, 10),
             write_key_cache_seconds=_seconds(env, "STREAMS_WRITE_KEY_CACHE_SECONDS", 5.0),
             config_cache_seconds=_seconds(env, "STREAMS_CONFIG_CACHE_SECONDS", 5.0),
             process_push_endpoint=env.get("STREAMS_PROCESS_PUSH_ENDPOINT") or None,
@@ -89,10 +107,17 @@ class Settings:
                 env.get("STREAMS_CUSTOMER_PUBLISHER_SERVICE_ACCOUNT") or None
             ),
             delivery_max_attempts=_integer(env, "STREAMS_DELIVERY_MAX_ATTEMPTS", 8, 1, 100),
+            process_max_attempts=_integer(env, "STREAMS_PROCESS_MAX_ATTEMPTS", 100, 5, 100),
+            process_max_backoff_seconds=_number(env, "STREAMS_PROCESS_MAX_BACKOFF", 60.0, 1, 600),
             transform_cpu_ms=_integer(env, "STREAMS_TRANSFORM_CPU_MS", 100, 1, 10_000),
             # quickjs-ng itself crashes on a memory bomb under a 4 MB heap: 8 MB is the floor.
             transform_memory_mb=_integer(env, "STREAMS_TRANSFORM_MEMORY_MB", 64, 8, 1024),
             transform_output_kb=_integer(env, "STREAMS_TRANSFORM_OUTPUT_KB", 32, 1, 1024),
+            transform_sandbox_memory_mb=_integer(
+                env, "STREAMS_TRANSFORM_SANDBOX_MEMORY_MB", 512, 8, 16_384
+            ),
+            live_streams_per_instance=_live_streams_per_instance(env),
+            live_streams_per_token=_integer(env, "STREAMS_LIVE_STREAMS_PER_TOKEN", 4, 1, 1000),
         )
 
 
@@ -106,6 +131,15 @@ def _signing_key(env: Mapping[str, str]) -> str | None:
             "characters"
         )
     return key
+
+
+def _live_streams_per_instance(env: Mapping[str, str]) -> int:
+    # functions-framework's gunicorn serves THREADS requests at once (default 4 per CPU): streams
+    # may take at most all but one, so that other requests always find a thread.
+    threads = _integer(env, "THREADS", (os.cpu_count() or 1) * 4, 1, 100_000)
+    return _integer(
+        env, "STREAMS_LIVE_STREAMS_PER_INSTANCE", max(1, threads // 2), 1, max(1, threads - 1)
+    )
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:

@@ -1,7 +1,8 @@
 """`streams tail`: a workspace's live stream in the terminal, one readable line per event.
 
 Reads the SSE endpoint (/api/v1/workspaces/{id}/events/live) with the standard library only, and
-reconnects with Last-Event-ID whenever the stream ends (the server ends each after 5 minutes).
+reconnects with Last-Event-ID whenever the stream ends (the server ends each after 5 minutes),
+after the server's Retry-After when it has no stream to spare (429).
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ COLOURS = {
     "alias": "34",
 }
 DIM = "2"
-READ_TIMEOUT_SECONDS = 60.0  # > the 15 s heartbeat: silence this long means a dead connection
+READ_TIMEOUT_SECONDS = 60.0  # > the 5 s heartbeat: silence this long means a dead connection
 MAX_BACKOFF_SECONDS = 30.0
+MAX_RETRY_AFTER_SECONDS = 300.0  # a longer Retry-After is a misconfigured server, not a plan
 PROPERTIES_WIDTH = 120
 
 
@@ -162,6 +164,7 @@ def tail(
     failures = 0
     shown = 0
     while True:
+        wait: float | None = None
         headers = {"Authorization": f"Bearer {options.token}", "Accept": "text/event-stream"}
         if last_id:
             headers["Last-Event-ID"] = last_id
@@ -189,17 +192,28 @@ def tail(
             if error.code < 500 and error.code != 429:
                 raise TailError(f"{error.code}: {_message(body)}") from None
             failures += 1
-            err.write(f"stream answered {error.code}; reconnecting\n")
+            wait = _retry_after(error.headers.get("Retry-After"))
+            reason = f" ({_message(body)})" if error.code == 429 else ""
+            err.write(f"stream answered {error.code}{reason}; reconnecting\n")
         except (OSError, ValueError) as error:
             failures += 1
             err.write(f"stream interrupted ({error}); reconnecting\n")
-        # A stream that ended normally reconnects after `retry`; failures back off.
-        sleep(min(retry_seconds * 2**failures, MAX_BACKOFF_SECONDS))
+        # A stream that ended normally reconnects after `retry`; failures back off, at least as
+        # long as the server asked (429 and 503 carry Retry-After).
+        backoff = min(retry_seconds * 2**failures, MAX_BACKOFF_SECONDS)
+        sleep(max(backoff, wait or 0.0))
 
 
 def _lines(response: Any) -> Iterator[str]:
     while raw := response.readline():
         yield raw.decode("utf-8").rstrip("\r\n")
+
+
+def _retry_after(header: str | None) -> float | None:
+    # Only the delay-seconds form: Streams never sends an HTTP date.
+    if header is None or not header.strip().isdigit():
+        return None
+    return min(float(header), MAX_RETRY_AFTER_SECONDS)
 
 
 def _message(body: str) -> str:

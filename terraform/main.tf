@@ -24,6 +24,8 @@ locals {
       # I/O-bound: a request waits ~15-40 ms for Pub/Sub's ack, its own CPU is 1.2 ms (one event)
       # to 7 ms (100). One warm instance spares SDKs cold starts.
       size = { memory = "1Gi", cpu = "1", concurrency = 80, timeout_seconds = 30, min_instances = 1, max_instances = 100 }
+      # The browser SDKs it serves (docs/INGEST.md): run `make collect` before planning.
+      assets = ["collect/dist/**"]
     }
     event_keys = {
       trigger = "http"
@@ -131,19 +133,23 @@ locals {
   # Every setting shared/config.py reads, for every function (tests/unit/test_terraform.py
   # checks none is missing; docs/DEPLOY.md lists the ones deliberately left unset).
   settings_environment = {
-    STREAMS_PROJECT_ID                 = var.project_id
-    STREAMS_BIGQUERY_DATASET           = module.datastores.bigquery_dataset
-    STREAMS_ALLOW_PRIVATE_DESTINATIONS = var.destination_egress.allow_private_destinations ? "true" : "false"
-    STREAMS_WRITE_KEY_CACHE_SECONDS    = tostring(var.settings.write_key_cache_seconds)
-    STREAMS_CONFIG_CACHE_SECONDS       = tostring(var.settings.config_cache_seconds)
-    STREAMS_PUSH_SERVICE_ACCOUNT       = module.pubsub_identity.push_service_account_email
-    STREAMS_DEAD_LETTERS_TOPIC         = local.dead_letters_topic
-    STREAMS_DELIVERY_MIN_BACKOFF       = tostring(var.settings.delivery_min_backoff_seconds)
-    STREAMS_DELIVERY_MAX_BACKOFF       = tostring(var.settings.delivery_max_backoff_seconds)
-    STREAMS_DELIVERY_MAX_ATTEMPTS      = tostring(var.settings.delivery_max_attempts)
-    STREAMS_TRANSFORM_CPU_MS           = tostring(var.settings.transform_cpu_ms)
-    STREAMS_TRANSFORM_MEMORY_MB        = tostring(var.settings.transform_memory_mb)
-    STREAMS_TRANSFORM_OUTPUT_KB        = tostring(var.settings.transform_output_kb)
+    STREAMS_PROJECT_ID                  = var.project_id
+    STREAMS_BIGQUERY_DATASET            = module.datastores.bigquery_dataset
+    STREAMS_ALLOW_PRIVATE_DESTINATIONS  = var.destination_egress.allow_private_destinations ? "true" : "false"
+    STREAMS_TRUSTED_PROXY_HOPS          = tostring(var.settings.trusted_proxy_hops)
+    STREAMS_WRITE_KEY_CACHE_SECONDS     = tostring(var.settings.write_key_cache_seconds)
+    STREAMS_CONFIG_CACHE_SECONDS        = tostring(var.settings.config_cache_seconds)
+    STREAMS_PUSH_SERVICE_ACCOUNT        = module.pubsub_identity.push_service_account_email
+    STREAMS_DEAD_LETTERS_TOPIC          = local.dead_letters_topic
+    STREAMS_DELIVERY_MIN_BACKOFF        = tostring(var.settings.delivery_min_backoff_seconds)
+    STREAMS_DELIVERY_MAX_BACKOFF        = tostring(var.settings.delivery_max_backoff_seconds)
+    STREAMS_DELIVERY_MAX_ATTEMPTS       = tostring(var.settings.delivery_max_attempts)
+    STREAMS_PROCESS_MAX_ATTEMPTS        = tostring(var.settings.process_max_attempts)
+    STREAMS_PROCESS_MAX_BACKOFF         = tostring(var.settings.process_max_backoff_seconds)
+    STREAMS_TRANSFORM_CPU_MS            = tostring(var.settings.transform_cpu_ms)
+    STREAMS_TRANSFORM_MEMORY_MB         = tostring(var.settings.transform_memory_mb)
+    STREAMS_TRANSFORM_OUTPUT_KB         = tostring(var.settings.transform_output_kb)
+    STREAMS_TRANSFORM_SANDBOX_MEMORY_MB = tostring(var.settings.transform_sandbox_memory_mb)
     # deliver publishes to customers' topics as this identity, which has no role on Streams' own.
     STREAMS_CUSTOMER_PUBLISHER_SERVICE_ACCOUNT = google_service_account.customer_publisher.email
   }

@@ -107,16 +107,20 @@ variable "function_sizes" {
 }
 
 variable "settings" {
-  description = "Tunables the functions read from the environment (shared/config.py); defaults are the code's. Caches bound how late a revoked write key or a changed rule takes effect (0-10 s); delivery backoff and attempts are the retry schedule of failing deliveries; transform_* bound each JavaScript transformation (CPU ms per event, heap MB per sandbox, result KB)."
+  description = "Tunables the functions read from the environment (shared/config.py); defaults are the code's. Caches bound how late a revoked write key or a changed rule takes effect (0-10 s); delivery backoff and attempts are the retry schedule of failing deliveries; process_max_attempts (5-100) and process_max_backoff_seconds bound how long one source message is retried before Pub/Sub dead-letters it for replay; transform_* bound each JavaScript transformation (CPU ms per event, heap MB per sandbox, result KB) and, with transform_sandbox_memory_mb, the heaps of the calls running at once in one instance (keep it under deliver's memory); trusted_proxy_hops is how many X-Forwarded-For entries, from the right, Google's front end appends (`<client>,<load balancer>`: 2), the client's address being the leftmost of them."
   type = object({
     write_key_cache_seconds      = optional(number, 5)
     config_cache_seconds         = optional(number, 5)
     delivery_min_backoff_seconds = optional(number, 10)
     delivery_max_backoff_seconds = optional(number, 600)
     delivery_max_attempts        = optional(number, 8)
+    process_max_attempts         = optional(number, 100)
+    process_max_backoff_seconds  = optional(number, 60)
     transform_cpu_ms             = optional(number, 100)
     transform_memory_mb          = optional(number, 64)
     transform_output_kb          = optional(number, 32)
+    transform_sandbox_memory_mb  = optional(number, 512)
+    trusted_proxy_hops           = optional(number, 2)
   })
   default = {}
 
@@ -133,8 +137,16 @@ variable "settings" {
     error_message = "settings.delivery_max_attempts must be between 1 and 100."
   }
   validation {
-    condition     = var.settings.transform_cpu_ms >= 1 && var.settings.transform_cpu_ms <= 10000 && var.settings.transform_memory_mb >= 1 && var.settings.transform_memory_mb <= 1024 && var.settings.transform_output_kb >= 1 && var.settings.transform_output_kb <= 1024
-    error_message = "settings.transform_*: cpu_ms 1-10000, memory_mb 1-1024, output_kb 1-1024."
+    condition     = var.settings.process_max_attempts >= 5 && var.settings.process_max_attempts <= 100 && var.settings.process_max_backoff_seconds >= 1 && var.settings.process_max_backoff_seconds <= 600
+    error_message = "settings.process_max_attempts must be between 5 and 100 (Pub/Sub's dead-letter range), process_max_backoff_seconds between 1 and 600."
+  }
+  validation {
+    condition     = var.settings.transform_cpu_ms >= 1 && var.settings.transform_cpu_ms <= 10000 && var.settings.transform_memory_mb >= 1 && var.settings.transform_memory_mb <= 1024 && var.settings.transform_output_kb >= 1 && var.settings.transform_output_kb <= 1024 && var.settings.transform_sandbox_memory_mb >= 8 && var.settings.transform_sandbox_memory_mb <= 16384
+    error_message = "settings.transform_*: cpu_ms 1-10000, memory_mb 1-1024, output_kb 1-1024, sandbox_memory_mb 8-16384."
+  }
+  validation {
+    condition     = var.settings.trusted_proxy_hops >= 0 && var.settings.trusted_proxy_hops <= 10 && floor(var.settings.trusted_proxy_hops) == var.settings.trusted_proxy_hops
+    error_message = "settings.trusted_proxy_hops must be a whole number between 0 and 10."
   }
 }
 

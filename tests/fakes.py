@@ -61,6 +61,9 @@ class InMemoryConfigStore:
 
     def commit(self, writes: Iterable[Write]) -> None:
         staged = dict(self.documents)
+        writes = list(writes)
+        for write in writes:
+            _refuse_unstorable(write.path, write.data)
         for write in writes:
             if write.op == "create":
                 if write.path in staged:
@@ -75,6 +78,30 @@ class InMemoryConfigStore:
             elif write.op == "delete":
                 staged.pop(write.path, None)
         self.documents = staged
+
+
+class StoreRefused(Exception):
+    """What Firestore answers a document it cannot hold with (InvalidArgument)."""
+
+
+def _refuse_unstorable(path: str, value: object) -> None:
+    """Refuse, as Firestore does, text UTF-8 cannot encode (the client fails on it) and empty or
+    reserved map keys (the server refuses them)."""
+    if isinstance(value, str):
+        value.encode()  # UnicodeEncodeError, as the client's own encoding raises
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if (
+                not isinstance(key, str)
+                or key == ""
+                or (key.startswith("__") and key.endswith("__"))
+            ):
+                raise StoreRefused(f"{path}: a map key Firestore refuses: {key!r}")
+            key.encode()
+            _refuse_unstorable(path, item)
+    elif isinstance(value, list):
+        for item in value:
+            _refuse_unstorable(path, item)
 
 
 def _holds(document: Document, condition: Filter) -> bool:

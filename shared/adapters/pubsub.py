@@ -143,6 +143,20 @@ class PubSubTopicAdmin:
                     retry=RETRY,
                     timeout=CALL_TIMEOUT_SECONDS,
                 )
+                if "dead_letter_policy" in request:
+                    # Subscriptions made before they had one (source subscriptions did not)
+                    # get the dead-letter policy too: no message is retried forever.
+                    self._subscriber.update_subscription(
+                        request={
+                            "subscription": {
+                                "name": path,
+                                "dead_letter_policy": request["dead_letter_policy"],
+                            },
+                            "update_mask": {"paths": ["dead_letter_policy"]},
+                        },
+                        retry=RETRY,
+                        timeout=CALL_TIMEOUT_SECONDS,
+                    )
         return path
 
 

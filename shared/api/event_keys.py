@@ -6,11 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from shared.api.models import Input, Name
+from shared.api.models import AllowedOrigins, Input, Name
 from shared.domain.privacy import IpPolicy
 from shared.domain.sources import EventSource
 from shared.http.app import ApiRequest
-from shared.http.body import client_ip
 from shared.http.routing import Route
 
 FUNCTION = "event_keys"
@@ -26,6 +25,20 @@ IP_POLICY_DESCRIPTION = (
 class EventSourceCreate(Input):
     name: Name
     ip_policy: IpPolicy = Field("keep", description=IP_POLICY_DESCRIPTION)
+    allowed_origins: AllowedOrigins = []
+
+
+class SourceOriginsUpdate(Input):
+    allowed_origins: AllowedOrigins
+
+
+class SourceOrigins(BaseModel):
+    """The web origins that may send with a source's key (apart from the seed's object, as
+    its privacy settings are)."""
+
+    source_id: str
+    allowed_origins: list[str]
+    updated_at: str
 
 
 class SourcePrivacyUpdate(Input):
@@ -63,7 +76,11 @@ def create_source(request: ApiRequest) -> EventSource:
     body: EventSourceCreate = request.body
     assert request.token is not None
     return request.services.sources.create(
-        request.workspace_id, body.name, request.token.id, ip_policy=body.ip_policy
+        request.workspace_id,
+        body.name,
+        request.token.id,
+        ip_policy=body.ip_policy,
+        allowed_origins=body.allowed_origins,
     )
 
 
@@ -89,6 +106,24 @@ def update_source_privacy(request: ApiRequest) -> SourcePrivacy:
     return source_privacy(source)
 
 
+def source_origins(source: EventSource) -> SourceOrigins:
+    return SourceOrigins(
+        source_id=source.id, allowed_origins=source.allowed_origins, updated_at=source.updated_at
+    )
+
+
+def get_source_origins(request: ApiRequest) -> SourceOrigins:
+    return source_origins(get_source(request))
+
+
+def update_source_origins(request: ApiRequest) -> SourceOrigins:
+    body: SourceOriginsUpdate = request.body
+    source = request.services.sources.set_allowed_origins(
+        request.workspace_id, request.params["key_id"], body.allowed_origins
+    )
+    return source_origins(source)
+
+
 def revoke_source(request: ApiRequest) -> EventSource:
     return request.services.sources.revoke(request.workspace_id, request.params["key_id"])
 
@@ -102,7 +137,7 @@ class TestEventAccepted(BaseModel):
 
 def send_test_event(request: ApiRequest) -> TestEventAccepted:
     source = request.services.sources.get(request.workspace_id, request.params["key_id"])
-    message_id = request.services.ingest.send_test_event(source, client_ip(request.raw))
+    message_id = request.services.ingest.send_test_event(source, request.client_ip)
     return TestEventAccepted(messageId=message_id, status="accepted")
 
 
@@ -179,6 +214,28 @@ ROUTES = (
         update_source_privacy,
         body=SourcePrivacyUpdate,
         response=SourcePrivacy,
+        tag="Event Sources",
+    ),
+    Route(
+        "GET",
+        BASE + "/{key_id}/origins",
+        FUNCTION,
+        "getEventSourceOrigins",
+        "Get the web origins that may send with an event source's key",
+        get_source_origins,
+        response=SourceOrigins,
+        tag="Event Sources",
+    ),
+    Route(
+        "PUT",
+        BASE + "/{key_id}/origins",
+        FUNCTION,
+        "updateEventSourceOrigins",
+        "Set the web origins that may send with an event source's key (empty: any); ingest "
+        "applies them within 10 s",
+        update_source_origins,
+        body=SourceOriginsUpdate,
+        response=SourceOrigins,
         tag="Event Sources",
     ),
 )

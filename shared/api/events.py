@@ -1,4 +1,4 @@
-"""An event's fate: its trace, and the dead letters of deliveries that failed (with replay)."""
+"""An event's fate: its trace, and the dead letters of deliveries and events (with replay)."""
 
 from __future__ import annotations
 
@@ -47,12 +47,16 @@ class EventTrace(BaseModel):
 
 
 class DeadLetter(BaseModel):
-    """A delivery that could not be made: why, where to, how often tried, and its replay state."""
+    """A delivery that could not be made (`kind: delivery`: why, where to, how often tried), or
+    an event that never reached routing (`kind: event`: set aside by process, or its message
+    given up on by Pub/Sub; replay sends it to its source again), with its replay state."""
 
     id: str
+    kind: Literal["delivery", "event"] = "delivery"
     message_id: str
-    rule_id: str
-    destination_id: str
+    source_id: str | None = Field(None, description="kind event: the source it came from")
+    rule_id: str | None
+    destination_id: str | None
     destination_type: str | None
     reason_code: str
     reason: str
@@ -69,7 +73,9 @@ class DeadLetter(BaseModel):
 class DeadLetterFilters(Input):
     destination_id: str | None = None
     reason: str | None = Field(
-        None, description="a reason code, e.g. http_error, retries_exhausted"
+        None,
+        description="a reason code, e.g. http_error, retries_exhausted, unprocessable_event, "
+        "processing_failed",
     )
     status: DeadLetterStatus | None = None
     from_: AwareDatetime | None = Field(None, alias="from")

@@ -4,9 +4,34 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
+
+from shared.domain.origins import MAX_ALLOWED_ORIGINS, canonical_origin
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# A web page's origin, stored as browsers send it in `Origin` (https://Shop.Example.com:443
+# becomes https://shop.example.com).
+Origin = Annotated[str, AfterValidator(canonical_origin)]
+AllowedOrigins = Annotated[
+    list[Origin],
+    AfterValidator(lambda origins: list(dict.fromkeys(origins))),  # each once, in order
+    Field(
+        max_length=MAX_ALLOWED_ORIGINS,
+        description=(
+            "Origins of the web pages that may send events with this source's key, each "
+            "scheme://host[:port] (e.g. https://shop.example.com); empty allows any. A page of "
+            "another origin is refused with 403. Requests without an Origin header (servers, "
+            "mobile apps) are not affected. An extension of the seed"
+        ),
+    ),
+]
 
 
 class Input(BaseModel):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated, Literal
 
 from flask import Response
@@ -11,8 +10,9 @@ from pydantic import BaseModel, BeforeValidator, Field
 from shared.api.models import Input
 from shared.domain.errors import InvalidRequest
 from shared.http.app import ApiRequest
+from shared.http.client_socket import connection_check
 from shared.http.routing import Route
-from shared.services.live import Cursor, Heartbeat, LiveFilters, LiveItem
+from shared.services.live import Cursor, Heartbeat, LiveFilters, LiveStream
 from shared.services.volume import DEFAULT_HOURS, MAX_HOURS
 
 FUNCTION = "events"
@@ -73,10 +73,18 @@ def live_stream(request: ApiRequest) -> Response:
     query: LiveQuery = request.query
     after = _resume_point(request, query)
     filters = LiveFilters(query.source_id, query.event_type, query.event_name)
-    # Opened before answering: a store outage is a 503 here, not a stream that dies at once.
-    items = request.services.live.open(request.workspace_id, filters, after)
+    assert request.token is not None, "the live route is bearer-authenticated"
+    # Opened before answering: no free slot is a 429 and a store outage a 503 here, not a
+    # stream that dies at once.
+    stream = request.services.live.open(
+        request.workspace_id,
+        filters,
+        after,
+        holder=request.token.id,
+        connected=connection_check(request.raw.environ),
+    )
     return Response(
-        _sse(items),
+        SseBody(stream),
         mimetype="text/event-stream",
         headers=SSE_HEADERS,
         direct_passthrough=True,
@@ -94,20 +102,33 @@ def _resume_point(request: ApiRequest, query: LiveQuery) -> Cursor | None:
     return cursor
 
 
-def _sse(items: Iterator[LiveItem]) -> Iterator[bytes]:
-    """Server-Sent Events framing: `id:` and `data:` per event, `: heartbeat` comments."""
-    try:
-        yield f"retry: {RETRY_MS}\n: connected\n\n".encode()
-        for item in items:
-            if isinstance(item, Heartbeat):
-                # An `id:` without `data:` moves the client's Last-Event-ID without an event.
-                yield (": heartbeat\n" + (f"id: {item.id}\n" if item.id else "") + "\n").encode()
-            else:
-                yield f"id: {item.id}\ndata: {item.data}\n\n".encode()
-    finally:
-        close = getattr(items, "close", None)
-        if close is not None:
-            close()
+class SseBody:
+    """Server-Sent Events framing: `id:` and `data:` per event, `: heartbeat` comments.
+
+    An object rather than a generator: the server passes it through and calls `close()` when
+    the response ends, even one it never iterated (a generator that never started would skip
+    its `finally`), so that the stream's slot is always given back.
+    """
+
+    def __init__(self, stream: LiveStream):
+        self._stream = stream
+        self._started = False
+
+    def __iter__(self) -> SseBody:
+        return self
+
+    def __next__(self) -> bytes:
+        if not self._started:
+            self._started = True
+            return f"retry: {RETRY_MS}\n: connected\n\n".encode()
+        item = next(self._stream)
+        if isinstance(item, Heartbeat):
+            # An `id:` without `data:` moves the client's Last-Event-ID without an event.
+            return (": heartbeat\n" + (f"id: {item.id}\n" if item.id else "") + "\n").encode()
+        return f"id: {item.id}\ndata: {item.data}\n\n".encode()
+
+    def close(self) -> None:
+        self._stream.close()
 
 
 ROUTES = (
@@ -128,8 +149,9 @@ ROUTES = (
         FUNCTION,
         "streamLiveEvents",
         "Server-Sent Events of the workspace's events as they are stored (id: to resume with "
-        "Last-Event-ID, data: the event JSON, a heartbeat comment every 15 s; streams end "
-        "after 5 minutes and the client reconnects)",
+        "Last-Event-ID, data: the event JSON, a heartbeat comment every 5 s; streams end "
+        "after 5 minutes and the client reconnects; 429 with Retry-After when the token or "
+        "the server has as many streams open as allowed)",
         live_stream,
         query=LiveQuery,
         streaming=True,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from shared.api import (
     audit,
+    collect,
     console,
     contracts,
     destinations,
@@ -21,14 +22,18 @@ from shared.api import (
     stream_events,
     stream_sources,
     streams,
+    tokens,
     transformations,
 )
+from shared.http.cors import with_preflights
 from shared.http.routing import Route
 
 ROUTES: tuple[Route, ...] = (
     *ingest.ROUTES,
+    *collect.ROUTES,
     *event_keys.ROUTES,
     *me.ROUTES,
+    *tokens.ROUTES,
     *forwarding_rules.ROUTES,
     *transformations.ROUTES,
     *contracts.ROUTES,
@@ -45,6 +50,9 @@ ROUTES: tuple[Route, ...] = (
     *docs.ROUTES,
     *console.ROUTES,
 )
+# Browsers ask before posting to another origin: each path of the ingest function gets its
+# OPTIONS route, so preflights reach it through every edge built from this table.
+ROUTES = with_preflights(ROUTES)
 
 # The Pub/Sub-triggered functions and what feeds them (they have no routes).
 PUBSUB_FUNCTIONS = {

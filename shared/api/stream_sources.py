@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from shared.api.models import Input, Name
+from shared.api.models import AllowedOrigins, Input, Name
 from shared.api.observe import WholeNumber
 from shared.api.stream_events import Event
 from shared.domain.privacy import IpPolicy
@@ -23,17 +23,20 @@ STREAM_STATUS = {"active": "active", "revoked": "inactive"}
 
 
 class StreamSourceInput(Input):
-    """The second seed's `StreamSourceInput`, plus the optional `ip_policy` (docs/PRIVACY.md)."""
+    """The second seed's `StreamSourceInput`, plus the optional `ip_policy` (docs/PRIVACY.md)
+    and `allowed_origins` (docs/INGEST.md)."""
 
     name: Name
     type: SourceType
     ip_policy: IpPolicy = Field(
         "keep", description="What ingest does with context.ip: keep, truncate or remove"
     )
+    allowed_origins: AllowedOrigins = []
 
 
 class StreamSource(BaseModel):
-    """The second seed's `StreamSource`, field for field."""
+    """The second seed's `StreamSource`, field for field (a source's allowed origins are read
+    and changed at /api/v1/workspaces/{id}/event-keys/{keyId}/origins, as its IP policy is)."""
 
     id: str
     name: str
@@ -80,7 +83,12 @@ def create_source(request: ApiRequest) -> StreamSource:
     body: StreamSourceInput = request.body
     assert request.token is not None
     source = request.services.sources.create(
-        request.workspace_id, body.name, request.token.id, type=body.type, ip_policy=body.ip_policy
+        request.workspace_id,
+        body.name,
+        request.token.id,
+        type=body.type,
+        ip_policy=body.ip_policy,
+        allowed_origins=body.allowed_origins,
     )
     return stream_source(source, 0)
 

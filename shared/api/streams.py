@@ -13,7 +13,6 @@ from shared.api.destinations import (
     stream_destination,
 )
 from shared.http.app import ApiRequest
-from shared.http.body import client_ip
 from shared.http.routing import Route
 
 FUNCTION = "streams"
@@ -43,7 +42,7 @@ def send_event(request: ApiRequest) -> EventAccepted:
     source = request.services.sources.get(request.workspace_id, body.sourceId, field="sourceId")
     key = request.services.ingest.authorize_source(source)
     event_id = request.services.ingest.accept_stream_event(
-        key, body.model_dump(exclude_unset=True), client_ip(request.raw)
+        key, body.model_dump(exclude_unset=True), request.client_ip
     )
     return EventAccepted(eventId=event_id, status="accepted")
 

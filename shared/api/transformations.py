@@ -156,6 +156,12 @@ class TransformationTestResult(BaseModel):
     error_line: int | None = None
     warnings: list[str] = []
     events: list[RecentEventRun] | None = None
+    cpu_ms: float | None = Field(
+        None, description="recent: CPU time used in all (bounded per request, see error)"
+    )
+    skipped: int = Field(
+        0, description="recent: events not run because the request's CPU time was used up"
+    )
 
 
 def run_test(request: ApiRequest) -> dict[str, Any]:

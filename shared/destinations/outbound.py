@@ -9,8 +9,9 @@ Always refused, even with `allow_private` (local development): the metadata serv
 (metadata.google.internal, metadata) and by address (the whole link-local ranges 169.254.0.0/16
 and fe80::/10, GCE's IPv6 fd20:ce::254, AWS's fd00:ec2::254), multicast and unspecified
 addresses. Refused unless `allow_private`: every address that is not globally routable (private,
-loopback, shared, reserved, documentation ranges, ...), also when wrapped in IPv6 (IPv4-mapped,
-6to4, Teredo, NAT64).
+loopback, shared, reserved, documentation, deprecated site-local fec0::/10, ...; `NOT_GLOBAL`
+adds what Python misses of IANA's special-purpose registries), also when wrapped in IPv6
+(IPv4-mapped, -translated and -compatible, 6to4, Teredo, NAT64).
 """
 
 from __future__ import annotations
@@ -45,7 +46,22 @@ ALWAYS_REFUSED = tuple(
         "fd00:ec2::254/128",  # AWS metadata server over IPv6
     )
 )
+# Not globally reachable per IANA's special-purpose registries (and RFC 3879 for site-local),
+# yet `is_global` in Python 3.11 and 3.12: refused like private addresses. The rest of both
+# registries Python classifies itself (tests/unit/test_outbound.py walks them).
+NOT_GLOBAL = tuple(
+    ipaddress.ip_network(net)
+    for net in (
+        "192.0.0.0/24",  # IETF protocol assignments (Python knows only parts of it)
+        "192.88.99.0/24",  # 6to4 relay anycast, deprecated (RFC 7526): a relay to anywhere
+        "fec0::/10",  # site-local, deprecated (RFC 3879) but still routed inside some networks
+        "3fff::/20",  # documentation (RFC 9637)
+        "64:ff9b:1::/48",  # local-use NAT64 (RFC 8215): translates into the local network
+    )
+)
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# IPv4-translated addresses (RFC 2765): ::ffff:0:a.b.c.d.
+IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")
 # Statuses worth retrying: the receiver timed out, throttled us, or failed on its side.
 RETRY_STATUSES = frozenset({408, 429})
 
@@ -63,19 +79,27 @@ def _resolve(host: str, port: int) -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
-def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address carries (mapped, 6to4, Teredo, NAT64), if any."""
+def _embedded_ipv4(address: IPAddress) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries (mapped, translated, compatible, 6to4, Teredo
+    server and client, NAT64): traffic to it may reach them."""
     if not isinstance(address, ipaddress.IPv6Address):
-        return None
+        return []
     if address.ipv4_mapped is not None:
-        return address.ipv4_mapped
+        return [address.ipv4_mapped]
+    if _is_deprecated_ipv4_form(address) or address in NAT64:
+        return [ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)]
     if address.sixtofour is not None:
-        return address.sixtofour
+        return [address.sixtofour]
     if address.teredo is not None:
-        return address.teredo[1]
-    if address in NAT64:
-        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    return None
+        return list(address.teredo)
+    return []
+
+
+def _is_deprecated_ipv4_form(address: IPAddress) -> bool:
+    """IPv4-translated (RFC 2765) or IPv4-compatible (RFC 4291, not `::` or `::1`)."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return False
+    return address in IPV4_TRANSLATED or (int(address) >> 32 == 0 and int(address) > 1)
 
 
 class UrlGuard:
@@ -115,8 +139,11 @@ class UrlGuard:
     def refusal(self, address: IPAddress) -> str | None:
         """Why this address is refused (e.g. "a private address"), or None if allowed."""
         embedded = _embedded_ipv4(address)
-        if embedded is not None:
-            return self.refusal(embedded)
+        if embedded:
+            reason = next(filter(None, map(self.refusal, embedded)), None)
+            if reason is None and not self.allow_private and _is_deprecated_ipv4_form(address):
+                reason = "a reserved address"  # forms no network should route any more
+            return reason
         if any(address in net for net in ALWAYS_REFUSED if net.version == address.version):
             return "a link-local or metadata address"
         if address.is_multicast:
@@ -130,6 +157,8 @@ class UrlGuard:
         if address.is_private:
             return "a private address"
         if address.is_reserved or not address.is_global:
+            return "a reserved address"
+        if any(address in net for net in NOT_GLOBAL if net.version == address.version):
             return "a reserved address"
         return None
 

@@ -30,6 +30,14 @@ class Unauthorized(StreamsError):
     code = "unauthorized"
 
 
+class Forbidden(StreamsError):
+    """Valid credentials that do not allow this request (a web page of an origin the source
+    does not list)."""
+
+    status = 403
+    code = "forbidden"
+
+
 class NotFound(StreamsError):
     """The resource does not exist in the caller's workspace (or at all: the caller cannot tell)."""
 
@@ -67,3 +75,10 @@ class Unavailable(StreamsError):
     def __init__(self, message: str, *, retry_after: int = 5):
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class TooManyRequests(Unavailable):
+    """The caller (or the instance) already has as many of something open as allowed."""
+
+    status = 429
+    code = "too_many_requests"

@@ -19,7 +19,7 @@ import orjson
 from shared.domain import limits
 from shared.domain.errors import InvalidRequest, PayloadTooLarge
 from shared.domain.ids import new_id
-from shared.domain.nesting import nests_deeper_than
+from shared.domain.storable import Unstorable, find_unstorable
 
 CALL_TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias"})
 
@@ -240,6 +240,9 @@ def _envelope_object(envelope: dict[str, Any], key: str) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise InvalidRequest(limits.NOT_AN_OBJECT_FIELD.format(key), field=key)
+    # Merged into every event of the batch: what no store takes here would fail them all.
+    if problem := find_unstorable(value, limits.MAX_EVENT_DEPTH, (key,)):
+        raise InvalidRequest(problem.reason, field=problem.field or key)
     return value
 
 
@@ -247,10 +250,20 @@ def _normalise_item(item: Any, endpoint_type: str | None, req: _Request) -> dict
     """One canonical event from one item, or _Reject."""
     if not isinstance(item, dict):
         raise _Reject(limits.NOT_AN_OBJECT)
-    if _too_large(item):
+    try:
+        encoded = orjson.dumps(item)
+    except TypeError:
+        # orjson refuses exactly what no store takes (a lone surrogate, an integer beyond 64
+        # bits, nesting past its 254 levels, a number too long to read): find which, and where.
+        found = find_unstorable(item, limits.MAX_EVENT_DEPTH)
+        refusal = found or Unstorable(limits.NOT_ENCODABLE, None)
+        raise _Reject(refusal.reason, refusal.field) from None
+    if _too_large(item, encoded):
         raise _Reject(limits.TOO_LARGE)
-    if nests_deeper_than(item, limits.MAX_EVENT_DEPTH):
-        raise _Reject(limits.TOO_DEEP)
+    # orjson wrote it, so its text is Unicode; and no key path is longer than the whole text.
+    check_paths = len(encoded) > limits.MAX_FIELD_PATH_BYTES
+    if problem := find_unstorable(item, limits.MAX_EVENT_DEPTH, (), False, check_paths):
+        raise _Reject(problem.reason, problem.field)
     call_type = _call_type(item.get("type"), endpoint_type)
     properties = _object(item, "properties")
     traits = _object(item, "traits")
@@ -347,21 +360,18 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
-def _too_large(item: dict[str, Any]) -> bool:
+def _too_large(item: dict[str, Any], encoded: bytes) -> bool:
     # orjson writes what the standard compact encoder writes except for numbers' spelling, and
     # none of its tokens grows by more than 9/4 in the standard spelling ("null" for NaN vs
-    # "-Infinity"; "1e-9" vs "1e-09"). So an item whose orjson form is under 4/9 of the limit
-    # (nearly every item) is settled by one call ~10x faster; anything else is measured exactly.
-    try:
-        if len(orjson.dumps(item)) * 9 <= limits.MAX_EVENT_BYTES * 4:
-            return False
-    except TypeError:  # integers beyond 64 bits, lone surrogates: measured exactly below
-        pass
+    # "-Infinity"; "1e-9" vs "1e-09"). So an item whose orjson form (`encoded`) is under 4/9 of
+    # the limit (nearly every item) is settled ~10x faster; anything else is measured exactly.
+    if len(encoded) * 9 <= limits.MAX_EVENT_BYTES * 4:
+        return False
     text = _compact_json(item)
     size = len(text)  # characters; UTF-8 bytes are between 1x and 4x that
     if size * 4 <= limits.MAX_EVENT_BYTES or size > limits.MAX_EVENT_BYTES:
         return size > limits.MAX_EVENT_BYTES
-    return len(text.encode("utf-8", "surrogatepass")) > limits.MAX_EVENT_BYTES
+    return len(text.encode("utf-8")) > limits.MAX_EVENT_BYTES
 
 
 def _call_type(raw: Any, endpoint_type: str | None) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import math
+import re
 import secrets
 import uuid
 from datetime import UTC, datetime
@@ -11,6 +13,12 @@ WRITE_KEY_PREFIX = "wk_"
 API_TOKEN_PREFIX = "stk_"
 # 32 random bytes: 256 bits, far beyond guessing, and URL-safe so keys paste anywhere.
 SECRET_BYTES = 32
+# What `secrets.token_urlsafe(SECRET_BYTES)` writes: unpadded URL-safe base64.
+_SECRET = f"[A-Za-z0-9_-]{{{math.ceil(SECRET_BYTES * 4 / 3)}}}"
+# Credentials as minted. Anything else is refused before any lookup: a write key is a Firestore
+# document id, where `/`, `..` or a lone surrogate would fail the read instead of missing.
+WRITE_KEY_SYNTAX = re.compile(re.escape(WRITE_KEY_PREFIX) + _SECRET)
+API_TOKEN_SYNTAX = re.compile(re.escape(API_TOKEN_PREFIX) + _SECRET)
 
 
 def new_id() -> str:
@@ -26,6 +34,16 @@ def new_write_key() -> str:
 def new_api_token() -> str:
     """A management API token; only its hash is ever stored."""
     return API_TOKEN_PREFIX + secrets.token_urlsafe(SECRET_BYTES)
+
+
+def is_write_key(text: str) -> bool:
+    """Whether `text` is shaped like a minted write key (it may still be unknown)."""
+    return WRITE_KEY_SYNTAX.fullmatch(text) is not None
+
+
+def is_api_token(text: str) -> bool:
+    """Whether `text` is shaped like a minted API token (it may still be unknown)."""
+    return API_TOKEN_SYNTAX.fullmatch(text) is not None
 
 
 def token_hash(token: str) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from shared.domain.errors import InvalidRequest
+from shared.domain.poison import safe_text
 
 # Dedup window: PRODUCT asks for at least 24 h; the margin covers Pub/Sub's own redelivery.
 DEDUP_HOURS = 48
@@ -20,11 +21,16 @@ DeliveryStatus = Literal["delivered", "retrying", "failed", "dead_lettered", "sk
 FINAL_STATUSES = frozenset({"delivered", "skipped", "dropped"})
 # The reason code of a delivery Pub/Sub dead-lettered itself, after `deliver` kept failing.
 FUNCTION_ERROR = "function_error"
+# Reason codes of events dead-lettered before any destination: `process` set one event of a
+# message aside, or Pub/Sub gave up on a whole source message after its attempt limit.
+UNPROCESSABLE_EVENT = "unprocessable_event"
+PROCESSING_FAILED = "processing_failed"
 
 
 def event_key(message_id: str) -> str:
-    """A document id for a messageId: messageIds are client-chosen and may contain '/'."""
-    return hashlib.sha256(message_id.encode()).hexdigest()[:40]
+    """A document id for a messageId: messageIds are client-chosen and may contain '/' (or even
+    a lone surrogate, which `surrogatepass` hashes instead of failing on)."""
+    return hashlib.sha256(message_id.encode("utf-8", "surrogatepass")).hexdigest()[:40]
 
 
 def event_log_path(workspace_id: str, message_id: str) -> str:
@@ -50,6 +56,11 @@ def dead_letters_collection(workspace_id: str) -> str:
 
 def dead_letter_path(workspace_id: str, delivery: str) -> str:
     return f"{dead_letters_collection(workspace_id)}/{delivery}"
+
+
+def event_dead_letter_id(message_id: str) -> str:
+    """The dead letter of an event that never reached routing (no rule id can end so)."""
+    return f"{event_key(message_id)}-event"
 
 
 @dataclass(frozen=True)
@@ -93,7 +104,8 @@ class DeliveryMessage:
             "workspace_id": self.workspace_id,
             "destination_id": self.destination_id,
             "rule_id": self.rule_id,
-            "message_id": self.message_id,
+            # Attributes must be UTF-8: a lone surrogate is written as its escape.
+            "message_id": safe_text(self.message_id),
         }
 
 
@@ -187,8 +199,8 @@ def parse_source_message(
     """A source-topic message as published by ingest; `InvalidMessage` for anything else."""
     try:
         events = json.loads(data)
-    except ValueError as exc:
-        raise InvalidMessage(f"message {pubsub_message_id} is not JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # nesting too deep to read: never readable
+        raise InvalidMessage(f"message {pubsub_message_id} is not JSON: {exc!r}") from None
     workspace_id = attributes.get("workspace_id")
     source_id = attributes.get("source_id")
     if not workspace_id or not source_id:

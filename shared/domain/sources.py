@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from shared.domain.privacy import IpPolicy
 
@@ -27,6 +27,10 @@ class ApiToken(BaseModel):
     workspace_id: str
     name: str
     created_at: str
+    # Refused from then on; None never expires.
+    expires_at: str | None = None
+    # Written at most once a minute per instance (shared/services/workspaces.py).
+    last_used_at: str | None = None
 
 
 class EventSource(BaseModel):
@@ -45,6 +49,9 @@ class EventSource(BaseModel):
     updated_at: str
     # What ingest does with `context.ip` (docs/PRIVACY.md); not part of the seed's object.
     ip_policy: IpPolicy = "keep"
+    # The web pages' origins that may send with this key (canonical, shared/domain/origins.py);
+    # empty: any. Not part of the seed's object either.
+    allowed_origins: list[str] = Field(default_factory=list)
 
     def write_key_record(self) -> WriteKey:
         """What ingest needs to accept events for this source."""
@@ -54,6 +61,7 @@ class EventSource(BaseModel):
             status=self.status,
             pubsub_topic=self.pubsub_topic,
             ip_policy=self.ip_policy,
+            allowed_origins=list(self.allowed_origins),
         )
 
 
@@ -65,6 +73,8 @@ class WriteKey(BaseModel):
     status: SourceStatus
     pubsub_topic: str
     ip_policy: IpPolicy = "keep"
+    # Carried here, in the record ingest caches, so the origin check costs no read of its own.
+    allowed_origins: list[str] = Field(default_factory=list)
 
 
 def source_topic_id(source_id: str) -> str:

@@ -18,8 +18,10 @@ from shared.domain.errors import (
     Unauthorized,
 )
 from shared.domain.sources import ApiToken
+from shared.domain.storable import find_unencodable
 from shared.http import audit
-from shared.http.body import read_json
+from shared.http.body import client_ip, read_json
+from shared.http.cors import allow_origin, serves_cross_origin
 from shared.http.responses import error_response, json_response
 from shared.http.routing import Route, find_route
 
@@ -45,6 +47,11 @@ class ApiRequest:
         return get_services()
 
     @property
+    def client_ip(self) -> str | None:
+        """The caller's address, trusting only the configured proxies' X-Forwarded-For."""
+        return client_ip(self.raw, self.services.settings.trusted_proxy_hops)
+
+    @property
     def workspace_id(self) -> str:
         """The workspace the caller acts in: the token's, already checked against the path."""
         assert self.token is not None, "workspace_id needs a bearer-authenticated route"
@@ -62,6 +69,15 @@ class Reply:
 
 def handle(request: Request, routes: tuple[Route, ...]) -> Response:
     """Answer `request` with one of `routes` (a function's share of the route table)."""
+    response = _answer(request, routes)
+    if serves_cross_origin(routes):
+        # Every answer, errors included: a page can only read why it was refused if it may
+        # read the refusal.
+        allow_origin(request, response)
+    return response
+
+
+def _answer(request: Request, routes: tuple[Route, ...]) -> Response:
     try:
         route, params, path_exists = find_route(routes, request.method, request.path)
         if route is None:
@@ -101,7 +117,14 @@ def _parse(request: Request, route: Route, params: dict[str, str]) -> ApiRequest
     if route.query is not None:
         api_request.query = _validate(route.query, request.args.to_dict(), "query parameter")
     if route.body is not None:
-        api_request.body = _validate(route.body, read_json(request, MAX_BODY_BYTES), "body")
+        data = read_json(request, MAX_BODY_BYTES)
+        # Configuration is stored as sent: text that is not Unicode (a lone surrogate) or a
+        # number too long to read would fail the write, so it is refused here, by field.
+        if problem := find_unencodable(data):
+            field = problem.field
+            message = f"invalid body: {field}: {problem.reason}" if field else problem.reason
+            raise InvalidRequest(message, field=field)
+        api_request.body = _validate(route.body, data, "body")
     return api_request
 
 

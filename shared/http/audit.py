@@ -37,6 +37,7 @@ RESOURCE_TYPES = {
     "dead-letters": "dead_letter",
     "regulations": "regulation",
     "privacy": "privacy_settings",
+    "tokens": "api_token",
 }
 PREFIXES = ("/api/v1/workspaces/{workspace_id}/", "/v1/streams/")
 _VERB = re.compile(r"[a-z]+")

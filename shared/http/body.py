@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import zlib
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from flask import Request
 
 from shared.domain.errors import InvalidRequest, PayloadTooLarge
+from shared.domain.storable import OversizedInteger
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -27,11 +29,26 @@ def read_json(request: Request, max_bytes: int) -> Any:
     if not data.strip():
         raise InvalidRequest("request body is empty; expected a JSON object")
     try:
-        return json.loads(data)
+        try:
+            return json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise
+        except ValueError:
+            # An integer literal longer than Python reads (4,300 digits). Read again with a
+            # placeholder in its place: the body is valid JSON, and what holds the number is
+            # refused on its own (an event among good ones, or a management request's field).
+            return json.loads(data, parse_int=_read_int)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidRequest(f"malformed JSON: {exc}") from None
     except RecursionError:
         raise InvalidRequest("JSON nested too deeply") from None
+
+
+def _read_int(text: str) -> int | OversizedInteger:
+    try:
+        return int(text)
+    except ValueError:
+        return OversizedInteger(len(text.lstrip("-")))
 
 
 def _inflate(data: bytes, max_bytes: int, gzip: bool) -> bytes:
@@ -46,8 +63,21 @@ def _inflate(data: bytes, max_bytes: int, gzip: bool) -> bytes:
     return out
 
 
-def client_ip(request: Request) -> str | None:
-    """The caller's address: the first X-Forwarded-For hop (set by the gateway), else the peer."""
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    first = forwarded.split(",", 1)[0].strip()
-    return first or request.remote_addr
+def client_ip(request: Request, trusted_proxy_hops: int) -> str | None:
+    """The caller's address, as the proxies in front of Streams saw it.
+
+    Each proxy appends to `X-Forwarded-For` what it saw (Google's load balancer appends
+    `<client>,<load balancer>`, the local gateway `<client>`), after whatever the client sent
+    itself, which anyone can forge. So the address is the entry `trusted_proxy_hops` from the
+    right: the one the outermost trusted proxy wrote. With no trusted proxy the header is
+    ignored, and with fewer entries than that, or not an address there, the peer is used.
+    """
+    if trusted_proxy_hops > 0:
+        entries = ",".join(request.headers.getlist("X-Forwarded-For")).split(",")
+        if len(entries) >= trusted_proxy_hops:
+            candidate = entries[-trusted_proxy_hops].strip()
+            try:
+                return str(ipaddress.ip_address(candidate))
+            except ValueError:
+                pass
+    return request.remote_addr

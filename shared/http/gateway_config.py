@@ -2,7 +2,8 @@
 
 The output is a Terraform template (`terraform/modules/api/openapi.yaml.tftpl`): each operation's
 `x-google-backend` address is `${url_<function>}`, filled in by `templatefile()` with the deployed
-function's URL, so every path reaches the function that serves it locally.
+function's URL, so every path reaches the function that serves it locally. `${managed_service}`
+is the API's managed service name (known once the API exists), which `allowCors` needs.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ STREAMING_NOTE = (
 )
 # Characters that start a Terraform template sequence; escaped where they appear in text.
 TEMPLATE_SEQUENCE = re.compile(r"([$%])\{")
-TEMPLATE_ADDRESS = re.compile(r"^\$\{url_\w+\}$")
+TEMPLATE_ADDRESS = re.compile(r"^\$\{(url_\w+|managed_service)\}$")
+MANAGED_SERVICE = "${managed_service}"
 
 
 def url_variable(function: str) -> str:
@@ -47,6 +49,10 @@ def gateway_document(routes: Iterable[Route]) -> dict[str, Any]:
             ),
             "version": "1.0.0",
         },
+        "host": MANAGED_SERVICE,
+        # allowCors passes OPTIONS requests on to the backend: browsers' preflights reach the
+        # OPTIONS operations the route table declares for the ingest paths, answered by ingest.
+        "x-google-endpoints": [{"name": MANAGED_SERVICE, "allowCors": True}],
         "schemes": ["https"],
         "produces": ["application/json"],
         "paths": paths,

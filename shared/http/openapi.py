@@ -13,6 +13,8 @@ REF = "#/components/schemas/{model}"
 ERROR_STATUSES = {
     400: "Invalid request: the body names the field at fault",
     401: "Missing or invalid credentials",
+    403: "Valid credentials that do not allow this request (a web page's Origin that the "
+    "source does not list)",
     404: "Not found in the caller's workspace",
     409: "The resource's state does not allow this",
     413: "Body too large",

@@ -16,7 +16,11 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     """A JSON response; `None` bodies become empty (204-style) responses."""
     if body is None:
         return Response(status=status, headers=headers)
-    payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    try:
+        payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        # A lone surrogate echoed from a request has no UTF-8 form: kept as the escape it came as.
+        payload = json.dumps(body, separators=(",", ":")).encode()
     return Response(payload, status=status, mimetype=JSON, headers=headers)
 
 

@@ -1,16 +1,27 @@
-"""Dead letters: recorded from the dead-letter topic, listed with filters, replayed on demand."""
+"""Dead letters: recorded from the dead-letter topic, listed with filters, replayed on demand.
+
+Two kinds share the workspace's `dead_letters`: deliveries that `deliver` gave up on (replayed to
+their destination's topic), and events that never reached routing (`kind: event`: `process` set
+one aside, or Pub/Sub gave up on its source message), replayed to their source's topic.
+"""
 
 from __future__ import annotations
 
+import builtins
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from shared.domain import ids
+from shared.domain.errors import Unavailable
+from shared.domain.event_dead_letters import EVENT_KIND, event_dead_letter
 from shared.domain.pipeline import (
     FINAL_STATUSES,
     FUNCTION_ERROR,
+    PROCESSING_FAILED,
     RECORD_RETENTION_DAYS,
     DeliveryMessage,
     InvalidMessage,
@@ -18,13 +29,25 @@ from shared.domain.pipeline import (
     dead_letters_collection,
     decode_deliveries,
     delivery_path,
+    event_dead_letter_id,
+    event_log_path,
 )
-from shared.ports import ConfigStore, Document, Filter, Publisher, Write
+from shared.domain.poison import DATA_ERRORS, event_json, firestore_storable, safe_text
+from shared.domain.sources import WRITE_KEYS, process_subscription_id, source_path
+from shared.ports import ConfigStore, Document, Filter, Publisher, Write, commit_in_chunks
+from shared.services.ingest import MESSAGE_SCHEMA
 from shared.services.process import publish_deliveries
 
-# Pub/Sub's own dead-lettering (after the deliver function itself failed repeatedly) marks
-# forwarded messages with this attribute.
+log = logging.getLogger("streams.dead_letters")
+
+# Pub/Sub's own dead-lettering (after a pushed function itself failed repeatedly) marks each
+# forwarded message with these attributes (checked on the emulator: the subscription is its
+# short name there; a full resource name is accepted too).
 PUBSUB_DEAD_LETTER_COUNT = "CloudPubSubDeadLetterSourceDeliveryCount"
+PUBSUB_DEAD_LETTER_SUBSCRIPTION = "CloudPubSubDeadLetterSourceSubscription"
+PROCESS_SUBSCRIPTION_PREFIX = process_subscription_id("")
+# What a replayed event's message says, when the event was redacted once already.
+REPLAY_ATTRIBUTE = "dead_letter"
 # One replay call republishes at most this many (Firestore batches hold 500 writes).
 REPLAY_LIMIT = 400
 
@@ -69,7 +92,28 @@ class DeadLetters:
 
     def record(self, data: bytes, attributes: dict[str, str]) -> list[Document]:
         """Record a message of the dead-letter topic: ours (one delivery), or one Pub/Sub
-        forwarded after `deliver` itself kept failing (every delivery it holds)."""
+        forwarded after `deliver` (every delivery it holds) or `process` (every event it holds)
+        kept failing.
+
+        Never loops: a message whose content cannot be recorded raises `InvalidMessage` (logged
+        once and acknowledged); only an outage raises for a redelivery.
+        """
+        try:
+            return self._record_message(data, attributes)
+        except (Unavailable, InvalidMessage):
+            raise
+        except DATA_ERRORS as error:
+            raise InvalidMessage(
+                f"dead letter cannot be recorded: {type(error).__name__}: "
+                f"{safe_text(str(error))[:300]}"
+            ) from None
+
+    def _record_message(self, data: bytes, attributes: dict[str, str]) -> list[Document]:
+        subscription = attributes.get(PUBSUB_DEAD_LETTER_SUBSCRIPTION, "").rsplit("/", 1)[-1]
+        if subscription.startswith(PROCESS_SUBSCRIPTION_PREFIX):
+            source_id = subscription.removeprefix(PROCESS_SUBSCRIPTION_PREFIX)
+            attempts = int(attributes.get(PUBSUB_DEAD_LETTER_COUNT, "0") or 0)
+            return self._record_source_message(source_id, data, attributes, attempts)
         if PUBSUB_DEAD_LETTER_COUNT in attributes:
             attempts = int(attributes[PUBSUB_DEAD_LETTER_COUNT])
             reason = f"the deliver function failed {attempts} times without an answer"
@@ -100,31 +144,115 @@ class DeadLetters:
         delivery = DeliveryMessage.from_json(json.dumps(envelope.get("delivery")).encode())
         return [self._record(delivery, envelope)]
 
+    def _record_source_message(
+        self, source_id: str, data: bytes, attributes: dict[str, str], attempts: int
+    ) -> list[Document]:
+        """Record each event of a source message Pub/Sub gave up on, in the workspace that owns
+        the source (looked up, not taken from the message), unless it was processed after all."""
+        workspace_id = self._source_workspace(source_id)
+        if workspace_id is None:
+            raise InvalidMessage(f"dead-lettered source message of unknown source {source_id}")
+        claimed = attributes.get("workspace_id")
+        if claimed is not None and claimed != workspace_id:
+            raise InvalidMessage(f"source {source_id} is not of workspace {claimed}")
+        try:
+            events = json.loads(data)
+        except ValueError as exc:
+            raise InvalidMessage(f"dead-lettered source message is not JSON: {exc}") from None
+        if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+            raise InvalidMessage("dead-lettered source message is not a list of events")
+        if any(e.get("workspaceId") != workspace_id for e in events):
+            raise InvalidMessage("dead-lettered message holds events of another workspace")
+        events = [e for e in events if isinstance(e.get("messageId"), str)]
+        entries = self._store.get_many(
+            [event_log_path(workspace_id, e["messageId"]) for e in events]
+        )
+        paths = [
+            dead_letter_path(workspace_id, event_dead_letter_id(e["messageId"])) for e in events
+        ]
+        previous = self._store.get_many(paths)
+        now = self._clock()
+        reason = f"the process function failed {attempts} times on this event's message"
+        documents = []
+        for event, path in zip(events, paths, strict=True):
+            entry = entries[event_log_path(workspace_id, event["messageId"])]
+            if entry is not None and entry.get("state") == "done":
+                continue  # processed after all (its message failed afterwards)
+            documents.append(
+                event_dead_letter(
+                    workspace_id,
+                    source_id,
+                    event,
+                    PROCESSING_FAILED,
+                    reason,
+                    attempts,
+                    now,
+                    previous[path],
+                )
+            )
+        commit_in_chunks(
+            self._store,
+            [Write("set", dead_letter_path(workspace_id, d["id"]), d) for d in documents],
+        )
+        return documents
+
+    def _source_workspace(self, source_id: str) -> str | None:
+        if not source_id:
+            return None
+        found = self._store.query(WRITE_KEYS, [Filter("source_id", "==", source_id)], limit=1)
+        return str(found[0]["workspace_id"]) if found else None
+
     def _record(self, delivery: DeliveryMessage, envelope: Document) -> Document:
         now = ids.isoformat(self._clock())
         path = dead_letter_path(delivery.workspace_id, delivery.delivery_id)
         previous = self._store.get(path)
+        delivery_form: dict[str, Any] = json.loads(
+            json.dumps(delivery.__dict__, separators=(",", ":"))
+        )
+        event_text = None
+        if not firestore_storable(delivery_form):
+            # Empty or reserved keys, or text that is not Unicode: the event is kept as JSON
+            # text instead of a map, and replay reads it back from there.
+            event_text = event_json(delivery.event)
+            delivery_form = {**delivery_form, "event": None}
         document = {
             "id": delivery.delivery_id,
+            "kind": "delivery",
             "workspace_id": delivery.workspace_id,
-            "message_id": delivery.message_id,
+            "message_id": safe_text(delivery.message_id),
             "rule_id": delivery.rule_id,
             "destination_id": delivery.destination_id,
             "destination_type": envelope.get("destination_type"),
             "reason_code": envelope.get("reason_code"),
-            "reason": envelope.get("reason"),
+            "reason": safe_text(str(envelope.get("reason"))),
             "attempts": envelope.get("attempts"),
             "last_http_status": envelope.get("last_http_status"),
             "status": "dead_lettered",
             "times_dead_lettered": (previous or {}).get("times_dead_lettered", 0) + 1,
             "replay_count": (previous or {}).get("replay_count", 0),
-            "delivery": json.loads(delivery.to_json()),
+            "delivery": delivery_form,
+            "event_json": event_text,
             "created_at": (previous or {}).get("created_at", now),
             "updated_at": now,
             "replayed_at": (previous or {}).get("replayed_at"),
             "expires_at": self._clock() + timedelta(days=RECORD_RETENTION_DAYS),
         }
-        self._store.commit([Write("set", path, document)])
+        try:
+            self._store.commit([Write("set", path, document)])
+        except Unavailable:
+            raise
+        except Exception as error:
+            if event_text is not None:
+                raise
+            # A map the store refused for a reason not foreseen above: the text form holds
+            # nothing but ids and text, so it is recorded, and the message does not loop.
+            log.warning("dead letter %s kept as text: %s", delivery.delivery_id, error)
+            document = {
+                **document,
+                "delivery": {**delivery_form, "event": None},
+                "event_json": event_json(delivery.event),
+            }
+            self._store.commit([Write("set", path, document)])
         return document
 
     def list(self, workspace_id: str, query: DeadLetterQuery) -> list[Document]:
@@ -155,28 +283,39 @@ class DeadLetters:
         return found
 
     def replay(self, workspace_id: str, query: DeadLetterQuery, dry_run: bool) -> ReplayReport:
-        """Send matching dead letters through deliver again; never to a destination that already
-        accepted the event (deliver checks too, so a race cannot send twice)."""
+        """Send matching dead letters through again: a delivery through deliver (never to a
+        destination that already accepted the event; deliver checks too, so a race cannot send
+        twice), an event through its source's topic and process."""
         selection = self.list(workspace_id, replace(query, limit=min(query.limit, REPLAY_LIMIT)))
         report = ReplayReport(dry_run=dry_run, matched=len(selection))
-        deliveries = self._store.get_many(
-            [delivery_path(workspace_id, letter["id"]) for letter in selection]
-        )
-        replays: list[tuple[Document, DeliveryMessage]] = []
-        for letter in selection:
-            delivered = deliveries.get(delivery_path(workspace_id, letter["id"]))
-            if letter["status"] != "dead_lettered":
-                report.skipped.append({"id": letter["id"], "reason": f"already {letter['status']}"})
-            elif delivered and delivered.get("status") == "delivered":
-                report.skipped.append({"id": letter["id"], "reason": "already delivered"})
-            else:
-                message = DeliveryMessage(**{**letter["delivery"], "replay": True})
-                replays.append((letter, message))
-                report.replayed.append(letter["id"])
-        if dry_run or not replays:
+        letters = [letter for letter in selection if letter.get("kind") != EVENT_KIND]
+        events = [letter for letter in selection if letter.get("kind") == EVENT_KIND]
+        delivery_replays = self._deliveries_to_replay(workspace_id, letters, report)
+        event_replays = self._events_to_replay(workspace_id, events, report)
+        order = {letter["id"]: n for n, letter in enumerate(selection)}
+        report.replayed.sort(key=order.__getitem__)
+        if dry_run or not (delivery_replays or event_replays):
             return report
-        publish_deliveries(self._publisher, self._delivery_topic, [m for _, m in replays])
+        if delivery_replays:
+            publish_deliveries(
+                self._publisher, self._delivery_topic, [m for _, m in delivery_replays]
+            )
+        if event_replays:
+            # Process drops a messageId it has seen: the log entry goes first.
+            commit_in_chunks(
+                self._store,
+                [
+                    Write("delete", event_log_path(workspace_id, r.message_id))
+                    for r in event_replays
+                ],
+            )
+            by_topic: dict[str, list[tuple[bytes, dict[str, str]]]] = {}
+            for replay_of in event_replays:
+                by_topic.setdefault(replay_of.topic, []).append(replay_of.message)
+            for topic, messages in by_topic.items():
+                self._publisher.publish(topic, messages)
         now = ids.isoformat(self._clock())
+        replayed = [letter for letter, _ in delivery_replays] + [r.letter for r in event_replays]
         self._store.commit(
             Write(
                 "update",
@@ -188,6 +327,105 @@ class DeadLetters:
                     "replay_count": letter.get("replay_count", 0) + 1,
                 },
             )
-            for letter, _ in replays
+            for letter in replayed
         )
         return report
+
+    def _deliveries_to_replay(
+        self, workspace_id: str, selection: builtins.list[Document], report: ReplayReport
+    ) -> builtins.list[tuple[Document, DeliveryMessage]]:
+        deliveries = self._store.get_many(
+            [delivery_path(workspace_id, letter["id"]) for letter in selection]
+        )
+        replays: builtins.list[tuple[Document, DeliveryMessage]] = []
+        for letter in selection:
+            delivered = deliveries.get(delivery_path(workspace_id, letter["id"]))
+            if letter["status"] != "dead_lettered":
+                report.skipped.append({"id": letter["id"], "reason": f"already {letter['status']}"})
+            elif delivered and delivered.get("status") == "delivered":
+                report.skipped.append({"id": letter["id"], "reason": "already delivered"})
+            else:
+                fields = dict(letter["delivery"])
+                if letter.get("event_json") is not None:
+                    fields["event"] = json.loads(letter["event_json"])
+                message = DeliveryMessage(**{**fields, "replay": True})
+                replays.append((letter, message))
+                report.replayed.append(letter["id"])
+        return replays
+
+    def _events_to_replay(
+        self, workspace_id: str, selection: builtins.list[Document], report: ReplayReport
+    ) -> builtins.list[EventReplay]:
+        parsed = [_stored_event(letter) for letter in selection]
+        log_paths = [
+            event_log_path(workspace_id, str(e.get("messageId"))) if e else "" for e in parsed
+        ]
+        entries = self._store.get_many([p for p in log_paths if p])
+        source_ids = sorted({str(letter.get("source_id")) for letter in selection})
+        sources = self._store.get_many([source_path(workspace_id, s) for s in source_ids])
+        replays: builtins.list[EventReplay] = []
+        for letter, event, log_path in zip(selection, parsed, log_paths, strict=True):
+            source = sources.get(source_path(workspace_id, str(letter.get("source_id"))))
+            entry = entries.get(log_path) if log_path else None
+            reason = None
+            if letter["status"] != "dead_lettered":
+                reason = f"already {letter['status']}"
+            elif event is None:
+                reason = "the event was not kept"
+            elif (
+                entry is not None
+                and entry.get("state") == "done"
+                and not entry.get("dead_lettered")
+            ):
+                reason = "already processed"
+            elif source is None:
+                reason = f"event source {letter.get('source_id')} no longer exists"
+            if reason is not None:
+                report.skipped.append({"id": letter["id"], "reason": reason})
+                continue
+            assert event is not None and source is not None
+            replays.append(
+                EventReplay(
+                    letter,
+                    str(event["messageId"]),
+                    str(source["pubsub_topic"]),
+                    _source_message(workspace_id, letter, event),
+                )
+            )
+            report.replayed.append(letter["id"])
+        return replays
+
+
+@dataclass(frozen=True)
+class EventReplay:
+    """An event dead letter on its way back to its source's topic."""
+
+    letter: Document
+    message_id: str
+    topic: str
+    message: tuple[bytes, dict[str, str]]
+
+
+def _stored_event(letter: Document) -> dict[str, Any] | None:
+    text = letter.get("event_json")
+    try:
+        event = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) and isinstance(event.get("messageId"), str) else None
+
+
+def _source_message(
+    workspace_id: str, letter: Document, event: dict[str, Any]
+) -> tuple[bytes, dict[str, str]]:
+    """The event as ingest publishes it: a one-event message of its source's topic (ASCII
+    JSON, so that even an event holding a lone surrogate travels, to be set aside again)."""
+    attributes = {
+        "schema": MESSAGE_SCHEMA,
+        "workspace_id": workspace_id,
+        "source_id": str(letter["source_id"]),
+        "event_count": "1",
+    }
+    if letter.get("redacted"):
+        attributes["replay"] = REPLAY_ATTRIBUTE  # PII rules ran once: hashes are not hashed again
+    return json.dumps([event], separators=(",", ":")).encode(), attributes

@@ -21,9 +21,11 @@ from shared.domain.pipeline import (
     FINAL_STATUSES,
     HISTORY_LIMIT,
     RECORD_RETENTION_DAYS,
+    UNPROCESSABLE_EVENT,
     DeliveryMessage,
     delivery_path,
 )
+from shared.domain.poison import DATA_ERRORS, failure_reason, safe_text
 from shared.domain.routing import Destination
 from shared.ports import ConfigStore, Document, Publisher, Write, commit_in_chunks
 from shared.services.workspace_config import WorkspaceConfig
@@ -258,6 +260,11 @@ class Deliverer:
         except InvalidRequest as exc:
             detail = f"invalid destination config: {exc.message}"
             return Attempt("failed", detail, code="invalid_config", logs=logs)
+        except DATA_ERRORS as exc:
+            # The event's own content breaks the connector: this delivery is dead-lettered,
+            # the others of the message are still sent.
+            detail = failure_reason("building the request", exc)
+            return Attempt("failed", detail, code=UNPROCESSABLE_EVENT, logs=logs)
         return Plan(destination.type, list(zip(events, built, strict=True)), logs)
 
     def _send_plan(self, plan: Plan) -> Attempt:
@@ -310,23 +317,24 @@ class Deliverer:
         entry: dict[str, Any] = {
             "at": now,
             "status": status,
-            "detail": detail,
+            "detail": safe_text(detail),
             "http_status": http_status,
             "replay": message.replay,
         }
         if attempt.logs:
-            entry["logs"] = attempt.logs[-TRACE_LOG_LINES:]
+            # Console lines are the transformation's own text: any of it must be storable.
+            entry["logs"] = [safe_text(line) for line in attempt.logs[-TRACE_LOG_LINES:]]
         history.append(entry)
         document: dict[str, Any] = {
             "delivery_id": message.delivery_id,
             "workspace_id": message.workspace_id,
-            "message_id": message.message_id,
+            "message_id": safe_text(message.message_id),
             "rule_id": message.rule_id,
             "destination_id": message.destination_id,
             "destination_type": destination.type if destination else None,
             "status": status,
             "attempts": attempts,
-            "last_detail": detail,
+            "last_detail": safe_text(detail),
             "last_http_status": http_status,
             "history": history[-HISTORY_LIMIT:],
             "created_at": record["created_at"] if record else now,
@@ -346,7 +354,8 @@ class Deliverer:
     ) -> tuple[bytes, dict[str, str]]:
         """The dead-letter topic message of a delivery (one per delivery, batched or not)."""
         envelope = {
-            "delivery": json.loads(message.to_json()),
+            # ASCII JSON (below), so that any event travels, even one holding a lone surrogate.
+            "delivery": dict(message.__dict__),
             "reason_code": attempt.code or "failed",
             "reason": attempt.detail,
             "attempts": attempts,

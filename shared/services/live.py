@@ -3,7 +3,8 @@
 docs/OBSERVE.md explains the design and its costs. In short: each open stream keeps a session
 document alive; `process` (this class as its `EventObserver`) checks, cached, whether a session
 is open and only then writes the message's events to a short-lived per-workspace collection,
-stamped with Firestore's commit time; each stream polls that collection past its cursor.
+stamped with Firestore's commit time. The streams of a workspace on one instance share one poll
+of that collection (shared/services/live_hub.py), each past its own cursor.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.domain import ids
@@ -21,6 +22,14 @@ from shared.domain.errors import StreamsError
 from shared.domain.pipeline import event_key
 from shared.domain.routing import event_name
 from shared.ports import WRITES_PER_COMMIT, ConfigStore, Document, Filter, Write, commit_in_chunks
+from shared.services.live_hub import (
+    POLL_SECONDS,
+    Cursor,
+    LiveHub,
+    StreamLimits,
+    Subscription,
+    live_events_collection,
+)
 
 log = logging.getLogger("streams.live")
 
@@ -29,49 +38,24 @@ RETENTION = timedelta(hours=1)
 # A session outlives its stream by up to this long, so a reconnect within it misses nothing.
 SESSION_TTL = timedelta(seconds=60)
 SESSION_REFRESH_SECONDS = 20.0
-HEARTBEAT_SECONDS = 15.0
-POLL_SECONDS = 0.1
+# Also how late a server that cannot see its client's socket notices the client has gone: a
+# write to a closed connection fails at the second heartbeat after the close.
+HEARTBEAT_SECONDS = 5.0
 # Streams end after this long (the client reconnects with Last-Event-ID), so that no function
 # instance is pinned by one browser tab forever. The function's timeout must exceed it.
 MAX_STREAM_SECONDS = 300.0
 # How long process trusts "nobody watches" (a session opened meanwhile waits this long).
 UNWATCHED_CACHE_SECONDS = 0.5
-# Commits can become visible slightly out of commit-time order (the emulator's clock has only
-# milliseconds); every poll re-reads this much behind its cursor and skips what it has seen.
-LATE_COMMIT_WINDOW = timedelta(milliseconds=200)
-PAGE = 500
+
+__all__ = ["Cursor", "LiveFeed", "StreamLimits", "live_events_collection"]
 
 
-def live_events_collection(workspace_id: str) -> str:
-    return f"workspaces/{workspace_id}/live_events"
+def _always_connected() -> bool:
+    return True
 
 
 def live_sessions_collection(workspace_id: str) -> str:
     return f"workspaces/{workspace_id}/live_sessions"
-
-
-@dataclass(frozen=True, order=True)
-class Cursor:
-    """A position in the live collection: commit time, then document key (the SSE `id`)."""
-
-    written_at: datetime
-    key: str = ""
-
-    def __str__(self) -> str:
-        moment = self.written_at.astimezone(UTC)
-        return f"{moment.strftime('%Y-%m-%dT%H:%M:%S.%f')}Z~{self.key}"
-
-    @classmethod
-    def parse(cls, text: str) -> Cursor | None:
-        """The cursor an SSE id names; None when it is not one of ours."""
-        moment, separator, key = text.strip().partition("~")
-        if not separator or not moment.endswith("Z"):
-            return None
-        try:
-            written_at = datetime.fromisoformat(moment[:-1]).replace(tzinfo=UTC)
-        except ValueError:
-            return None
-        return cls(written_at, key)
 
 
 @dataclass(frozen=True)
@@ -120,6 +104,8 @@ class LiveFeed:
         commit_time: Callable[[], Any] | None = None,
         new_session_id: Callable[[], str] = ids.new_id,
         max_stream_seconds: float = MAX_STREAM_SECONDS,
+        limits: StreamLimits | None = None,
+        poll_seconds: float = POLL_SECONDS,
     ):
         self._store = store
         self._clock = clock
@@ -129,6 +115,8 @@ class LiveFeed:
         self._commit_time = commit_time or clock
         self._new_session_id = new_session_id
         self._max_stream_seconds = max_stream_seconds
+        self._poll_seconds = poll_seconds
+        self.hub = LiveHub(store, limits or StreamLimits(), clock, monotonic, poll_seconds)
         # workspace -> (monotonic time the answer holds until, watched)
         self._watched: dict[str, tuple[float, bool]] = {}
 
@@ -189,70 +177,78 @@ class LiveFeed:
     # --- the stream side ----------------------------------------------------------------
 
     def open(
-        self, workspace_id: str, filters: LiveFilters, after: Cursor | None = None
-    ) -> Iterator[LiveItem]:
-        """Register a session (raising if the store is down), then stream until the lifetime ends.
+        self,
+        workspace_id: str,
+        filters: LiveFilters,
+        after: Cursor | None = None,
+        holder: str = "",
+        connected: Callable[[], bool] = _always_connected,
+    ) -> LiveStream:
+        """Take a slot (TooManyRequests when none is left), register a session (raising if the
+        store is down), then stream until the lifetime ends or `connected()` turns false.
 
         Without `after` the stream starts now; with it, just after that position (at most
-        `RETENTION` back).
+        `RETENTION` back). `holder` is who the per-token limit counts (the API token's id).
         """
         now = self._clock()
-        session_id = self._new_session_id()
-        self._refresh(workspace_id, session_id, filters, now, best_effort=False)
-        self._collect_garbage(workspace_id, now)
         # Never before the retention, never after now (an id from the future would stall).
         start = (
             Cursor(now) if after is None else min(max(after, Cursor(now - RETENTION)), Cursor(now))
         )
-        return self._stream(workspace_id, session_id, filters, start)
+        subscription = self.hub.subscribe(workspace_id, holder, start)
+        try:
+            session_id = self._new_session_id()
+            self._refresh(workspace_id, session_id, filters, now, best_effort=False)
+            self._collect_garbage(workspace_id, now)
+        except BaseException:
+            subscription.close()
+            raise
+        items = self._stream(workspace_id, session_id, filters, subscription, connected)
+        return LiveStream(items, subscription)
 
     def _stream(
-        self, workspace_id: str, session_id: str, filters: LiveFilters, start: Cursor
+        self,
+        workspace_id: str,
+        session_id: str,
+        filters: LiveFilters,
+        subscription: Subscription,
+        connected: Callable[[], bool],
     ) -> Iterator[LiveItem]:
-        began = self._monotonic()
-        next_heartbeat = began + HEARTBEAT_SECONDS
-        next_refresh = began + SESSION_REFRESH_SECONDS
-        cursor = announced = start
-        floor = start.written_at - LATE_COMMIT_WINDOW
-        seen: dict[tuple[str, datetime], datetime] = {}
-        while True:
-            documents = self._store.query(
-                live_events_collection(workspace_id),
-                [Filter("written_at", ">=", floor)],
-                order_by="written_at",
-                limit=PAGE,
-            )
-            now = self._clock()
-            for document in sorted(documents, key=_position):
-                position = Cursor(document["written_at"], document["key"])
-                mark = (document["key"], document["written_at"])
-                if position <= start or mark in seen:
-                    continue
-                seen[mark] = document["written_at"]
-                cursor = max(cursor, position)
-                if document["expires_at"] > now and filters.matches(document):
-                    announced = cursor
-                    yield LiveEvent(str(cursor), document["event"])
-            if len(documents) == PAGE:
-                # A full page: read on from its end at once instead of waiting.
-                last = max(document["written_at"] for document in documents)
-                floor = last if last > floor else last + timedelta(microseconds=1)
-            else:
-                floor = cursor.written_at - LATE_COMMIT_WINDOW
-            seen = {mark: at for mark, at in seen.items() if at >= floor}
+        try:
+            began = self._monotonic()
+            next_heartbeat = began + HEARTBEAT_SECONDS
+            next_refresh = began + SESSION_REFRESH_SECONDS
+            announced = subscription.start
+            while True:
+                documents = subscription.read()
+                now = self._clock()
+                for cursor, document in documents:
+                    if document["expires_at"] > now and filters.matches(document):
+                        announced = cursor
+                        yield LiveEvent(str(cursor), document["event"])
 
-            now_mono = self._monotonic()
-            if now_mono >= next_heartbeat:
-                yield Heartbeat(str(cursor) if cursor > announced else None)
-                announced = cursor
-                next_heartbeat = now_mono + HEARTBEAT_SECONDS
-            if now_mono >= next_refresh:
-                self._refresh(workspace_id, session_id, filters, now, best_effort=True)
-                next_refresh = now_mono + SESSION_REFRESH_SECONDS
-            if now_mono - began >= self._max_stream_seconds:
-                return
-            if len(documents) < PAGE:
-                self._sleep(POLL_SECONDS)
+                now_mono = self._monotonic()
+                if now_mono >= next_heartbeat:
+                    cursor = subscription.cursor
+                    yield Heartbeat(str(cursor) if cursor > announced else None)
+                    announced = cursor
+                    next_heartbeat = now_mono + HEARTBEAT_SECONDS
+                if now_mono >= next_refresh:
+                    self._refresh(workspace_id, session_id, filters, now, best_effort=True)
+                    next_refresh = now_mono + SESSION_REFRESH_SECONDS
+                if now_mono - began >= self._max_stream_seconds:
+                    return
+                if subscription.overflowed:
+                    # The client reads slower than events arrive: it resumes from its last id.
+                    log.warning("live stream of %s fell behind; ending it", workspace_id)
+                    return
+                if subscription.closed or not connected():
+                    return
+                if subscription.caught_up:
+                    self._sleep(self._poll_seconds)
+        finally:
+            # Ended by its lifetime, its client or an error: the slot is free at once.
+            subscription.close()
 
     def _refresh(
         self,
@@ -294,5 +290,22 @@ class LiveFeed:
             log.warning("could not collect expired live documents of %s", workspace_id)
 
 
-def _position(document: Document) -> tuple[datetime, str]:
-    return (document["written_at"], document["key"])
+class LiveStream(Iterator[LiveItem]):
+    """An open stream's items; `close()` ends it and frees its slot, even if never iterated."""
+
+    def __init__(self, items: Iterator[LiveItem], subscription: Subscription):
+        self._items = items
+        self._subscription = subscription
+
+    def __next__(self) -> LiveItem:
+        return next(self._items)
+
+    def close(self) -> None:
+        close = getattr(self._items, "close", None)
+        try:
+            if close is not None:
+                close()
+        except ValueError:
+            pass  # being iterated by another thread: it sees the closed subscription and ends
+        finally:
+            self._subscription.close()

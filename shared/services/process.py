@@ -10,14 +10,20 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from shared.domain import ids
+from shared.domain.event_dead_letters import event_dead_letter
 from shared.domain.pipeline import (
     DEDUP_HOURS,
+    UNPROCESSABLE_EVENT,
     DeliveryMessage,
     SourceMessage,
+    dead_letter_path,
     delivery_id,
     encode_deliveries,
+    event_dead_letter_id,
+    event_key,
     event_log_path,
 )
+from shared.domain.poison import DATA_ERRORS, failure_reason, unencodable_at
 from shared.domain.routing import matching_rules
 from shared.domain.storage import event_row
 from shared.ports import (
@@ -85,6 +91,44 @@ class ProcessOutcome:
     suppressed: int = 0
     deliveries: int = 0
     skipped: int = 0
+    dead_lettered: int = 0
+
+
+@dataclass(frozen=True)
+class SetAside:
+    """An event that failed on its own content: dead-lettered with the reason, in the form it
+    had reached (`redacted` once the privacy step had run on it)."""
+
+    event: dict[str, Any]
+    reason: str
+    redacted: bool = False
+
+
+@dataclass
+class Progress:
+    """How far `_prepare` got: the step running, and the events as privacy left them."""
+
+    step: str = "processing"
+    events: list[dict[str, Any]] | None = None
+
+
+@dataclass
+class Prepared:
+    """A message's events ready to store and route (`fresh` in order with their verdicts)."""
+
+    fresh: list[dict[str, Any]] = field(default_factory=list)
+    verdicts: list[Verdict] = field(default_factory=list)
+    passed: list[dict[str, Any]] = field(default_factory=list)
+    suppressed: list[tuple[dict[str, Any], str | None]] = field(default_factory=list)
+    routed: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    rows: list[Document] = field(default_factory=list)
+    encoded: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)
+    deliveries: int = 0
+    set_aside: list[SetAside] = field(default_factory=list)
+
+
+# The fields every step relies on; an event lacking one cannot even be claimed.
+REQUIRED_TEXT = ("messageId", "type", "receivedAt")
 
 
 class Processor:
@@ -118,52 +162,109 @@ class Processor:
         """Process a message; transient failures raise so that Pub/Sub redelivers it whole.
 
         A redelivered message resumes the events it had claimed; events claimed by another
-        message, or already done, are duplicates and go no further.
+        message, or already done, are duplicates and go no further. An event that fails on its
+        own content is dead-lettered with its reason, and the others of the message go on.
         """
         outcome = ProcessOutcome(received=len(message.events))
         now = self._clock()
-        fresh, duplicates = self._claim(message, now)
+        carriable, unfit = _screen(message.events)
+        self._dead_letter_unfit(message, unfit, now)
+        fresh, duplicates = self._claim(message, carriable, now)
         outcome.duplicates = len(duplicates)
+        outcome.dead_lettered = len(unfit)
         self._record_duplicates(duplicates, now)
         if not fresh:
             return outcome
 
-        if self._privacy is not None:
-            # Before contracts, storage and routing (docs/PRIVACY.md): a suppressed user's
-            # events go no further, and nothing downstream ever sees a redacted field's value.
-            screened = self._privacy.apply(
-                message.workspace_id, fresh, replay=message.replay is not None
-            )
-            fresh = screened.passed
-            outcome.suppressed = len(screened.suppressed)
-            self._finish_suppressed(message.workspace_id, screened.suppressed)
-            if not fresh:
-                return outcome
-
-        verdicts = self._validator.validate(message.workspace_id, fresh)
-        passed = [e for e, v in zip(fresh, verdicts, strict=True) if not v.blocked]
-        outcome.blocked = len(fresh) - len(passed)
-        routed = self._route(message.workspace_id, passed)
-        deliveries = [d for plan in routed.values() for d in plan["deliveries"]]
+        prepared = self._prepare_isolated(message, fresh)
         # Stored before routed: a message whose storage fails is redelivered (within a second
         # on the emulator) before any of its deliveries exist, so no two copies of a delivery
         # are ever in flight at once. Only then is the entry done: a redelivery after success
         # goes no further.
-        self._store_events(passed)
+        self._store_events(prepared.rows, [e["messageId"] for e in prepared.passed])
         # Read before publishing: a delivery can be recorded before the publish call returns,
         # and the trace must not show it before the event was routed.
         routed_at = self._clock()
-        publish_deliveries(self._publisher, self._delivery_topic, deliveries)
-        self._finish(message, fresh, verdicts, routed, routed_at)
-        outcome.stored = len(passed)
-        outcome.deliveries = len(deliveries)
-        outcome.skipped = sum(len(plan["skipped"]) for plan in routed.values())
-        self._notify(message, passed)
+        publish_encoded(self._publisher, self._delivery_topic, prepared.encoded)
+        self._finish_suppressed(message.workspace_id, prepared.suppressed)
+        self._finish(message, prepared, routed_at)
+        outcome.suppressed = len(prepared.suppressed)
+        outcome.blocked = sum(v.blocked for v in prepared.verdicts)
+        outcome.stored = len(prepared.passed)
+        outcome.deliveries = prepared.deliveries
+        outcome.skipped = sum(len(plan["skipped"]) for plan in prepared.routed.values())
+        outcome.dead_lettered += len(prepared.set_aside)
+        self._notify(message, prepared.passed)
         return outcome
 
-    def _store_events(self, events: list[dict[str, Any]]) -> None:
-        if events:
-            self._events.insert([event_row(e) for e in events], [e["messageId"] for e in events])
+    def _prepare_isolated(self, message: SourceMessage, events: list[dict[str, Any]]) -> Prepared:
+        """Everything before the first write that cannot be undone, for the whole message; when
+        an event's own content makes a step fail, each event is tried alone and only those that
+        fail are set aside (the others go on in one batch again)."""
+        try:
+            return self._prepare(message, events, Progress())
+        except DATA_ERRORS:
+            pass
+        kept: list[dict[str, Any]] = []
+        set_aside: list[SetAside] = []
+        for event in events:
+            progress = Progress()
+            try:
+                self._prepare(message, [event], progress)
+                kept.append(event)
+            except DATA_ERRORS as error:
+                reason = failure_reason(progress.step, error)
+                # Logged once per event and message: the event does not come back.
+                log.warning("dead-lettering event %s: %s", event_key(event["messageId"]), reason)
+                [form] = progress.events or [event]
+                set_aside.append(SetAside(form, reason, redacted=progress.events is not None))
+        prepared = self._prepare(message, kept, Progress()) if kept else Prepared()
+        prepared.set_aside = set_aside
+        return prepared
+
+    def _prepare(
+        self, message: SourceMessage, events: list[dict[str, Any]], progress: Progress
+    ) -> Prepared:
+        """Privacy, contracts, routing, rows and deliveries' messages: writes nothing but the
+        contracts' own (idempotent) records, so it may run again on part of the events."""
+        workspace_id = message.workspace_id
+        prepared = Prepared()
+        if self._privacy is not None:
+            # Before contracts, storage and routing (docs/PRIVACY.md): a suppressed user's
+            # events go no further, and nothing downstream ever sees a redacted field's value.
+            progress.step = "privacy"
+            screened = self._privacy.apply(workspace_id, events, replay=message.replay is not None)
+            events = screened.passed
+            prepared.suppressed = screened.suppressed
+            progress.events = events
+        progress.step = "contract validation"
+        verdicts = self._validator.validate(workspace_id, events) if events else []
+        prepared.fresh, prepared.verdicts = events, verdicts
+        prepared.passed = [e for e, v in zip(events, verdicts, strict=True) if not v.blocked]
+        progress.step = "routing"
+        prepared.routed = self._route(workspace_id, prepared.passed)
+        deliveries = [d for plan in prepared.routed.values() for d in plan["deliveries"]]
+        progress.step = "storage"
+        prepared.rows = [event_row(e) for e in prepared.passed]
+        progress.step = "routing"
+        prepared.encoded = encode_deliveries(deliveries)
+        prepared.deliveries = len(deliveries)
+        return prepared
+
+    def _dead_letter_unfit(
+        self, message: SourceMessage, unfit: list[SetAside], now: datetime
+    ) -> None:
+        """Dead-letter events no store can hold, before anything of theirs is written."""
+        if not unfit:
+            return
+        for aside in unfit:
+            log.warning("dead-lettering event %r: %s", aside.event["messageId"], aside.reason)
+        writes = self._dead_letter_writes(message, unfit, now)
+        commit_in_chunks(self._store, writes)
+
+    def _store_events(self, rows: list[Document], message_ids: list[str]) -> None:
+        if rows:
+            self._events.insert(rows, message_ids)
 
     def _notify(self, message: SourceMessage, events: list[dict[str, Any]]) -> None:
         for observer in self._observers:
@@ -173,7 +274,7 @@ class Processor:
                 log.exception("observer %s failed", type(observer).__name__)
 
     def _claim(
-        self, message: SourceMessage, now: datetime
+        self, message: SourceMessage, events: list[dict[str, Any]], now: datetime
     ) -> tuple[list[dict[str, Any]], list[str]]:
         """Split events into those this message processes and duplicates (their log paths).
 
@@ -182,7 +283,7 @@ class Processor:
         """
         unique: dict[str, dict[str, Any]] = {}
         duplicates: list[str] = []
-        for event in message.events:
+        for event in events:
             path = event_log_path(message.workspace_id, event["messageId"])
             if path in unique:
                 duplicates.append(path)  # the same messageId twice in one request
@@ -309,18 +410,11 @@ class Processor:
         ]
         commit_in_chunks(self._store, writes)
 
-    def _finish(
-        self,
-        message: SourceMessage,
-        events: list[dict[str, Any]],
-        verdicts: list[Verdict],
-        routed: dict[str, dict[str, list[Any]]],
-        routed_at: datetime,
-    ) -> None:
+    def _finish(self, message: SourceMessage, prepared: Prepared, routed_at: datetime) -> None:
         at = ids.isoformat(routed_at)
         writes = []
-        for event, verdict in zip(events, verdicts, strict=True):
-            plan = routed.get(event["messageId"], {"deliveries": [], "skipped": []})
+        for event, verdict in zip(prepared.fresh, prepared.verdicts, strict=True):
+            plan = prepared.routed.get(event["messageId"], {"deliveries": [], "skipped": []})
             writes.append(
                 Write(
                     "update",
@@ -343,18 +437,107 @@ class Processor:
                     },
                 )
             )
+        writes.extend(self._set_aside_writes(message, prepared.set_aside, routed_at))
         commit_in_chunks(self._store, writes)
+
+    def _set_aside_writes(
+        self, message: SourceMessage, set_aside: list[SetAside], now: datetime
+    ) -> list[Write]:
+        """Each set-aside event's dead letter, then its log entry done (in that order: a crash
+        between leaves the event claimed, and the redelivery sets it aside again)."""
+        if not set_aside:
+            return []
+        writes = self._dead_letter_writes(message, set_aside, now)
+        for aside in set_aside:
+            writes.append(
+                Write(
+                    "update",
+                    event_log_path(message.workspace_id, aside.event["messageId"]),
+                    {
+                        "state": "done",
+                        "dead_lettered": True,
+                        "dead_lettered_at": ids.isoformat(now),
+                        "reason_code": UNPROCESSABLE_EVENT,
+                        "reason": aside.reason,
+                        "blocked": False,
+                        "violations": [],
+                        "stored_at": None,
+                        "routed_at": None,
+                        "deliveries": [],
+                        "skipped": [],
+                    },
+                )
+            )
+        return writes
+
+    def _dead_letter_writes(
+        self, message: SourceMessage, set_aside: list[SetAside], now: datetime
+    ) -> list[Write]:
+        """The dead letter (`unprocessable_event`) of each event set aside, counting on from
+        any earlier one of the same event."""
+        paths = [
+            dead_letter_path(message.workspace_id, event_dead_letter_id(a.event["messageId"]))
+            for a in set_aside
+        ]
+        previous = self._store.get_many(paths)
+        return [
+            Write(
+                "set",
+                path,
+                event_dead_letter(
+                    message.workspace_id,
+                    message.source_id,
+                    aside.event,
+                    UNPROCESSABLE_EVENT,
+                    aside.reason,
+                    None,
+                    now,
+                    previous[path],
+                    redacted=aside.redacted,
+                ),
+            )
+            for path, aside in zip(paths, set_aside, strict=True)
+        ]
 
 
 def publish_deliveries(
     publisher: Publisher, topic_of: Callable[[str], str], deliveries: list[DeliveryMessage]
 ) -> None:
     """Publish deliveries to their destinations' topics, batched per rule, one call per topic."""
+    publish_encoded(publisher, topic_of, encode_deliveries(deliveries))
+
+
+def publish_encoded(
+    publisher: Publisher,
+    topic_of: Callable[[str], str],
+    encoded: list[tuple[str, bytes, dict[str, str]]],
+) -> None:
+    """Publish encoded deliveries-topic messages, one call per destination's topic."""
     by_topic: dict[str, list[tuple[bytes, dict[str, str]]]] = {}
-    for destination_id, data, attributes in encode_deliveries(deliveries):
+    for destination_id, data, attributes in encoded:
         by_topic.setdefault(topic_of(destination_id), []).append((data, attributes))
     for topic, messages in by_topic.items():
         publisher.publish(topic, messages)
+
+
+def _screen(
+    events: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[SetAside]]:
+    """Split off events that no store can hold (text that is not Unicode, a messageId that is
+    not text): they are dead-lettered before anything of theirs is written."""
+    carriable: list[dict[str, Any]] = []
+    unfit: list[SetAside] = []
+    for event in events:
+        reason = None
+        if not all(isinstance(event.get(name), str) for name in REQUIRED_TEXT):
+            reason = f"the event lacks one of {', '.join(REQUIRED_TEXT)} as text"
+        elif (where := unencodable_at(event)) is not None:
+            reason = f"the event holds text that is not valid Unicode (a lone surrogate) at {where}"
+        if reason is None:
+            carriable.append(event)
+        else:
+            unfit.append(SetAside(event, reason, redacted=False))
+    return carriable, unfit
 
 
 def _claim(message: SourceMessage, event: dict[str, Any], now: datetime) -> Document:

@@ -186,7 +186,14 @@ class Regulations:
                 lambda: self._delete_matching(
                     dead_letters_collection(workspace_id),
                     "id",
-                    lambda d: _field(_dig(d, "delivery", "event"), event_field) == value,
+                    # Events that no map can hold are kept as JSON text (event dead letters).
+                    lambda d: (
+                        _field(
+                            _dig(d, "delivery", "event") or _parsed(d.get("event_json")),
+                            event_field,
+                        )
+                        == value
+                    ),
                 )
             ),
             "live_buffer": self._step(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from shared.domain import ids
@@ -50,6 +50,7 @@ class EventSources:
         created_by: str,
         type: SourceType = "server",
         ip_policy: IpPolicy = "keep",
+        allowed_origins: Sequence[str] = (),
     ) -> EventSource:
         source_id = ids.new_id()
         # The topic comes first: a source must never exist without the topic its events go to.
@@ -69,6 +70,7 @@ class EventSources:
                 created_at=now,
                 updated_at=now,
                 ip_policy=ip_policy,
+                allowed_origins=list(allowed_origins),
             )
             try:
                 self._store.commit(
@@ -135,6 +137,25 @@ class EventSources:
             return source
         changed = source.model_copy(
             update={"ip_policy": policy, "updated_at": ids.isoformat(self._clock())}
+        )
+        self._store.commit(
+            [
+                Write("set", write_key_path(source.key), changed.write_key_record().model_dump()),
+                Write("set", source_path(workspace_id, source_id), changed.model_dump()),
+            ]
+        )
+        return changed
+
+    def set_allowed_origins(
+        self, workspace_id: str, source_id: str, origins: Sequence[str]
+    ) -> EventSource:
+        """Replace the web origins that may send with the source's key (canonical, as the API
+        validated them; empty allows any); ingest applies them within its key cache interval."""
+        source = self.get(workspace_id, source_id)
+        if source.allowed_origins == list(origins):
+            return source
+        changed = source.model_copy(
+            update={"allowed_origins": list(origins), "updated_at": ids.isoformat(self._clock())}
         )
         self._store.commit(
             [

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.domain.errors import NotFound
+from shared.domain.event_dead_letters import EVENT_KIND
 from shared.domain.pipeline import (
     FUNCTION_ERROR,
     dead_letters_collection,
@@ -33,16 +34,41 @@ class Traces:
 
     def trace(self, workspace_id: str, message_id: str) -> dict[str, Any]:
         entry = self._store.get(event_log_path(workspace_id, message_id))
-        if entry is None:
-            raise NotFound(f"no event with messageId {message_id}", field="messageId")
         by_message = [Filter("message_id", "==", message_id)]
-        deliveries = self._store.query(deliveries_collection(workspace_id), by_message)
         dead_letters = self._store.query(dead_letters_collection(workspace_id), by_message)
+        event_letter = next((d for d in dead_letters if d.get("kind") == EVENT_KIND), None)
+        if entry is None and event_letter is None:
+            raise NotFound(f"no event with messageId {message_id}", field="messageId")
+        if entry is None:
+            # Set aside before it could be claimed (text no store holds): its dead letter is
+            # all there is.
+            assert event_letter is not None
+            entry = {
+                "source_id": event_letter.get("source_id"),
+                "event_type": event_letter.get("event_type"),
+                "received_at": event_letter.get("created_at"),
+                "state": "dead_lettered",
+            }
+        deliveries = self._store.query(deliveries_collection(workspace_id), by_message)
         stages = _event_stages(entry)
         for delivery in deliveries:
             stages.extend(_delivery_stages(delivery))
         for letter in dead_letters:
-            if letter.get("reason_code") == FUNCTION_ERROR:
+            if letter.get("kind") == EVENT_KIND and not entry.get("dead_lettered"):
+                # Pub/Sub gave up on the event's message (its entry still says claimed), or
+                # process set the event aside before claiming it.
+                stages.append(
+                    _stage(
+                        "dead_lettered",
+                        "failed",
+                        letter.get("updated_at"),
+                        letter.get("reason"),
+                        letter,
+                        reason_code=letter.get("reason_code"),
+                        dead_letter_id=letter["id"],
+                    )
+                )
+            elif letter.get("reason_code") == FUNCTION_ERROR:
                 # Dead-lettered by Pub/Sub itself, so no attempt of deliver's records it.
                 stages.append(
                     _stage(
@@ -71,7 +97,9 @@ class Traces:
             "workspace_id": workspace_id,
             "source_id": entry.get("source_id"),
             "event_type": entry.get("event_type"),
-            "state": "processing" if entry.get("state") == "claimed" else "processed",
+            "state": "processing"
+            if entry.get("state") == "claimed" and event_letter is None
+            else "processed",
             "stages": stages,
         }
 
@@ -100,6 +128,19 @@ def _event_stages(entry: Document) -> list[dict[str, Any]]:
                 "the user is suppressed by a regulation",
                 entry,
                 regulation_id=entry.get("regulation_id"),
+            )
+        )
+        return stages
+    if entry.get("dead_lettered"):
+        # Set aside by process: its own content made a step fail (its neighbours went on).
+        stages.append(
+            _stage(
+                "dead_lettered",
+                "failed",
+                entry.get("dead_lettered_at"),
+                entry.get("reason"),
+                entry,
+                reason_code=entry.get("reason_code"),
             )
         )
         return stages

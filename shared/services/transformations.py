@@ -13,13 +13,16 @@ from shared.domain.routing import transformation_path
 from shared.domain.transformations import Transformation, transformations_collection
 from shared.ports import ConfigStore, EventStore, Write
 from shared.services.forwarding_rules import ForwardingRules, addressable
-from shared.transform import CompileError, Limits, Program, RunResult, check, diff
+from shared.transform import CompileError, HeapBudget, Limits, Program, RunResult, check, diff
 from shared.transform.events import event_problem, output_events, valid_events
 
 # What an update may change; everything else (id, workspace, version, timestamps) is the service's.
 UPDATABLE = frozenset({"name", "description", "source_code", "test_input", "test_output", "status"})
 # Most stored events one test run goes through (each is a sandbox call).
 MAX_RECENT = 100
+# CPU time one test request may use across all its events (at least one call's limit): without
+# it, `recent` events that each loop up to the limit hold a thread for seconds.
+TEST_CPU_MS = 1_000
 
 
 class Transformations:
@@ -38,6 +41,7 @@ class Transformations:
         # A callable: the event store (BigQuery) is built only when a test asks for recent events.
         self._events = events
         self._limits = limits
+        self._budget = HeapBudget(limits)
         self._clock = clock
 
     def list(self, workspace_id: str) -> list[Transformation]:
@@ -166,29 +170,44 @@ class Transformations:
         if not 1 <= count <= MAX_RECENT:
             raise InvalidRequest(f"recent must be between 1 and {MAX_RECENT}", field="recent")
         events = self._events().recent(transformation.workspace_id, count)
-        runs = []
+        budget_ms = max(TEST_CPU_MS, self._limits.cpu_ms)
+        runs: builtins.list[dict[str, Any]] = []
+        used_ms = 0.0
         for event in events:
-            runs.append(_recent_run(program, transformation.workspace_id, event))
+            left_ms = budget_ms - used_ms
+            if left_ms <= 0:
+                break
+            run, cpu_ms = _recent_run(program, transformation.workspace_id, event, left_ms)
+            runs.append(run)
+            used_ms += cpu_ms
             if program.broken:
                 # A limit stopped the call: the next event gets a fresh context, as in deliver.
-                program = Program(program.source_code, self._limits)
-        return {
+                program = Program(program.source_code, self._limits, self._budget)
+        result: dict[str, Any] = {
             "mode": "recent",
-            "passed": all(run["error"] is None for run in runs),
+            "passed": len(runs) == len(events) and all(run["error"] is None for run in runs),
             "dropped": False,
             "duration_ms": round(sum(run["duration_ms"] for run in runs), 3),
+            "cpu_ms": round(used_ms, 3),
             "events": runs,
         }
+        if used_ms >= budget_ms:
+            result["error"] = (
+                f"the test used its {budget_ms} ms of CPU time: "
+                f"{len(events) - len(runs)} of {len(events)} events were not run"
+            )
+            result["skipped"] = len(events) - len(runs)
+        return result
 
     def _compile(self, source_code: str) -> None:
         try:
-            check(source_code, self._limits)
+            check(source_code, self._limits, self._budget)
         except CompileError as exc:
             raise InvalidRequest(f"source_code: {exc.message}", field="source_code") from None
 
     def _program(self, source_code: str) -> Program:
         try:
-            return Program(source_code, self._limits)
+            return Program(source_code, self._limits, self._budget)
         except CompileError as exc:
             # The full check finds a syntax error's column, which the program build does not.
             self._compile(source_code)
@@ -241,8 +260,11 @@ def _sample_result(
     }
 
 
-def _recent_run(program: Program, workspace_id: str, event: dict[str, Any]) -> dict[str, Any]:
-    result = program.run(event, _metadata(workspace_id, event))
+def _recent_run(
+    program: Program, workspace_id: str, event: dict[str, Any], cpu_ms: float
+) -> tuple[dict[str, Any], float]:
+    """One event's entry in a `recent` test, and the CPU time it used."""
+    result = program.run(event, _metadata(workspace_id, event), cpu_ms)
     error, events = result.error, []
     if error is None:
         try:
@@ -273,4 +295,4 @@ def _recent_run(program: Program, workspace_id: str, event: dict[str, Any]) -> d
         "duration_ms": result.duration_ms,
         "error": error,
         "error_line": result.line,
-    }
+    }, result.cpu_ms

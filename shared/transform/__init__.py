@@ -3,6 +3,7 @@
 See docs/TRANSFORMATIONS.md for the contract of `transform(event, metadata)` and the limits.
 """
 
+from shared.transform.budget import HeapBudget
 from shared.transform.cache import ProgramCache
 from shared.transform.codec import JsonText
 from shared.transform.diff import diff
@@ -12,6 +13,7 @@ from shared.transform.limits import Limits
 
 __all__ = [
     "CompileError",
+    "HeapBudget",
     "JsonText",
     "Limits",
     "Program",

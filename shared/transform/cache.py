@@ -6,6 +6,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
+from shared.transform.budget import HeapBudget
 from shared.transform.codec import JsonText
 from shared.transform.engine import Program, RunResult
 from shared.transform.limits import Limits
@@ -25,6 +26,8 @@ class ProgramCache:
 
     def __init__(self, limits: Limits, max_programs: int = MAX_PROGRAMS_PER_THREAD):
         self.limits = limits
+        # Shared by every thread's programs: the instance's memory for running calls.
+        self.budget = HeapBudget(limits)
         self._max_programs = max_programs
         self._local = threading.local()
 
@@ -52,7 +55,7 @@ class ProgramCache:
         if program is not None:
             programs.move_to_end(key)
             return program
-        program = Program(source_code, self.limits)
+        program = Program(source_code, self.limits, self.budget)
         for old in [k for k in programs if k[:2] == key[:2]]:
             del programs[old]
         programs[key] = program

@@ -2,12 +2,14 @@
 
 A context is not thread-safe and QuickJS checks its stack against the thread that created it:
 a `Program` is built, used and dropped on one thread (`ProgramCache` keeps one per thread).
+The CPU limit counts the calling thread's CPU time only (`shared.transform.native`).
 """
 
 from __future__ import annotations
 
 import re
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +17,7 @@ import quickjs
 
 from shared.domain.limits import MAX_EVENT_DEPTH
 from shared.domain.nesting import nests_deeper_than
+from shared.transform.budget import HeapBudget
 from shared.transform.codec import JsonEncoder, JsonText, loads, may_nest_deeper_than
 from shared.transform.harness import (
     PARSE_PREFIX,
@@ -24,6 +27,7 @@ from shared.transform.harness import (
     harness_source,
 )
 from shared.transform.limits import Limits
+from shared.transform.native import Engine, allow_cpu, thread_cpu
 
 # JavaScript stack per context: quickjs-ng's default is 1 MB; this is the 256 KB the original
 # QuickJS had, far below the smallest thread stack functions-framework's threads get.
@@ -82,6 +86,8 @@ class RunResult:
     line: int | None = None
     logs: list[str] = field(default_factory=list)
     duration_ms: float = 0.0
+    # CPU time of the calling thread during the call.
+    cpu_ms: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -91,8 +97,10 @@ class RunResult:
 class Program:
     """A transformation compiled in a fresh, hardened context of its own; one thread only."""
 
-    def __init__(self, source_code: str, limits: Limits):
+    def __init__(self, source_code: str, limits: Limits, budget: HeapBudget | None = None):
         self.limits = limits
+        # Admits each call within the instance's sandbox memory; None for one-off compiles.
+        self._budget = budget
         # Set when the context may hold state an engine-level failure left behind: rebuild it.
         self.broken = False
         self.source_code = source_code
@@ -101,11 +109,13 @@ class Program:
             raise CompileError(f"source_code is longer than {limits.source_chars} characters")
         self._context = quickjs.Context()
         self._context.set_memory_limit(limits.memory_bytes)
-        self._context.set_time_limit(limits.cpu_ms / 1000)
+        self._engine = Engine(self._context)
         self._context.set_max_stack_size(STACK_BYTES)
         source = harness_source(limits.log_lines, limits.log_chars, limits.output_bytes)
+        allow_cpu(limits.cpu_ms / 1000)
         self._harness = self._context.eval(source)
         try:
+            allow_cpu(limits.cpu_ms / 1000)
             self._factory = self._context.eval(factory_source(source_code))
         except quickjs.JSException as exc:
             raise _compile_error(source_code, str(exc)) from None
@@ -114,7 +124,9 @@ class Program:
             raise CompileError(
                 "source_code must be a script of its own: it closes a block it did not open"
             )
-        probe = self._call("probe")
+        with self._budget or nullcontext():
+            allow_cpu(limits.cpu_ms / 1000)
+            probe = self._call("probe")
         if isinstance(probe, str):
             raise CompileError(f"the code failed while loading: {probe}", permanent=False)
         if not probe.get("ok"):
@@ -123,37 +135,67 @@ class Program:
                 raise CompileError(f"the code failed while loading: {probe['message']}", line)
             raise CompileError("source_code must define function transform(event, metadata)")
 
-    def run(self, event: Any, metadata: dict[str, Any] | JsonText) -> RunResult:
+    def run(
+        self, event: Any, metadata: dict[str, Any] | JsonText, cpu_ms: float | None = None
+    ) -> RunResult:
         """Run `transform(event, metadata)` once, under the limits. Either may be given as its
-        `JsonText` (e.g. metadata shared by many events, serialised once)."""
+        `JsonText` (e.g. metadata shared by many events, serialised once). `cpu_ms` lowers the
+        CPU limit of this call (what is left of a larger budget)."""
         started = time.perf_counter()
         event_json = event if type(event) is JsonText else self._to_json(event)
         metadata_json = metadata if type(metadata) is JsonText else self._to_json(metadata)
-        answer = self._call("run", event_json, metadata_json)
+        limit_ms = self.limits.cpu_ms if cpu_ms is None else min(cpu_ms, self.limits.cpu_ms)
+        if self._budget is None:
+            answer, cpu_started = self._run_within(limit_ms, event_json, metadata_json)
+        else:
+            with self._budget:
+                answer, cpu_started = self._run_within(limit_ms, event_json, metadata_json)
+        used_ms = round((thread_cpu() - cpu_started) * 1000, 3)
         duration_ms = round((time.perf_counter() - started) * 1000, 3)
         if isinstance(answer, str):
-            return RunResult(error=answer, duration_ms=duration_ms)
+            return RunResult(error=answer, duration_ms=duration_ms, cpu_ms=used_ms)
         logs = answer["logs"]
         if answer["dropped_logs"]:
             logs.append(f"... {answer['dropped_logs']} more console line(s) dropped")
         if answer["ok"]:
-            return RunResult(answer["output"], None, None, logs, duration_ms)
+            return RunResult(answer["output"], None, None, logs, duration_ms, used_ms)
         fatal = bool(answer.get("fatal"))
         self.broken = self.broken or fatal
         return RunResult(
-            error=self._engine_error(answer["message"]) if fatal else answer["message"],
+            error=self._engine_error(answer["message"], limit_ms) if fatal else answer["message"],
             line=error_line(answer.get("stack"), self.source_code),
             logs=logs,
             duration_ms=duration_ms,
+            cpu_ms=used_ms,
         )
 
-    def _call(self, operation: str, *args: str) -> dict[str, Any] | str:
+    def heap_bytes(self) -> int:
+        """Bytes the context holds now (an idle one: ~0.3 MB, at most `Limits.idle_bytes`)."""
+        return self._engine.heap_bytes()
+
+    def _run_within(
+        self, limit_ms: float, event_json: str, metadata_json: str
+    ) -> tuple[dict[str, Any] | str, float]:
+        """The call's answer, and the thread's CPU clock when it started."""
+        cpu_started = allow_cpu(limit_ms / 1000)
+        answer = self._call("run", event_json, metadata_json, limit_ms=limit_ms)
+        if self._engine.heap_bytes() > self.limits.idle_bytes:
+            # Garbage a call leaves (cycles) stays until the engine's next collection: idle
+            # contexts must not keep the heap a call was allowed.
+            self._engine.collect()
+            if self._engine.heap_bytes() > self.limits.idle_bytes:
+                self.broken = True
+        return answer, cpu_started
+
+    def _call(
+        self, operation: str, *args: str, limit_ms: float | None = None
+    ) -> dict[str, Any] | str:
         """The harness's JSON answer, or a message when the engine itself stopped the call."""
         try:
             raw = self._harness(operation, self._factory, *args)
         except quickjs.JSException as exc:
             self.broken = True
-            return self._engine_error(str(exc))
+            return self._engine_error(str(exc), limit_ms)
         except (UnicodeError, SystemError, ValueError) as exc:
             self.broken = True
             return f"the result cannot be read: {exc}"
@@ -203,14 +245,17 @@ class Program:
         except quickjs.JSException:
             self.broken = True
 
-    def _engine_error(self, text: str) -> str:
+    def _engine_error(self, text: str, limit_ms: float | None = None) -> str:
         first = text.split("\n", 1)[0]
         if "interrupted" in first:
-            return f"the transformation used more than {self.limits.cpu_ms} ms of CPU time"
-        if "out of memory" in first or first in ("null", "threw [uninitialized]"):
+            limit = self.limits.cpu_ms if limit_ms is None else limit_ms
+            return f"the transformation used more than {limit:g} ms of CPU time"
+        exhausted = ("null", "threw [uninitialized]", "InternalError:")
+        if "out of memory" in first or first.rstrip() in exhausted:
             # Code cannot throw quickjs-ng's internal "uninitialized" value, nor get a thrown
             # null past the harness's catch: only the engine does, when it runs out of memory
-            # while making the error.
+            # while making the error. An InternalError whose message could not be read (an
+            # empty one) is the same exhaustion, seen a step later.
             megabytes = self.limits.memory_bytes // (1024 * 1024)
             return f"the transformation used more than {megabytes} MB of memory"
         if "stack overflow" in first or "Maximum call stack size exceeded" in first:
@@ -221,14 +266,14 @@ class Program:
         return first or "the transformation failed in the engine"
 
 
-def check(source_code: str, limits: Limits) -> None:
+def check(source_code: str, limits: Limits, budget: HeapBudget | None = None) -> None:
     """Raise `CompileError` (with line, and column for syntax errors) unless the code is usable."""
     if len(source_code) > limits.source_chars:
         raise CompileError(f"source_code is longer than {limits.source_chars} characters")
     syntax = _syntax_error(source_code, limits)
     if syntax is not None:
         raise syntax
-    Program(source_code, limits)
+    Program(source_code, limits, budget)
 
 
 def _syntax_error(source_code: str, limits: Limits) -> CompileError | None:
@@ -260,7 +305,7 @@ def _compile_error(source_code: str, text: str) -> CompileError:
 def _parser(limits: Limits) -> Any:
     context = quickjs.Context()
     context.set_memory_limit(limits.memory_bytes)
-    context.set_time_limit(limits.cpu_ms / 1000)
+    # Parsing runs none of the code: the engine never asks the CPU limit's handler here.
     context.set_max_stack_size(STACK_BYTES)  # parses as deeply as a `Program` compiles
     return context
 

@@ -107,6 +107,24 @@ _HARNESS = r"""
     overridable(type.prototype, ["constructor", "name", "message", "toString"]);
   }
 
+  // quickjs-ng lets code catch its out-of-memory error and carry on. The engine passes every
+  // error it makes through this hook, which notes that one (the call then fails all the same and
+  // its context is dropped), and formats the stack as quickjs-ng does without a hook.
+  let outOfMemory = false;
+  const InternalErrorType = InternalError;
+  Error.prepareStackTrace = function (error, sites) {
+    if (error instanceof InternalErrorType && error.message === "out of memory") {
+      outOfMemory = true;
+    }
+    let text = "";
+    for (const site of sites) {
+      const where = site.isNative() ? "native" : site.getFileName() + ":" +
+        site.getLineNumber() + ":" + site.getColumnNumber();
+      text += "    at " + (site.getFunctionName() || "<anonymous>") + " (" + where + ")\n";
+    }
+    return text;
+  };
+
   const hardened = new Set();
   function harden(root) {
     const todo = [root];
@@ -146,7 +164,7 @@ _HARNESS = r"""
         return {
           message: (typeof name === "string" && name ? name : "Error") + ": " + text,
           stack: typeof error.stack === "string" ? error.stack.slice(0, 2000) : null,
-          fatal: error instanceof InternalError && text === "out of memory",
+          fatal: error instanceof InternalError && (text === "out of memory" || text === ""),
         };
       }
       // quickjs-ng throws null (or an internal "uninitialized" value) when it runs out of
@@ -180,10 +198,13 @@ _HARNESS = r"""
     }
   }
 
+  const OUT_OF_MEMORY = { message: "InternalError: out of memory", stack: null, fatal: true };
+
   function __streams_run(factory, eventJson, metadataJson) {
     lines = [];
     chars = 0;
     dropped = 0;
+    outOfMemory = false;
     let result;
     try {
       const transform = factory();
@@ -193,8 +214,9 @@ _HARNESS = r"""
       }
       result = transform(parse(eventJson), parse(metadataJson));
     } catch (error) {
-      return fail("error", describe(error));
+      return fail("error", outOfMemory ? OUT_OF_MEMORY : describe(error));
     }
+    if (outOfMemory) return fail("error", OUT_OF_MEMORY);
     if (isThenable(result)) {
       return fail("output", { message: "transform returned a Promise: it must return its result " +
                               "synchronously (async code is not supported)", stack: null,
@@ -213,6 +235,8 @@ _HARNESS = r"""
       return fail("output", { message: "transform returned a " + typeof result +
                               ", not an event", stack: null, fatal: false });
     }
+    // A toJSON method may have caught one too.
+    if (outOfMemory) return fail("error", OUT_OF_MEMORY);
     if (output.length > maxOutput) {
       return fail("output", { message: "the result is larger than " + maxOutput + " bytes",
                               stack: null, fatal: false });
@@ -226,8 +250,11 @@ _HARNESS = r"""
   }
 
   function __streams_probe(factory) {
+    outOfMemory = false;
     try {
-      return stringify({ ok: typeof factory() === "function", logs: lines });
+      const ok = typeof factory() === "function";
+      if (outOfMemory) return stringify({ ok: false, message: OUT_OF_MEMORY.message, stack: null });
+      return stringify({ ok: ok, logs: lines });
     } catch (error) {
       const problem = describe(error);
       return stringify({ ok: false, message: problem.message, stack: problem.stack });

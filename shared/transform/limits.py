@@ -16,6 +16,11 @@ class Limits:
     cpu_ms: int = 100
     # Heap of one context; a context serves one transformation version on one thread.
     memory_bytes: int = 64 * MB
+    # Sum of the heap limits of the calls running at once in the instance (`HeapBudget`).
+    sandbox_bytes: int = 512 * MB
+    # Heap a context may keep between calls (an idle one holds ~0.3 MB); above it, its garbage
+    # is collected, and a context still above it is dropped.
+    idle_bytes: int = 1 * MB
     # UTF-8 bytes of the JSON the call returns (one event, or a fan-out's array).
     output_bytes: int = 32 * KB
     # console.log/info/warn/error lines kept per call, and their total characters.

@@ -20,6 +20,9 @@ E2E_ENV = {
     "STREAMS_DELIVERY_MIN_BACKOFF": "0.2",
     "STREAMS_DELIVERY_MAX_BACKOFF": "1",
     "STREAMS_CONFIG_CACHE_SECONDS": "1",
+    # Production's shape (`client, load balancer`): a test sends X-Forwarded-For with the
+    # client's address, playing the load balancer, and the gateway appends its own entry.
+    "STREAMS_TRUSTED_PROXY_HOPS": "2",
 }
 
 

@@ -143,15 +143,23 @@ def test_sign_in_create_a_source_watch_its_events_live_and_see_the_volume(
     console.shot("signin")
     sign_in(console, tenant)
 
-    # Create a source and take the write key from its curl snippet.
+    # Create a source: the website snippet comes first, Segment's snippet loading analytics.js
+    # from this server (tests/e2e/test_browser_sdks.py runs it in a page); then curl's.
     page.get_by_label("New source name").fill("Console web app")
     page.get_by_role("button", name="Create source").click()
     expect(page.get_by_role("status").filter(has_text="Console web app")).to_be_visible()
     expect(page.get_by_role("heading", name="Send events to “Console web app”")).to_be_visible()
+    web = page.get_by_test_id("snippet").inner_text()
+    loaded = re.search(r'analytics\.load\("(wk_[A-Za-z0-9_-]+)"\)', web)
+    assert loaded, web
+    assert f't.src="{tenant.gateway}/analytics.js/v1/" + key + "/analytics.min.js"' in web
+    assert f'analytics._cdn="{tenant.gateway}"' in web and "cdn.segment.com" not in web
+    page.get_by_role("tab", name="curl").click()
     curl = page.get_by_test_id("snippet").inner_text()
     match = re.search(r"X-Write-Key: (wk_[A-Za-z0-9_-]+)", curl)
     assert match, curl
     write_key = match.group(1)
+    assert loaded.group(1) == write_key
     assert tenant.gateway in curl
     page.get_by_role("tab", name="Python (Segment SDK)").click()
     python_snippet = page.get_by_test_id("snippet").inner_text()

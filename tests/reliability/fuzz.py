@@ -221,7 +221,12 @@ class Fuzzer:
         other: Tenant,
         tracebacks: _Tracebacks,
     ) -> None:
-        route = route_for(operation.path)
+        # The operation's own route: a path may have several methods of different auth (an
+        # ingest path's CORS preflight needs no write key).
+        route = next(
+            (r for r in ROUTES if (r.method, r.path) == (operation.method.upper(), operation.path)),
+            route_for(operation.path),
+        )
         auth = route.auth if route is not None else "none"
         params = {p.name: owner.param(p.name) for p in operation.path_parameters}
         strategy = operation.as_strategy(mode)

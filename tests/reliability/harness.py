@@ -156,6 +156,7 @@ class Tenant:
     name: str
     workspace_id: str
     token: str
+    token_id: str = ""
     source_id: str = ""
     write_key: str = ""
     stream_source_id: str = ""
@@ -182,6 +183,7 @@ class Tenant:
         lowered = name.lower().replace("_", "")
         for hint, value in (
             ("workspace", self.workspace_id),
+            ("token", self.token_id),
             ("key", self.source_id),
             ("source", self.source_id),
             ("destination", self.destination_id),
@@ -208,6 +210,7 @@ class Tenant:
         found = {
             "workspace_id": self.workspace_id,
             "api token": self.token,
+            "api token id": self.token_id,
             "source_id": self.source_id,
             "write key": self.write_key,
             "stream source id": self.stream_source_id,
@@ -234,8 +237,8 @@ def seed_tenant(services: Services, client: Client, name: str) -> Tenant:
     forwarding rule, a blocking contract, and events taken through ingest, process, deliver
     (refused by the destination) and dead-lettering: every kind of record the API can show."""
     workspace = services.workspaces.create(name)
-    token, _ = services.workspaces.create_token(workspace.id, "admin")
-    tenant = Tenant(name, workspace.id, token)
+    token, record = services.workspaces.create_token(workspace.id, "admin")
+    tenant = Tenant(name, workspace.id, token, record.id)
     auth, base = tenant.auth, tenant.base
 
     source = _json(

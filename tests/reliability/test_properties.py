@@ -47,6 +47,7 @@ from shared.domain.events import (
 )
 from shared.domain.schema_forms import InvalidSchema, to_json_schema
 from shared.domain.schema_validator import UNDECLARED_FIELD, CompiledSchema, Violation
+from shared.domain.storable import find_unstorable
 
 # More examples under `make reliability` (STREAMS_PROPERTY_EXAMPLES), few in `make test`.
 EXAMPLES = int(os.environ.get("STREAMS_PROPERTY_EXAMPLES", "100"))
@@ -87,6 +88,24 @@ json_values = st.recursive(
     max_leaves=12,
 )
 json_objects = st.dictionaries(st.text(max_size=8), json_values, max_size=4)
+# What every store holds (docs/EVENTS.md): keys neither empty nor `__name__`, 64-bit integers,
+# no array directly inside an array.
+storable_keys = st.text(min_size=1, max_size=8).filter(
+    lambda key: not (len(key) >= 4 and key[:2] == "__" == key[-2:])
+)
+storable_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats()
+    | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner.filter(lambda value: not isinstance(value, list)), max_size=4)
+        | st.dictionaries(storable_keys, inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+storable_objects = st.dictionaries(storable_keys, storable_values, max_size=4)
 offsets = st.timedeltas(min_value=timedelta(hours=-23, minutes=-59), max_value=timedelta(hours=23))
 moments = st.datetimes(
     min_value=datetime(1, 1, 2),
@@ -158,12 +177,12 @@ valid_items = st.builds(
         },
         optional={
             "messageId": st.text(min_size=1, max_size=40),
-            "properties": json_objects,
-            "traits": json_objects,
-            "context": json_objects,
+            "properties": storable_objects,
+            "traits": storable_objects,
+            "context": storable_objects,
             "timestamp": iso_texts(),
             "sentAt": iso_texts(),
-            "channel": json_values,
+            "channel": storable_values,
         },
     ),
 )
@@ -190,7 +209,9 @@ def test_a_batch_never_raises_and_accounts_for_every_item(
     assert json.dumps(body, sort_keys=True, default=repr) == before, "the input was mutated"
     if isinstance(outcome, InvalidRequest):
         # Only the envelope can fail a whole batch (docs/EVENTS.md, "Request-level").
-        assert outcome.field in ("context", "integrations", "sentAt"), outcome.message
+        assert (outcome.field or "").split(".")[0] in ("context", "integrations", "sentAt"), (
+            outcome.message
+        )
         return
     assert len(outcome.events) + len(outcome.rejections) == len(items)
     assert [r.index for r in outcome.rejections] == sorted(r.index for r in outcome.rejections)
@@ -540,6 +561,8 @@ def test_an_event_built_to_satisfy_its_contract_passes(
 ) -> None:
     schema, value = case
     assume(isinstance(value, dict))
+    # Values no store can hold (an empty key, ...) are refused at ingest, whatever the schema.
+    assume(find_unstorable({TARGETS[event_type]: value}, limits.MAX_EVENT_DEPTH) is None)
     definition = {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
     compiled = CompiledContract(contract_of(definition, event_type, mode, "block"))
     [event] = normalise_request(

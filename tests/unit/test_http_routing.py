@@ -23,3 +23,24 @@ def test_path_parameters_are_whole_segments() -> None:
     assert params == {"workspace_id": "ws-1"}
     route, params, _ = find_route(keys, "GET", "/api/v1/workspaces/ws\n1/event-keys")
     assert params == {"workspace_id": "ws\n1"}  # refused later as an unknown workspace
+
+
+def test_short_paths_share_their_long_forms_handler() -> None:
+    ingest = routes_of("ingest")
+    for short, long in (
+        ("/v1/t", "/v1/track"),
+        ("/v1/b", "/v1/batch"),
+        ("/beacon/v1/batch", "/v1/batch"),
+    ):
+        short_route, _, _ = find_route(ingest, "POST", short)
+        long_route, _, _ = find_route(ingest, "POST", long)
+        assert short_route is not None and long_route is not None
+        assert short_route.handler is long_route.handler
+        assert (short_route.auth, short_route.response) == (long_route.auth, long_route.response)
+
+
+def test_an_ingest_path_answers_options_and_a_management_path_does_not() -> None:
+    route, _, _ = find_route(routes_of("ingest"), "OPTIONS", "/v1/t")
+    assert route is not None and route.auth == "none" and route.status == 204
+    keys = routes_of("event_keys")
+    assert find_route(keys, "OPTIONS", "/api/v1/workspaces/w/event-keys") == (None, {}, True)

@@ -95,7 +95,10 @@ def test_golden(path: Path) -> None:
     assert case["body"] == body_before, "normalisation must not mutate its input"
     if os.environ.get("UPDATE_GOLDEN") == "1":
         case["expected"] = actual
-        path.write_text(json.dumps(case, indent=2, ensure_ascii=False) + "\n")
+        try:
+            path.write_text(json.dumps(case, indent=2, ensure_ascii=False) + "\n")
+        except UnicodeEncodeError:  # a lone surrogate echoed back: kept as its escape
+            path.write_text(json.dumps(case, indent=2) + "\n")
         return
     assert actual == case["expected"]
 
@@ -184,10 +187,10 @@ def test_event_of_exactly_the_limit_is_accepted_and_one_byte_more_is_not() -> No
     assert rejection == Rejection("m-0", limits.TOO_LARGE, 0, None)
 
 
-def test_lone_surrogate_does_not_crash_the_size_check() -> None:
+def test_lone_surrogate_in_an_oversize_event_is_refused_without_crashing() -> None:
     item = track(0, properties={"pad": "\ud800" * 11_000})
     [rejection] = normalise_request(item, "track", ingest_context()).rejections
-    assert rejection.reason == limits.TOO_LARGE
+    assert (rejection.reason, rejection.field) == (limits.NOT_UNICODE, "properties.pad")
 
 
 def test_message_id_length_limit() -> None:

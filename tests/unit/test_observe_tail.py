@@ -74,10 +74,12 @@ def test_format_event_is_one_readable_line() -> None:
 
 
 class SseServer:
-    """Serves two short streams, recording each request's Last-Event-ID."""
+    """Serves two short streams, recording each request's Last-Event-ID; refusals go first."""
 
     def __init__(self) -> None:
         self.seen_last_ids: list[str | None] = []
+        # (status, Retry-After, message) answered before any stream
+        self.refusals: list[tuple[int, str, str]] = []
         self.streams = [
             'retry: 10\n\nid: c1\ndata: {"type":"track","event":"A","messageId":"m1"}\n\n'
             ": heartbeat\nid: c2\n\n",
@@ -91,6 +93,15 @@ class SseServer:
                 if self.headers.get("Authorization") != "Bearer t":
                     body = json.dumps({"message": "bad token"}).encode()
                     self.send_response(401)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                if outer.refusals:
+                    status, retry_after, message = outer.refusals.pop(0)
+                    body = json.dumps({"message": message}).encode()
+                    self.send_response(status)
+                    self.send_header("Retry-After", retry_after)
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
                     self.wfile.write(body)
@@ -129,6 +140,16 @@ def test_tail_reconnects_with_the_last_event_id(sse_server: SseServer) -> None:
     # The heartbeat's id (past filtered-out events) is where the second connection resumed.
     assert sse_server.seen_last_ids == [None, "c2"]
     assert sleeps == [0.01]
+
+
+def test_tail_waits_as_long_as_a_busy_server_asks(sse_server: SseServer) -> None:
+    sse_server.refusals = [(429, "7", "this API token already has 4 live streams open")]
+    err = io.StringIO()
+    sleeps: list[float] = []
+    options = TailOptions(sse_server.url, "t", "ws", raw_json=True, max_events=1)
+    assert tail(options, out=io.StringIO(), err=err, sleep=sleeps.append) == 0
+    assert sleeps == [7.0], "Retry-After, not the 2 s backoff"
+    assert "429 (this API token already has 4 live streams open)" in err.getvalue()
 
 
 def test_tail_stops_on_a_refusal(sse_server: SseServer) -> None:

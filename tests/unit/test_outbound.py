@@ -142,6 +142,107 @@ def test_private_addresses_refused(url: str) -> None:
     assert isinstance(caught.value, InvalidRequest)
 
 
+# Every block of IANA's IPv4 and IPv6 special-purpose address registries whose "Globally
+# Reachable" is False (as of 2025), and the deprecated site-local fec0::/10 (RFC 3879), which
+# the guard let through: none may be a destination in production.
+NOT_GLOBALLY_REACHABLE = (
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "192.88.99.0/24",  # deprecated 6to4 relay anycast
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "240.0.0.0/4",
+    "255.255.255.255/32",
+    "::1/128",
+    "::/128",
+    "::ffff:0:0/96",
+    "64:ff9b:1::/48",
+    "100::/64",
+    "100:0:0:1::/64",
+    "2001::/23",
+    "2001:2::/48",
+    "2001:10::/28",
+    "2001:20::/28",
+    "2001:db8::/32",
+    "3fff::/20",
+    "5f00::/16",
+    "fc00::/7",
+    "fe80::/10",
+    "fec0::/10",
+)
+
+
+@pytest.mark.parametrize("block", NOT_GLOBALLY_REACHABLE)
+def test_every_block_that_is_not_globally_reachable_is_refused(block: str) -> None:
+    network = ipaddress.ip_network(block)
+    guard = UrlGuard(allow_private=False)
+    for address in (network[0], network[-1]):
+        assert guard.refusal(address), f"{address} ({block}) was allowed"
+
+
+def test_a_site_local_address_is_refused_by_name_too() -> None:
+    """fec0::/10 is `is_global` to Python 3.11 and 3.12: it passed the guard."""
+    guard = UrlGuard(allow_private=False, resolve=FixedResolver("fec0::1"))
+    with pytest.raises(UnsafeDestination, match="reserved address fec0::1"):
+        guard.check("https://intranet.example.com/")
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "::ffff:10.0.0.1",  # IPv4-mapped
+        "::10.0.0.1",  # IPv4-compatible (deprecated)
+        "::ffff:0:10.0.0.1",  # IPv4-translated
+        "2002:a00:1::1",  # 6to4
+        "2001:0:4136:e378:8000:63bf:f5ff:fffe",  # Teredo, client 10.0.0.1
+        "2001:0:a00:1:8000:63bf:bec6:33f8",  # Teredo, server 10.0.0.1, client public
+        "64:ff9b::10.0.0.1",  # NAT64
+    ],
+)
+def test_a_private_ipv4_address_wrapped_in_ipv6_is_refused(address: str) -> None:
+    assert UrlGuard(allow_private=False).refusal(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "::ffff:169.254.169.254",
+        "::169.254.169.254",
+        "::ffff:0:169.254.169.254",
+        "2002:a9fe:a9fe::1",
+        "2001:0:4136:e378:8000:63bf:5601:5601",  # Teredo, client 169.254.169.254
+        "64:ff9b::169.254.169.254",
+    ],
+)
+@pytest.mark.parametrize("allow_private", [False, True])
+def test_the_metadata_server_wrapped_in_ipv6_is_refused_always(
+    address: str, allow_private: bool
+) -> None:
+    refusal = UrlGuard(allow_private=allow_private).refusal(ipaddress.ip_address(address))
+    assert refusal == "a link-local or metadata address"
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["8.8.8.8", "2606:4700:4700::1111", "64:ff9b::8.8.8.8", "2002:808:808::1", "192.0.1.1"],
+)
+def test_public_addresses_stay_allowed(address: str) -> None:
+    assert UrlGuard(allow_private=False).refusal(ipaddress.ip_address(address)) is None
+
+
+@pytest.mark.parametrize("address", ["::8.8.8.8", "::ffff:0:8.8.8.8"])
+def test_deprecated_ipv4_forms_are_refused_even_around_a_public_address(address: str) -> None:
+    assert UrlGuard(allow_private=False).refusal(ipaddress.ip_address(address))
+
+
 @pytest.mark.parametrize(
     "url",
     [

@@ -3,6 +3,7 @@ rules in process (before contracts, storage, routing and the live buffer), over 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -56,6 +57,8 @@ def published(services: Services, source: EventSource) -> list[dict[str, Any]]:
 def test_ingest_applies_the_source_policy_before_publishing(
     services: Services, tenant: Tenant, policy: str, client_ip: str, expected: str | None
 ) -> None:
+    # Behind Google's load balancer, which appends `client, load balancer`.
+    services.settings = dataclasses.replace(services.settings, trusted_proxy_hops=2)
     workspace_id, auth = tenant
     keys = function_client("event_keys")
     created = keys.post(

@@ -82,3 +82,28 @@ def test_other_workspace_source_is_404_and_revoked_is_409(
     services.sources.revoke(workspace_id, mine.id)
     body["sourceId"] = mine.id
     assert client.post("/v1/streams/events", json=body, headers=auth).status_code == 409
+
+
+def test_a_stream_source_created_with_allowed_origins(services: Services, tenant: Tenant) -> None:
+    workspace_id, auth = tenant
+    streams = function_client("streams")
+    created = streams.post(
+        "/v1/streams/sources",
+        json={"name": "Web", "type": "javascript", "allowed_origins": ["HTTPS://Shop.Example.com"]},
+        headers=auth,
+    )
+    assert created.status_code == 201
+    assert "allowed_origins" not in created.get_json()  # the seed's StreamSource stays exact
+    source = services.sources.get(workspace_id, created.get_json()["id"])
+    assert source.allowed_origins == ["https://shop.example.com"]
+    refused = streams.post(
+        "/v1/streams/sources",
+        json={
+            "name": "Web",
+            "type": "javascript",
+            "allowed_origins": ["https://shop.example.com/"],
+        },
+        headers=auth,
+    )
+    assert refused.status_code == 400
+    assert refused.get_json()["field"] == "allowed_origins.0"

@@ -3,6 +3,7 @@ the test endpoint (sample and recent events), and deletion guarded by forwarding
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -464,3 +465,36 @@ def test_recent_events_after_one_that_hits_a_limit_still_run(
     assert looping["error"] == "the transformation used more than 100 ms of CPU time"
     assert (newest["after"]["calls"], oldest["after"]["calls"]) == (1, 1)
     assert oldest["changes"] == [{"path": "calls", "before": None, "after": 1, "change": "added"}]
+
+
+def test_a_test_request_stops_at_its_cpu_budget(
+    client: Any, services: Services, tenant: Tenant
+) -> None:
+    # 100 stored events through an endless loop took 100 x 100 ms of CPU in one request.
+    workspace_id, auth = tenant
+    created = create(client, tenant)
+    rows = [
+        event_row(
+            make_events(
+                track("loop", messageId=f"m-{n}"),
+                workspace_id=workspace_id,
+                received_at=START + timedelta(seconds=n),
+            )[0]
+        )
+        for n in range(100)
+    ]
+    services.event_store.insert(rows, [row["message_id"] for row in rows])
+    started = time.thread_time()
+    result = client.post(
+        f"{base_of(workspace_id)}/{created['id']}/test",
+        json={"recent": 100, "source_code": "function transform(e) { for (;;) {} }"},
+        headers=auth,
+    ).get_json()
+    assert time.thread_time() - started < 1.5
+    ran = len(result["events"])
+    assert 9 <= ran <= 11
+    assert (result["passed"], result["skipped"]) == (False, 100 - ran)
+    assert result["error"] == (
+        f"the test used its 1000 ms of CPU time: {100 - ran} of 100 events were not run"
+    )
+    assert 1000 <= result["cpu_ms"] < 1100

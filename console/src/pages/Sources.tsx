@@ -147,7 +147,7 @@ export function SourcesPage(props: { api: Api }) {
 }
 
 function SnippetPanel(props: { source: EventSource }) {
-  const [kind, setKind] = useState<SnippetKind>('curl');
+  const [kind, setKind] = useState<SnippetKind>('web');
   const kinds = Object.keys(SNIPPET_LABELS) as SnippetKind[];
   const code = snippet(kind, window.location.origin, props.source.key);
 

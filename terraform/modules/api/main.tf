@@ -1,12 +1,21 @@
 # The public API: one API Gateway whose config routes every path of the route table to the
 # function serving it (openapi.yaml.tftpl is generated from shared/api/routes.py).
 #
+# CORS: the template enables allowCors, so OPTIONS requests are passed to the OPTIONS
+# operations the route table declares for every collection path (answered by ingest); paths
+# without one (the management API) still refuse a preflight.
+#
 # API Gateway buffers responses: the Server-Sent Events route (GET .../events/live) does not
 # stream through it. Clients use the events function's own URL for it (root output `live_url`).
 
 locals {
-  api_id   = "${var.name_prefix}-api"
-  document = templatefile("${path.module}/openapi.yaml.tftpl", { for name, url in var.function_urls : "url_${name}" => url })
+  api_id = "${var.name_prefix}-api"
+  # `managed_service` names the API in `host` and `x-google-endpoints` (allowCors: browsers'
+  # CORS preflights pass through to the OPTIONS operations, which ingest answers).
+  document = templatefile("${path.module}/openapi.yaml.tftpl", merge(
+    { for name, url in var.function_urls : "url_${name}" => url },
+    { managed_service = google_api_gateway_api.this.managed_service },
+  ))
 }
 
 resource "google_api_gateway_api" "this" {

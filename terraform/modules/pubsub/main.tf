@@ -93,7 +93,8 @@ resource "google_pubsub_subscription" "dead_letters" {
   depends_on = [google_service_account_iam_member.agent_mints_push_tokens]
 }
 
-# Pub/Sub's own dead-letter policy on every deliveries subscription forwards here ...
+# Pub/Sub's own dead-letter policy on every source subscription (after process failed
+# STREAMS_PROCESS_MAX_ATTEMPTS times) and every deliveries subscription forwards here ...
 resource "google_pubsub_topic_iam_member" "agent_publishes_dead_letters" {
   project = var.project_id
   topic   = google_pubsub_topic.dead_letters.name
@@ -101,8 +102,9 @@ resource "google_pubsub_topic_iam_member" "agent_publishes_dead_letters" {
   member  = local.pubsub_agent
 }
 
-# ... and acknowledges the forwarded message on its source subscription. Those subscriptions are
-# created at run time, one per destination, so the grant cannot name them: it is project-wide.
+# ... and acknowledges the forwarded message on the subscription it came from. Those
+# subscriptions are created at run time, one per source and one per destination, so the grant
+# cannot name them: it is project-wide.
 resource "google_project_iam_member" "agent_acknowledges_forwarded" {
   project = var.project_id
   role    = "roles/pubsub.subscriber"
