@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from shared.bootstrap import Services, set_services
 from shared.config import Settings
+from shared.domain.sources import EventSource
 from tests.fakes import FakeEventStore, FakePublisher, FakeTopicAdmin, InMemoryConfigStore
 from tests.tenants import Tenant, tenant_of
 
@@ -32,6 +35,19 @@ def services() -> Iterator[Services]:
     set_services(fake)
     yield fake
     set_services(None)
+
+
+@pytest.fixture
+def source(services: Services) -> EventSource:
+    """A source of the workspace "Acme", for the tests that send events."""
+    workspace = services.workspaces.create("Acme")
+    return services.sources.create(workspace.id, "Web", "t")
+
+
+def published(services: Services, source: EventSource) -> list[dict[str, Any]]:
+    """The events published to `source`'s topic, in order (the publisher is a fake)."""
+    messages = services.publisher.published.get(source.pubsub_topic, [])  # type: ignore[attr-defined]
+    return [event for data, _ in messages for event in json.loads(data)]
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from shared.http.cors import ALLOW_HEADERS, MAX_AGE_SECONDS, with_preflights
 from shared.http.routing import Route
 from tests.functions import function_client
 from tests.tenants import Tenant
+from tests.unit.conftest import published
 
 SHOP = "https://shop.example.com"
 ELSEWHERE = "https://copycat.example.net"
@@ -27,20 +28,9 @@ def client() -> Any:
 
 
 @pytest.fixture
-def source(services: Services) -> EventSource:
-    workspace = services.workspaces.create("Acme")
-    return services.sources.create(workspace.id, "Web", "t")
-
-
-@pytest.fixture
 def shop_only(services: Services) -> EventSource:
     workspace = services.workspaces.create("Shop")
     return services.sources.create(workspace.id, "Shop", "t", allowed_origins=[SHOP])
-
-
-def published(services: Services, source: EventSource) -> list[dict[str, Any]]:
-    messages = services.publisher.published.get(source.pubsub_topic, [])  # type: ignore[attr-defined]
-    return [event for data, _ in messages for event in json.loads(data)]
 
 
 def concrete(path: str) -> str:

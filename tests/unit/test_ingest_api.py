@@ -14,22 +14,12 @@ from shared.config import Settings
 from shared.domain.limits import MAX_BATCH_EVENTS, MAX_REQUEST_BYTES
 from shared.domain.sources import EventSource
 from tests.functions import function_client
+from tests.unit.conftest import published
 
 
 @pytest.fixture
 def client() -> Any:
     return function_client("ingest")
-
-
-@pytest.fixture
-def source(services: Services) -> EventSource:
-    workspace = services.workspaces.create("Acme")
-    return services.sources.create(workspace.id, "Web", "t")
-
-
-def published(services: Services, source: EventSource) -> list[dict[str, Any]]:
-    messages = services.publisher.published.get(source.pubsub_topic, [])  # type: ignore[attr-defined]
-    return [event for data, _ in messages for event in json.loads(data)]
 
 
 def basic(key: str) -> dict[str, str]:

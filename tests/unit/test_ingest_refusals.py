@@ -18,17 +18,7 @@ from shared.domain.sources import EventSource
 from shared.domain.storable import INT64_MAX, INT64_MIN, OversizedInteger, find_unstorable
 from tests.functions import function_client
 from tests.tenants import Tenant
-
-
-@pytest.fixture
-def source(services: Services) -> EventSource:
-    workspace = services.workspaces.create("Acme")
-    return services.sources.create(workspace.id, "Web", "t")
-
-
-def published(services: Services, source: EventSource) -> list[dict[str, Any]]:
-    messages = services.publisher.published.get(source.pubsub_topic, [])  # type: ignore[attr-defined]
-    return [event for data, _ in messages for event in json.loads(data)]
+from tests.unit.conftest import published
 
 
 def send_batch(source: EventSource, raw_items: list[str]) -> Any:
