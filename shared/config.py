@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TypeVar
 
+from shared.domain.signing import MIN_KEY_CHARS
+
 N = TypeVar("N", int, float)
 
 # Signs messages on the local emulator only: anyone can read it here.
 LOCAL_MESSAGE_SIGNING_KEY = "local-emulator-only-signing-key-not-a-secret"
-MIN_SIGNING_KEY_CHARS = 32
 
 TRUE_VALUES = {"1", "true", "yes", "on"}
 FALSE_VALUES = {"0", "false", "no", "off", ""}
@@ -125,10 +126,9 @@ def _signing_key(env: Mapping[str, str]) -> str | None:
     key = env.get("STREAMS_MESSAGE_SIGNING_KEY", "")
     if not key:
         return LOCAL_MESSAGE_SIGNING_KEY if env.get("PUBSUB_EMULATOR_HOST") else None
-    if len(key) < MIN_SIGNING_KEY_CHARS or key == LOCAL_MESSAGE_SIGNING_KEY:
+    if len(key) < MIN_KEY_CHARS or key == LOCAL_MESSAGE_SIGNING_KEY:
         raise ValueError(
-            f"STREAMS_MESSAGE_SIGNING_KEY must be a secret of at least {MIN_SIGNING_KEY_CHARS} "
-            "characters"
+            f"STREAMS_MESSAGE_SIGNING_KEY must be a secret of at least {MIN_KEY_CHARS} characters"
         )
     return key
 

@@ -27,34 +27,6 @@ DATA_ERRORS: tuple[type[Exception], ...] = (
 FIRESTORE_MAX_DEPTH = 20
 
 
-def unencodable_at(value: Any, path: str = "$") -> str | None:
-    """Where `value` holds text that is not valid Unicode (a lone surrogate, which JSON's
-    `\\ud800` can carry but UTF-8, Firestore and BigQuery cannot), or None when it holds none."""
-    try:
-        json.dumps(value, ensure_ascii=False).encode()
-        return None
-    except UnicodeEncodeError:
-        return _find_unencodable(value, path) or path
-
-
-def _find_unencodable(value: Any, path: str) -> str | None:
-    if isinstance(value, str):
-        return None if _encodes(value) else path
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not _encodes(str(key)):
-                return f"{path} (a key)"
-            found = _find_unencodable(item, f"{path}.{safe_text(str(key))}")
-            if found:
-                return found
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            found = _find_unencodable(item, f"{path}[{index}]")
-            if found:
-                return found
-    return None
-
-
 def _encodes(text: str) -> bool:
     try:
         text.encode()

@@ -23,8 +23,9 @@ from shared.domain.pipeline import (
     event_key,
     event_log_path,
 )
-from shared.domain.poison import DATA_ERRORS, failure_reason, unencodable_at
+from shared.domain.poison import DATA_ERRORS, failure_reason
 from shared.domain.routing import matching_rules
+from shared.domain.storable import find_unencodable
 from shared.domain.storage import event_row
 from shared.ports import (
     WRITES_PER_COMMIT,
@@ -531,7 +532,8 @@ def _screen(
         reason = None
         if not all(isinstance(event.get(name), str) for name in REQUIRED_TEXT):
             reason = f"the event lacks one of {', '.join(REQUIRED_TEXT)} as text"
-        elif (where := unencodable_at(event)) is not None:
+        elif (problem := find_unencodable(event)) is not None:
+            where = "$" if problem.field is None else f"$.{problem.field}"
             reason = f"the event holds text that is not valid Unicode (a lone surrogate) at {where}"
         if reason is None:
             carriable.append(event)

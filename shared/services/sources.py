@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 from shared.domain import ids
 from shared.domain.errors import NotFound
@@ -130,33 +131,23 @@ class EventSources:
         return revoked
 
     def set_ip_policy(self, workspace_id: str, source_id: str, policy: IpPolicy) -> EventSource:
-        """Change what ingest does with the source's `context.ip`; the key record carries it, so
-        ingest applies it within its write-key cache interval (as for a revocation)."""
-        source = self.get(workspace_id, source_id)
-        if source.ip_policy == policy:
-            return source
-        changed = source.model_copy(
-            update={"ip_policy": policy, "updated_at": ids.isoformat(self._clock())}
-        )
-        self._store.commit(
-            [
-                Write("set", write_key_path(source.key), changed.write_key_record().model_dump()),
-                Write("set", source_path(workspace_id, source_id), changed.model_dump()),
-            ]
-        )
-        return changed
+        """Change what ingest does with the source's `context.ip`."""
+        return self._set_key_fields(workspace_id, source_id, ip_policy=policy)
 
     def set_allowed_origins(
         self, workspace_id: str, source_id: str, origins: Sequence[str]
     ) -> EventSource:
         """Replace the web origins that may send with the source's key (canonical, as the API
-        validated them; empty allows any); ingest applies them within its key cache interval."""
+        validated them; empty allows any)."""
+        return self._set_key_fields(workspace_id, source_id, allowed_origins=list(origins))
+
+    def _set_key_fields(self, workspace_id: str, source_id: str, **fields: Any) -> EventSource:
+        """Change fields the write-key record carries, in the source and the record at once:
+        ingest applies them within its write-key cache interval (as for a revocation)."""
         source = self.get(workspace_id, source_id)
-        if source.allowed_origins == list(origins):
+        if all(getattr(source, name) == value for name, value in fields.items()):
             return source
-        changed = source.model_copy(
-            update={"allowed_origins": list(origins), "updated_at": ids.isoformat(self._clock())}
-        )
+        changed = source.model_copy(update={**fields, "updated_at": ids.isoformat(self._clock())})
         self._store.commit(
             [
                 Write("set", write_key_path(source.key), changed.write_key_record().model_dump()),
