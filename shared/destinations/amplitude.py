@@ -36,6 +36,7 @@ from shared.destinations.base import (
     json_bytes,
     obj,
     page_or_screen_name,
+    require_identity,
     scalar,
     text,
 )
@@ -167,6 +168,8 @@ class AmplitudeConnector:
         events = _events(event, cfg, now)
         if not events:
             return None
+        # Amplitude refuses an event with neither user_id nor device_id (400).
+        require_identity(event, "Amplitude")
         api_key = cfg.api_key.get_secret_value()
         upload: dict[str, Any] = {"api_key": api_key, "events": events}
         if cfg.min_id_length is not None:

@@ -59,6 +59,21 @@ class DestinationConfig(BaseModel):
     SENT_SECRETS: ClassVar[tuple[str, ...]] = ()
 
 
+class EventRejected(Exception):
+    """The destination cannot take this event as it is (it needs an identity the event lacks):
+    the delivery fails with this reason, rather than send what the destination would refuse or
+    invent a value for it."""
+
+
+def require_identity(event: dict[str, Any], destination: str) -> None:
+    """Refuse an event with neither `userId` nor `anonymousId` (POST /v1/streams/events takes
+    such events) for a destination that keys everything by user."""
+    if not text(event.get("userId")) and not text(event.get("anonymousId")):
+        raise EventRejected(
+            f"{destination} needs a userId or an anonymousId, and this event has neither"
+        )
+
+
 class Connector(Protocol):
     """One destination type: validates its config and maps a canonical event to a request."""
 

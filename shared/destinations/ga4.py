@@ -37,6 +37,7 @@ from shared.destinations.base import (
     expect_config,
     json_bytes,
     obj,
+    require_identity,
     scalar,
     text,
 )
@@ -274,6 +275,8 @@ class Ga4Connector:
         ga_event = _event(event)
         if ga_event is None:
             return None
+        # The Measurement Protocol requires a client_id (anonymousId, else userId).
+        require_identity(event, "GA4")
         user_id = text(event.get("userId"))
         traits = obj(dig(event, "context.traits"))
         if event.get("type") == "identify":

@@ -42,6 +42,7 @@ from shared.destinations.base import (
     json_bytes,
     obj,
     page_or_screen_name,
+    require_identity,
     scalar,
     text,
 )
@@ -140,7 +141,9 @@ def _event_properties(event: dict[str, Any], token: str, now: datetime) -> dict[
     reserved = compact(
         {
             "token": token,
-            "distinct_id": user_id or anonymous_id,
+            # Mixpanel's rule for an event that belongs to no user: an empty distinct_id (left
+            # out, it would hash the request's address into one invented user).
+            "distinct_id": user_id or anonymous_id or "",
             "time": epoch_ms(event_time(event, now)),
             "$insert_id": insert_id(event.get("messageId")),
             "$user_id": user_id,
@@ -183,6 +186,7 @@ class MixpanelConnector:
                 redact = (token, secret, basic)
                 url = f"{base}/import?strict=1"
         elif kind == "identify":
+            require_identity(event, "Mixpanel")  # a profile update names the profile
             traits = {**obj(context.get("traits")), **obj(event.get("traits"))}
             profile = {
                 "$token": token,

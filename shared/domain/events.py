@@ -23,6 +23,16 @@ from shared.domain.storable import Unstorable, find_unstorable
 
 CALL_TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias"})
 
+# Calls that need a field EventInput (POST /v1/streams/events) lacks, with its spellings: there,
+# without it, the type is a custom event name (a track), as the seed's `purchase` is.
+CALL_REQUIRED_FIELDS = {
+    "track": ("event",),
+    "group": ("groupId", "group_id"),
+    "alias": ("previousId", "previous_id"),
+}
+# Calls whose attributes are traits, not properties.
+TRAIT_CALLS = frozenset({"identify", "group"})
+
 # The seed's snake_case spellings; when both spellings carry a value, camelCase wins.
 SNAKE_TO_CAMEL = {
     "user_id": "userId",
@@ -164,14 +174,30 @@ def normalise_stream_event(
     event_type = body.get("type")
     if not isinstance(event_type, str) or not event_type:
         return Rejection(_raw_message_id(body), limits.TYPE_REQUIRED, 0, "type")
-    if event_type in CALL_TYPES:
+    if _is_call(event_type, body):
         call_type, item = event_type, body
     else:
         call_type, item = "track", {**body, "type": "track", "event": event_type}
+    if call_type in TRAIT_CALLS and "traits" not in item and "properties" in item:
+        # EventInput has only `properties`: an identify's or group's are its traits, which
+        # is where destinations and the event query look for them.
+        item = {**item, "traits": item["properties"], "properties": None}
     try:
-        return _normalise_item(item, call_type, _request(ctx, new_message_id, None))
+        return _normalise_item(
+            item, call_type, _request(ctx, new_message_id, None), identity_required=False
+        )
     except _Reject as reject:
         return Rejection(_raw_message_id(body), reject.reason, 0, reject.field)
+
+
+def _is_call(event_type: str, body: dict[str, Any]) -> bool:
+    """Whether an EventInput `type` names a Segment call: identify, page and screen always do;
+    track, group and alias only with the field that call requires (`event`, `groupId`,
+    `previousId`), which EventInput lacks, so without it they are custom event names."""
+    if event_type not in CALL_TYPES:
+        return False
+    required = CALL_REQUIRED_FIELDS.get(event_type)
+    return required is None or any(body.get(key) not in (None, "") for key in required)
 
 
 def parse_timestamp(value: str) -> datetime | None:
@@ -246,8 +272,14 @@ def _envelope_object(envelope: dict[str, Any], key: str) -> dict[str, Any]:
     return value
 
 
-def _normalise_item(item: Any, endpoint_type: str | None, req: _Request) -> dict[str, Any]:
-    """One canonical event from one item, or _Reject."""
+def _normalise_item(
+    item: Any, endpoint_type: str | None, req: _Request, identity_required: bool = True
+) -> dict[str, Any]:
+    """One canonical event from one item, or _Reject.
+
+    Segment's calls need `userId` or `anonymousId`; the second seed's EventInput needs neither,
+    so its events may carry no identity (destinations that need one refuse them per delivery).
+    """
     if not isinstance(item, dict):
         raise _Reject(limits.NOT_AN_OBJECT)
     try:
@@ -298,7 +330,7 @@ def _normalise_item(item: Any, endpoint_type: str | None, req: _Request) -> dict
         except OverflowError:
             raise _Reject(limits.CORRECTION_OUT_OF_RANGE, field) from None
 
-    if user_id is None and anonymous_id is None:
+    if identity_required and user_id is None and anonymous_id is None:
         raise _Reject(limits.IDENTITY_REQUIRED, "userId")
     event = item.get("event")
     name = item.get("name")

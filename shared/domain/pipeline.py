@@ -21,6 +21,9 @@ DeliveryStatus = Literal["delivered", "retrying", "failed", "dead_lettered", "sk
 FINAL_STATUSES = frozenset({"delivered", "skipped", "dropped"})
 # The reason code of a delivery Pub/Sub dead-lettered itself, after `deliver` kept failing.
 FUNCTION_ERROR = "function_error"
+# The reason code of a delivery whose destination cannot take the event as it is (an
+# analytics destination and an event with no identity).
+EVENT_REJECTED = "event_rejected"
 # Reason codes of events dead-lettered before any destination: `process` set one event of a
 # message aside, or Pub/Sub gave up on a whole source message after its attempt limit.
 UNPROCESSABLE_EVENT = "unprocessable_event"

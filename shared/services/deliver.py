@@ -12,12 +12,13 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from shared.destinations import connector_for, validate_config
-from shared.destinations.base import OutboundMessage, OutboundRequest
+from shared.destinations.base import EventRejected, OutboundMessage, OutboundRequest
 from shared.destinations.outbound import HttpSender, SendResult
 from shared.destinations.pubsub import TopicGuard
 from shared.domain import ids
 from shared.domain.errors import InvalidRequest, StreamsError
 from shared.domain.pipeline import (
+    EVENT_REJECTED,
     FINAL_STATUSES,
     HISTORY_LIMIT,
     RECORD_RETENTION_DAYS,
@@ -260,6 +261,10 @@ class Deliverer:
         except InvalidRequest as exc:
             detail = f"invalid destination config: {exc.message}"
             return Attempt("failed", detail, code="invalid_config", logs=logs)
+        except EventRejected as exc:
+            # This destination cannot take the event (no identity): recorded with its reason
+            # and dead-lettered, like any failed delivery; the others of the message go on.
+            return Attempt("failed", str(exc), code=EVENT_REJECTED, logs=logs)
         except DATA_ERRORS as exc:
             # The event's own content breaks the connector: this delivery is dead-lettered,
             # the others of the message are still sent.

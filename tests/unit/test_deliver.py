@@ -199,6 +199,28 @@ def test_an_event_the_connector_does_not_take_is_skipped() -> None:
     assert pipeline.deliverer.deliver(message).detail == "already done"
 
 
+def test_an_event_with_no_identity_is_rejected_by_a_destination_that_needs_one() -> None:
+    pipeline = make_pipeline([ok()])
+    add_destination(pipeline.store, "dest-ga4", type_="ga4", config=dict(GA4_CONFIG))
+    add_destination(pipeline.store, "dest-hook")
+    anonymous = {**make_events(track())[0], "userId": None, "anonymousId": None}
+    rejected = delivery_message(rule_id="rule-ga4", destination_id="dest-ga4", event=anonymous)
+    sent = delivery_message(rule_id="rule-hook", destination_id="dest-hook", event=anonymous)
+
+    outcomes = pipeline.deliverer.deliver_all([rejected, sent])
+
+    reason = "GA4 needs a userId or an anonymousId, and this event has neither"
+    assert [(o.status, o.detail) for o in outcomes] == [
+        ("dead_lettered", reason),
+        ("delivered", "HTTP 200"),
+    ]
+    record = record_of(pipeline, rejected)
+    assert (record["status"], record["last_detail"]) == ("dead_lettered", reason)
+    [letter] = dead_letter_envelopes(pipeline)
+    assert (letter["reason_code"], letter["reason"]) == ("event_rejected", reason)
+    assert len(pipeline.sender.sent) == 1  # only the webhook's request went out
+
+
 def test_a_pubsub_destination_publishes_the_event_to_the_customer_topic() -> None:
     pipeline = make_pipeline()
     add_destination(pipeline.store, "dest-1", type_="pubsub", config={"topic": CUSTOMER_TOPIC})

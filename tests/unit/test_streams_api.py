@@ -38,11 +38,37 @@ def test_send_event_is_accepted_and_published(
 
 
 @pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"type": "signup"}, ("track", "signup", None, None)),
+        ({"type": "group"}, ("track", "group", None, None)),
+        ({"type": "alias", "anonymousId": "a1"}, ("track", "alias", None, "a1")),
+        ({"type": "identify", "properties": {"plan": "pro"}}, ("identify", None, None, None)),
+    ],
+)
+def test_the_seed_requires_only_source_id_and_type(
+    client: Any, services: Services, tenant: Tenant, body: dict[str, Any], expected: tuple
+) -> None:
+    """EventInput requires sourceId and type: no identity, and group or alias are custom names
+    there (they need a groupId or previousId, which EventInput lacks)."""
+    workspace_id, auth = tenant
+    source = services.sources.create(workspace_id, "Web", "t")
+
+    response = client.post("/v1/streams/events", json={"sourceId": source.id, **body}, headers=auth)
+
+    assert response.status_code == 202, response.get_json()
+    [(data, _)] = services.publisher.published[source.pubsub_topic]  # type: ignore[attr-defined]
+    [event] = json.loads(data)
+    assert (event["type"], event["event"], event["userId"], event["anonymousId"]) == expected
+    if body["type"] == "identify":
+        assert (event["properties"], event["traits"]) == ({}, {"plan": "pro"})
+
+
+@pytest.mark.parametrize(
     ("body", "status", "field"),
     [
         ({"type": "purchase", "userId": "u"}, 400, "sourceId"),
         ({"sourceId": "SOURCE", "userId": "u"}, 400, "type"),
-        ({"sourceId": "SOURCE", "type": "purchase"}, 400, "userId"),
         (
             {"sourceId": "SOURCE", "type": "purchase", "userId": "u", "properties": []},
             400,
