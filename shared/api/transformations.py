@@ -207,6 +207,7 @@ ROUTES = (
         "Test a transformation on test_input (or a body's input and code), or on recent events",
         run_test,
         body=TransformationTest,
+        body_required=False,  # no body: the saved test_input against the saved test_output
         response=TransformationTestResult,
         tag=TAG,
     ),

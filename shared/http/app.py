@@ -117,7 +117,7 @@ def _parse(request: Request, route: Route, params: dict[str, str]) -> ApiRequest
     if route.query is not None:
         api_request.query = _validate(route.query, request.args.to_dict(), "query parameter")
     if route.body is not None:
-        data = read_json(request, MAX_BODY_BYTES)
+        data = read_json(request, MAX_BODY_BYTES, required=route.body_required)
         # Configuration is stored as sent: text that is not Unicode (a lone surrogate) or a
         # number too long to read would fail the write, so it is refused here, by field.
         if problem := find_unencodable(data):

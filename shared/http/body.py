@@ -15,8 +15,9 @@ from shared.domain.storable import OversizedInteger
 GZIP_MAGIC = b"\x1f\x8b"
 
 
-def read_json(request: Request, max_bytes: int) -> Any:
-    """The body parsed as JSON whatever its Content-Type, gunzipped when needed, within limits."""
+def read_json(request: Request, max_bytes: int, required: bool = True) -> Any:
+    """The body parsed as JSON whatever its Content-Type, gunzipped when needed, within limits;
+    an empty body is `{}` when not `required`."""
     if (request.content_length or 0) > max_bytes:
         raise PayloadTooLarge(f"request body exceeds {max_bytes} bytes")
     # Read at most one byte past the limit: a body without Content-Length cannot exhaust memory.
@@ -27,6 +28,8 @@ def read_json(request: Request, max_bytes: int) -> Any:
     if len(data) > max_bytes:
         raise PayloadTooLarge(f"request body exceeds {max_bytes} bytes")
     if not data.strip():
+        if not required:
+            return {}
         raise InvalidRequest("request body is empty; expected a JSON object")
     try:
         try:

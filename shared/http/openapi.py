@@ -92,7 +92,7 @@ def _operation(route: Route, refs: dict[Any, Any], error_model: type[BaseModel])
         operation["parameters"] = parameters
     if route.body is not None:
         operation["requestBody"] = {
-            "required": True,
+            "required": route.body_required,
             "content": {"application/json": {"schema": refs[(route.body, "validation")]}},
         }
     operation["responses"] = {str(route.status): _success(route, refs)}

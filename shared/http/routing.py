@@ -29,6 +29,12 @@ class Route:
     auth: Auth = "bearer"
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
+    # False: an empty body is read as `{}` (every field of `body` then takes its default).
+    body_required: bool = True
+    # The documented body of a route that reads its body itself (ingest: any content type,
+    # gzip, batches whose bad items are refused one by one): the OpenAPI document shows it,
+    # nothing validates requests with it.
+    request_schema: type[BaseModel] | None = None
     response: Any = None
     status: int = 200
     tag: str = ""

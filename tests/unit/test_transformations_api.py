@@ -259,11 +259,23 @@ def test_delete_is_refused_while_a_rule_applies_it(
 # The test endpoint
 
 
-def test_the_seed_example_passes_its_test(client: Any, tenant: Tenant) -> None:
+@pytest.mark.parametrize(
+    "send",
+    [
+        pytest.param({"json": {}}, id="empty-object"),
+        pytest.param({}, id="no-body"),
+        pytest.param({"data": b"", "content_type": "application/json"}, id="empty-json-body"),
+    ],
+)
+def test_the_seed_example_passes_its_test(
+    client: Any, tenant: Tenant, send: dict[str, Any]
+) -> None:
+    """With no body (the seed's POST .../test has none), the saved test_input runs against the
+    saved test_output."""
     workspace_id, auth = tenant
     created = create(client, tenant)
-    response = client.post(f"{base_of(workspace_id)}/{created['id']}/test", json={}, headers=auth)
-    assert response.status_code == 200
+    response = client.post(f"{base_of(workspace_id)}/{created['id']}/test", headers=auth, **send)
+    assert response.status_code == 200, response.get_json()
     result = response.get_json()
     assert result["mode"] == "sample"
     assert (result["passed"], result["diff"], result["error"]) == (True, [], None)
