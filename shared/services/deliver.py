@@ -45,6 +45,8 @@ class TransformOutcome:
     events: list[dict[str, Any]]
     error: str | None = None
     logs: list[str] = field(default_factory=list)
+    # The version of the code that ran (None when the transformation no longer exists).
+    version: int | None = None
 
 
 class Transformer(Protocol):
@@ -62,6 +64,8 @@ class Attempt:
     http_status: int | None = None
     code: str | None = None
     logs: list[str] = field(default_factory=list)
+    # What the rule's transformation did before this attempt (the trace's `transformed` stage).
+    transformed: dict[str, Any] | None = None
 
 
 # What an attempt's result leaves the delivery as; anything else is dead-lettered.
@@ -91,6 +95,7 @@ class Plan:
     destination_type: str
     requests: list[tuple[dict[str, Any], OutboundRequest | OutboundMessage | None]]
     logs: list[str]
+    transformed: dict[str, Any] | None = None
 
 
 class RetryDelivery(Exception):
@@ -243,16 +248,27 @@ class Deliverer:
             return Attempt("failed", "the destination is inactive", code="destination_inactive")
         events = [message.event]
         logs: list[str] = []
+        done: dict[str, Any] | None = None
         if message.transformation_id is not None:
             if self._transformer is None:
                 return Attempt("failed", "no transformation runtime", code="transformation_error")
             transformed = self._transformer.transform(message, destination)
             logs = transformed.logs
+            done = {
+                "at": ids.isoformat(self._clock()),
+                "transformation_id": message.transformation_id,
+                "version": transformed.version,
+                "events": len(transformed.events),
+                "error": None if transformed.error is None else safe_text(transformed.error),
+            }
             if transformed.error is not None:
                 detail = f"transformation failed: {transformed.error}"
-                return Attempt("failed", detail, code="transformation_error", logs=logs)
+                return Attempt(
+                    "failed", detail, code="transformation_error", logs=logs, transformed=done
+                )
             if not transformed.events:
-                return Attempt("dropped", "the transformation dropped the event", logs=logs)
+                detail = "the transformation dropped the event"
+                return Attempt("dropped", detail, logs=logs, transformed=done)
             events = transformed.events
         try:
             config = validate_config(destination.type, destination.config)
@@ -260,17 +276,19 @@ class Deliverer:
             built = [connector.build(event, config, now=self._clock()) for event in events]
         except InvalidRequest as exc:
             detail = f"invalid destination config: {exc.message}"
-            return Attempt("failed", detail, code="invalid_config", logs=logs)
+            return Attempt("failed", detail, code="invalid_config", logs=logs, transformed=done)
         except EventRejected as exc:
             # This destination cannot take the event (no identity): recorded with its reason
             # and dead-lettered, like any failed delivery; the others of the message go on.
-            return Attempt("failed", str(exc), code=EVENT_REJECTED, logs=logs)
+            reason = str(exc)
+            return Attempt("failed", reason, code=EVENT_REJECTED, logs=logs, transformed=done)
         except DATA_ERRORS as exc:
             # The event's own content breaks the connector: this delivery is dead-lettered,
             # the others of the message are still sent.
             detail = failure_reason("building the request", exc)
-            return Attempt("failed", detail, code=UNPROCESSABLE_EVENT, logs=logs)
-        return Plan(destination.type, list(zip(events, built, strict=True)), logs)
+            code = UNPROCESSABLE_EVENT
+            return Attempt("failed", detail, code=code, logs=logs, transformed=done)
+        return Plan(destination.type, list(zip(events, built, strict=True)), logs, done)
 
     def _send_plan(self, plan: Plan) -> Attempt:
         results = [
@@ -283,7 +301,7 @@ class Deliverer:
         ]
         # A fan-out succeeds only whole: the first retry or failure decides the attempt.
         decisive = next((r for r in results if r.status in ("retry", "failed")), results[0])
-        return replace(decisive, logs=plan.logs)
+        return replace(decisive, logs=plan.logs, transformed=plan.transformed)
 
     def _send(self, request: OutboundRequest) -> Attempt:
         result: SendResult = self._sender.send(request, request.timeout_seconds)
@@ -329,6 +347,8 @@ class Deliverer:
         if attempt.logs:
             # Console lines are the transformation's own text: any of it must be storable.
             entry["logs"] = [safe_text(line) for line in attempt.logs[-TRACE_LOG_LINES:]]
+        if attempt.transformed is not None:
+            entry["transformed"] = attempt.transformed
         history.append(entry)
         document: dict[str, Any] = {
             "delivery_id": message.delivery_id,

@@ -179,19 +179,44 @@ def _event_stages(entry: Document) -> list[dict[str, Any]]:
 
 
 def _delivery_stages(delivery: Document) -> list[dict[str, Any]]:
-    return [
-        _stage(
-            ATTEMPT_STAGES.get(attempt["status"], attempt["status"]),
-            attempt["status"],
-            attempt["at"],
-            attempt.get("detail"),
-            delivery,
-            attempt=number,
-            http_status=attempt.get("http_status"),
-            **({"logs": attempt["logs"]} if attempt.get("logs") else {}),
+    stages = []
+    for number, attempt in enumerate(delivery.get("history", []), start=1):
+        if transformed := attempt.get("transformed"):
+            stages.append(_transformed_stage(transformed, delivery, number))
+        stages.append(
+            _stage(
+                ATTEMPT_STAGES.get(attempt["status"], attempt["status"]),
+                attempt["status"],
+                attempt["at"],
+                attempt.get("detail"),
+                delivery,
+                attempt=number,
+                http_status=attempt.get("http_status"),
+                **({"logs": attempt["logs"]} if attempt.get("logs") else {}),
+            )
         )
-        for number, attempt in enumerate(delivery.get("history", []), start=1)
-    ]
+    return stages
+
+
+def _transformed_stage(transformed: Document, delivery: Document, number: int) -> dict[str, Any]:
+    """The rule's transformation, run before an attempt: ok (with how many events it made),
+    dropped (none) or failed (its error)."""
+    count = transformed.get("events", 0)
+    error = transformed.get("error")
+    status = "failed" if error else "ok" if count else "dropped"
+    reason = error or (
+        "the transformation dropped the event" if not count else f"{count} event(s) to send"
+    )
+    return _stage(
+        "transformed",
+        status,
+        transformed.get("at"),
+        reason,
+        delivery,
+        attempt=number,
+        transformation_id=transformed.get("transformation_id"),
+        transformation_version=transformed.get("version"),
+    )
 
 
 def _stage(

@@ -56,11 +56,13 @@ class SandboxTransformer:
         if document is None:
             return TransformOutcome([], error=f"transformation {transform_id} does not exist")
         transformation = self._transformation(path, document)
+        version = transformation.version
         if transformation.status != "active":
             return TransformOutcome(
                 [],
                 error=f"transformation {transformation.name!r} ({transform_id}) is "
                 f"{transformation.status}, not active: the rule does not run it",
+                version=version,
             )
         metadata = self._metadata_of(message, destination)
         key = (message.workspace_id, transform_id, transformation.version)
@@ -69,20 +71,22 @@ class SandboxTransformer:
         except CompileError as exc:
             if exc.permanent:
                 self._mark_error(transformation, exc.message)
-            return TransformOutcome([], error=f"the code does not compile: {exc.message}")
+            message_text = f"the code does not compile: {exc.message}"
+            return TransformOutcome([], error=message_text, version=version)
         for line in result.logs:
             log.debug("transformation %s console: %s", transform_id, line)
         error = result.error
         if error is None:
             try:
-                return TransformOutcome(valid_events(result.output), logs=result.logs)
+                events = valid_events(result.output)
+                return TransformOutcome(events, logs=result.logs, version=version)
             except ValueError as exc:
                 error = str(exc)
         if result.line is not None:
             error += f" (line {result.line})"
         if result.logs:
             error += "; console: " + " | ".join(result.logs[-LOGS_IN_ERROR:])
-        return TransformOutcome([], error=error, logs=result.logs)
+        return TransformOutcome([], error=error, logs=result.logs, version=version)
 
     def _transformation(self, path: str, document: Document) -> Transformation:
         """The document as a model; the cache hands out the same document object until it reads

@@ -128,6 +128,48 @@ def test_a_drop_is_recorded_and_shown_in_the_trace() -> None:
     assert DEAD_LETTERS_TOPIC not in pipeline.publisher.published
 
 
+def stage_names(pipeline: Pipeline) -> list[str]:
+    return [s["stage"] for s in pipeline.traces.trace(WORKSPACE_ID, "msg-1")["stages"]]
+
+
+def transformed_stages(pipeline: Pipeline) -> list[dict[str, Any]]:
+    stages = pipeline.traces.trace(WORKSPACE_ID, "msg-1")["stages"]
+    return [s for s in stages if s["stage"] == "transformed"]
+
+
+def test_the_trace_shows_the_transformation_between_routing_and_delivery() -> None:
+    pipeline = pipeline_with(SEED_CODE)
+    store_transformation(pipeline, SEED_CODE, version=3)
+
+    deliver(pipeline, track("purchase_completed", properties={"total": 150}))
+
+    assert stage_names(pipeline) == ["received", "stored", "routed", "transformed", "delivered"]
+    [stage] = transformed_stages(pipeline)
+    assert (stage["status"], stage["reason"]) == ("ok", "1 event(s) to send")
+    assert (stage["transformation_id"], stage["transformation_version"]) == ("t-1", 3)
+    assert (stage["rule_id"], stage["destination_id"], stage["attempt"]) == ("rule-1", "dest-1", 1)
+
+
+@pytest.mark.parametrize(
+    ("source_code", "status", "reason"),
+    [
+        ("function transform(e) {\n  return null;\n}", "dropped", "dropped the event"),
+        ("function transform(e) {\n  throw new Error('bad');\n}", "failed", "bad"),
+    ],
+)
+def test_a_dropping_or_failing_transformation_is_its_own_stage(
+    source_code: str, status: str, reason: str
+) -> None:
+    pipeline = pipeline_with(source_code)
+
+    deliver(pipeline, track())
+
+    [stage] = transformed_stages(pipeline)
+    assert stage["status"] == status
+    assert reason in stage["reason"]
+    assert stage_names(pipeline).index("transformed") == stage_names(pipeline).index("routed") + 1
+
+
 def test_an_array_fans_out() -> None:
     pipeline = pipeline_with(
         "function transform(e) {\n"
