@@ -195,7 +195,7 @@ class Services:
 
     @cached_property
     def event_queries(self) -> EventQueries:
-        return EventQueries(self.event_store, self.sources)
+        return EventQueries(self.event_store)
 
     @cached_property
     def debugger(self) -> SourceDebugger:

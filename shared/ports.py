@@ -94,6 +94,15 @@ class TopicAdmin(Protocol):
         """Create (or update) a push subscription on `topic`; return its full resource name."""
         ...
 
+    def delete_topic(self, topic: str) -> None:
+        """Delete a topic (idempotent). Its subscriptions stay, detached from it, until deleted."""
+        ...
+
+    def retire_subscription(self, subscription_id: str) -> None:
+        """Have Pub/Sub delete a subscription once it has been idle for a day (idempotent): what
+        it still holds is pushed first, so nothing already accepted is dropped."""
+        ...
+
 
 @dataclass(frozen=True)
 class PushPolicy:

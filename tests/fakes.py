@@ -125,6 +125,8 @@ class FakeTopicAdmin:
         self.project_id = project_id
         self.topics: set[str] = set()
         self.subscriptions: dict[str, tuple[str, PushPolicy]] = {}
+        # Subscriptions Pub/Sub will delete once idle (a deleted source's).
+        self.retired: set[str] = set()
 
     def topic_path(self, topic_id: str) -> str:
         return f"projects/{self.project_id}/topics/{topic_id}"
@@ -138,6 +140,12 @@ class FakeTopicAdmin:
         path = f"projects/{self.project_id}/subscriptions/{subscription_id}"
         self.subscriptions[path] = (topic, policy)
         return path
+
+    def delete_topic(self, topic: str) -> None:
+        self.topics.discard(topic)
+
+    def retire_subscription(self, subscription_id: str) -> None:
+        self.retired.add(f"projects/{self.project_id}/subscriptions/{subscription_id}")
 
 
 class FakePublisher:

@@ -25,6 +25,8 @@ from shared.ports import PushPolicy
 # Pub/Sub's limits on one Publish RPC are 1,000 messages and 10 MB (10^7 bytes) of request;
 # the byte budget leaves room for the request's framing and per-message overhead.
 MAX_RPC_MESSAGES = 1000
+# A deleted source's subscription expires this long after its last push: Pub/Sub's minimum.
+RETIRED_SUBSCRIPTION_TTL = timedelta(days=1)
 MAX_RPC_BYTES = 9_000_000
 MESSAGE_OVERHEAD_BYTES = 8
 # Past these, publishing fails at once and ingest answers 503: overload is pushed back to
@@ -158,6 +160,34 @@ class PubSubTopicAdmin:
                         timeout=CALL_TIMEOUT_SECONDS,
                     )
         return path
+
+    def delete_topic(self, topic: str) -> None:
+        with transient_as_unavailable("Pub/Sub"), suppress(gexc.NotFound):
+            self._client.delete_topic(
+                request={"topic": topic}, retry=RETRY, timeout=CALL_TIMEOUT_SECONDS
+            )
+
+    def retire_subscription(self, subscription_id: str) -> None:
+        # Deleting it now would drop the events ingest accepted that `process` has not yet
+        # taken; Pub/Sub's own expiry deletes it a day after its last push instead.
+        path = f"projects/{self._project_id}/subscriptions/{subscription_id}"
+        subscription = {"name": path, "expiration_policy": {"ttl": RETIRED_SUBSCRIPTION_TTL}}
+        with transient_as_unavailable("Pub/Sub"), suppress(gexc.NotFound):
+            if self._emulator:
+                # The emulator refuses to change an expiration policy (and never expires
+                # anything): a local stack deletes the subscription at once.
+                self._subscriber.delete_subscription(
+                    request={"subscription": path}, retry=RETRY, timeout=CALL_TIMEOUT_SECONDS
+                )
+                return
+            self._subscriber.update_subscription(
+                request={
+                    "subscription": subscription,
+                    "update_mask": {"paths": ["expiration_policy"]},
+                },
+                retry=RETRY,
+                timeout=CALL_TIMEOUT_SECONDS,
+            )
 
 
 class PubSubPublisher:

@@ -102,10 +102,9 @@ def get_source(request: ApiRequest) -> StreamSource:
 
 
 def delete_source(request: ApiRequest) -> None:
-    """Revoke, as the first seed's DELETE does: the key stops working, the history stays."""
-    source_id = request.params["sourceId"]
-    request.services.sources.get(request.workspace_id, source_id, field="sourceId")
-    request.services.sources.revoke(request.workspace_id, source_id)
+    """Delete, as the second seed says (the first seed's DELETE .../event-keys/{keyId} revokes):
+    the source is gone, its stored events stay."""
+    request.services.sources.delete(request.workspace_id, request.params["sourceId"], "sourceId")
 
 
 def debug_source(request: ApiRequest) -> dict[str, object]:
@@ -153,8 +152,9 @@ ROUTES = (
         BASE + "/{sourceId}",
         FUNCTION,
         "deleteStreamSource",
-        "Delete a stream source: it is revoked (status inactive, its key refused within 10 s) "
-        "and its events are kept",
+        "Delete a stream source: it is gone from the API (404), its write key is refused "
+        "within 10 s, its topic is deleted; its stored events stay queryable. "
+        "(DELETE /api/v1/workspaces/{id}/event-keys/{keyId} revokes instead.)",
         delete_source,
         status=204,
         tag="Stream Sources",

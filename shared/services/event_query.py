@@ -10,7 +10,6 @@ from typing import Any
 from shared.domain import ids
 from shared.domain.errors import InvalidRequest
 from shared.ports import Document, EventQuery, EventStore
-from shared.services.sources import EventSources
 
 # Without `from`, a query looks back this far from `to` (a bound BigQuery prunes partitions on).
 DEFAULT_WINDOW = timedelta(hours=24)
@@ -60,14 +59,8 @@ def _text(value: Any) -> str | None:
 class EventQueries:
     """Events of a workspace by source, type and time, newest first, with a summary."""
 
-    def __init__(
-        self,
-        events: EventStore,
-        sources: EventSources,
-        clock: Callable[[], datetime] = ids.utcnow,
-    ):
+    def __init__(self, events: EventStore, clock: Callable[[], datetime] = ids.utcnow):
         self._events = events
-        self._sources = sources
         self._clock = clock
 
     def query(
@@ -79,9 +72,11 @@ class EventQueries:
         until: datetime | None = None,
         limit: int = DEFAULT_LIMIT,
     ) -> dict[str, Any]:
-        """`{data, summary}`: received in [since, until); `summary` counts every match."""
-        if source_id is not None:
-            self._sources.get(workspace_id, source_id, field="sourceId")
+        """`{data, summary}`: received in [since, until); `summary` counts every match.
+
+        `source_id` need not name a source that exists now: a deleted source's events stay
+        queryable (the query is scoped to the workspace, so no other tenant's can match).
+        """
         until = until or self._clock()
         if since is None:
             # `until - DEFAULT_WINDOW` overflows within a day of year 1.

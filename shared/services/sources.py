@@ -1,4 +1,4 @@
-"""Event sources: create (with their topic), list, get, revoke, and resolve write keys."""
+"""Event sources: create (with their topic), list, get, revoke, delete, and resolve write keys."""
 
 from __future__ import annotations
 
@@ -129,6 +129,24 @@ class EventSources:
             ]
         )
         return revoked
+
+    def delete(self, workspace_id: str, source_id: str, field: str = "keyId") -> None:
+        """Delete the source (the second seed's DELETE; the first seed's revokes): it leaves every
+        list, its key stops working within ingest's write-key cache interval (unknown, 401),
+        its topic is deleted and its subscription retired. Its stored events stay queryable.
+
+        Pub/Sub first: every step is idempotent, so a failure part-way leaves a source whose
+        DELETE can simply be sent again, never a topic no source owns.
+        """
+        source = self.get(workspace_id, source_id, field=field)
+        self._topics.delete_topic(source.pubsub_topic)
+        self._topics.retire_subscription(process_subscription_id(source_id))
+        self._store.commit(
+            [
+                Write("delete", write_key_path(source.key)),
+                Write("delete", source_path(workspace_id, source_id)),
+            ]
+        )
 
     def set_ip_policy(self, workspace_id: str, source_id: str, policy: IpPolicy) -> EventSource:
         """Change what ingest does with the source's `context.ip`."""

@@ -10,6 +10,9 @@ from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
 
 from shared.bootstrap import Services
+from shared.domain.errors import NotFound
+from shared.domain.sources import process_subscription_id
+from shared.ports import PushPolicy
 from tests.functions import function_client
 from tests.pubsub_helpers import TopicReader
 
@@ -136,3 +139,41 @@ def test_publish_to_missing_topic_is_503_not_500(
     )
     assert response.status_code == 503
     assert int(response.headers["Retry-After"]) > 0
+
+
+def test_deleting_a_stream_source_removes_its_topic_and_retires_its_subscription(
+    live_services: Services, tenant: tuple[str, dict[str, str]]
+) -> None:
+    workspace_id, _ = tenant
+    source = live_services.sources.create(workspace_id, "Web", "t")
+    subscription_id = process_subscription_id(source.id)
+    live_services.topics.ensure_push_subscription(
+        source.pubsub_topic, subscription_id, PushPolicy(endpoint="http://127.0.0.1:9/process")
+    )
+    ingest = function_client("ingest")
+    track = {"event": "e", "userId": "u"}
+    assert (
+        ingest.post("/v1/track", json=track, headers={"X-Write-Key": source.key}).status_code == 200
+    )
+
+    deleted_at = time.monotonic()
+    # The service behind DELETE /v1/streams/sources/{id} (the route, which also reads BigQuery
+    # for its audit record, is tested in tests/unit/test_observe_api.py).
+    live_services.sources.delete(workspace_id, source.id)
+
+    with pytest.raises(NotFound):
+        live_services.sources.get(workspace_id, source.id)
+    with pytest.raises(gexc.NotFound):
+        pubsub_v1.PublisherClient().get_topic(request={"topic": source.pubsub_topic})
+    path = f"projects/{live_services.settings.project_id}/subscriptions/{subscription_id}"
+    # On the emulator the subscription is deleted at once (it cannot expire one when idle, as
+    # production's retirement has Pub/Sub do).
+    with pytest.raises(gexc.NotFound):
+        pubsub_v1.SubscriberClient().get_subscription(request={"subscription": path})
+    while (
+        status := ingest.post("/v1/track", json=track, headers={"X-Write-Key": source.key})
+    ).status_code != 401:
+        # A cached key meets the deleted topic: 503 (retry), never accepted, until the cache ends.
+        assert status.status_code == 503
+        assert time.monotonic() - deleted_at < 10, "deleted key still not refused after 10 s"
+        time.sleep(0.25)
