@@ -9,6 +9,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from emulators.processes import ManagedProcess
@@ -29,6 +31,30 @@ from emulators.processes import ManagedProcess
 HOST = "127.0.0.1"
 _LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# --- interrupts ------------------------------------------------------------------------------
+
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def catch_interrupts() -> None:
+    """Turn Ctrl-C, SIGTERM and SIGHUP into KeyboardInterrupt, so that a bench's `finally` and
+    ExitStack unwind (explicitly: a shell that starts us in the background may ignore SIGINT)."""
+    for signum in INTERRUPTS:
+        signal.signal(signum, _interrupt)
+
+
+def ignore_interrupts() -> None:
+    """From here on the run is cleaning up: a second Ctrl-C or a SIGTERM must not cut short the
+    removal of what it created in its workspace or the stopping of its processes."""
+    for signum in INTERRUPTS:
+        signal.signal(signum, signal.SIG_IGN)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    ignore_interrupts()
+    raise KeyboardInterrupt
 
 
 # --- what one load run measured ------------------------------------------------------------
@@ -252,6 +278,14 @@ def _python_worker(args: tuple[Load, float, int]) -> tuple[list[float], dict[str
     return latencies, errors, samples[0] if samples else None
 
 
+def _worker_signals() -> None:
+    """A forked worker drops the bench's handlers: Ctrl-C is the parent's to handle, and the
+    pool's SIGTERM at its end must stop the worker quietly, not raise KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def run_python(load: Load, seconds: float) -> LoadResult:
     """A keep-alive load generator in Python: `load.threads` processes sharing the connections."""
     processes = max(1, load.threads)
@@ -260,7 +294,7 @@ def run_python(load: Load, seconds: float) -> LoadResult:
         per_process[i] += 1
     began = time.monotonic()
     deadline = began + seconds
-    with multiprocessing.get_context("fork").Pool(processes) as pool:
+    with multiprocessing.get_context("fork").Pool(processes, _worker_signals) as pool:
         parts = pool.map(_python_worker, [(load, deadline, n) for n in per_process if n])
     duration = time.monotonic() - began
     latencies = sorted(ms for part in parts for ms in part[0])

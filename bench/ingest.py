@@ -1,8 +1,9 @@
 """`make bench`: ingest's /v1/track and /v1/batch against a no-op function, same server settings.
 
-Starts (or reuses) the emulators, creates a workspace and a source, serves `functions/ingest`
-and `bench/noop` with functions-framework's production server (gunicorn, WORKERS=2), drives
-each scenario with wrk (or a Python fallback) after a warm-up, and writes
+Starts (or reuses) the emulators, creates a workspace of its own (`bench ingest <UTC>`) and a
+source (revoked when the run ends, however it ends), serves `functions/ingest` and `bench/noop`
+with functions-framework's production server (gunicorn, WORKERS=2), drives each scenario with
+wrk (or a Python fallback) after a warm-up, and writes
 bench/results/ingest-<UTC timestamp>.json and bench/results/ingest-latest.json.
 Exit status: 0, or 1 when any request failed (a non-200 answer or a connection error).
 """
@@ -13,16 +14,15 @@ import argparse
 import base64
 import json
 import os
-import signal
 import sys
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from bench.common import (
@@ -31,13 +31,16 @@ from bench.common import (
     Load,
     LoadGenerator,
     LoadResult,
+    catch_interrupts,
     connections_by_process,
     free_port,
     function_server,
+    ignore_interrupts,
     machine_info,
     package_versions,
     wait_serving,
 )
+from bench.workspace import own_workspace
 from emulators.processes import ManagedProcess, recorded_group_alive
 from emulators.stack import REPO_ROOT, EmulatorStack, default_state_dir, start_stack
 
@@ -115,10 +118,6 @@ def _basic(write_key: str) -> str:
     return "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def _pubsub_group(stack: EmulatorStack, state_dir: Path) -> int | None:
     handle = stack.handles.get("pubsub")
     if handle is not None and handle.process is not None:
@@ -137,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
 
     stack: EmulatorStack | None = None
     servers: dict[str, ManagedProcess] = {}
+    cleanup = ExitStack()
     try:
         print("Starting (or reusing) the emulators ...", flush=True)
         stack = start_stack(state_dir=state_dir)
@@ -146,10 +146,13 @@ def run(args: argparse.Namespace) -> int:
         from shared.config import Settings
 
         services = Services(Settings.from_env())
-        workspace = services.workspaces.create("bench")
-        source = services.sources.create(workspace.id, "bench ingest", created_by="bench")
-        track_body, batch_body = bodies(source.key, args.batch_size)
-        headers = {"Content-Type": "application/json", "Authorization": _basic(source.key)}
+        # A workspace of its own, dismantled (its source revoked) in the `finally` below.
+        workspace = cleanup.enter_context(own_workspace(services, "ingest"))
+        track_body, batch_body = bodies(workspace.write_key, args.batch_size)
+        headers = {
+            "Content-Type": "application/json",
+            "Authorization": _basic(workspace.write_key),
+        }
 
         server_env = {
             **env,
@@ -229,10 +232,10 @@ def run(args: argparse.Namespace) -> int:
         print("\nInterrupted; stopping everything started ...", file=sys.stderr, flush=True)
         return 130
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
+        ignore_interrupts()
         with ThreadPoolExecutor(max_workers=max(1, len(servers))) as pool:
             list(pool.map(ManagedProcess.stop, servers.values()))
+        cleanup.close()  # the workspace, while the emulators still run
         if stack is not None:
             stack.stop()
 
@@ -471,9 +474,7 @@ def main(argv: list[str] | None = None) -> int:
         help="wrk (installed with apt-get when missing and root), else the Python fallback",
     )
     args = parser.parse_args(argv)
-    # Explicit handlers: a shell that starts us in the background may have SIGINT ignored.
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _interrupt)
+    catch_interrupts()
     return run(args)
 
 

@@ -23,7 +23,6 @@ import itertools
 import json
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import threading
@@ -34,18 +33,30 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from segment.analytics.client import Client as SegmentClient
 
-from bench.common import HOST, CpuMeter, machine_info, package_versions, percentiles, post
+from bench.common import (
+    HOST,
+    CpuMeter,
+    catch_interrupts,
+    ignore_interrupts,
+    machine_info,
+    package_versions,
+    percentiles,
+    post,
+)
 from bench.ingest import RESULTS_DIR, track_event
+from bench.workspace import BenchWorkspace, foreign_workspaces, own_workspace
 from emulators.dev import DevPorts, LocalStack
-from emulators.processes import tcp_open
-from emulators.stack import REPO_ROOT
+from emulators.processes import http_ok, tcp_open
+from emulators.stack import REPO_ROOT, EmulatorPorts, EmulatorStack
 from tests.webhook_receiver import Received, webhook_receiver
+
+if TYPE_CHECKING:
+    from shared.bootstrap import Services
 
 # Target from the issue: an event reaches its webhook within 1 s (p99) at 100 events/s.
 P99_TARGET_MS = 1000.0
@@ -78,10 +89,6 @@ def _epoch(value: Any) -> float | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
 
 
 # --- the open-loop sender --------------------------------------------------------------------
@@ -234,6 +241,18 @@ def _ports_in_use(ports: DevPorts, functions: int) -> list[int]:
     return [port for port in wanted if tcp_open(HOST, port, timeout=0.2)]
 
 
+def _foreign_workspaces() -> list[str]:
+    """Workspaces no bench created in the project of the environment, on its Firestore emulator
+    if that is already running (one this run starts is empty)."""
+    host = os.environ["FIRESTORE_EMULATOR_HOST"]
+    if not http_ok(f"http://{host}/", "Ok"):
+        return []
+    from shared.bootstrap import Services
+    from shared.config import Settings
+
+    return foreign_workspaces(Services(Settings.from_env()))
+
+
 def _function_urls(ports: DevPorts) -> dict[str, str]:
     """Each function's base URL, in the order `LocalStack.start` assigns ports."""
     from shared.api.routes import PUBSUB_FUNCTIONS, http_functions
@@ -292,14 +311,12 @@ def _first_receipts(received: Iterable[Received]) -> tuple[dict[str, Received], 
 
 
 def _read_records(
-    workspace_id: str, rule_id: str, message_ids: list[str]
+    services: Services, workspace_id: str, rule_id: str, message_ids: list[str]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """messageId -> event log entry, messageId -> delivery record (from Firestore)."""
-    from shared.bootstrap import Services
-    from shared.config import Settings
     from shared.domain.pipeline import delivery_id, delivery_path, event_log_path
 
-    store = Services(Settings.from_env()).store
+    store = services.store
     logs: dict[str, Any] = {}
     deliveries: dict[str, Any] = {}
     for start in range(0, len(message_ids), READ_CHUNK):
@@ -523,6 +540,18 @@ def run(args: argparse.Namespace) -> int:
     if args.emulators == "own":
         env.update({k: str(v) for k, v in OWN_EMULATOR_PORTS.items()})
     os.environ.update(env)
+    # The emulators the stack will use, whatever the caller's environment pointed at.
+    os.environ.update(EmulatorStack(EmulatorPorts.from_env(), args.project, {}).env())
+    foreign = _foreign_workspaces()
+    if foreign:
+        print(
+            f"project {args.project} on these emulators holds workspaces that no bench created "
+            f"({', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}): starting the bench "
+            "there would re-point their push subscriptions to the bench's functions, which stop "
+            "with it. Pick a project of the bench's own with --project (default streams-bench).",
+            file=sys.stderr,
+        )
+        return 2
     urls = _function_urls(ports)
     busy = _ports_in_use(ports, len(urls))
     if busy:
@@ -541,13 +570,20 @@ def run(args: argparse.Namespace) -> int:
     stack = LocalStack(ports=ports, state_dir=state_dir)
     stop = threading.Event()
     senders: list[threading.Thread] = []
+
+    def stop_senders() -> None:
+        stop.set()
+        for thread in senders:
+            thread.join(timeout=15)
+
     finished = False
     timings: dict[str, float] = {}
     to_wall = time.time() - time.monotonic()
     try:
         with ExitStack() as cleanup:
             receiver = cleanup.enter_context(webhook_receiver())
-            # Unwound first: the functions stop before the receiver they deliver to.
+            # Unwound before the receiver closes: the functions stop before the receiver they
+            # deliver to.
             cleanup.callback(stack.stop)
             print(f"Starting the local stack (state dir {state_dir}) ...", flush=True)
             began = time.monotonic()
@@ -555,11 +591,23 @@ def run(args: argparse.Namespace) -> int:
             timings["stack_start_s"] = time.monotonic() - began
             handles = stack.emulators.handles if stack.emulators else {}
             reused = [name for name, handle in handles.items() if not handle.started_by_us]
-            setup = stack.bootstrap()
-            api = f"{stack.gateway_url}/api/v1/workspaces/{setup['workspace_id']}"
+            from shared.bootstrap import Services
+            from shared.config import Settings
+
+            services = Services(Settings.from_env())
+            # A workspace of the bench's own, never `make dev`'s (LocalStack.bootstrap would
+            # reuse the one in a dev.json): its rules and destinations are deleted and its
+            # source and token revoked when this block exits, before the stack stops.
+            setup: BenchWorkspace = cleanup.enter_context(own_workspace(services, "pipeline"))
+            # Unwound in reverse: interrupts ignored, the senders stopped (no event is sent
+            # while the workspace is taken apart), the workspace dismantled, the stack stopped.
+            cleanup.callback(stop_senders)
+            cleanup.callback(ignore_interrupts)
+            print(f"Workspace {setup.name!r} ({setup.workspace_id})", flush=True)
+            api = f"{stack.gateway_url}/api/v1/workspaces/{setup.workspace_id}"
             destination = _api(
                 f"{api}/destinations",
-                setup["admin_token"],
+                setup.admin_token,
                 {
                     "name": "bench webhook",
                     "type": "webhook",
@@ -568,7 +616,7 @@ def run(args: argparse.Namespace) -> int:
             )
             rule = _api(
                 f"{api}/event-forwarding-rules",
-                setup["admin_token"],
+                setup.admin_token,
                 {
                     "name": "bench: every event",
                     "destination_id": destination["id"],
@@ -576,7 +624,7 @@ def run(args: argparse.Namespace) -> int:
                     "event_names": [],
                 },
             )
-            headers = {"Content-Type": "application/json", "X-Write-Key": setup["write_key"]}
+            headers = {"Content-Type": "application/json", "X-Write-Key": setup.write_key}
             settle_until = time.monotonic() + args.settle
             print(
                 f"Rule {rule['id']} created; waiting {args.settle:g}s for the routing cache ...",
@@ -605,7 +653,7 @@ def run(args: argparse.Namespace) -> int:
             schedule = Schedule(send_began, args.rate, args.warmup, args.duration, args.batch_size)
             if args.sdk:
                 sdk_host = target_url.removesuffix("/v1/batch")
-                loops = [(_sdk_loop, (sdk_host, setup["write_key"], schedule, stop))]
+                loops = [(_sdk_loop, (sdk_host, setup.write_key, schedule, stop))]
             else:
                 loops = [(_send_loop, (target_url, headers, schedule, stop))] * args.senders
             senders = [
@@ -636,7 +684,7 @@ def run(args: argparse.Namespace) -> int:
             # its records were read would lack them.
             received = receiver.delivered()
             accepted_ids = [e.message_id for e in schedule.events if e.accepted]
-            logs, deliveries = _read_records(setup["workspace_id"], rule["id"], accepted_ids)
+            logs, deliveries = _read_records(services, setup.workspace_id, rule["id"], accepted_ids)
             results = _analyse(schedule, received, logs, deliveries, to_wall, send_began)
             rows = results.pop("_events")
             if args.events_out:
@@ -647,11 +695,8 @@ def run(args: argparse.Namespace) -> int:
         print("\nInterrupted; stopping everything started ...", file=sys.stderr, flush=True)
         return 130
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
-        stop.set()
-        for thread in senders:
-            thread.join(timeout=15)
+        ignore_interrupts()
+        stop_senders()
         stack.stop()  # already done unless the ExitStack was never entered
         if not finished or args.keep_state:
             print(f"Logs kept in {state_dir / 'logs'}", file=sys.stderr, flush=True)
@@ -845,8 +890,7 @@ def main(argv: list[str] | None = None) -> int:
         "--keep-state", action="store_true", help="keep the temporary state dir (function logs)"
     )
     args = parser.parse_args(argv)
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _interrupt)
+    catch_interrupts()
     return run(args)
 
 
