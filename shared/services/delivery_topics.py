@@ -32,6 +32,12 @@ class DeliveryTopics:
             )
         return topic
 
+    def unwire(self, destination_id: str) -> None:
+        """Delete a deleted destination's topic and retire its subscription (idempotent): the
+        deliveries it still holds are pushed to `deliver`, which dead-letters them."""
+        self._topics.delete_topic(self.topic(destination_id))
+        self._topics.retire_subscription(deliver_subscription_id(destination_id))
+
     def wire_all(self, store: ConfigStore) -> int:
         """Wire every destination of every workspace (local restarts, migrations)."""
         count = 0

@@ -128,6 +128,10 @@ class Destinations:
                 field="destinationId",
                 details=", ".join(rule.id for rule in referencing),
             )
+        if self._delivery_topics is not None:
+            # First: no rule routes here any more, so nothing publishes to the topic, and a
+            # failure leaves a destination whose DELETE can be sent again.
+            self._delivery_topics.unwire(destination_id)
         self._store.commit([Write("delete", destination_path(workspace_id, destination_id))])
 
     def _check_addresses(self, config: DestinationConfig) -> None:

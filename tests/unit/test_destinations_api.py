@@ -10,7 +10,7 @@ import pytest
 from shared.bootstrap import Services, set_services
 from shared.config import Settings
 from shared.destinations.outbound import UnsafeDestination, UrlGuard
-from shared.domain.routing import destination_path
+from shared.domain.routing import deliver_subscription_id, destination_path
 from shared.services.destinations import Destinations
 from tests.fakes import FakePublisher, FakeTopicAdmin, InMemoryConfigStore
 from tests.functions import function_client
@@ -470,3 +470,29 @@ def test_missing_or_bad_token_is_401(
     assert (
         streams.post("/v1/streams/destinations", json=webhook(), headers=headers).status_code == 401
     )
+
+
+def test_deleting_a_destination_removes_its_delivery_topic(
+    client: Any, services: Services, tenant: Tenant
+) -> None:
+    workspace_id, auth = tenant
+    services.destinations = Destinations(
+        services.store,
+        UrlGuard(False, resolve=fake_resolve),
+        services.forwarding_rules,
+        services.topic_guard,
+        services.delivery_topics,
+    )
+    created = client.post(
+        f"/api/v1/workspaces/{workspace_id}/destinations", json=webhook(), headers=auth
+    ).get_json()
+    topics: FakeTopicAdmin = services.topics  # type: ignore[assignment]
+    topic = services.delivery_topics.topic(created["id"])
+    assert topic in topics.topics
+
+    url = f"/api/v1/workspaces/{workspace_id}/destinations/{created['id']}"
+    assert client.delete(url, headers=auth).status_code == 204
+
+    assert topic not in topics.topics
+    subscription = deliver_subscription_id(created["id"])
+    assert f"projects/test-project/subscriptions/{subscription}" in topics.retired
