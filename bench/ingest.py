@@ -1,7 +1,7 @@
 """`make bench`: ingest's /v1/track and /v1/batch against a no-op function, same server settings.
 
 Starts (or reuses) the emulators, creates a workspace of its own (`bench ingest <UTC>`) and a
-source (revoked when the run ends, however it ends), serves `functions/ingest` and `bench/noop`
+source (deleted when the run ends, however it ends), serves `functions/ingest` and `bench/noop`
 with functions-framework's production server (gunicorn, WORKERS=2), drives each scenario with
 wrk (or a Python fallback) after a warm-up, and writes
 bench/results/ingest-<UTC timestamp>.json and bench/results/ingest-latest.json.
@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         from shared.config import Settings
 
         services = Services(Settings.from_env())
-        # A workspace of its own, dismantled (its source revoked) in the `finally` below.
+        # A workspace of its own, dismantled (its source deleted) in the `finally` below.
         workspace = cleanup.enter_context(own_workspace(services, "ingest"))
         track_body, batch_body = bodies(workspace.write_key, args.batch_size)
         headers = {

@@ -596,8 +596,8 @@ def run(args: argparse.Namespace) -> int:
 
             services = Services(Settings.from_env())
             # A workspace of the bench's own, never `make dev`'s (LocalStack.bootstrap would
-            # reuse the one in a dev.json): its rules and destinations are deleted and its
-            # source and token revoked when this block exits, before the stack stops.
+            # reuse the one in a dev.json): its rules, destinations and source are deleted and
+            # its token revoked when this block exits, before the stack stops.
             setup: BenchWorkspace = cleanup.enter_context(own_workspace(services, "pipeline"))
             # Unwound in reverse: interrupts ignored, the senders stopped (no event is sent
             # while the workspace is taken apart), the workspace dismantled, the stack stopped.

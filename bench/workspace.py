@@ -5,17 +5,17 @@ A bench never works in a workspace it did not create (not the one `make dev` boo
 test's): its catch-all forwarding rule would route the owner's events to a receiver that stops
 with the bench, and each of them would be retried and dead-lettered from then on. When the run
 ends, normally, on an exception or on SIGINT/SIGTERM, what is in its workspace is taken apart:
-forwarding rules and destinations deleted, sources and API tokens revoked, and the Pub/Sub
-subscriptions and topics of those sources and destinations deleted (on emulators shared with
-another stack they would otherwise keep pushing to the bench's stopped functions). The empty
-workspace record stays: Streams has no call that deletes a workspace.
+forwarding rules, destinations and sources deleted, with their Pub/Sub topics and subscriptions
+(on emulators shared with another stack they would otherwise keep pushing to the bench's stopped
+functions), and API tokens revoked. The empty workspace record stays: Streams has no call that
+deletes a workspace.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -68,17 +68,15 @@ class Dismantled:
 
     rules_deleted: list[str] = field(default_factory=list)
     destinations_deleted: list[str] = field(default_factory=list)
-    sources_revoked: list[str] = field(default_factory=list)
+    sources_deleted: list[str] = field(default_factory=list)
     tokens_revoked: list[str] = field(default_factory=list)
-    pubsub_deleted: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         text = (
             f"{len(self.rules_deleted)} forwarding rules and {len(self.destinations_deleted)} "
-            f"destinations deleted, {len(self.sources_revoked)} sources and "
-            f"{len(self.tokens_revoked)} API tokens revoked, {len(self.pubsub_deleted)} Pub/Sub "
-            "topics and subscriptions deleted"
+            f"destinations deleted (with their topics), {len(self.sources_deleted)} sources "
+            f"deleted (with their topics), {len(self.tokens_revoked)} API tokens revoked"
         )
         if self.failures:
             text += "; NOT removed: " + "; ".join(self.failures)
@@ -105,14 +103,9 @@ def own_workspace(services: Services, bench: str) -> Iterator[BenchWorkspace]:
 def dismantle(services: Services, workspace_id: str) -> Dismantled:
     """Remove or revoke everything in a workspace that could still route, deliver or accept
     events. Each step is tried whatever the others did; failures are reported, not raised, so
-    that the caller's other cleanup (stopping the stack) still runs."""
-    from shared.domain.routing import deliver_subscription_id, delivery_topic_id
-    from shared.domain.sources import process_subscription_id
-
+    that the caller's other cleanup (stopping the stack) still runs. Deleting a destination or
+    a source deletes its topic and subscription too (the product's own deletes)."""
     done = Dismantled()
-    project = services.settings.project_id
-    topics: list[str] = []
-    subscriptions: list[str] = []
 
     def listed(what: str, lister: Callable[[str], list[T]]) -> list[T]:
         try:
@@ -124,54 +117,22 @@ def dismantle(services: Services, workspace_id: str) -> Dismantled:
     # Rules first: a destination that a rule delivers to cannot be deleted.
     rules = services.forwarding_rules
     for rule in listed("forwarding rules", rules.list):
-        _attempt(
-            done,
-            f"forwarding rule {rule.id}",
-            done.rules_deleted,
-            rules.delete,
-            workspace_id,
-            rule.id,
-        )
+        what = f"forwarding rule {rule.id}"
+        _attempt(done, what, done.rules_deleted, rules.delete, workspace_id, rule.id)
     destinations = services.destinations
     for destination in listed("destinations", destinations.list):
+        what = f"destination {destination.id}"
         _attempt(
-            done,
-            f"destination {destination.id}",
-            done.destinations_deleted,
-            destinations.delete,
-            workspace_id,
-            destination.id,
-        )
-        topics.append(f"projects/{project}/topics/{delivery_topic_id(destination.id)}")
-        subscriptions.append(
-            f"projects/{project}/subscriptions/{deliver_subscription_id(destination.id)}"
+            done, what, done.destinations_deleted, destinations.delete, workspace_id, destination.id
         )
     sources = services.sources
     for source in listed("sources", sources.list):
-        _attempt(
-            done,
-            f"source {source.id}",
-            done.sources_revoked,
-            sources.revoke,
-            workspace_id,
-            source.id,
-        )
-        topics.append(source.pubsub_topic)
-        subscriptions.append(
-            f"projects/{project}/subscriptions/{process_subscription_id(source.id)}"
-        )
+        what = f"source {source.id}"
+        _attempt(done, what, done.sources_deleted, sources.delete, workspace_id, source.id)
     workspaces = services.workspaces
     for token in listed("API tokens", workspaces.list_tokens):
-        _attempt(
-            done,
-            f"API token {token.id}",
-            done.tokens_revoked,
-            workspaces.revoke_token,
-            workspace_id,
-            token.id,
-        )
-    if services.settings.pubsub_emulator:
-        _delete_pubsub(done, subscriptions, topics)
+        what = f"API token {token.id}"
+        _attempt(done, what, done.tokens_revoked, workspaces.revoke_token, workspace_id, token.id)
     return done
 
 
@@ -185,29 +146,3 @@ def _attempt(
         done.failures.append(f"{what}: {type(exc).__name__}: {exc}")
     else:
         into.append(what)
-
-
-def _delete_pubsub(done: Dismantled, subscriptions: list[str], topics: list[str]) -> None:
-    """Delete the subscriptions, then the topics, on the Pub/Sub emulator (the bench runs on
-    emulators only); those already gone count as deleted."""
-    from google.api_core.exceptions import NotFound
-    from google.cloud import pubsub_v1  # type: ignore[attr-defined]
-
-    subscriber = pubsub_v1.SubscriberClient()
-    publisher = pubsub_v1.PublisherClient()
-
-    def delete_subscription(path: str) -> None:
-        with suppress(NotFound):
-            subscriber.delete_subscription(request={"subscription": path})
-
-    def delete_topic(path: str) -> None:
-        with suppress(NotFound):
-            publisher.delete_topic(request={"topic": path})
-
-    try:
-        for path in subscriptions:
-            _attempt(done, path, done.pubsub_deleted, delete_subscription, path)
-        for path in topics:
-            _attempt(done, path, done.pubsub_deleted, delete_topic, path)
-    finally:
-        subscriber.close()

@@ -175,7 +175,7 @@ def test_an_interrupted_pipeline_bench_leaves_nothing_active(
     assert workspace["name"].startswith(f"{WORKSPACE_PREFIX}pipeline ")
     after = workspace_contents(bench, workspace_id)
     assert after["rules"] == [] and after["destinations"] == [] and after["tokens"] == [], after
-    assert [s.split()[1] for s in after["sources"]] == ["revoked"], after
+    assert after["sources"] == [], after
     # Only the project's dead-letter subscription is left: none pushes to the stopped functions.
     subscriptions = pubsub(f"projects/{bench_project}/subscriptions").get("subscriptions", [])
     assert [s["name"].rsplit("/", 1)[1] for s in subscriptions] == [DEAD_LETTERS_SUBSCRIPTION]
@@ -260,9 +260,8 @@ def test_a_bench_workspace_is_dismantled_when_the_run_fails(local_stack: LocalSt
 
     after = workspace_contents(services, ws.workspace_id)
     assert after["rules"] == [] and after["destinations"] == [] and after["tokens"] == [], after
-    assert after["sources"] == [f"{ws.source_id} revoked"]
-    key = services.sources.resolve_write_key(ws.write_key)
-    assert key is not None and key.status == "revoked"
+    assert after["sources"] == []
+    assert services.sources.resolve_write_key(ws.write_key) is None
     with pytest.raises(Unauthorized):
         services.workspaces.authenticate(ws.admin_token)
     for subscription in subscriptions:
