@@ -11,12 +11,14 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 from shared.http.client_socket import socket_check
 from shared.http.cors import CROSS_ORIGIN_FUNCTIONS
-from shared.http.routing import Route
+from shared.http.responses import error_body
+from shared.http.routing import Route, allowed_methods
 
 log = logging.getLogger("streams.gateway")
 
@@ -38,6 +40,8 @@ UPSTREAM_TIMEOUT_SECONDS = 60.0
 MAX_BODY_BYTES = 32 * 1024 * 1024
 # A chunk-size line is a hex number and maybe extensions: a longer one is not HTTP.
 MAX_CHUNK_LINE = 1024
+# Streams' error codes for the statuses http.server answers on its own (others: their phrase).
+ERROR_CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}
 
 
 class BadBody(Exception):
@@ -72,6 +76,10 @@ class Gateway:
                 return route.function
         return None
 
+    def allowed_methods(self, path: str) -> list[str]:
+        """The methods the route table serves `path` with (HEAD with GET); empty: no path."""
+        return allowed_methods(self.routes, path)
+
 
 def serve(gateway: Gateway, host: str, port: int) -> ThreadingHTTPServer:
     """Start serving in a background thread; `shutdown()` the returned server to stop."""
@@ -97,33 +105,27 @@ class GatewayHandler(BaseHTTPRequestHandler):
         function = self.gateway.function_for(path)
         upstream = None if function is None else self.gateway.upstreams.get(function)
         if upstream is None:
-            return self._json(
-                404,
-                {
-                    "code": 404,
-                    "error": "not_found",
-                    "message": f"no such path: {path}",
-                    "field": None,
-                    "details": None,
-                },
-            )
+            return self._refuse(404, error_body(404, "not_found", f"no such path: {path}"))
         # The gateway's own refusals on a collection path are readable by the page, as the
         # function's own answers are.
         self.cross_origin = function in CROSS_ORIGIN_FUNCTIONS
+        allowed = self.gateway.allowed_methods(path)
+        if self.command not in allowed:
+            # As the functions answer a method their path does not take (the production
+            # gateway, built from the same table, passes no other method on).
+            message = f"{self.command} is not allowed on {path}"
+            return self._refuse(
+                405,
+                error_body(405, "method_not_allowed", message),
+                {"Allow": ", ".join(allowed)},
+            )
         try:
             body = self._read_body()
         except BadBody as refused:
             # The rest of the body is still on the connection: it cannot carry another request.
             self.close_connection = True
             return self._json(
-                refused.status,
-                {
-                    "code": refused.status,
-                    "error": refused.code,
-                    "message": refused.message,
-                    "field": None,
-                    "details": None,
-                },
+                refused.status, error_body(refused.status, refused.code, refused.message)
             )
         target = urlsplit(upstream)
         connection = http.client.HTTPConnection(
@@ -145,20 +147,38 @@ class GatewayHandler(BaseHTTPRequestHandler):
                 response = connection.getresponse()
             except OSError as exc:
                 return self._json(
-                    502,
-                    {
-                        "code": 502,
-                        "error": "bad_gateway",
-                        "message": f"function unreachable: {exc}",
-                        "field": None,
-                        "details": None,
-                    },
+                    502, error_body(502, "bad_gateway", f"function unreachable: {exc}")
                 )
             self._relay(response, connection)
         finally:
             connection.close()
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_request
+    def parse_request(self) -> bool:
+        """Read the request line and headers; then have any method, TRACE and CONNECT and
+        made-up ones too, handled by `do_request` (http.server answers a method it finds no
+        `do_<METHOD>` for with an HTML 501)."""
+        if not super().parse_request():
+            return False
+        setattr(self, f"do_{self.command}", self.do_request)
+        return True
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (a malformed request line, headers too long), in JSON."""
+        self.close_connection = True
+        status = HTTPStatus(code)
+        error = ERROR_CODES.get(code) or status.phrase.lower().replace(" ", "_").replace("-", "_")
+        self._json(code, error_body(code, error, message or status.phrase, details=explain))
+
+    def _refuse(
+        self, status: int, body: dict[str, object], headers: dict[str, str] | None = None
+    ) -> None:
+        """Answer without reading the body: if the request has one, it is still on the
+        connection, which then cannot carry another request."""
+        if self.headers.get("Content-Length") not in (None, "0") or self.headers.get(
+            "Transfer-Encoding"
+        ):
+            self.close_connection = True
+        self._json(status, body, headers)
 
     def _relay(
         self, response: http.client.HTTPResponse, upstream: http.client.HTTPConnection
@@ -234,12 +254,18 @@ class GatewayHandler(BaseHTTPRequestHandler):
             200 if healthy else 503, {"status": "ok" if healthy else "unhealthy", "checks": checks}
         )
 
-    def _json(self, status: int, body: dict[str, object]) -> None:
+    def _json(
+        self, status: int, body: dict[str, object], headers: dict[str, str] | None = None
+    ) -> None:
         payload = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
-        origin = self.headers.get("Origin")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        # None when http.server refuses a request before reading its headers.
+        request_headers = getattr(self, "headers", None)
+        origin = None if request_headers is None else request_headers.get("Origin")
         if self.cross_origin and origin is not None:
             self.send_header("Access-Control-Allow-Origin", origin)
             self.send_header("Vary", "Origin")

@@ -9,7 +9,14 @@ from shared.config import Settings, get_settings
 from shared.destinations.outbound import HttpSender, UrlGuard
 from shared.destinations.pubsub import TopicGuard
 from shared.domain.signing import MessageSigner, SignedPublisher
-from shared.ports import ConfigStore, EventStore, Publisher, PushPolicy, TopicAdmin
+from shared.ports import (
+    ConfigStore,
+    CounterStore,
+    EventStore,
+    Publisher,
+    PushPolicy,
+    TopicAdmin,
+)
 from shared.services.audit import AuditLog
 from shared.services.contract_validator import ContractValidator
 from shared.services.contracts import EventContracts
@@ -25,6 +32,7 @@ from shared.services.live import LiveFeed, StreamLimits
 from shared.services.privacy import PrivacyFilter, PrivacySettings
 from shared.services.process import Processor
 from shared.services.quarantine import Quarantine
+from shared.services.rate_limiter import RateLimiter
 from shared.services.regulations import Regulations
 from shared.services.sdk_settings import SdkSettings
 from shared.services.sources import EventSources
@@ -52,12 +60,22 @@ class Services:
         return new_publisher_client()
 
     @cached_property
-    def store(self) -> ConfigStore:
+    def firestore_client(self) -> Any:
         from google.cloud import firestore
 
+        return firestore.Client(project=self.settings.project_id)
+
+    @cached_property
+    def store(self) -> ConfigStore:
         from shared.adapters.firestore import FirestoreConfigStore
 
-        return FirestoreConfigStore(firestore.Client(project=self.settings.project_id))
+        return FirestoreConfigStore(self.firestore_client)
+
+    @cached_property
+    def counters(self) -> CounterStore:
+        from shared.adapters.firestore import FirestoreCounterStore
+
+        return FirestoreCounterStore(self.firestore_client)
 
     @cached_property
     def topics(self) -> TopicAdmin:
@@ -261,9 +279,18 @@ class Services:
         return Quarantine(self.store, self.publisher, self.contract_validator)
 
     @cached_property
+    def rate_limiter(self) -> RateLimiter:
+        # The counter store is built when a limited source first sends.
+        return RateLimiter(lambda: self.counters)
+
+    @cached_property
     def ingest(self) -> Ingest:
         return Ingest(
-            self.sources, self.publisher, self.store, self.settings.write_key_cache_seconds
+            self.sources,
+            self.publisher,
+            self.store,
+            self.settings.write_key_cache_seconds,
+            rate_limiter=self.rate_limiter,
         )
 
     @cached_property

@@ -79,6 +79,19 @@ class AlreadyExists(Exception):
     """A document that must be new already exists."""
 
 
+class CounterStore(Protocol):
+    """Counters every instance adds to, each addition answering the totals in the same write."""
+
+    def increment(
+        self, path: str, amounts: Mapping[str, int], expires_at: datetime
+    ) -> dict[str, int]:
+        """Add `amounts` to the integer fields of the document at `path` (created when missing,
+        `expires_at` set for the TTL policy) and return those fields' totals after the addition,
+        in one write. Raise `Unavailable` when the store cannot take it now. Never retried: an
+        addition applied twice counts twice."""
+        ...
+
+
 class TopicAdmin(Protocol):
     """Creates Pub/Sub topics."""
 

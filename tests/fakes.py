@@ -7,10 +7,23 @@ import copy
 import itertools
 import json
 import operator
+import threading
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
+from shared.domain.errors import Unavailable
+from shared.domain.ids import is_collection_path, is_document_path
 from shared.domain.storage import row_event
+from shared.domain.stored_documents import (
+    MAX_DOCUMENT_BYTES,
+    check_document_path,
+    decode_document,
+    document_size,
+    encode_document,
+    encode_fields,
+    firestore_refusal,
+    query_condition,
+)
 from shared.ports import (
     AlreadyExists,
     Document,
@@ -23,19 +36,30 @@ from shared.ports import (
 
 
 class InMemoryConfigStore:
-    """`ConfigStore` over a dict, with the same all-or-nothing batch semantics as Firestore."""
+    """`ConfigStore` over a dict, with the same all-or-nothing batch semantics as Firestore.
+
+    It is the Firestore adapter over a model of Firestore: documents are encoded and decoded as
+    the adapter does (`shared.domain.stored_documents`), paths that cannot name a document are
+    never looked up, and what Firestore itself would refuse (its documented limits) is refused
+    with `StoreRefused`, so unit tests see what the real store does.
+    """
 
     def __init__(self) -> None:
+        # As stored: values Firestore cannot hold as they are, kept as marked JSON bytes.
         self.documents: dict[str, Document] = {}
 
     def get(self, path: str) -> Document | None:
+        if not is_document_path(path):
+            return None
         document = self.documents.get(path)
-        return copy.deepcopy(document) if document is not None else None
+        return decode_document(copy.deepcopy(document)) if document is not None else None
 
     def list_documents(self, collection: str) -> list[Document]:
+        if not is_collection_path(collection):
+            return []
         depth = collection.count("/") + 1
         return [
-            copy.deepcopy(doc)
+            decode_document(copy.deepcopy(doc))
             for path, doc in self.documents.items()
             if path.startswith(collection + "/") and path.count("/") == depth
         ]
@@ -51,6 +75,10 @@ class InMemoryConfigStore:
         descending: bool = False,
         limit: int | None = None,
     ) -> list[Document]:
+        where = list(where)
+        # As the adapter: a condition on a string too long to query matches nothing, unsent.
+        if any(query_condition(condition.op, condition.value) is None for condition in where):
+            return []
         found = [d for d in self.list_documents(collection) if all(_holds(d, f) for f in where)]
         if order_by is not None:
             found.sort(key=lambda d: d[order_by], reverse=descending)
@@ -61,10 +89,18 @@ class InMemoryConfigStore:
 
     def commit(self, writes: Iterable[Write]) -> None:
         staged = dict(self.documents)
-        writes = list(writes)
+        # As the adapter sends them: the path checked, the data encoded (refusals raised here
+        # are the adapter's own: DocumentPathInvalid, DocumentTooLarge).
+        sent = []
         for write in writes:
-            _refuse_unstorable(write.path, write.data)
-        for write in writes:
+            check_document_path(write.path)
+            if write.op == "update":
+                sent.append(Write(write.op, write.path, encode_fields(write.data)))
+            elif write.op in ("create", "set"):
+                sent.append(Write(write.op, write.path, encode_document(write.path, write.data)))
+            else:
+                sent.append(write)
+        for write in sent:
             if write.op == "create":
                 if write.path in staged:
                     raise AlreadyExists(write.path)
@@ -77,31 +113,41 @@ class InMemoryConfigStore:
                 staged[write.path] = {**staged[write.path], **copy.deepcopy(write.data)}
             elif write.op == "delete":
                 staged.pop(write.path, None)
+            if write.op != "delete":
+                _refuse_as_firestore(write.path, staged[write.path])
         self.documents = staged
 
 
 class StoreRefused(Exception):
-    """What Firestore answers a document it cannot hold with (InvalidArgument)."""
+    """What Firestore answers a document it cannot hold with (InvalidArgument): the adapter
+    never sends one, so a test that meets this has found a way around it."""
 
 
-def _refuse_unstorable(path: str, value: object) -> None:
-    """Refuse, as Firestore does, text UTF-8 cannot encode (the client fails on it) and empty or
-    reserved map keys (the server refuses them)."""
+def _refuse_as_firestore(path: str, document: Document) -> None:
+    """Refuse what Firestore refuses, by its documented limits: a path that names no document,
+    field names empty or `__reserved__`, arrays in arrays, maps nested over 20 deep, field
+    paths over 1,500 bytes, integers beyond 64 bits, text UTF-8 cannot encode, and documents
+    over 1 MiB (sized as Firestore sizes them)."""
+    if not is_document_path(path):
+        raise StoreRefused(f"{path!r}: not a document path Firestore takes")
+    _encode_text(document)
+    if problem := firestore_refusal(document):
+        raise StoreRefused(f"{path}: {problem}")
+    if (size := document_size(path, document)) > MAX_DOCUMENT_BYTES:
+        raise StoreRefused(f"{path}: {size} bytes, over Firestore's {MAX_DOCUMENT_BYTES}")
+
+
+def _encode_text(value: object) -> None:
+    """Raise UnicodeEncodeError, as the Firestore client does, on text UTF-8 cannot encode."""
     if isinstance(value, str):
-        value.encode()  # UnicodeEncodeError, as the client's own encoding raises
+        value.encode()
     elif isinstance(value, dict):
         for key, item in value.items():
-            if (
-                not isinstance(key, str)
-                or key == ""
-                or (key.startswith("__") and key.endswith("__"))
-            ):
-                raise StoreRefused(f"{path}: a map key Firestore refuses: {key!r}")
-            key.encode()
-            _refuse_unstorable(path, item)
+            _encode_text(key)
+            _encode_text(item)
     elif isinstance(value, list):
         for item in value:
-            _refuse_unstorable(path, item)
+            _encode_text(item)
 
 
 def _holds(document: Document, condition: Filter) -> bool:
@@ -239,3 +285,27 @@ class FakeEventStore:
 
 def _moment(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+class InMemoryCounterStore:
+    """`CounterStore` over a dict: each increment adds and answers the totals at once, as one
+    Firestore commit does. `unavailable` makes every call fail as an outage would."""
+
+    def __init__(self) -> None:
+        self.documents: dict[str, Document] = {}
+        self.unavailable = False
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def increment(
+        self, path: str, amounts: Mapping[str, int], expires_at: datetime
+    ) -> dict[str, int]:
+        with self._lock:
+            self.calls += 1
+            if self.unavailable:
+                raise Unavailable("Firestore is unavailable, retry later (ServiceUnavailable)")
+            document = self.documents.setdefault(path, {})
+            for name, amount in amounts.items():
+                document[name] = document.get(name, 0) + amount
+            document["expires_at"] = expires_at
+            return {name: document[name] for name in amounts}

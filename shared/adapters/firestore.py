@@ -1,8 +1,14 @@
-"""Firestore adapter for the `ConfigStore` port."""
+"""Firestore adapter for the `ConfigStore` port.
+
+Documents go through `shared.domain.stored_documents` both ways: JSON Firestore cannot hold as a
+map is kept as JSON text, and a path that cannot name a document is never sent (Firestore
+would refuse the request, where the answer is simply that nothing is there).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -10,6 +16,14 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared.adapters.errors import CALL_TIMEOUT_SECONDS, RETRY, transient_as_unavailable
+from shared.domain.ids import is_collection_path, is_document_path
+from shared.domain.stored_documents import (
+    check_document_path,
+    decode_document,
+    encode_document,
+    encode_fields,
+    query_condition,
+)
 from shared.ports import AlreadyExists, Document, Filter, Write
 
 
@@ -20,26 +34,32 @@ class FirestoreConfigStore:
         self._client = client
 
     def get(self, path: str) -> Document | None:
+        if not is_document_path(path):
+            return None
         with transient_as_unavailable("Firestore"):
             snapshot = self._client.document(path).get(retry=RETRY, timeout=CALL_TIMEOUT_SECONDS)
-        return snapshot.to_dict() if snapshot.exists else None
+        return decode_document(snapshot.to_dict() or {}) if snapshot.exists else None
 
     def list_documents(self, collection: str) -> list[Document]:
+        if not is_collection_path(collection):
+            return []
         with transient_as_unavailable("Firestore"):
             stream = self._client.collection(collection).stream(
                 retry=RETRY, timeout=CALL_TIMEOUT_SECONDS
             )
-            return [doc.to_dict() or {} for doc in stream]
+            return [decode_document(doc.to_dict() or {}) for doc in stream]
 
     def get_many(self, paths: list[str]) -> dict[str, Document | None]:
         found: dict[str, Document | None] = dict.fromkeys(paths)
         if not paths:
             return found
-        refs = [self._client.document(path) for path in paths]
+        refs = [self._client.document(path) for path in paths if is_document_path(path)]
+        if not refs:
+            return found
         with transient_as_unavailable("Firestore"):
             for snapshot in self._client.get_all(refs, retry=RETRY, timeout=CALL_TIMEOUT_SECONDS):
                 if snapshot.exists:
-                    found[snapshot.reference.path] = snapshot.to_dict()
+                    found[snapshot.reference.path] = decode_document(snapshot.to_dict() or {})
         return found
 
     def query(
@@ -50,9 +70,13 @@ class FirestoreConfigStore:
         descending: bool = False,
         limit: int | None = None,
     ) -> list[Document]:
+        conditions = [(c.field, query_condition(c.op, c.value)) for c in where]
+        sendable = [(field, *sent) for field, sent in conditions if sent is not None]
+        if not is_collection_path(collection) or len(sendable) < len(conditions):
+            return []  # no such collection can exist, or a condition can match nothing
         query: Any = self._client.collection(collection)
-        for condition in where:
-            query = query.where(filter=FieldFilter(condition.field, condition.op, condition.value))
+        for field, op, value in sendable:
+            query = query.where(filter=FieldFilter(field, op, value))
         if order_by is not None:
             direction = firestore.Query.DESCENDING if descending else firestore.Query.ASCENDING
             query = query.order_by(order_by, direction=direction)
@@ -60,7 +84,7 @@ class FirestoreConfigStore:
             query = query.limit(limit)
         with transient_as_unavailable("Firestore"):
             stream = query.stream(retry=RETRY, timeout=CALL_TIMEOUT_SECONDS)
-            return [doc.to_dict() or {} for doc in stream]
+            return [decode_document(doc.to_dict() or {}) for doc in stream]
 
     def create(self, path: str, data: Document) -> None:
         self.commit([Write("create", path, data)])
@@ -68,13 +92,22 @@ class FirestoreConfigStore:
     def commit(self, writes: Iterable[Write]) -> None:
         batch = self._client.batch()
         for write in writes:
+            check_document_path(write.path)
             ref = self._client.document(write.path)
-            _apply(batch, write.op, ref, write.data)
+            _apply(batch, write.op, ref, _stored(write))
         with transient_as_unavailable("Firestore"):
             try:
                 batch.commit(retry=RETRY, timeout=CALL_TIMEOUT_SECONDS)
             except (gexc.Conflict, gexc.AlreadyExists) as exc:
                 raise AlreadyExists(str(exc)) from exc
+
+
+def _stored(write: Write) -> Document:
+    """A write's data as Firestore can hold it. An update's fields are only part of the
+    document, so only a whole document (create, set) can be measured against the 1 MiB."""
+    if write.op == "update":
+        return encode_fields(write.data)
+    return encode_document(write.path, write.data)
 
 
 def _apply(batch: Any, op: str, ref: Any, data: Document) -> None:
@@ -88,3 +121,30 @@ def _apply(batch: Any, op: str, ref: Any, data: Document) -> None:
         batch.delete(ref)
     else:
         raise ValueError(f"unknown write op {op!r}")
+
+
+# A counter's write is waited for by the request that makes it: a short deadline, and no retry
+# (an increment applied twice counts twice; the caller counts locally when one fails).
+COUNTER_TIMEOUT_SECONDS = 2.0
+
+
+class FirestoreCounterStore:
+    """`CounterStore` on Firestore: an increment transform per field, in one commit, whose answer
+    carries each field's value after the increment."""
+
+    def __init__(self, client: firestore.Client):
+        self._client = client
+
+    def increment(
+        self, path: str, amounts: Mapping[str, int], expires_at: datetime
+    ) -> dict[str, int]:
+        # The client sends a document's transforms sorted by field path, and the commit answers
+        # their results in that order (`expires_at` is a plain value, not a transform).
+        fields = sorted(amounts)
+        data: dict[str, Any] = {name: firestore.Increment(amounts[name]) for name in fields}
+        batch = self._client.batch()
+        batch.set(self._client.document(path), {**data, "expires_at": expires_at}, merge=True)
+        with transient_as_unavailable("Firestore"):
+            (result,) = batch.commit(retry=None, timeout=COUNTER_TIMEOUT_SECONDS)
+        totals = zip(fields, result.transform_results, strict=True)
+        return {name: int(value.integer_value) for name, value in totals}

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, Field
 
 from shared.api.contracts import iso
-from shared.api.models import Input
+from shared.api.models import Input, Timestamp
 from shared.http.app import ApiRequest
 from shared.http.routing import Route
 from shared.services.audit import AuditQuery
@@ -39,7 +39,7 @@ class AuditEntry(BaseModel):
     for creations and resources without one), `after` the change's answer; secrets are masked."""
 
     id: str
-    at: str
+    at: Timestamp
     actor: AuditActor
     action: str = Field(description="create, update, delete, revoke, replay, ...")
     operation_id: str

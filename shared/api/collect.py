@@ -30,6 +30,7 @@ from shared.domain.ids import is_write_key
 from shared.domain.sdk_settings import rudderstack_source_config, segment_settings
 from shared.http.app import ApiRequest, Reply
 from shared.http.forwarded import public_host, public_scheme
+from shared.http.openapi import Media
 from shared.http.routing import Route
 
 FUNCTION = "ingest"
@@ -43,6 +44,7 @@ CHUNKS = "analytics-next/bundles"
 RUDDERSTACK = "rudderstack/analytics.min.js"
 
 JAVASCRIPT = "text/javascript; charset=utf-8"
+SCRIPT = Media("text/javascript", etag=True)
 # Settings and loaders change with configuration and deploys: browsers and shared caches keep
 # them a few minutes. A chunk's name holds its content hash: it never changes.
 SETTINGS_CACHE = "public, max-age=120"
@@ -255,6 +257,7 @@ ROUTES = (
         "with the write key embedded (JavaScript)",
         get_analytics_js,
         auth="none",
+        response=SCRIPT,
         tag=TAG,
     ),
     Route(
@@ -265,6 +268,7 @@ ROUTES = (
         "A chunk analytics.js loads lazily (JavaScript; content-hashed, immutable)",
         get_analytics_js_chunk,
         auth="none",
+        response=SCRIPT,
         tag=TAG,
     ),
     Route(
@@ -276,6 +280,7 @@ ROUTES = (
         "plugins bundled; JavaScript)",
         get_rudderstack_js,
         auth="none",
+        response=SCRIPT,
         tag=TAG,
     ),
 )

@@ -17,6 +17,7 @@ from flask import Response
 
 from shared.domain.errors import NotFound, Unavailable
 from shared.http.app import ApiRequest
+from shared.http.openapi import Media
 from shared.http.routing import Route
 
 FUNCTION = "console"
@@ -109,6 +110,7 @@ ROUTES = (
         "The web console (an HTML page; sign in with a management API token)",
         get_index,
         auth="none",
+        response=Media("text/html", etag=True),
         tag="Console",
     ),
     Route(
@@ -130,6 +132,8 @@ ROUTES = (
         "A file of the web console (scripts and styles; content-hashed, immutable)",
         get_asset,
         auth="none",
+        # Scripts, styles, fonts, images: CONTENT_TYPES.
+        response=Media("*/*", etag=True),
         tag="Console",
     ),
 )

@@ -9,7 +9,7 @@ from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 
 from shared.api.crud import Collection, Summaries
 from shared.api.forwarding_rules import EventName
-from shared.api.models import Input, Name, not_null
+from shared.api.models import Input, Name, Timestamp, not_null
 from shared.domain import ids
 from shared.domain.contracts import ContractEventType, ContractStatus, EnforcementMode
 from shared.http.app import ApiRequest
@@ -80,8 +80,8 @@ class EventContractObject(BaseModel):
     undeclared_fields: EnforcementMode
     status: ContractStatus
     version: int
-    created_at: str
-    updated_at: str
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class ViolationFilters(Input):
@@ -111,7 +111,7 @@ class ContractViolation(BaseModel):
     expected: str | None
     actual: str | None = Field(description="the value sent, as JSON text, truncated")
     action: Literal["allowed", "warned", "blocked"]
-    created_at: str
+    created_at: Timestamp
 
 
 class FieldTypeCount(BaseModel):

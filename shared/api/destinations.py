@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, StringConstraints, WithJsonSchema
 
 from shared.api.crud import Collection, Summaries
-from shared.api.models import Input, Name, not_null
+from shared.api.models import Input, Name, Timestamp, not_null
 from shared.destinations import DESTINATION_TYPES, public_config
 from shared.domain.routing import Destination, DestinationStatus
 
@@ -66,7 +66,7 @@ class StreamDestination(BaseModel):
     type: str
     config: dict[str, Any]
     status: DestinationStatus
-    createdAt: str
+    createdAt: Timestamp
 
 
 def stream_destination(destination: Destination) -> StreamDestination:

@@ -35,6 +35,7 @@ ROUTES = (
         "This API's OpenAPI 3.1 document",
         get_openapi,
         auth="none",
+        response=dict[str, Any],
         tag="Meta",
     ),
 )

@@ -6,8 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from shared.api.models import AllowedOrigins, Input, Name
+from shared.api.models import AllowedOrigins, Input, Name, Timestamp
 from shared.domain.privacy import IpPolicy
+from shared.domain.rate_limit import MAX_BURST, MAX_EVENTS_PER_SECOND, WINDOW_SECONDS, RateLimit
 from shared.domain.sources import EventSource
 from shared.http.app import ApiRequest
 from shared.http.routing import Route
@@ -38,7 +39,7 @@ class SourceOrigins(BaseModel):
 
     source_id: str
     allowed_origins: list[str]
-    updated_at: str
+    updated_at: Timestamp
 
 
 class SourcePrivacyUpdate(Input):
@@ -50,7 +51,49 @@ class SourcePrivacy(BaseModel):
 
     source_id: str
     ip_policy: IpPolicy
-    updated_at: str
+    updated_at: Timestamp
+
+
+class RateLimitInput(Input):
+    """A source's rate limit as set through the API (whole numbers only)."""
+
+    events_per_second: int = Field(
+        ge=1,
+        le=MAX_EVENTS_PER_SECOND,
+        strict=True,
+        description="Events per second ingest admits for the source: a batch counts each of "
+        "its accepted events, a single call one",
+    )
+    burst: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_BURST,
+        strict=True,
+        description="Events admitted at once after a quiet spell; default events_per_second",
+    )
+
+    def limit(self) -> RateLimit:
+        return RateLimit(
+            events_per_second=self.events_per_second,
+            burst=self.events_per_second if self.burst is None else self.burst,
+        )
+
+
+class SourceRateLimitUpdate(Input):
+    rate_limit: RateLimitInput | None = Field(
+        description="The limit, or null for none (the default). Over it, ingest answers 429 "
+        "with Retry-After and publishes nothing of the request"
+    )
+
+
+class SourceRateLimit(BaseModel):
+    """A source's rate limit (apart from the seed's object, as its privacy settings are)."""
+
+    source_id: str
+    rate_limit: RateLimit | None
+    # The span over which every ingest instance together keeps to the limit (docs/INGEST.md).
+    window_seconds: int
+    updated_at: Timestamp
 
 
 class EventSourceObject(BaseModel):
@@ -62,10 +105,10 @@ class EventSourceObject(BaseModel):
     key: str
     status: Literal["active", "revoked"]
     pubsub_topic: str
-    last_used_at: str | None
+    last_used_at: Timestamp | None
     created_by: str
-    created_at: str
-    updated_at: str
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 def list_sources(request: ApiRequest) -> list[EventSource]:
@@ -122,6 +165,28 @@ def update_source_origins(request: ApiRequest) -> SourceOrigins:
         request.workspace_id, request.params["key_id"], body.allowed_origins
     )
     return source_origins(source)
+
+
+def source_rate_limit(source: EventSource) -> SourceRateLimit:
+    return SourceRateLimit(
+        source_id=source.id,
+        rate_limit=source.rate_limit,
+        window_seconds=WINDOW_SECONDS,
+        updated_at=source.updated_at,
+    )
+
+
+def get_source_rate_limit(request: ApiRequest) -> SourceRateLimit:
+    return source_rate_limit(get_source(request))
+
+
+def update_source_rate_limit(request: ApiRequest) -> SourceRateLimit:
+    body: SourceRateLimitUpdate = request.body
+    limit = body.rate_limit.limit() if body.rate_limit is not None else None
+    source = request.services.sources.set_rate_limit(
+        request.workspace_id, request.params["key_id"], limit
+    )
+    return source_rate_limit(source)
 
 
 def revoke_source(request: ApiRequest) -> EventSource:
@@ -236,6 +301,28 @@ ROUTES = (
         update_source_origins,
         body=SourceOriginsUpdate,
         response=SourceOrigins,
+        tag="Event Sources",
+    ),
+    Route(
+        "GET",
+        BASE + "/{key_id}/rate-limit",
+        FUNCTION,
+        "getEventSourceRateLimit",
+        "Get an event source's rate limit (events per second; null: none)",
+        get_source_rate_limit,
+        response=SourceRateLimit,
+        tag="Event Sources",
+    ),
+    Route(
+        "PUT",
+        BASE + "/{key_id}/rate-limit",
+        FUNCTION,
+        "updateEventSourceRateLimit",
+        "Set an event source's rate limit (null: none); ingest applies it within 10 s, "
+        "answering 429 with Retry-After over it",
+        update_source_rate_limit,
+        body=SourceRateLimitUpdate,
+        response=SourceRateLimit,
         tag="Event Sources",
     ),
 )

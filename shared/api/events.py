@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.api.models import Input
+from shared.api.models import Input, Timestamp
 from shared.domain import ids
 from shared.http.app import ApiRequest
 from shared.http.routing import Route
@@ -25,10 +25,11 @@ class TraceStage(BaseModel):
 
     stage: str = Field(
         description="received, duplicate, suppressed, blocked, violated, stored, routed, "
-        "skipped, delivered, retried, failed, dead_lettered, dropped, replayed"
+        "skipped, transformed, delivered, retried, failed, dead_lettered, dropped, replayed "
+        "(transformed adds transformation_id and transformation_version)"
     )
     status: str
-    at: str | None
+    at: Timestamp | None
     reason: str | None
     rule_id: str | None = None
     destination_id: str | None = None
@@ -65,9 +66,9 @@ class DeadLetter(BaseModel):
     status: DeadLetterStatus
     times_dead_lettered: int
     replay_count: int
-    created_at: str
-    updated_at: str
-    replayed_at: str | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    replayed_at: Timestamp | None
 
 
 class DeadLetterFilters(Input):

@@ -14,7 +14,7 @@ from pydantic import (
 )
 
 from shared.api.crud import Collection, Summaries
-from shared.api.models import Input, Name, not_null
+from shared.api.models import Input, Name, Timestamp, not_null
 from shared.domain.routing import VALID_EVENT_TYPES
 
 FUNCTION = "event_forwarding_rules"
@@ -88,8 +88,8 @@ class ForwardingRuleObject(BaseModel):
     event_names: list[str]
     transformation_id: str | None
     enabled: bool
-    created_at: str
-    updated_at: str
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 RULES = Collection(

@@ -11,6 +11,7 @@ import orjson
 from flask import Response
 from pydantic import BaseModel
 
+from shared.api.ingest_bodies import CALL_BODIES, ClientMetrics
 from shared.domain.errors import InvalidRequest
 from shared.domain.limits import MAX_REQUEST_BYTES
 from shared.http.app import ApiRequest
@@ -134,7 +135,7 @@ def _answer(body: dict[str, Any]) -> Response:
     return Response(payload, mimetype=JSON)
 
 
-def _ingest_route(path: str, operation_id: str, summary: str) -> Route:
+def _ingest_route(path: str, call: str, operation_id: str, summary: str) -> Route:
     return Route(
         "POST",
         path,
@@ -143,6 +144,7 @@ def _ingest_route(path: str, operation_id: str, summary: str) -> Route:
         summary,
         ingest,
         auth="write_key",
+        request_schema=CALL_BODIES[call],
         response=IngestResponse,
         tag="Event Ingestion",
     )
@@ -159,6 +161,7 @@ def _alias_route(path: str, call: str) -> Route:
     beacon = path.startswith("/beacon/")
     return _ingest_route(
         path,
+        call,
         f"ingest{call.capitalize()}{'Beacon' if beacon else 'Short'}",
         f"{SUMMARIES[call]}: /v1/{call} under the path "
         + ("RudderStack's sendBeacon posts to" if beacon else "analytics.js 2.0 posts to"),
@@ -167,7 +170,7 @@ def _alias_route(path: str, call: str) -> Route:
 
 ROUTES = (
     *(
-        _ingest_route(f"/v1/{call}", f"ingest{call.capitalize()}", SUMMARIES[call])
+        _ingest_route(f"/v1/{call}", call, f"ingest{call.capitalize()}", SUMMARIES[call])
         for call in (*SINGLE_CALLS, "events", "batch")
     ),
     *(_alias_route(path, call) for path, call in ALIASES.items()),
@@ -179,6 +182,7 @@ ROUTES = (
         "Accept analytics.js's client metrics (no write key; read and dropped, nothing stored)",
         client_metrics,
         auth="none",
+        request_schema=ClientMetrics,
         response=ClientMetricsAccepted,
         tag="Event Ingestion",
     ),

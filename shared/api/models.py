@@ -10,11 +10,15 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
 )
 
 from shared.domain.origins import MAX_ALLOWED_ORIGINS, canonical_origin
 
+# A date-time as Streams writes it in answers (ISO 8601 in UTC, 2024-01-15T15:00:00.000Z): a
+# string, documented as `format: date-time` so that generated clients read it as one.
+Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 # A web page's origin, stored as browsers send it in `Origin` (https://Shop.Example.com:443
 # becomes https://shop.example.com).
@@ -55,8 +59,15 @@ def not_null(*fields: str) -> Any:
 class ErrorBody(BaseModel):
     """Every error answer: the HTTP status, a code, a message and the field at fault."""
 
-    code: int
-    error: str
-    message: str
-    field: str | None = None
-    details: str | None = None
+    code: int = Field(description="the HTTP status")
+    error: str = Field(description="the kind of error, e.g. invalid_request, not_found")
+    message: str = Field(
+        description="what is wrong, in plain words: `<field>: <what is wrong>` when a field is "
+        "at fault (the value sent is never repeated)"
+    )
+    field: str | None = Field(
+        None, description="the field at fault, as a path: pii_rules.0.action, config.secret"
+    )
+    details: str | None = Field(
+        None, description="every problem found in the request, `; `-separated"
+    )

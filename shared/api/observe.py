@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from flask import Response
 from pydantic import BaseModel, BeforeValidator, Field
 
-from shared.api.models import Input
+from shared.api.models import Input, Timestamp
 from shared.domain.errors import InvalidRequest
 from shared.http.app import ApiRequest
 from shared.http.client_socket import connection_check
@@ -30,7 +30,7 @@ SSE_HEADERS = {
 def _whole_number(value: object) -> object:
     # Query strings reach pydantic as text, and its lax mode would take "24.0" for 24.
     if isinstance(value, str) and not value.strip().lstrip("+-").isdigit():
-        raise ValueError("must be an integer")
+        raise ValueError("must be a whole number")
     return value
 
 
@@ -51,7 +51,7 @@ class VolumeRow(BaseModel):
 
     event_type: str
     event_name: str | None
-    hour_bucket: str = Field(description="start of the hour, e.g. 2024-01-15T14:00:00Z")
+    hour_bucket: Timestamp = Field(description="start of the hour, e.g. 2024-01-15T14:00:00Z")
     event_count: int
 
 

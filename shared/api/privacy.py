@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from shared.api.models import Input
+from shared.api.models import Input, Timestamp
 from shared.domain.privacy import MAX_PII_RULES, PiiAction, PiiRule
 from shared.http.app import ApiRequest
 from shared.http.routing import Route
@@ -37,8 +37,8 @@ class PrivacySettingsObject(BaseModel):
 
     pii_rules: list[PiiRuleInput]
     hashing: Literal["hmac-sha256"]
-    created_at: str | None
-    updated_at: str | None
+    created_at: Timestamp | None
+    updated_at: Timestamp | None
 
 
 def get_privacy(request: ApiRequest) -> dict[str, object]:

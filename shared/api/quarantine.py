@@ -8,7 +8,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from shared.api.contracts import FUNCTION, iso
 from shared.api.events import ReplayResult
-from shared.api.models import Input
+from shared.api.models import Input, Timestamp
 from shared.http.app import ApiRequest
 from shared.http.routing import Route
 from shared.services.dead_letters import ReplayReport
@@ -46,15 +46,15 @@ class QuarantinedEvent(BaseModel):
     source_id: str | None
     event_type: str | None
     event_name: str | None
-    received_at: str | None
+    received_at: Timestamp | None
     contract_ids: list[str]
     reasons: list[QuarantineReason]
     status: QuarantineStatus
     times_quarantined: int
     replay_count: int
-    created_at: str
-    quarantined_at: str
-    replayed_at: str | None
+    created_at: Timestamp
+    quarantined_at: Timestamp
+    replayed_at: Timestamp | None
     event: dict[str, Any]
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from shared.api.models import Input
+from shared.api.models import Input, Timestamp
 from shared.domain.regulations import Regulation, RegulationStatus, RegulationType
 from shared.http.app import ApiRequest
 from shared.http.routing import Route
@@ -50,9 +50,9 @@ class RegulationObject(BaseModel):
     error: str | None
     created_by: str = Field(description="the id of the API token that created it")
     created_by_name: str | None
-    created_at: str
-    updated_at: str
-    completed_at: str | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    completed_at: Timestamp | None
 
 
 class RegulationList(BaseModel):

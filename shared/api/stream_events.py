@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.api.models import Input
+from shared.api.models import Input, Timestamp
 from shared.api.observe import WholeNumber
 from shared.http.app import ApiRequest
 from shared.http.routing import Route
@@ -38,8 +38,8 @@ class Event(BaseModel):
     context: EventContext
     userId: str | None
     anonymousId: str | None
-    timestamp: str
-    receivedAt: str
+    timestamp: Timestamp
+    receivedAt: Timestamp
 
 
 class EventsQuery(Input):
@@ -55,8 +55,8 @@ class EventsQuery(Input):
 
 
 class TimeRange(BaseModel):
-    from_: str = Field(alias="from", serialization_alias="from")
-    to: str
+    from_: Timestamp = Field(alias="from", serialization_alias="from")
+    to: Timestamp
 
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 

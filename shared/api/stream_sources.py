@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from shared.api.models import AllowedOrigins, Input, Name
+from shared.api.models import AllowedOrigins, Input, Name, Timestamp
 from shared.api.observe import WholeNumber
 from shared.api.stream_events import Event
 from shared.domain.privacy import IpPolicy
@@ -44,7 +44,7 @@ class StreamSource(BaseModel):
     writeKey: str = Field(description="API key for sending events to this source")
     status: Literal["active", "inactive"]
     eventsToday: int = Field(description="events received since 00:00 UTC")
-    createdAt: str
+    createdAt: Timestamp
 
 
 class StreamSourceList(BaseModel):
@@ -58,7 +58,7 @@ class DebugQuery(Input):
 class SourceDebug(BaseModel):
     data: list[Event] = Field(description="the source's recent events (24 h), newest first")
     connected: bool = Field(description="an event was received within the last 5 minutes")
-    lastEventAt: str | None
+    lastEventAt: Timestamp | None
 
 
 def stream_source(source: EventSource, events_today: int) -> StreamSource:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pydantic import AwareDatetime, BaseModel, Field
 
-from shared.api.models import Input, Name
+from shared.api.models import Input, Name, Timestamp
 from shared.domain.sources import ApiToken
 from shared.http.app import ApiRequest
 from shared.http.routing import Route
@@ -31,9 +31,9 @@ class ApiTokenObject(BaseModel):
     id: str
     workspace_id: str
     name: str
-    created_at: str
-    expires_at: str | None = Field(description="null: never expires")
-    last_used_at: str | None = Field(
+    created_at: Timestamp
+    expires_at: Timestamp | None = Field(description="null: never expires")
+    last_used_at: Timestamp | None = Field(
         description="Last use, updated at most once a minute; null: not used since recorded"
     )
 

@@ -13,7 +13,7 @@ from pydantic import (
 )
 
 from shared.api.crud import Collection, Summaries
-from shared.api.models import Input, Name, not_null
+from shared.api.models import Input, Name, Timestamp, not_null
 from shared.domain.limits import MAX_EVENT_DEPTH
 from shared.domain.nesting import nests_deeper_than
 from shared.http.app import ApiRequest
@@ -102,8 +102,8 @@ class TransformationObject(BaseModel):
     status: Literal["draft", "active", "error"]
     version: int
     compile_error: str | None
-    created_at: str
-    updated_at: str
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class Difference(BaseModel):

@@ -20,6 +20,7 @@ from shared.destinations.mixpanel import MixpanelConnector
 from shared.destinations.pubsub import PubSubConnector
 from shared.destinations.webhook import WebhookConnector
 from shared.domain.errors import InvalidRequest
+from shared.http.messages import plain_errors
 
 CONNECTORS: dict[str, Connector] = {
     connector.type: connector
@@ -55,20 +56,13 @@ def validate_config(type_: str, raw: Any) -> DestinationConfig:
 
 
 def _invalid(type_: str, error: ValidationError) -> InvalidRequest:
-    # Built from the first error's location and kind only: pydantic's own text includes the
-    # input, which may be a secret.
-    first = error.errors(include_input=False, include_url=False)[0]
-    path = ".".join(str(part) for part in first["loc"][:1])
-    field = f"config.{path}" if path else "config"
-    kind = first["type"]
-    if kind == "missing":
-        message = f"{field} is required"
-    elif kind == "extra_forbidden":
-        message = f"{field} is not a {type_} destination setting"
-    else:
-        detail = first["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
-        message = f"{field}: {detail}"
-    return InvalidRequest(message, field=field)
+    # In plain words (shared/http/messages.py), which never repeat the value sent: it may be a
+    # secret.
+    model = connector_for(type_).config_model
+    errors = plain_errors(error, model, name=f"{type_} destination config")
+    fields = [f"config.{e.field}" if e.field else "config" for e in errors]
+    details = "; ".join(f"{field}: {e.text}" for field, e in zip(fields, errors, strict=True))
+    return InvalidRequest(f"{fields[0]}: {errors[0].text}", field=fields[0], details=details)
 
 
 def _has_secret(annotation: Any) -> bool:

@@ -19,6 +19,10 @@ _SECRET = f"[A-Za-z0-9_-]{{{math.ceil(SECRET_BYTES * 4 / 3)}}}"
 # document id, where `/`, `..` or a lone surrogate would fail the read instead of missing.
 WRITE_KEY_SYNTAX = re.compile(re.escape(WRITE_KEY_PREFIX) + _SECRET)
 API_TOKEN_SYNTAX = re.compile(re.escape(API_TOKEN_PREFIX) + _SECRET)
+# Firestore's rules for a document id (https://firebase.google.com/docs/firestore/quotas): at
+# most 1,500 bytes of UTF-8, no `/`, not `.` or `..`, not of the reserved form `__.*__`.
+MAX_DOCUMENT_ID_BYTES = 1_500
+RESERVED_DOCUMENT_ID = re.compile(r"__.*__", re.DOTALL)
 
 
 def new_id() -> str:
@@ -46,6 +50,33 @@ def is_api_token(text: str) -> bool:
     return API_TOKEN_SYNTAX.fullmatch(text) is not None
 
 
+def is_document_id(text: str) -> bool:
+    """Whether `text` can name a Firestore document. Every id Streams mints can; one that
+    cannot names nothing, so it is not found, and is never sent to Firestore (which refuses
+    the request instead of answering that nothing is there)."""
+    if not text or text in (".", "..") or "/" in text:
+        return False
+    if RESERVED_DOCUMENT_ID.fullmatch(text):
+        return False
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate: no UTF-8 form, so no Firestore id
+        return False
+    return size <= MAX_DOCUMENT_ID_BYTES
+
+
+def is_document_path(path: str) -> bool:
+    """Whether `path` (`collection/id/collection/id...`) can name a Firestore document."""
+    parts = path.split("/")
+    return len(parts) % 2 == 0 and all(is_document_id(part) for part in parts)
+
+
+def is_collection_path(path: str) -> bool:
+    """Whether `path` (`collection` or `collection/id/collection...`) can name a collection."""
+    parts = path.split("/")
+    return len(parts) % 2 == 1 and all(is_document_id(part) for part in parts)
+
+
 def token_hash(token: str) -> str:
     """The stored form of an API token (tokens are random, so an unsalted SHA-256 is enough)."""
     return hashlib.sha256(token.encode()).hexdigest()
@@ -58,6 +89,6 @@ def utcnow() -> datetime:
 
 def isoformat(moment: datetime) -> str:
     """ISO-8601 UTC with milliseconds and a `Z`: sortable as a string, parsed by every SDK."""
-    return (
-        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    )
+    # The year padded by hand: strftime's %Y writes the year 381 as "381", not RFC 3339's "0381".
+    utc = moment.astimezone(UTC)
+    return f"{utc.year:04d}" + utc.strftime("-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from shared.domain.privacy import IpPolicy
+from shared.domain.rate_limit import RateLimit
 
 SourceStatus = Literal["active", "revoked"]
 SourceType = Literal["javascript", "server", "mobile", "webhook"]
@@ -52,6 +53,9 @@ class EventSource(BaseModel):
     # The web pages' origins that may send with this key (canonical, shared/domain/origins.py);
     # empty: any. Not part of the seed's object either.
     allowed_origins: list[str] = Field(default_factory=list)
+    # The events per second ingest admits for this source (shared/domain/rate_limit.py); None:
+    # no limit. Not part of the seed's object either.
+    rate_limit: RateLimit | None = None
 
     def write_key_record(self) -> WriteKey:
         """What ingest needs to accept events for this source."""
@@ -62,6 +66,7 @@ class EventSource(BaseModel):
             pubsub_topic=self.pubsub_topic,
             ip_policy=self.ip_policy,
             allowed_origins=list(self.allowed_origins),
+            rate_limit=self.rate_limit,
         )
 
 
@@ -75,6 +80,8 @@ class WriteKey(BaseModel):
     ip_policy: IpPolicy = "keep"
     # Carried here, in the record ingest caches, so the origin check costs no read of its own.
     allowed_origins: list[str] = Field(default_factory=list)
+    # Carried here too, so that enforcing the rate limit costs no read either.
+    rate_limit: RateLimit | None = None
 
 
 def source_topic_id(source_id: str) -> str:

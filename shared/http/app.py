@@ -10,6 +10,7 @@ from flask import Request, Response
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from shared.bootstrap import Services, get_services
+from shared.domain import ids
 from shared.domain.errors import (
     InvalidRequest,
     MethodNotAllowed,
@@ -22,8 +23,9 @@ from shared.domain.storable import find_unencodable
 from shared.http import audit
 from shared.http.body import client_ip, read_json
 from shared.http.cors import allow_origin, serves_cross_origin
+from shared.http.messages import plain_errors
 from shared.http.responses import error_response, json_response
-from shared.http.routing import Route, find_route
+from shared.http.routing import Route, allowed_methods, find_route
 
 log = logging.getLogger("streams.http")
 
@@ -82,7 +84,7 @@ def _answer(request: Request, routes: tuple[Route, ...]) -> Response:
         route, params, path_exists = find_route(routes, request.method, request.path)
         if route is None:
             if path_exists:
-                raise MethodNotAllowed(f"{request.method} is not allowed on {request.path}")
+                return method_not_allowed(request.method, request.path, routes)
             raise NotFound(f"no such path: {request.path}")
         api_request = _parse(request, route, params)
         # Every management change is audited here, once, not in each handler.
@@ -96,6 +98,13 @@ def _answer(request: Request, routes: tuple[Route, ...]) -> Response:
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(StreamsError("internal error"))
+
+
+def method_not_allowed(method: str, path: str, routes: tuple[Route, ...]) -> Response:
+    """405, with the `Allow` header HTTP requires: the methods the path does answer to."""
+    response = error_response(MethodNotAllowed(f"{method} is not allowed on {path}"))
+    response.headers["Allow"] = ", ".join(allowed_methods(routes, path))
+    return response
 
 
 def _respond(route: Route, result: Any) -> Response:
@@ -114,6 +123,7 @@ def _parse(request: Request, route: Route, params: dict[str, str]) -> ApiRequest
         if workspace_id is not None and workspace_id != api_request.token.workspace_id:
             # 404, not 403: a token must not learn whether another workspace exists.
             raise NotFound(f"workspace {workspace_id} not found", field="workspace_id")
+    _check_ids(route, params)
     if route.query is not None:
         api_request.query = _validate(route.query, request.args.to_dict(), "query parameter")
     if route.body is not None:
@@ -126,6 +136,16 @@ def _parse(request: Request, route: Route, params: dict[str, str]) -> ApiRequest
             raise InvalidRequest(message, field=field)
         api_request.body = _validate(route.body, data, "body")
     return api_request
+
+
+def _check_ids(route: Route, params: dict[str, str]) -> None:
+    """404 for a path id no document can have (`__name__`, `.`, `..`, over 1,500 bytes), as for
+    any unknown id: it is never looked up, since Firestore refuses such an id outright."""
+    for name in route.document_params:
+        value = params[name]
+        if not ids.is_document_id(value):
+            shown = value if len(value) <= 64 else f"{value[:64]}..."
+            raise NotFound(f"{name} {shown} not found", field=name)
 
 
 def _authenticate(request: Request, services: Services) -> ApiToken:
@@ -142,14 +162,10 @@ def _validate(model: type[BaseModel], data: Any, where: str) -> BaseModel:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        field = ".".join(str(part) for part in first["loc"]) or None
-        message = f"{field}: {first['msg']}" if field else first["msg"]
-        details = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-            for e in exc.errors(include_url=False)
-        )
-        raise InvalidRequest(f"invalid {where}: {message}", field=field, details=details) from None
+        # `<field>: <what is wrong>` in plain words; every problem found in `details`.
+        errors = plain_errors(exc, model)
+        details = "; ".join(str(error) for error in errors)
+        raise InvalidRequest(str(errors[0]), field=errors[0].field, details=details) from None
 
 
 _adapters: dict[Any, TypeAdapter[Any]] = {}

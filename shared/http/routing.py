@@ -14,6 +14,11 @@ from pydantic import BaseModel
 Auth = Literal["bearer", "write_key", "none"]
 
 PARAM = re.compile(r"\{(\w+)\}")
+# Path parameters that are not document ids, so not held to Firestore's id rules: a messageId is
+# chosen by the client (`__main__` is a fine one) and found through its digest, a write key is
+# checked for its minted shape by its handler, and files are the bundled scripts' names. Every
+# other parameter names a document by its id, and one no document can have names nothing.
+NOT_DOCUMENT_IDS = frozenset({"message_id", "write_key", "file", "asset"})
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,20 @@ class Route:
     @property
     def params(self) -> list[str]:
         return PARAM.findall(self.path)
+
+    @property
+    def document_params(self) -> list[str]:
+        """The path parameters that are document ids (all but `NOT_DOCUMENT_IDS`)."""
+        return [name for name in self.params if name not in NOT_DOCUMENT_IDS]
+
+
+def allowed_methods(routes: tuple[Route, ...], path: str) -> list[str]:
+    """The methods `path` answers to among `routes` (HEAD wherever GET), for an `Allow` header;
+    empty when no route has the path."""
+    methods = [route.method for route in routes if route.match(path) is not None]
+    if "GET" in methods:
+        methods.append("HEAD")
+    return list(dict.fromkeys(methods))
 
 
 def find_route(

@@ -77,6 +77,12 @@ class EventQueries:
         `source_id` need not name a source that exists now: a deleted source's events stay
         queryable (the query is scoped to the workspace, so no other tenant's can match).
         """
+        if source_id == "":
+            # `?sourceId=` is a filter whose value went missing (a template with an unset
+            # variable): querying every source instead would answer other sources' events.
+            raise InvalidRequest(
+                "sourceId must not be empty: leave it out to query every source", field="sourceId"
+            )
         until = until or self._clock()
         if since is None:
             # `until - DEFAULT_WINDOW` overflows within a day of year 1.

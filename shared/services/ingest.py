@@ -31,6 +31,7 @@ from shared.domain.privacy import apply_ip_policy
 from shared.domain.sources import EventSource, WriteKey, source_path
 from shared.ports import ConfigStore, Publisher, Write
 from shared.services.cache import TtlCache
+from shared.services.rate_limiter import RateLimiter
 from shared.services.sources import EventSources
 
 log = logging.getLogger("streams.ingest")
@@ -110,8 +111,11 @@ class Ingest:
         key_cache_seconds: float,
         clock: Callable[[], datetime] = ids.utcnow,
         new_message_id: Callable[[], str] = ids.new_id,
+        rate_limiter: RateLimiter | None = None,
     ):
         self._sources = sources
+        # Without a shared counter (tests of one instance), sources' limits hold per instance.
+        self._rate_limiter = rate_limiter or RateLimiter()
         self._keys: TtlCache[WriteKey | None] = TtlCache(key_cache_seconds)
         self._publisher = publisher
         self._last_used = LastUsedTracker(store)
@@ -178,6 +182,8 @@ class Ingest:
         """Publish events to the source's topic; returns only once Pub/Sub has acknowledged."""
         if not events:
             return
+        # Before anything is published: a refused request (429) is resent whole by the SDK.
+        self._rate_limiter.admit(key, len(events))
         if key.ip_policy != "keep":
             # Before anything leaves ingest: the raw address is never published or stored.
             events = [apply_ip_policy(event, key.ip_policy) for event in events]

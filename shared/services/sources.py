@@ -7,8 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from shared.domain import ids
-from shared.domain.errors import NotFound
+from shared.domain.errors import InvalidRequest, NotFound
 from shared.domain.privacy import IpPolicy
+from shared.domain.rate_limit import RateLimit
 from shared.domain.sources import (
     WRITE_KEYS,
     EventSource,
@@ -109,6 +110,9 @@ class EventSources:
 
     def get(self, workspace_id: str, source_id: str, field: str = "keyId") -> EventSource:
         """A source of the workspace; `NotFound` naming `field` (the caller's name for the id)."""
+        if not source_id:
+            # Sent as `"sourceId": ""`: a value left out by mistake, better said so than 404.
+            raise InvalidRequest(f"{field} must not be empty", field=field)
         document = self._store.get(source_path(workspace_id, source_id))
         if document is None:
             raise NotFound(f"event source {source_id} not found", field=field)
@@ -158,6 +162,12 @@ class EventSources:
         """Replace the web origins that may send with the source's key (canonical, as the API
         validated them; empty allows any)."""
         return self._set_key_fields(workspace_id, source_id, allowed_origins=list(origins))
+
+    def set_rate_limit(
+        self, workspace_id: str, source_id: str, limit: RateLimit | None
+    ) -> EventSource:
+        """Set the events per second ingest admits for the source (None: no limit)."""
+        return self._set_key_fields(workspace_id, source_id, rate_limit=limit)
 
     def _set_key_fields(self, workspace_id: str, source_id: str, **fields: Any) -> EventSource:
         """Change fields the write-key record carries, in the source and the record at once:

@@ -98,6 +98,11 @@ def _plausible(spec: dict[str, Any], schema: dict[str, Any]) -> Any:
         return spec["enum"][0]
     if "anyOf" in spec:
         return _plausible(spec["anyOf"][0], schema)
+    if spec.get("type") == "object" and "properties" in spec:
+        # A nested object (a rate limit's settings): its required fields too, so the request
+        # passes validation and meets the id check.
+        required = spec.get("required", [])
+        return {name: _plausible(spec["properties"][name], schema) for name in required}
     return {
         "string": "isolation",
         "integer": spec.get("minimum", 1),

@@ -82,6 +82,7 @@ locals {
     live_sessions = { indexed = true }  # open live streams, 60 s after the last refresh
     deliveries    = { indexed = false } # delivery records, 30 days after the last attempt
     dead_letters  = { indexed = true }  # dead letters, 30 days after the last change
+    rate_windows  = { indexed = false } # ingest's shared rate-limit counters, 1 h after their window
   }
 }
 
