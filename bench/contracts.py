@@ -1,22 +1,29 @@
 """`make bench` (contracts): validation throughput of the seed's "Purchase Completed Schema".
 
-The project's validator (the compact schema compiled by `CompiledContract`, judged through
-`ContractSet.check`, the call `process` makes per fresh event) against the `jsonschema` library
-(`Draft202012Validator` on the equivalent JSON Schema, `iter_errors` collecting every violation)
-on the same canonical events, in the same run, pinned to one core. Scenarios:
+The project's validator (the compact schema compiled by `CompiledContract` on jsonschema-rs,
+judged through `ContractSet.check`, the call `process` makes per fresh event) against, on the
+same canonical events, in the same run, pinned to one core:
+
+- `baseline`: the validator it replaced (issue 21), frozen in `bench/baselines/` (closures and a
+  generated predicate), judged through the same `ContractSet.check`; both must find exactly the
+  same violations (type, field, message, expected, actual) on every event;
+- `jsonschema`: the `jsonschema` library (`Draft202012Validator` on the equivalent JSON Schema,
+  `iter_errors` collecting every violation).
+
+Scenarios:
 
 - `mix`: 80% valid purchase events, 20% with one missing or ill-typed field (the target).
 - `mix_undeclared`: the same, each event also carrying two fields the contract does not declare
   (`products`, `coupon`). The contract's `undeclared_fields: allow` still records them (as
-  `allowed`), which the plain JSON Schema does not do: informational, no target.
+  `allowed`), which the plain JSON Schema does not do (the baseline does): no jsonschema target.
 - `mix_pattern`: the `mix` events against the seed's contract with a `pattern` on `order_id`
-  (`^ORD-[0-9]{8}$`): what matching a pattern costs (RE2 for the project, Python's `re` for the
-  library): informational, no target.
+  (`^ORD-[0-9]{8}$`): what matching a pattern costs (the Rust `regex` crate for the project, RE2
+  for the baseline, Python's `re` for the library): informational, no target.
 
 The validators take turns on chunks of events (`interleaved`: the machine is shared and its
 speed drifts, so both see the same conditions); wall clock and the thread's CPU time are summed
 per round and the medians over the rounds are reported. Writes
-bench/results/contracts-<UTC>.json and contracts-latest.json. Exit status: 0, or 1 when the two
+bench/results/contracts-<UTC>.json and contracts-latest.json. Exit status: 0, or 1 when the
 validators disagree on an event.
 """
 
@@ -38,6 +45,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from bench.baselines.contracts_v1 import BaselineContract
 from bench.common import machine_info, package_versions
 from shared.domain.contracts import CompiledContract, ContractSet, EventContract
 from shared.domain.events import IngestContext, normalise_request
@@ -46,9 +54,11 @@ from shared.domain.schema_forms import to_json_schema
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 
-# Targets from the issue (5, item 8): on one core, and against jsonschema in the same run.
+# Targets from the issues (5, item 8): on one core, and against jsonschema in the same run; (21):
+# at least as fast as the validator it replaced, on the same events in the same run.
 EVENTS_PER_SECOND_TARGET = 100_000.0
 VS_JSONSCHEMA_TARGET = 10.0
+VS_BASELINE_TARGET = 1.0
 
 # The seed's contract, as sent to the API (docs/CONTRACTS.md, compact form).
 SEED_CONTRACT = {
@@ -308,8 +318,11 @@ def build_events(
 # --- the validators ---------------------------------------------------------------------------
 
 
-def seed_contract_set(contract_fields: dict[str, Any] = SEED_CONTRACT) -> ContractSet:
-    """The workspace's active contracts as process holds them: the seed's, compiled."""
+def seed_contract_set(
+    contract_fields: dict[str, Any] = SEED_CONTRACT, baseline: bool = False
+) -> ContractSet:
+    """The workspace's active contracts as process holds them: the seed's, compiled (by the
+    frozen baseline validator with `baseline`)."""
     stamp = "2024-03-01T00:00:00.000Z"
     contract = EventContract(
         id="contract-bench",
@@ -320,7 +333,8 @@ def seed_contract_set(contract_fields: dict[str, Any] = SEED_CONTRACT) -> Contra
         updated_at=stamp,
         **contract_fields,
     )
-    return ContractSet([CompiledContract(contract)])
+    compiled = BaselineContract(contract) if baseline else CompiledContract(contract)
+    return ContractSet([compiled])
 
 
 def library_validator(
@@ -336,13 +350,38 @@ def library_validator(
     return Draft202012Validator(equivalent)
 
 
+def findings_text(contracts: ContractSet, event: dict[str, Any]) -> list[list[tuple[Any, ...]]]:
+    """Every field of every violation and action the contracts find, comparable across
+    validators."""
+    return [
+        [
+            (v.type, v.field, v.message, v.expected, v.actual, action)
+            for v, action in zip(f.violations, f.actions, strict=True)
+        ]
+        for f in contracts.check(event)
+    ]
+
+
 def agreement(
-    contracts: ContractSet, validator: Draft202012Validator, events: list[dict[str, Any]]
+    contracts: ContractSet,
+    baseline: ContractSet,
+    validator: Draft202012Validator,
+    events: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    """Both validators flag the same events with the same number of schema violations."""
+    """The project and the baseline find exactly the same violations; the project and
+    jsonschema flag the same events with the same number of schema violations."""
     ours_invalid = theirs_invalid = disagreements = undeclared = 0
-    sample = None
+    baseline_disagreements = 0
+    sample = baseline_sample = None
     for event in events:
+        ours, old = findings_text(contracts, event), findings_text(baseline, event)
+        if ours != old:
+            baseline_disagreements += 1
+            baseline_sample = baseline_sample or {
+                "properties": event["properties"],
+                "project": ours,
+                "baseline": old,
+            }
         findings = contracts.check(event)
         violations = [v for f in findings for v in f.violations]
         schema_violations = [v for v in violations if v.type != "Undeclared-Field"]
@@ -363,6 +402,8 @@ def agreement(
         "undeclared_field_violations_project": undeclared,
         "disagreements": disagreements,
         "disagreement_sample": sample,
+        "baseline_disagreements": baseline_disagreements,
+        "baseline_disagreement_sample": baseline_sample,
     }
 
 
@@ -370,34 +411,46 @@ def run_scenario(
     events: list[dict[str, Any]],
     broken: int,
     contracts: ContractSet,
+    baseline_contracts: ContractSet,
     validator: Draft202012Validator,
     rounds: int,
     chunk: int,
     sample_seconds: float,
 ) -> dict[str, Any]:
     check = contracts.check
+    baseline_check = baseline_contracts.check
     iter_errors = validator.iter_errors
 
     def project(start: int, stop: int) -> None:
         for index in range(start, stop):
             check(events[index])
 
+    def baseline(start: int, stop: int) -> None:
+        for index in range(start, stop):
+            baseline_check(events[index])
+
     def library(start: int, stop: int) -> None:
         for index in range(start, stop):
             list(iter_errors(events[index]["properties"]))
 
-    agreed = agreement(contracts, validator, events)
+    agreed = agreement(contracts, baseline_contracts, validator, events)
     samples, passes = interleaved(
-        {"project": project, "jsonschema": library}, len(events), chunk, rounds, sample_seconds
+        {"project": project, "baseline": baseline, "jsonschema": library},
+        len(events),
+        chunk,
+        rounds,
+        sample_seconds,
     )
-    ours, theirs = samples["project"], samples["jsonschema"]
+    ours, old, theirs = samples["project"], samples["baseline"], samples["jsonschema"]
     return {
         "events": len(events),
         "invalid_events": broken,
         "passes_per_chunk": passes,
         "agreement": agreed,
         "project": summary(ours),
+        "baseline": summary(old),
         "jsonschema": summary(theirs),
+        "ratio_project_vs_baseline": round_ratios(ours, old),
         "ratio_project_vs_jsonschema": round_ratios(ours, theirs),
     }
 
@@ -409,15 +462,26 @@ def run(args: argparse.Namespace) -> int:
     scenarios: dict[str, dict[str, Any]] = {}
     for name, (undeclared, contract_fields, equivalent) in SCENARIOS.items():
         contracts = seed_contract_set(contract_fields)
+        baseline = seed_contract_set(contract_fields, baseline=True)
         validator = library_validator(contract_fields, equivalent)
         events, broken = build_events(args.events, args.invalid_share, undeclared, args.seed)
         print(f"  {name}: {len(events)} events, {broken} invalid, {args.rounds} rounds", flush=True)
         scenarios[name] = run_scenario(
-            events, broken, contracts, validator, args.rounds, args.chunk, args.sample_seconds
+            events,
+            broken,
+            contracts,
+            baseline,
+            validator,
+            args.rounds,
+            args.chunk,
+            args.sample_seconds,
         )
     mix = scenarios["mix"]
     rate = mix["project"]["events_per_second_cpu"]
     ratio = mix["ratio_project_vs_jsonschema"]["cpu"]
+    vs_baseline = {
+        name: scenario["ratio_project_vs_baseline"]["cpu"] for name, scenario in scenarios.items()
+    }
     report = {
         "benchmark": "contracts",
         "started_at": iso(started_at),
@@ -433,6 +497,8 @@ def run(args: argparse.Namespace) -> int:
             "equivalent_json_schema": EQUIVALENT_JSON_SCHEMA,
             "pattern_json_schema": PATTERN_JSON_SCHEMA,
             "project": "ContractSet.check (CompiledContract of the compact schema; process's call)",
+            "baseline": "ContractSet.check of bench/baselines/contracts_v1.BaselineContract (the "
+            "validator before issue 21: closures and a generated predicate, patterns on RE2)",
             "jsonschema": "Draft202012Validator(schema).iter_errors(event['properties']), listed",
             "events": args.events,
             "invalid_share": args.invalid_share,
@@ -444,7 +510,7 @@ def run(args: argparse.Namespace) -> int:
             "timing": "interleaved: the validators take turns on chunks of events (order "
             "rotating), the faster repeating each chunk to balance CPU; medians over rounds; "
             "cpu = this thread's CPU time, wall = perf_counter",
-            "versions": package_versions("jsonschema", "pydantic"),
+            "versions": package_versions("jsonschema-rs", "jsonschema", "google-re2", "pydantic"),
         },
         "scenarios": scenarios,
         "targets": {
@@ -460,8 +526,20 @@ def run(args: argparse.Namespace) -> int:
                 "basis": "mix, median per-round ratio of CPU-time throughput",
                 "met": ratio >= VS_JSONSCHEMA_TARGET,
             },
+            **{
+                f"vs_baseline_{name}": {
+                    "target": VS_BASELINE_TARGET,
+                    "measured": measured,
+                    "basis": f"{name}, median per-round ratio of CPU-time throughput",
+                    "met": measured >= VS_BASELINE_TARGET,
+                }
+                for name, measured in vs_baseline.items()
+            },
         },
-        "disagreements_total": sum(s["agreement"]["disagreements"] for s in scenarios.values()),
+        "disagreements_total": sum(
+            s["agreement"]["disagreements"] + s["agreement"]["baseline_disagreements"]
+            for s in scenarios.values()
+        ),
     }
     write_report("contracts", report)
     print_table(report)
@@ -477,18 +555,18 @@ def print_table(report: dict[str, Any]) -> None:
     )
     header = (
         f"{'scenario':<16}{'validator':<12}{'ev/s cpu':>11}{'ev/s wall':>11}{'us/ev':>8}"
-        f"  {'x jsonschema (cpu, wall)'}"
+        f"  {'x baseline':>10}  {'x jsonschema':>12}  (cpu)"
     )
     print(header)
     print("-" * len(header))
     for name, r in report["scenarios"].items():
-        ratio = r["ratio_project_vs_jsonschema"]
-        for who in ("project", "jsonschema"):
+        old, library = r["ratio_project_vs_baseline"], r["ratio_project_vs_jsonschema"]
+        for who in ("project", "baseline", "jsonschema"):
             x = r[who]
-            times = f"{ratio['cpu']:.2f}, {ratio['wall']:.2f}" if who == "project" else ""
+            times = f"  {old['cpu']:>10.2f}  {library['cpu']:>12.2f}" if who == "project" else ""
             print(
                 f"{name:<16}{who:<12}{x['events_per_second_cpu']:>11,.0f}"
-                f"{x['events_per_second_wall']:>11,.0f}{x['us_per_event_cpu']:>8.2f}  {times}"
+                f"{x['events_per_second_wall']:>11,.0f}{x['us_per_event_cpu']:>8.2f}{times}"
             )
     for name, t in report["targets"].items():
         verdict = "met" if t["met"] else "MISSED"

@@ -147,11 +147,7 @@ class CompiledContract:
         if value is None:
             value = {}
         try:
-            # Most events are valid: the generated predicate answers for them without collecting.
-            valid = self.schema.valid
-            if valid is not None and valid(value):
-                return None
-            violations = self.schema.violations(value, self.target)
+            violations = self.schema.validate(value, self.target)
         except Exception as error:
             # One event the validator fails on (e.g. a schema saved before a check that now
             # refuses it) gets its own outcome; its neighbours are judged as usual.

@@ -1,5 +1,5 @@
-"""String formats contracts check (`format`), shared by both validation engines so they agree.
-Other format names are annotations, as JSON Schema has it."""
+"""String formats contracts check (`format`): the validator gives these to jsonschema-rs in place
+of its own. Other format names are annotations, as JSON Schema has it."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ import ipaddress
 import re
 from collections.abc import Callable
 from datetime import date, datetime
-
-from jsonschema import FormatChecker
 
 # Matched whole (`fullmatch`: `$` would let a trailing newline through), ASCII digits only.
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -65,8 +63,3 @@ FORMATS: dict[str, Callable[[str], bool]] = {
     "ipv4": _is_ip(ipaddress.IPv4Address),
     "ipv6": _is_ip(ipaddress.IPv6Address),
 }
-FORMAT_CHECKER = FormatChecker(formats=())
-for _name, _test in FORMATS.items():
-    FORMAT_CHECKER.checks(_name)(
-        lambda value, test=_test: not isinstance(value, str) or test(value)
-    )

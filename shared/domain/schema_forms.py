@@ -17,7 +17,8 @@ from jsonschema.exceptions import SchemaError
 
 from shared.domain.nesting import nests_deeper_than
 from shared.domain.schema_formats import FORMATS
-from shared.domain.schema_validator import CompiledSchema, SchemaCompileError
+from shared.domain.schema_references import SchemaCompileError
+from shared.domain.schema_validator import CompiledSchema
 
 SchemaForm = Literal["compact", "json_schema"]
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -43,8 +44,8 @@ JSON_SCHEMA_ONLY = frozenset(
 )
 JSON_TYPES = ("string", "number", "integer", "boolean", "object", "array", "null")
 # The meta-schema's format checks, less `regex`: that one compiles with Python's `re`, whose
-# syntax is not the one patterns run on; every pattern is compiled on RE2 instead, and refused
-# with the reason (`schema_patterns`).
+# syntax is not the one patterns run on; every pattern is checked instead (`schema_patterns`,
+# then the validator's own engine), and refused with the reason.
 META_FORMATS = FormatChecker(
     formats=[name for name in Draft202012Validator.FORMAT_CHECKER.checkers if name != "regex"]
 )

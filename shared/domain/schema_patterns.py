@@ -1,33 +1,31 @@
-"""Contract patterns on RE2, a linear-time engine: no `pattern` (nor `patternProperties` key)
-can stall validation, whatever the value, and RE2 releases the GIL while it matches.
+"""Which patterns contracts may use, decided when a contract is saved (and again when `process`
+compiles it), with the reason in plain words when one is refused.
 
-JSON Schema patterns are ECMA-262 regular expressions. RE2 reads most of that syntax as it is;
-`to_re2` rewrites the escapes it spells differently. What RE2 cannot run in linear time
-(lookaround, backreferences) is refused when the contract is saved, with the reason.
+Patterns are matched by jsonschema-rs on the Rust `regex` crate, a linear-time engine
+(`schema_validator`). What is allowed is decided here, on RE2, which reads nearly the same syntax,
+is linear-time too, and says why it cannot run a pattern: lookaround, backreferences, atomic
+groups, counted repetitions above 1,000, or a pattern that compiles to more than 5,000
+instructions. JSON Schema patterns are ECMA-262 regular expressions; `to_re2` rewrites the escapes
+both engines spell differently, and its result is what the library matches with.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
 
 import re2
 
-# A string longer than this is not matched: it is a Pattern-Mismatch saying so. RE2's time is
-# linear in the value but, for a pattern whose automaton it cannot cache, also in the pattern's
-# size: at both caps one match took at most ~0.2 s (docs/CONTRACTS.md, "Patterns").
+# A string longer than this is not matched: it is a Pattern-Mismatch saying so, whatever the
+# pattern (docs/CONTRACTS.md, "Patterns").
 MAX_PATTERN_VALUE_CHARS = 4096
 # RE2 instructions a pattern may compile to (`^[a-z]{1,1000}$` is ~2,000, `^.{0,255}$` ~2,300).
 MAX_PATTERN_PROGRAM_SIZE = 5000
 # RE2 refuses counted repetitions above this.
 MAX_REPEAT = 1000
 
-PatternTest = Callable[[str], bool]
-
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False  # the error is raised, with its reason; RE2 would also print it
-_OPTIONS.never_capture = True  # a search only answers whether it matched
 # RE2's error (how it starts) -> the construct, in plain words.
 UNSUPPORTED = (
     ("invalid perl operator: (?=", "lookahead (?=...)"),
@@ -39,8 +37,8 @@ UNSUPPORTED = (
     ("bad repetition operator: ", "a possessive or repeated quantifier (e.g. a*+ or a**)"),
 )
 _BACKREFERENCE = re.compile(r"invalid escape sequence: \\[1-9]")
-WHY_RE2 = (
-    "which contract patterns cannot use: they run on RE2, a linear-time engine without "
+WHY_LINEAR = (
+    "which contract patterns cannot use: they run on a linear-time engine without "
     "lookaround or backreferences, so that no pattern can stall validation"
 )
 
@@ -50,11 +48,12 @@ class PatternError(ValueError):
 
 
 @functools.lru_cache(maxsize=4096)
-def compile_pattern(pattern: str) -> PatternTest:
-    """A test answering whether a pattern matches (anywhere in) a string no longer than
-    MAX_PATTERN_VALUE_CHARS; compiled once per pattern text, shared by every contract."""
+def checked_pattern(pattern: str) -> str:
+    """The pattern in the syntax the validator matches with (`to_re2`), or `PatternError` saying
+    why contracts cannot run it. Cached per pattern text: every contract version compiles it."""
+    translated = to_re2(pattern)
     try:
-        regexp = re2.compile(to_re2(pattern), _OPTIONS)
+        regexp = re2.compile(translated, _OPTIONS)
     except re2.error as error:
         raise PatternError(_reason(error)) from None
     size = regexp.programsize
@@ -64,16 +63,7 @@ def compile_pattern(pattern: str) -> PatternTest:
             f"{MAX_PATTERN_PROGRAM_SIZE} are allowed (a counted repetition such as {{1,1000}} "
             "copies what it repeats; minLength and maxLength bound a length for free)"
         )
-    search = regexp.search
-
-    def matches(text: str) -> bool:
-        # Lone surrogates (valid JSON escapes) pass as bytes RE2 never matches as a character.
-        return (
-            len(text) <= MAX_PATTERN_VALUE_CHARS
-            and search(text.encode("utf-8", "surrogatepass")) is not None
-        )
-
-    return matches
+    return translated
 
 
 def too_long_to_match(text: str) -> bool:
@@ -91,9 +81,9 @@ def _reason(error: re2.error) -> str:
     text = detail.decode("utf-8", "replace") if isinstance(detail, bytes) else str(detail)
     for start, construct in UNSUPPORTED:
         if text.startswith(start):
-            return f"uses {construct}, {WHY_RE2}"
+            return f"uses {construct}, {WHY_LINEAR}"
     if _BACKREFERENCE.match(text):
-        return f"uses a backreference ({text.rsplit(' ', 1)[-1]}), {WHY_RE2}"
+        return f"uses a backreference ({text.rsplit(' ', 1)[-1]}), {WHY_LINEAR}"
     if text.startswith("invalid repetition size"):
         return f"repeats more than {MAX_REPEAT} times ({text.rsplit(' ', 1)[-1]}): RE2's limit"
     if text.startswith("pattern too large"):
@@ -101,17 +91,18 @@ def _reason(error: re2.error) -> str:
     return f"is not a regular expression contracts can run: {text}"
 
 
-# Matches everything / nothing (ECMA-262's `[^]` and `[]`, which RE2 does not read).
+# Matches everything / nothing (ECMA-262's `[^]` and `[]`, which neither engine reads).
 _ANY = r"[\x{0}-\x{10FFFF}]"
 _NOTHING = r"[^\x{0}-\x{10FFFF}]"
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
 def to_re2(pattern: str) -> str:
-    """An ECMA-262 pattern in RE2's syntax: `\\uXXXX` (surrogate pairs joined) and `\\u{...}`
-    become `\\x{...}`, `\\cX` its control character, `[\\b]` a backspace, `[^]` and `[]` any
-    and no character. `\\Z` (Python's end of text, in contracts written before RE2) becomes
-    `\\z`. Everything else passes as it is; RE2 refuses what it cannot run."""
+    """An ECMA-262 pattern in the syntax RE2 and the Rust `regex` crate both read: `\\uXXXX`
+    (surrogate pairs joined) and `\\u{...}` become `\\x{...}`, `\\cX` its control character,
+    `[\\b]` a backspace, `[^]` and `[]` any and no character. `\\Z` (Python's end of text, in
+    contracts written before RE2) becomes `\\z`. Everything else passes as it is; the engines
+    refuse what they cannot run."""
     out: list[str] = []
     in_class = False
     index = 0

@@ -1,7 +1,8 @@
-"""A schema's subschemas, and the check that its `$ref`s can run: each points inside the schema
-itself, at a subschema, none leads back to where it started (the validator would recurse until
-the stack gives out), and expanding them all stays small (shared definitions that each use the
-next twice would make validation exponential)."""
+"""A schema's subschemas, the error naming where a schema cannot be compiled, and the check that
+its `$ref`s can run: each points inside the schema itself (nothing is ever fetched), at a
+subschema, none leads back to where it started (one that never descends into the value would
+recurse until the stack gives out), and expanding them all stays small (shared definitions that
+each use the next twice would make validation exponential)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,20 @@ from referencing import Registry
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
-from shared.domain.schema_validator import SchemaCompileError, join_path
+
+class SchemaCompileError(ValueError):
+    """The schema cannot be compiled (e.g. a bad regular expression); `path` is inside it."""
+
+    def __init__(self, path: str, message: str):
+        super().__init__(message)
+        self.path = path
+        self.message = message
+
+
+def join_path(*parts: str) -> str:
+    """A path inside a schema or an event, dot-separated: `properties.total.type`."""
+    return ".".join(part for part in parts if part)
+
 
 # Draft 2020-12 keywords whose value is a subschema, a list of them, or an object of them.
 SUBSCHEMA = (

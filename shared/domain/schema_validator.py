@@ -1,28 +1,41 @@
-"""Compiled schema validation: a JSON Schema (draft 2020-12) becomes a function from a value to
-typed violations (rudder-transformer's vocabulary, extended). Pure: no I/O, no policy.
+"""Schema validation: a JSON Schema (draft 2020-12) becomes a function from a value to typed
+violations (rudder-transformer's vocabulary, extended). Pure: no I/O, no policy.
 
-Two engines, one result: the keywords contracts use in practice compile to plain closures (fast);
-a schema using any other keyword is validated by the `jsonschema` library, whose errors are mapped
-to the same violation types. docs/CONTRACTS.md lists both keyword sets.
+The schema is validated by jsonschema-rs (a Rust library that passes the official test suite);
+its errors are mapped to the violation types. Most events are valid, so each is first put to the
+library's `is_valid`, and only one it refuses is taken through `iter_errors`. Undeclared fields
+(a notion JSON Schema does not have) are found by a small walker of our own. What the library is
+given is the contract's schema with three safety rewrites (`_for_library`): patterns checked and
+put in the syntax its linear-time engine reads, a cap on the strings a pattern is matched
+against, and `format` left as an annotation except for the formats contracts check.
 """
 
 from __future__ import annotations
 
+import copy
 import json
-from _json import encode_basestring, make_encoder
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 from itertools import pairwise
 from operator import attrgetter
-from typing import Any, Literal
+from typing import Any, NoReturn
+
+import jsonschema_rs
 
 from shared.domain.schema_formats import FORMATS
 from shared.domain.schema_patterns import (
+    MAX_PATTERN_VALUE_CHARS,
     PatternError,
-    PatternTest,
+    checked_pattern,
     too_long_message,
     too_long_to_match,
 )
-from shared.domain.schema_patterns import compile_pattern as compile_re2
+from shared.domain.schema_references import (
+    SchemaCompileError,
+    check_references,
+    join_path,
+    subschemas,
+)
 
 REQUIRED_MISSING = "Required-Missing"
 DATATYPE_MISMATCH = "Datatype-Mismatch"
@@ -48,29 +61,8 @@ VIOLATION_TYPES = (
 )
 # `actual` is shown, not stored whole: a violation record must stay small whatever was sent.
 ACTUAL_CHARS = 120
-
-# Keywords that only describe (they never fail a value).
-ANNOTATIONS = frozenset(
-    {"$schema", "$id", "$comment", "title", "description", "default", "examples"}
-    | {"deprecated", "readOnly", "writeOnly"}
-)
-# Keywords the fast engine compiles; a schema using any other is validated by `jsonschema`.
-FAST_KEYWORDS = ANNOTATIONS | frozenset(
-    {"type", "enum", "const", "properties", "required", "additionalProperties", "items"}
-    | {"minItems", "maxItems", "minLength", "maxLength", "pattern", "format"}
-    | {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}
-)
-# JSON type name -> the Python types `json.loads` produces for it (bool is not a number).
-PY_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "number": (int, float),
-    "integer": (int,),
-    "boolean": (bool,),
-    "null": (type(None),),
-    "object": (dict,),
-    "array": (list,),
-}
-
+# A library message kept in a Schema-Mismatch (the keywords without a type of their own).
+MESSAGE_CHARS = 200
 
 _UNSHOWN: Any = object()
 
@@ -165,56 +157,367 @@ class Violation:
         return (Violation, self._fields())
 
 
-class SchemaCompileError(ValueError):
-    """The schema cannot be compiled (e.g. a bad regular expression); `path` is inside it."""
+# A walker appends the violations it finds in a value (at a path) to a list.
+Walker = Callable[[Any, str, list[Violation]], None]
+# How an error at one schema location becomes a violation: its type, the expected value as
+# shown ("": the library's message says it), and beside a `pattern`, the pattern as written
+# and the subschema's own `maxLength`.
+_Expectation = tuple[str, str, str, float | None]
+# The error of the `maxLength` put beside a pattern (`_for_library`): a string over the cap, or
+# over the subschema's own limit, or both.
+_PATTERN_CAP = "pattern-cap"
+_NOTHING = "no value is allowed here"
+# The keywords that bound a number, as violations word them.
+RANGES = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
+# The keywords that bound a length (of a string, array or object), as violations word them.
+LENGTHS = {
+    "minLength": ">=",
+    "maxLength": "<=",
+    "minItems": ">=",
+    "maxItems": "<=",
+    "minProperties": ">=",
+    "maxProperties": "<=",
+}
+# Patterns match on the Rust `regex` crate (linear time, no backtracking), never on the default
+# `fancy-regex`, which backtracks.
+_LINEAR_PATTERNS = jsonschema_rs.RegexOptions()
+# Keywords beside which undeclared fields are the schema's own business.
+_CLOSING = frozenset({"additionalProperties", "patternProperties", "unevaluatedProperties"})
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
-    def __init__(self, path: str, message: str):
-        super().__init__(message)
-        self.path = path
-        self.message = message
 
-
-Check = Callable[[Any, str, list[Violation]], None]
-Engine = Literal["fast", "jsonschema"]
+def _never_fetch(uri: str) -> NoReturn:
+    """The library's retriever: no schema is ever fetched (references are checked to point
+    inside the schema before it is compiled; this refuses anything that got past)."""
+    raise LookupError(f"{uri}: schemas are never fetched")
 
 
 class CompiledSchema:
-    """A schema compiled once; `validate` is called per event on the hot path. `engine` forces
-    one (tests run the fast engine's schemas through both).
+    """A schema compiled once (per contract version); `validate` is called per event."""
 
-    The fast engine has two forms of the schema: `valid`, a predicate generated as Python
-    source (`schema_predicate`) that only answers whether the value has no violation, and the
-    closures that collect the violations, run only for values the predicate refuses.
-    """
-
-    _check: Check | None
-    # True when the value has no violation (never True when it has one); None: not available.
-    valid: Callable[[Any], object] | None
-
-    def __init__(self, schema: dict[str, Any] | bool, engine: Engine | None = None):
-        self.engine: Engine = engine or ("fast" if fast_supported(schema) else "jsonschema")
-        if self.engine == "fast":
-            self._check = _compile(schema, "")
-            self.valid = schema_predicate(schema)
-        else:
-            from shared.domain.schema_fallback import JsonSchemaEngine
-
-            self._check = JsonSchemaEngine(schema)
-            self.valid = None
+    def __init__(self, schema: dict[str, Any] | bool):
+        check_references(schema)
+        library_schema, self._patterns = _for_library(schema)
+        self._schema = library_schema
+        # Per schema location an error names: how its violation is worded (computed once).
+        self._expectations: dict[tuple[str | int, ...], _Expectation] = {}
+        self._validator = _library_validator(library_schema)
+        self._is_valid = self._validator.is_valid
+        self._undeclared = _undeclared_walker(schema)
+        # Most events have no violation at all: one call answers that when the library is given
+        # the undeclared fields as `additionalProperties: false` (where the walker looks for
+        # them). Without `$ref` that only ever refuses more, so its yes is exact; through a
+        # `$ref` (into a `not`, say) it could accept more, so such schemas go without.
+        self._is_clean: Callable[[Any], bool] | None = None
+        if self._undeclared is not None and not _uses_references(library_schema):
+            closed = copy.deepcopy(library_schema)
+            _close_declared(closed)
+            self._is_clean = _library_validator(closed).is_valid
 
     def validate(self, value: Any, path: str) -> list[Violation]:
         """The value's violations, sorted by field then type; `path` prefixes every field."""
-        if self.valid is not None and self.valid(value):
-            return []
-        return self.violations(value, path)
-
-    def violations(self, value: Any, path: str) -> list[Violation]:
-        """`validate` without the predicate (for a value it refused)."""
-        if self._check is None:
-            return []
-        found: list[Violation] = []
-        self._check(value, path, found)
+        try:
+            clean = self._is_clean
+            if clean is not None and clean(value):
+                return []
+            valid = self._is_valid(value)
+        except UnicodeEncodeError:
+            # A lone surrogate (JSON can escape one; ingest refuses them, but a stored event may
+            # hold one) has no UTF-8 form for the library: it is judged as U+FFFD.
+            value = without_lone_surrogates(value)
+            valid = self._is_valid(value)
+        found = [] if valid else self._schema_violations(value, path)
+        walk = self._undeclared
+        if walk is not None:
+            walk(value, path, found)
         return ordered(found) if len(found) > 1 else found
+
+    def _schema_violations(self, value: Any, root: str) -> list[Violation]:
+        """The library's errors in the violations' vocabulary (the events it refused only)."""
+        found: list[Violation] = []
+        append = found.append
+        for error in self._validator.iter_errors(value):
+            where = error.instance_path
+            field, instance = _locate(value, root, where) if where else (root, value)
+            kind = error.kind
+            keyword = kind.name
+            if keyword == "required":
+                key = kind.property  # type: ignore[attr-defined]
+                append(
+                    Violation(REQUIRED_MISSING, f"{field}.{key}", f"{key} is required", "present")
+                )
+                continue
+            if keyword in ("additionalProperties", "unevaluatedProperties"):
+                for key in kind.unexpected:  # type: ignore[attr-defined]
+                    append(
+                        extra_violation(ADDITIONAL_PROPERTIES, f"{field}.{key}", key, instance[key])
+                    )
+                continue
+            if keyword == "format":
+                name = kind.format  # type: ignore[attr-defined]
+                append(Violation.of(FORMAT_MISMATCH, field, f"not a valid {name}", name, instance))
+                continue
+            if keyword == "falseSchema":
+                append(Violation.of(SCHEMA_MISMATCH, field, _NOTHING, "nothing", instance))
+                continue
+            location = tuple(error.schema_path)
+            expectation = self._expectations.get(location)
+            if expectation is None:
+                expectation = self._expectations[location] = self._expectation(location, keyword)
+            violation_type, expected, pattern, own_limit = expectation
+            if violation_type == DATATYPE_MISMATCH:
+                message = f"expected {expected}, got {json_type(instance)}"
+                append(Violation.of(DATATYPE_MISMATCH, field, message, expected, instance))
+            elif violation_type == LENGTH_MISMATCH:
+                append(length_violation(field, expected, len(instance)))
+            elif violation_type == PATTERN_MISMATCH:
+                # A string over the cap is reported by the cap (`maxLength`), not matched.
+                if not too_long_to_match(instance):
+                    append(pattern_violation(field, pattern, instance))
+            elif violation_type == _PATTERN_CAP:
+                if own_limit is not None and len(instance) > own_limit:
+                    append(length_violation(field, expected, len(instance)))
+                if too_long_to_match(instance):
+                    append(pattern_violation(field, pattern, instance))
+            elif expected:
+                message = (
+                    f"not {expected}" if violation_type == ENUM_MISMATCH else f"expected {expected}"
+                )
+                append(Violation.of(violation_type, field, message, expected, instance))
+            else:
+                message = error.message
+                if len(message) > MESSAGE_CHARS:
+                    message = message[: MESSAGE_CHARS - 1] + "…"
+                append(Violation.of(SCHEMA_MISMATCH, field, message, keyword, instance))
+        return found
+
+    def _expectation(self, location: tuple[str | int, ...], keyword: str) -> _Expectation:
+        """For an error of `keyword` at a schema location (absolute, `$ref`s resolved): its
+        violation type, what was expected (read from the schema as written: the library's
+        copies of values may differ, 1.0 for 1) and, beside a pattern, the pattern as written."""
+        node = _keyword_node(self._schema, location, keyword)
+        if node is None:
+            return (SCHEMA_MISMATCH, "", "", None)
+        value = node[keyword]
+        if keyword == "type":
+            names = " or ".join([value] if isinstance(value, str) else value)
+            return (DATATYPE_MISMATCH, names, "", None)
+        if keyword == "enum":
+            return (ENUM_MISMATCH, "one of " + show(value), "", None)
+        if keyword == "const":
+            return (ENUM_MISMATCH, show(value), "", None)
+        if keyword in RANGES:
+            return (RANGE_MISMATCH, f"{RANGES[keyword]} {value}", "", None)
+        if keyword == "multipleOf":
+            return (RANGE_MISMATCH, f"multiple of {value}", "", None)
+        beside_pattern = self._patterns.get(id(node))
+        if beside_pattern is not None and keyword in ("pattern", "maxLength"):
+            pattern, own_limit = beside_pattern
+            if keyword == "pattern":
+                return (PATTERN_MISMATCH, "", pattern, None)
+            shown = "" if own_limit is None else f"length <= {own_limit}"
+            return (_PATTERN_CAP, shown, pattern, own_limit)
+        if keyword in LENGTHS:
+            return (LENGTH_MISMATCH, f"length {LENGTHS[keyword]} {value}", "", None)
+        return (SCHEMA_MISMATCH, "", "", None)
+
+
+def _for_library(
+    schema: dict[str, Any] | bool,
+) -> tuple[dict[str, Any] | bool, dict[int, tuple[str, float | None]]]:
+    """The schema as the library gets it, and per subschema holding a `pattern` (by id, in the
+    copy) the pattern as written and the subschema's own `maxLength`.
+
+    - Every `pattern` and `patternProperties` key is checked (`checked_pattern`, refused with the
+      reason) and replaced by its spelling in the syntax the library's engine reads.
+    - Beside a `pattern`, `maxLength` becomes at most MAX_PATTERN_VALUE_CHARS: a longer string
+      is not matched; `_violations` reports it as the Pattern-Mismatch saying so.
+    - A `format` contracts do not check is dropped: formats are annotations in draft 2020-12,
+      and the library would otherwise check its own (`regex` would compile the event's value).
+    """
+    if not isinstance(schema, dict):
+        return schema, {}
+    copied = copy.deepcopy(schema)
+    patterns: dict[int, tuple[str, float | None]] = {}
+    for where, node in list(subschemas(copied)):
+        if "pattern" in node:
+            original = node["pattern"]
+            node["pattern"] = _library_pattern(original, join_path(where, "pattern"))
+            own_limit = node.get("maxLength")
+            limit = own_limit if _is_number(own_limit) else None
+            patterns[id(node)] = (original, limit)
+            if limit is None or limit > MAX_PATTERN_VALUE_CHARS:
+                node["maxLength"] = MAX_PATTERN_VALUE_CHARS
+        keyed = node.get("patternProperties")
+        if isinstance(keyed, dict):
+            translated = {
+                _library_pattern(key, join_path(where, "patternProperties", key)): sub
+                for key, sub in keyed.items()
+            }
+            if len(translated) < len(keyed):
+                raise SchemaCompileError(
+                    join_path(where, "patternProperties"),
+                    "two keys are the same pattern spelled differently; merge them",
+                )
+            node["patternProperties"] = translated
+        if isinstance(node.get("format"), str) and node["format"] not in FORMATS:
+            del node["format"]
+    return copied, patterns
+
+
+def _library_validator(schema: dict[str, Any] | bool) -> jsonschema_rs.Validator:
+    # Custom formats cost every call (~3x on a small schema) even where unused: given only
+    # when the schema checks a format.
+    formats = {
+        name: FORMATS[name]
+        for _, node in subschemas(schema)
+        if isinstance(name := node.get("format"), str) and name in FORMATS
+    }
+    try:
+        return jsonschema_rs.Draft202012Validator(
+            schema,
+            formats=formats or None,
+            validate_formats=True,
+            pattern_options=_LINEAR_PATTERNS,
+            retriever=_never_fetch,
+        )
+    except jsonschema_rs.ValidationError as error:
+        # The library checks the schema against the meta-schema, patterns included (in the
+        # syntax its engine reads, which `checked_pattern`'s RE2 does not entirely share).
+        where = join_path(*(str(part) for part in error.instance_path))
+        message = error.message
+        kind = error.kind
+        if isinstance(kind, jsonschema_rs.ValidationErrorKind.Format) and kind.format == "regex":
+            message = f"is not a regular expression contracts can run ({message})"
+        raise SchemaCompileError(where, message) from None
+
+
+def _uses_references(schema: Any) -> bool:
+    return any("$ref" in node for _, node in subschemas(schema))
+
+
+def _library_pattern(pattern: Any, where: str) -> str:
+    if not isinstance(pattern, str):
+        raise SchemaCompileError(where, "must be a string (a regular expression)")
+    try:
+        return checked_pattern(pattern)
+    except PatternError as error:
+        raise SchemaCompileError(where, str(error)) from None
+
+
+def _is_number(value: Any) -> bool:
+    return type(value) is int or type(value) is float
+
+
+def _keyword_node(schema: Any, schema_path: tuple[str | int, ...], keyword: str) -> Any:
+    """The subschema holding the keyword an error names (its location is absolute, `$ref`s
+    resolved), or None when the path does not end at that keyword (e.g. `dependentRequired`)."""
+    if not schema_path or schema_path[-1] != keyword:
+        return None
+    node = schema
+    try:
+        for part in schema_path[:-1]:
+            # As in instance paths, a property named "0" comes as 0.
+            node = node[int(part)] if type(node) is list else node[str(part)]
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+    return node if isinstance(node, dict) and keyword in node else None
+
+
+def _locate(value: Any, root: str, instance_path: list[str | int]) -> tuple[str, Any]:
+    """The field (`root.a[1].b`) and the value an error's instance path leads to. The path says
+    `0` for the key "0" as for the first item: the value tells which it is."""
+    field = [root]
+    for part in instance_path:
+        if type(value) is list:
+            field.append(f"[{part}]")
+            value = value[int(part)]
+        else:
+            key = str(part)
+            field.append(f".{key}")
+            value = value[key]
+    return "".join(field), value
+
+
+def without_lone_surrogates(value: Any) -> Any:
+    """The value with every lone surrogate (in strings and keys) replaced by U+FFFD."""
+    kind = type(value)
+    if kind is str:
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if kind is dict:
+        return {without_lone_surrogates(k): without_lone_surrogates(v) for k, v in value.items()}
+    if kind is list:
+        return [without_lone_surrogates(item) for item in value]
+    return value
+
+
+def _declared(schema: dict[str, Any]) -> frozenset[str] | None:
+    """The fields a subschema declares when the others are undeclared (it lists `properties`
+    and says nothing about other fields), else None."""
+    properties = schema.get("properties")
+    if isinstance(properties, dict) and not schema.keys() & _CLOSING:
+        return frozenset(properties)
+    return None
+
+
+def _walked(schema: dict[str, Any]) -> Iterator[tuple[str | None, Any]]:
+    """The subschemas undeclared fields are looked for in: each property's (with its name) and
+    `items` (None), the only places where "declared" has a single meaning (not through `$ref`
+    or combinators)."""
+    properties = schema.get("properties")
+    if isinstance(properties, dict):
+        yield from properties.items()
+    if "items" in schema:
+        yield None, schema["items"]
+
+
+def _close_declared(schema: Any) -> None:
+    """`additionalProperties: false` wherever the walker reports undeclared fields."""
+    if isinstance(schema, dict):
+        if _declared(schema) is not None:
+            schema["additionalProperties"] = False
+        for _, sub in _walked(schema):
+            _close_declared(sub)
+
+
+def _undeclared_walker(schema: Any) -> Walker | None:
+    """Where the schema declares `properties` and says nothing about other fields, those are
+    undeclared: the contract's `undeclared_fields` policy judges them. None when the schema
+    declares nothing anywhere."""
+    if not isinstance(schema, dict):
+        return None
+    declared = _declared(schema)
+    children: list[tuple[str, str, Walker]] = []
+    items: Walker | None = None
+    for key, sub in _walked(schema):
+        walker = _undeclared_walker(sub)
+        if walker is None:
+            continue
+        if key is None:
+            items = walker
+        else:
+            children.append((key, "." + key, walker))
+    if declared is None and not children and items is None:
+        return None
+    # `items` applies after the `prefixItems`.
+    prefix = schema.get("prefixItems")
+    first_item = len(prefix) if isinstance(prefix, list) else 0
+
+    def walk(value: Any, path: str, out: list[Violation]) -> None:
+        kind = type(value)
+        if kind is dict:
+            if declared is not None and not value.keys() <= declared:
+                for key, item in value.items():
+                    if key not in declared:
+                        out.append(extra_violation(UNDECLARED_FIELD, f"{path}.{key}", key, item))
+            for key, suffix, child in children:
+                if key in value:
+                    child(value[key], path + suffix, out)
+        elif kind is list and items is not None:
+            for index in range(first_item, len(value)):
+                items(value[index], f"{path}[{index}]", out)
+
+    return walk
 
 
 # (field, type, message), read from the slots.
@@ -241,8 +544,7 @@ def ordered(found: list[Violation]) -> list[Violation]:
 
 
 # `json.dumps(value, ensure_ascii=False, default=str)` without building an encoder per call.
-# Values come from parsed JSON, so they have no cycles to detect.
-_ENCODE = make_encoder(None, str, encode_basestring, None, ": ", ", ", False, False, True)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
 # Containers with more items than this are serialised piecewise, only as far as shown.
 _WHOLE_ITEMS = 64
 
@@ -255,22 +557,19 @@ def show(value: Any) -> str:
     if kind is str:
         # The JSON text of a string is at least its length + 2, and the text of a prefix is a
         # prefix of the text.
-        text = encode_basestring(value if len(value) <= ACTUAL_CHARS else value[:ACTUAL_CHARS])
+        text = _ENCODER.encode(value if len(value) <= ACTUAL_CHARS else value[:ACTUAL_CHARS])
     elif (kind is dict or kind is list) and len(value) > _WHOLE_ITEMS:
         text = _prefix_text(value)
     else:
-        text = "".join(_ENCODE(value, 0))
+        text = _ENCODER.encode(value)
     return text if len(text) <= ACTUAL_CHARS else text[: ACTUAL_CHARS - 1] + "…"
-
-
-_PIECEWISE = json.JSONEncoder(ensure_ascii=False, default=str)
 
 
 def _prefix_text(value: Any) -> str:
     """At least the first ACTUAL_CHARS characters of the value's JSON text (all of it if less)."""
     pieces: list[str] = []
     size = 0
-    for piece in _PIECEWISE.iterencode(value):
+    for piece in _ENCODER.iterencode(value):
         pieces.append(piece)
         size += len(piece)
         if size > ACTUAL_CHARS:
@@ -295,166 +594,10 @@ def json_type(value: Any) -> str:
     return _JSON_TYPES.get(kind) or kind.__name__
 
 
-# --- the fast engine ---------------------------------------------------------------------------
-
-
-def fast_supported(schema: Any) -> bool:
-    if isinstance(schema, bool):
-        return True
-    if not schema.keys() <= FAST_KEYWORDS:
-        return False
-    if isinstance(schema.get("additionalProperties"), dict) and not fast_supported(
-        schema["additionalProperties"]
-    ):
-        return False
-    children = [*schema.get("properties", {}).values()]
-    if "items" in schema:
-        children.append(schema["items"])
-    return all(fast_supported(child) for child in children)
-
-
-def _compile(schema: Any, where: str) -> Check | None:
-    """A check for `schema` (None when it accepts every value); `where` locates compile errors."""
-    if schema is True:
-        return None
-    if schema is False:
-        return _reject_all
-    # An object's own type check is folded into its object check: one call fewer per level.
-    object_check = _object_check(schema, where, typed=schema.get("type") == "object")
-    own_type = "type" in schema and not (object_check is not None and schema["type"] == "object")
-    checks = [
-        check
-        for check in (
-            _type_check(schema["type"]) if own_type else None,
-            _enum_check(schema["enum"], "enum") if "enum" in schema else None,
-            _enum_check([schema["const"]], "const") if "const" in schema else None,
-            _string_check(schema, where),
-            _number_check(schema),
-            object_check,
-            _array_check(schema, where),
-        )
-        if check is not None
-    ]
-    if not checks:
-        return None
-    if len(checks) == 1:
-        return checks[0]
-
-    def check_all(value: Any, path: str, out: list[Violation]) -> None:
-        for check in checks:
-            check(value, path, out)
-
-    return check_all
-
-
-def _reject_all(value: Any, path: str, out: list[Violation]) -> None:
-    out.append(Violation.of(SCHEMA_MISMATCH, path, "no value is allowed here", "nothing", value))
-
-
-def _type_test(types: str | list[str]) -> tuple[frozenset[type], bool, str]:
-    """The Python types a `type` keyword allows, whether integral floats pass, its wording."""
-    names = [types] if isinstance(types, str) else list(types)
-    allowed = frozenset(t for name in names for t in PY_TYPES[name])
-    return allowed, "integer" in names and "number" not in names, " or ".join(names)
-
-
-def _type_violation(expected: str, value: Any, path: str) -> Violation:
-    message = f"expected {expected}, got {json_type(value)}"
-    return Violation.of(DATATYPE_MISMATCH, path, message, expected, value)
-
-
-def _type_check(types: str | list[str]) -> Check:
-    allowed, integral_floats, expected = _type_test(types)
-
-    def check(value: Any, path: str, out: list[Violation]) -> None:
-        kind = type(value)
-        if kind in allowed or (integral_floats and kind is float and value.is_integer()):
-            return
-        out.append(_type_violation(expected, value, path))
-
-    return check
-
-
-def json_equal(a: Any, b: Any) -> bool:
-    """JSON equality: 1 equals 1.0, but true is not 1."""
-    if type(a) is bool or type(b) is bool:
-        return type(a) is type(b) and a == b
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
-    numbers = (int, float)
-    return (type(a) is type(b) or (type(a) in numbers and type(b) in numbers)) and a == b
-
-
-def _enum_strings(values: list[Any]) -> frozenset[str] | None:
-    """The allowed values when they are all distinct strings (a set lookup decides), else None."""
-    strings = frozenset(v for v in values if type(v) is str)
-    return strings if len(strings) == len(values) else None
-
-
-def _enum_passes(values: list[Any]) -> Callable[[Any], bool]:
-    """Whether a value is one of `values` (JSON equality)."""
-    allowed = tuple(values)
-    strings = frozenset(v for v in values if type(v) is str)
-    only_strings = _enum_strings(values) is not None
-
-    def passes(value: Any) -> bool:
-        if type(value) is str and value in strings:
-            return True
-        return not only_strings and any(json_equal(value, v) for v in allowed)
-
-    return passes
-
-
-def _enum_check(values: list[Any], keyword: str) -> Check:
-    expected = show(values[0]) if keyword == "const" else "one of " + show(values)
-    passes = _enum_passes(values)
-
-    def check(value: Any, path: str, out: list[Violation]) -> None:
-        if not passes(value):
-            out.append(Violation.of(ENUM_MISMATCH, path, f"not {expected}", expected, value))
-
-    return check
-
-
-def _string_check(schema: dict[str, Any], where: str) -> Check | None:
-    min_length = schema.get("minLength")
-    max_length = schema.get("maxLength")
-    pattern: str = schema.get("pattern", "")
-    matches = compile_pattern(pattern, join_path(where, "pattern")) if "pattern" in schema else None
-    format_name = schema.get("format")
-    format_test = FORMATS.get(format_name) if format_name is not None else None
-    if min_length is None and max_length is None and matches is None and format_test is None:
-        return None
-
-    def check(value: Any, path: str, out: list[Violation]) -> None:
-        if type(value) is not str:
-            return
-        if min_length is not None and len(value) < min_length:
-            out.append(length_violation(path, f"length >= {min_length}", len(value)))
-        if max_length is not None and len(value) > max_length:
-            out.append(length_violation(path, f"length <= {max_length}", len(value)))
-        if matches is not None and not matches(value):
-            out.append(pattern_violation(path, pattern, value))
-        if format_test is not None and not format_test(value):
-            out.append(
-                Violation.of(
-                    FORMAT_MISMATCH, path, f"not a valid {format_name}", format_name, value
-                )
-            )
-
-    return check
-
-
-def compile_pattern(pattern: Any, where: str) -> PatternTest:
-    """The pattern's test (RE2, cached per pattern text); `where` locates an error."""
-    if not isinstance(pattern, str):
-        raise SchemaCompileError(where, "must be a string (a regular expression)")
-    try:
-        return compile_re2(pattern)
-    except PatternError as error:
-        raise SchemaCompileError(where, str(error)) from None
+def extra_violation(kind: str, field: str, key: str, value: Any) -> Violation:
+    if kind == UNDECLARED_FIELD:
+        return Violation.of(kind, field, f"{key} is not declared", "declared fields only", value)
+    return Violation.of(kind, field, f"{key} is not allowed", "no additional fields", value)
 
 
 def pattern_violation(path: str, pattern: str, value: str) -> Violation:
@@ -467,339 +610,3 @@ def length_violation(path: str, expected: str, actual: int) -> Violation:
     return Violation(
         LENGTH_MISMATCH, path, f"expected {expected}, got {actual}", expected, str(actual)
     )
-
-
-NUMBER_BOUNDS: tuple[tuple[str, str, Callable[[float, float], bool]], ...] = (
-    ("minimum", ">=", lambda value, bound: value >= bound),
-    ("maximum", "<=", lambda value, bound: value <= bound),
-    ("exclusiveMinimum", ">", lambda value, bound: value > bound),
-    ("exclusiveMaximum", "<", lambda value, bound: value < bound),
-)
-
-
-def _number_check(schema: dict[str, Any]) -> Check | None:
-    bounds = [(op, schema[key], test) for key, op, test in NUMBER_BOUNDS if key in schema]
-    if not bounds:
-        return None
-
-    def check(value: Any, path: str, out: list[Violation]) -> None:
-        kind = type(value)
-        if kind is not int and kind is not float:
-            return
-        for op, bound, test in bounds:
-            if not test(value, bound):
-                expected = f"{op} {bound}"
-                out.append(
-                    Violation.of(RANGE_MISMATCH, path, f"expected {expected}", expected, value)
-                )
-
-    return check
-
-
-def _object_check(schema: dict[str, Any], where: str, typed: bool) -> Check | None:
-    """Properties, required, additional and undeclared fields; with `typed`, also the object
-    type itself. Fields that only state a type are checked inline, without a call."""
-    properties: dict[str, Any] = schema.get("properties", {})
-    declared = frozenset(properties)
-    typed_only = [
-        (key, "." + key, *_type_test(sub["type"]))
-        for key, sub in properties.items()
-        if isinstance(sub, dict) and "type" in sub and sub.keys() - ANNOTATIONS == {"type"}
-    ]
-    inline = {key for key, *_ in typed_only}
-    children = [
-        (key, "." + key, compiled)
-        for key, sub in properties.items()
-        if key not in inline
-        and (compiled := _compile(sub, join_path(where, "properties", key))) is not None
-    ]
-    required = [(key, "." + key) for key in schema.get("required", [])]
-    additional = schema.get("additionalProperties")
-    extra_check = (
-        _compile(additional, join_path(where, "additionalProperties"))
-        if isinstance(additional, dict)
-        else None
-    )
-    # Where the schema says nothing about other fields, they are "undeclared": the contract's
-    # `undeclared_fields` policy judges them. An explicit `false` is the schema's own rule.
-    extras_type = (
-        ADDITIONAL_PROPERTIES
-        if additional is False
-        else UNDECLARED_FIELD
-        if "properties" in schema and additional is None
-        else None
-    )
-    if not (typed_only or children or required or extra_check or extras_type):
-        return None
-
-    def check(value: Any, path: str, out: list[Violation]) -> None:
-        if type(value) is not dict:
-            if typed:
-                out.append(_type_violation("object", value, path))
-            return
-        for key, suffix, allowed, integral_floats, expected in typed_only:
-            if key in value:
-                item = value[key]
-                kind = type(item)
-                if kind not in allowed and not (
-                    integral_floats and kind is float and item.is_integer()
-                ):
-                    out.append(_type_violation(expected, item, path + suffix))
-        for key, suffix, child in children:
-            if key in value:
-                child(value[key], path + suffix, out)
-        for key, suffix in required:
-            if key not in value:
-                out.append(
-                    Violation(
-                        REQUIRED_MISSING, path + suffix, f"{key} is required", "present", None
-                    )
-                )
-        if extras_type is None and extra_check is None:
-            return
-        if value.keys() <= declared:
-            return
-        for key in value:
-            if key in declared:
-                continue
-            if extra_check is not None:
-                extra_check(value[key], f"{path}.{key}", out)
-            elif extras_type is not None:
-                out.append(extra_violation(extras_type, f"{path}.{key}", key, value[key]))
-
-    return check
-
-
-def extra_violation(kind: str, field: str, key: str, value: Any) -> Violation:
-    if kind == UNDECLARED_FIELD:
-        return Violation.of(kind, field, f"{key} is not declared", "declared fields only", value)
-    return Violation.of(kind, field, f"{key} is not allowed", "no additional fields", value)
-
-
-def _array_check(schema: dict[str, Any], where: str) -> Check | None:
-    min_items = schema.get("minItems")
-    max_items = schema.get("maxItems")
-    items = _compile(schema["items"], join_path(where, "items")) if "items" in schema else None
-    if min_items is None and max_items is None and items is None:
-        return None
-
-    def check(value: Any, path: str, out: list[Violation]) -> None:
-        if type(value) is not list:
-            return
-        if min_items is not None and len(value) < min_items:
-            out.append(length_violation(path, f"length >= {min_items}", len(value)))
-        if max_items is not None and len(value) > max_items:
-            out.append(length_violation(path, f"length <= {max_items}", len(value)))
-        if items is not None:
-            for index, item in enumerate(value):
-                items(item, f"{path}[{index}]", out)
-
-    return check
-
-
-def join_path(*parts: str) -> str:
-    return ".".join(part for part in parts if part)
-
-
-# --- the predicate -----------------------------------------------------------------------------
-
-# Bounds the generated source (schemas are at most 64 KB, so this is never reached in practice).
-MAX_PREDICATE_SOURCE = 256 * 1024
-_MISSING: Any = object()
-
-
-class _Unsupported(Exception):
-    """The schema has a shape the predicate generator does not handle: no predicate."""
-
-
-def schema_predicate(schema: Any) -> Callable[[Any], object] | None:
-    """A function answering whether a value has no violation of `schema`, or None.
-
-    It is generated as one Python expression mirroring the fast engine's checks condition by
-    condition (so a value it accepts is one the closures find nothing wrong with), evaluated
-    without building paths or violations. Only constants from the schema's own code (field
-    names as string literals, by `repr`) reach the source; every other value of the schema
-    (bounds, sets, patterns, format tests) is passed in as a closure variable.
-    """
-    source = _PredicateSource()
-    try:
-        expression = source.valid(schema, "_v0")
-    except _Unsupported:
-        return None
-    names = ", ".join(["_missing", *(f"_c{i}" for i in range(len(source.constants)))])
-    text = f"def _make({names}):\n def _valid(_v0):\n  return {expression}\n return _valid\n"
-    if len(text) > MAX_PREDICATE_SOURCE:
-        return None
-    namespace: dict[str, Any] = {}
-    try:
-        exec(compile(text, "<schema predicate>", "exec"), namespace)
-    except (SyntaxError, RecursionError, MemoryError, ValueError, OverflowError):
-        return None
-    valid: Callable[[Any], object] = namespace["_make"](_MISSING, *source.constants)
-    return valid
-
-
-class _PredicateSource:
-    """Builds the predicate's expression; `valid(schema, var)` is true when the value named
-    `var` (a plain local name) passes every check the fast engine compiles for `schema`."""
-
-    def __init__(self) -> None:
-        self.constants: list[Any] = []
-        self._named: dict[int, str] = {}  # id of a constant -> its name (kept alive by the list)
-        self.names = 0
-
-    def constant(self, value: Any) -> str:
-        name = self._named.get(id(value))
-        if name is None:
-            name = self._named[id(value)] = f"_c{len(self.constants)}"
-            self.constants.append(value)
-        return name
-
-    def local(self) -> str:
-        self.names += 1
-        return f"_v{self.names}"
-
-    def valid(self, schema: Any, var: str) -> str:
-        if schema is True:
-            return "True"
-        if schema is False:
-            return "False"
-        if not isinstance(schema, dict):
-            raise _Unsupported
-        # The type that the other keywords' guards may take for granted after the type test.
-        known = schema.get("type") if isinstance(schema.get("type"), str) else None
-        parts = []
-        if "type" in schema:
-            parts.append(self.type_test(schema["type"], var))
-        for keyword, values in (("enum", schema.get("enum")), ("const", [schema.get("const")])):
-            if keyword in schema:
-                parts.append(self.enum_test(values, var))
-        parts += self.string_tests(schema, var, known == "string")
-        parts += self.number_tests(schema, var, known in ("number", "integer"))
-        parts += self.object_tests(schema, var, known == "object")
-        parts += self.array_tests(schema, var, known == "array")
-        if not parts:
-            return "True"
-        return parts[0] if len(parts) == 1 else "(" + " and ".join(parts) + ")"
-
-    def type_test(self, types: Any, var: str) -> str:
-        if not isinstance(types, str) and not (
-            isinstance(types, list) and all(isinstance(t, str) for t in types)
-        ):
-            raise _Unsupported
-        try:
-            allowed, integral_floats, _ = _type_test(types)
-        except KeyError:
-            raise _Unsupported from None
-        if len(allowed) == 1:
-            test = f"type({var}) is {self.constant(next(iter(allowed)))}"
-        else:
-            test = f"type({var}) in {self.constant(allowed)}"
-        if integral_floats:
-            test = f"({test} or (type({var}) is {self.constant(float)} and {var}.is_integer()))"
-        return test
-
-    def enum_test(self, values: Any, var: str) -> str:
-        if not isinstance(values, list):
-            raise _Unsupported
-        try:
-            strings = _enum_strings(values)
-        except TypeError:
-            raise _Unsupported from None
-        if strings is not None:
-            return f"(type({var}) is {self.constant(str)} and {var} in {self.constant(strings)})"
-        return f"{self.constant(_enum_passes(values))}({var})"
-
-    def guarded(self, tests: list[str], guard: str, known: bool) -> list[str]:
-        """The tests, applying only when `guard` (the value is of their type) holds."""
-        if not tests:
-            return []
-        joined = " and ".join(tests)
-        return [f"({joined})" if known else f"({guard} or ({joined}))"]
-
-    def string_tests(self, schema: dict[str, Any], var: str, known: bool) -> list[str]:
-        tests = []
-        for keyword, op in (("minLength", "<"), ("maxLength", ">")):
-            bound = schema.get(keyword)
-            if bound is not None:
-                tests.append(f"not len({var}) {op} {self.constant(bound)}")
-        pattern = schema.get("pattern")
-        if pattern is not None:
-            tests.append(f"{self.constant(compile_pattern(pattern, 'pattern'))}({var})")
-        format_name = schema.get("format")
-        format_test = FORMATS.get(format_name) if format_name is not None else None
-        if format_test is not None:
-            tests.append(f"{self.constant(format_test)}({var})")
-        return self.guarded(tests, f"type({var}) is not {self.constant(str)}", known)
-
-    def number_tests(self, schema: dict[str, Any], var: str, known: bool) -> list[str]:
-        operators = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">"}
-        operators["exclusiveMaximum"] = "<"
-        tests = [
-            f"{var} {op} {self.constant(schema[keyword])}"
-            for keyword, op in operators.items()
-            if keyword in schema
-        ]
-        numbers = self.constant(frozenset({int, float}))
-        return self.guarded(tests, f"type({var}) not in {numbers}", known)
-
-    def object_tests(self, schema: dict[str, Any], var: str, known: bool) -> list[str]:
-        properties = schema.get("properties", {})
-        required = schema.get("required", [])
-        if not isinstance(properties, dict) or not isinstance(required, list):
-            raise _Unsupported
-        if not all(isinstance(key, str) for key in [*properties, *required]):
-            raise _Unsupported
-        additional = schema.get("additionalProperties")
-        declared = frozenset(properties)
-        tests = []
-        if additional is False or ("properties" in schema and additional is None):
-            tests.append(f"{var}.keys() <= {self.constant(declared)}")
-        elif isinstance(additional, dict):
-            key, item = self.local(), self.local()
-            test = self.valid(additional, item)
-            if test != "True":
-                names = self.constant(declared)
-                tests.append(
-                    f"({var}.keys() <= {names} or all({test} for {key}, {item} in {var}.items() "
-                    f"if {key} not in {names}))"
-                )
-        needed = set(required)
-        for key, sub in properties.items():
-            tests += self.property_tests(key, sub, var, key in needed)
-            needed.discard(key)
-        tests += [f"{key!r} in {var}" for key in dict.fromkeys(required) if key in needed]
-        return self.guarded(tests, f"type({var}) is not {self.constant(dict)}", known)
-
-    def property_tests(self, key: str, sub: Any, var: str, required: bool) -> list[str]:
-        if (
-            required
-            and isinstance(sub, dict)
-            and sub.keys() - ANNOTATIONS == {"type"}
-            and isinstance(sub["type"], str)
-            and sub["type"] in PY_TYPES
-            and sub["type"] not in ("null", "integer")
-        ):
-            # Present and of a type that is not null: `get`'s None for a missing key fails it.
-            return [self.type_test(sub["type"], f"{var}.get({key!r})")]
-        item = self.local()
-        test = self.valid(sub, item)
-        if test == "True":
-            return [f"{key!r} in {var}"] if required else []
-        found = f"({item} := {var}.get({key!r}, _missing))"
-        if required:
-            return [f"({found} is not _missing and {test})"]
-        return [f"({found} is _missing or {test})"]
-
-    def array_tests(self, schema: dict[str, Any], var: str, known: bool) -> list[str]:
-        tests = []
-        for keyword, op in (("minItems", "<"), ("maxItems", ">")):
-            bound = schema.get(keyword)
-            if bound is not None:
-                tests.append(f"not len({var}) {op} {self.constant(bound)}")
-        if "items" in schema:
-            item = self.local()
-            test = self.valid(schema["items"], item)
-            if test != "True":
-                tests.append(f"all({test} for {item} in {var})")
-        return self.guarded(tests, f"type({var}) is not {self.constant(list)}", known)
