@@ -13,12 +13,32 @@ from pydantic import (
     WithJsonSchema,
     field_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from shared.domain.origins import MAX_ALLOWED_ORIGINS, canonical_origin
 
 # A date-time as Streams writes it in answers (ISO 8601 in UTC, 2024-01-15T15:00:00.000Z): a
 # string, documented as `format: date-time` so that generated clients read it as one.
 Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+
+
+def omitted_when_absent(description: str | None = None) -> Any:
+    """A field of a /v1/streams answer that is left out when it has no value, never null: the
+    seed's document declares none of its fields nullable, so a client generated from it refuses
+    a null. Declare it `X | Absent`: the document shows `X`, not required."""
+    return Field(None, exclude_if=_is_none, description=description, json_schema_extra=_no_default)
+
+
+def _is_none(value: Any) -> bool:
+    return value is None
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)  # `null`, which the documented type does not allow
+
+
+# The `None` of an omitted_when_absent field, hidden from the document (it is never sent).
+Absent = SkipJsonSchema[None]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 # A web page's origin, stored as browsers send it in `Origin` (https://Shop.Example.com:443
 # becomes https://shop.example.com).

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.api.models import Input, Timestamp
+from shared.api.models import Absent, Input, Timestamp, omitted_when_absent
 from shared.api.observe import WholeNumber
 from shared.http.app import ApiRequest
 from shared.http.routing import Route
@@ -16,16 +16,18 @@ FUNCTION = "streams"
 
 
 class EventPage(BaseModel):
-    url: str | None
-    title: str | None
-    referrer: str | None
+    url: str | Absent = omitted_when_absent()
+    title: str | Absent = omitted_when_absent()
+    referrer: str | Absent = omitted_when_absent()
 
 
 class EventContext(BaseModel):
-    ip: str | None
-    userAgent: str | None
-    locale: str | None
-    page: EventPage | None
+    """What the seed's `Event.context` shows; a value the event lacks is left out."""
+
+    ip: str | Absent = omitted_when_absent()
+    userAgent: str | Absent = omitted_when_absent()
+    locale: str | Absent = omitted_when_absent()
+    page: EventPage | Absent = omitted_when_absent()
 
 
 class Event(BaseModel):
@@ -36,8 +38,8 @@ class Event(BaseModel):
     type: str = Field(description="a track's event name (purchase), else the call type (page)")
     properties: dict[str, Any] = Field(description="properties; traits for identify and group")
     context: EventContext
-    userId: str | None
-    anonymousId: str | None
+    userId: str | Absent = omitted_when_absent("left out when the event has none")
+    anonymousId: str | Absent = omitted_when_absent("left out when the event has none")
     timestamp: Timestamp
     receivedAt: Timestamp
 

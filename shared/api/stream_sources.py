@@ -7,7 +7,14 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from shared.api.models import AllowedOrigins, Input, Name, Timestamp
+from shared.api.models import (
+    Absent,
+    AllowedOrigins,
+    Input,
+    Name,
+    Timestamp,
+    omitted_when_absent,
+)
 from shared.api.observe import WholeNumber
 from shared.api.stream_events import Event
 from shared.domain.privacy import IpPolicy
@@ -58,7 +65,7 @@ class DebugQuery(Input):
 class SourceDebug(BaseModel):
     data: list[Event] = Field(description="the source's recent events (24 h), newest first")
     connected: bool = Field(description="an event was received within the last 5 minutes")
-    lastEventAt: Timestamp | None
+    lastEventAt: Timestamp | Absent = omitted_when_absent("left out until an event arrives")
 
 
 def stream_source(source: EventSource, events_today: int) -> StreamSource:

@@ -12,6 +12,7 @@ from shared.api.destinations import (
     StreamDestinationInput,
     stream_destination,
 )
+from shared.api.models import Timestamp
 from shared.http.app import ApiRequest
 from shared.http.routing import Route
 
@@ -28,7 +29,7 @@ class EventInput(BaseModel):
     properties: dict[str, Any] | None = None
     userId: str | None = None
     anonymousId: str | None = None
-    timestamp: str | None = None
+    timestamp: Timestamp | None = None
     context: dict[str, Any] | None = None
 
 
