@@ -256,6 +256,7 @@ ROUTES = (
         "sendTestEvent",
         "Send a test event through the source (409 when the source is revoked)",
         send_test_event,
+        rate_limited=True,
         response=TestEventAccepted,
         status=202,
         tag="Event Sources",

@@ -68,6 +68,7 @@ ROUTES = (
         "Send a custom event to a stream source for processing",
         send_event,
         body=EventInput,
+        rate_limited=True,
         response=EventAccepted,
         status=202,
         tag="Events",

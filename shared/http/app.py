@@ -132,7 +132,7 @@ def _parse(request: Request, route: Route, params: dict[str, str]) -> ApiRequest
         # number too long to read would fail the write, so it is refused here, by field.
         if problem := find_unencodable(data):
             field = problem.field
-            message = f"invalid body: {field}: {problem.reason}" if field else problem.reason
+            message = f"{field}: {problem.reason}" if field else problem.reason
             raise InvalidRequest(message, field=field)
         api_request.body = _validate(route.body, data, "body")
     return api_request

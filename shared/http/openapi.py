@@ -26,8 +26,8 @@ ERRORS = {
     413: ("PayloadTooLarge", "Body too large"),
     503: ("Unavailable", "A dependency is unavailable; retry after the Retry-After header"),
 }
-# Only live streams (as many open as allowed) and ingest's posts (the source's rate limit) are
-# refused with TooManyRequests.
+# Only live streams (as many open as allowed) and what publishes through a source (ingest's
+# posts, sendEvent, a test event: the source's rate limit) are refused with TooManyRequests.
 TOO_MANY = (
     429,
     "TooManyRequests",
@@ -228,7 +228,7 @@ def _operation(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
             "headers": _headers(route, {"ETag": {"required": True, **STRING}}),
         }
     errors = [(status, name) for status, (name, _) in ERRORS.items()]
-    if route.streaming or _reads_body_key(route):
+    if route.streaming or route.rate_limited or _reads_body_key(route):
         errors.append(TOO_MANY[:2])
     suffix = CORS_SUFFIX if route.function in CROSS_ORIGIN_FUNCTIONS else ""
     for status, name in sorted(errors):

@@ -36,6 +36,8 @@ class Route:
     query: type[BaseModel] | None = None
     # False: an empty body is read as `{}` (every field of `body` then takes its default).
     body_required: bool = True
+    # Publishes events through a source, so the source's rate limit may answer 429.
+    rate_limited: bool = False
     # The documented body of a route that reads its body itself (ingest: any content type,
     # gzip, batches whose bad items are refused one by one): the OpenAPI document shows it,
     # nothing validates requests with it.

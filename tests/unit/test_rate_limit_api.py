@@ -187,6 +187,27 @@ def test_over_the_limit_is_429_with_retry_after_and_nothing_published(
     assert len(events) == 3 and "refused-1" not in {e["messageId"] for e in events}
 
 
+def test_the_streams_api_and_test_events_publish_under_the_same_limit(
+    services: Services, tenant: Tenant, counters: InMemoryCounterStore
+) -> None:
+    """POST /v1/streams/events and .../test-event publish through the source as ingest does."""
+    source = services.sources.create(tenant[0], "Web", "t")
+    limited(services, source, per_second=1, burst=2)
+    auth = tenant[1]
+    streams, keys = function_client("streams"), function_client("event_keys")
+    event = {"sourceId": source.id, "type": "signup"}
+    test_event = f"/api/v1/workspaces/{tenant[0]}/event-keys/{source.id}/test-event"
+    answers = [
+        streams.post("/v1/streams/events", json=event, headers=auth),
+        keys.post(test_event, headers=auth),
+        streams.post("/v1/streams/events", json=event, headers=auth),
+        keys.post(test_event, headers=auth),
+    ]
+    assert [a.status_code for a in answers] == [202, 202, 429, 429]
+    assert all(int(a.headers["Retry-After"]) >= 1 for a in answers[2:])
+    assert len(published(services, source)) == 2
+
+
 def test_a_batch_counts_its_accepted_events_and_is_refused_whole(
     ingest: Any,
     services: Services,
