@@ -90,7 +90,7 @@ def find_unstorable(
                 if check_paths or check_strings:
                     if key.isascii():
                         size = used + len(key) + 1
-                    elif check_strings and _not_unicode(key):
+                    elif check_strings and not_unicode(key):
                         return Unstorable(limits.NOT_UNICODE, _name((where, key)))
                     else:
                         size = used + len(key.encode("utf-8")) + 1
@@ -139,14 +139,14 @@ def find_unencodable(value: Any) -> Unstorable | None:
         current, where = stack.pop()
         if current.__class__ is dict:
             for key, child in current.items():
-                if _not_unicode(key):
+                if not_unicode(key):
                     return Unstorable(limits.NOT_UNICODE, _name((where, key)))
                 stack.append((child, (where, key)))
         elif current.__class__ is list:
             stack.extend((child, (where, index)) for index, child in enumerate(current))
         elif current.__class__ is OversizedInteger:
             return Unstorable(limits.INTEGER_OUT_OF_RANGE, _name(where))
-        elif current.__class__ is str and _not_unicode(current):
+        elif current.__class__ is str and not_unicode(current):
             return Unstorable(limits.NOT_UNICODE, _name(where))
     return None
 
@@ -191,12 +191,12 @@ def _scalar(value: Any, path: Path, check_strings: bool) -> Unstorable | None:
             return Unstorable(limits.INTEGER_OUT_OF_RANGE, field_name(path))
     elif kind is OversizedInteger:
         return Unstorable(limits.INTEGER_OUT_OF_RANGE, field_name(path))
-    elif kind is str and check_strings and _not_unicode(value):
+    elif kind is str and check_strings and not_unicode(value):
         return Unstorable(limits.NOT_UNICODE, field_name(path))
     return None
 
 
-def _not_unicode(text: str) -> bool:
+def not_unicode(text: str) -> bool:
     """Whether `text` holds a lone surrogate (the only str that UTF-8 cannot encode)."""
     if text.isascii():
         return False

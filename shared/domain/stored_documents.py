@@ -21,6 +21,7 @@ from typing import Any
 
 from shared.domain.errors import PayloadTooLarge
 from shared.domain.ids import is_document_path
+from shared.domain.storable import not_unicode
 
 Document = dict[str, Any]
 
@@ -193,7 +194,7 @@ def _refusal(value: Any, depth: int, path_bytes: int) -> str | None:
                 return problem
     elif value.__class__ is int and not INT64_MIN <= value <= INT64_MAX:
         return "an integer beyond 64 bits"
-    elif value.__class__ is str and _not_unicode(value):
+    elif value.__class__ is str and not_unicode(value):
         return "text that UTF-8 cannot encode"
     return None
 
@@ -247,7 +248,7 @@ def _segment(key: Any) -> int | None:
         if key.isidentifier():  # for ASCII text: [A-Za-z_][A-Za-z0-9_]*
             return len(key)
         return len(key) + 2 + key.count("`") + key.count("\\")
-    if _not_unicode(key):
+    if not_unicode(key):
         return None
     return len(key.encode("utf-8")) + 2 + key.count("`") + key.count("\\")
 
@@ -255,7 +256,7 @@ def _segment(key: Any) -> int | None:
 def _scalar_fits(value: Any) -> bool:
     kind = value.__class__
     if kind is str:
-        return value.isascii() or not _not_unicode(value)
+        return value.isascii() or not not_unicode(value)
     if kind is int:
         return INT64_MIN <= value <= INT64_MAX
     return True
@@ -283,13 +284,3 @@ def _decoded(value: Any) -> Any:
 
 def _text_size(text: str) -> int:
     return len(text.encode("utf-8", "surrogatepass")) + 1
-
-
-def _not_unicode(text: str) -> bool:
-    if text.isascii():
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
