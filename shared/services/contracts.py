@@ -31,7 +31,6 @@ from shared.services.contract_validator import (
     contract_document,
     contract_from_document,
 )
-from shared.services.forwarding_rules import addressable
 
 # What an update may change; everything else (id, workspace, version, times) is the service's.
 UPDATABLE = frozenset(
@@ -67,7 +66,7 @@ class EventContracts:
     def get(self, workspace_id: str, contract_id: str) -> EventContract:
         document = (
             self._store.get(contract_path(workspace_id, contract_id))
-            if addressable(contract_id)
+            if ids.is_document_id(contract_id)
             else None
         )
         if document is None:

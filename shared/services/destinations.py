@@ -20,7 +20,7 @@ from shared.domain.routing import (
 )
 from shared.ports import ConfigStore, Write
 from shared.services.delivery_topics import DeliveryTopics
-from shared.services.forwarding_rules import ForwardingRules, addressable
+from shared.services.forwarding_rules import ForwardingRules
 
 # What an update may change; everything else (id, workspace, timestamps) is the service's.
 UPDATABLE = frozenset({"name", "type", "config", "status"})
@@ -55,7 +55,7 @@ class Destinations:
 
     def get(self, workspace_id: str, destination_id: str) -> Destination:
         path = destination_path(workspace_id, destination_id)
-        document = self._store.get(path) if addressable(destination_id) else None
+        document = self._store.get(path) if ids.is_document_id(destination_id) else None
         if document is None:
             raise NotFound(f"destination {destination_id} not found", field="destinationId")
         return Destination.model_validate(document)

@@ -37,7 +37,9 @@ class ForwardingRules:
 
     def get(self, workspace_id: str, rule_id: str) -> ForwardingRule:
         document = (
-            self._store.get(rule_path(workspace_id, rule_id)) if addressable(rule_id) else None
+            self._store.get(rule_path(workspace_id, rule_id))
+            if ids.is_document_id(rule_id)
+            else None
         )
         if document is None:
             raise NotFound(f"forwarding rule {rule_id} not found", field="ruleId")
@@ -121,18 +123,8 @@ class ForwardingRules:
             )
 
 
-def addressable(document_id: str) -> bool:
-    """Whether an id can name a Firestore document; anything else names nothing (not found)."""
-    return (
-        0 < len(document_id.encode()) <= 1500
-        and "/" not in document_id
-        and document_id not in (".", "..")
-        and not (document_id.startswith("__") and document_id.endswith("__"))
-    )
-
-
 def _exists(store: ConfigStore, path: str, document_id: str) -> bool:
-    return addressable(document_id) and store.get(path) is not None
+    return ids.is_document_id(document_id) and store.get(path) is not None
 
 
 def _creation_order(rule: ForwardingRule) -> tuple[str, str]:

@@ -22,7 +22,6 @@ from shared.domain.sources import source_path
 from shared.ports import ConfigStore, Document, Filter, Publisher, Write, commit_in_chunks
 from shared.services.contract_validator import RETENTION_DAYS, ContractValidator
 from shared.services.dead_letters import ReplayReport
-from shared.services.forwarding_rules import addressable
 from shared.services.ingest import MESSAGE_SCHEMA
 
 # One replay call republishes at most this many events (their writes fit one Firestore batch).
@@ -121,7 +120,7 @@ class Quarantine:
         lower = max(query.since or oldest, oldest)
         upper = upper_bound(query.until) if query.until else None
         if query.ids is not None:
-            paths = [f"{collection}/{i}" for i in dict.fromkeys(query.ids) if addressable(i)]
+            paths = [f"{collection}/{i}" for i in dict.fromkeys(query.ids) if ids.is_document_id(i)]
             found = [d for d in self._store.get_many(paths).values() if d is not None]
             found = [
                 d

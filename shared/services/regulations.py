@@ -34,7 +34,6 @@ from shared.domain.regulations import (
 from shared.domain.routing import destinations_collection
 from shared.domain.sources import ApiToken
 from shared.ports import ConfigStore, Document, EventStore, Filter, Write, commit_in_chunks
-from shared.services.forwarding_rules import addressable
 from shared.services.live import live_events_collection
 
 log = logging.getLogger("streams.regulations")
@@ -122,7 +121,7 @@ class Regulations:
 
     def get(self, workspace_id: str, regulation_id: str) -> Regulation:
         document = None
-        if addressable(regulation_id):
+        if ids.is_document_id(regulation_id):
             document = self._store.get(regulation_path(workspace_id, regulation_id))
         if document is None:
             raise NotFound(f"regulation {regulation_id} not found", field="regulationId")

@@ -12,7 +12,7 @@ from shared.domain.errors import Conflict, InvalidRequest, NotFound
 from shared.domain.routing import transformation_path
 from shared.domain.transformations import Transformation, transformations_collection
 from shared.ports import ConfigStore, EventStore, Write
-from shared.services.forwarding_rules import ForwardingRules, addressable
+from shared.services.forwarding_rules import ForwardingRules
 from shared.transform import CompileError, HeapBudget, Limits, Program, RunResult, check, diff
 from shared.transform.events import event_problem, output_events, valid_events
 
@@ -53,7 +53,7 @@ class Transformations:
 
     def get(self, workspace_id: str, transform_id: str) -> Transformation:
         path = transformation_path(workspace_id, transform_id)
-        document = self._store.get(path) if addressable(transform_id) else None
+        document = self._store.get(path) if ids.is_document_id(transform_id) else None
         if document is None:
             raise NotFound(f"transformation {transform_id} not found", field="transformId")
         return Transformation.model_validate(document)
