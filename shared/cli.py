@@ -158,7 +158,7 @@ def _tail(args: argparse.Namespace) -> None:
 
 
 def _openapi(args: argparse.Namespace) -> None:
-    from shared.api.docs import openapi_document
+    from shared.api.routes import openapi_document
 
     text = json.dumps(openapi_document(), indent=2) + "\n"
     if args.output:

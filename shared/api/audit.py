@@ -8,7 +8,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from shared.api.contracts import iso
 from shared.api.models import Input, Timestamp
-from shared.http.app import ApiRequest
+from shared.http.request import ApiRequest
 from shared.http.routing import Route
 from shared.services.audit import AuditQuery
 

@@ -28,9 +28,9 @@ from pydantic import BaseModel, Field
 from shared.domain.errors import InvalidRequest, NotFound, Unauthorized, Unavailable
 from shared.domain.ids import is_write_key
 from shared.domain.sdk_settings import rudderstack_source_config, segment_settings
-from shared.http.app import ApiRequest, Reply
 from shared.http.forwarded import public_host, public_scheme
 from shared.http.openapi import Media
+from shared.http.request import ApiRequest, Reply
 from shared.http.routing import Route
 
 FUNCTION = "ingest"

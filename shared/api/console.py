@@ -16,8 +16,8 @@ from pathlib import Path
 from flask import Response
 
 from shared.domain.errors import NotFound, Unavailable
-from shared.http.app import ApiRequest
 from shared.http.openapi import Media
+from shared.http.request import ApiRequest
 from shared.http.routing import Route
 
 FUNCTION = "console"

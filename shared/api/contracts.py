@@ -12,7 +12,7 @@ from shared.api.forwarding_rules import EventName
 from shared.api.models import Input, Name, Timestamp, not_null
 from shared.domain import ids
 from shared.domain.contracts import ContractEventType, ContractStatus, EnforcementMode
-from shared.http.app import ApiRequest
+from shared.http.request import ApiRequest
 from shared.http.routing import Route
 from shared.services.contracts import ViolationQuery
 

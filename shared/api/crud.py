@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from shared.bootstrap import Services
-from shared.http.app import ApiRequest, Reply
+from shared.http.request import ApiRequest, Reply
 from shared.http.routing import Route
 
 

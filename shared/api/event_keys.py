@@ -10,7 +10,7 @@ from shared.api.models import AllowedOrigins, Input, Name, Timestamp
 from shared.domain.privacy import IpPolicy
 from shared.domain.rate_limit import MAX_BURST, MAX_EVENTS_PER_SECOND, WINDOW_SECONDS, RateLimit
 from shared.domain.sources import EventSource
-from shared.http.app import ApiRequest
+from shared.http.request import ApiRequest
 from shared.http.routing import Route
 
 FUNCTION = "event_keys"

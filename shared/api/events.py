@@ -9,7 +9,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.api.models import Input, Timestamp
 from shared.domain import ids
-from shared.http.app import ApiRequest
+from shared.http.request import ApiRequest
 from shared.http.routing import Route
 from shared.services.dead_letters import REPLAY_LIMIT, DeadLetterQuery, ReplayReport
 

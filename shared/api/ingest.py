@@ -14,8 +14,8 @@ from pydantic import BaseModel
 from shared.api.ingest_bodies import CALL_BODIES, ClientMetrics
 from shared.domain.errors import InvalidRequest
 from shared.domain.limits import MAX_REQUEST_BYTES
-from shared.http.app import ApiRequest
 from shared.http.body import read_json
+from shared.http.request import ApiRequest
 from shared.http.responses import JSON
 from shared.http.routing import Route
 

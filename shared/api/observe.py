@@ -9,8 +9,8 @@ from pydantic import BaseModel, BeforeValidator, Field
 
 from shared.api.models import Input, Timestamp
 from shared.domain.errors import InvalidRequest
-from shared.http.app import ApiRequest
 from shared.http.client_socket import connection_check
+from shared.http.request import ApiRequest
 from shared.http.routing import Route
 from shared.services.live import Cursor, Heartbeat, LiveFilters, LiveStream
 from shared.services.volume import DEFAULT_HOURS, MAX_HOURS

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from shared.api.models import Input, Timestamp
 from shared.domain.privacy import MAX_PII_RULES, PiiAction, PiiRule
-from shared.http.app import ApiRequest
+from shared.http.request import ApiRequest
 from shared.http.routing import Route
 
 FUNCTION = "governance"

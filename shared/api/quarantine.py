@@ -9,7 +9,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 from shared.api.contracts import FUNCTION, iso
 from shared.api.events import ReplayResult
 from shared.api.models import Input, Timestamp
-from shared.http.app import ApiRequest
+from shared.http.request import ApiRequest
 from shared.http.routing import Route
 from shared.services.dead_letters import ReplayReport
 from shared.services.quarantine import REPLAY_LIMIT, QuarantineQuery

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from shared.api.models import Input, Timestamp
 from shared.domain.regulations import Regulation, RegulationStatus, RegulationType
-from shared.http.app import ApiRequest
+from shared.http.request import ApiRequest
 from shared.http.routing import Route
 from shared.services.regulations import MAX_ID_CHARS, RegulationQuery
 

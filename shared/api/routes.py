@@ -3,13 +3,16 @@ function dispatchers, the OpenAPI document and the production API gateway config
 
 from __future__ import annotations
 
+from functools import cache
+from importlib.metadata import version
+from typing import Any
+
 from shared.api import (
     audit,
     collect,
     console,
     contracts,
     destinations,
-    docs,
     event_keys,
     events,
     forwarding_rules,
@@ -25,8 +28,32 @@ from shared.api import (
     tokens,
     transformations,
 )
+from shared.api.models import ErrorBody
 from shared.http.cors import with_preflights
+from shared.http.openapi import build_document
+from shared.http.request import ApiRequest
 from shared.http.routing import Route
+
+
+def get_openapi(request: ApiRequest) -> dict[str, Any]:
+    return openapi_document()
+
+
+# The API's own description, served by the api_docs function: it describes the table it is in,
+# so it is declared here rather than in a module the table would import.
+DOCS_ROUTES = (
+    Route(
+        "GET",
+        "/openapi.json",
+        "api_docs",
+        "getOpenApi",
+        "This API's OpenAPI 3.1 document",
+        get_openapi,
+        auth="none",
+        response=dict[str, Any],
+        tag="Meta",
+    ),
+)
 
 ROUTES: tuple[Route, ...] = (
     *ingest.ROUTES,
@@ -47,12 +74,19 @@ ROUTES: tuple[Route, ...] = (
     *privacy.ROUTES,
     *regulations.ROUTES,
     *audit.ROUTES,
-    *docs.ROUTES,
+    *DOCS_ROUTES,
     *console.ROUTES,
 )
 # Browsers ask before posting to another origin: each path of the ingest function gets its
 # OPTIONS route, so preflights reach it through every edge built from this table.
 ROUTES = with_preflights(ROUTES)
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document of every route (built once per process)."""
+    return build_document(ROUTES, ErrorBody, version("streams"))
+
 
 # The Pub/Sub-triggered functions and what feeds them (they have no routes).
 PUBSUB_FUNCTIONS = {

@@ -8,7 +8,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.api.models import Absent, Input, Timestamp, omitted_when_absent
 from shared.api.observe import WholeNumber
-from shared.http.app import ApiRequest
+from shared.http.request import ApiRequest
 from shared.http.routing import Route
 from shared.services.event_query import DEFAULT_LIMIT, MAX_LIMIT
 

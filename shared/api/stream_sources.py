@@ -19,7 +19,7 @@ from shared.api.observe import WholeNumber
 from shared.api.stream_events import Event
 from shared.domain.privacy import IpPolicy
 from shared.domain.sources import EventSource, SourceType
-from shared.http.app import ApiRequest
+from shared.http.request import ApiRequest
 from shared.http.routing import Route
 from shared.services.debugger import DEFAULT_DEBUG_LIMIT, MAX_DEBUG_LIMIT
 

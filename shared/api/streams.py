@@ -13,7 +13,7 @@ from shared.api.destinations import (
     stream_destination,
 )
 from shared.api.models import Timestamp
-from shared.http.app import ApiRequest
+from shared.http.request import ApiRequest
 from shared.http.routing import Route
 
 FUNCTION = "streams"

@@ -9,7 +9,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from shared.api.models import Input, Name, Timestamp
 from shared.domain.sources import ApiToken
-from shared.http.app import ApiRequest
+from shared.http.request import ApiRequest
 from shared.http.routing import Route
 
 FUNCTION = "event_keys"

@@ -16,7 +16,7 @@ from shared.api.crud import Collection, Summaries
 from shared.api.models import Input, Name, Timestamp, not_null
 from shared.domain.limits import MAX_EVENT_DEPTH
 from shared.domain.nesting import nests_deeper_than
-from shared.http.app import ApiRequest
+from shared.http.request import ApiRequest
 from shared.http.routing import Route
 from shared.services.transformations import MAX_RECENT
 from shared.transform.limits import Limits

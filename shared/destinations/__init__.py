@@ -20,7 +20,7 @@ from shared.destinations.mixpanel import MixpanelConnector
 from shared.destinations.pubsub import PubSubConnector
 from shared.destinations.webhook import WebhookConnector
 from shared.domain.errors import InvalidRequest
-from shared.http.messages import plain_errors
+from shared.domain.validation_messages import plain_errors
 
 CONNECTORS: dict[str, Connector] = {
     connector.type: connector
@@ -56,8 +56,8 @@ def validate_config(type_: str, raw: Any) -> DestinationConfig:
 
 
 def _invalid(type_: str, error: ValidationError) -> InvalidRequest:
-    # In plain words (shared/http/messages.py), which never repeat the value sent: it may be a
-    # secret.
+    # In plain words (shared/domain/validation_messages.py), which never repeat the value
+    # sent: it may be a secret.
     model = connector_for(type_).config_model
     errors = plain_errors(error, model, name=f"{type_} destination config")
     fields = [f"config.{e.field}" if e.field else "config" for e in errors]

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from shared.destinations.base import (
+    DeletionSubject,
     DestinationConfig,
     OutboundRequest,
     check_http_url,
@@ -40,9 +41,6 @@ from shared.destinations.base import (
     scalar,
     text,
 )
-
-if TYPE_CHECKING:
-    from shared.destinations.deletion import DeletionSubject
 
 ENDPOINTS = {
     "us": "https://api2.amplitude.com/2/httpapi",

@@ -7,7 +7,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict
@@ -44,6 +44,15 @@ class OutboundMessage:
     topic: str
     data: bytes
     attributes: dict[str, str]
+
+
+@dataclass(frozen=True)
+class DeletionSubject:
+    """Whose data to delete, and who asks (destinations that keep a requester record it)."""
+
+    kind: Literal["user_id", "anonymous_id"]
+    value: str
+    requester: str
 
 
 class DestinationConfig(BaseModel):

@@ -5,22 +5,12 @@ regulation lists the destination as needing manual action."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
 from shared.destinations import connector_for, validate_config
-from shared.destinations.base import OutboundRequest
-
-
-@dataclass(frozen=True)
-class DeletionSubject:
-    """Whose data to delete, and who asks (destinations that keep a requester record it)."""
-
-    kind: Literal["user_id", "anonymous_id"]
-    value: str
-    requester: str
+from shared.destinations.base import DeletionSubject, OutboundRequest
 
 
 @runtime_checkable

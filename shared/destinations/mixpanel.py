@@ -25,12 +25,13 @@ import base64
 import hashlib
 import re
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from shared.destinations.base import (
+    DeletionSubject,
     DestinationConfig,
     OutboundRequest,
     check_http_url,
@@ -46,9 +47,6 @@ from shared.destinations.base import (
     scalar,
     text,
 )
-
-if TYPE_CHECKING:
-    from shared.destinations.deletion import DeletionSubject
 
 BASE_URLS = {
     "us": "https://api.mixpanel.com",

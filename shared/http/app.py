@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from flask import Request, Response
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from shared.bootstrap import Services, get_services
+from shared.bootstrap import Services
 from shared.domain import ids
 from shared.domain.errors import (
     InvalidRequest,
@@ -20,10 +19,11 @@ from shared.domain.errors import (
 )
 from shared.domain.sources import ApiToken
 from shared.domain.storable import find_unencodable
+from shared.domain.validation_messages import plain_errors
 from shared.http import audit
-from shared.http.body import client_ip, read_json
+from shared.http.body import read_json
 from shared.http.cors import allow_origin, serves_cross_origin
-from shared.http.messages import plain_errors
+from shared.http.request import ApiRequest, Reply
 from shared.http.responses import error_response, json_response
 from shared.http.routing import Route, allowed_methods, find_route
 
@@ -31,42 +31,6 @@ log = logging.getLogger("streams.http")
 
 # Management bodies are small configuration documents; ingest enforces its own limits.
 MAX_BODY_BYTES = 1024 * 1024
-
-
-@dataclass
-class ApiRequest:
-    """What a handler gets: the parsed parts of the request and the services to act with."""
-
-    raw: Request
-    route: Route
-    params: dict[str, str]
-    body: Any = None
-    query: Any = None
-    token: ApiToken | None = None
-
-    @property
-    def services(self) -> Services:
-        return get_services()
-
-    @property
-    def client_ip(self) -> str | None:
-        """The caller's address, trusting only the configured proxies' X-Forwarded-For."""
-        return client_ip(self.raw, self.services.settings.trusted_proxy_hops)
-
-    @property
-    def workspace_id(self) -> str:
-        """The workspace the caller acts in: the token's, already checked against the path."""
-        assert self.token is not None, "workspace_id needs a bearer-authenticated route"
-        return self.token.workspace_id
-
-
-@dataclass(frozen=True)
-class Reply:
-    """A handler result with a status or headers other than the route's defaults."""
-
-    body: Any
-    status: int
-    headers: dict[str, str] | None = None
 
 
 def handle(request: Request, routes: tuple[Route, ...]) -> Response:

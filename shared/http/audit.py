@@ -8,17 +8,15 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flask import Response
 from pydantic import ValidationError
 
 from shared.domain.errors import StreamsError
+from shared.http.request import ApiRequest
 from shared.http.routing import Route
 from shared.services.audit import Change
-
-if TYPE_CHECKING:
-    from shared.http.app import ApiRequest
 
 log = logging.getLogger("streams.audit")
 
@@ -129,8 +127,6 @@ def _before(request: ApiRequest, routes: tuple[Route, ...], serialise: Serialise
     reader = next((r for r in routes if r.method == "GET" and r.path == request.route.path), None)
     if reader is None:
         return None
-    from shared.http.app import ApiRequest  # the module that imports this one
-
     read = ApiRequest(raw=request.raw, route=reader, params=request.params, token=request.token)
     try:
         if reader.query is not None:

@@ -18,7 +18,7 @@ from flask import Request, Response
 from shared.http.routing import Route
 
 if TYPE_CHECKING:
-    from shared.http.app import ApiRequest
+    from shared.http.request import ApiRequest
 
 # Functions whose every answer a page of another origin may read: collection only. The
 # management API (every other function) answers no CORS headers, so a browser refuses a page's

@@ -32,8 +32,8 @@ from pydantic_core import ErrorDetails
 
 from shared.api.routes import ROUTES
 from shared.bootstrap import Services
-from shared.http import messages
-from shared.http.messages import MESSAGES, plain_errors
+from shared.domain import validation_messages as messages
+from shared.domain.validation_messages import MESSAGES, plain_errors
 from tests.reliability.harness import GatewayApp
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "messages"

@@ -3,8 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from shared.api.docs import openapi_document
-from shared.api.routes import ROUTES
+from shared.api.routes import ROUTES, openapi_document
 from tests.functions import function_client
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"

@@ -28,8 +28,7 @@ from openapi_spec_validator import validate as validate_spec
 from werkzeug.test import Client, EnvironBuilder, TestResponse
 
 from shared.api import collect, console
-from shared.api.docs import openapi_document
-from shared.api.routes import ROUTES
+from shared.api.routes import ROUTES, openapi_document
 from shared.bootstrap import Services, set_services
 from shared.http.routing import Route, find_route
 from tests.reliability.harness import GatewayApp, Tenant, fake_services, seed_tenant

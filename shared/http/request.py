@@ -1,0 +1,50 @@
+"""What a handler gets (`ApiRequest`) and may answer besides its route's default (`Reply`): the
+one module that route handlers, the dispatcher (app.py), CORS and the audit trail share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Request
+
+from shared.bootstrap import Services, get_services
+from shared.domain.sources import ApiToken
+from shared.http.body import client_ip
+from shared.http.routing import Route
+
+
+@dataclass
+class ApiRequest:
+    """What a handler gets: the parsed parts of the request and the services to act with."""
+
+    raw: Request
+    route: Route
+    params: dict[str, str]
+    body: Any = None
+    query: Any = None
+    token: ApiToken | None = None
+
+    @property
+    def services(self) -> Services:
+        return get_services()
+
+    @property
+    def client_ip(self) -> str | None:
+        """The caller's address, trusting only the configured proxies' X-Forwarded-For."""
+        return client_ip(self.raw, self.services.settings.trusted_proxy_hops)
+
+    @property
+    def workspace_id(self) -> str:
+        """The workspace the caller acts in: the token's, already checked against the path."""
+        assert self.token is not None, "workspace_id needs a bearer-authenticated route"
+        return self.token.workspace_id
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A handler result with a status or headers other than the route's defaults."""
+
+    body: Any
+    status: int
+    headers: dict[str, str] | None = None
