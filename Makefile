@@ -88,17 +88,21 @@ bench: deps  ## Benchmarks; JSON results in bench/results/
 	$(BIN)/python -m bench.contracts
 	$(BIN)/python -m bench.transform
 
-# The long reliability run (docs/RELIABILITY.md): >= 10,000 generated API cases through every
-# function entry point over in-memory fakes (no emulator), figures in bench/results/, then the
-# property, isolation and security suites with many more examples than `make test` runs, then
-# fault injection and the soak, each on a stack of its own (emulators and functions on free
-# ports): bench/results/faults-latest.json and soak-latest.json.
-RELIABILITY_EXAMPLES ?= 100
+# The long reliability run (docs/RELIABILITY.md): the API fuzz (positive, negative and hostile
+# cases, and every undeclared method) through every function entry point over in-memory fakes,
+# then again over HTTP on a local stack of its own (emulators, functions and gateway on free
+# ports), figures in bench/results/; then the property, isolation and security suites with many
+# more examples than `make test` runs, then the short stack fuzz test, fault injection and the
+# soak, each on a stack of its own: bench/results/faults-latest.json and soak-latest.json.
+RELIABILITY_EXAMPLES ?= 60
+RELIABILITY_STACK_EXAMPLES ?= 7
 SOAK_MINUTES ?= 10
 SOAK_RATE ?= 20
-reliability: deps  ## Long API fuzz, properties, fault injection and soak; figures in bench/results/
+reliability: deps  ## Long API fuzz (in process and on a stack), properties, fault injection and soak; figures in bench/results/
 	$(BIN)/python -m tests.reliability.fuzz --examples $(RELIABILITY_EXAMPLES) \
 		--output bench/results/reliability-latest.json
+	$(BIN)/python -m tests.reliability.fuzz --target stack --examples $(RELIABILITY_STACK_EXAMPLES) \
+		--output bench/results/reliability-stack-latest.json
 	STREAMS_PROPERTY_EXAMPLES=2000 STREAMS_FUZZ_EXAMPLES=10 $(BIN)/pytest tests/reliability -q
-	$(BIN)/pytest -m reliability tests/reliability/faults -q
+	$(BIN)/pytest -m reliability tests/reliability -q
 	$(BIN)/python -m tests.reliability.soak --minutes $(SOAK_MINUTES) --rate $(SOAK_RATE)

@@ -1,11 +1,13 @@
 """The reliability suite's test bed: every HTTP function behind one WSGI app routed by the route
 table (as the local and production gateways route), over in-memory fake services, and tenants
-seeded with one resource of every kind through the real API and pipeline stages."""
+seeded with one resource of every kind through the real API and pipeline stages (in process, or
+over HTTP on a whole local stack: `HttpClient`)."""
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import shlex
 import threading
 import weakref
 from collections import Counter
@@ -14,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import functions_framework
+import requests
+from schemathesis.core.result import Err
 from werkzeug.test import Client, TestResponse
 
 from shared.api.routes import ROUTES
@@ -227,15 +231,76 @@ class Tenant:
         return {what: value for what, value in found.items() if value}
 
 
-def _json(response: TestResponse, status: int) -> Any:
+class HttpClient:
+    """The calls `seed_tenant` makes, over HTTP to a running gateway, with werkzeug's test client
+    signature (paths, not URLs), so one seeding serves the in-process bed and a real stack."""
+
+    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.session = requests.Session()
+        # A proxy from the environment must not stand between the seeding and 127.0.0.1.
+        self.session.trust_env = False
+
+    def get(self, path: str, *, headers: dict[str, str]) -> requests.Response:
+        return self.session.get(self.base_url + path, headers=headers, timeout=self.timeout)
+
+    def post(self, path: str, *, json: Any, headers: dict[str, str]) -> requests.Response:
+        return self.session.post(
+            self.base_url + path, json=json, headers=headers, timeout=self.timeout
+        )
+
+
+def schema_operations(schema: Any) -> list[Any]:
+    """Every operation of a loaded schemathesis schema; one that fails to load raises."""
+    # Findings carry the credential they were sent with: their curl must replay as sent.
+    schema.config.output.sanitization.update(enabled=False)
+    operations = []
+    for result in schema.get_all_operations():
+        if isinstance(result, Err):
+            raise result.err()
+        operations.append(result.ok())
+    return operations
+
+
+def curl_command(base_url: str, method: str, path: str, headers: dict[str, str]) -> str:
+    """A shell command that sends the same request again."""
+    parts = ["curl", "-X", method]
+    for name, value in headers.items():
+        parts += ["-H", f"{name}: {value}"]
+    return shlex.join([*parts, base_url + path])
+
+
+ApiClient = Client | HttpClient
+# What lets a seeded tenant's two events reach every stage (dead letter, quarantine) before its
+# records are read back: a pump of the fake topics in process, a wait on a real stack.
+Settle = Callable[["Tenant", ApiClient], None]
+
+
+def _json(response: TestResponse | requests.Response, status: int) -> Any:
+    if isinstance(response, requests.Response):
+        assert response.status_code == status, (response.status_code, response.text)
+        return response.json()
     assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
     return response.get_json()
 
 
-def seed_tenant(services: Services, client: Client, name: str) -> Tenant:
+def seed_tenant(
+    services: Services,
+    client: ApiClient,
+    name: str,
+    *,
+    hook_url: str | None = None,
+    settle: Settle | None = None,
+) -> Tenant:
     """A workspace with a source, a webhook destination (with secrets), a transformation, a
     forwarding rule, a blocking contract, and events taken through ingest, process, deliver
-    (refused by the destination) and dead-lettering: every kind of record the API can show."""
+    (refused by the destination) and dead-lettering: every kind of record the API can show.
+
+    In process (the defaults) the destination's host is invented and the fake sender refuses
+    each delivery with 400; on a real stack `hook_url` names a receiver that refuses them, and
+    `settle` waits for the pipeline. Only the workspace and its first token are made directly on
+    the stores: the API has no call that creates a workspace."""
     workspace = services.workspaces.create(name)
     token, record = services.workspaces.create_token(workspace.id, "admin")
     tenant = Tenant(name, workspace.id, token, record.id)
@@ -262,7 +327,7 @@ def seed_tenant(services: Services, client: Client, name: str) -> Tenant:
                 "name": f"{name} hook",
                 "type": "webhook",
                 "config": {
-                    "url": f"https://hooks-{name.lower()}.example.com/in",
+                    "url": hook_url or f"https://hooks-{name.lower()}.example.com/in",
                     "secret": secret,
                     "headers": {"Authorization": f"Bearer {header_secret}"},
                 },
@@ -330,7 +395,10 @@ def seed_tenant(services: Services, client: Client, name: str) -> Tenant:
         client.post("/v1/batch", json=batch, headers={"X-Write-Key": tenant.write_key}), 200
     )
     assert accepted["accepted"] == 2, accepted
-    run_pipeline(services, refuse_with=400)
+    if settle is None:
+        run_pipeline(services, refuse_with=400)
+    else:
+        settle(tenant, client)
 
     tenant.dead_letter_ids = [
         d["id"] for d in _json(client.get(f"{base}/dead-letters", headers=auth), 200)
@@ -347,7 +415,7 @@ def seed_tenant(services: Services, client: Client, name: str) -> Tenant:
             headers=auth,
         )
         if regulation.status_code in (200, 201, 202):
-            tenant.regulation_id = regulation.get_json()["id"]
+            tenant.regulation_id = _json(regulation, regulation.status_code)["id"]
     return tenant
 
 
