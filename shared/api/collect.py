@@ -16,7 +16,6 @@ All are served by the ingest function, whose answers carry CORS headers (shared/
 
 from __future__ import annotations
 
-import hashlib
 import re
 import threading
 from pathlib import Path
@@ -31,6 +30,7 @@ from shared.domain.sdk_settings import rudderstack_source_config, segment_settin
 from shared.http.forwarded import public_host, public_scheme
 from shared.http.openapi import Media
 from shared.http.request import ApiRequest, Reply
+from shared.http.responses import cacheable
 from shared.http.routing import Route
 
 FUNCTION = "ingest"
@@ -194,11 +194,8 @@ FILES = _Files()
 
 
 def _script(request: ApiRequest, body: bytes, cache_control: str) -> Response:
-    etag = hashlib.sha256(body).hexdigest()[:32]
-    headers = {**SCRIPT_HEADERS, "Cache-Control": cache_control, "ETag": f'"{etag}"'}
-    if etag in {tag.strip('"') for tag in request.raw.if_none_match.as_set()}:
-        return Response(status=304, headers=headers)
-    return Response(body, status=200, content_type=JAVASCRIPT, headers=headers)
+    headers = {**SCRIPT_HEADERS, "Cache-Control": cache_control}
+    return cacheable(request.raw, body, JAVASCRIPT, headers)
 
 
 def get_analytics_js(request: ApiRequest) -> Response:

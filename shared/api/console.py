@@ -9,7 +9,6 @@ tab's sessionStorage; see docs/CONSOLE.md).
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from flask import Response
 from shared.domain.errors import NotFound, Unavailable
 from shared.http.openapi import Media
 from shared.http.request import ApiRequest
+from shared.http.responses import cacheable
 from shared.http.routing import Route
 
 FUNCTION = "console"
@@ -68,11 +68,8 @@ HASHED = re.compile(r"-[A-Za-z0-9_-]{8,}\.[a-z0-9]+$")
 
 def _file(path: Path, content_type: str, cache_control: str, request: ApiRequest) -> Response:
     body = path.read_bytes()
-    etag = hashlib.sha256(body).hexdigest()[:32]
-    headers = {**SECURITY_HEADERS, "Cache-Control": cache_control, "ETag": f'"{etag}"'}
-    if etag in {tag.strip('"') for tag in request.raw.if_none_match.as_set()}:
-        return Response(status=304, headers=headers)
-    return Response(body, status=200, content_type=content_type, headers=headers)
+    headers = {**SECURITY_HEADERS, "Cache-Control": cache_control}
+    return cacheable(request.raw, body, content_type, headers)
 
 
 def get_index(request: ApiRequest) -> Response:

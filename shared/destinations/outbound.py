@@ -317,6 +317,10 @@ class HttpSender:
                 return "retry", None, f"TLS error ({type(error).__name__})", None
             except (u3.HTTPError, OSError) as error:
                 return "retry", None, f"connection error ({type(error).__name__})", None
+            except ValueError as error:
+                # The request cannot be written at all (a header value beyond what HTTP can
+                # encode, in a config stored before that was refused): no retry can send it.
+                return "failed", None, f"the request cannot be sent ({type(error).__name__})", None
             try:
                 body = self._read(response, deadline)
             except (_Deadline, u3.TimeoutError):

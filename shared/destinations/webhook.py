@@ -102,6 +102,10 @@ class WebhookConfig(DestinationConfig):
             # CR/LF/NUL would let a value inject headers; other controls are invalid too.
             if any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in header_value):
                 raise ValueError(f"the value of {name!r} contains control characters")
+            # HTTP sends header values as bytes: beyond ASCII there is no encoding every server
+            # reads alike (and one deliver cannot encode stops every delivery of the config).
+            if not header_value.isascii():
+                raise ValueError(f"the value of {name!r} must be plain ASCII text")
             if len(header_value) > MAX_HEADER_VALUE_CHARS:
                 raise ValueError(f"the value of {name!r} is too long")
         return value

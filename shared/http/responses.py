@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
-from flask import Response
+from flask import Request, Response
 
 from shared.domain.errors import StreamsError, Unavailable
 
@@ -22,6 +23,18 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
         # A lone surrogate echoed from a request has no UTF-8 form: kept as the escape it came as.
         payload = json.dumps(body, separators=(",", ":")).encode()
     return Response(payload, status=status, mimetype=JSON, headers=headers)
+
+
+def cacheable(
+    request: Request, body: bytes, content_type: str, headers: dict[str, str]
+) -> Response:
+    """`body` with an ETag of its content, or a 304 when the request's If-None-Match names it
+    (compared weakly, as HTTP says for If-None-Match; `*` matches, an empty tag matches none)."""
+    etag = hashlib.sha256(body).hexdigest()[:32]
+    headers = {**headers, "ETag": f'"{etag}"'}
+    if request.if_none_match.contains_weak(etag):
+        return Response(status=304, headers=headers)
+    return Response(body, status=200, content_type=content_type, headers=headers)
 
 
 def error_body(

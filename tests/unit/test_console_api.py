@@ -52,6 +52,25 @@ def test_index_revalidation_answers_304(client: Any, dist: Path) -> None:
     assert client.head("/console/").status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("if_none_match", "status"),
+    [
+        ('"", W/"x"', 200),  # an empty tag (B15: it was a 500) matches nothing
+        ('""', 200),
+        ("*", 304),
+        ("W/{etag}", 304),  # If-None-Match compares weakly
+        ('"other", {etag}', 304),
+    ],
+)
+def test_if_none_match_in_any_form(
+    client: Any, dist: Path, if_none_match: str, status: int
+) -> None:
+    etag = client.get("/console/").headers["ETag"]
+    answer = client.get("/console/", headers={"If-None-Match": if_none_match.format(etag=etag)})
+    assert answer.status_code == status
+    assert answer.headers["ETag"] == etag
+
+
 def test_console_without_slash_redirects(client: Any, dist: Path) -> None:
     response = client.get("/console")
     assert response.status_code == 308

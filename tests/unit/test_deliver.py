@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from shared.destinations.base import OutboundRequest
 from shared.destinations.outbound import HttpSender, UrlGuard
 from shared.destinations.webhook import (
     MESSAGE_ID_HEADER,
@@ -365,6 +366,32 @@ def test_a_real_webhook_send_is_signed_and_retried_after_a_server_error() -> Non
         headers[SIGNATURE_HEADER.lower()],
         tolerance_seconds=None,
     )
+
+
+def test_a_stored_header_value_http_cannot_carry_is_dead_lettered_not_retried() -> None:
+    """B16: a config stored before non-ASCII header values were refused crashed deliver on every
+    attempt (UnicodeEncodeError), so Pub/Sub redelivered it with no dead letter recorded."""
+    with webhook_receiver() as receiver:
+        pipeline = make_pipeline(sender=HttpSender(UrlGuard(allow_private=True), 5.0))
+        config = {**WEBHOOK_CONFIG, "url": receiver.url, "headers": {"X-A": "\U0007f606"}}
+        add_destination(pipeline.store, "dest-1", config=config)
+
+        outcome = pipeline.deliverer.deliver(delivery_message())
+
+        assert outcome.status == "dead_lettered"
+        assert receiver.delivered() == []
+    [envelope] = dead_letter_envelopes(pipeline)
+    assert envelope["reason_code"] == "invalid_config"
+    assert "must be plain ASCII text" in envelope["reason"]
+
+
+def test_the_real_sender_fails_a_request_it_cannot_encode_without_raising() -> None:
+    sender = HttpSender(UrlGuard(allow_private=True), 5.0)
+    with webhook_receiver() as receiver:
+        request = OutboundRequest("POST", receiver.url, {"X-A": "\U0007f606"}, b"{}")
+        result = sender.send(request)
+    assert (result.status, result.http_status) == ("failed", None)
+    assert "cannot be sent" in result.detail
 
 
 def test_an_unsafe_destination_is_dead_lettered_by_the_real_sender() -> None:
