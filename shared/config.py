@@ -27,7 +27,8 @@ class Settings:
     bigquery_dataset: str = "streams"
     # Set only against the local emulator; production uses the default endpoint.
     bigquery_emulator_url: str | None = None
-    # Pub/Sub is the local emulator (PUBSUB_EMULATOR_HOST set): push subscriptions differ (B8).
+    # Pub/Sub is the local emulator (PUBSUB_EMULATOR_HOST set): push subscriptions differ there
+    # (no retry policy: the emulator stops pushing a message that failed for a while under one).
     pubsub_emulator: bool = False
     # Lets destinations reach loopback/private addresses: local development and tests only.
     allow_private_destinations: bool = False

@@ -1,4 +1,4 @@
-"""The second seed's API: /v1/streams/..."""
+"""The /v1/streams API"""
 
 import functions_framework
 from flask import Request, Response

@@ -1,4 +1,4 @@
-"""Destinations API (/api/v1/workspaces/{id}/destinations), in the second seed's
+"""Destinations API (/api/v1/workspaces/{id}/destinations), in the /v1/streams API's
 `StreamDestination` shape; `shared.api.streams` serves the same data at /v1/streams/destinations."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ Config = Annotated[
 
 
 class StreamDestinationInput(Input):
-    """The second seed's `StreamDestinationInput`."""
+    """The /v1/streams API's `StreamDestinationInput`."""
 
     name: Name
     type: DestinationType
@@ -59,7 +59,7 @@ class DestinationUpdate(Input):
 
 
 class StreamDestination(BaseModel):
-    """The second seed's `StreamDestination`: `config` without its secrets."""
+    """The /v1/streams API's `StreamDestination`: `config` without its secrets."""
 
     id: str
     name: str

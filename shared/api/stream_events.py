@@ -1,4 +1,4 @@
-"""The second seed's event query (GET /v1/streams/events) and its `Event` object."""
+"""The /v1/streams event query (GET /v1/streams/events) and its `Event` object."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ class EventContext(BaseModel):
 
 
 class Event(BaseModel):
-    """The second seed's `Event`: `type` is a track's event name, else the call type."""
+    """The /v1/streams API's `Event`: `type` is a track's event name, else the call type."""
 
     id: str = Field(description="the messageId")
     sourceId: str

@@ -1,5 +1,6 @@
-"""The second seed's Stream Sources API (/v1/streams/sources), over the event sources of the
-first seed's /event-keys: one data model, so a source created through either API is in both."""
+"""The /v1/streams Stream Sources API (/v1/streams/sources), over the event sources of the
+/api/v1 management API's /event-keys: one data model, so a source made through either is in
+both."""
 
 from __future__ import annotations
 
@@ -25,12 +26,12 @@ from shared.services.debugger import DEFAULT_DEBUG_LIMIT, MAX_DEBUG_LIMIT
 
 FUNCTION = "streams"
 BASE = "/v1/streams/sources"
-# The first seed revokes (`revoked`); the second seed calls the same state `inactive`.
+# The management API revokes (`revoked`); /v1/streams calls the same state `inactive`.
 STREAM_STATUS = {"active": "active", "revoked": "inactive"}
 
 
 class StreamSourceInput(Input):
-    """The second seed's `StreamSourceInput`, plus the optional `ip_policy` (docs/PRIVACY.md)
+    """The /v1/streams API's `StreamSourceInput`, plus the optional `ip_policy` (docs/PRIVACY.md)
     and `allowed_origins` (docs/INGEST.md)."""
 
     name: Name
@@ -42,7 +43,7 @@ class StreamSourceInput(Input):
 
 
 class StreamSource(BaseModel):
-    """The second seed's `StreamSource`, field for field (a source's allowed origins are read
+    """The /v1/streams API's `StreamSource`, field for field (a source's allowed origins are read
     and changed at /api/v1/workspaces/{id}/event-keys/{keyId}/origins, as its IP policy is)."""
 
     id: str
@@ -109,7 +110,7 @@ def get_source(request: ApiRequest) -> StreamSource:
 
 
 def delete_source(request: ApiRequest) -> None:
-    """Delete, as the second seed says (the first seed's DELETE .../event-keys/{keyId} revokes):
+    """Delete, as the /v1/streams API says (DELETE .../event-keys/{keyId} revokes):
     the source is gone, its stored events stay."""
     request.services.sources.delete(request.workspace_id, request.params["sourceId"], "sourceId")
 

@@ -1,4 +1,4 @@
-"""The second seed's API (/v1/streams/...), over the same data model as the first."""
+"""The /v1/streams API, over the same data model as the /api/v1 management API."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ FUNCTION = "streams"
 
 
 class EventInput(BaseModel):
-    """The second seed's `EventInput`: a free `type` name becomes a track of that name."""
+    """The /v1/streams API's `EventInput`: a free `type` name becomes a track of that name."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -49,7 +49,7 @@ def send_event(request: ApiRequest) -> EventAccepted:
 
 
 class StreamDestinationList(BaseModel):
-    """The second seed's list answer: `{"data": [StreamDestination, ...]}`."""
+    """The /v1/streams API's list answer: `{"data": [StreamDestination, ...]}`."""
 
     data: list[StreamDestination]
 

@@ -163,7 +163,7 @@ def normalise_request(
 def normalise_stream_event(
     body: Any, ctx: IngestContext, new_message_id: Callable[[], str] = new_id
 ) -> dict[str, Any] | Rejection:
-    """Normalise the second seed's `EventInput`: a free `type` becomes a track of that name."""
+    """Normalise the /v1/streams API's `EventInput`: a free `type` becomes a track of that name."""
     if not isinstance(body, dict):
         return Rejection(None, limits.NOT_AN_OBJECT, 0)
     source_id = body.get("sourceId") or body.get("source_id")
@@ -277,7 +277,7 @@ def _normalise_item(
 ) -> dict[str, Any]:
     """One canonical event from one item, or _Reject.
 
-    Segment's calls need `userId` or `anonymousId`; the second seed's EventInput needs neither,
+    Segment's calls need `userId` or `anonymousId`; /v1/streams' EventInput needs neither,
     so its events may carry no identity (destinations that need one refuse them per delivery).
     """
     if not isinstance(item, dict):

@@ -40,7 +40,7 @@ def cacheable(
 def error_body(
     status: int, code: str, message: str, field: str | None = None, details: str | None = None
 ) -> dict[str, Any]:
-    """The error shape: the second seed's `Error` (code, message, details), `error`, `field`."""
+    """The error shape: the /v1/streams API's `Error` (code, message, details), `error`, `field`."""
     return {"code": status, "error": code, "message": message, "field": field, "details": details}
 
 

@@ -1,4 +1,4 @@
-"""The second seed's view of stored events: `Event` objects and the event query, from BigQuery."""
+"""The /v1/streams API's view of stored events: `Event` objects and the event query (BigQuery)."""
 
 from __future__ import annotations
 
@@ -21,12 +21,12 @@ PAGE_FIELDS = ("url", "title", "referrer")
 
 
 def stream_type(event_type: str, event_name: str | None) -> str:
-    """The second seed's `Event.type`: a track's event name (`purchase`), else the call type."""
+    """The /v1/streams API's `Event.type`: a track's event name (`purchase`), else the call type."""
     return event_name if event_type == "track" and event_name else event_type
 
 
 def stream_event(row: Document) -> dict[str, Any]:
-    """A stored row as the second seed's `Event`."""
+    """A stored row as the /v1/streams API's `Event`."""
     context = row.get("context") or {}
     payload = row.get("traits") if row["event_type"] in TRAIT_CALLS else row.get("properties")
     page = context.get("page")

@@ -158,7 +158,7 @@ class Ingest:
         return IngestResult([event["messageId"] for event in batch.events], batch.rejections)
 
     def accept_stream_event(self, key: WriteKey, body: Any, request_ip: str | None) -> str:
-        """Publish the second seed's `EventInput`; return its messageId (or `InvalidRequest`)."""
+        """Publish a /v1/streams `EventInput`; return its messageId (or `InvalidRequest`)."""
         ctx = self.context(key, request_ip)
         outcome = normalise_stream_event(body, ctx, self._new_message_id)
         if isinstance(outcome, Rejection):

@@ -135,9 +135,10 @@ class EventSources:
         return revoked
 
     def delete(self, workspace_id: str, source_id: str, field: str = "keyId") -> None:
-        """Delete the source (the second seed's DELETE; the first seed's revokes): it leaves every
-        list, its key stops working within ingest's write-key cache interval (unknown, 401),
-        its topic is deleted and its subscription retired. Its stored events stay queryable.
+        """Delete the source (DELETE /v1/streams/sources/{id}; DELETE .../event-keys/{id}
+        revokes instead): it leaves every list, its key stops working within ingest's write-key
+        cache interval (unknown, 401), its topic is deleted and its subscription retired. Its
+        stored events stay queryable.
 
         Pub/Sub first: every step is idempotent, so a failure part-way leaves a source whose
         DELETE can simply be sent again, never a topic no source owns.
