@@ -10,6 +10,8 @@ from typing import Generic, TypeVar
 V = TypeVar("V")
 
 
+# Kept over cachetools (issue 21): its locked TTLCache measured ~4x slower on a hit, the hot
+# path (bench/cache.py; figures in docs/BENCHMARKS.md).
 class TtlCache(Generic[V]):
     """Values by key, reloaded when older than `ttl_seconds`; a change shows within that time."""
 
@@ -27,6 +29,7 @@ class TtlCache(Generic[V]):
 
     def get(self, key: Hashable, load: Callable[[], V]) -> V:
         now = self._monotonic()
+        # No lock on a read: one dict lookup is atomic under the GIL, and hits are the hot path.
         entry = self._entries.get(key)
         if entry is not None and entry[0] > now:
             return entry[1]
