@@ -10,11 +10,13 @@ from shared.destinations.outbound import HttpSender, UrlGuard
 from shared.destinations.pubsub import TopicGuard
 from shared.domain.signing import MessageSigner, SignedPublisher
 from shared.ports import (
+    COMMIT_TIME,
     ConfigStore,
     CounterStore,
     EventStore,
     Publisher,
     PushPolicy,
+    Sender,
     TopicAdmin,
 )
 from shared.services.audit import AuditLog
@@ -61,9 +63,9 @@ class Services:
 
     @cached_property
     def firestore_client(self) -> Any:
-        from google.cloud import firestore
+        from shared.adapters.firestore import new_client
 
-        return firestore.Client(project=self.settings.project_id)
+        return new_client(self.settings)
 
     @cached_property
     def store(self) -> ConfigStore:
@@ -79,13 +81,11 @@ class Services:
 
     @cached_property
     def topics(self) -> TopicAdmin:
-        from google.cloud import pubsub_v1  # type: ignore[attr-defined]
-
-        from shared.adapters.pubsub import PubSubTopicAdmin
+        from shared.adapters.pubsub import PubSubTopicAdmin, new_subscriber_client
 
         return PubSubTopicAdmin(
             self.publisher_client,
-            pubsub_v1.SubscriberClient(),
+            new_subscriber_client(),
             self.settings.project_id,
             emulator=self.settings.pubsub_emulator,
         )
@@ -141,7 +141,7 @@ class Services:
         return UrlGuard(self.settings.allow_private_destinations)
 
     @cached_property
-    def http_sender(self) -> HttpSender:
+    def http_sender(self) -> Sender:
         return HttpSender(self.url_guard)
 
     @cached_property
@@ -195,12 +195,10 @@ class Services:
 
     @cached_property
     def live(self) -> LiveFeed:
-        from google.cloud import firestore
-
         # Commit-time stamps make the live stream's order the order writes became visible.
         return LiveFeed(
             self.store,
-            commit_time=lambda: firestore.SERVER_TIMESTAMP,
+            commit_time=lambda: COMMIT_TIME,
             limits=StreamLimits(
                 per_instance=self.settings.live_streams_per_instance,
                 per_token=self.settings.live_streams_per_token,

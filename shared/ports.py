@@ -5,9 +5,23 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from enum import Enum
+from typing import Any, Final, Literal, Protocol
+from urllib.parse import urlsplit
 
 Document = dict[str, Any]
+
+
+class StoreValue(Enum):
+    """Values a `ConfigStore` fills in itself when it applies a write."""
+
+    # The time the store applies the commit: every write of one commit gets the same time, and
+    # a later commit never an earlier one, so readers can order by it (no caller's clock can).
+    COMMIT_TIME = "commit_time"
+
+
+# Only as the value of a top-level field of a create, set or update.
+COMMIT_TIME: Final = StoreValue.COMMIT_TIME
 
 
 @dataclass(frozen=True)
@@ -59,7 +73,8 @@ class ConfigStore(Protocol):
         ...
 
     def commit(self, writes: Iterable[Write]) -> None:
-        """Apply writes atomically: all or none."""
+        """Apply writes atomically: all or none. A top-level field whose value is
+        `COMMIT_TIME` is stored as the time the commit is applied (an aware datetime)."""
         ...
 
 
@@ -195,4 +210,48 @@ class Publisher(Protocol):
 
     def publish(self, topic: str, messages: Iterable[tuple[bytes, Mapping[str, str]]]) -> list[str]:
         """Publish every message; return their server ids once all are acknowledged."""
+        ...
+
+
+@dataclass(frozen=True, repr=False)
+class OutboundRequest:
+    """One HTTP request to a destination; its URL and headers may hold secrets (see __repr__)."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    # The connector's own timeout (webhook config); None lets the sender use its default.
+    timeout_seconds: float | None = None
+    # Secret values the sender scrubs from any detail it reports (a response may echo them).
+    redact: tuple[str, ...] = field(default=(), compare=False)
+
+    def __repr__(self) -> str:
+        # Only scheme, host and path: the query (GA4's api_secret) and headers are never shown.
+        parts = urlsplit(self.url)
+        return f"OutboundRequest({self.method} {parts.scheme}://{parts.netloc}{parts.path})"
+
+
+# delivered (2xx), retry (transient: worth sending again later), failed (permanent).
+SendStatus = Literal["delivered", "retry", "failed"]
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """The outcome of one send."""
+
+    status: SendStatus
+    http_status: int | None
+    detail: str
+    duration_ms: float
+    retry_after_seconds: float | None = None
+
+
+class Sender(Protocol):
+    """Sends HTTP requests to destinations (`shared.destinations.outbound.HttpSender`)."""
+
+    def send(self, request: OutboundRequest, timeout: float | None = None) -> SendResult:
+        """Send once and classify the outcome; never raises for network or destination
+        problems. `timeout` (seconds) overrides the request's own and the sender's default.
+        Every value of `request.redact` is scrubbed from the result's detail."""
         ...

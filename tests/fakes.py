@@ -9,6 +9,7 @@ import json
 import operator
 import threading
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from shared.domain.errors import Unavailable
@@ -25,6 +26,7 @@ from shared.domain.stored_documents import (
     query_condition,
 )
 from shared.ports import (
+    COMMIT_TIME,
     AlreadyExists,
     Document,
     EventQuery,
@@ -100,6 +102,18 @@ class InMemoryConfigStore:
                 sent.append(Write(write.op, write.path, encode_document(write.path, write.data)))
             else:
                 sent.append(write)
+        # As Firestore fills in its server timestamp: one time for the whole commit.
+        committed_at = datetime.now(UTC)
+        sent = [
+            replace(
+                write,
+                data={
+                    name: committed_at if value is COMMIT_TIME else value
+                    for name, value in write.data.items()
+                },
+            )
+            for write in sent
+        ]
         for write in sent:
             if write.op == "create":
                 if write.path in staged:

@@ -16,6 +16,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared.adapters.errors import CALL_TIMEOUT_SECONDS, RETRY, transient_as_unavailable
+from shared.config import Settings
 from shared.domain.ids import is_collection_path, is_document_path
 from shared.domain.stored_documents import (
     check_document_path,
@@ -24,7 +25,13 @@ from shared.domain.stored_documents import (
     encode_fields,
     query_condition,
 )
-from shared.ports import AlreadyExists, Document, Filter, Write
+from shared.ports import COMMIT_TIME, AlreadyExists, Document, Filter, Write
+
+
+def new_client(settings: Settings) -> firestore.Client:
+    """A client for the project; against the emulator when FIRESTORE_EMULATOR_HOST is set (the
+    client reads it itself)."""
+    return firestore.Client(project=settings.project_id)
 
 
 class FirestoreConfigStore:
@@ -104,10 +111,16 @@ class FirestoreConfigStore:
 
 def _stored(write: Write) -> Document:
     """A write's data as Firestore can hold it. An update's fields are only part of the
-    document, so only a whole document (create, set) can be measured against the 1 MiB."""
+    document, so only a whole document (create, set) can be measured against the 1 MiB (a
+    `COMMIT_TIME` counts as the 8 bytes of the timestamp Firestore puts in its place)."""
     if write.op == "update":
-        return encode_fields(write.data)
-    return encode_document(write.path, write.data)
+        encoded = encode_fields(write.data)
+    else:
+        encoded = encode_document(write.path, write.data)
+    return {
+        name: firestore.SERVER_TIMESTAMP if value is COMMIT_TIME else value
+        for name, value in encoded.items()
+    }
 
 
 def _apply(batch: Any, op: str, ref: Any, data: Document) -> None:

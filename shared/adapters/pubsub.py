@@ -74,6 +74,11 @@ def new_impersonating_publisher_client(service_account: str) -> pubsub_v1.Publis
     return pubsub_v1.PublisherClient(credentials=credentials)
 
 
+def new_subscriber_client() -> pubsub_v1.SubscriberClient:
+    """The Pub/Sub client for subscriptions (`PubSubTopicAdmin` creates and retires them)."""
+    return pubsub_v1.SubscriberClient()
+
+
 # The most delivery attempts a dead-letter policy allows.
 MAX_DELIVERY_ATTEMPTS = 100
 

@@ -5,36 +5,20 @@ from __future__ import annotations
 import builtins
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict
 
+# The request a `Sender` sends, declared with that port; connectors build it.
+from shared.ports import OutboundRequest as OutboundRequest
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_URL_CHARS = 2048
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
-
-
-@dataclass(frozen=True, repr=False)
-class OutboundRequest:
-    """One HTTP request to a destination; its URL and headers may hold secrets (see __repr__)."""
-
-    method: str
-    url: str
-    headers: dict[str, str]
-    body: bytes
-    # The connector's own timeout (webhook config); None lets the sender use its default.
-    timeout_seconds: float | None = None
-    # Secret values the sender scrubs from any detail it reports (a response may echo them).
-    redact: tuple[str, ...] = field(default=(), compare=False)
-
-    def __repr__(self) -> str:
-        # Only scheme, host and path: the query (GA4's api_secret) and headers are never shown.
-        parts = urlsplit(self.url)
-        return f"OutboundRequest({self.method} {parts.scheme}://{parts.netloc}{parts.path})"
 
 
 @dataclass(frozen=True)

@@ -21,15 +21,13 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
 from urllib.parse import urlsplit
 
 import urllib3
 from urllib3 import exceptions as u3
 
-from shared.destinations.base import OutboundRequest
 from shared.domain.errors import InvalidRequest
+from shared.ports import OutboundRequest, Sender, SendResult, SendStatus
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
@@ -163,18 +161,7 @@ class UrlGuard:
         return None
 
 
-@dataclass(frozen=True)
-class SendResult:
-    """The outcome of one send: delivered, retry (transient), or failed (permanent)."""
-
-    status: Literal["delivered", "retry", "failed"]
-    http_status: int | None
-    detail: str
-    duration_ms: float
-    retry_after_seconds: float | None = None
-
-
-def classify(http_status: int) -> Literal["delivered", "retry", "failed"]:
+def classify(http_status: int) -> SendStatus:
     """2xx delivered; 408, 429 and 5xx retry; anything else (3xx, 4xx) is permanent."""
     if 200 <= http_status < 300:
         return "delivered"
@@ -217,11 +204,11 @@ class _Deadline(Exception):
     """The whole exchange took longer than the timeout (a slowly dripping response)."""
 
 
-Outcome = tuple[Literal["delivered", "retry", "failed"], int | None, str, float | None]
+Outcome = tuple[SendStatus, int | None, str, float | None]
 
 
-class HttpSender:
-    """Sends OutboundRequests through a UrlGuard; safe to share between threads."""
+class HttpSender(Sender):
+    """The `Sender` port over HTTP(S): sends through a UrlGuard; safe to share between threads."""
 
     MAX_POOLS = 64
     # Connections kept per destination address: deliver sends up to 8 deliveries at once.

@@ -17,8 +17,14 @@ RECORD_RETENTION_DAYS = 30
 # Attempt history kept per delivery: enough to explain a failure, bounded so documents stay small.
 HISTORY_LIMIT = 20
 
-DeliveryStatus = Literal["delivered", "retrying", "failed", "dead_lettered", "skipped", "dropped"]
-FINAL_STATUSES = frozenset({"delivered", "skipped", "dropped"})
+# Where a delivery stands after an attempt: the status of the attempt, of the delivery's record
+# and of each entry of its history. delivered: the destination took it; skipped: the destination
+# takes no such event; dropped: the rule's transformation dropped it; retrying: Pub/Sub brings it
+# back after a backoff; dead_lettered: it failed for good (or ran out of attempts) and went to the
+# dead-letter topic, from where it can be replayed.
+DeliveryStatus = Literal["delivered", "skipped", "dropped", "retrying", "dead_lettered"]
+# Settled for good: a redelivery or a replay never sends these again.
+FINAL_STATUSES: frozenset[DeliveryStatus] = frozenset({"delivered", "skipped", "dropped"})
 # The reason code of a delivery Pub/Sub dead-lettered itself, after `deliver` kept failing.
 FUNCTION_ERROR = "function_error"
 # The reason code of a delivery whose destination cannot take the event as it is (an

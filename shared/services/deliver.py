@@ -12,8 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from shared.destinations import connector_for, validate_config
-from shared.destinations.base import EventRejected, OutboundMessage, OutboundRequest
-from shared.destinations.outbound import HttpSender, SendResult
+from shared.destinations.base import EventRejected, OutboundMessage
 from shared.destinations.pubsub import TopicGuard
 from shared.domain import ids
 from shared.domain.errors import InvalidRequest, StreamsError
@@ -24,11 +23,21 @@ from shared.domain.pipeline import (
     RECORD_RETENTION_DAYS,
     UNPROCESSABLE_EVENT,
     DeliveryMessage,
+    DeliveryStatus,
     delivery_path,
 )
 from shared.domain.poison import DATA_ERRORS, failure_reason, safe_text
 from shared.domain.routing import Destination
-from shared.ports import ConfigStore, Document, Publisher, Write, commit_in_chunks
+from shared.ports import (
+    ConfigStore,
+    Document,
+    OutboundRequest,
+    Publisher,
+    Sender,
+    SendStatus,
+    Write,
+    commit_in_chunks,
+)
 from shared.services.workspace_config import WorkspaceConfig
 
 log = logging.getLogger("streams.deliver")
@@ -57,9 +66,10 @@ class Transformer(Protocol):
 
 @dataclass(frozen=True)
 class Attempt:
-    """One attempt's result: delivered, skipped, dropped, retry or failed (with a reason code)."""
+    """One attempt's result: the status it leaves the delivery in (with a reason code when the
+    delivery is dead-lettered)."""
 
-    status: str
+    status: DeliveryStatus
     detail: str
     http_status: int | None = None
     code: str | None = None
@@ -68,12 +78,11 @@ class Attempt:
     transformed: dict[str, Any] | None = None
 
 
-# What an attempt's result leaves the delivery as; anything else is dead-lettered.
-FINAL_STATUS = {
+# What a send's outcome leaves the delivery as.
+SENT_STATUS: dict[SendStatus, DeliveryStatus] = {
     "delivered": "delivered",
-    "skipped": "skipped",
-    "dropped": "dropped",
     "retry": "retrying",
+    "failed": "dead_lettered",
 }
 # Console lines of the transformation kept with each attempt, for the trace.
 TRACE_LOG_LINES = 20
@@ -85,7 +94,6 @@ SEND_CONCURRENCY = 8
 # Sends not started this long after a message arrived wait for its redelivery: each send may
 # take up to its timeout (30 s at most), and the whole must end inside the 60 s ack deadline.
 START_BUDGET_SECONDS = 25.0
-DEAD = ("dead_lettered", "failed")
 
 
 @dataclass(frozen=True)
@@ -106,7 +114,7 @@ class RetryDelivery(Exception):
 class DeliveryOutcome:
     """Where a delivery ended after this attempt."""
 
-    status: str
+    status: DeliveryStatus
     attempts: int
     detail: str
 
@@ -118,7 +126,7 @@ class Deliverer:
         self,
         store: ConfigStore,
         config: WorkspaceConfig,
-        sender: HttpSender,
+        sender: Sender,
         publisher: Publisher,
         dead_letters_topic: str,
         max_attempts: int,
@@ -164,17 +172,19 @@ class Deliverer:
             record = records[path]
             if record is None:
                 todo.append((index, 1))
-            elif record["status"] in FINAL_STATUSES:
+                outcomes.append(None)
+                continue
+            status: DeliveryStatus = record["status"]
+            if status in FINAL_STATUSES:
                 # Already accepted (or skipped): a redelivery or a replay must not send it again.
                 outcomes.append(_settled(record, "already done"))
                 continue
-            elif record["status"] in DEAD and not message.replay:
+            if status == "dead_lettered" and not message.replay:
                 outcomes.append(_settled(record, "already dead-lettered"))
                 continue
-            else:
-                # A replay starts counting afresh; its own retries count on from there.
-                restart = message.replay and record["status"] in DEAD
-                todo.append((index, 1 if restart else int(record["attempts"]) + 1))
+            # A replay starts counting afresh; its own retries count on from there.
+            restart = message.replay and status == "dead_lettered"
+            todo.append((index, 1 if restart else int(record["attempts"]) + 1))
             outcomes.append(None)
         attempts = self._attempt_all([messages[i] for i, _ in todo], start_by)
         writes: list[Write] = []
@@ -186,14 +196,14 @@ class Deliverer:
                 retrying.append(f"{message.delivery_id}: not attempted yet")
                 outcomes[index] = DeliveryOutcome("retrying", number - 1, "not attempted yet")
                 continue
-            if attempt.status == "retry" and number >= self._max_attempts:
+            if attempt.status == "retrying" and number >= self._max_attempts:
                 attempt = replace(
                     attempt,
-                    status="failed",
+                    status="dead_lettered",
                     code="retries_exhausted",
                     detail=f"gave up after {number} attempts: {attempt.detail}",
                 )
-            final = FINAL_STATUS.get(attempt.status, "dead_lettered")
+            final = attempt.status
             if final == "dead_lettered":
                 letters.append(self._dead_letter(message, destination, attempt, number))
             elif final == "retrying":
@@ -243,15 +253,21 @@ class Deliverer:
     def _prepare(self, message: DeliveryMessage, destination: Destination | None) -> Attempt | Plan:
         """What to send for one delivery, or the attempt's result when nothing is to be sent."""
         if destination is None:
-            return Attempt("failed", "the destination no longer exists", code="destination_missing")
+            return Attempt(
+                "dead_lettered", "the destination no longer exists", code="destination_missing"
+            )
         if destination.status != "active":
-            return Attempt("failed", "the destination is inactive", code="destination_inactive")
+            return Attempt(
+                "dead_lettered", "the destination is inactive", code="destination_inactive"
+            )
         events = [message.event]
         logs: list[str] = []
         done: dict[str, Any] | None = None
         if message.transformation_id is not None:
             if self._transformer is None:
-                return Attempt("failed", "no transformation runtime", code="transformation_error")
+                return Attempt(
+                    "dead_lettered", "no transformation runtime", code="transformation_error"
+                )
             transformed = self._transformer.transform(message, destination)
             logs = transformed.logs
             done = {
@@ -264,7 +280,11 @@ class Deliverer:
             if transformed.error is not None:
                 detail = f"transformation failed: {transformed.error}"
                 return Attempt(
-                    "failed", detail, code="transformation_error", logs=logs, transformed=done
+                    "dead_lettered",
+                    detail,
+                    code="transformation_error",
+                    logs=logs,
+                    transformed=done,
                 )
             if not transformed.events:
                 detail = "the transformation dropped the event"
@@ -276,18 +296,22 @@ class Deliverer:
             built = [connector.build(event, config, now=self._clock()) for event in events]
         except InvalidRequest as exc:
             detail = f"invalid destination config: {exc.message}"
-            return Attempt("failed", detail, code="invalid_config", logs=logs, transformed=done)
+            return Attempt(
+                "dead_lettered", detail, code="invalid_config", logs=logs, transformed=done
+            )
         except EventRejected as exc:
             # This destination cannot take the event (no identity): recorded with its reason
             # and dead-lettered, like any failed delivery; the others of the message go on.
             reason = str(exc)
-            return Attempt("failed", reason, code=EVENT_REJECTED, logs=logs, transformed=done)
+            return Attempt(
+                "dead_lettered", reason, code=EVENT_REJECTED, logs=logs, transformed=done
+            )
         except DATA_ERRORS as exc:
             # The event's own content breaks the connector: this delivery is dead-lettered,
             # the others of the message are still sent.
             detail = failure_reason("building the request", exc)
             code = UNPROCESSABLE_EVENT
-            return Attempt("failed", detail, code=code, logs=logs, transformed=done)
+            return Attempt("dead_lettered", detail, code=code, logs=logs, transformed=done)
         return Plan(destination.type, list(zip(events, built, strict=True)), logs, done)
 
     def _send_plan(self, plan: Plan) -> Attempt:
@@ -300,28 +324,30 @@ class Deliverer:
             for event, request in plan.requests
         ]
         # A fan-out succeeds only whole: the first retry or failure decides the attempt.
-        decisive = next((r for r in results if r.status in ("retry", "failed")), results[0])
+        decisive = next(
+            (r for r in results if r.status in ("retrying", "dead_lettered")), results[0]
+        )
         return replace(decisive, logs=plan.logs, transformed=plan.transformed)
 
     def _send(self, request: OutboundRequest) -> Attempt:
-        result: SendResult = self._sender.send(request, request.timeout_seconds)
+        result = self._sender.send(request, request.timeout_seconds)
         code = None
         if result.status == "failed":
             code = "http_error" if result.http_status else "unsafe_destination"
-        return Attempt(result.status, result.detail, result.http_status, code)
+        return Attempt(SENT_STATUS[result.status], result.detail, result.http_status, code)
 
     def _publish(self, message: OutboundMessage) -> Attempt:
         try:
             # Checked at send too: the config may predate the check, or the settings changed.
             self._topic_guard.check(message.topic)
         except InvalidRequest as exc:
-            return Attempt("failed", exc.message, code="unsafe_destination")
+            return Attempt("dead_lettered", exc.message, code="unsafe_destination")
         try:
             [server_id] = self._customer_publisher.publish(
                 message.topic, [(message.data, message.attributes)]
             )
         except StreamsError as exc:
-            return Attempt("retry", exc.message)
+            return Attempt("retrying", exc.message)
         return Attempt("delivered", f"published as {server_id}")
 
     def _record(
@@ -330,7 +356,7 @@ class Deliverer:
         record: Document | None,
         message: DeliveryMessage,
         destination: Destination | None,
-        status: str,
+        status: DeliveryStatus,
         attempts: int,
         attempt: Attempt,
     ) -> Write:

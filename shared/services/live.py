@@ -111,7 +111,7 @@ class LiveFeed:
         self._clock = clock
         self._monotonic = monotonic
         self._sleep = sleep
-        # Firestore's server-timestamp sentinel in production; the clock where there is none.
+        # `COMMIT_TIME` in production (the store's commit time); the clock where there is none.
         self._commit_time = commit_time or clock
         self._new_session_id = new_session_id
         self._max_stream_seconds = max_stream_seconds

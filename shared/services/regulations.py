@@ -12,11 +12,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
-from shared.destinations.base import OutboundRequest
 from shared.destinations.deletion import DeletionSubject, deletion_request
-from shared.destinations.outbound import SendResult
 from shared.domain import ids
 from shared.domain.contracts import quarantine_collection
 from shared.domain.errors import InvalidRequest, NotFound, StreamsError
@@ -33,7 +31,16 @@ from shared.domain.regulations import (
 )
 from shared.domain.routing import destinations_collection
 from shared.domain.sources import ApiToken
-from shared.ports import ConfigStore, Document, EventStore, Filter, Write, commit_in_chunks
+from shared.ports import (
+    ConfigStore,
+    Document,
+    EventStore,
+    Filter,
+    OutboundRequest,
+    Sender,
+    Write,
+    commit_in_chunks,
+)
 from shared.services.live import live_events_collection
 
 log = logging.getLogger("streams.regulations")
@@ -41,12 +48,6 @@ log = logging.getLogger("streams.regulations")
 MAX_ID_CHARS = 256
 # Deletion requests to destinations go out in parallel, at most this many at a time.
 DESTINATION_WORKERS = 4
-
-
-class Sender(Protocol):
-    """Sends one request to a destination (`shared.destinations.outbound.HttpSender`)."""
-
-    def send(self, request: OutboundRequest, timeout: float | None = None) -> SendResult: ...
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from shared.domain.errors import NotFound
 from shared.domain.event_dead_letters import EVENT_KIND
 from shared.domain.pipeline import (
     FUNCTION_ERROR,
+    DeliveryStatus,
     dead_letters_collection,
     deliveries_collection,
     event_log_path,
@@ -16,11 +17,10 @@ from shared.domain.pipeline import (
 from shared.ports import ConfigStore, Document, Filter
 
 # A delivery attempt's status, as a trace stage.
-ATTEMPT_STAGES = {
+ATTEMPT_STAGES: dict[DeliveryStatus, str] = {
     "delivered": "delivered",
     "retrying": "retried",
     "dead_lettered": "dead_lettered",
-    "failed": "failed",
     "skipped": "skipped",
     "dropped": "dropped",
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,9 @@ from google.cloud.pubsub_v1 import PublisherClient
 from emulators import EmulatorPorts, EmulatorStack, reset_firestore, stack_status, start_stack
 from emulators.processes import read_pid_file
 from emulators.stack import default_state_dir
+from shared.adapters.firestore import FirestoreConfigStore, new_client
+from shared.config import Settings
+from shared.ports import COMMIT_TIME, Write
 
 pytestmark = pytest.mark.integration
 
@@ -93,6 +97,29 @@ def test_firestore_set_get_and_reset(emulator_env: EmulatorStack) -> None:
     assert not doc.get().exists
     assert other.get().exists  # the reset is scoped to one project
     other.delete()
+
+
+def test_firestore_adapter_stores_commit_time_as_the_commit_s_own(
+    emulator_env: EmulatorStack,
+) -> None:
+    store = FirestoreConfigStore(new_client(Settings(project_id=emulator_env.project_id)))
+    first, second = (f"emulator-test/{uuid.uuid4().hex}" for _ in range(2))
+    store.commit([Write("set", second, {"n": 0})])
+    before = datetime.now(UTC)
+    store.commit(
+        [
+            Write("set", first, {"n": 1, "written_at": COMMIT_TIME}),
+            Write("update", second, {"written_at": COMMIT_TIME}),
+        ]
+    )
+    after = datetime.now(UTC)
+    stamps = [(store.get(path) or {}).get("written_at") for path in (first, second)]
+
+    # Every write of one commit gets the same time: the commit's, taken by the server.
+    assert stamps[0] == stamps[1]
+    slack = timedelta(seconds=1)  # the emulator's clock is this machine's, read a moment apart
+    assert before - slack <= stamps[0] <= after + slack
+    store.commit([Write("delete", first), Write("delete", second)])
 
 
 def _new_table(

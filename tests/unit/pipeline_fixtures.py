@@ -7,10 +7,9 @@ import itertools
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from shared.destinations.base import OutboundRequest
-from shared.destinations.outbound import HttpSender, SendResult, classify
+from shared.destinations.outbound import classify
 from shared.destinations.pubsub import TopicGuard
 from shared.domain.events import IngestContext, normalise_request
 from shared.domain.pipeline import (
@@ -22,7 +21,7 @@ from shared.domain.pipeline import (
     event_log_path,
 )
 from shared.domain.routing import destination_path, rule_path, rules_collection
-from shared.ports import Document
+from shared.ports import Document, OutboundRequest, Sender, SendResult
 from shared.services.dead_letters import DeadLetters
 from shared.services.deliver import Deliverer, DeliveryOutcome, RetryDelivery
 from shared.services.process import Processor, ProcessOutcome, Validator
@@ -145,7 +144,7 @@ def http_error(http_status: int) -> SendResult:
 
 @dataclass
 class FakeSender:
-    """`HttpSender.send` answering scripted results, per URL (query left out) or else in order;
+    """A `Sender` answering scripted results, per URL (query left out) or else in order;
     an exhausted script answers 200. Records every request."""
 
     results: list[SendResult] = field(default_factory=list)
@@ -221,7 +220,7 @@ def make_pipeline(
     results: list[SendResult] | None = None,
     max_attempts: int = 3,
     validator: Validator | None = None,
-    sender: HttpSender | None = None,
+    sender: Sender | None = None,
     clock: Clock | None = None,
     store: InMemoryConfigStore | None = None,
     publisher: FakePublisher | None = None,
@@ -245,7 +244,7 @@ def make_pipeline(
         deliverer=Deliverer(
             store,
             config,
-            sender or cast(HttpSender, fake_sender),  # the same `send`
+            sender or fake_sender,
             publisher,
             DEAD_LETTERS_TOPIC,
             max_attempts,

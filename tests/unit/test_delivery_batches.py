@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from shared.destinations.outbound import SendResult
 from shared.domain.pipeline import (
     BATCH_MAX_DELIVERIES,
     DeliveryMessage,
@@ -16,6 +15,7 @@ from shared.domain.pipeline import (
     decode_deliveries,
     encode_deliveries,
 )
+from shared.ports import SendResult
 from shared.services import deliver as deliver_module
 from shared.services.dead_letters import PUBSUB_DEAD_LETTER_COUNT
 from shared.services.deliver import RetryDelivery

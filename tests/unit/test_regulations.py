@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
 from shared.bootstrap import Services
-from shared.destinations.outbound import HttpSender
 from shared.domain.contracts import quarantine_collection
 from shared.domain.errors import Unavailable
 from shared.domain.pipeline import dead_letter_path, event_key
@@ -77,7 +76,7 @@ def setup() -> Setup:
     regulations = Regulations(
         pipeline.store,
         lambda: pipeline.events,
-        lambda: cast(HttpSender, sender),
+        lambda: sender,
         clock=pipeline.clock,
     )
     return Setup(pipeline, regulations, sender)
@@ -248,9 +247,7 @@ class BufferedEventStore(FakeEventStore):
 def test_a_store_that_cannot_delete_now_fails_the_regulation(setup: Setup) -> None:
     seed_stores(setup)
     buffered = BufferedEventStore()
-    setup.regulations = Regulations(
-        setup.pipeline.store, lambda: buffered, lambda: cast(HttpSender, setup.sender)
-    )
+    setup.regulations = Regulations(setup.pipeline.store, lambda: buffered, lambda: setup.sender)
     regulation = setup.regulations.create(WORKSPACE_ID, "delete", TOKEN, user_id="u-1")
     assert regulation.status == "failed"
     assert regulation.report is not None

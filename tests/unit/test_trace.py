@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
 from shared.domain.errors import NotFound, Unavailable
-from shared.domain.pipeline import delivery_id
+from shared.domain.pipeline import DeliveryStatus, delivery_id
 from shared.services.dead_letters import PUBSUB_DEAD_LETTER_COUNT, DeadLetterQuery
 from shared.services.process import Verdict
+from shared.services.trace import ATTEMPT_STAGES
 from tests.unit.pipeline_fixtures import (
     DELIVERIES_TOPIC,
     GA4_CONFIG,
@@ -68,6 +69,11 @@ def test_a_delivered_event() -> None:
     assert delivered["delivery_id"] == delivery_id("msg-1", "rule-1")
     assert (delivered["rule_id"], delivered["destination_id"]) == ("rule-1", "dest-1")
     assert (delivered["attempt"], delivered["http_status"]) == (1, 200)
+
+
+def test_every_delivery_status_has_its_trace_stage() -> None:
+    # mypy checks each key is a status; this checks none is missing.
+    assert set(ATTEMPT_STAGES) == set(get_args(DeliveryStatus))
 
 
 def test_a_retried_then_delivered_event() -> None:

@@ -44,7 +44,7 @@ def pipeline_with(source_code: str, status: str = "active") -> Pipeline:
     pipeline.deliverer = Deliverer(
         pipeline.store,
         WorkspaceConfig(pipeline.store, ttl_seconds=0),
-        pipeline.sender,  # type: ignore[arg-type]
+        pipeline.sender,
         pipeline.publisher,
         DEAD_LETTERS_TOPIC,
         3,
