@@ -56,7 +56,7 @@ from bench.contracts import (
 )
 from shared.domain.pipeline import DeliveryMessage
 from shared.domain.routing import Destination
-from shared.services.transformer import SandboxTransformer
+from shared.services.delivery_transformer import SandboxTransformer
 from shared.transform import Limits, Program, ProgramCache, valid_events
 
 # Targets from the issue (6, item 8): on one core, and against js2py in the same run.

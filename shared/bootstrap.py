@@ -26,6 +26,7 @@ from shared.services.dead_letters import DeadLetters
 from shared.services.debugger import SourceDebugger
 from shared.services.deliver import Deliverer
 from shared.services.delivery_topics import DeliveryTopics
+from shared.services.delivery_transformer import SandboxTransformer
 from shared.services.destinations import Destinations
 from shared.services.event_query import EventQueries
 from shared.services.forwarding_rules import ForwardingRules
@@ -40,7 +41,6 @@ from shared.services.sdk_settings import SdkSettings
 from shared.services.sources import EventSources
 from shared.services.trace import Traces
 from shared.services.transformations import Transformations
-from shared.services.transformer import SandboxTransformer
 from shared.services.volume import EventVolume
 from shared.services.workspace_config import WorkspaceConfig
 from shared.services.workspaces import Workspaces

@@ -189,7 +189,7 @@ class EventStore(Protocol):
 @dataclass(frozen=True)
 class EventQuery:
     """Stored events of a workspace received in [since, until), optionally of one source and of
-    one stream type (the second seed's `Event.type`: a track's event name, else the call type)."""
+    one stream type (/v1/streams' `Event.type`: a track's event name, else the call type)."""
 
     workspace_id: str
     since: datetime

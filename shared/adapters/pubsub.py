@@ -125,7 +125,7 @@ class PubSubTopicAdmin:
         }
         if not self._emulator:
             # The emulator stops pushing a message for good once it has failed for a while
-            # under a retry policy (docs/RELIABILITY.md, B8): there, failed pushes are retried
+            # under a retry policy (measured, docs/RELIABILITY.md): there, failed pushes are retried
             # about once a second instead, and Streams' own attempt limits still apply.
             request["retry_policy"] = {
                 "minimum_backoff": timedelta(seconds=policy.min_backoff_seconds),

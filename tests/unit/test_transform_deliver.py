@@ -11,7 +11,7 @@ import pytest
 from shared.destinations.pubsub import TopicGuard
 from shared.domain.routing import transformation_path
 from shared.services.deliver import Deliverer
-from shared.services.transformer import SandboxTransformer
+from shared.services.delivery_transformer import SandboxTransformer
 from shared.services.workspace_config import WorkspaceConfig
 from shared.transform import Limits, ProgramCache
 from tests.unit.pipeline_fixtures import (
