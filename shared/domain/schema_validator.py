@@ -216,18 +216,29 @@ class CompiledSchema:
 
     def validate(self, value: Any, path: str) -> list[Violation]:
         """The value's violations, sorted by field then type; `path` prefixes every field."""
+        found: list[Violation] = []
+        walk = self._undeclared
         try:
             clean = self._is_clean
-            if clean is not None and clean(value):
-                return []
-            valid = self._is_valid(value)
+            if clean is None or walk is None:
+                valid = self._is_valid(value)
+            elif clean(value):
+                return found
+            else:
+                # Refused with its undeclared fields closed: without any, the value is invalid
+                # as it stands (the closed schema refuses only those more), no second call.
+                walk(value, path, found)
+                walk = None
+                valid = bool(found) and self._is_valid(value)
         except UnicodeEncodeError:
             # A lone surrogate (JSON can escape one; ingest refuses them, but a stored event may
             # hold one) has no UTF-8 form for the library: it is judged as U+FFFD.
             value = without_lone_surrogates(value)
+            found.clear()
+            walk = self._undeclared
             valid = self._is_valid(value)
-        found = [] if valid else self._schema_violations(value, path)
-        walk = self._undeclared
+        if not valid:
+            found[:0] = self._schema_violations(value, path)
         if walk is not None:
             walk(value, path, found)
         return ordered(found) if len(found) > 1 else found
