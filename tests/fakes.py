@@ -8,10 +8,14 @@ import itertools
 import json
 import operator
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from typing import Any, TypeVar
 
+from shared.bootstrap import Services
+from shared.config import Settings
 from shared.domain.errors import Unavailable
 from shared.domain.ids import is_collection_path, is_document_path
 from shared.domain.storage import row_event
@@ -35,6 +39,9 @@ from shared.ports import (
     PushPolicy,
     Write,
 )
+
+A = TypeVar("A")
+R = TypeVar("R")
 
 
 class InMemoryConfigStore:
@@ -323,3 +330,39 @@ class InMemoryCounterStore:
                 document[name] = document.get(name, 0) + amount
             document["expires_at"] = expires_at
             return {name: document[name] for name in amounts}
+
+
+class FakeServices(Services):
+    """Services on the in-memory fakes, typed as the fakes, so that a test reads what they
+    recorded (`services.publisher.published`) as it would any attribute. Any service can still
+    be replaced by a keyword, as with `Services`."""
+
+    def __init__(self, settings: Settings | None = None, **overrides: Any):
+        super().__init__(settings or Settings(project_id="test-project"), **overrides)
+
+    @cached_property
+    def store(self) -> InMemoryConfigStore:
+        return InMemoryConfigStore()
+
+    @cached_property
+    def topics(self) -> FakeTopicAdmin:
+        return FakeTopicAdmin()
+
+    @cached_property
+    def publisher(self) -> FakePublisher:
+        return FakePublisher()
+
+    @cached_property
+    def event_store(self) -> FakeEventStore:
+        return FakeEventStore()
+
+
+def recording(calls: list[A], function: Callable[[A], R]) -> Callable[[A], R]:
+    """`function`, noting each argument in `calls` first: what a test counts a service's reads
+    or lookups with."""
+
+    def recorded(argument: A) -> R:
+        calls.append(argument)
+        return function(argument)
+
+    return recorded

@@ -21,7 +21,7 @@ class Received:
 
     @property
     def event(self) -> dict[str, Any]:
-        return json.loads(self.body)  # type: ignore[no-any-return]
+        return json.loads(self.body)
 
 
 @dataclass

@@ -4,13 +4,14 @@ import functions_framework
 from flask import Request, Response
 
 from shared.api.routes import routes_of
+from shared.bootstrap import get_services
 from shared.http.app import handle
 from shared.http.framework import dispatch_refused_requests
 
 ROUTES = routes_of("streams")
-dispatch_refused_requests(ROUTES)
+dispatch_refused_requests(ROUTES, get_services)
 
 
 @functions_framework.http
 def streams(request: Request) -> Response:
-    return handle(request, ROUTES)
+    return handle(request, ROUTES, get_services)

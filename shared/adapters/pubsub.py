@@ -14,7 +14,7 @@ import grpc
 from google.api_core import exceptions as gexc
 from google.api_core.gapic_v1.routing_header import to_grpc_metadata
 from google.auth import impersonated_credentials
-from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+from google.cloud import pubsub_v1
 from google.pubsub_v1 import types as gapic_types
 
 from shared.adapters.errors import CALL_TIMEOUT_SECONDS, RETRY, transient_as_unavailable

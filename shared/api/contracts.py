@@ -162,7 +162,7 @@ def iso(moment: datetime | None) -> str | None:
 
 
 CONTRACTS = Collection(
-    service="contracts",
+    service=lambda services: services.contracts,
     function=FUNCTION,
     path=BASE,
     id_param="contract_id",

@@ -4,11 +4,10 @@ an API module declares what differs (service, paths, models, summaries), not fiv
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import cached_property
 from types import GenericAlias
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
@@ -32,12 +31,29 @@ class Summaries:
     delete: str
 
 
+class WorkspaceItems(Protocol):
+    """A service keeping one kind of item per workspace (contracts, destinations, ...)."""
+
+    def list(self, workspace_id: str, /) -> Iterable[Any]: ...
+
+    # Each service takes its own fields (the create body's, as keywords).
+    @property
+    def create(self) -> Callable[..., Any]: ...
+
+    def get(self, workspace_id: str, item_id: str, /) -> Any: ...
+
+    def update(self, workspace_id: str, item_id: str, changes: dict[str, Any], /) -> Any: ...
+
+    def delete(self, workspace_id: str, item_id: str, /) -> None: ...
+
+
 @dataclass(frozen=True)
 class Collection:
     """A collection kept by one service of `Services` whose every call takes the workspace id
     first; its bound methods are the route handlers."""
 
-    service: str  # the attribute of Services, e.g. "forwarding_rules"
+    # The service among the request's, e.g. `lambda services: services.forwarding_rules`.
+    service: Callable[[Services], WorkspaceItems]
     function: str
     path: str  # the collection's path; one item is at path + "/{id_param}"
     id_param: str
@@ -50,13 +66,8 @@ class Collection:
     # The API's view of one stored item, when it differs from the stored item.
     present: Callable[[Any], Any] = _as_stored
 
-    def __post_init__(self) -> None:
-        # A misspelt service would otherwise surface only as a 500 on the first request.
-        if not isinstance(getattr(Services, self.service, None), cached_property):
-            raise ValueError(f"Services has no service {self.service!r}")
-
-    def _service(self, request: ApiRequest) -> Any:
-        return getattr(request.services, self.service)
+    def _service(self, request: ApiRequest) -> WorkspaceItems:
+        return self.service(request.services)
 
     def list(self, request: ApiRequest) -> builtins.list[Any]:
         return [self.present(item) for item in self._service(request).list(request.workspace_id)]

@@ -82,7 +82,7 @@ def stream_destination(destination: Destination) -> StreamDestination:
 
 
 DESTINATIONS = Collection(
-    service="destinations",
+    service=lambda services: services.destinations,
     function=FUNCTION,
     path=BASE,
     id_param="destination_id",

@@ -93,7 +93,7 @@ class ForwardingRuleObject(BaseModel):
 
 
 RULES = Collection(
-    service="forwarding_rules",
+    service=lambda services: services.forwarding_rules,
     function=FUNCTION,
     path=BASE,
     id_param="rule_id",

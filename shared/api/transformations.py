@@ -178,7 +178,7 @@ def run_test(request: ApiRequest) -> dict[str, Any]:
 
 
 TRANSFORMATIONS = Collection(
-    service="transformations",
+    service=lambda services: services.transformations,
     function=FUNCTION,
     path=BASE,
     id_param="transform_id",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from flask import Request, Response
@@ -33,9 +34,12 @@ log = logging.getLogger("streams.http")
 MAX_BODY_BYTES = 1024 * 1024
 
 
-def handle(request: Request, routes: tuple[Route, ...]) -> Response:
-    """Answer `request` with one of `routes` (a function's share of the route table)."""
-    response = _answer(request, routes)
+def handle(
+    request: Request, routes: tuple[Route, ...], services: Callable[[], Services]
+) -> Response:
+    """Answer `request` with one of `routes` (a function's share of the route table), acting
+    with the services `services()` answers (asked for only when a handler needs them)."""
+    response = _answer(request, routes, services)
     if serves_cross_origin(routes):
         # Every answer, errors included: a page can only read why it was refused if it may
         # read the refusal.
@@ -43,14 +47,16 @@ def handle(request: Request, routes: tuple[Route, ...]) -> Response:
     return response
 
 
-def _answer(request: Request, routes: tuple[Route, ...]) -> Response:
+def _answer(
+    request: Request, routes: tuple[Route, ...], services: Callable[[], Services]
+) -> Response:
     try:
         route, params, path_exists = find_route(routes, request.method, request.path)
         if route is None:
             if path_exists:
                 return method_not_allowed(request.method, request.path, routes)
             raise NotFound(f"no such path: {request.path}")
-        api_request = _parse(request, route, params)
+        api_request = _parse(request, route, params, services)
         # Every management change is audited here, once, not in each handler.
         change = audit.begin(api_request, routes, _serialise)
         response = _respond(route, route.handler(api_request))
@@ -79,10 +85,12 @@ def _respond(route: Route, result: Any) -> Response:
     return json_response(_serialise(route, result), route.status)
 
 
-def _parse(request: Request, route: Route, params: dict[str, str]) -> ApiRequest:
-    api_request = ApiRequest(raw=request, route=route, params=params)
+def _parse(
+    request: Request, route: Route, params: dict[str, str], services: Callable[[], Services]
+) -> ApiRequest:
+    api_request = ApiRequest(raw=request, route=route, params=params, services_of=services)
     if route.auth == "bearer":
-        api_request.token = _authenticate(request, api_request.services)
+        api_request.token = _authenticate(request, services())
         workspace_id = params.get("workspace_id")
         if workspace_id is not None and workspace_id != api_request.token.workspace_id:
             # 404, not 403: a token must not learn whether another workspace exists.

@@ -127,7 +127,13 @@ def _before(request: ApiRequest, routes: tuple[Route, ...], serialise: Serialise
     reader = next((r for r in routes if r.method == "GET" and r.path == request.route.path), None)
     if reader is None:
         return None
-    read = ApiRequest(raw=request.raw, route=reader, params=request.params, token=request.token)
+    read = ApiRequest(
+        raw=request.raw,
+        route=reader,
+        params=request.params,
+        services_of=request.services_of,
+        token=request.token,
+    )
     try:
         if reader.query is not None:
             read.query = reader.query.model_validate({})

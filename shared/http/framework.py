@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import functions_framework
 from flask import Response, request
 from werkzeug.exceptions import HTTPException
 
+from shared.bootstrap import Services
 from shared.http.app import handle
 from shared.http.routing import Route
 
 
-def dispatch_refused_requests(routes: tuple[Route, ...]) -> None:
+def dispatch_refused_requests(routes: tuple[Route, ...], services: Callable[[], Services]) -> None:
     """Send the requests the framework would refuse itself through Streams' own dispatch.
 
     Its URL map (`/<path:path>`) matches no path holding a newline (`%0A`), so such a request
@@ -21,7 +24,7 @@ def dispatch_refused_requests(routes: tuple[Route, ...]) -> None:
     """
 
     def dispatch(error: HTTPException) -> Response:
-        return handle(request, routes)
+        return handle(request, routes, services)
 
     for status in (404, 405):
         functions_framework.errorhandler(status)(dispatch)

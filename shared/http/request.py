@@ -3,12 +3,13 @@ one module that route handlers, the dispatcher (app.py), CORS and the audit trai
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Request
 
-from shared.bootstrap import Services, get_services
+from shared.bootstrap import Services
 from shared.domain.sources import ApiToken
 from shared.http.body import client_ip
 from shared.http.routing import Route
@@ -21,13 +22,16 @@ class ApiRequest:
     raw: Request
     route: Route
     params: dict[str, str]
+    # The services to act with, as handed over by the function's entry point: built on first
+    # use (the docs and the console serve without any configured project).
+    services_of: Callable[[], Services]
     body: Any = None
     query: Any = None
     token: ApiToken | None = None
 
     @property
     def services(self) -> Services:
-        return get_services()
+        return self.services_of()
 
     @property
     def client_ip(self) -> str | None:

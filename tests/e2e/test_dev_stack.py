@@ -51,7 +51,7 @@ def wait_for(path: Path, process: subprocess.Popen[bytes], timeout: float) -> di
     while time.monotonic() < deadline:
         assert process.poll() is None, "the dev stack exited early"
         if path.exists():
-            return json.loads(path.read_text())  # type: ignore[no-any-return]
+            return json.loads(path.read_text())
         time.sleep(0.5)
     raise AssertionError(f"{path} not written within {timeout} s")
 

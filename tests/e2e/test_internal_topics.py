@@ -9,7 +9,7 @@ import time
 import uuid
 
 import pytest
-from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+from google.cloud import pubsub_v1
 
 from emulators.dev import LocalStack
 from shared.bootstrap import Services

@@ -114,6 +114,7 @@ def test_firestore_adapter_stores_commit_time_as_the_commit_s_own(
     )
     after = datetime.now(UTC)
     stamps = [(store.get(path) or {}).get("written_at") for path in (first, second)]
+    assert isinstance(stamps[0], datetime), stamps
 
     # Every write of one commit gets the same time: the commit's, taken by the server.
     assert stamps[0] == stamps[1]

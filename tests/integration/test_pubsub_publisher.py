@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+from google.cloud import pubsub_v1
 
 from emulators.stack import EmulatorStack
 from shared.adapters.pubsub import PubSubPublisher, new_publisher_client

@@ -7,7 +7,7 @@ import json
 import uuid
 
 import pytest
-from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+from google.cloud import pubsub_v1
 
 from emulators.stack import EmulatorStack
 from shared.bootstrap import Services

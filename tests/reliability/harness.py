@@ -28,7 +28,11 @@ from shared.domain.pipeline import decode_deliveries, parse_source_message
 from shared.http.routing import Route
 from shared.services.deliver import RetryDelivery
 from shared.services.live import LiveFeed
-from tests.fakes import FakeEventStore, FakePublisher, FakeTopicAdmin, InMemoryConfigStore
+from tests.fakes import (
+    FakePublisher,
+    FakeServices,
+    InMemoryConfigStore,
+)
 from tests.functions import ROOT
 from tests.unit.pipeline_fixtures import FakeSender, http_error
 
@@ -49,23 +53,20 @@ def fake_services(
     allow_private: bool = False,
     resolve: Callable[[str, int], list[str]] = public_resolver,
     sender: Any = None,
-) -> Services:
+) -> FakeServices:
     """Services over the in-memory fakes; live streams end at once (no test waits on one)."""
     store = InMemoryConfigStore()
-    services = Services(
+    services = FakeServices(
         Settings(project_id="test-project", allow_private_destinations=allow_private),
         store=store,
-        topics=FakeTopicAdmin(),
-        publisher=FakePublisher(),
-        event_store=FakeEventStore(),
+        url_guard=UrlGuard(allow_private, resolve=resolve),
+        live=LiveFeed(store, sleep=lambda _: None, max_stream_seconds=0),
+        http_sender=sender if sender is not None else FakeSender(),
     )
-    services.__dict__["url_guard"] = UrlGuard(allow_private, resolve=resolve)
-    services.__dict__["live"] = LiveFeed(store, sleep=lambda _: None, max_stream_seconds=0)
-    services.__dict__["http_sender"] = sender if sender is not None else FakeSender()
     return services
 
 
-def fresh_caches(services: Services) -> None:
+def fresh_caches(services: FakeServices) -> None:
     """New instances of the services that cache configuration (as a new function instance
     would have), so a change just made is seen at once."""
     for name in (
@@ -396,6 +397,7 @@ def seed_tenant(
     )
     assert accepted["accepted"] == 2, accepted
     if settle is None:
+        assert isinstance(services, FakeServices), "without `settle`, services are the fakes"
         run_pipeline(services, refuse_with=400)
     else:
         settle(tenant, client)
@@ -428,12 +430,12 @@ class _Pump:
 _pumps: weakref.WeakKeyDictionary[Services, _Pump] = weakref.WeakKeyDictionary()
 
 
-def run_pipeline(services: Services, refuse_with: int | None = None) -> int:
+def run_pipeline(services: FakeServices, refuse_with: int | None = None) -> int:
     """Push every message published since the last call through process, deliver and
     dead_letters, as Pub/Sub would; a delivery that asks to be retried is pushed again on the
     next call (its backoff). Deliveries are answered `refuse_with` (a status) when given, by
     the fake sender. Returns how many deliveries wait for a retry."""
-    publisher: FakePublisher = services.publisher  # type: ignore[assignment]
+    publisher: FakePublisher = services.publisher
     sender = services.http_sender
     if refuse_with is not None and isinstance(sender, FakeSender):
         sender.results.extend(http_error(refuse_with) for _ in range(50))
@@ -460,7 +462,7 @@ def run_pipeline(services: Services, refuse_with: int | None = None) -> int:
     return len(pump.retrying)
 
 
-def _deliver(services: Services, pump: _Pump, data: bytes) -> None:
+def _deliver(services: FakeServices, pump: _Pump, data: bytes) -> None:
     try:
         services.deliverer.deliver_all(decode_deliveries(data))
     except RetryDelivery:

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
 from shared.api.routes import ROUTES
-from shared.bootstrap import Services
 from shared.domain.sources import EventSource
+from tests.fakes import FakeServices
 from tests.reliability.fuzz import (
     CHECKS,
     MODES,
@@ -279,7 +279,7 @@ bodies = (
 
 
 @pytest.fixture
-def source(services: Services) -> EventSource:
+def source(services: FakeServices) -> EventSource:
     workspace = services.workspaces.create("Ingest")
     return services.sources.create(workspace.id, "Fuzzed", "t")
 
@@ -296,7 +296,7 @@ def source(services: Services) -> EventSource:
     encoding=st.sampled_from(["json", "gzip", "text", "garbage"]),
 )
 def test_ingest_bodies(
-    services: Services, source: EventSource, path: str, body: Any, encoding: str
+    services: FakeServices, source: EventSource, path: str, body: Any, encoding: str
 ) -> None:
     """Any body: a documented status and shape, never 5xx, and every accepted event published
     exactly once (an acknowledged event is never lost)."""
@@ -309,7 +309,7 @@ def test_ingest_bodies(
         headers["Content-Type"] = "text/plain"
     elif encoding == "garbage":
         raw = raw[: len(raw) // 2] + b"\xff\x00"
-    published = services.publisher.published  # type: ignore[attr-defined]
+    published = services.publisher.published
     before = sum(len(json.loads(data)) for data, _ in published.get(source.pubsub_topic, []))
     response = client.post(path, data=raw, headers=headers)
     operation = INGEST[path]
@@ -341,7 +341,7 @@ def test_newline_in_a_path_gets_the_json_404() -> None:
         assert response.get_json()["error"] in ("unauthorized", "not_found"), path
 
 
-def test_newline_in_a_path_still_needs_credentials(services: Services) -> None:
+def test_newline_in_a_path_still_needs_credentials(services: FakeServices) -> None:
     # Found by the long fuzz: the framework's refusal answered 404 before the credentials were
     # checked; without them, every management path answers 401, newline or not.
     client = GatewayApp().client()
@@ -353,7 +353,7 @@ def test_newline_in_a_path_still_needs_credentials(services: Services) -> None:
     assert (response.status_code, response.get_json()["error"]) == (404, "not_found")
 
 
-def test_events_query_to_near_year_one_is_not_a_500(services: Services) -> None:
+def test_events_query_to_near_year_one_is_not_a_500(services: FakeServices) -> None:
     client = GatewayApp().client()
     workspace = services.workspaces.create("Early")
     token, _ = services.workspaces.create_token(workspace.id, "t")
@@ -363,12 +363,14 @@ def test_events_query_to_near_year_one_is_not_a_500(services: Services) -> None:
     assert response.status_code in (200, 400), response.get_data(as_text=True)
 
 
-def test_a_refused_events_batch_publishes_nothing(services: Services, source: EventSource) -> None:
+def test_a_refused_events_batch_publishes_nothing(
+    services: FakeServices, source: EventSource
+) -> None:
     body = {"batch": [{"type": "track", "event": "ok", "userId": "u"}, {"userId": "no-type"}]}
     response = (
         GatewayApp().client().post("/v1/events", json=body, headers={"X-Write-Key": source.key})
     )
-    published = services.publisher.published.get(source.pubsub_topic, [])  # type: ignore[attr-defined]
+    published = services.publisher.published.get(source.pubsub_topic, [])
     # Either the request is refused and nothing is published, or it is a batch answer (200)
     # listing the rejection: never a refusal after the valid items went out.
     assert response.status_code == 200 or published == [], (response.status_code, published)

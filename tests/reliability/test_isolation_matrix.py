@@ -27,8 +27,8 @@ import pytest
 from werkzeug.test import Client, TestResponse
 
 from shared.api.routes import ROUTES
-from shared.bootstrap import Services
 from shared.http.routing import Route
+from tests.fakes import FakeServices
 from tests.reliability.harness import GatewayApp, Tenant, seed_tenant
 
 BEARER = [route for route in ROUTES if route.auth == "bearer"]
@@ -50,14 +50,14 @@ def route_id(route: Route) -> str:
 
 @dataclass
 class World:
-    services: Services
+    services: FakeServices
     client: Client
     alpha: Tenant
     beta: Tenant
 
 
 @pytest.fixture
-def world(services: Services) -> World:
+def world(services: FakeServices) -> World:
     client = GatewayApp().client()
     return World(
         services,
@@ -140,9 +140,9 @@ def leaked(response: TestResponse, stranger: Tenant, sent: str) -> list[str]:
     ]
 
 
-def documents_of(services: Services, tenant: Tenant) -> dict[str, str]:
+def documents_of(services: FakeServices, tenant: Tenant) -> dict[str, str]:
     """Every stored document that belongs to or names the tenant, as JSON text."""
-    store = services.store.documents  # type: ignore[attr-defined]
+    store = services.store.documents
     found = {}
     for path, document in store.items():
         text = json.dumps(document, sort_keys=True, default=str)

@@ -26,6 +26,7 @@ from shared.bootstrap import Services, set_services
 from shared.destinations.outbound import HttpSender, UrlGuard
 from shared.domain.limits import MAX_BATCH_EVENTS, MAX_EVENT_BYTES, MAX_REQUEST_BYTES
 from shared.http.app import MAX_BODY_BYTES
+from tests.fakes import FakeServices
 from tests.reliability.harness import (
     PUBLIC_ADDRESS,
     GatewayApp,
@@ -46,7 +47,7 @@ def client() -> Client:
 
 
 @pytest.fixture
-def alpha(services: Services, client: Client) -> Tenant:
+def alpha(services: FakeServices, client: Client) -> Tenant:
     return seed_tenant(services, client, "Alpha")
 
 
@@ -129,7 +130,7 @@ def test_sandbox_escapes_are_contained_with_a_clear_error(
 
 
 def test_prototype_pollution_does_not_cross_events_on_the_deliver_path(
-    services: Services, client: Client, alpha: Tenant
+    services: FakeServices, sender: FakeSender, client: Client, alpha: Tenant
 ) -> None:
     """The deliver function's cached program: one event's writes are never seen by the next."""
     code = (
@@ -146,7 +147,6 @@ def test_prototype_pollution_does_not_cross_events_on_the_deliver_path(
         headers=alpha.auth,
     )
     assert update.status_code == 200, update.get_data(as_text=True)
-    sender: FakeSender = services.http_sender  # type: ignore[assignment]
     sender.results.clear()
     sent_before = len(sender.sent)
     for user in ("writer", "reader", "reader-2"):
@@ -166,7 +166,7 @@ def test_prototype_pollution_does_not_cross_events_on_the_deliver_path(
 
 @pytest.mark.parametrize("code", ["while (true) {}", "const d = (n) => d(n + 1); return d(0);"])
 def test_a_runaway_transformation_is_dead_lettered_and_deliver_keeps_serving(
-    services: Services, client: Client, alpha: Tenant, code: str
+    services: FakeServices, sender: FakeSender, client: Client, alpha: Tenant, code: str
 ) -> None:
     update = client.put(
         f"{alpha.base}/event-transformations/{alpha.transform_id}",
@@ -179,7 +179,6 @@ def test_a_runaway_transformation_is_dead_lettered_and_deliver_keeps_serving(
     )
     assert update.status_code == 200, update.get_data(as_text=True)
     fresh_caches(services)  # the new version is compiled
-    sender: FakeSender = services.http_sender  # type: ignore[assignment]
     sender.results.clear()
     for user, message_id in (("bad", "runaway-1"), ("good", "runaway-2")):
         client.post(
@@ -300,7 +299,7 @@ def no_connections(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 @pytest.fixture
-def strict(services: Services) -> Services:
+def strict(services: FakeServices) -> Services:
     """Private destinations refused, as in production, with the test's resolver."""
     services.__dict__["url_guard"] = UrlGuard(False, resolve=ssrf_resolver)
     services.__dict__.pop("destinations", None)
@@ -334,7 +333,7 @@ def test_internal_addresses_are_refused_on_every_create_and_update_path(
     "internal", ["10.0.0.5", "127.0.0.1", "169.254.169.254", "::1", "::ffff:192.168.0.1"]
 )
 def test_dns_rebinding_at_send_time_is_refused_without_connecting(
-    services: Services, client: Client, alpha: Tenant, no_connections: list[str], internal: str
+    services: FakeServices, client: Client, alpha: Tenant, no_connections: list[str], internal: str
 ) -> None:
     """Checked public at create time, the name resolves internal when deliver sends."""
     # Only the rebinding destination takes events (the seed's rule goes).
@@ -524,7 +523,7 @@ def test_a_deeply_nested_transformation_result_is_a_clear_error(
 
 
 def test_a_deeply_nested_transformation_result_is_dead_lettered_by_deliver(
-    services: Services, client: Client, alpha: Tenant
+    services: FakeServices, client: Client, alpha: Tenant
 ) -> None:
     update = client.put(
         f"{alpha.base}/event-transformations/{alpha.transform_id}",
@@ -544,7 +543,7 @@ def test_a_deeply_nested_transformation_result_is_dead_lettered_by_deliver(
 
 
 def test_a_deeply_nested_event_is_refused_and_the_workspace_keeps_answering(
-    services: Services, client: Client, alpha: Tenant
+    services: FakeServices, client: Client, alpha: Tenant
 ) -> None:
     """Events nest at most MAX_EVENT_DEPTH levels: deeper ones never reach storage, so they
     cannot break the queries that serialise stored events."""

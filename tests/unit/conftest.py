@@ -8,10 +8,9 @@ from typing import Any
 
 import pytest
 
-from shared.bootstrap import Services, set_services
-from shared.config import Settings
+from shared.bootstrap import set_services
 from shared.domain.sources import EventSource
-from tests.fakes import FakeEventStore, FakePublisher, FakeTopicAdmin, InMemoryConfigStore
+from tests.fakes import FakeServices
 from tests.tenants import Tenant, tenant_of
 
 
@@ -23,34 +22,28 @@ def _no_cloud(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def services() -> Iterator[Services]:
+def services() -> Iterator[FakeServices]:
     """Services over in-memory fakes, installed as the process-wide services for every test."""
-    fake = Services(
-        Settings(project_id="test-project"),
-        store=InMemoryConfigStore(),
-        topics=FakeTopicAdmin(),
-        publisher=FakePublisher(),
-        event_store=FakeEventStore(),
-    )
+    fake = FakeServices()
     set_services(fake)
     yield fake
     set_services(None)
 
 
 @pytest.fixture
-def source(services: Services) -> EventSource:
+def source(services: FakeServices) -> EventSource:
     """A source of the workspace "Acme", for the tests that send events."""
     workspace = services.workspaces.create("Acme")
     return services.sources.create(workspace.id, "Web", "t")
 
 
-def published(services: Services, source: EventSource) -> list[dict[str, Any]]:
-    """The events published to `source`'s topic, in order (the publisher is a fake)."""
-    messages = services.publisher.published.get(source.pubsub_topic, [])  # type: ignore[attr-defined]
+def published(services: FakeServices, source: EventSource) -> list[dict[str, Any]]:
+    """The events published to `source`'s topic, in order."""
+    messages = services.publisher.published.get(source.pubsub_topic, [])
     return [event for data, _ in messages for event in json.loads(data)]
 
 
 @pytest.fixture
-def tenant(services: Services) -> Tenant:
+def tenant(services: FakeServices) -> Tenant:
     """The workspace "Acme" and its admin token, for the tests that call the API."""
     return tenant_of(services)

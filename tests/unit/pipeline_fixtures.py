@@ -142,6 +142,11 @@ def http_error(http_status: int) -> SendResult:
     return SendResult(classify(http_status), http_status, f"HTTP {http_status}: boom", 1.0)
 
 
+def outcome_status(outcome: DeliveryOutcome | RetryDelivery) -> str:
+    """A pumped delivery's status; `retry` when deliver asked Pub/Sub to push it again."""
+    return "retry" if isinstance(outcome, RetryDelivery) else outcome.status
+
+
 @dataclass
 class FakeSender:
     """A `Sender` answering scripted results, per URL (query left out) or else in order;
@@ -200,6 +205,11 @@ class Pipeline:
                 self.retrying.append(data)
                 outcomes.append(retry)
         return outcomes
+
+    def pump_statuses(self) -> list[str]:
+        """`pump_deliveries`, each outcome by its status (`retry` when deliver raised
+        `RetryDelivery`)."""
+        return [outcome_status(outcome) for outcome in self.pump_deliveries()]
 
     def pump_dead_letters(self) -> list[Document]:
         """Record every dead-letter message not yet consumed."""

@@ -13,9 +13,9 @@ import pytest
 
 from shared import cli
 from shared.api.audit import FUNCTION as AUDIT_FUNCTION
-from shared.bootstrap import Services
 from shared.domain.sources import token_path
 from shared.services.workspaces import TOKEN_USE_WRITE_SECONDS, Workspaces
+from tests.fakes import FakeServices, recording
 from tests.functions import function_client
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -34,7 +34,7 @@ class Clocks:
 
 
 @pytest.fixture
-def clocks(services: Services) -> Clocks:
+def clocks(services: FakeServices) -> Clocks:
     clocks = Clocks()
     # The services' own instance, with clocks the test moves (cached_property keeps it).
     services.__dict__["workspaces"] = Workspaces(
@@ -49,7 +49,7 @@ def client() -> Any:
 
 
 class Workspace:
-    def __init__(self, services: Services, name: str) -> None:
+    def __init__(self, services: FakeServices, name: str) -> None:
         self.id = services.workspaces.create(name).id
         self.token, self.record = services.workspaces.create_token(self.id, "admin")
         self.auth = {"Authorization": f"Bearer {self.token}"}
@@ -57,24 +57,24 @@ class Workspace:
 
 
 @pytest.fixture
-def acme(services: Services, clocks: Clocks) -> Workspace:
+def acme(services: FakeServices, clocks: Clocks) -> Workspace:
     return Workspace(services, "Acme")
 
 
 @pytest.fixture
-def globex(services: Services, clocks: Clocks) -> Workspace:
+def globex(services: FakeServices, clocks: Clocks) -> Workspace:
     return Workspace(services, "Globex")
 
 
-def every_document(services: Services) -> str:
-    return json.dumps(services.store.documents, default=str)  # type: ignore[attr-defined]
+def every_document(services: FakeServices) -> str:
+    return json.dumps(services.store.documents, default=str)
 
 
 # --- create, list, get ------------------------------------------------------------------------
 
 
 def test_a_created_token_works_and_its_secret_is_shown_only_once(
-    services: Services, client: Any, acme: Workspace
+    services: FakeServices, client: Any, acme: Workspace
 ) -> None:
     response = client.post(
         acme.base, json={"name": "ci", "expires_at": "2026-04-01T00:00:00Z"}, headers=acme.auth
@@ -159,7 +159,7 @@ def test_a_token_can_list_its_workspace_and_revoke_itself(client: Any, acme: Wor
 
 
 def test_the_revocation_is_audited_without_the_secret(
-    services: Services, client: Any, acme: Workspace
+    services: FakeServices, client: Any, acme: Workspace
 ) -> None:
     other = client.post(acme.base, json={"name": "laptop"}, headers=acme.auth).get_json()
     client.delete(f"{acme.base}/{other['id']}", headers=acme.auth)
@@ -177,7 +177,7 @@ def test_the_revocation_is_audited_without_the_secret(
 
 
 def test_another_workspaces_tokens_are_not_found(
-    services: Services, client: Any, acme: Workspace, globex: Workspace
+    services: FakeServices, client: Any, acme: Workspace, globex: Workspace
 ) -> None:
     theirs = f"{acme.base}/{globex.record.id}"  # Acme's path, Globex's token id
     assert client.get(theirs, headers=acme.auth).status_code == 404
@@ -199,11 +199,15 @@ def test_another_workspaces_tokens_are_not_found(
     ["stk_a/b", "stk_" + "A" * 42, "stk_" + "A" * 44, "stk_" + "A" * 4096, "wk_" + "A" * 43],
 )
 def test_a_malformed_token_is_401_without_a_lookup(
-    services: Services, client: Any, acme: Workspace, monkeypatch: pytest.MonkeyPatch, token: str
+    services: FakeServices,
+    client: Any,
+    acme: Workspace,
+    monkeypatch: pytest.MonkeyPatch,
+    token: str,
 ) -> None:
     read: list[str] = []
     get = services.store.get
-    monkeypatch.setattr(services.store, "get", lambda path: read.append(path) or get(path))
+    monkeypatch.setattr(services.store, "get", recording(read, get))
     response = client.get("/api/v1/me", headers=bearer(token))
     assert response.status_code == 401
     assert response.get_json()["message"] == "invalid API token"
@@ -211,7 +215,7 @@ def test_a_malformed_token_is_401_without_a_lookup(
 
 
 def test_last_use_is_recorded_at_most_once_a_minute(
-    services: Services, client: Any, acme: Workspace, clocks: Clocks
+    services: FakeServices, client: Any, acme: Workspace, clocks: Clocks
 ) -> None:
     def last_used() -> str | None:
         [token] = [t for t in client.get(acme.base, headers=acme.auth).get_json()]
@@ -225,11 +229,11 @@ def test_last_use_is_recorded_at_most_once_a_minute(
 
 
 def test_a_token_made_before_hashes_were_kept_is_revocable_after_its_next_use(
-    services: Services, client: Any, acme: Workspace, clocks: Clocks
+    services: FakeServices, client: Any, acme: Workspace, clocks: Clocks
 ) -> None:
     old, record = services.workspaces.create_token(acme.id, "old")
     path = token_path(hashlib.sha256(old.encode()).hexdigest())
-    services.store.documents[path].pop("token_hash")  # type: ignore[attr-defined]
+    services.store.documents[path].pop("token_hash")
     refused = client.delete(f"{acme.base}/{record.id}", headers=acme.auth)
     assert refused.status_code == 409 and refused.get_json()["field"] == "token_id"
     assert client.get("/api/v1/me", headers=bearer(old)).status_code == 200
@@ -246,7 +250,7 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
 
 
 def test_the_cli_creates_lists_and_revokes_tokens(
-    services: Services, client: Any, acme: Workspace, capsys: pytest.CaptureFixture[str]
+    services: FakeServices, client: Any, acme: Workspace, capsys: pytest.CaptureFixture[str]
 ) -> None:
     created = run_cli(
         capsys, "token", "create", "--workspace", acme.id, "--name", "ci", "--expires-in-days", "30"

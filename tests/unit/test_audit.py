@@ -8,11 +8,10 @@ from typing import Any
 
 import pytest
 
-from shared.bootstrap import Services
 from shared.destinations.outbound import UrlGuard
 from shared.domain.regulations import privacy_settings_path
 from shared.services.audit import AuditLog, AuditQuery, Change, mask_secrets
-from tests.fakes import InMemoryConfigStore
+from tests.fakes import FakeServices, InMemoryConfigStore
 from tests.functions import function_client
 from tests.unit.pipeline_fixtures import Clock, FakeSender
 
@@ -21,7 +20,7 @@ HEADER_TOKEN = "Bearer header-credential-42"
 
 
 class Tenant:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: FakeServices) -> None:
         workspace = services.workspaces.create("Acme")
         self.workspace_id = workspace.id
         self.token, self.record = services.workspaces.create_token(workspace.id, "ci-bot")
@@ -41,7 +40,7 @@ class Tenant:
 
 
 @pytest.fixture
-def tenant(services: Services) -> Tenant:
+def tenant(services: FakeServices) -> Tenant:
     services.__dict__["http_sender"] = FakeSender()
     # Unit tests never touch real DNS: every host resolves to one public address.
     services.__dict__["url_guard"] = UrlGuard(False, resolve=lambda host, port: ["93.184.216.34"])
@@ -137,7 +136,7 @@ def test_every_kind_of_change_is_recorded_with_who_what_and_when(tenant: Tenant)
     assert by_kind[("replay", "dead_letter")]["after"]["dry_run"] is False
 
 
-def test_no_secret_ever_reaches_the_audit_log(services: Services, tenant: Tenant) -> None:
+def test_no_secret_ever_reaches_the_audit_log(services: FakeServices, tenant: Tenant) -> None:
     made = make_changes(tenant)
     stored = services.store.get(privacy_settings_path(tenant.workspace_id))
     assert stored is not None
@@ -152,7 +151,7 @@ def test_no_secret_ever_reaches_the_audit_log(services: Services, tenant: Tenant
     for secret in secrets:
         assert secret not in text
     raw = json.dumps(
-        [d for p, d in services.store.documents.items() if "/audit_log/" in p],  # type: ignore[attr-defined]
+        [d for p, d in services.store.documents.items() if "/audit_log/" in p],
         default=str,
     )
     for secret in secrets:
@@ -174,7 +173,7 @@ def test_reads_failures_dry_runs_and_event_sends_are_not_changes(tenant: Tenant)
     assert [(e["action"], e["resource_type"]) for e in entries] == [("create", "event_source")]
 
 
-def test_filters_by_resource_type_token_and_time(services: Services, tenant: Tenant) -> None:
+def test_filters_by_resource_type_token_and_time(services: FakeServices, tenant: Tenant) -> None:
     make_changes(tenant)
     other_token, other = services.workspaces.create_token(tenant.workspace_id, "other")
     client = function_client("governance")
@@ -198,7 +197,7 @@ def test_filters_by_resource_type_token_and_time(services: Services, tenant: Ten
 
 
 def test_a_failing_audit_write_never_fails_the_change(
-    services: Services, tenant: Tenant, caplog: pytest.LogCaptureFixture
+    services: FakeServices, tenant: Tenant, caplog: pytest.LogCaptureFixture
 ) -> None:
     class Broken:
         def record(self, change: Change) -> None:

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from shared.api import collect
-from shared.bootstrap import Services
 from shared.config import Settings
 from shared.domain.sources import EventSource
+from tests.fakes import FakeServices, recording
 from tests.functions import function_client
 
 SHOP = "https://shop.example.com"
@@ -29,7 +29,7 @@ def client() -> Any:
 
 
 @pytest.fixture
-def source(services: Services) -> EventSource:
+def source(services: FakeServices) -> EventSource:
     workspace = services.workspaces.create("Acme")
     return services.sources.create(workspace.id, "Web shop", "t")
 
@@ -46,9 +46,9 @@ def dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def trusting(services: Services, hops: int) -> None:
+def trusting(services: FakeServices, hops: int) -> None:
     object.__setattr__(
-        services, "settings", Settings(project_id="test-project", **{"trusted_proxy_hops": hops})
+        services, "settings", Settings(project_id="test-project", trusted_proxy_hops=hops)
     )
 
 
@@ -120,7 +120,7 @@ def test_a_forwarded_https_upgrades_the_protocol_but_http_never_downgrades(
 
 
 def test_behind_trusted_proxies_the_nearest_forwarded_host_and_scheme_win(
-    client: Any, services: Services, source: EventSource
+    client: Any, services: FakeServices, source: EventSource
 ) -> None:
     trusting(services, 2)
     response = settings_of(
@@ -140,7 +140,7 @@ def test_behind_trusted_proxies_the_nearest_forwarded_host_and_scheme_win(
 
 
 def test_a_forwarded_host_that_is_no_host_is_refused(
-    client: Any, services: Services, source: EventSource
+    client: Any, services: FakeServices, source: EventSource
 ) -> None:
     trusting(services, 1)
     response = settings_of(
@@ -159,7 +159,7 @@ def test_an_unknown_key_has_no_settings(client: Any, key: str) -> None:
 
 
 def test_a_revoked_key_has_no_settings(
-    client: Any, services: Services, source: EventSource
+    client: Any, services: FakeServices, source: EventSource
 ) -> None:
     services.sources.revoke(source.workspace_id, source.id)
     response = settings_of(client, source.key)
@@ -167,7 +167,7 @@ def test_a_revoked_key_has_no_settings(
     assert response.get_json()["message"] == "write key revoked"
 
 
-def test_a_refused_origin_gets_a_403_it_can_read(client: Any, services: Services) -> None:
+def test_a_refused_origin_gets_a_403_it_can_read(client: Any, services: FakeServices) -> None:
     workspace = services.workspaces.create("Shop")
     shop = services.sources.create(workspace.id, "Shop", "t", allowed_origins=[SHOP])
 
@@ -178,7 +178,7 @@ def test_a_refused_origin_gets_a_403_it_can_read(client: Any, services: Services
 
 
 def test_blocking_contracts_are_listed_and_others_are_not(
-    client: Any, services: Services, source: EventSource
+    client: Any, services: FakeServices, source: EventSource
 ) -> None:
     contract = dict(event_type="track", schema_definition=PURCHASE)
     services.contracts.create(
@@ -234,12 +234,12 @@ def test_blocking_contracts_are_listed_and_others_are_not(
 
 
 def test_settings_read_nothing_per_request_beyond_the_caches(
-    client: Any, services: Services, source: EventSource, monkeypatch: pytest.MonkeyPatch
+    client: Any, services: FakeServices, source: EventSource, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reads: list[str] = []
     get, listing = services.store.get, services.store.list_documents
-    monkeypatch.setattr(services.store, "get", lambda path: reads.append(path) or get(path))
-    monkeypatch.setattr(services.store, "list_documents", lambda c: reads.append(c) or listing(c))
+    monkeypatch.setattr(services.store, "get", recording(reads, get))
+    monkeypatch.setattr(services.store, "list_documents", recording(reads, listing))
 
     statuses = [settings_of(client, source.key).status_code for _ in range(5)]
 
@@ -286,7 +286,7 @@ def test_rudderstack_may_name_the_key_by_basic_auth_alone(client: Any, source: E
 
 
 def test_rudderstack_without_a_key_is_a_401_and_an_unknown_key_a_404(
-    client: Any, services: Services, source: EventSource
+    client: Any, services: FakeServices, source: EventSource
 ) -> None:
     missing = client.get("/sourceConfig/?p=npm")
     assert missing.status_code == 401 and "missing write key" in missing.get_json()["message"]
@@ -323,7 +323,7 @@ def test_the_loader_revalidates_with_its_etag(client: Any, dist: Path, source: E
 
 
 def test_the_loader_of_an_unknown_or_revoked_key_is_a_404(
-    client: Any, services: Services, dist: Path, source: EventSource
+    client: Any, services: FakeServices, dist: Path, source: EventSource
 ) -> None:
     unknown = client.get("/analytics.js/v1/wk_nopeNopeNopeNopeNope1234/analytics.min.js")
     assert unknown.status_code == 404 and unknown.get_json()["field"] == "writeKey"

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from shared.api import console
-from shared.bootstrap import Services
+from tests.fakes import FakeServices
 from tests.functions import function_client
 
 INDEX = b'<!doctype html><script type="module" src="/console/assets/index-AbCd1234.js"></script>'
@@ -115,7 +115,7 @@ def test_an_unbuilt_console_is_a_503_that_says_how_to_build_it(
     assert "make console" in response.json["message"]
 
 
-def test_me_names_the_tokens_workspace(services: Services) -> None:
+def test_me_names_the_tokens_workspace(services: FakeServices) -> None:
     workspace = services.workspaces.create("Acme")
     token, record = services.workspaces.create_token(workspace.id, "admin")
     client = function_client("event_keys")

@@ -203,7 +203,7 @@ def test_a_numeric_key_is_a_field_not_an_index() -> None:
 
 
 def test_formats_contracts_do_not_check_are_annotations() -> None:
-    definition = {"$schema": DIALECT, "properties": {"r": {"format": "regex"}}}
+    definition: dict[str, Any] = {"$schema": DIALECT, "properties": {"r": {"format": "regex"}}}
     definition["properties"]["d"] = {"format": "duration"}
 
     # The library would compile the value as a pattern, and check durations.
@@ -229,7 +229,7 @@ def test_the_frozen_baseline_is_never_imported_by_the_product() -> None:
 
 
 def test_compact_form_becomes_json_schema() -> None:
-    definition = {
+    definition: dict[str, Any] = {
         "properties": {
             "order_id": {"type": "string", "required": True, "pattern": "^o-"},
             "total": {"type": "number", "required": False, "minimum": 0},

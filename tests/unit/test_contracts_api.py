@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from shared.bootstrap import Services
 from shared.domain.sources import source_path
 from shared.services.contract_validator import ContractValidator
 from shared.services.contracts import EventContracts
 from shared.services.quarantine import Quarantine
+from tests.fakes import FakeServices
 from tests.functions import function_client
 from tests.tenants import Tenant, tenant_of
 from tests.unit.pipeline_fixtures import SOURCE_ID, Clock, make_events, track
@@ -55,7 +55,7 @@ def client() -> Any:
 
 
 @pytest.fixture
-def clock(services: Services) -> Clock:
+def clock(services: FakeServices) -> Clock:
     """One moving clock for contracts, validation and quarantine, so records are in order."""
     the_clock = Clock()
     services.__dict__.update(
@@ -69,7 +69,7 @@ def clock(services: Services) -> Clock:
 
 
 @pytest.fixture
-def tenant(services: Services, clock: Clock) -> Tenant:
+def tenant(services: FakeServices, clock: Clock) -> Tenant:
     return tenant_of(services)
 
 
@@ -214,7 +214,7 @@ def test_invalid_updates_name_the_field_and_change_nothing(
 
 
 def test_other_workspaces_contracts_answer_404(
-    client: Any, services: Services, tenant: Tenant
+    client: Any, services: FakeServices, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     contract = create(client, tenant)
@@ -233,7 +233,7 @@ def test_other_workspaces_contracts_answer_404(
 
 
 def test_violations_pages_and_summary_with_shadow_counts(
-    client: Any, services: Services, tenant: Tenant
+    client: Any, services: FakeServices, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     contract = create(client, tenant, enforcement_mode="warn", undeclared_fields="allow")
@@ -282,7 +282,7 @@ def test_violations_pages_and_summary_with_shadow_counts(
 
 
 def test_blocked_events_are_counted_not_shadowed(
-    client: Any, services: Services, tenant: Tenant
+    client: Any, services: FakeServices, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     contract = create(client, tenant, enforcement_mode="block", undeclared_fields="warn")
@@ -312,7 +312,7 @@ def test_bad_violation_queries_are_400(client: Any, tenant: Tenant, query: dict[
     assert client.get(url, query_string=query, headers=auth).status_code == 400
 
 
-def test_quarantine_list_and_replay(client: Any, services: Services, tenant: Tenant) -> None:
+def test_quarantine_list_and_replay(client: Any, services: FakeServices, tenant: Tenant) -> None:
     workspace_id, auth = tenant
     services.store.create(
         source_path(workspace_id, SOURCE_ID), {"id": SOURCE_ID, "pubsub_topic": SOURCE_TOPIC}
@@ -342,11 +342,11 @@ def test_quarantine_list_and_replay(client: Any, services: Services, tenant: Ten
     )
     dry = client.post(replay, json={"ids": [held["id"]], "dry_run": True}, headers=auth)
     assert dry.get_json()["replayed"] == [held["id"]]
-    assert SOURCE_TOPIC not in services.publisher.published  # type: ignore[attr-defined]
+    assert SOURCE_TOPIC not in services.publisher.published
 
     done = client.post(replay, json={"ids": [held["id"]]}, headers=auth).get_json()
     assert (done["dry_run"], done["replayed"]) == (False, [held["id"]])
-    assert len(services.publisher.published[SOURCE_TOPIC]) == 1  # type: ignore[attr-defined]
+    assert len(services.publisher.published[SOURCE_TOPIC]) == 1
     [after] = client.get(quarantine, headers=auth).get_json()
     assert (after["status"], after["replay_count"]) == ("replayed", 1)
     assert (

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from shared.api.routes import ROUTES, http_functions, routes_of
-from shared.bootstrap import Services
 from shared.domain.sources import EventSource
 from shared.http.cors import ALLOW_HEADERS, MAX_AGE_SECONDS, with_preflights
 from shared.http.routing import Route
+from tests.fakes import FakeServices, recording
 from tests.functions import function_client
 from tests.tenants import Tenant
 from tests.unit.conftest import published
@@ -28,7 +28,7 @@ def client() -> Any:
 
 
 @pytest.fixture
-def shop_only(services: Services) -> EventSource:
+def shop_only(services: FakeServices) -> EventSource:
     workspace = services.workspaces.create("Shop")
     return services.sources.create(workspace.id, "Shop", "t", allowed_origins=[SHOP])
 
@@ -107,7 +107,7 @@ def test_the_route_table_holds_one_preflight_per_ingest_path_and_no_other() -> N
 
 
 def test_an_accepted_request_names_the_origin(
-    client: Any, services: Services, source: EventSource
+    client: Any, services: FakeServices, source: EventSource
 ) -> None:
     response = client.post(
         "/v1/t", data=json.dumps(TRACK), headers={"Origin": SHOP, "X-Write-Key": source.key}
@@ -157,7 +157,7 @@ def test_a_wrong_method_on_an_ingest_path_names_the_origin(client: Any) -> None:
 
 
 def test_an_internal_error_names_the_origin(
-    client: Any, services: Services, source: EventSource, monkeypatch: pytest.MonkeyPatch
+    client: Any, services: FakeServices, source: EventSource, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("publisher down")
@@ -174,7 +174,7 @@ def test_an_internal_error_names_the_origin(
 
 
 def test_a_listed_origin_is_accepted(
-    client: Any, services: Services, shop_only: EventSource
+    client: Any, services: FakeServices, shop_only: EventSource
 ) -> None:
     response = client.post(
         "/v1/track", json=TRACK, headers={"Origin": SHOP, "X-Write-Key": shop_only.key}
@@ -184,7 +184,7 @@ def test_a_listed_origin_is_accepted(
 
 
 def test_another_origin_is_refused_with_a_403_the_page_can_read(
-    client: Any, services: Services, shop_only: EventSource
+    client: Any, services: FakeServices, shop_only: EventSource
 ) -> None:
     response = client.post(
         "/v1/b",
@@ -208,7 +208,7 @@ def test_the_preflight_of_a_refused_origin_still_passes(client: Any) -> None:
 
 
 def test_requests_without_an_origin_are_not_limited(
-    client: Any, services: Services, shop_only: EventSource
+    client: Any, services: FakeServices, shop_only: EventSource
 ) -> None:
     # Servers and mobile apps send no Origin: the list is about web pages.
     response = client.post("/v1/track", json=TRACK, headers={"X-Write-Key": shop_only.key})
@@ -216,16 +216,14 @@ def test_requests_without_an_origin_are_not_limited(
 
 
 def test_the_origin_check_costs_no_read(
-    client: Any, services: Services, shop_only: EventSource, monkeypatch: pytest.MonkeyPatch
+    client: Any, services: FakeServices, shop_only: EventSource, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lookups: list[str] = []
     resolve = services.sources.resolve_write_key
-    monkeypatch.setattr(
-        services.sources, "resolve_write_key", lambda key: lookups.append(key) or resolve(key)
-    )
+    monkeypatch.setattr(services.sources, "resolve_write_key", recording(lookups, resolve))
     reads: list[str] = []
     get = services.store.get
-    monkeypatch.setattr(services.store, "get", lambda path: reads.append(path) or get(path))
+    monkeypatch.setattr(services.store, "get", recording(reads, get))
     statuses = [
         client.post(
             "/v1/track", json=TRACK, headers={"Origin": origin, "X-Write-Key": shop_only.key}
@@ -238,7 +236,7 @@ def test_the_origin_check_costs_no_read(
 
 
 def test_a_changed_list_reaches_ingest_through_the_key_record(
-    client: Any, services: Services, source: EventSource
+    client: Any, services: FakeServices, source: EventSource
 ) -> None:
     services.sources.set_allowed_origins(source.workspace_id, source.id, [SHOP])
     services.__dict__.pop("ingest", None)  # a fresh instance: no cached lookup

@@ -12,7 +12,7 @@ from shared.config import Settings
 from shared.destinations.outbound import UnsafeDestination, UrlGuard
 from shared.domain.routing import deliver_subscription_id, destination_path
 from shared.services.destinations import Destinations
-from tests.fakes import FakePublisher, FakeTopicAdmin, InMemoryConfigStore
+from tests.fakes import FakePublisher, FakeServices, FakeTopicAdmin, InMemoryConfigStore
 from tests.functions import function_client
 from tests.tenants import Tenant, tenant_of
 
@@ -54,7 +54,7 @@ def webhook(**config: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(autouse=True)
-def fake_dns(services: Services) -> None:
+def fake_dns(services: FakeServices) -> None:
     services.destinations = Destinations(
         services.store,
         UrlGuard(False, resolve=fake_resolve),
@@ -187,7 +187,7 @@ def test_both_seeds_serve_one_data_model(client: Any, streams: Any, tenant: Tena
 )
 def test_invalid_bodies_name_the_field(
     client: Any,
-    services: Services,
+    services: FakeServices,
     tenant: Tenant,
     body: dict[str, Any],
     field: str,
@@ -207,7 +207,7 @@ def test_invalid_bodies_name_the_field(
 def test_secrets_are_write_only(
     client: Any,
     streams: Any,
-    services: Services,
+    services: FakeServices,
     tenant: Tenant,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -268,7 +268,7 @@ def test_secrets_are_write_only(
 
 
 def test_type_change_needs_a_whole_new_config(
-    client: Any, services: Services, tenant: Tenant
+    client: Any, services: FakeServices, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     destination = client.post(
@@ -304,7 +304,7 @@ def test_type_change_needs_a_whole_new_config(
 )
 def test_invalid_updates_change_nothing(
     client: Any,
-    services: Services,
+    services: FakeServices,
     tenant: Tenant,
     change: dict[str, Any],
     field: str,
@@ -408,7 +408,7 @@ def test_metadata_server_is_refused_even_when_private_addresses_are_allowed() ->
 
 
 def test_deleting_a_referenced_destination_is_409(
-    client: Any, services: Services, tenant: Tenant
+    client: Any, services: FakeServices, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     destination = client.post(
@@ -436,7 +436,7 @@ def test_deleting_a_referenced_destination_is_409(
 
 
 def test_other_workspace_is_404(
-    client: Any, streams: Any, services: Services, tenant: Tenant
+    client: Any, streams: Any, services: FakeServices, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     other = services.workspaces.create("Other")
@@ -473,7 +473,7 @@ def test_missing_or_bad_token_is_401(
 
 
 def test_deleting_a_destination_removes_its_delivery_topic(
-    client: Any, services: Services, tenant: Tenant
+    client: Any, services: FakeServices, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     services.destinations = Destinations(
@@ -486,7 +486,7 @@ def test_deleting_a_destination_removes_its_delivery_topic(
     created = client.post(
         f"/api/v1/workspaces/{workspace_id}/destinations", json=webhook(), headers=auth
     ).get_json()
-    topics: FakeTopicAdmin = services.topics  # type: ignore[assignment]
+    topics: FakeTopicAdmin = services.topics
     topic = services.delivery_topics.topic(created["id"])
     assert topic in topics.topics
 

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from shared.bootstrap import Services
+from tests.fakes import FakeServices
 from tests.functions import function_client
 from tests.tenants import Tenant
 
@@ -97,7 +97,7 @@ def test_missing_or_bad_token_is_401(client: Any, tenant: Tenant, headers: dict[
     assert response.get_json()["error"] == "unauthorized"
 
 
-def test_other_workspace_is_404(client: Any, services: Services, tenant: Tenant) -> None:
+def test_other_workspace_is_404(client: Any, services: FakeServices, tenant: Tenant) -> None:
     workspace_id, auth = tenant
     other = services.workspaces.create("Other")
     other_source = services.sources.create(other.id, "Theirs", "t")
@@ -126,7 +126,7 @@ def test_unknown_path_and_method(client: Any, tenant: Tenant) -> None:
 
 
 def test_test_event_is_published_through_the_source(
-    client: Any, services: Services, tenant: Tenant
+    client: Any, services: FakeServices, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     source = services.sources.create(workspace_id, "Web", "t")
@@ -136,7 +136,7 @@ def test_test_event_is_published_through_the_source(
 
     assert response.status_code == 202
     message_id = response.get_json()["messageId"]
-    [(data, attributes)] = services.publisher.published[source.pubsub_topic]  # type: ignore[attr-defined]
+    [(data, attributes)] = services.publisher.published[source.pubsub_topic]
     [event] = json.loads(data)
     assert event["messageId"] == message_id and event["type"] == "track"
     assert event["sourceId"] == source.id and attributes["workspace_id"] == workspace_id
@@ -151,7 +151,7 @@ def test_test_event_is_published_through_the_source(
 
 
 def test_allowed_origins_on_create_and_through_their_own_resource(
-    client: Any, services: Services, tenant: Tenant
+    client: Any, services: FakeServices, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     base = f"/api/v1/workspaces/{workspace_id}/event-keys"
@@ -267,7 +267,7 @@ def test_too_many_origins_is_400(client: Any, tenant: Tenant) -> None:
 
 
 def test_origins_of_another_workspaces_source_are_404(
-    client: Any, services: Services, tenant: Tenant
+    client: Any, services: FakeServices, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     other = services.workspaces.create("Other")

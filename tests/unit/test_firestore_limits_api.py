@@ -12,9 +12,9 @@ import pytest
 from werkzeug.test import Client
 
 from shared.api.routes import ROUTES
-from shared.bootstrap import Services
 from shared.domain.stored_documents import STORED_JSON
 from shared.domain.transformations import transformations_collection
+from tests.fakes import FakeServices
 from tests.reliability.harness import GatewayApp
 from tests.tenants import Tenant
 
@@ -160,16 +160,14 @@ def test_a_transformation_keeps_any_json_test_output_exactly(
 
 
 def test_the_fuzz_runs_empty_key_is_stored_as_json_text(
-    client: Client, tenant: Tenant, services: Services
+    client: Client, tenant: Tenant, services: FakeServices
 ) -> None:
     workspace_id, auth = tenant
     transform_id = transformation(client, tenant)
     url = f"/api/v1/workspaces/{workspace_id}/event-transformations/{transform_id}"
     value = {"": [None, True]}
     assert client.put(url, headers=auth, json={"test_output": value}).status_code == 200
-    stored = services.store.documents[  # type: ignore[attr-defined]
-        f"{transformations_collection(workspace_id)}/{transform_id}"
-    ]
+    stored = services.store.documents[f"{transformations_collection(workspace_id)}/{transform_id}"]
     assert stored["test_output"].startswith(STORED_JSON)
     assert client.get(url, headers=auth).get_json()["test_output"] == value
     # And the list reads it back too.
@@ -194,7 +192,7 @@ def test_a_transformation_test_input_with_an_empty_key_runs(client: Client, tena
 
 
 def test_a_webhook_header_of_the_reserved_form_is_kept(
-    client: Client, tenant: Tenant, services: Services
+    client: Client, tenant: Tenant, services: FakeServices
 ) -> None:
     workspace_id, auth = tenant
     created = client.post(

@@ -4,9 +4,9 @@ from typing import Any
 
 import pytest
 
-from shared.bootstrap import Services
 from shared.domain import ids
 from shared.domain.routing import Destination, destination_path, transformation_path
+from tests.fakes import FakeServices
 from tests.functions import function_client
 from tests.tenants import Tenant
 
@@ -29,7 +29,7 @@ def client() -> Any:
     return function_client("event_forwarding_rules")
 
 
-def stored_destination(services: Services, workspace_id: str) -> str:
+def stored_destination(services: FakeServices, workspace_id: str) -> str:
     """A destination document, written straight to the store: these tests are about rules."""
     now = ids.isoformat(ids.utcnow())
     destination = Destination(
@@ -45,7 +45,7 @@ def stored_destination(services: Services, workspace_id: str) -> str:
     return destination.id
 
 
-def stored_transformation(services: Services, workspace_id: str) -> str:
+def stored_transformation(services: FakeServices, workspace_id: str) -> str:
     transformation_id = ids.new_id()
     services.store.create(
         transformation_path(workspace_id, transformation_id),
@@ -54,7 +54,7 @@ def stored_transformation(services: Services, workspace_id: str) -> str:
     return transformation_id
 
 
-def test_crud(client: Any, services: Services, tenant: Tenant) -> None:
+def test_crud(client: Any, services: FakeServices, tenant: Tenant) -> None:
     workspace_id, auth = tenant
     base = f"/api/v1/workspaces/{workspace_id}/event-forwarding-rules"
     destination_id = stored_destination(services, workspace_id)
@@ -144,7 +144,7 @@ def test_crud(client: Any, services: Services, tenant: Tenant) -> None:
 )
 def test_invalid_bodies_name_the_field(
     client: Any,
-    services: Services,
+    services: FakeServices,
     tenant: Tenant,
     body: dict[str, Any],
     field: str,
@@ -180,7 +180,7 @@ def test_invalid_bodies_name_the_field(
 )
 def test_invalid_updates_name_the_field_and_change_nothing(
     client: Any,
-    services: Services,
+    services: FakeServices,
     tenant: Tenant,
     change: dict[str, Any],
     field: str,
@@ -200,7 +200,7 @@ def test_invalid_updates_name_the_field_and_change_nothing(
 
 
 def test_update_can_move_a_rule_to_another_destination(
-    client: Any, services: Services, tenant: Tenant
+    client: Any, services: FakeServices, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     first, second = (
@@ -224,7 +224,7 @@ def test_update_can_move_a_rule_to_another_destination(
 
 
 def test_duplicates_in_selectors_are_dropped(
-    client: Any, services: Services, tenant: Tenant
+    client: Any, services: FakeServices, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     body = {
@@ -242,7 +242,7 @@ def test_duplicates_in_selectors_are_dropped(
 
 
 def test_other_workspace_is_404_and_its_references_do_not_exist(
-    client: Any, services: Services, tenant: Tenant
+    client: Any, services: FakeServices, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     other = services.workspaces.create("Other")

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from werkzeug.datastructures import Headers
 
-from shared.bootstrap import Services
 from shared.config import Settings
 from shared.domain.limits import MAX_BATCH_EVENTS, MAX_REQUEST_BYTES
 from shared.domain.sources import EventSource
+from tests.fakes import FakeServices
 from tests.functions import function_client
 from tests.unit.conftest import published
 
@@ -31,7 +31,7 @@ TRACK = {"event": "purchase_completed", "user_id": "user-123", "properties": {"t
 
 @pytest.mark.parametrize("where", ["header", "basic", "query", "body"])
 def test_write_key_from_every_place(
-    client: Any, services: Services, source: EventSource, where: str
+    client: Any, services: FakeServices, source: EventSource, where: str
 ) -> None:
     headers, url, body = {}, "/v1/track", dict(TRACK)
     if where == "header":
@@ -57,7 +57,7 @@ def test_missing_or_unknown_key_is_401(client: Any, headers: dict[str, str]) -> 
     assert response.get_json()["error"] == "unauthorized"
 
 
-def test_revoked_key_is_401(client: Any, services: Services, source: EventSource) -> None:
+def test_revoked_key_is_401(client: Any, services: FakeServices, source: EventSource) -> None:
     services.sources.revoke(source.workspace_id, source.id)
     services.__dict__.pop("ingest", None)  # a fresh instance: no cached lookup
     response = client.post("/v1/track", json=TRACK, headers={"X-Write-Key": source.key})
@@ -69,7 +69,7 @@ def test_revoked_key_is_401(client: Any, services: Services, source: EventSource
     "content_type", ["application/json", "text/plain", "application/x-www-form-urlencoded", ""]
 )
 def test_any_content_type_is_read_as_json(
-    client: Any, services: Services, source: EventSource, content_type: str
+    client: Any, services: FakeServices, source: EventSource, content_type: str
 ) -> None:
     response = client.post(
         "/v1/track",
@@ -81,7 +81,7 @@ def test_any_content_type_is_read_as_json(
 
 
 def test_gzip_batch_with_partial_rejections(
-    client: Any, services: Services, source: EventSource
+    client: Any, services: FakeServices, source: EventSource
 ) -> None:
     batch = {
         "batch": [
@@ -108,7 +108,7 @@ def test_gzip_batch_with_partial_rejections(
 
 
 def test_single_refused_event_is_400_naming_the_field(
-    client: Any, services: Services, source: EventSource
+    client: Any, services: FakeServices, source: EventSource
 ) -> None:
     response = client.post("/v1/group", json={"user_id": "u"}, headers={"X-Write-Key": source.key})
     assert response.status_code == 400
@@ -116,7 +116,7 @@ def test_single_refused_event_is_400_naming_the_field(
     assert published(services, source) == []
 
 
-def trusting(services: Services, hops: int) -> None:
+def trusting(services: FakeServices, hops: int) -> None:
     services.settings = dataclasses.replace(services.settings, trusted_proxy_hops=hops)
 
 
@@ -141,7 +141,12 @@ def trusting(services: Services, hops: int) -> None:
     ],
 )
 def test_context_ip_trusts_only_the_configured_proxies(
-    client: Any, services: Services, source: EventSource, hops: int, forwarded: str, expected: str
+    client: Any,
+    services: FakeServices,
+    source: EventSource,
+    hops: int,
+    forwarded: str,
+    expected: str,
 ) -> None:
     trusting(services, hops)
     response = client.post(
@@ -161,7 +166,7 @@ def test_trusted_proxy_hops_come_from_the_environment() -> None:
 
 
 def test_forwarded_entries_in_several_header_lines_are_read_in_order(
-    client: Any, services: Services, source: EventSource
+    client: Any, services: FakeServices, source: EventSource
 ) -> None:
     trusting(services, 2)
     headers = Headers([("X-Write-Key", source.key)])
@@ -172,7 +177,7 @@ def test_forwarded_entries_in_several_header_lines_are_read_in_order(
 
 
 def test_a_spoofed_forwarded_header_does_not_reach_the_test_event(
-    services: Services, source: EventSource
+    services: FakeServices, source: EventSource
 ) -> None:
     workspace_id = source.workspace_id
     token, _ = services.workspaces.create_token(workspace_id, "admin")
@@ -187,7 +192,7 @@ def test_a_spoofed_forwarded_header_does_not_reach_the_test_event(
 # --- no unauthenticated input reaches a 500 --------------------------------------------------
 
 
-def no_lookups(services: Services, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def no_lookups(services: FakeServices, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Record every write-key lookup (a malformed key must be refused before any)."""
     looked_up: list[str] = []
     resolve = services.sources.resolve_write_key
@@ -218,7 +223,7 @@ def no_lookups(services: Services, monkeypatch: pytest.MonkeyPatch) -> list[str]
 )
 def test_a_malformed_write_key_is_401_without_a_lookup(
     client: Any,
-    services: Services,
+    services: FakeServices,
     monkeypatch: pytest.MonkeyPatch,
     data: bytes,
     headers: dict[str, str],
@@ -238,7 +243,7 @@ def test_a_malformed_write_key_is_401_without_a_lookup(
 
 
 def test_a_well_formed_unknown_key_is_looked_up_and_401(
-    client: Any, services: Services, monkeypatch: pytest.MonkeyPatch
+    client: Any, services: FakeServices, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     looked_up = no_lookups(services, monkeypatch)
     unknown = "wk_" + "A" * 43
@@ -257,7 +262,7 @@ def test_an_integer_longer_than_python_reads_is_not_a_500(client: Any) -> None:
 
 
 def test_an_integer_longer_than_python_reads_refuses_its_event_by_field(
-    client: Any, services: Services, source: EventSource
+    client: Any, services: FakeServices, source: EventSource
 ) -> None:
     data = b'{"event": "x", "userId": "u", "properties": {"n": -' + b"9" * 5000 + b"}}"
     response = client.post("/v1/track", data=data, headers={"X-Write-Key": source.key})
@@ -306,17 +311,17 @@ def test_too_many_events_is_413(client: Any, source: EventSource) -> None:
     assert response.status_code == 413
 
 
-def test_one_message_per_request(client: Any, services: Services, source: EventSource) -> None:
+def test_one_message_per_request(client: Any, services: FakeServices, source: EventSource) -> None:
     batch = {"batch": [{"type": "track", "event": f"e{i}", "userId": "u"} for i in range(100)]}
     client.post("/v1/batch", json=batch, headers={"X-Write-Key": source.key})
-    messages = services.publisher.published[source.pubsub_topic]  # type: ignore[attr-defined]
+    messages = services.publisher.published[source.pubsub_topic]
     assert len(messages) == 1
     data, attributes = messages[0]
     assert attributes["event_count"] == "100" and attributes["source_id"] == source.id
     assert len(json.loads(data)) == 100
 
 
-def test_last_used_at_is_recorded(client: Any, services: Services, source: EventSource) -> None:
+def test_last_used_at_is_recorded(client: Any, services: FakeServices, source: EventSource) -> None:
     client.post("/v1/track", json=TRACK, headers={"X-Write-Key": source.key})
     assert services.sources.get(source.workspace_id, source.id).last_used_at is not None
 
@@ -343,7 +348,7 @@ def comparable(event: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.parametrize("short", sorted(SHORT_FORMS))
 def test_a_short_path_is_its_long_form(
-    client: Any, services: Services, source: EventSource, short: str
+    client: Any, services: FakeServices, source: EventSource, short: str
 ) -> None:
     long, body = SHORT_FORMS[short]
     headers = {"X-Write-Key": source.key}
@@ -396,7 +401,7 @@ METRICS = {
 }
 
 
-def test_client_metrics_are_read_and_dropped(client: Any, services: Services) -> None:
+def test_client_metrics_are_read_and_dropped(client: Any, services: FakeServices) -> None:
     response = client.post(
         "/v1/m",
         data=json.dumps(METRICS),
@@ -405,8 +410,8 @@ def test_client_metrics_are_read_and_dropped(client: Any, services: Services) ->
     assert response.status_code == 200
     assert response.get_json() == {"success": True}
     assert response.headers["Access-Control-Allow-Origin"] == "https://shop.example.com"
-    assert services.publisher.published == {}  # type: ignore[attr-defined]
-    assert services.event_store.rows == []  # type: ignore[attr-defined]
+    assert services.publisher.published == {}
+    assert services.event_store.rows == []
 
 
 @pytest.mark.parametrize("data", [b"", b"{nope", b"[]", b'{"series": {}}', b'{"other": []}'])
@@ -425,7 +430,7 @@ def test_client_metrics_refuse_a_large_body(client: Any) -> None:
 
 
 def test_a_beacon_body_with_the_key_only_in_the_body(
-    client: Any, services: Services, source: EventSource
+    client: Any, services: FakeServices, source: EventSource
 ) -> None:
     """navigator.sendBeacon with a string: text/plain;charset=UTF-8, no header of our own."""
     body = {"writeKey": source.key, "batch": [{"type": "track", "event": "Left", "userId": "u"}]}
@@ -438,7 +443,7 @@ def test_a_beacon_body_with_the_key_only_in_the_body(
 
 
 def test_a_keepalive_fetch_with_the_key_in_the_query(
-    client: Any, services: Services, source: EventSource
+    client: Any, services: FakeServices, source: EventSource
 ) -> None:
     response = client.post(
         f"/v1/t?writeKey={source.key}",
@@ -450,7 +455,7 @@ def test_a_keepalive_fetch_with_the_key_in_the_query(
 
 
 def test_a_gzipped_mobile_batch_with_the_key_only_in_the_body(
-    client: Any, services: Services, source: EventSource
+    client: Any, services: FakeServices, source: EventSource
 ) -> None:
     body = {
         "batch": [{"type": "screen", "name": "Home", "anonymousId": "a"}],
@@ -476,7 +481,7 @@ def chunked(client: Any, path: str, data: bytes, headers: dict[str, str]) -> Any
 
 
 def test_a_chunked_body_without_a_length_is_read(
-    client: Any, services: Services, source: EventSource
+    client: Any, services: FakeServices, source: EventSource
 ) -> None:
     body = {"batch": [{"type": "track", "event": "E", "userId": "u"}], "writeKey": source.key}
     response = chunked(client, "/v1/b", gzip.compress(json.dumps(body).encode()), {})

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from shared.bootstrap import Services
+from tests.fakes import FakeServices
 from tests.functions import function_client
 from tests.ingest_captures import Capture, capture_source, check_published, load_captures
 
@@ -47,7 +47,7 @@ def test_the_captures_cover_the_mobile_sdks_and_their_shapes() -> None:
 
 
 @pytest.mark.parametrize("capture", CAPTURES, ids=[c.name for c in CAPTURES])
-def test_capture_is_accepted(services: Services, capture: Capture) -> None:
+def test_capture_is_accepted(services: FakeServices, capture: Capture) -> None:
     workspace = services.workspaces.create("Mobile")
     source = capture_source(services, workspace.id, capture.write_key)
 
@@ -58,7 +58,7 @@ def test_capture_is_accepted(services: Services, capture: Capture) -> None:
     assert response.get_json() == expected["body"]
     for name, value in expected.get("headers", {}).items():
         assert response.headers.get(name) == value, name
-    messages = services.publisher.published[source.pubsub_topic]  # type: ignore[attr-defined]
+    messages = services.publisher.published[source.pubsub_topic]
     assert len(messages) == 1  # one message per request, whatever the SDK
     check_published(expected["published"], json.loads(messages[0][0]))
 

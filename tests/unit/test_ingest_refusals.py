@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from shared.bootstrap import Services
 from shared.domain import limits
 from shared.domain.poison import firestore_storable
 from shared.domain.sources import EventSource
 from shared.domain.storable import INT64_MAX, INT64_MIN, OversizedInteger, find_unstorable
+from tests.fakes import FakeServices
 from tests.functions import function_client
 from tests.tenants import Tenant
 from tests.unit.conftest import published
@@ -85,7 +85,7 @@ def bad(fields: str) -> str:
     ],
 )
 def test_a_bad_event_is_refused_with_its_field_and_its_neighbour_accepted(
-    services: Services, source: EventSource, raw: str, reason: str, field: str
+    services: FakeServices, source: EventSource, raw: str, reason: str, field: str
 ) -> None:
     response = send_batch(source, [raw, GOOD])
     assert response.status_code == 200, response.get_data(as_text=True)
@@ -103,7 +103,7 @@ def test_the_refused_message_id_is_echoed_as_the_escape_it_came_as(source: Event
 
 
 def test_a_single_refused_event_is_400_naming_the_field(
-    services: Services, source: EventSource
+    services: FakeServices, source: EventSource
 ) -> None:
     response = function_client("ingest").post(
         "/v1/track",
@@ -117,7 +117,7 @@ def test_a_single_refused_event_is_400_naming_the_field(
 
 
 def test_what_the_envelope_holds_refuses_the_whole_batch(
-    services: Services, source: EventSource
+    services: FakeServices, source: EventSource
 ) -> None:
     body = '{"batch": [' + GOOD + '], "context": {"traits": {"\\ud800": 1}}}'
     response = function_client("ingest").post(
@@ -128,7 +128,7 @@ def test_what_the_envelope_holds_refuses_the_whole_batch(
     assert published(services, source) == []
 
 
-def test_a_stream_event_is_refused_the_same_way(services: Services, tenant: Tenant) -> None:
+def test_a_stream_event_is_refused_the_same_way(services: FakeServices, tenant: Tenant) -> None:
     workspace_id, auth = tenant
     stream_source = services.sources.create(workspace_id, "App", "t")
     response = function_client("streams").post(
@@ -225,7 +225,7 @@ def test_deep_hostile_nesting_is_refused_without_recursion() -> None:
 
 
 def test_arrays_inside_arrays_are_valid_segment_data_and_accepted(
-    services: Services, source: EventSource
+    services: FakeServices, source: EventSource
 ) -> None:
     """Firestore refuses them in a map, but nothing keeps an accepted event as a map: a dead
     letter of such an event holds it as JSON text (shared/domain/poison.py)."""

@@ -17,11 +17,11 @@ import pytest
 from emulators.gateway import Gateway, serve
 from emulators.processes import ManagedProcess, tcp_open
 from shared.api.routes import ROUTES
-from shared.bootstrap import Services
 from shared.config import Settings
 from shared.domain.errors import Unavailable
 from shared.http.client_socket import always_connected, connection_check
 from shared.services.live import Cursor, LiveEvent, LiveFeed, LiveFilters, StreamLimits
+from tests.fakes import FakeServices
 from tests.functions import ROOT, function_client
 from tests.tenants import Tenant
 from tests.unit.test_observe_live import CountingStore, event
@@ -139,7 +139,7 @@ def test_a_slow_client_that_falls_far_behind_is_ended_to_resume_later(
 
 
 def test_per_token_and_per_instance_caps_answer_429_with_a_json_error(
-    services: Services, tenant: Tenant
+    services: FakeServices, tenant: Tenant
 ) -> None:
     client = function_client("events")
     workspace_id, auth = tenant

@@ -31,9 +31,9 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from shared.api.routes import ROUTES
-from shared.bootstrap import Services
 from shared.domain import validation_messages as messages
 from shared.domain.validation_messages import MESSAGES, plain_errors
+from tests.fakes import FakeServices
 from tests.reliability.harness import GatewayApp
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "messages"
@@ -56,7 +56,7 @@ def error_types() -> Iterator[set[str]]:
         yield seen
 
 
-def run_case(services: Services, case: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
+def run_case(services: FakeServices, case: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
     """A golden case's request through the gateway: its error answer and the error types."""
     workspace = services.workspaces.create("Acme")
     token, _ = services.workspaces.create_token(workspace.id, "admin")
@@ -84,7 +84,7 @@ def load(path: Path) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("path", CASES, ids=[path.stem for path in CASES])
-def test_golden_message(services: Services, path: Path) -> None:
+def test_golden_message(services: FakeServices, path: Path) -> None:
     case = load(path)
     answer, seen = run_case(services, case)
     assert answer == case["answer"]

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from shared.bootstrap import Services
 from shared.domain import ids
 from shared.domain.sources import process_subscription_id
 from shared.domain.storage import event_row
+from tests.fakes import FakeServices
 from tests.functions import function_client
 from tests.tenants import Tenant
 
@@ -39,7 +39,7 @@ def streams_client() -> Any:
 
 
 def store(
-    services: Services,
+    services: FakeServices,
     workspace_id: str,
     source_id: str,
     type_: str = "track",
@@ -75,7 +75,7 @@ def store(
 
 
 def test_volume_counts_per_type_name_and_hour(
-    events_client: Any, services: Services, tenant: Tenant
+    events_client: Any, services: FakeServices, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     for _ in range(3):
@@ -141,7 +141,7 @@ def test_volume_refuses_hours_outside_1_to_720(
 
 
 def test_sources_are_one_model_across_both_apis(
-    streams_client: Any, services: Services, tenant: Tenant
+    streams_client: Any, services: FakeServices, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     keys_client = function_client("event_keys")
@@ -172,7 +172,7 @@ def test_sources_are_one_model_across_both_apis(
 
 
 def test_events_today_counts_since_utc_midnight_per_source(
-    streams_client: Any, services: Services, tenant: Tenant
+    streams_client: Any, services: FakeServices, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     a = services.sources.create(workspace_id, "A", "t")
@@ -191,7 +191,7 @@ def test_events_today_counts_since_utc_midnight_per_source(
 
 
 def test_delete_deletes_the_source_and_keeps_its_events(
-    streams_client: Any, services: Services, tenant: Tenant
+    streams_client: Any, services: FakeServices, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     source = services.sources.create(workspace_id, "Web", "t")
@@ -212,9 +212,9 @@ def test_delete_deletes_the_source_and_keeps_its_events(
     )
     assert [k["id"] for k in keys.get_json()] == [kept.id]
     assert services.sources.resolve_write_key(source.key) is None  # ingest: unknown key, 401
-    assert source.pubsub_topic not in topics.topics  # type: ignore[attr-defined]
-    assert subscription in topics.retired  # type: ignore[attr-defined]
-    assert kept.pubsub_topic in topics.topics  # type: ignore[attr-defined]
+    assert source.pubsub_topic not in topics.topics
+    assert subscription in topics.retired
+    assert kept.pubsub_topic in topics.topics
     # Its stored events stay queryable, by source too.
     query = {"sourceId": source.id}
     found = streams_client.get("/v1/streams/events", query_string=query, headers=auth)
@@ -224,7 +224,7 @@ def test_delete_deletes_the_source_and_keeps_its_events(
 
 
 def test_the_first_seeds_delete_still_revokes(
-    streams_client: Any, services: Services, tenant: Tenant
+    streams_client: Any, services: FakeServices, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     source = services.sources.create(workspace_id, "Web", "t")
@@ -233,7 +233,7 @@ def test_the_first_seeds_delete_still_revokes(
     assert response.get_json()["status"] == "revoked"
     got = streams_client.get(f"/v1/streams/sources/{source.id}", headers=auth).get_json()
     assert got["status"] == "inactive"
-    assert source.pubsub_topic in services.topics.topics  # type: ignore[attr-defined]
+    assert source.pubsub_topic in services.topics.topics
 
 
 @pytest.mark.parametrize(
@@ -264,7 +264,7 @@ def test_sources_refuse_bad_requests(
 
 
 def test_another_workspaces_source_is_not_found(
-    streams_client: Any, services: Services, tenant: Tenant
+    streams_client: Any, services: FakeServices, tenant: Tenant
 ) -> None:
     _, auth = tenant
     theirs = services.sources.create(services.workspaces.create("Other").id, "Theirs", "t")
@@ -278,7 +278,7 @@ def test_another_workspaces_source_is_not_found(
 
 
 def test_debug_shows_recent_events_newest_first(
-    streams_client: Any, services: Services, tenant: Tenant
+    streams_client: Any, services: FakeServices, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     source = services.sources.create(workspace_id, "Web", "t")
@@ -323,7 +323,9 @@ def test_debug_shows_recent_events_newest_first(
     assert [e["id"] for e in limited["data"]] == ["new"]
 
 
-def test_debug_of_a_quiet_source(streams_client: Any, services: Services, tenant: Tenant) -> None:
+def test_debug_of_a_quiet_source(
+    streams_client: Any, services: FakeServices, tenant: Tenant
+) -> None:
     workspace_id, auth = tenant
     source = services.sources.create(workspace_id, "Web", "t")
     body = streams_client.get(f"/v1/streams/sources/{source.id}/debug", headers=auth).get_json()
@@ -335,7 +337,7 @@ def test_debug_of_a_quiet_source(streams_client: Any, services: Services, tenant
 
 @pytest.mark.parametrize("limit", ["0", "501", "abc", "2.5"])
 def test_debug_refuses_bad_limits(
-    streams_client: Any, services: Services, tenant: Tenant, limit: str
+    streams_client: Any, services: FakeServices, tenant: Tenant, limit: str
 ) -> None:
     workspace_id, auth = tenant
     source = services.sources.create(workspace_id, "Web", "t")
@@ -349,7 +351,9 @@ def test_debug_refuses_bad_limits(
 # --- the event query -----------------------------------------------------------------------
 
 
-def test_query_events_with_summary(streams_client: Any, services: Services, tenant: Tenant) -> None:
+def test_query_events_with_summary(
+    streams_client: Any, services: FakeServices, tenant: Tenant
+) -> None:
     workspace_id, auth = tenant
     web = services.sources.create(workspace_id, "Web", "t")
     app = services.sources.create(workspace_id, "App", "t")

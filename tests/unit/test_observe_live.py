@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from shared.bootstrap import Services
 from shared.ports import WRITES_PER_COMMIT, Document, Filter, Write
 from shared.services.live import (
     HEARTBEAT_SECONDS,
@@ -23,7 +22,7 @@ from shared.services.live import (
     live_events_collection,
     live_sessions_collection,
 )
-from tests.fakes import InMemoryConfigStore
+from tests.fakes import FakeServices, InMemoryConfigStore
 from tests.functions import function_client
 from tests.tenants import Tenant
 
@@ -293,7 +292,7 @@ def client() -> Any:
 
 
 def test_live_endpoint_streams_sse(
-    client: Any, services: Services, tenant: Tenant, clock: Clock
+    client: Any, services: FakeServices, tenant: Tenant, clock: Clock
 ) -> None:
     workspace_id, auth = tenant
     feed = LiveFeed(
@@ -348,7 +347,7 @@ def test_live_endpoint_refuses_bad_requests(
 
 
 def test_live_endpoint_needs_a_token_of_the_workspace(
-    client: Any, services: Services, tenant: Tenant
+    client: Any, services: FakeServices, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     assert client.get(f"/api/v1/workspaces/{workspace_id}/events/live").status_code == 401

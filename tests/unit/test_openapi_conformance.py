@@ -31,6 +31,7 @@ from shared.api import collect, console
 from shared.api.routes import ROUTES, openapi_document
 from shared.bootstrap import Services, set_services
 from shared.http.routing import Route, find_route
+from tests.fakes import FakeServices
 from tests.reliability.harness import GatewayApp, Tenant, fake_services, seed_tenant
 
 CHUNK = "ajs-destination.bundle.0123abcd.js"
@@ -59,7 +60,7 @@ class Call:
         return EnvironBuilder(
             path=self.path,
             method=self.method,
-            headers=self.headers,
+            headers=list(self.headers.items()),
             query_string=self.query,
             json=self.json,
         )
@@ -67,7 +68,7 @@ class Call:
 
 @dataclass
 class Bed:
-    services: Services
+    services: FakeServices
     client: Client
     tenant: Tenant
     openapi: OpenAPI
@@ -112,7 +113,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
 
 
 @pytest.fixture(scope="module")
-def bed(services: Services) -> Bed:
+def bed(services: FakeServices) -> Bed:
     client = GatewayApp().client()
     document = openapi_document()
     openapi = OpenAPI.from_dict(document, config=CONFIG)

@@ -117,7 +117,7 @@ def test_a_lone_surrogate_message_id_is_dead_lettered_and_its_neighbour_delivere
     assert again.duplicates == 1 and again.stored == 0
     assert [row["message_id"] for row in pipeline.events.rows] == ["good-1"]
     assert pipeline.delivery_messages()[0].message_id == "good-1"
-    assert [o.status for o in pipeline.pump_deliveries()] == ["delivered"]
+    assert pipeline.pump_statuses() == ["delivered"]
     letter = event_letter(pipeline, LONE_SURROGATE_ID)
     assert letter["kind"] == "event" and letter["reason_code"] == "unprocessable_event"
     assert "lone surrogate" in letter["reason"] and "messageId" in letter["reason"]
@@ -212,7 +212,7 @@ def test_a_dead_letter_with_an_empty_key_is_recorded_as_text_and_replayable() ->
     assert report.replayed == [letter["id"]]
     [replayed] = pipeline.delivery_messages()[1:]
     assert replayed.replay and replayed.event["properties"] == {"ok": True, "": 1}
-    assert [o.status for o in pipeline.pump_deliveries()] == ["delivered"]
+    assert pipeline.pump_statuses() == ["delivered"]
 
 
 def test_a_dead_letter_that_can_never_be_recorded_is_refused_once_not_retried() -> None:
@@ -326,10 +326,10 @@ def test_an_event_its_connector_cannot_build_is_dead_lettered_and_the_others_sen
     events = make_events(track(messageId="fine-1"), track(messageId="breaks-1"))
     pipeline.process(source_message(events))
 
-    outcomes = pipeline.pump_deliveries()
+    statuses = pipeline.pump_statuses()
     [letter] = pipeline.pump_dead_letters()
 
-    assert sorted(o.status for o in outcomes) == ["dead_lettered", "delivered"]
+    assert sorted(statuses) == ["dead_lettered", "delivered"]
     assert letter["message_id"] == "breaks-1"
     assert letter["reason_code"] == "unprocessable_event"
     assert "KeyError" in letter["reason"]

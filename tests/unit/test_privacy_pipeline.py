@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from shared.bootstrap import Services
 from shared.domain.pipeline import parse_source_message
 from shared.domain.privacy import PiiRule, hash_value
 from shared.domain.regulations import privacy_settings_path
@@ -20,7 +19,7 @@ from shared.services.ingest import Ingest
 from shared.services.privacy import PrivacyFilter, PrivacySettings
 from shared.services.process import Processor
 from shared.services.workspace_config import WorkspaceConfig
-from tests.fakes import InMemoryConfigStore
+from tests.fakes import FakeServices, InMemoryConfigStore
 from tests.functions import function_client
 from tests.tenants import Tenant
 from tests.unit.pipeline_fixtures import (
@@ -37,8 +36,8 @@ from tests.unit.pipeline_fixtures import (
 )
 
 
-def published(services: Services, source: EventSource) -> list[dict[str, Any]]:
-    messages = services.publisher.published.get(source.pubsub_topic, [])  # type: ignore[attr-defined]
+def published(services: FakeServices, source: EventSource) -> list[dict[str, Any]]:
+    messages = services.publisher.published.get(source.pubsub_topic, [])
     return [event for data, _ in messages for event in json.loads(data)]
 
 
@@ -55,7 +54,7 @@ def published(services: Services, source: EventSource) -> list[dict[str, Any]]:
     ],
 )
 def test_ingest_applies_the_source_policy_before_publishing(
-    services: Services, tenant: Tenant, policy: str, client_ip: str, expected: str | None
+    services: FakeServices, tenant: Tenant, policy: str, client_ip: str, expected: str | None
 ) -> None:
     # Behind Google's load balancer, which appends `client, load balancer`.
     services.settings = dataclasses.replace(services.settings, trusted_proxy_hops=2)
@@ -86,7 +85,7 @@ def test_ingest_applies_the_source_policy_before_publishing(
 
 
 def test_the_seed_object_stays_exact_and_the_policy_has_its_own_resource(
-    services: Services, tenant: Tenant
+    services: FakeServices, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     keys = function_client("event_keys")
@@ -112,7 +111,7 @@ def test_the_seed_object_stays_exact_and_the_policy_has_its_own_resource(
     assert refused.status_code == 400 and refused.get_json()["field"] == "ip_policy"
 
 
-def test_the_second_seed_sources_take_a_policy_too(services: Services, tenant: Tenant) -> None:
+def test_the_second_seed_sources_take_a_policy_too(services: FakeServices, tenant: Tenant) -> None:
     workspace_id, auth = tenant
     created = function_client("streams").post(
         "/v1/streams/sources",
@@ -124,7 +123,7 @@ def test_the_second_seed_sources_take_a_policy_too(services: Services, tenant: T
     assert services.sources.get(workspace_id, created.get_json()["id"]).ip_policy == "remove"
 
 
-def test_a_policy_change_reaches_ingest_within_the_key_cache(services: Services) -> None:
+def test_a_policy_change_reaches_ingest_within_the_key_cache(services: FakeServices) -> None:
     workspace = services.workspaces.create("Acme")
     source = services.sources.create(workspace.id, "Web", "t")
     now = [100.0]
@@ -143,7 +142,7 @@ def test_a_policy_change_reaches_ingest_within_the_key_cache(services: Services)
     assert ips == ["203.0.113.77", "203.0.113.77", "203.0.113.0"]
 
 
-def test_a_test_event_follows_the_policy(services: Services, tenant: Tenant) -> None:
+def test_a_test_event_follows_the_policy(services: FakeServices, tenant: Tenant) -> None:
     workspace_id, auth = tenant
     source = services.sources.create(workspace_id, "Web", "t", ip_policy="remove")
     response = function_client("event_keys").post(
@@ -159,7 +158,7 @@ def test_a_test_event_follows_the_policy(services: Services, tenant: Tenant) -> 
 
 
 def test_privacy_settings_round_trip_and_never_show_the_secret(
-    services: Services, tenant: Tenant
+    services: FakeServices, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     client = function_client("governance")
@@ -214,7 +213,7 @@ def test_bad_rules_are_400_naming_the_rule(
     assert response.get_json()["field"] == field
 
 
-def test_another_workspace_settings_are_404(services: Services, tenant: Tenant) -> None:
+def test_another_workspace_settings_are_404(services: FakeServices, tenant: Tenant) -> None:
     _, auth = tenant
     other = services.workspaces.create("Other")
     response = function_client("governance").get(

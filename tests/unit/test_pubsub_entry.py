@@ -8,16 +8,16 @@ from typing import Any
 
 import pytest
 
-from shared.bootstrap import Services
 from shared.config import LOCAL_MESSAGE_SIGNING_KEY
 from shared.domain.events import IngestContext, normalise_request
 from shared.domain.ids import utcnow
 from shared.domain.signing import SIGNATURE_ATTRIBUTE, MessageSigner
+from tests.fakes import FakeServices
 from tests.functions import function_client
 
 
 def pushed(
-    services: Services, data: bytes, attributes: dict[str, str], *, signed: bool = True
+    services: FakeServices, data: bytes, attributes: dict[str, str], *, signed: bool = True
 ) -> dict[str, Any]:
     """A pushed message as Pub/Sub delivers it; `signed` as Streams' own publisher signs."""
     if signed:
@@ -30,7 +30,7 @@ def pushed(
     }
 
 
-def source_message(services: Services, *, signed: bool = True) -> tuple[str, dict[str, Any]]:
+def source_message(services: FakeServices, *, signed: bool = True) -> tuple[str, dict[str, Any]]:
     workspace = services.workspaces.create("Acme")
     source = services.sources.create(workspace.id, "Web", "t")
     ctx = IngestContext(workspace.id, source.id, utcnow(), None)
@@ -40,11 +40,11 @@ def source_message(services: Services, *, signed: bool = True) -> tuple[str, dic
     return events[0]["messageId"], message
 
 
-def stored_ids(services: Services) -> list[str]:
-    return [row["message_id"] for row in services.event_store.rows]  # type: ignore[attr-defined]
+def stored_ids(services: FakeServices) -> list[str]:
+    return [row["message_id"] for row in services.event_store.rows]
 
 
-def test_emulator_push_body(services: Services) -> None:
+def test_emulator_push_body(services: FakeServices) -> None:
     message_id, message = source_message(services)
     # What the emulator pushes: no ce-* headers, `subscription` beside the message.
     body = {"subscription": "projects/p/subscriptions/s", "message": message}
@@ -53,7 +53,7 @@ def test_emulator_push_body(services: Services) -> None:
     assert stored_ids(services) == [message_id]
 
 
-def test_eventarc_cloudevent(services: Services) -> None:
+def test_eventarc_cloudevent(services: FakeServices) -> None:
     message_id, message = source_message(services)
     headers = {
         "ce-id": "pubsub-1",
@@ -72,7 +72,7 @@ def test_eventarc_cloudevent(services: Services) -> None:
     "data", [b"not json", b"{}", json.dumps([{"workspaceId": "other", "messageId": "m"}]).encode()]
 )
 def test_unprocessable_messages_are_acknowledged_not_retried(
-    services: Services, data: bytes
+    services: FakeServices, data: bytes
 ) -> None:
     message = pushed(services, data, {"workspace_id": "w", "source_id": "s"})
     response = function_client("process").post(
@@ -82,16 +82,16 @@ def test_unprocessable_messages_are_acknowledged_not_retried(
     assert stored_ids(services) == []
 
 
-def test_a_transient_failure_answers_500_so_pubsub_redelivers(services: Services) -> None:
+def test_a_transient_failure_answers_500_so_pubsub_redelivers(services: FakeServices) -> None:
     from shared.domain.errors import Unavailable
 
     _, message = source_message(services)
-    services.event_store.fail = Unavailable("BigQuery down")  # type: ignore[attr-defined]
+    services.event_store.fail = Unavailable("BigQuery down")
     response = function_client("process").post(
         "/", json={"subscription": "projects/p/subscriptions/s", "message": message}
     )
     assert response.status_code == 500
-    services.event_store.fail = None  # type: ignore[attr-defined]
+    services.event_store.fail = None
     assert (
         function_client("process")
         .post("/", json={"subscription": "projects/p/subscriptions/s", "message": message})
@@ -104,7 +104,7 @@ def test_a_transient_failure_answers_500_so_pubsub_redelivers(services: Services
 @pytest.mark.parametrize("function", ["process", "deliver", "dead_letters"])
 @pytest.mark.parametrize("forgery", ["unsigned", "wrong key", "altered data"])
 def test_messages_streams_did_not_sign_are_acknowledged_and_ignored(
-    services: Services, function: str, forgery: str, caplog: pytest.LogCaptureFixture
+    services: FakeServices, function: str, forgery: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Whatever reaches an internal topic some other way cannot name a workspace's events,
     deliveries or dead letters: it is dropped before anything reads it."""
@@ -121,7 +121,7 @@ def test_messages_streams_did_not_sign_are_acknowledged_and_ignored(
     response = function_client(function).post("/", json=body)
     assert response.status_code == 200  # acknowledged: a forgery is never worth a retry
     assert stored_ids(services) == []
-    assert services.publisher.published == {}  # type: ignore[attr-defined]
+    assert services.publisher.published == {}
     assert (
         services.store.list_documents(  # nothing recorded for any workspace
             f"workspaces/{message['attributes']['workspace_id']}/dead_letters"
@@ -131,7 +131,7 @@ def test_messages_streams_did_not_sign_are_acknowledged_and_ignored(
     assert any("refusing message pubsub-1" in r.getMessage() for r in caplog.records)
 
 
-def test_unsigned_messages_pass_only_while_an_upgrade_allows_them(services: Services) -> None:
+def test_unsigned_messages_pass_only_while_an_upgrade_allows_them(services: FakeServices) -> None:
     services.signer = MessageSigner(LOCAL_MESSAGE_SIGNING_KEY, accept_unsigned=True)
     message_id, message = source_message(services, signed=False)
     body = {"subscription": "projects/p/subscriptions/s", "message": message}

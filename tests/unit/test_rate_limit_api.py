@@ -9,11 +9,10 @@ from typing import Any
 
 import pytest
 
-from shared.bootstrap import Services
 from shared.domain.rate_limit import FLUSH_SECONDS, WINDOW_SECONDS, RateLimit, rate_window_path
 from shared.domain.sources import EventSource
 from shared.services.rate_limiter import RateLimiter
-from tests.fakes import InMemoryCounterStore
+from tests.fakes import FakeServices, InMemoryCounterStore
 from tests.functions import function_client
 from tests.tenants import Tenant
 from tests.unit.conftest import published
@@ -37,7 +36,7 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def counters(services: Services, clock: Clock) -> InMemoryCounterStore:
+def counters(services: FakeServices, clock: Clock) -> InMemoryCounterStore:
     """The shared counter, and ingest's limiter on it and on the test's clock."""
     store = InMemoryCounterStore()
     services.__dict__["counters"] = store
@@ -59,7 +58,7 @@ def path(tenant: Tenant, source_id: str) -> str:
     return f"/api/v1/workspaces/{tenant[0]}/event-keys/{source_id}/rate-limit"
 
 
-def limited(services: Services, source: EventSource, per_second: int, burst: int) -> None:
+def limited(services: FakeServices, source: EventSource, per_second: int, burst: int) -> None:
     services.sources.set_rate_limit(
         source.workspace_id, source.id, RateLimit(events_per_second=per_second, burst=burst)
     )
@@ -81,7 +80,7 @@ def batch(ingest: Any, source: EventSource, items: list[dict[str, Any]]) -> Any:
 
 
 def test_no_limit_by_default_then_set_read_and_removed(
-    keys: Any, services: Services, tenant: Tenant
+    keys: Any, services: FakeServices, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     source = services.sources.create(workspace_id, "Web", "t")
@@ -132,7 +131,7 @@ def test_no_limit_by_default_then_set_read_and_removed(
     ],
 )
 def test_bad_limits_are_400_naming_the_field(
-    keys: Any, services: Services, tenant: Tenant, body: dict[str, Any], field: str
+    keys: Any, services: FakeServices, tenant: Tenant, body: dict[str, Any], field: str
 ) -> None:
     source = services.sources.create(tenant[0], "Web", "t")
     response = keys.put(path(tenant, source.id), json=body, headers=tenant[1])
@@ -142,7 +141,9 @@ def test_bad_limits_are_400_naming_the_field(
     assert services.sources.get(tenant[0], source.id).rate_limit is None
 
 
-def test_another_workspaces_source_is_404(keys: Any, services: Services, tenant: Tenant) -> None:
+def test_another_workspaces_source_is_404(
+    keys: Any, services: FakeServices, tenant: Tenant
+) -> None:
     other = services.workspaces.create("Other")
     theirs = services.sources.create(other.id, "Theirs", "t")
     body = {"rate_limit": {"events_per_second": 1}}
@@ -152,7 +153,7 @@ def test_another_workspaces_source_is_404(keys: Any, services: Services, tenant:
 
 
 def test_a_change_is_audited_with_before_and_after(
-    keys: Any, services: Services, tenant: Tenant
+    keys: Any, services: FakeServices, tenant: Tenant
 ) -> None:
     source = services.sources.create(tenant[0], "Web", "t")
     body = {"rate_limit": {"events_per_second": 20, "burst": 40}}
@@ -172,7 +173,7 @@ def test_a_change_is_audited_with_before_and_after(
 
 
 def test_over_the_limit_is_429_with_retry_after_and_nothing_published(
-    ingest: Any, services: Services, source: EventSource, counters: InMemoryCounterStore
+    ingest: Any, services: FakeServices, source: EventSource, counters: InMemoryCounterStore
 ) -> None:
     limited(services, source, per_second=2, burst=3)
     assert [track(ingest, source).status_code for _ in range(3)] == [200] * 3
@@ -188,7 +189,7 @@ def test_over_the_limit_is_429_with_retry_after_and_nothing_published(
 
 
 def test_the_streams_api_and_test_events_publish_under_the_same_limit(
-    services: Services, tenant: Tenant, counters: InMemoryCounterStore
+    services: FakeServices, tenant: Tenant, counters: InMemoryCounterStore
 ) -> None:
     """POST /v1/streams/events and .../test-event publish through the source as ingest does."""
     source = services.sources.create(tenant[0], "Web", "t")
@@ -210,7 +211,7 @@ def test_the_streams_api_and_test_events_publish_under_the_same_limit(
 
 def test_a_batch_counts_its_accepted_events_and_is_refused_whole(
     ingest: Any,
-    services: Services,
+    services: FakeServices,
     source: EventSource,
     counters: InMemoryCounterStore,
     clock: Clock,
@@ -239,7 +240,7 @@ def test_a_batch_counts_its_accepted_events_and_is_refused_whole(
 
 
 def test_a_source_without_a_limit_and_other_sources_are_not_affected(
-    ingest: Any, services: Services, source: EventSource, counters: InMemoryCounterStore
+    ingest: Any, services: FakeServices, source: EventSource, counters: InMemoryCounterStore
 ) -> None:
     other = services.sources.create(source.workspace_id, "Other", "t")
     limited(services, source, per_second=1, burst=1)
@@ -252,7 +253,7 @@ def test_a_source_without_a_limit_and_other_sources_are_not_affected(
 
 def test_the_shared_counter_is_written_at_most_once_a_second(
     ingest: Any,
-    services: Services,
+    services: FakeServices,
     source: EventSource,
     counters: InMemoryCounterStore,
     clock: Clock,
@@ -271,7 +272,7 @@ def test_the_shared_counter_is_written_at_most_once_a_second(
 
 def test_other_instances_counts_close_the_window_with_retry_after_until_its_end(
     ingest: Any,
-    services: Services,
+    services: FakeServices,
     source: EventSource,
     counters: InMemoryCounterStore,
     clock: Clock,
@@ -294,7 +295,7 @@ def test_other_instances_counts_close_the_window_with_retry_after_until_its_end(
 
 def test_an_unavailable_counter_leaves_the_local_bucket_in_charge(
     ingest: Any,
-    services: Services,
+    services: FakeServices,
     source: EventSource,
     counters: InMemoryCounterStore,
     caplog: pytest.LogCaptureFixture,
@@ -308,7 +309,7 @@ def test_an_unavailable_counter_leaves_the_local_bucket_in_charge(
 
 
 def test_a_web_page_can_read_the_429_and_its_retry_after(
-    ingest: Any, services: Services, source: EventSource, counters: InMemoryCounterStore
+    ingest: Any, services: FakeServices, source: EventSource, counters: InMemoryCounterStore
 ) -> None:
     limited(services, source, per_second=1, burst=1)
     headers = {"X-Write-Key": source.key, "Origin": "https://shop.example.com"}

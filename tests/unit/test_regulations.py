@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from shared.bootstrap import Services
 from shared.domain.contracts import quarantine_collection
 from shared.domain.errors import Unavailable
 from shared.domain.pipeline import dead_letter_path, event_key
@@ -21,7 +20,7 @@ from shared.services.privacy import PrivacyFilter
 from shared.services.process import Processor
 from shared.services.regulations import RegulationQuery, Regulations
 from shared.services.workspace_config import WorkspaceConfig
-from tests.fakes import FakeEventStore
+from tests.fakes import FakeEventStore, FakeServices
 from tests.functions import function_client
 from tests.unit.pipeline_fixtures import (
     WORKSPACE_ID,
@@ -285,7 +284,7 @@ def test_list_filters_and_get(setup: Setup) -> None:
 
 
 @pytest.fixture
-def api(services: Services) -> tuple[str, dict[str, str], Any]:
+def api(services: FakeServices) -> tuple[str, dict[str, str], Any]:
     workspace = services.workspaces.create("Acme")
     token, _ = services.workspaces.create_token(workspace.id, "admin")
     services.__dict__["http_sender"] = FakeSender()
@@ -293,7 +292,7 @@ def api(services: Services) -> tuple[str, dict[str, str], Any]:
 
 
 def test_create_list_get_through_the_api(
-    services: Services, api: tuple[str, dict[str, str], Any]
+    services: FakeServices, api: tuple[str, dict[str, str], Any]
 ) -> None:
     workspace_id, auth, client = api
     base = f"/api/v1/workspaces/{workspace_id}/regulations"
@@ -330,7 +329,7 @@ def test_bad_regulations_are_400(
 
 
 def test_another_workspace_regulation_is_404(
-    services: Services, api: tuple[str, dict[str, str], Any]
+    services: FakeServices, api: tuple[str, dict[str, str], Any]
 ) -> None:
     workspace_id, auth, client = api
     created = client.post(
@@ -348,10 +347,10 @@ def test_another_workspace_regulation_is_404(
 
 
 def test_sent_deletions_keep_secrets_out_of_the_answer(
-    services: Services, api: tuple[str, dict[str, str], Any]
+    services: FakeServices, api: tuple[str, dict[str, str], Any]
 ) -> None:
     workspace_id, auth, client = api
-    add_destination(services.store, "amp", "amplitude", AMPLITUDE, workspace_id=workspace_id)  # type: ignore[arg-type]
+    add_destination(services.store, "amp", "amplitude", AMPLITUDE, workspace_id=workspace_id)
     services.http_sender.results = [ok()]  # type: ignore[attr-defined]
     response = client.post(
         f"/api/v1/workspaces/{workspace_id}/regulations",

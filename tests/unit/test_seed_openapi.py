@@ -21,6 +21,7 @@ from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAP
 from werkzeug.test import Client, EnvironBuilder
 
 from shared.bootstrap import Services, set_services
+from tests.fakes import FakeServices
 from tests.reliability.harness import GatewayApp, Tenant, fake_services, seed_tenant
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,12 +51,12 @@ def services() -> Iterator[Services]:
 
 
 @pytest.fixture(scope="module")
-def client(services: Services) -> Client:
+def client(services: FakeServices) -> Client:
     return GatewayApp().client()
 
 
 @pytest.fixture(scope="module")
-def tenant(services: Services, client: Client) -> Tenant:
+def tenant(services: FakeServices, client: Client) -> Tenant:
     return seed_tenant(services, client, "Alpha")
 
 

@@ -2,20 +2,20 @@ from __future__ import annotations
 
 import pytest
 
-from shared.bootstrap import Services
 from shared.domain.errors import Forbidden, InvalidRequest, NotFound, Unauthorized
 from shared.domain.origins import canonical_origin, origin_allowed
 from shared.domain.sources import write_key_path
 from shared.ports import Write
+from tests.fakes import FakeServices
 
 
-def test_create_source_creates_topic_and_resolvable_key(services: Services) -> None:
+def test_create_source_creates_topic_and_resolvable_key(services: FakeServices) -> None:
     workspace = services.workspaces.create("Acme")
     source = services.sources.create(workspace.id, "Web App", created_by="token-1")
 
     assert source.status == "active"
     assert source.key.startswith("wk_") and len(source.key) > 40
-    assert source.pubsub_topic in services.topics.topics  # type: ignore[attr-defined]
+    assert source.pubsub_topic in services.topics.topics
     assert source.pubsub_topic.endswith(source.id)
     resolved = services.sources.resolve_write_key(source.key)
     assert resolved is not None
@@ -26,13 +26,13 @@ def test_create_source_creates_topic_and_resolvable_key(services: Services) -> N
     )
 
 
-def test_keys_are_unique(services: Services) -> None:
+def test_keys_are_unique(services: FakeServices) -> None:
     workspace = services.workspaces.create("Acme")
     keys = {services.sources.create(workspace.id, f"s{i}", "t").key for i in range(50)}
     assert len(keys) == 50
 
 
-def test_revoke_marks_source_and_key_revoked_and_is_idempotent(services: Services) -> None:
+def test_revoke_marks_source_and_key_revoked_and_is_idempotent(services: FakeServices) -> None:
     workspace = services.workspaces.create("Acme")
     source = services.sources.create(workspace.id, "Web", "t")
 
@@ -45,7 +45,7 @@ def test_revoke_marks_source_and_key_revoked_and_is_idempotent(services: Service
     assert record is not None and record.status == "revoked"
 
 
-def test_sources_are_scoped_to_their_workspace(services: Services) -> None:
+def test_sources_are_scoped_to_their_workspace(services: FakeServices) -> None:
     first = services.workspaces.create("A")
     second = services.workspaces.create("B")
     source = services.sources.create(first.id, "Web", "t")
@@ -58,34 +58,34 @@ def test_sources_are_scoped_to_their_workspace(services: Services) -> None:
         services.sources.revoke(second.id, source.id)
 
 
-def test_unknown_write_keys_resolve_to_nothing(services: Services) -> None:
+def test_unknown_write_keys_resolve_to_nothing(services: FakeServices) -> None:
     assert services.sources.resolve_write_key("wk_nope") is None
     assert services.sources.resolve_write_key("not-a-key") is None
 
 
-def test_tokens_authenticate_only_their_plaintext(services: Services) -> None:
+def test_tokens_authenticate_only_their_plaintext(services: FakeServices) -> None:
     workspace = services.workspaces.create("Acme")
     token, record = services.workspaces.create_token(workspace.id, "admin")
 
     assert services.workspaces.authenticate(token) == record
-    stored = services.store.documents  # type: ignore[attr-defined]
+    stored = services.store.documents
     assert all(token not in str(doc) for doc in stored.values()), "plaintext token stored"
     for bad in ("", "stk_wrong", token + "x", "Bearer " + token):
         with pytest.raises(Unauthorized):
             services.workspaces.authenticate(bad)
 
 
-def test_token_for_unknown_workspace_is_refused(services: Services) -> None:
+def test_token_for_unknown_workspace_is_refused(services: FakeServices) -> None:
     with pytest.raises(NotFound):
         services.workspaces.create_token("missing", "admin")
 
 
-def test_workspace_name_must_not_be_blank(services: Services) -> None:
+def test_workspace_name_must_not_be_blank(services: FakeServices) -> None:
     with pytest.raises(InvalidRequest):
         services.workspaces.create("  ")
 
 
-def test_allowed_origins_live_on_the_source_and_its_key_record(services: Services) -> None:
+def test_allowed_origins_live_on_the_source_and_its_key_record(services: FakeServices) -> None:
     workspace = services.workspaces.create("Acme")
     source = services.sources.create(
         workspace.id, "Web", "t", allowed_origins=["https://shop.example.com"]
@@ -102,7 +102,7 @@ def test_allowed_origins_live_on_the_source_and_its_key_record(services: Service
         services.sources.set_allowed_origins(workspace.id, "no-such-source", [])
 
 
-def test_records_stored_before_allowed_origins_allow_any(services: Services) -> None:
+def test_records_stored_before_allowed_origins_allow_any(services: FakeServices) -> None:
     workspace = services.workspaces.create("Acme")
     source = services.sources.create(workspace.id, "Web", "t")
     # A key record as it was stored before the field existed.
@@ -113,7 +113,7 @@ def test_records_stored_before_allowed_origins_allow_any(services: Services) -> 
     assert services.ingest.authorize(source.key, "https://any.example").source_id == source.id
 
 
-def test_ingest_refuses_an_origin_the_source_does_not_list(services: Services) -> None:
+def test_ingest_refuses_an_origin_the_source_does_not_list(services: FakeServices) -> None:
     workspace = services.workspaces.create("Acme")
     source = services.sources.create(
         workspace.id, "Web", "t", allowed_origins=["https://shop.example.com"]

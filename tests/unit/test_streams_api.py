@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from shared.bootstrap import Services
+from tests.fakes import FakeServices
 from tests.functions import function_client
 from tests.tenants import Tenant
 
@@ -16,7 +16,7 @@ def client() -> Any:
 
 
 def test_send_event_is_accepted_and_published(
-    client: Any, services: Services, tenant: Tenant
+    client: Any, services: FakeServices, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     source = services.sources.create(workspace_id, "Web", "t")
@@ -27,7 +27,7 @@ def test_send_event_is_accepted_and_published(
     assert response.status_code == 202
     accepted = response.get_json()
     assert accepted["status"] == "accepted"
-    [(data, _)] = services.publisher.published[source.pubsub_topic]  # type: ignore[attr-defined]
+    [(data, _)] = services.publisher.published[source.pubsub_topic]
     [event] = json.loads(data)
     assert event["messageId"] == accepted["eventId"]
     assert (event["type"], event["event"], event["properties"]) == (
@@ -47,7 +47,7 @@ def test_send_event_is_accepted_and_published(
     ],
 )
 def test_the_seed_requires_only_source_id_and_type(
-    client: Any, services: Services, tenant: Tenant, body: dict[str, Any], expected: tuple
+    client: Any, services: FakeServices, tenant: Tenant, body: dict[str, Any], expected: tuple
 ) -> None:
     """EventInput requires sourceId and type: no identity, and group or alias are custom names
     there (they need a groupId or previousId, which EventInput lacks)."""
@@ -57,7 +57,7 @@ def test_the_seed_requires_only_source_id_and_type(
     response = client.post("/v1/streams/events", json={"sourceId": source.id, **body}, headers=auth)
 
     assert response.status_code == 202, response.get_json()
-    [(data, _)] = services.publisher.published[source.pubsub_topic]  # type: ignore[attr-defined]
+    [(data, _)] = services.publisher.published[source.pubsub_topic]
     [event] = json.loads(data)
     assert (event["type"], event["event"], event["userId"], event["anonymousId"]) == expected
     if body["type"] == "identify":
@@ -79,7 +79,7 @@ def test_the_seed_requires_only_source_id_and_type(
 )
 def test_bad_events(
     client: Any,
-    services: Services,
+    services: FakeServices,
     tenant: Tenant,
     body: dict[str, Any],
     status: int,
@@ -95,7 +95,7 @@ def test_bad_events(
 
 
 def test_other_workspace_source_is_404_and_revoked_is_409(
-    client: Any, services: Services, tenant: Tenant
+    client: Any, services: FakeServices, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     other = services.workspaces.create("Other")
@@ -110,7 +110,9 @@ def test_other_workspace_source_is_404_and_revoked_is_409(
     assert client.post("/v1/streams/events", json=body, headers=auth).status_code == 409
 
 
-def test_a_stream_source_created_with_allowed_origins(services: Services, tenant: Tenant) -> None:
+def test_a_stream_source_created_with_allowed_origins(
+    services: FakeServices, tenant: Tenant
+) -> None:
     workspace_id, auth = tenant
     streams = function_client("streams")
     created = streams.post(

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
+from typing import Any
 
 from shared.transform import HeapBudget, Limits, Program, ProgramCache
 from shared.transform.limits import MB
@@ -116,7 +117,7 @@ def test_running_heaps_stay_within_the_sandbox_budget() -> None:
     budget = CountingBudget(limits)
     assert budget.slots == 2
     n = iterations_for(20)
-    results = []
+    results: list[Any] = []
 
     def deliver() -> None:
         program = Program(COUNTING, limits, budget)

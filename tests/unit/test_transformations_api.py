@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from shared.bootstrap import Services
 from shared.domain import ids
 from shared.domain.routing import Destination, destination_path, transformation_path
 from shared.domain.storage import event_row
+from tests.fakes import FakeServices
 from tests.functions import function_client
 from tests.tenants import Tenant, tenant_of
 from tests.unit.pipeline_fixtures import START, identify, make_events, track
@@ -32,7 +32,7 @@ FIELDS = {
     "updated_at",
 }
 # The seed's Create Transformation example, verbatim.
-SEED = {
+SEED: dict[str, Any] = {
     "name": "Enrich Purchase Events",
     "description": "Add computed fields to purchase events",
     "source_code": "function transform(event) {\n if (event.properties.total > 100) {\n "
@@ -113,7 +113,7 @@ def test_crud(client: Any, tenant: Tenant) -> None:
 
 
 def test_another_workspaces_transformation_is_not_found(
-    client: Any, services: Services, tenant: Tenant
+    client: Any, services: FakeServices, tenant: Tenant
 ) -> None:
     other = tenant_of(services, "Other")
     theirs = create(client, other)
@@ -192,7 +192,7 @@ def test_a_failed_update_keeps_the_stored_version(client: Any, tenant: Tenant) -
     assert client.get(url, headers=auth).get_json() == created
 
 
-def test_status_lifecycle(client: Any, services: Services, tenant: Tenant) -> None:
+def test_status_lifecycle(client: Any, services: FakeServices, tenant: Tenant) -> None:
     workspace_id, auth = tenant
     draft = create(client, tenant, status="draft")
     assert draft["status"] == "draft"
@@ -209,19 +209,19 @@ def test_status_lifecycle(client: Any, services: Services, tenant: Tenant) -> No
     path = transformation_path(workspace_id, draft["id"])
     document = services.store.get(path)
     assert document is not None
-    services.store.documents[path] = {**document, "status": "error", "compile_error": "boom"}  # type: ignore[attr-defined]
+    services.store.documents[path] = {**document, "status": "error", "compile_error": "boom"}
     errored = client.get(url, headers=auth).get_json()
     assert (errored["status"], errored["compile_error"]) == ("error", "boom")
     # Saving code that compiles makes it active again (or draft, when the body says so).
     fixed = client.put(url, json={"description": "fixed"}, headers=auth).get_json()
     assert (fixed["status"], fixed["compile_error"]) == ("active", None)
-    services.store.documents[path] = {**fixed, "status": "error", "compile_error": "boom"}  # type: ignore[attr-defined]
+    services.store.documents[path] = {**fixed, "status": "error", "compile_error": "boom"}
     parked = client.put(url, json={"status": "draft"}, headers=auth).get_json()
     assert parked["status"] == "draft"
 
 
 def test_delete_is_refused_while_a_rule_applies_it(
-    client: Any, services: Services, tenant: Tenant
+    client: Any, services: FakeServices, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     created = create(client, tenant)
@@ -389,7 +389,7 @@ def test_without_test_input_an_input_is_required(client: Any, tenant: Tenant) ->
 
 
 def test_recent_events_show_before_and_after(
-    client: Any, services: Services, tenant: Tenant
+    client: Any, services: FakeServices, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     created = create(client, tenant)
@@ -446,7 +446,7 @@ def test_recent_is_bounded_and_alone(client: Any, tenant: Tenant, body: dict[str
 
 
 def test_recent_events_after_one_that_hits_a_limit_still_run(
-    client: Any, services: Services, tenant: Tenant
+    client: Any, services: FakeServices, tenant: Tenant
 ) -> None:
     workspace_id, auth = tenant
     created = create(client, tenant)
@@ -480,7 +480,7 @@ def test_recent_events_after_one_that_hits_a_limit_still_run(
 
 
 def test_a_test_request_stops_at_its_cpu_budget(
-    client: Any, services: Services, tenant: Tenant
+    client: Any, services: FakeServices, tenant: Tenant
 ) -> None:
     # 100 stored events through an endless loop took 100 x 100 ms of CPU in one request.
     workspace_id, auth = tenant
