@@ -9,6 +9,8 @@ from enum import Enum
 from typing import Any, Final, Literal, Protocol
 from urllib.parse import urlsplit
 
+from shared.domain.event import CanonicalEvent
+
 Document = dict[str, Any]
 
 
@@ -172,7 +174,7 @@ class EventStore(Protocol):
         """How many events match `query` (ignoring its limit), and how many distinct types."""
         ...
 
-    def recent(self, workspace_id: str, limit: int) -> list[Document]:
+    def recent(self, workspace_id: str, limit: int) -> list[CanonicalEvent]:
         """The workspace's `limit` most recently received events, newest first, as canonical
         events (`shared.domain.storage.row_event`)."""
         ...

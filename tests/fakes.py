@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from shared.bootstrap import Services
 from shared.config import Settings
 from shared.domain.errors import Unavailable
+from shared.domain.event import CanonicalEvent
 from shared.domain.ids import is_collection_path, is_document_path
 from shared.domain.storage import row_event
 from shared.domain.stored_documents import (
@@ -270,7 +271,7 @@ class FakeEventStore:
         types = {r["event_name"] if r["event_type"] == "track" else r["event_type"] for r in found}
         return EventSummary(len(found), len(types))
 
-    def recent(self, workspace_id: str, limit: int) -> list[Document]:
+    def recent(self, workspace_id: str, limit: int) -> list[CanonicalEvent]:
         rows = [row for row in self.rows if row["workspace_id"] == workspace_id]
         rows.sort(key=lambda r: (_moment(r["received_at"]), r["message_id"]), reverse=True)
         return [row_event(row) for row in rows[:limit]]

@@ -16,6 +16,7 @@ from google.cloud import bigquery
 from shared.adapters.errors import CALL_TIMEOUT_SECONDS, TRANSIENT_ERRORS, transient_as_unavailable
 from shared.config import Settings
 from shared.domain.errors import Unavailable
+from shared.domain.event import CanonicalEvent
 from shared.domain.storage import (
     CLUSTERING_FIELDS,
     EVENT_COLUMNS,
@@ -129,7 +130,7 @@ class BigQueryEventStore:
         [row] = list(self._query(sql, params))
         return EventSummary(int(row["total_events"]), int(row["unique_event_types"]))
 
-    def recent(self, workspace_id: str, limit: int) -> list[Document]:
+    def recent(self, workspace_id: str, limit: int) -> list[CanonicalEvent]:
         sql = f"""
             SELECT {", ".join(EVENT_COLUMNS)}
             FROM `{self._table}`

@@ -41,6 +41,7 @@ from shared.destinations.base import (
     scalar,
     text,
 )
+from shared.domain.event import CanonicalEvent
 
 ENDPOINTS = {
     "us": "https://api2.amplitude.com/2/httpapi",
@@ -104,7 +105,7 @@ def _library(context: dict[str, Any]) -> str | None:
     return name
 
 
-def _base(event: dict[str, Any], event_type: str, now: datetime) -> dict[str, Any]:
+def _base(event: CanonicalEvent, event_type: str, now: datetime) -> dict[str, Any]:
     """The keys every Amplitude event carries: ids, time, insert_id, device and location."""
     context = obj(event.get("context"))
     fields: dict[str, Any] = {
@@ -120,7 +121,7 @@ def _base(event: dict[str, Any], event_type: str, now: datetime) -> dict[str, An
     return compact(fields)
 
 
-def _events(event: dict[str, Any], cfg: AmplitudeConfig, now: datetime) -> list[dict[str, Any]]:
+def _events(event: CanonicalEvent, cfg: AmplitudeConfig, now: datetime) -> list[dict[str, Any]]:
     kind = event.get("type")
     properties = obj(event.get("properties"))
     traits = obj(event.get("traits"))
@@ -160,7 +161,7 @@ class AmplitudeConnector:
     config_model = AmplitudeConfig
 
     def build(
-        self, event: dict[str, Any], config: BaseModel, *, now: datetime
+        self, event: CanonicalEvent, config: BaseModel, *, now: datetime
     ) -> OutboundRequest | None:
         cfg = expect_config(config, AmplitudeConfig)
         events = _events(event, cfg, now)

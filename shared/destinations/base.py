@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict
 
+from shared.domain.event import CanonicalEvent
+
 # The request a `Sender` sends, declared with that port; connectors build it.
 from shared.ports import OutboundRequest as OutboundRequest
 
@@ -58,7 +60,7 @@ class EventRejected(Exception):
     invent a value for it."""
 
 
-def require_identity(event: dict[str, Any], destination: str) -> None:
+def require_identity(event: CanonicalEvent, destination: str) -> None:
     """Refuse an event with neither `userId` nor `anonymousId` (POST /v1/streams/events takes
     such events) for a destination that keys everything by user."""
     if not text(event.get("userId")) and not text(event.get("anonymousId")):
@@ -77,7 +79,7 @@ class Connector(Protocol):
     def config_model(self) -> builtins.type[DestinationConfig]: ...
 
     def build(
-        self, event: dict[str, Any], config: BaseModel, *, now: datetime
+        self, event: CanonicalEvent, config: BaseModel, *, now: datetime
     ) -> OutboundRequest | OutboundMessage | None:
         """The destination's payload for one event; None when this type takes no such event."""
         ...
@@ -117,7 +119,7 @@ def json_bytes(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def event_time(event: dict[str, Any], now: datetime) -> datetime:
+def event_time(event: CanonicalEvent, now: datetime) -> datetime:
     """The event's corrected `timestamp` as an aware datetime, or `now` if it is unusable."""
     raw = event.get("timestamp")
     if isinstance(raw, str):
@@ -173,7 +175,7 @@ def compact(mapping: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in mapping.items() if v is not None and v != {}}
 
 
-def page_or_screen_name(event: dict[str, Any]) -> str:
+def page_or_screen_name(event: CanonicalEvent) -> str:
     """Segment's default names: 'Viewed <name> Page/Screen', or 'Loaded a Page/Screen'."""
     noun = "Page" if event.get("type") == "page" else "Screen"
     name = text(event.get("name"))

@@ -31,7 +31,6 @@ from shared.destinations.base import (
     DestinationConfig,
     OutboundRequest,
     check_http_url,
-    dig,
     epoch_micros,
     event_time,
     expect_config,
@@ -41,6 +40,7 @@ from shared.destinations.base import (
     scalar,
     text,
 )
+from shared.domain.event import CanonicalEvent
 
 ENDPOINTS = {
     "global": "https://www.google-analytics.com/mp/collect",
@@ -228,7 +228,7 @@ def _user_properties(traits: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _event(event: dict[str, Any]) -> dict[str, Any] | None:
+def _event(event: CanonicalEvent) -> dict[str, Any] | None:
     kind = event.get("type")
     properties = obj(event.get("properties"))
     context = obj(event.get("context"))
@@ -269,7 +269,7 @@ class Ga4Connector:
     config_model = Ga4Config
 
     def build(
-        self, event: dict[str, Any], config: BaseModel, *, now: datetime
+        self, event: CanonicalEvent, config: BaseModel, *, now: datetime
     ) -> OutboundRequest | None:
         cfg = expect_config(config, Ga4Config)
         ga_event = _event(event)
@@ -278,7 +278,7 @@ class Ga4Connector:
         # The Measurement Protocol requires a client_id (anonymousId, else userId).
         require_identity(event, "GA4")
         user_id = text(event.get("userId"))
-        traits = obj(dig(event, "context.traits"))
+        traits = obj(obj(event.get("context")).get("traits"))
         if event.get("type") == "identify":
             traits = {**traits, **obj(event.get("traits"))}
         body: dict[str, Any] = {"client_id": text(event.get("anonymousId")) or user_id}

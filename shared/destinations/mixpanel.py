@@ -47,6 +47,7 @@ from shared.destinations.base import (
     scalar,
     text,
 )
+from shared.domain.event import CanonicalEvent
 
 BASE_URLS = {
     "us": "https://api.mixpanel.com",
@@ -131,7 +132,7 @@ class MixpanelConfig(DestinationConfig):
         return None if value is None else check_http_url(value).rstrip("/")
 
 
-def _event_properties(event: dict[str, Any], token: str, now: datetime) -> dict[str, Any]:
+def _event_properties(event: CanonicalEvent, token: str, now: datetime) -> dict[str, Any]:
     context = obj(event.get("context"))
     mapped = compact({key: scalar(dig(context, path)) for key, path in CONTEXT_PROPERTIES.items()})
     user_id = text(event.get("userId"))
@@ -163,7 +164,7 @@ class MixpanelConnector:
     config_model = MixpanelConfig
 
     def build(
-        self, event: dict[str, Any], config: BaseModel, *, now: datetime
+        self, event: CanonicalEvent, config: BaseModel, *, now: datetime
     ) -> OutboundRequest | None:
         cfg = expect_config(config, MixpanelConfig)
         base = cfg.endpoint or BASE_URLS[cfg.region]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import BaseModel, field_validator
 
 from shared.destinations.base import DestinationConfig, OutboundMessage, expect_config, json_bytes
 from shared.domain.errors import InvalidRequest
+from shared.domain.event import CanonicalEvent, EventKey
 
 # projects/<project>/topics/<topic>, per the Pub/Sub resource-name rules: a project id is
 # 6-30 lowercase letters, digits and hyphens (optionally "domain.com:" scoped); a topic name is
@@ -20,6 +21,8 @@ TOPIC_NAME = re.compile(
     r"/topics/[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}$"
 )
 MAX_ATTRIBUTE_BYTES = 1024  # Pub/Sub's limit on one attribute value
+# The event's keys copied to attributes (when text), for subscribers to filter on.
+ATTRIBUTE_KEYS: tuple[EventKey, ...] = ("messageId", "type", "event", "workspaceId", "sourceId")
 # Every topic Streams creates for itself starts with this (streams-source-<id>,
 # streams-deliveries-<id>, streams-dead-letters).
 INTERNAL_TOPIC_PREFIX = "streams-"
@@ -84,12 +87,11 @@ class PubSubConnector:
     type = "pubsub"
     config_model = PubSubConfig
 
-    def build(self, event: dict[str, Any], config: BaseModel, *, now: datetime) -> OutboundMessage:
+    def build(self, event: CanonicalEvent, config: BaseModel, *, now: datetime) -> OutboundMessage:
         cfg = expect_config(config, PubSubConfig)
-        names = ("messageId", "type", "event", "workspaceId", "sourceId")
-        attributes = {
+        attributes: dict[str, str] = {
             name: _attribute(value)
-            for name in names
+            for name in ATTRIBUTE_KEYS
             if isinstance(value := event.get(name), str) and value
         }
         return OutboundMessage(topic=cfg.topic, data=json_bytes(event), attributes=attributes)

@@ -29,6 +29,7 @@ from shared.destinations.base import (
     expect_config,
     json_bytes,
 )
+from shared.domain.event import CanonicalEvent
 
 USER_AGENT = "Streams/1"
 SIGNATURE_HEADER = "X-Streams-Signature"
@@ -151,7 +152,7 @@ class WebhookConnector:
     type = "webhook"
     config_model = WebhookConfig
 
-    def build(self, event: dict[str, Any], config: BaseModel, *, now: datetime) -> OutboundRequest:
+    def build(self, event: CanonicalEvent, config: BaseModel, *, now: datetime) -> OutboundRequest:
         cfg = expect_config(config, WebhookConfig)
         body = json_bytes(event)
         timestamp = int(now.timestamp())

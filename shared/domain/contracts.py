@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from shared.domain.event import CanonicalEvent
 from shared.domain.routing import event_name
 from shared.domain.schema_forms import to_json_schema
 from shared.domain.schema_validator import (
@@ -32,7 +33,7 @@ Action = Literal["allowed", "warned", "blocked"]
 
 ANY_NAME = "*"
 # The part of an event a contract's schema describes.
-TARGETS = {
+TARGETS: dict[str, Literal["properties", "traits"]] = {
     "track": "properties",
     "page": "properties",
     "screen": "properties",
@@ -67,7 +68,7 @@ class EventContract(BaseModel):
     created_at: str
     updated_at: str
 
-    def applies_to(self, event: dict[str, Any]) -> bool:
+    def applies_to(self, event: CanonicalEvent) -> bool:
         """Active, of the event's type, and for the event's name (or every name)."""
         return (
             self.status == "active"
@@ -141,7 +142,7 @@ class CompiledContract:
         self.schema = CompiledSchema(json_schema)
         self.target = TARGETS[contract.event_type]
 
-    def check(self, event: dict[str, Any]) -> ContractFinding | None:
+    def check(self, event: CanonicalEvent) -> ContractFinding | None:
         """The finding on an event it applies to, or None when the event is valid."""
         value = event.get(self.target)
         if value is None:
@@ -164,7 +165,7 @@ class UnrunnableContract(CompiledContract):
         self.target = TARGETS[contract.event_type]
         self.reason = f"its schema cannot run ({reason})"
 
-    def check(self, event: dict[str, Any]) -> ContractFinding | None:
+    def check(self, event: CanonicalEvent) -> ContractFinding | None:
         return unjudged(self.contract, self.reason, failed=False)
 
 
@@ -177,11 +178,19 @@ def compile_contract(contract: EventContract) -> CompiledContract:
 
 
 # The field holding an event's name, by event type (see `routing.event_name`).
-NAME_FIELDS = {"track": "event", "page": "name", "screen": "name"}
+NAME_FIELDS: dict[str, Literal["event", "name"]] = {
+    "track": "event",
+    "page": "name",
+    "screen": "name",
+}
 
 # Per event type: the name field (None when the type has no names), the contracts by event
 # name (those for every name first), and the contracts for an event of another name.
-_Lookup = tuple[str | None, dict[str, tuple[CompiledContract, ...]], tuple[CompiledContract, ...]]
+_Lookup = tuple[
+    Literal["event", "name"] | None,
+    dict[str, tuple[CompiledContract, ...]],
+    tuple[CompiledContract, ...],
+]
 
 
 class ContractSet:
@@ -218,7 +227,7 @@ class ContractSet:
     def __bool__(self) -> bool:
         return self.size > 0
 
-    def matching(self, event: dict[str, Any]) -> list[CompiledContract]:
+    def matching(self, event: CanonicalEvent) -> list[CompiledContract]:
         """Every contract that judges the event: those for every name first, then its name's."""
         event_type = event.get("type")
         if not isinstance(event_type, str):
@@ -229,7 +238,7 @@ class ContractSet:
             found.extend(self._named.get((event_type, name), ()))
         return found
 
-    def check(self, event: dict[str, Any]) -> list[ContractFinding]:
+    def check(self, event: CanonicalEvent) -> list[ContractFinding]:
         """The findings of every matching contract that found a violation (the hot path)."""
         event_type = event.get("type")
         if not isinstance(event_type, str):
@@ -238,8 +247,9 @@ class ContractSet:
         if lookup is None:
             return []
         name_field, by_name, contracts = lookup
-        if by_name:
-            name = event.get(name_field)  # type: ignore[arg-type]
+        # `by_name` is filled only for NAMED_TYPES, whose name field is never None.
+        if by_name and name_field is not None:
+            name = event.get(name_field)
             if isinstance(name, str):
                 contracts = by_name.get(name, contracts)
         if len(contracts) == 1:

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.domain import ids
+from shared.domain.event import CanonicalEvent
 from shared.domain.pipeline import RECORD_RETENTION_DAYS, event_dead_letter_id
 from shared.domain.poison import event_json, safe_text
 
@@ -19,7 +20,7 @@ EVENT_KIND = "event"
 def event_dead_letter(
     workspace_id: str,
     source_id: str,
-    event: dict[str, Any],
+    event: CanonicalEvent,
     reason_code: str,
     reason: str,
     attempts: int | None,

@@ -18,6 +18,7 @@ import orjson
 
 from shared.domain import limits
 from shared.domain.errors import InvalidRequest, PayloadTooLarge
+from shared.domain.event import CanonicalEvent, EventKey
 from shared.domain.ids import new_id
 from shared.domain.storable import Unstorable, find_unstorable
 
@@ -62,7 +63,7 @@ KNOWN_KEYS = (
 )
 # The canonical event's keys, in order; every key is always present (null when absent).
 # fmt: off
-CANONICAL_FIELDS = (
+CANONICAL_FIELDS: tuple[EventKey, ...] = (
     "messageId", "type", "event", "name", "userId", "anonymousId", "groupId", "previousId",
     "properties", "traits", "context", "integrations", "timestamp", "originalTimestamp",
     "sentAt", "receivedAt", "clockSkewMs", "workspaceId", "sourceId", "extras",
@@ -87,7 +88,7 @@ class Rejection:
 class NormalisedBatch:
     """The outcome of one request: accepted canonical events and rejected items, in order."""
 
-    events: list[dict[str, Any]]
+    events: list[CanonicalEvent]
     rejections: list[Rejection]
 
 
@@ -150,7 +151,7 @@ def normalise_request(
     else:
         items = [body]
         req = _request(ctx, new_message_id, None)
-    events: list[dict[str, Any]] = []
+    events: list[CanonicalEvent] = []
     rejections: list[Rejection] = []
     for index, item in enumerate(items):
         try:
@@ -162,7 +163,7 @@ def normalise_request(
 
 def normalise_stream_event(
     body: Any, ctx: IngestContext, new_message_id: Callable[[], str] = new_id
-) -> dict[str, Any] | Rejection:
+) -> CanonicalEvent | Rejection:
     """Normalise the /v1/streams API's `EventInput`: a free `type` becomes a track of that name."""
     if not isinstance(body, dict):
         return Rejection(None, limits.NOT_AN_OBJECT, 0)
@@ -274,7 +275,7 @@ def _envelope_object(envelope: dict[str, Any], key: str) -> dict[str, Any]:
 
 def _normalise_item(
     item: Any, endpoint_type: str | None, req: _Request, identity_required: bool = True
-) -> dict[str, Any]:
+) -> CanonicalEvent:
     """One canonical event from one item, or _Reject.
 
     Segment's calls need `userId` or `anonymousId`; /v1/streams' EventInput needs neither,

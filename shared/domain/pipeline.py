@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from shared.domain.errors import InvalidRequest
+from shared.domain.event import CanonicalEvent
 from shared.domain.poison import safe_text
 
 # Dedup window: PRODUCT asks for at least 24 h; the margin covers Pub/Sub's own redelivery.
@@ -79,7 +80,7 @@ class SourceMessage:
     pubsub_message_id: str
     workspace_id: str
     source_id: str
-    events: list[dict[str, Any]]
+    events: list[CanonicalEvent]
     # Set on events republished by a replay (`quarantine`): they were processed once already.
     replay: str | None = None
 
@@ -94,7 +95,7 @@ class DeliveryMessage:
     rule_id: str
     destination_id: str
     transformation_id: str | None
-    event: dict[str, Any]
+    event: CanonicalEvent
     replay: bool = False
 
     def to_json(self) -> bytes:

@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from shared.domain.event import CanonicalEvent
+
 IpPolicy = Literal["keep", "truncate", "remove"]
 IP_POLICIES: tuple[IpPolicy, ...] = ("keep", "truncate", "remove")
 PiiAction = Literal["hash", "drop"]
@@ -54,7 +56,7 @@ def truncate_ip(value: str) -> str | None:
     return str(ipaddress.ip_network(f"{address}/{IPV4_PREFIX}", strict=False).network_address)
 
 
-def apply_ip_policy(event: dict[str, Any], policy: IpPolicy) -> dict[str, Any]:
+def apply_ip_policy(event: CanonicalEvent, policy: IpPolicy) -> CanonicalEvent:
     """The event with `context.ip` kept, truncated or removed.
 
     `truncate` removes a value that is not an IP address: what cannot be truncated is not kept.
@@ -112,8 +114,8 @@ def hash_value(value: Any, secret: bytes) -> str:
 
 
 def redact(
-    event: dict[str, Any], rules: Iterable[PiiRule], secret: bytes, keep_hashes: bool = False
-) -> dict[str, Any]:
+    event: CanonicalEvent, rules: Iterable[PiiRule], secret: bytes, keep_hashes: bool = False
+) -> CanonicalEvent:
     """The event with every rule applied: hashed values replaced by their HMAC, dropped keys gone.
 
     A path crosses arrays: `properties.products.email` reaches the `email` of every product. A
@@ -183,7 +185,7 @@ class Suppressions:
     def __bool__(self) -> bool:
         return bool(self.user_ids or self.anonymous_ids)
 
-    def matches(self, event: dict[str, Any]) -> bool:
+    def matches(self, event: CanonicalEvent) -> bool:
         """Whether the event belongs to a suppressed user (by userId, or by anonymousId)."""
         return (
             event.get("userId") in self.user_ids or event.get("anonymousId") in self.anonymous_ids

@@ -7,11 +7,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from shared.domain.event import EventKey
+
 RegulationType = Literal["suppress", "unsuppress", "delete"]
 RegulationStatus = Literal["pending", "running", "completed", "failed"]
 SubjectKind = Literal["user_id", "anonymous_id"]
 # The event field each kind of subject is matched on.
-SUBJECT_FIELDS: dict[str, str] = {"user_id": "userId", "anonymous_id": "anonymousId"}
+SUBJECT_FIELDS: dict[SubjectKind, EventKey] = {"user_id": "userId", "anonymous_id": "anonymousId"}
 
 
 class Regulation(BaseModel):

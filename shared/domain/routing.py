@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from shared.domain.event import CanonicalEvent
 from shared.domain.events import CALL_TYPES
 
 DestinationStatus = Literal["active", "inactive"]
@@ -38,7 +39,7 @@ class ForwardingRule(BaseModel):
     created_at: str
     updated_at: str
 
-    def matches(self, event: dict[str, Any]) -> bool:
+    def matches(self, event: CanonicalEvent) -> bool:
         """Enabled, and the event's type and name are selected (an empty list selects all)."""
         if not self.enabled:
             return False
@@ -47,7 +48,7 @@ class ForwardingRule(BaseModel):
         return not self.event_names or event_name(event) in self.event_names
 
 
-def event_name(event: dict[str, Any]) -> str | None:
+def event_name(event: CanonicalEvent) -> str | None:
     """The name rules, contracts and volume group by: a track's event, a page's or screen's name."""
     if event["type"] == "track":
         return event.get("event")
@@ -56,7 +57,7 @@ def event_name(event: dict[str, Any]) -> str | None:
     return None
 
 
-def matching_rules(rules: list[ForwardingRule], event: dict[str, Any]) -> list[ForwardingRule]:
+def matching_rules(rules: list[ForwardingRule], event: CanonicalEvent) -> list[ForwardingRule]:
     """The rules an event is forwarded by, in a stable order."""
     return [rule for rule in rules if rule.matches(event)]
 

@@ -14,10 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from shared.ports import Publisher
+from typing import Protocol
 
 SIGNATURE_ATTRIBUTE = "streams-signature"
 # What a key must at least hold: 32 bytes of randomness, as 64 hex or ~43 base64 characters.
@@ -56,10 +53,20 @@ class MessageSigner:
         return None
 
 
+class _Publisher(Protocol):
+    """The `Publisher` port (shared/ports.py) as `SignedPublisher` uses it. Declared here rather
+    than imported: the ports use the domain's types (the canonical event), so the domain must
+    not import the ports (no two sibling packages import each other, pyproject.toml)."""
+
+    def publish(
+        self, topic: str, messages: Iterable[tuple[bytes, Mapping[str, str]]]
+    ) -> list[str]: ...
+
+
 class SignedPublisher:
     """A `Publisher` for Streams' own topics: every message leaves signed."""
 
-    def __init__(self, publisher: Publisher, signer: MessageSigner):
+    def __init__(self, publisher: _Publisher, signer: MessageSigner):
         self._publisher = publisher
         self._signer = signer
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.domain.event import CanonicalEvent, EventKey
 from shared.domain.ids import isoformat
 from shared.domain.routing import event_name
 
@@ -14,10 +15,10 @@ from shared.domain.routing import event_name
 EVENTS_TABLE = "events"
 PARTITION_FIELD = "received_at"
 CLUSTERING_FIELDS = ("workspace_id", "event_type", "event_name")
-JSON_FIELDS = ("properties", "traits", "context", "integrations", "extras")
+JSON_FIELDS: tuple[EventKey, ...] = ("properties", "traits", "context", "integrations", "extras")
 
 
-def event_row(event: dict[str, Any]) -> dict[str, Any]:
+def event_row(event: CanonicalEvent) -> dict[str, Any]:
     """The `events` row of a canonical event (JSON columns as JSON text, as insertAll wants)."""
     row = {
         "message_id": event["messageId"],
@@ -61,7 +62,7 @@ EVENT_COLUMNS = (
 )
 
 
-def row_event(row: Mapping[str, Any]) -> dict[str, Any]:
+def row_event(row: Mapping[str, Any]) -> CanonicalEvent:
     """The canonical event of an `events` row: the inverse of `event_row`.
 
     TIMESTAMP columns may be datetimes (the client) or text (as inserted); JSON columns parsed
@@ -83,10 +84,10 @@ def row_event(row: Mapping[str, Any]) -> dict[str, Any]:
         "traits": json_values["traits"],
         "context": json_values["context"],
         "integrations": json_values["integrations"],
-        "timestamp": _timestamp(row.get("timestamp")),
+        "timestamp": _required_timestamp(row.get("timestamp")),
         "originalTimestamp": _timestamp(row.get("original_timestamp")),
         "sentAt": _timestamp(row.get("sent_at")),
-        "receivedAt": _timestamp(row.get("received_at")),
+        "receivedAt": _required_timestamp(row.get("received_at")),
         "clockSkewMs": None if row.get("clock_skew_ms") is None else int(row["clock_skew_ms"]),
         "workspaceId": row["workspace_id"],
         "sourceId": row["source_id"],
@@ -105,3 +106,12 @@ def _timestamp(value: Any) -> str | None:
         moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
         return isoformat(moment)
     raise TypeError(f"not a timestamp: {value!r}")
+
+
+def _required_timestamp(value: Any) -> str:
+    """A REQUIRED column's timestamp (`timestamp`, `received_at`): BigQuery never holds one
+    null, and `event_row` writes them from keys every stored event has."""
+    text = _timestamp(value)
+    if text is None:
+        raise TypeError("not a timestamp: None")
+    return text

@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from shared.domain import ids
 from shared.domain.contracts import (
@@ -24,6 +23,7 @@ from shared.domain.contracts import (
     sort_key,
     violations_collection,
 )
+from shared.domain.event import CanonicalEvent
 from shared.domain.pipeline import event_key
 from shared.domain.routing import event_name
 from shared.ports import ConfigStore, Document, Filter, Write, commit_in_chunks
@@ -72,13 +72,13 @@ class ContractValidator:
         return self._load(workspace_id, fresh).contracts
 
     def check(
-        self, workspace_id: str, events: list[dict[str, Any]], fresh: bool = False
+        self, workspace_id: str, events: list[CanonicalEvent], fresh: bool = False
     ) -> list[list[ContractFinding]]:
         """Per event, the findings of its matching contracts; nothing is recorded."""
         contracts = self.contracts(workspace_id, fresh)
         return [contracts.check(event) if contracts else [] for event in events]
 
-    def validate(self, workspace_id: str, events: list[dict[str, Any]]) -> list[Verdict]:
+    def validate(self, workspace_id: str, events: list[CanonicalEvent]) -> list[Verdict]:
         loaded = self._load(workspace_id)
         if not loaded.contracts:
             return [Verdict() for _ in events]
@@ -139,14 +139,14 @@ class ContractValidator:
     def _record(
         self,
         workspace_id: str,
-        events: list[dict[str, Any]],
+        events: list[CanonicalEvent],
         findings: list[list[ContractFinding]],
     ) -> None:
         now = self._clock()
         at = ids.isoformat(now)
         expires_at = now + timedelta(days=RETENTION_DAYS)
         writes: list[Write] = []
-        blocked: list[tuple[dict[str, Any], list[ContractFinding]]] = []
+        blocked: list[tuple[CanonicalEvent, list[ContractFinding]]] = []
         for event, found in zip(events, findings, strict=True):
             for finding in found:
                 record = violation_record(workspace_id, event, finding, at)
@@ -168,7 +168,7 @@ def quarantine_path(workspace_id: str, message_id: str) -> str:
 
 
 def violation_record(
-    workspace_id: str, event: dict[str, Any], finding: ContractFinding, at: str
+    workspace_id: str, event: CanonicalEvent, finding: ContractFinding, at: str
 ) -> Document:
     """One event's violations of one contract; its id makes a redelivery rewrite, not add."""
     record_id = event_key(event["messageId"])
@@ -200,7 +200,7 @@ def violation_record(
 
 def quarantine_record(
     workspace_id: str,
-    event: dict[str, Any],
+    event: CanonicalEvent,
     findings: list[ContractFinding],
     previous: Document | None,
     at: str,

@@ -13,10 +13,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
 from shared.domain import ids
 from shared.domain.errors import Unavailable
+from shared.domain.event import CanonicalEvent
 from shared.domain.event_dead_letters import EVENT_KIND, event_dead_letter
 from shared.domain.pipeline import (
     FINAL_STATUSES,
@@ -156,14 +157,14 @@ class DeadLetters:
         if claimed is not None and claimed != workspace_id:
             raise InvalidMessage(f"source {source_id} is not of workspace {claimed}")
         try:
-            events = json.loads(data)
+            body = json.loads(data)
         except ValueError as exc:
             raise InvalidMessage(f"dead-lettered source message is not JSON: {exc}") from None
-        if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+        if not isinstance(body, list) or not all(isinstance(e, dict) for e in body):
             raise InvalidMessage("dead-lettered source message is not a list of events")
-        if any(e.get("workspaceId") != workspace_id for e in events):
+        if any(e.get("workspaceId") != workspace_id for e in body):
             raise InvalidMessage("dead-lettered message holds events of another workspace")
-        events = [e for e in events if isinstance(e.get("messageId"), str)]
+        events = [e for e in body if _has_text_message_id(e)]
         entries = self._store.get_many(
             [event_log_path(workspace_id, e["messageId"]) for e in events]
         )
@@ -406,17 +407,23 @@ class EventReplay:
     message: tuple[bytes, dict[str, str]]
 
 
-def _stored_event(letter: Document) -> dict[str, Any] | None:
+def _has_text_message_id(value: Any) -> TypeGuard[CanonicalEvent]:
+    """Whether a decoded value is an event that can be recorded and replayed: an object whose
+    messageId is text (its dead letter's id and its event log entry are keyed by it)."""
+    return isinstance(value, dict) and isinstance(value.get("messageId"), str)
+
+
+def _stored_event(letter: Document) -> CanonicalEvent | None:
     text = letter.get("event_json")
     try:
         event = json.loads(text) if isinstance(text, str) else None
     except ValueError:
         return None
-    return event if isinstance(event, dict) and isinstance(event.get("messageId"), str) else None
+    return event if _has_text_message_id(event) else None
 
 
 def _source_message(
-    workspace_id: str, letter: Document, event: dict[str, Any]
+    workspace_id: str, letter: Document, event: CanonicalEvent
 ) -> tuple[bytes, dict[str, str]]:
     """The event as ingest publishes it: a one-event message of its source's topic (ASCII
     JSON, so that even an event holding a lone surrogate travels, to be set aside again)."""

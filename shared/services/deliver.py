@@ -16,6 +16,7 @@ from shared.destinations.base import EventRejected, OutboundMessage
 from shared.destinations.pubsub import TopicGuard
 from shared.domain import ids
 from shared.domain.errors import InvalidRequest, StreamsError
+from shared.domain.event import CanonicalEvent
 from shared.domain.pipeline import (
     EVENT_REJECTED,
     FINAL_STATUSES,
@@ -51,7 +52,7 @@ class TransformOutcome:
     means the code failed, and the delivery is dead-lettered with it.
     """
 
-    events: list[dict[str, Any]]
+    events: list[CanonicalEvent]
     error: str | None = None
     logs: list[str] = field(default_factory=list)
     # The version of the code that ran (None when the transformation no longer exists).
@@ -101,7 +102,7 @@ class Plan:
     """What one delivery sends: each (possibly transformed) event with its request, if any."""
 
     destination_type: str
-    requests: list[tuple[dict[str, Any], OutboundRequest | OutboundMessage | None]]
+    requests: list[tuple[CanonicalEvent, OutboundRequest | OutboundMessage | None]]
     logs: list[str]
     transformed: dict[str, Any] | None = None
 

@@ -20,6 +20,7 @@ from shared.domain.errors import (
     StreamsError,
     Unauthorized,
 )
+from shared.domain.event import CanonicalEvent
 from shared.domain.events import (
     IngestContext,
     Rejection,
@@ -50,7 +51,7 @@ TEST_EVENT = {
 }
 
 
-def encode_events(events: list[dict[str, Any]]) -> bytes:
+def encode_events(events: list[CanonicalEvent]) -> bytes:
     """The message body: the events as compact UTF-8 JSON.
 
     orjson takes ~0.6 us per event where the standard encoder takes ~6 (a tenth of a 100-event
@@ -178,7 +179,7 @@ class Ingest:
         result = self.accept(key, dict(TEST_EVENT), "track", request_ip)
         return result.message_ids[0]
 
-    def publish(self, key: WriteKey, ctx: IngestContext, events: list[dict[str, Any]]) -> None:
+    def publish(self, key: WriteKey, ctx: IngestContext, events: list[CanonicalEvent]) -> None:
         """Publish events to the source's topic; returns only once Pub/Sub has acknowledged."""
         if not events:
             return

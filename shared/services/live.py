@@ -19,6 +19,7 @@ from typing import Any
 
 from shared.domain import ids
 from shared.domain.errors import StreamsError
+from shared.domain.event import CanonicalEvent
 from shared.domain.pipeline import event_key
 from shared.domain.routing import event_name
 from shared.ports import WRITES_PER_COMMIT, ConfigStore, Document, Filter, Write, commit_in_chunks
@@ -122,7 +123,7 @@ class LiveFeed:
 
     # --- the process side ---------------------------------------------------------------
 
-    def observe(self, workspace_id: str, source_id: str, events: list[dict[str, Any]]) -> None:
+    def observe(self, workspace_id: str, source_id: str, events: list[CanonicalEvent]) -> None:
         """Write the events for live streams, in batched commits, only if someone watches."""
         if not events or not self.watched(workspace_id):
             return
@@ -153,7 +154,7 @@ class LiveFeed:
         return False
 
     def _live_write(
-        self, workspace_id: str, index: int, event: dict[str, Any], now: datetime
+        self, workspace_id: str, index: int, event: CanonicalEvent, now: datetime
     ) -> Write:
         # One commit stamps all its events alike: the index keeps them in the message's order.
         key = f"{index:04d}-{event_key(event['messageId'])}"

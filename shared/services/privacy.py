@@ -11,8 +11,13 @@ from typing import Any
 
 from shared.domain import ids
 from shared.domain.errors import InvalidRequest
+from shared.domain.event import CanonicalEvent
 from shared.domain.privacy import PiiRule, Suppressions, check_pii_rules, redact
-from shared.domain.regulations import privacy_settings_path, suppressions_collection
+from shared.domain.regulations import (
+    SUBJECT_FIELDS,
+    privacy_settings_path,
+    suppressions_collection,
+)
 from shared.ports import ConfigStore, Document, Write
 from shared.services.cache import TtlCache
 
@@ -35,8 +40,8 @@ class WorkspacePrivacy:
 class PrivacyOutcome:
     """The events that go on (redacted) and those of suppressed users (with the regulation)."""
 
-    passed: list[dict[str, Any]]
-    suppressed: list[tuple[dict[str, Any], str | None]]
+    passed: list[CanonicalEvent]
+    suppressed: list[tuple[CanonicalEvent, str | None]]
 
 
 class PrivacySettings:
@@ -82,7 +87,7 @@ class PrivacyFilter:
         self._cache: TtlCache[WorkspacePrivacy] = TtlCache(ttl_seconds)
 
     def apply(
-        self, workspace_id: str, events: list[dict[str, Any]], replay: bool = False
+        self, workspace_id: str, events: list[CanonicalEvent], replay: bool = False
     ) -> PrivacyOutcome:
         """Split suppressed users' events off and redact the others. A replayed event was
         redacted once already: its hashes are kept, so it is not hashed twice (rules added since
@@ -90,8 +95,8 @@ class PrivacyFilter:
         config = self._cache.get(workspace_id, lambda: self.load(workspace_id))
         if not config.rules and not config.suppressions:
             return PrivacyOutcome(events, [])
-        passed: list[dict[str, Any]] = []
-        suppressed: list[tuple[dict[str, Any], str | None]] = []
+        passed: list[CanonicalEvent] = []
+        suppressed: list[tuple[CanonicalEvent, str | None]] = []
         for event in events:
             if config.suppressions.matches(event):
                 suppressed.append((event, _regulation_of(config, event)))
@@ -124,8 +129,8 @@ class PrivacyFilter:
         )
 
 
-def _regulation_of(config: WorkspacePrivacy, event: dict[str, Any]) -> str | None:
-    for kind, event_field in (("user_id", "userId"), ("anonymous_id", "anonymousId")):
+def _regulation_of(config: WorkspacePrivacy, event: CanonicalEvent) -> str | None:
+    for kind, event_field in SUBJECT_FIELDS.items():
         value = event.get(event_field)
         if isinstance(value, str) and (kind, value) in config.suppressed_by:
             return config.suppressed_by[(kind, value)] or None

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from shared.domain import ids
+from shared.domain.event import CanonicalEvent, EventKey
 from shared.domain.event_dead_letters import event_dead_letter
 from shared.domain.pipeline import (
     DEDUP_HOURS,
@@ -54,7 +55,7 @@ class Verdict:
 class Validator(Protocol):
     """The contract-validation step: one verdict per event, in order."""
 
-    def validate(self, workspace_id: str, events: list[dict[str, Any]]) -> list[Verdict]: ...
+    def validate(self, workspace_id: str, events: list[CanonicalEvent]) -> list[Verdict]: ...
 
 
 class EventObserver(Protocol):
@@ -63,21 +64,21 @@ class EventObserver(Protocol):
     Best effort: an observer's failure is logged and never fails or retries processing.
     """
 
-    def observe(self, workspace_id: str, source_id: str, events: list[dict[str, Any]]) -> None: ...
+    def observe(self, workspace_id: str, source_id: str, events: list[CanonicalEvent]) -> None: ...
 
 
 class PrivacyStep(Protocol):
     """Drops suppressed users' events and redacts PII (shared/services/privacy.py)."""
 
     def apply(
-        self, workspace_id: str, events: list[dict[str, Any]], replay: bool = False
+        self, workspace_id: str, events: list[CanonicalEvent], replay: bool = False
     ) -> PrivacyOutcome: ...
 
 
 class NoContracts:
     """Every event passes: the step's place in the pipeline before contracts exist."""
 
-    def validate(self, workspace_id: str, events: list[dict[str, Any]]) -> list[Verdict]:
+    def validate(self, workspace_id: str, events: list[CanonicalEvent]) -> list[Verdict]:
         return [Verdict() for _ in events]
 
 
@@ -100,7 +101,7 @@ class SetAside:
     """An event that failed on its own content: dead-lettered with the reason, in the form it
     had reached (`redacted` once the privacy step had run on it)."""
 
-    event: dict[str, Any]
+    event: CanonicalEvent
     reason: str
     redacted: bool = False
 
@@ -110,17 +111,17 @@ class Progress:
     """How far `_prepare` got: the step running, and the events as privacy left them."""
 
     step: str = "processing"
-    events: list[dict[str, Any]] | None = None
+    events: list[CanonicalEvent] | None = None
 
 
 @dataclass
 class Prepared:
     """A message's events ready to store and route (`fresh` in order with their verdicts)."""
 
-    fresh: list[dict[str, Any]] = field(default_factory=list)
+    fresh: list[CanonicalEvent] = field(default_factory=list)
     verdicts: list[Verdict] = field(default_factory=list)
-    passed: list[dict[str, Any]] = field(default_factory=list)
-    suppressed: list[tuple[dict[str, Any], str | None]] = field(default_factory=list)
+    passed: list[CanonicalEvent] = field(default_factory=list)
+    suppressed: list[tuple[CanonicalEvent, str | None]] = field(default_factory=list)
     routed: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     rows: list[Document] = field(default_factory=list)
     encoded: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)
@@ -129,7 +130,7 @@ class Prepared:
 
 
 # The fields every step relies on; an event lacking one cannot even be claimed.
-REQUIRED_TEXT = ("messageId", "type", "receivedAt")
+REQUIRED_TEXT: tuple[EventKey, ...] = ("messageId", "type", "receivedAt")
 
 
 class Processor:
@@ -198,7 +199,7 @@ class Processor:
         self._notify(message, prepared.passed)
         return outcome
 
-    def _prepare_isolated(self, message: SourceMessage, events: list[dict[str, Any]]) -> Prepared:
+    def _prepare_isolated(self, message: SourceMessage, events: list[CanonicalEvent]) -> Prepared:
         """Everything before the first write that cannot be undone, for the whole message; when
         an event's own content makes a step fail, each event is tried alone and only those that
         fail are set aside (the others go on in one batch again)."""
@@ -206,7 +207,7 @@ class Processor:
             return self._prepare(message, events, Progress())
         except DATA_ERRORS:
             pass
-        kept: list[dict[str, Any]] = []
+        kept: list[CanonicalEvent] = []
         set_aside: list[SetAside] = []
         for event in events:
             progress = Progress()
@@ -224,7 +225,7 @@ class Processor:
         return prepared
 
     def _prepare(
-        self, message: SourceMessage, events: list[dict[str, Any]], progress: Progress
+        self, message: SourceMessage, events: list[CanonicalEvent], progress: Progress
     ) -> Prepared:
         """Privacy, contracts, routing, rows and deliveries' messages: writes nothing but the
         contracts' own (idempotent) records, so it may run again on part of the events."""
@@ -267,7 +268,7 @@ class Processor:
         if rows:
             self._events.insert(rows, message_ids)
 
-    def _notify(self, message: SourceMessage, events: list[dict[str, Any]]) -> None:
+    def _notify(self, message: SourceMessage, events: list[CanonicalEvent]) -> None:
         for observer in self._observers:
             try:
                 observer.observe(message.workspace_id, message.source_id, events)
@@ -275,14 +276,14 @@ class Processor:
                 log.exception("observer %s failed", type(observer).__name__)
 
     def _claim(
-        self, message: SourceMessage, events: list[dict[str, Any]], now: datetime
-    ) -> tuple[list[dict[str, Any]], list[str]]:
+        self, message: SourceMessage, events: list[CanonicalEvent], now: datetime
+    ) -> tuple[list[CanonicalEvent], list[str]]:
         """Split events into those this message processes and duplicates (their log paths).
 
         Claims are created blind, without reading first: fresh events, the common case, cost
         one write. Only a chunk where some entry already exists is read to learn which.
         """
-        unique: dict[str, dict[str, Any]] = {}
+        unique: dict[str, CanonicalEvent] = {}
         duplicates: list[str] = []
         for event in events:
             path = event_log_path(message.workspace_id, event["messageId"])
@@ -309,7 +310,7 @@ class Processor:
         self,
         message: SourceMessage,
         paths: list[str],
-        events: dict[str, dict[str, Any]],
+        events: dict[str, CanonicalEvent],
         now: datetime,
     ) -> set[str]:
         """Claim what is still free among `paths`; return the paths this message processes."""
@@ -353,7 +354,7 @@ class Processor:
         commit_in_chunks(self._store, writes)
 
     def _route(
-        self, workspace_id: str, events: list[dict[str, Any]]
+        self, workspace_id: str, events: list[CanonicalEvent]
     ) -> dict[str, dict[str, list[Any]]]:
         """Per messageId: the deliveries to make and the rules skipped (with why)."""
         routing = self._config.routing(workspace_id)
@@ -387,7 +388,7 @@ class Processor:
         return plans
 
     def _finish_suppressed(
-        self, workspace_id: str, suppressed: list[tuple[dict[str, Any], str | None]]
+        self, workspace_id: str, suppressed: list[tuple[CanonicalEvent, str | None]]
     ) -> None:
         at = ids.isoformat(self._clock())
         writes = [
@@ -522,11 +523,11 @@ def publish_encoded(
 
 
 def _screen(
-    events: list[dict[str, Any]],
-) -> tuple[list[dict[str, Any]], list[SetAside]]:
+    events: list[CanonicalEvent],
+) -> tuple[list[CanonicalEvent], list[SetAside]]:
     """Split off events that no store can hold (text that is not Unicode, a messageId that is
     not text): they are dead-lettered before anything of theirs is written."""
-    carriable: list[dict[str, Any]] = []
+    carriable: list[CanonicalEvent] = []
     unfit: list[SetAside] = []
     for event in events:
         reason = None
@@ -542,7 +543,7 @@ def _screen(
     return carriable, unfit
 
 
-def _claim(message: SourceMessage, event: dict[str, Any], now: datetime) -> Document:
+def _claim(message: SourceMessage, event: CanonicalEvent, now: datetime) -> Document:
     return {
         "message_id": event["messageId"],
         "workspace_id": message.workspace_id,

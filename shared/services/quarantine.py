@@ -17,6 +17,7 @@ from typing import Any
 
 from shared.domain import ids
 from shared.domain.contracts import ContractFinding, quarantine_collection, upper_bound
+from shared.domain.event import CanonicalEvent
 from shared.domain.pipeline import event_log_path
 from shared.domain.sources import source_path
 from shared.ports import ConfigStore, Document, Filter, Publisher, Write, commit_in_chunks
@@ -69,13 +70,14 @@ class Quarantine:
         limit = min(query.limit, REPLAY_LIMIT)
         selection = self._select(workspace_id, replace(query, status=status, limit=limit))
         report = ReplayReport(dry_run=dry_run, matched=len(selection))
-        events = [json.loads(record["event_json"]) for record in selection]
+        # Kept whole by `quarantine_record`, as JSON text.
+        events: list[CanonicalEvent] = [json.loads(r["event_json"]) for r in selection]
         findings = self._validator.check(workspace_id, events, fresh=True)
         log_paths = [event_log_path(workspace_id, e["messageId"]) for e in events]
         entries = self._store.get_many(log_paths)
         source_ids = sorted({str(r.get("source_id")) for r in selection})
         sources = self._store.get_many([source_path(workspace_id, s) for s in source_ids])
-        passing: list[tuple[Document, dict[str, Any], str, str]] = []
+        passing: list[tuple[Document, CanonicalEvent, str, str]] = []
         for record, event, found, log_path in zip(
             selection, events, findings, log_paths, strict=True
         ):
@@ -178,7 +180,7 @@ def _refusal(
 
 
 def _message(
-    workspace_id: str, record: Document, event: dict[str, Any]
+    workspace_id: str, record: Document, event: CanonicalEvent
 ) -> tuple[bytes, dict[str, str]]:
     """The event as ingest publishes it: a one-event message of its source's topic."""
     data = json.dumps([event], separators=(",", ":"), ensure_ascii=False).encode()

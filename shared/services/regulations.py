@@ -18,6 +18,7 @@ from shared.destinations.deletion import DeletionSubject, deletion_request
 from shared.domain import ids
 from shared.domain.contracts import quarantine_collection
 from shared.domain.errors import InvalidRequest, NotFound, StreamsError
+from shared.domain.event import EventKey
 from shared.domain.pipeline import dead_letters_collection
 from shared.domain.regulations import (
     SUBJECT_FIELDS,
@@ -311,5 +312,5 @@ def _dig(document: Any, *keys: str) -> Any:
     return document
 
 
-def _field(event: Any, name: str) -> Any:
+def _field(event: Any, name: EventKey) -> Any:
     return event.get(name) if isinstance(event, dict) else None

@@ -9,6 +9,7 @@ from typing import Any
 
 from shared.domain import ids
 from shared.domain.errors import Conflict, InvalidRequest, NotFound
+from shared.domain.event import CanonicalEvent
 from shared.domain.routing import transformation_path
 from shared.domain.transformations import Transformation, transformations_collection
 from shared.ports import ConfigStore, EventStore, Write
@@ -161,7 +162,7 @@ class Transformations:
                 field="input",
             )
         wanted = expected if expected_given else transformation.test_output
-        result = program.run(sample, _metadata(workspace_id, sample))
+        result = program.run(sample, _metadata(workspace_id, sample.get("sourceId")))
         return _sample_result(result, sample, wanted, expected_given or wanted is not None)
 
     def _test_recent(
@@ -214,11 +215,12 @@ class Transformations:
             raise InvalidRequest(f"source_code: {exc.message}", field="source_code") from None
 
 
-def _metadata(workspace_id: str, event: dict[str, Any]) -> dict[str, Any]:
-    """What `transform` gets as metadata in a test: no rule or destination is involved."""
+def _metadata(workspace_id: str, source_id: Any) -> dict[str, Any]:
+    """What `transform` gets as metadata in a test (`source_id` is the event's `sourceId`, as
+    the sample sent it): no rule or destination is involved."""
     return {
         "workspace_id": workspace_id,
-        "source_id": event.get("sourceId"),
+        "source_id": source_id,
         "destination_id": None,
         "destination_type": None,
         "rule_id": None,
@@ -261,10 +263,10 @@ def _sample_result(
 
 
 def _recent_run(
-    program: Program, workspace_id: str, event: dict[str, Any], cpu_ms: float
+    program: Program, workspace_id: str, event: CanonicalEvent, cpu_ms: float
 ) -> tuple[dict[str, Any], float]:
     """One event's entry in a `recent` test, and the CPU time it used."""
-    result = program.run(event, _metadata(workspace_id, event), cpu_ms)
+    result = program.run(event, _metadata(workspace_id, event.get("sourceId")), cpu_ms)
     error, events = result.error, []
     if error is None:
         try:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
+from shared.domain.event import CanonicalEvent
 from shared.domain.events import CALL_TYPES
 from shared.domain.limits import MAX_MESSAGE_ID_CHARS
 
@@ -46,19 +47,26 @@ def event_problem(event: dict[str, Any]) -> str | None:
     return None
 
 
-def valid_events(output: Any) -> list[dict[str, Any]]:
+def is_deliverable(event: dict[str, Any]) -> TypeGuard[CanonicalEvent]:
+    """Whether a returned object can be delivered: its `type` and `messageId` are all that the
+    pipeline relies on (its other keys are the transformation's to choose: see CanonicalEvent)."""
+    return event_problem(event) is None
+
+
+def valid_events(output: Any) -> list[CanonicalEvent]:
     """`output_events`, each deliverable; ValueError names the first that is not."""
     events = output_events(output)
+    valid: list[CanonicalEvent] = []
     for index, event in enumerate(events):
-        problem = event_problem(event)
-        if problem is not None:
+        if not is_deliverable(event):
             where = (
                 "the returned event"
                 if len(events) == 1 and isinstance(output, dict)
                 else (f"event {index} of the returned array")
             )
-            raise ValueError(f"{where} is not a valid event: {problem}")
-    return events
+            raise ValueError(f"{where} is not a valid event: {event_problem(event)}")
+        valid.append(event)
+    return valid
 
 
 def _kind(value: Any) -> str:

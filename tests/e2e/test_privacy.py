@@ -13,6 +13,7 @@ import requests
 from emulators.dev import LocalStack
 from shared.bootstrap import Services
 from shared.config import Settings
+from shared.domain.event import CanonicalEvent
 from shared.domain.regulations import privacy_settings_path
 from tests.e2e.helpers import SECRET, Tenant, wait_until
 from tests.webhook_receiver import webhook_receiver
@@ -44,7 +45,7 @@ def send(tenant: Tenant, write_key: str, body: dict[str, Any], **headers: str) -
     assert response.status_code == 200, response.text
 
 
-def stored(tenant: Tenant) -> dict[str, dict[str, Any]]:
+def stored(tenant: Tenant) -> dict[str, CanonicalEvent]:
     """The workspace's BigQuery rows, as canonical events by messageId."""
     return {e["messageId"]: e for e in tenant.services.event_store.recent(tenant.workspace_id, 500)}
 

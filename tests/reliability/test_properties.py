@@ -35,6 +35,7 @@ from shared.domain.contracts import (
     summarise,
 )
 from shared.domain.errors import InvalidRequest, PayloadTooLarge
+from shared.domain.event import CanonicalEvent
 from shared.domain.events import (
     CALL_TYPES,
     CANONICAL_FIELDS,
@@ -260,10 +261,10 @@ def test_valid_items_are_accepted_deterministically(item: dict[str, Any]) -> Non
     assert first == second
 
 
-def resend(event: dict[str, Any]) -> dict[str, Any]:
+def resend(event: CanonicalEvent) -> dict[str, Any]:
     """A canonical event as a client would send it again: what it sent, not what the server
     derived (receivedAt, clockSkewMs, the corrected timestamp, the ids of the write key)."""
-    client = {
+    client: dict[str, Any] = {
         key: event[key]
         for key in CANONICAL_FIELDS
         if key
@@ -311,7 +312,7 @@ def test_clock_skew_arithmetic_is_exact(
         return
     [event] = batch.events
     parsed = {
-        k: parse_timestamp(event[k]) if event[k] else None
+        k: parse_timestamp(value) if (value := event[k]) else None
         for k in ("timestamp", "originalTimestamp", "sentAt", "receivedAt")
     }
     received_ms = _ms(parsed["receivedAt"])  # type: ignore[arg-type]
@@ -520,7 +521,7 @@ modes = st.sampled_from(["allow", "warn", "block"])
     undeclared=modes,
 )
 def test_a_contract_set_never_raises_on_any_event(
-    definition: dict[str, Any], event: dict[str, Any], event_type: str, mode: str, undeclared: str
+    definition: dict[str, Any], event: CanonicalEvent, event_type: str, mode: str, undeclared: str
 ) -> None:
     try:
         to_json_schema(definition)

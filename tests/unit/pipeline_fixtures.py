@@ -11,6 +11,7 @@ from typing import Any
 
 from shared.destinations.outbound import classify
 from shared.destinations.pubsub import TopicGuard
+from shared.domain.event import CanonicalEvent
 from shared.domain.events import IngestContext, normalise_request
 from shared.domain.pipeline import (
     DeliveryMessage,
@@ -59,7 +60,7 @@ def make_events(
     *items: dict[str, Any],
     workspace_id: str = WORKSPACE_ID,
     received_at: datetime = START,
-) -> list[dict[str, Any]]:
+) -> list[CanonicalEvent]:
     """Canonical events of a /v1/batch request; messageIds msg-1, msg-2, ... unless given."""
     numbers = itertools.count(1)
     ctx = IngestContext(workspace_id, SOURCE_ID, received_at, None)
@@ -81,7 +82,7 @@ def alias(**fields: Any) -> dict[str, Any]:
 
 
 def source_message(
-    events: list[dict[str, Any]], pubsub_message_id: str = "ps-1", workspace_id: str = WORKSPACE_ID
+    events: list[CanonicalEvent], pubsub_message_id: str = "ps-1", workspace_id: str = WORKSPACE_ID
 ) -> SourceMessage:
     return SourceMessage(pubsub_message_id, workspace_id, SOURCE_ID, events)
 
@@ -277,7 +278,7 @@ def delivery_message(
     message_id: str = "msg-1",
     rule_id: str = "rule-1",
     destination_id: str = "dest-1",
-    event: dict[str, Any] | None = None,
+    event: CanonicalEvent | None = None,
     replay: bool = False,
 ) -> DeliveryMessage:
     """A deliveries-topic message as process publishes it (delivery id from messageId and rule)."""

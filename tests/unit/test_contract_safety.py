@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from shared.domain.contracts import CompiledContract, EventContract
+from shared.domain.event import CanonicalEvent
 from shared.domain.schema_forms import InvalidSchema, to_json_schema
 from shared.domain.schema_patterns import (
     MAX_PATTERN_VALUE_CHARS,
@@ -389,7 +390,7 @@ def test_a_contract_judges_in_linear_time_end_to_end() -> None:
     contract = saved_contract(
         {"properties": {"code": {"type": "string", "pattern": CATASTROPHIC}}}, "block"
     )
-    event = {"type": "track", "event": "x", "properties": {"code": "a" * 27 + "!"}}
+    event: CanonicalEvent = {"type": "track", "event": "x", "properties": {"code": "a" * 27 + "!"}}
 
     started = time.perf_counter()
     finding = CompiledContract(contract).check(event)

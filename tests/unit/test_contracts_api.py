@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from shared.domain.event import CanonicalEvent
 from shared.domain.sources import source_path
 from shared.services.contract_validator import ContractValidator
 from shared.services.contracts import EventContracts
@@ -84,7 +85,7 @@ def create(client: Any, tenant: Tenant, **fields: Any) -> dict[str, Any]:
     return dict(response.get_json())
 
 
-def purchase(workspace_id: str, properties: dict[str, Any], message_id: str) -> dict[str, Any]:
+def purchase(workspace_id: str, properties: dict[str, Any], message_id: str) -> CanonicalEvent:
     [event] = make_events(
         track("purchase_completed", properties=properties, messageId=message_id),
         workspace_id=workspace_id,

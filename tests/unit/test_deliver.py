@@ -17,6 +17,7 @@ from shared.destinations.webhook import (
     verify_signature,
 )
 from shared.domain.errors import Unavailable
+from shared.domain.event import CanonicalEvent
 from shared.domain.pipeline import HISTORY_LIMIT, DeliveryMessage
 from shared.services.deliver import RetryDelivery
 from tests.fakes import FakePublisher
@@ -204,7 +205,7 @@ def test_an_event_with_no_identity_is_rejected_by_a_destination_that_needs_one()
     pipeline = make_pipeline([ok()])
     add_destination(pipeline.store, "dest-ga4", type_="ga4", config=dict(GA4_CONFIG))
     add_destination(pipeline.store, "dest-hook")
-    anonymous = {**make_events(track())[0], "userId": None, "anonymousId": None}
+    anonymous: CanonicalEvent = {**make_events(track())[0], "userId": None, "anonymousId": None}
     rejected = delivery_message(rule_id="rule-ga4", destination_id="dest-ga4", event=anonymous)
     sent = delivery_message(rule_id="rule-hook", destination_id="dest-hook", event=anonymous)
 

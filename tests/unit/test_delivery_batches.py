@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from shared.domain.event import CanonicalEvent
 from shared.domain.pipeline import (
     BATCH_MAX_DELIVERIES,
     DeliveryMessage,
@@ -62,7 +63,7 @@ def test_replays_and_first_sends_never_share_a_message() -> None:
 
 def test_a_batch_is_split_by_count_and_by_size() -> None:
     many = encode_deliveries(messages(BATCH_MAX_DELIVERIES + 1))
-    big_event = {**make_events(track())[0], "properties": {"blob": "x" * 400_000}}
+    big_event: CanonicalEvent = {**make_events(track())[0], "properties": {"blob": "x" * 400_000}}
     big = encode_deliveries([delivery_message(f"b-{n}", event=big_event) for n in range(3)])
 
     assert [a["deliveries"] for _, _, a in many] == [str(BATCH_MAX_DELIVERIES), "1"]

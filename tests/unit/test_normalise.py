@@ -22,6 +22,7 @@ import pytest
 
 from shared.domain import limits
 from shared.domain.errors import InvalidRequest, PayloadTooLarge, StreamsError
+from shared.domain.event import CanonicalEvent
 from shared.domain.events import (
     CANONICAL_FIELDS,
     IngestContext,
@@ -78,7 +79,7 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     return {"events": result.events, "rejections": [asdict(r) for r in result.rejections]}
 
 
-def all_golden_events() -> list[dict[str, Any]]:
+def all_golden_events() -> list[CanonicalEvent]:
     cases = [json.loads(path.read_text()) for path in GOLDEN_FILES]
     return [event for case in cases for event in run_case(case).get("events", [])]
 
@@ -252,6 +253,7 @@ def test_skew_identity(skew_s: float, latency_ms: int) -> None:
     }
     [event] = normalise_request(body, None, ingest_context(received)).events
     assert event["clockSkewMs"] == round(skew_s * 1000) - latency_ms
+    assert event["originalTimestamp"] is not None
     original = datetime.fromisoformat(event["originalTimestamp"])
     corrected = datetime.fromisoformat(event["timestamp"])
     assert corrected == original - timedelta(milliseconds=event["clockSkewMs"])

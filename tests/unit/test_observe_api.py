@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from shared.domain import ids
+from shared.domain.event import CanonicalEvent
 from shared.domain.sources import process_subscription_id
 from shared.domain.storage import event_row
 from tests.fakes import FakeServices
@@ -46,12 +47,15 @@ def store(
     name: str | None = "purchase",
     ago: timedelta = timedelta(0),
     message_id: str | None = None,
-    **fields: Any,
+    anonymous_id: str | None = None,
+    properties: dict[str, Any] | None = None,
+    traits: dict[str, Any] | None = None,
+    context: dict[str, Any] | None = None,
 ) -> str:
     """Put one event in the fake BigQuery table, received `ago` before now."""
     received = ids.isoformat(datetime.now(UTC) - ago)
     message_id = message_id or ids.new_id()
-    canonical = {
+    canonical: CanonicalEvent = {
         "messageId": message_id,
         "workspaceId": workspace_id,
         "sourceId": source_id,
@@ -59,13 +63,12 @@ def store(
         "event": name if type_ == "track" else None,
         "name": name if type_ in ("page", "screen") else None,
         "userId": "u1",
-        "anonymousId": None,
+        "anonymousId": anonymous_id,
         "timestamp": received,
         "receivedAt": received,
-        "properties": {},
-        "traits": {},
-        "context": {},
-        **fields,
+        "properties": properties or {},
+        "traits": traits or {},
+        "context": context or {},
     }
     services.event_store.insert([event_row(canonical)], [message_id])
     return message_id
@@ -291,7 +294,7 @@ def test_debug_shows_recent_events_newest_first(
         "Pricing",
         ago=timedelta(minutes=1),
         message_id="new",
-        anonymousId="a1",
+        anonymous_id="a1",
         properties={"url": "https://example.com/pricing", "title": "Pricing"},
         context={"ip": "203.0.113.1", "userAgent": "Mozilla/5.0", "locale": "en-US"},
     )

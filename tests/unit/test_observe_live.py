@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from shared.domain.event import CanonicalEvent
 from shared.ports import WRITES_PER_COMMIT, Document, Filter, Write
 from shared.services.live import (
     HEARTBEAT_SECONDS,
@@ -100,7 +101,9 @@ def feed(store: CountingStore, clock: Clock) -> LiveFeed:
     )
 
 
-def event(i: int, type_: str = "track", name: str = "Order Completed", source: str = "s1") -> dict:
+def event(
+    i: int, type_: str = "track", name: str = "Order Completed", source: str = "s1"
+) -> CanonicalEvent:
     return {
         "messageId": f"m{i}",
         "type": type_,

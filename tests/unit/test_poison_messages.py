@@ -12,6 +12,7 @@ import shared.services.deliver as deliver_module
 from shared.bootstrap import process_push_policy
 from shared.config import Settings
 from shared.domain.errors import Unavailable
+from shared.domain.event import CanonicalEvent
 from shared.domain.pipeline import (
     InvalidMessage,
     dead_letter_path,
@@ -52,14 +53,14 @@ class RecursingValidator:
     def __init__(self) -> None:
         self.fixed = False
 
-    def validate(self, workspace_id: str, events: list[dict[str, Any]]) -> list[Verdict]:
+    def validate(self, workspace_id: str, events: list[CanonicalEvent]) -> list[Verdict]:
         if not self.fixed and any("nested" in (e.get("properties") or {}) for e in events):
             raise RecursionError("maximum recursion depth exceeded")
         return [Verdict() for _ in events]
 
 
 class DownValidator:
-    def validate(self, workspace_id: str, events: list[dict[str, Any]]) -> list[Verdict]:
+    def validate(self, workspace_id: str, events: list[CanonicalEvent]) -> list[Verdict]:
         raise Unavailable("Firestore is unavailable, retry later")
 
 
@@ -225,7 +226,7 @@ def test_a_dead_letter_that_can_never_be_recorded_is_refused_once_not_retried() 
 # --- source messages Pub/Sub gave up on ---------------------------------------------------------
 
 
-def pubsub_forwarded(events: list[dict[str, Any]], **attributes: str) -> tuple[bytes, dict]:
+def pubsub_forwarded(events: list[CanonicalEvent], **attributes: str) -> tuple[bytes, dict]:
     """A source message as Pub/Sub forwards it after `process` failed 100 times (the attributes
     the emulator adds, checked against it)."""
     return json.dumps(events).encode(), {

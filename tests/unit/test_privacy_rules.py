@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from shared.domain.event import CanonicalEvent
 from shared.domain.privacy import (
     MAX_PII_RULES,
     PiiRule,
@@ -46,7 +47,7 @@ def test_truncate_refuses_what_is_not_an_address(raw: str) -> None:
     assert truncate_ip(raw) is None
 
 
-def event(**context: Any) -> dict[str, Any]:
+def event(**context: Any) -> CanonicalEvent:
     return {"messageId": "m-1", "type": "track", "context": {"library": {"name": "x"}, **context}}
 
 
@@ -74,7 +75,8 @@ def test_truncate_removes_a_value_it_cannot_truncate(ip: Any) -> None:
 def test_an_event_without_an_ip_is_unchanged(policy: Any) -> None:
     original = event()
     assert apply_ip_policy(original, policy) is original
-    no_context = {"messageId": "m", "context": None}
+    # `context` null: not what ingest writes, but the policy must leave such an event alone.
+    no_context: Any = {"messageId": "m", "context": None}
     assert apply_ip_policy(no_context, policy) is no_context
 
 
@@ -90,7 +92,7 @@ def test_hash_is_hmac_sha256_of_the_value_with_the_workspace_secret() -> None:
     assert hash_value({"b": 1, "a": 2}, SECRET) == hash_value({"a": 2, "b": 1}, SECRET)
 
 
-def pii_event() -> dict[str, Any]:
+def pii_event() -> CanonicalEvent:
     return {
         "messageId": "m-1",
         "userId": "u-1",
@@ -135,7 +137,7 @@ def test_rules_that_match_nothing_return_the_event_itself() -> None:
 
 
 def test_a_hashed_list_hashes_each_element() -> None:
-    original = {"traits": {"emails": ["a@example.com", None]}}
+    original: CanonicalEvent = {"traits": {"emails": ["a@example.com", None]}}
     redacted = redact(original, [PiiRule("traits.emails", "hash")], SECRET)
     assert redacted["traits"]["emails"] == [hash_value("a@example.com", SECRET), None]
 

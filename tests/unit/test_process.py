@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from shared.domain.errors import Unavailable
+from shared.domain.event import CanonicalEvent
 from shared.domain.pipeline import DEDUP_HOURS, delivery_id, event_log_path
 from shared.domain.storage import event_row
 from shared.ports import Write
@@ -36,7 +37,7 @@ class BlockingValidator:
         self.warned = warned
         self.calls: list[tuple[str, list[str]]] = []
 
-    def validate(self, workspace_id: str, events: list[dict[str, Any]]) -> list[Verdict]:
+    def validate(self, workspace_id: str, events: list[CanonicalEvent]) -> list[Verdict]:
         self.calls.append((workspace_id, [e["messageId"] for e in events]))
         violation = [{"type": "Unplanned-Event", "field": "event"}]
         return [

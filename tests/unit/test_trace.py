@@ -7,6 +7,7 @@ from typing import Any, get_args
 import pytest
 
 from shared.domain.errors import NotFound, Unavailable
+from shared.domain.event import CanonicalEvent
 from shared.domain.pipeline import DeliveryStatus, delivery_id
 from shared.services.dead_letters import PUBSUB_DEAD_LETTER_COUNT, DeadLetterQuery
 from shared.services.process import Verdict
@@ -152,7 +153,7 @@ def test_a_duplicate() -> None:
 
 def test_a_blocked_event() -> None:
     class BlockAll:
-        def validate(self, workspace_id: str, events: list[dict[str, Any]]) -> list[Verdict]:
+        def validate(self, workspace_id: str, events: list[CanonicalEvent]) -> list[Verdict]:
             return [
                 Verdict(blocked=True, violations=[{"type": "Required-Missing"}]) for _ in events
             ]

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from shared.domain.contracts import contracts_collection
+from shared.domain.event import CanonicalEvent
 from shared.domain.events import IngestContext, normalise_request
 from shared.domain.sources import source_topic_id
 from shared.ports import Write
@@ -35,7 +36,7 @@ QUIET_SECONDS = 10.0
 QUIET_LINES = 3
 
 
-def canonical(tenant: Tenant, *calls: dict[str, Any]) -> list[dict[str, Any]]:
+def canonical(tenant: Tenant, *calls: dict[str, Any]) -> list[CanonicalEvent]:
     """The events as ingest would publish them for the tenant's source."""
     context = IngestContext(tenant.workspace_id, tenant.source_id, datetime.now(UTC), None)
     items = [{"type": "track", **call} for call in calls]
@@ -44,7 +45,7 @@ def canonical(tenant: Tenant, *calls: dict[str, Any]) -> list[dict[str, Any]]:
     return batch.events
 
 
-def publish_raw(tenant: Tenant, events: list[dict[str, Any]]) -> None:
+def publish_raw(tenant: Tenant, events: list[CanonicalEvent]) -> None:
     """One source-topic message, as ingest publishes one (signed by the stack's publisher)."""
     services = tenant.services
     topic = services.topics.topic_path(source_topic_id(tenant.source_id))
