@@ -26,7 +26,7 @@ Scenarios:
   threads), with the machine's CPUs as the process was given them (not pinned).
 
 The single-thread scenarios run pinned to one core with the implementations taking turns on
-chunks of calls (`bench.contracts.interleaved`: the machine is shared and drifts); `threads8`
+chunks of calls (`bench.running.interleaved`: the machine is shared and drifts); `threads8`
 runs each implementation in turn, the order rotating each round. Medians over `--rounds` (3).
 Writes bench/results/cache-<UTC>.json and cache-latest.json. Exit status 1 when an
 implementation misbehaves (a hit that loads, a stale value, a wrong value under threads).
@@ -47,8 +47,15 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import cachetools
 
-from bench.common import machine_info, package_versions
-from bench.contracts import Sample, interleaved, iso, pin_to_one_core, round_ratios, write_report
+from bench.measuring import (
+    Sample,
+    machine_under_load,
+    one_minute_load,
+    package_versions,
+    round_ratios,
+)
+from bench.reporting import Column, machine_summary, print_table, report_head, write_report
+from bench.running import interleaved, pin_to_one_core, rotated
 from shared.services.cache import TtlCache
 
 V = TypeVar("V")
@@ -69,8 +76,9 @@ class Cache(Protocol):
     def invalidate(self, key: Hashable) -> None: ...
 
 
-class CachetoolsLocked(Generic[V]):
-    """`cachetools.TTLCache` behind one lock taken on every read and write."""
+class _LockedTtlCache(Generic[V]):
+    """A `cachetools.TTLCache` (`timer=` the injected clock) and the lock that guards it, since
+    the library's caches are not thread-safe; the two forms below differ only in `get`."""
 
     def __init__(
         self,
@@ -82,6 +90,14 @@ class CachetoolsLocked(Generic[V]):
             max_entries, ttl_seconds, timer=monotonic
         )
         self._lock = threading.Lock()
+
+    def invalidate(self, key: Hashable) -> None:
+        with self._lock:
+            self._cache.pop(key, None)
+
+
+class CachetoolsLocked(_LockedTtlCache[V]):
+    """`cachetools.TTLCache` behind one lock taken on every read and write."""
 
     def get(self, key: Hashable, load: Callable[[], V]) -> V:
         with self._lock:
@@ -96,12 +112,8 @@ class CachetoolsLocked(Generic[V]):
             self._cache[key] = value
         return value
 
-    def invalidate(self, key: Hashable) -> None:
-        with self._lock:
-            self._cache.pop(key, None)
 
-
-class CachetoolsCached(Generic[V]):
+class CachetoolsCached(_LockedTtlCache[V]):
     """The same cache through `cachetools.cached`, which takes the lock around lookup and store
     and calls the function outside it."""
 
@@ -111,10 +123,7 @@ class CachetoolsCached(Generic[V]):
         max_entries: int = MAX_ENTRIES,
         monotonic: Callable[[], float] = time.monotonic,
     ):
-        self._cache: cachetools.TTLCache[Hashable, V] = cachetools.TTLCache(
-            max_entries, ttl_seconds, timer=monotonic
-        )
-        self._lock = threading.Lock()
+        super().__init__(ttl_seconds, max_entries, monotonic)
 
         # The cache key is the caller's key alone; `load` differs on every call.
         @cachetools.cached(self._cache, key=lambda key, load: key, lock=self._lock)
@@ -125,10 +134,6 @@ class CachetoolsCached(Generic[V]):
 
     def get(self, key: Hashable, load: Callable[[], V]) -> V:
         return self._get(key, load)
-
-    def invalidate(self, key: Hashable) -> None:
-        with self._lock:
-            self._cache.pop(key, None)
 
 
 IMPLEMENTATIONS: dict[str, Callable[..., Cache]] = {
@@ -204,8 +209,9 @@ def single_thread_engines(
     return engines
 
 
-def summary(samples: Sequence[Sample]) -> dict[str, Any]:
-    """Medians over the rounds, in nanoseconds per call and calls per second."""
+def calls_summary(samples: Sequence[Sample]) -> dict[str, Any]:
+    """Medians over the rounds, in nanoseconds per call and calls per second (a sample's
+    `events` are calls here)."""
     cpu = [s.cpu_rate for s in samples]
     wall = [s.wall_rate for s in samples]
     return {
@@ -220,6 +226,15 @@ def summary(samples: Sequence[Sample]) -> dict[str, Any]:
     }
 
 
+def ratios_to_baseline(samples: Mapping[str, Sequence[Sample]]) -> dict[str, Any]:
+    """Each library form against the baseline: medians of the per-round ratios."""
+    return {
+        f"ratio_{name}_vs_baseline": round_ratios(s, samples["baseline"])
+        for name, s in samples.items()
+        if name != "baseline"
+    }
+
+
 def run_single_thread(
     scenario: str, calls: int, chunk: int, rounds: int, sample_seconds: float
 ) -> dict[str, Any]:
@@ -230,12 +245,8 @@ def run_single_thread(
     return {
         "calls": calls,
         "passes_per_chunk": passes,
-        **{name: summary(s) for name, s in samples.items()},
-        **{
-            f"ratio_{name}_vs_baseline": round_ratios(s, samples["baseline"])
-            for name, s in samples.items()
-            if name != "baseline"
-        },
+        **{name: calls_summary(s) for name, s in samples.items()},
+        **ratios_to_baseline(samples),
     }
 
 
@@ -276,7 +287,7 @@ def run_threads(threads: int, calls_per_thread: int, rounds: int) -> dict[str, A
     for name in names:  # warm-up, not counted
         threaded_hits(IMPLEMENTATIONS[name](TTL_SECONDS), threads, calls_per_thread // 10)
     for turn in range(rounds):
-        for name in names[turn % len(names) :] + names[: turn % len(names)]:
+        for name in rotated(names, turn):
             sample, bad = threaded_hits(
                 IMPLEMENTATIONS[name](TTL_SECONDS), threads, calls_per_thread
             )
@@ -286,12 +297,8 @@ def run_threads(threads: int, calls_per_thread: int, rounds: int) -> dict[str, A
         "threads": threads,
         "calls_per_thread": calls_per_thread,
         "wrong_values": wrong,
-        **{name: summary(s) for name, s in samples.items()},
-        **{
-            f"ratio_{name}_vs_baseline": round_ratios(s, samples["baseline"])
-            for name, s in samples.items()
-            if name != "baseline"
-        },
+        **{name: calls_summary(s) for name, s in samples.items()},
+        **ratios_to_baseline(samples),
     }
 
 
@@ -299,7 +306,7 @@ def run(args: argparse.Namespace) -> int:
     started_at = datetime.now(UTC)
     behaviour = {name: check_behaviour(make) for name, make in IMPLEMENTATIONS.items()}
     allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    load_before = os.getloadavg()[0]
+    load_before = one_minute_load()
     cpu = pin_to_one_core(args.cpu)
     scenarios: dict[str, dict[str, Any]] = {}
     failures = sum(len(p) for p in behaviour.values())
@@ -323,32 +330,12 @@ def run(args: argparse.Namespace) -> int:
         for name in IMPLEMENTATIONS
         if name != "baseline" and "hit" in scenarios
     }
+    machine = machine_under_load(
+        load_before, pinned_cpu_single_thread=cpu, cpus_threads_scenario=allowed
+    )
     report = {
-        "benchmark": "cache",
-        "started_at": iso(started_at),
-        "finished_at": iso(datetime.now(UTC)),
-        "machine": {
-            **machine_info(),
-            "pinned_cpu_single_thread": cpu,
-            "cpus_threads_scenario": allowed,
-            "load_average_1m_at_start": round(load_before, 2),
-            "load_average_1m_at_end": round(os.getloadavg()[0], 2),
-        },
-        "settings": {
-            "baseline": "shared.services.cache.TtlCache",
-            "cachetools_lock": "cachetools.TTLCache(timer=) + threading.Lock on every access",
-            "cachetools_cached": "cachetools.cached(TTLCache, key=, lock=threading.Lock())",
-            "keys": KEYS,
-            "max_entries": MAX_ENTRIES,
-            "ttl_seconds": TTL_SECONDS,
-            "calls": args.calls,
-            "chunk": args.chunk,
-            "rounds": args.rounds,
-            "sample_seconds": args.sample_seconds,
-            "timing": "hit/miss: pinned, interleaved chunks, this thread's CPU time and "
-            "perf_counter; threads: whole-process CPU time and perf_counter; medians over rounds",
-            "versions": package_versions("cachetools"),
-        },
+        **report_head("cache", started_at, machine),
+        "settings": settings(args),
         "behaviour_problems": behaviour,
         "scenarios": scenarios,
         "hit_ratio_vs_baseline_cpu": hit_ratios,
@@ -356,30 +343,50 @@ def run(args: argparse.Namespace) -> int:
         "failures": failures,
     }
     write_report("cache", report)
-    print_table(report)
+    print_results(report)
     return 1 if failures else 0
 
 
-def print_table(report: dict[str, Any]) -> None:
+def settings(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "baseline": "shared.services.cache.TtlCache",
+        "cachetools_lock": "cachetools.TTLCache(timer=) + threading.Lock on every access",
+        "cachetools_cached": "cachetools.cached(TTLCache, key=, lock=threading.Lock())",
+        "keys": KEYS,
+        "max_entries": MAX_ENTRIES,
+        "ttl_seconds": TTL_SECONDS,
+        "calls": args.calls,
+        "chunk": args.chunk,
+        "rounds": args.rounds,
+        "sample_seconds": args.sample_seconds,
+        "timing": "hit/miss: pinned, interleaved chunks, this thread's CPU time and "
+        "perf_counter; threads: whole-process CPU time and perf_counter; medians over rounds",
+        "versions": package_versions("cachetools"),
+    }
+
+
+def print_results(report: dict[str, Any]) -> None:
     m = report["machine"]
-    print(
-        f"{m['cpu_count']} x {m['cpu_model']}; load {m['load_average_1m_at_start']:g} -> "
-        f"{m['load_average_1m_at_end']:g}; median of {report['settings']['rounds']} rounds"
-    )
-    header = (
-        f"{'scenario':<10}{'implementation':<20}{'ns/call cpu':>12}{'calls/s wall':>14}"
-        f"{'x baseline cpu':>16}"
-    )
-    print(header)
-    print("-" * len(header))
-    for scenario, r in report["scenarios"].items():
-        for name in IMPLEMENTATIONS:
-            ratio = r.get(f"ratio_{name}_vs_baseline", {}).get("cpu")
-            shown = f"{ratio:>16.2f}" if ratio is not None else f"{'':>16}"
-            print(
-                f"{scenario:<10}{name:<20}{r[name]['ns_per_call_cpu']:>12,.0f}"
-                f"{r[name]['calls_per_second_wall']:>14,}{shown}"
-            )
+    print(f"{machine_summary(m)}; median of {report['settings']['rounds']} rounds")
+    columns = [
+        Column("scenario", 10, align="<"),
+        Column("implementation", 20, align="<"),
+        Column("ns/call cpu", 12, ",.0f"),
+        Column("calls/s wall", 14, ","),
+        Column("x baseline cpu", 16, ".2f"),
+    ]
+    rows = [
+        [
+            scenario,
+            name,
+            r[name]["ns_per_call_cpu"],
+            r[name]["calls_per_second_wall"],
+            r.get(f"ratio_{name}_vs_baseline", {}).get("cpu"),
+        ]
+        for scenario, r in report["scenarios"].items()
+        for name in IMPLEMENTATIONS
+    ]
+    print_table(columns, rows)
     for name, problems in report["behaviour_problems"].items():
         for problem in problems:
             print(f"MISBEHAVES {name}: {problem}")

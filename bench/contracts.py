@@ -30,29 +30,36 @@ validators disagree on an event.
 from __future__ import annotations
 
 import argparse
-import gc
-import json
 import os
 import random
-import statistics
 import sys
-import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
 
 from bench.baselines.contracts_v1 import BaselineContract
-from bench.common import machine_info, package_versions
+from bench.events import WORKSPACE_ID, canonical_events, purchase_call
+from bench.measuring import (
+    events_summary,
+    machine_under_load,
+    one_minute_load,
+    package_versions,
+    round_ratios,
+)
+from bench.reporting import (
+    Column,
+    at_least,
+    machine_summary,
+    print_table,
+    print_targets,
+    report_head,
+    write_report,
+)
+from bench.running import add_interleaving_options, interleaved, pin_to_one_core
 from shared.domain.contracts import CompiledContract, ContractSet, EventContract
-from shared.domain.events import IngestContext, normalise_request
+from shared.domain.event import CanonicalEvent
 from shared.domain.schema_forms import to_json_schema
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-RESULTS_DIR = REPO_ROOT / "bench" / "results"
 
 # Targets from the issues (5, item 8): on one core, and against jsonschema in the same run; (21):
 # at least as fast as the validator it replaced, on the same events in the same run.
@@ -115,173 +122,9 @@ SCENARIOS: dict[str, tuple[bool, dict[str, Any], dict[str, Any]]] = {
 }
 # How an invalid event is broken (one way each, in turn).
 FAULTS = ("total_missing", "total_string", "currency_missing", "order_id_number")
-WORKSPACE_ID = "ws-bench"
-SOURCE_ID = "src-bench"
-
-
-# --- plumbing shared with bench/transform.py --------------------------------------------------
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def pin_to_one_core(cpu: int | None) -> int | None:
-    """Pin this process to one CPU (default: the last one allowed); the CPU, or None if not."""
-    if not hasattr(os, "sched_setaffinity"):
-        return None
-    allowed = sorted(os.sched_getaffinity(0))
-    chosen = allowed[-1] if cpu is None else cpu
-    os.sched_setaffinity(0, {chosen})
-    return chosen
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One engine in one round: events handled, wall seconds, this thread's CPU seconds."""
-
-    events: int
-    wall_s: float
-    cpu_s: float
-
-    @property
-    def wall_rate(self) -> float:
-        return self.events / self.wall_s if self.wall_s else 0.0
-
-    @property
-    def cpu_rate(self) -> float:
-        return self.events / self.cpu_s if self.cpu_s else 0.0
-
-
-# Engines take a range of event indices [start, stop) and handle each event once.
-Engine = Callable[[int, int], None]
-
-
-def interleaved(
-    engines: Mapping[str, Engine],
-    count: int,
-    chunk: int,
-    rounds: int,
-    sample_seconds: float,
-) -> tuple[dict[str, list[Sample]], dict[str, int]]:
-    """Per engine, one `Sample` per round; and how many passes each makes over a chunk.
-
-    The machine is shared and its speed drifts within seconds, so the engines take turns on
-    small chunks of events (the order rotating each chunk) and every engine sees the same
-    conditions; a faster engine makes more passes over a chunk, so each gets about
-    `sample_seconds` of CPU per round. The first full pass of each is the warm-up and the
-    calibration. A collection runs before each round; gc stays on.
-    """
-    cost: dict[str, float] = {}
-    for name, engine in engines.items():
-        gc.collect()
-        began = time.thread_time()
-        engine(0, count)
-        cost[name] = max(time.thread_time() - began, 1e-9) / count
-    slowest = max(cost.values())
-    passes = {name: max(1, round(slowest / c)) for name, c in cost.items()}
-    starts = list(range(0, count, chunk))
-    per_round = max(1, round(sample_seconds / (slowest * chunk)))
-    names = list(engines)
-    samples: dict[str, list[Sample]] = {name: [] for name in names}
-    turn = 0
-    for _ in range(rounds):
-        gc.collect()
-        wall = dict.fromkeys(names, 0.0)
-        cpu = dict.fromkeys(names, 0.0)
-        handled = dict.fromkeys(names, 0)
-        for _ in range(per_round):
-            start = starts[turn % len(starts)]
-            stop = min(start + chunk, count)
-            order = names[turn % len(names) :] + names[: turn % len(names)]
-            turn += 1
-            for name in order:
-                engine = engines[name]
-                w, c = time.perf_counter(), time.thread_time()
-                for _ in range(passes[name]):
-                    engine(start, stop)
-                cpu[name] += time.thread_time() - c
-                wall[name] += time.perf_counter() - w
-                handled[name] += (stop - start) * passes[name]
-        for name in names:
-            samples[name].append(Sample(handled[name], wall[name], cpu[name]))
-    return samples, passes
-
-
-def summary(samples: Sequence[Sample]) -> dict[str, Any]:
-    """Medians (and spread) of events/s by wall clock and by CPU time over the rounds."""
-    wall = [s.wall_rate for s in samples]
-    cpu = [s.cpu_rate for s in samples]
-    return {
-        "events_per_second_cpu": round(statistics.median(cpu), 1),
-        "events_per_second_wall": round(statistics.median(wall), 1),
-        "us_per_event_cpu": round(1e6 / statistics.median(cpu), 3) if any(cpu) else None,
-        "cpu_share_of_wall": round(
-            sum(s.cpu_s for s in samples) / sum(s.wall_s for s in samples), 3
-        ),
-        "rounds": [
-            {"events": s.events, "wall_s": round(s.wall_s, 4), "cpu_s": round(s.cpu_s, 4)}
-            for s in samples
-        ],
-        "cpu_rate_min_max": [round(min(cpu), 1), round(max(cpu), 1)],
-    }
-
-
-def round_ratios(ours: Sequence[Sample], theirs: Sequence[Sample]) -> dict[str, Any]:
-    """Median over the rounds of the per-round ratio (the engines interleaved in each round)."""
-    cpu = [a.cpu_rate / b.cpu_rate for a, b in zip(ours, theirs, strict=True) if b.cpu_rate]
-    wall = [a.wall_rate / b.wall_rate for a, b in zip(ours, theirs, strict=True) if b.wall_rate]
-    return {
-        "cpu": round(statistics.median(cpu), 2) if cpu else 0.0,
-        "wall": round(statistics.median(wall), 2) if wall else 0.0,
-        "cpu_min_max": [round(min(cpu), 2), round(max(cpu), 2)] if cpu else [],
-    }
-
-
-def write_report(name: str, report: dict[str, Any]) -> Path:
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    stamp = report["started_at"].replace("-", "").replace(":", "").split(".")[0] + "Z"
-    text = json.dumps(report, indent=2) + "\n"
-    path = RESULTS_DIR / f"{name}-{stamp}.json"
-    path.write_text(text)
-    (RESULTS_DIR / f"{name}-latest.json").write_text(text)
-    print(f"\nResults: {path.relative_to(REPO_ROOT)} (and {name}-latest.json)")
-    return path
-
-
-def canonical_events(items: list[dict[str, Any]], received_at: datetime) -> list[dict[str, Any]]:
-    """The calls as ingest normalises them (what process and deliver see)."""
-    ctx = IngestContext(WORKSPACE_ID, SOURCE_ID, received_at, "203.0.113.7")
-    events: list[dict[str, Any]] = []
-    for start in range(0, len(items), 1000):
-        batch = normalise_request({"batch": items[start : start + 1000]}, None, ctx)
-        if batch.rejections:
-            raise RuntimeError(f"ingest refused a bench event: {batch.rejections[0]}")
-        events.extend(batch.events)
-    return events
 
 
 # --- the events -------------------------------------------------------------------------------
-
-
-def purchase_call(index: int, rng: random.Random) -> dict[str, Any]:
-    """A purchase_completed track call, as an SDK sends it."""
-    return {
-        "type": "track",
-        "event": "purchase_completed",
-        "userId": f"user-{index % 997}",
-        "messageId": f"bench-{index:08d}",
-        "timestamp": "2024-03-01T12:00:00.000Z",
-        "properties": {
-            "order_id": f"ORD-{index:08d}",
-            "total": round(rng.uniform(5, 300), 2),
-            "currency": rng.choice(("USD", "EUR", "GBP")),
-        },
-        "context": {
-            "library": {"name": "analytics-python", "version": "2.4.0"},
-            "userAgent": "Mozilla/5.0 (X11; Linux x86_64)",
-        },
-    }
 
 
 def break_properties(properties: dict[str, Any], fault: str) -> None:
@@ -297,7 +140,7 @@ def break_properties(properties: dict[str, Any], fault: str) -> None:
 
 def build_events(
     count: int, invalid_share: float, undeclared: bool, seed: int
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[CanonicalEvent], int]:
     """`count` canonical events, `invalid_share` of them broken (spread evenly); and how many."""
     rng = random.Random(seed)
     items = [purchase_call(i, rng) for i in range(count)]
@@ -350,7 +193,7 @@ def library_validator(
     return Draft202012Validator(equivalent)
 
 
-def findings_text(contracts: ContractSet, event: dict[str, Any]) -> list[list[tuple[Any, ...]]]:
+def findings_text(contracts: ContractSet, event: CanonicalEvent) -> list[list[tuple[Any, ...]]]:
     """Every field of every violation and action the contracts find, comparable across
     validators."""
     return [
@@ -366,7 +209,7 @@ def agreement(
     contracts: ContractSet,
     baseline: ContractSet,
     validator: Draft202012Validator,
-    events: list[dict[str, Any]],
+    events: list[CanonicalEvent],
 ) -> dict[str, Any]:
     """The project and the baseline find exactly the same violations; the project and
     jsonschema flag the same events with the same number of schema violations."""
@@ -408,7 +251,7 @@ def agreement(
 
 
 def run_scenario(
-    events: list[dict[str, Any]],
+    events: list[CanonicalEvent],
     broken: int,
     contracts: ContractSet,
     baseline_contracts: ContractSet,
@@ -447,9 +290,9 @@ def run_scenario(
         "invalid_events": broken,
         "passes_per_chunk": passes,
         "agreement": agreed,
-        "project": summary(ours),
-        "baseline": summary(old),
-        "jsonschema": summary(theirs),
+        "project": events_summary(ours),
+        "baseline": events_summary(old),
+        "jsonschema": events_summary(theirs),
         "ratio_project_vs_baseline": round_ratios(ours, old),
         "ratio_project_vs_jsonschema": round_ratios(ours, theirs),
     }
@@ -458,7 +301,7 @@ def run_scenario(
 def run(args: argparse.Namespace) -> int:
     started_at = datetime.now(UTC)
     cpu = pin_to_one_core(args.cpu)
-    load_before = os.getloadavg()[0]
+    load_before = one_minute_load()
     scenarios: dict[str, dict[str, Any]] = {}
     for name, (undeclared, contract_fields, equivalent) in SCENARIOS.items():
         contracts = seed_contract_set(contract_fields)
@@ -476,101 +319,101 @@ def run(args: argparse.Namespace) -> int:
             args.chunk,
             args.sample_seconds,
         )
-    mix = scenarios["mix"]
-    rate = mix["project"]["events_per_second_cpu"]
-    ratio = mix["ratio_project_vs_jsonschema"]["cpu"]
-    vs_baseline = {
-        name: scenario["ratio_project_vs_baseline"]["cpu"] for name, scenario in scenarios.items()
-    }
+    machine = machine_under_load(load_before, pinned_cpu=cpu)
     report = {
-        "benchmark": "contracts",
-        "started_at": iso(started_at),
-        "finished_at": iso(datetime.now(UTC)),
-        "machine": {
-            **machine_info(),
-            "pinned_cpu": cpu,
-            "load_average_1m_at_start": round(load_before, 2),
-            "load_average_1m_at_end": round(os.getloadavg()[0], 2),
-        },
-        "settings": {
-            "contract": SEED_CONTRACT,
-            "equivalent_json_schema": EQUIVALENT_JSON_SCHEMA,
-            "pattern_json_schema": PATTERN_JSON_SCHEMA,
-            "project": "ContractSet.check (CompiledContract of the compact schema; process's call)",
-            "baseline": "ContractSet.check of bench/baselines/contracts_v1.BaselineContract (the "
-            "validator before issue 21: closures and a generated predicate, patterns on RE2)",
-            "jsonschema": "Draft202012Validator(schema).iter_errors(event['properties']), listed",
-            "events": args.events,
-            "invalid_share": args.invalid_share,
-            "faults": list(FAULTS),
-            "rounds": args.rounds,
-            "sample_seconds": args.sample_seconds,
-            "seed": args.seed,
-            "chunk": args.chunk,
-            "timing": "interleaved: the validators take turns on chunks of events (order "
-            "rotating), the faster repeating each chunk to balance CPU; medians over rounds; "
-            "cpu = this thread's CPU time, wall = perf_counter",
-            "versions": package_versions("jsonschema-rs", "jsonschema", "google-re2", "pydantic"),
-        },
+        **report_head("contracts", started_at, machine),
+        "settings": settings(args),
         "scenarios": scenarios,
-        "targets": {
-            "events_per_second_one_core": {
-                "target": EVENTS_PER_SECOND_TARGET,
-                "measured": rate,
-                "basis": "mix, project, events per CPU-second of one core (median)",
-                "met": rate >= EVENTS_PER_SECOND_TARGET,
-            },
-            "vs_jsonschema": {
-                "target": VS_JSONSCHEMA_TARGET,
-                "measured": ratio,
-                "basis": "mix, median per-round ratio of CPU-time throughput",
-                "met": ratio >= VS_JSONSCHEMA_TARGET,
-            },
-            **{
-                f"vs_baseline_{name}": {
-                    "target": VS_BASELINE_TARGET,
-                    "measured": measured,
-                    "basis": f"{name}, median per-round ratio of CPU-time throughput",
-                    "met": measured >= VS_BASELINE_TARGET,
-                }
-                for name, measured in vs_baseline.items()
-            },
-        },
+        "targets": targets(scenarios),
         "disagreements_total": sum(
             s["agreement"]["disagreements"] + s["agreement"]["baseline_disagreements"]
             for s in scenarios.values()
         ),
     }
     write_report("contracts", report)
-    print_table(report)
+    print_results(report)
     return 1 if report["disagreements_total"] else 0
 
 
-def print_table(report: dict[str, Any]) -> None:
+def settings(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "contract": SEED_CONTRACT,
+        "equivalent_json_schema": EQUIVALENT_JSON_SCHEMA,
+        "pattern_json_schema": PATTERN_JSON_SCHEMA,
+        "project": "ContractSet.check (CompiledContract of the compact schema; process's call)",
+        "baseline": "ContractSet.check of bench/baselines/contracts_v1.BaselineContract (the "
+        "validator before issue 21: closures and a generated predicate, patterns on RE2)",
+        "jsonschema": "Draft202012Validator(schema).iter_errors(event['properties']), listed",
+        "events": args.events,
+        "invalid_share": args.invalid_share,
+        "faults": list(FAULTS),
+        "rounds": args.rounds,
+        "sample_seconds": args.sample_seconds,
+        "seed": args.seed,
+        "chunk": args.chunk,
+        "timing": "interleaved: the validators take turns on chunks of events (order "
+        "rotating), the faster repeating each chunk to balance CPU; medians over rounds; "
+        "cpu = this thread's CPU time, wall = perf_counter",
+        "versions": package_versions("jsonschema-rs", "jsonschema", "google-re2", "pydantic"),
+    }
+
+
+def targets(scenarios: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    mix = scenarios["mix"]
+    return {
+        "events_per_second_one_core": at_least(
+            EVENTS_PER_SECOND_TARGET,
+            mix["project"]["events_per_second_cpu"],
+            "mix, project, events per CPU-second of one core (median)",
+        ),
+        "vs_jsonschema": at_least(
+            VS_JSONSCHEMA_TARGET,
+            mix["ratio_project_vs_jsonschema"]["cpu"],
+            "mix, median per-round ratio of CPU-time throughput",
+        ),
+        **{
+            f"vs_baseline_{name}": at_least(
+                VS_BASELINE_TARGET,
+                scenario["ratio_project_vs_baseline"]["cpu"],
+                f"{name}, median per-round ratio of CPU-time throughput",
+            )
+            for name, scenario in scenarios.items()
+        },
+    }
+
+
+def print_results(report: dict[str, Any]) -> None:
     m, s = report["machine"], report["settings"]
     print(
-        f"{m['cpu_count']} x {m['cpu_model']}; pinned to CPU {m['pinned_cpu']}; load "
-        f"{m['load_average_1m_at_start']:g} -> {m['load_average_1m_at_end']:g}; "
-        f"{s['events']} events, {s['invalid_share']:.0%} invalid; median of {s['rounds']} rounds"
+        f"{machine_summary(m)}; {s['events']} events, {s['invalid_share']:.0%} invalid; "
+        f"median of {s['rounds']} rounds"
     )
-    header = (
-        f"{'scenario':<16}{'validator':<12}{'ev/s cpu':>11}{'ev/s wall':>11}{'us/ev':>8}"
-        f"  {'x baseline':>10}  {'x jsonschema':>12}  (cpu)"
-    )
-    print(header)
-    print("-" * len(header))
+    columns = [
+        Column("scenario", 16, align="<"),
+        Column("validator", 12, align="<"),
+        Column("ev/s cpu", 11, ",.0f"),
+        Column("ev/s wall", 11, ",.0f"),
+        Column("us/ev", 8, ".2f"),
+        Column("x baseline cpu", 16, ".2f", gap=2),
+        Column("x jsonschema cpu", 18, ".2f", gap=2),
+    ]
+    rows = []
     for name, r in report["scenarios"].items():
-        old, library = r["ratio_project_vs_baseline"], r["ratio_project_vs_jsonschema"]
         for who in ("project", "baseline", "jsonschema"):
-            x = r[who]
-            times = f"  {old['cpu']:>10.2f}  {library['cpu']:>12.2f}" if who == "project" else ""
-            print(
-                f"{name:<16}{who:<12}{x['events_per_second_cpu']:>11,.0f}"
-                f"{x['events_per_second_wall']:>11,.0f}{x['us_per_event_cpu']:>8.2f}{times}"
+            x, ours = r[who], who == "project"
+            rows.append(
+                [
+                    name,
+                    who,
+                    x["events_per_second_cpu"],
+                    x["events_per_second_wall"],
+                    x["us_per_event_cpu"],
+                    r["ratio_project_vs_baseline"]["cpu"] if ours else None,
+                    r["ratio_project_vs_jsonschema"]["cpu"] if ours else None,
+                ]
             )
-    for name, t in report["targets"].items():
-        verdict = "met" if t["met"] else "MISSED"
-        print(f"target {name}: {t['measured']:,} (>= {t['target']:,g}) {verdict}")
+    print_table(columns, rows)
+    print_targets(report["targets"])
     if report["disagreements_total"]:
         print(f"DISAGREEMENTS: {report['disagreements_total']} events (see the JSON)")
 
@@ -579,17 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.contracts", description=__doc__)
     env = os.environ.get
     parser.add_argument("--events", type=int, default=int(env("BENCH_CONTRACT_EVENTS", "10000")))
-    parser.add_argument("--rounds", type=int, default=int(env("BENCH_ROUNDS", "7")))
     parser.add_argument("--invalid-share", type=float, default=0.2)
-    parser.add_argument("--chunk", type=int, default=500, help="events per interleaved turn")
-    parser.add_argument(
-        "--sample-seconds",
-        type=float,
-        default=float(env("BENCH_SAMPLE_SECONDS", "0.25")),
-        help="CPU seconds per engine and round",
-    )
-    parser.add_argument("--cpu", type=int, default=None, help="CPU to pin to (default: the last)")
-    parser.add_argument("--seed", type=int, default=1)
+    add_interleaving_options(parser, chunk=500)
     return run(parser.parse_args(argv))
 
 

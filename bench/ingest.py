@@ -17,34 +17,46 @@ import os
 import sys
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import (
-    HOST,
+from bench.events import track_event
+from bench.load_generators import Load, LoadGenerator, LoadResult
+from bench.measuring import (
     CpuMeter,
-    Load,
-    LoadGenerator,
-    LoadResult,
-    catch_interrupts,
     connections_by_process,
+    machine_info,
+    package_versions,
+    ratio,
+    rounded,
+)
+from bench.reporting import (
+    REPO_ROOT,
+    Column,
+    at_least,
+    iso,
+    machine_summary,
+    print_table,
+    print_targets,
+    report_head,
+    write_report,
+)
+from bench.running import (
+    HOST,
+    catch_interrupts,
     free_port,
     function_server,
     ignore_interrupts,
-    machine_info,
-    package_versions,
-    wait_serving,
+    wait_answering_200,
 )
 from bench.workspace import own_workspace
 from emulators.processes import ManagedProcess, recorded_group_alive
-from emulators.stack import REPO_ROOT, EmulatorStack, default_state_dir, start_stack
+from emulators.stack import EmulatorStack, default_state_dir, start_stack
 
-RESULTS_DIR = REPO_ROOT / "bench" / "results"
 NOOP_SOURCE = REPO_ROOT / "bench" / "noop" / "main.py"
 INGEST_SOURCE = REPO_ROOT / "functions" / "ingest" / "main.py"
 
@@ -69,41 +81,14 @@ class Scenario:
     events_per_request: int
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def track_event(index: int, moment: datetime) -> dict[str, Any]:
-    """A track call shaped like what segment-analytics-python sends."""
-    return {
-        "type": "track",
-        "event": "Order Completed",
-        "userId": f"user-{index % 997}",
-        "anonymousId": None,
-        "messageId": str(uuid.uuid4()),
-        "timestamp": _iso(moment - timedelta(milliseconds=index)),
-        "properties": {
-            "order_id": f"ORD-{100000 + index}",
-            "total": 99.99,
-            "currency": "USD",
-            "products": [{"sku": "SKU-42", "name": "Widget", "quantity": 2, "price": 24.99}],
-        },
-        "context": {
-            "library": {"name": "analytics-python", "version": "2.4.0"},
-            "ip": "203.0.113.7",
-        },
-        "integrations": {},
-    }
-
-
 def bodies(write_key: str, batch_size: int) -> tuple[bytes, bytes]:
     """(single track body, batch body with `batch_size` track events), compact JSON."""
     now = datetime.now(UTC)
     single = track_event(0, now)
-    single["sentAt"] = _iso(now)
+    single["sentAt"] = iso(now)
     batch = {
         "batch": [track_event(i, now) for i in range(batch_size)],
-        "sentAt": _iso(now),
+        "sentAt": iso(now),
         "context": {"library": {"name": "analytics-python", "version": "2.4.0"}},
         "writeKey": write_key,
     }
@@ -127,9 +112,7 @@ def _pubsub_group(stack: EmulatorStack, state_dir: Path) -> int | None:
 
 def run(args: argparse.Namespace) -> int:
     state_dir = default_state_dir()
-    cpu_count = os.cpu_count() or 1
-    threads_source = "set" if args.server_threads else "functions-framework default (4 x CPUs)"
-    server_threads = args.server_threads or 4 * cpu_count
+    server_threads = args.server_threads or 4 * (os.cpu_count() or 1)
     generator = LoadGenerator.choose(args.load_generator)
     started_at = datetime.now(UTC)
     print(f"Load generator: {generator.name}", flush=True)
@@ -140,94 +123,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         print("Starting (or reusing) the emulators ...", flush=True)
         stack = start_stack(state_dir=state_dir)
-        env = stack.env()
-        os.environ.update(env)
-        from shared.bootstrap import Services
-        from shared.config import Settings
-
-        services = Services(Settings.from_env())
-        # A workspace of its own, dismantled (its source deleted) in the `finally` below.
-        workspace = cleanup.enter_context(own_workspace(services, "ingest"))
-        track_body, batch_body = bodies(workspace.write_key, args.batch_size)
-        headers = {
-            "Content-Type": "application/json",
-            "Authorization": _basic(workspace.write_key),
-        }
-
-        server_env = {
-            **env,
-            "WORKERS": str(args.workers),
-            "THREADS": str(server_threads),
-            "GUNICORN_LOG_LEVEL": "error",
-        }
-        ports = {"noop": free_port(), "ingest": free_port()}
-        servers["noop"] = function_server(
-            "noop", "noop", NOOP_SOURCE, ports["noop"], server_env, state_dir, REPO_ROOT
+        results = measure_scenarios(
+            args, generator, stack, state_dir, server_threads, servers, cleanup
         )
-        servers["ingest"] = function_server(
-            "ingest", "ingest", INGEST_SOURCE, ports["ingest"], server_env, state_dir, REPO_ROOT
-        )
-        for server in servers.values():
-            server.start()
-        for name, server in servers.items():
-            url = f"http://{HOST}:{ports[name]}/v1/track"
-            wait_serving(server, url, track_body, headers, SERVE_TIMEOUT)
-
-        scenarios = [
-            Scenario("noop_track", "noop", "/v1/track", track_body, 1),
-            Scenario("track", "ingest", "/v1/track", track_body, 1),
-            Scenario("noop_batch", "noop", "/v1/batch", batch_body, args.batch_size),
-            Scenario("batch", "ingest", "/v1/batch", batch_body, args.batch_size),
-        ]
-        pubsub_group = _pubsub_group(stack, state_dir)
-        results: dict[str, dict[str, Any]] = {}
-        for scenario in scenarios:
-            server = servers[scenario.function]
-            load = Load(
-                url=f"http://{HOST}:{ports[scenario.function]}{scenario.path}",
-                body=scenario.body,
-                headers=headers,
-                connections=args.connections,
-                threads=args.load_threads,
-            )
-            print(
-                f"  {scenario.name}: warm-up {args.warmup:g}s, measure {args.duration:g}s",
-                flush=True,
-            )
-            warmup = generator.run(load, args.warmup)
-            groups = {"server": server.pid or -1}
-            if pubsub_group is not None:
-                groups["pubsub_emulator"] = pubsub_group
-            attempts: list[Attempt] = []
-            while True:
-                attempts.append(
-                    _measure(generator, load, args.duration, groups, ports[scenario.function])
-                )
-                if attempts[-1].balanced or len(attempts) >= args.attempts:
-                    break
-                print(
-                    f"    connections skewed across workers ({attempts[-1].spread_text}): "
-                    "measuring again",
-                    flush=True,
-                )
-            chosen = attempts[-1]
-            result = _scenario_result(scenario, warmup, chosen.load, chosen.cpu, len(load.body))
-            result["server_processes"] = {
-                "cores": chosen.per_process,
-                "connections": chosen.connections,
-                "balanced": chosen.balanced,
-            }
-            result["attempts"] = [
-                {
-                    "requests_per_second": round(a.load.requests_per_second, 1),
-                    "connections": a.connections,
-                    "server_cores": a.cpu.get("server"),
-                    "error_count": a.load.error_count,
-                }
-                for a in attempts
-            ]
-            results[scenario.name] = result
-            time.sleep(0.5)  # let in-flight publishes drain before the next scenario
     except KeyboardInterrupt:
         print("\nInterrupted; stopping everything started ...", file=sys.stderr, flush=True)
         return 130
@@ -239,12 +137,135 @@ def run(args: argparse.Namespace) -> int:
         if stack is not None:
             stack.stop()
 
-    report = _report(
-        args, generator, started_at, server_threads, threads_source, results, cpu_count
-    )
-    _write(report)
-    _print_table(report)
+    report = {
+        **report_head("ingest", started_at, machine_info()),
+        "settings": settings(args, generator, server_threads),
+        **comparisons(results),
+        "errors_total": sum(r["error_count"] for r in results.values()),
+    }
+    write_report("ingest", report)
+    print_results(report)
     return 1 if report["errors_total"] else 0
+
+
+def measure_scenarios(
+    args: argparse.Namespace,
+    generator: LoadGenerator,
+    stack: EmulatorStack,
+    state_dir: Path,
+    server_threads: int,
+    servers: dict[str, ManagedProcess],
+    cleanup: ExitStack,
+) -> dict[str, dict[str, Any]]:
+    """The bench's workspace (on `cleanup`) and both servers (in `servers`, for the caller to
+    stop), then each scenario in turn; each scenario's figures."""
+    env = stack.env()
+    os.environ.update(env)
+    from shared.bootstrap import Services
+    from shared.config import Settings
+
+    services = Services(Settings.from_env())
+    # A workspace of its own, dismantled (its source deleted) when the caller closes `cleanup`.
+    workspace = cleanup.enter_context(own_workspace(services, "ingest"))
+    track_body, batch_body = bodies(workspace.write_key, args.batch_size)
+    headers = {
+        "Content-Type": "application/json",
+        "Authorization": _basic(workspace.write_key),
+    }
+    server_env = {
+        **env,
+        "WORKERS": str(args.workers),
+        "THREADS": str(server_threads),
+        "GUNICORN_LOG_LEVEL": "error",
+    }
+    ports = start_servers(servers, server_env, state_dir, track_body, headers)
+    scenarios = [
+        Scenario("noop_track", "noop", "/v1/track", track_body, 1),
+        Scenario("track", "ingest", "/v1/track", track_body, 1),
+        Scenario("noop_batch", "noop", "/v1/batch", batch_body, args.batch_size),
+        Scenario("batch", "ingest", "/v1/batch", batch_body, args.batch_size),
+    ]
+    pubsub_group = _pubsub_group(stack, state_dir)
+    results: dict[str, dict[str, Any]] = {}
+    for scenario in scenarios:
+        load = Load(
+            url=f"http://{HOST}:{ports[scenario.function]}{scenario.path}",
+            body=scenario.body,
+            headers=headers,
+            connections=args.connections,
+            threads=args.load_threads,
+        )
+        server = servers[scenario.function]
+        results[scenario.name] = measure_scenario(
+            args, generator, scenario, load, server, ports[scenario.function], pubsub_group
+        )
+        time.sleep(0.5)  # let in-flight publishes drain before the next scenario
+    return results
+
+
+def start_servers(
+    servers: dict[str, ManagedProcess],
+    env: dict[str, str],
+    state_dir: Path,
+    probe_body: bytes,
+    headers: dict[str, str],
+) -> dict[str, int]:
+    """Start the no-op and ingest servers (each added to `servers` as soon as it exists, for the
+    caller to stop) and wait until each answers a real request; their ports."""
+    ports = {"noop": free_port(), "ingest": free_port()}
+    sources = {"noop": NOOP_SOURCE, "ingest": INGEST_SOURCE}
+    for name, source in sources.items():
+        servers[name] = function_server(name, name, source, ports[name], env, state_dir, REPO_ROOT)
+    for server in servers.values():
+        server.start()
+    for name, server in servers.items():
+        url = f"http://{HOST}:{ports[name]}/v1/track"
+        wait_answering_200(url, lambda: probe_body, headers, SERVE_TIMEOUT, process=server)
+    return ports
+
+
+def measure_scenario(
+    args: argparse.Namespace,
+    generator: LoadGenerator,
+    scenario: Scenario,
+    load: Load,
+    server: ManagedProcess,
+    port: int,
+    pubsub_group: int | None,
+) -> dict[str, Any]:
+    """A warm-up, then measured runs until one has its connections spread across the workers
+    (or --attempts runs were made); the last run's figures, and every run's."""
+    print(f"  {scenario.name}: warm-up {args.warmup:g}s, measure {args.duration:g}s", flush=True)
+    warmup = generator.run(load, args.warmup)
+    groups = {"server": server.pid or -1}
+    if pubsub_group is not None:
+        groups["pubsub_emulator"] = pubsub_group
+    attempts: list[Attempt] = []
+    while True:
+        attempts.append(_measure(generator, load, args.duration, groups, port))
+        if attempts[-1].balanced or len(attempts) >= args.attempts:
+            break
+        print(
+            f"    connections skewed across workers ({attempts[-1].spread_text}): measuring again",
+            flush=True,
+        )
+    chosen = attempts[-1]
+    result = _scenario_result(scenario, warmup, chosen.load, chosen.cpu, len(load.body))
+    result["server_processes"] = {
+        "cores": chosen.per_process,
+        "connections": chosen.connections,
+        "balanced": chosen.balanced,
+    }
+    result["attempts"] = [
+        {
+            "requests_per_second": round(a.load.requests_per_second, 1),
+            "connections": a.connections,
+            "server_cores": a.cpu.get("server"),
+            "error_count": a.load.error_count,
+        }
+        for a in attempts
+    ]
+    return result
 
 
 @dataclass
@@ -304,7 +325,7 @@ def _scenario_result(
         "duration_s": round(measured.duration_s, 3),
         "requests_per_second": round(rps, 1),
         "events_per_second": round(rps * scenario.events_per_request, 1),
-        "latency_ms": {k: round(v, 2) for k, v in measured.latency_ms.items()},
+        "latency_ms": rounded(measured.latency_ms, 2),
         "errors": measured.errors,
         "error_count": measured.error_count,
         "error_sample": measured.error_sample,
@@ -321,115 +342,102 @@ def _scenario_result(
     }
 
 
-def _ratio(a: float, b: float) -> float | None:
-    return round(a / b, 3) if b else None
-
-
 def _cpu_ms(result: dict[str, Any]) -> float:
     """Server plus Pub/Sub emulator CPU milliseconds per request."""
     per = result["cpu_ms_per_request"]
     return float(per.get("server", 0.0) + per.get("pubsub_emulator", 0.0))
 
 
-def _report(
-    args: argparse.Namespace,
-    generator: LoadGenerator,
-    started_at: datetime,
-    server_threads: int,
-    threads_source: str,
-    results: dict[str, dict[str, Any]],
-    cpu_count: int,
+def settings(
+    args: argparse.Namespace, generator: LoadGenerator, server_threads: int
 ) -> dict[str, Any]:
-    track_ratio = _ratio(
+    return {
+        "server": "functions-framework production server (gunicorn gthread)",
+        "workers": args.workers,
+        "threads": server_threads,
+        "threads_source": (
+            "set" if args.server_threads else "functions-framework default (4 x CPUs)"
+        ),
+        "load_generator": generator.name,
+        "load_threads": args.load_threads,
+        "connections": args.connections,
+        "warmup_s": args.warmup,
+        "duration_s": args.duration,
+        "batch_size": args.batch_size,
+        "max_attempts": args.attempts,
+        "max_worker_connection_share": round(MAX_WORKER_SHARE, 3),
+        "pubsub": "emulator (one message per request, group-commit publisher)",
+        "cpu_count": os.cpu_count() or 1,
+        "versions": package_versions(
+            "functions-framework", "gunicorn", "flask", "google-cloud-pubsub", "pydantic"
+        ),
+    }
+
+
+def comparisons(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The scenarios, ingest against the no-op in throughput and in CPU, and the targets."""
+    track_ratio = ratio(
         results["track"]["requests_per_second"], results["noop_track"]["requests_per_second"]
     )
-    batch_ratio = _ratio(
+    batch_ratio = ratio(
         results["batch"]["requests_per_second"], results["noop_batch"]["requests_per_second"]
     )
-    batch_events = results["batch"]["events_per_second"]
     # The same comparison in CPU: what a request costs the server and the Pub/Sub emulator
     # (both on this machine's cores) against the no-op's. Throughput swings with whatever else
     # runs on the machine; CPU per request much less, so this ratio is the steadier one.
     cpu_ratios = {
-        "track_vs_noop": _ratio(_cpu_ms(results["noop_track"]), _cpu_ms(results["track"])),
-        "batch_vs_noop_batch": _ratio(_cpu_ms(results["noop_batch"]), _cpu_ms(results["batch"])),
+        "track_vs_noop": ratio(_cpu_ms(results["noop_track"]), _cpu_ms(results["track"])),
+        "batch_vs_noop_batch": ratio(_cpu_ms(results["noop_batch"]), _cpu_ms(results["batch"])),
     }
     return {
-        "benchmark": "ingest",
-        "started_at": _iso(started_at),
-        "finished_at": _iso(datetime.now(UTC)),
-        "machine": machine_info(),
-        "settings": {
-            "server": "functions-framework production server (gunicorn gthread)",
-            "workers": args.workers,
-            "threads": server_threads,
-            "threads_source": threads_source,
-            "load_generator": generator.name,
-            "load_threads": args.load_threads,
-            "connections": args.connections,
-            "warmup_s": args.warmup,
-            "duration_s": args.duration,
-            "batch_size": args.batch_size,
-            "max_attempts": args.attempts,
-            "max_worker_connection_share": round(MAX_WORKER_SHARE, 3),
-            "pubsub": "emulator (one message per request, group-commit publisher)",
-            "cpu_count": cpu_count,
-            "versions": package_versions(
-                "functions-framework", "gunicorn", "flask", "google-cloud-pubsub", "pydantic"
-            ),
-        },
         "scenarios": results,
         "ratios": {"track_vs_noop": track_ratio, "batch_vs_noop_batch": batch_ratio},
         "cpu_ratios": cpu_ratios,
         "targets": {
-            "track_vs_noop": {
-                "target": TRACK_VS_NOOP_TARGET,
-                "measured": track_ratio,
-                "met": track_ratio is not None and track_ratio >= TRACK_VS_NOOP_TARGET,
-            },
-            "batch_events_per_second": {
-                "target": BATCH_EVENTS_TARGET,
-                "measured": batch_events,
-                "met": batch_events >= BATCH_EVENTS_TARGET,
-            },
+            "track_vs_noop": at_least(TRACK_VS_NOOP_TARGET, track_ratio),
+            "batch_events_per_second": at_least(
+                BATCH_EVENTS_TARGET, results["batch"]["events_per_second"]
+            ),
         },
-        "errors_total": sum(r["error_count"] for r in results.values()),
     }
 
 
-def _write(report: dict[str, Any]) -> None:
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    stamp = report["started_at"].replace("-", "").replace(":", "").split(".")[0] + "Z"
-    text = json.dumps(report, indent=2) + "\n"
-    path = RESULTS_DIR / f"ingest-{stamp}.json"
-    path.write_text(text)
-    (RESULTS_DIR / "ingest-latest.json").write_text(text)
-    print(f"\nResults: {path.relative_to(REPO_ROOT)} (and ingest-latest.json)")
-
-
-def _print_table(report: dict[str, Any]) -> None:
+def print_results(report: dict[str, Any]) -> None:
     s = report["settings"]
     m = report["machine"]
     print(
-        f"{m['cpu_count']} x {m['cpu_model']}; WORKERS={s['workers']} THREADS={s['threads']}; "
+        f"{machine_summary(m)}; WORKERS={s['workers']} THREADS={s['threads']}; "
         f"{s['load_generator']}, {s['load_threads']} threads, {s['connections']} connections, "
         f"{s['duration_s']:g}s per scenario"
     )
-    header = (
-        f"{'scenario':<11}{'req/s':>8}{'events/s':>10}{'p50 ms':>8}{'p99 ms':>8}{'errors':>7}"
-        f"{'srv cores':>10}{'psub cores':>11}{'srv ms/req':>11}  conns/worker"
-    )
-    print(header)
-    print("-" * len(header))
-    for name, r in report["scenarios"].items():
-        cpu, per = r["cpu_cores"], r["cpu_ms_per_request"]
-        print(
-            f"{name:<11}{r['requests_per_second']:>8.0f}{r['events_per_second']:>10.0f}"
-            f"{r['latency_ms']['p50']:>8.1f}{r['latency_ms']['p99']:>8.1f}{r['error_count']:>7}"
-            f"{cpu.get('server', 0):>10.2f}{cpu.get('pubsub_emulator', 0):>11.2f}"
-            f"{per.get('server', 0):>11.2f}  "
-            + "/".join(str(n) for n in r["server_processes"]["connections"])
-        )
+    columns = [
+        Column("scenario", 11, align="<"),
+        Column("req/s", 8, ".0f"),
+        Column("events/s", 10, ".0f"),
+        Column("p50 ms", 8, ".1f"),
+        Column("p99 ms", 8, ".1f"),
+        Column("errors", 7),
+        Column("srv cores", 10, ".2f"),
+        Column("psub cores", 11, ".2f"),
+        Column("srv ms/req", 11, ".2f"),
+        Column("conns/worker", 0, align="<", gap=2),
+    ]
+    rows = [
+        [
+            name,
+            r["requests_per_second"],
+            r["events_per_second"],
+            r["latency_ms"]["p50"],
+            r["latency_ms"]["p99"],
+            r["error_count"],
+            r["cpu_cores"].get("server", 0),
+            r["cpu_cores"].get("pubsub_emulator", 0),
+            r["cpu_ms_per_request"].get("server", 0),
+            "/".join(str(n) for n in r["server_processes"]["connections"]),
+        ]
+        for name, r in report["scenarios"].items()
+    ]
+    print_table(columns, rows)
     ratios, cpu_ratios = report["ratios"], report["cpu_ratios"]
     print(
         f"ratios: track/noop {ratios['track_vs_noop']}, batch/noop_batch "
@@ -437,9 +445,7 @@ def _print_table(report: dict[str, Any]) -> None:
         f"track/noop {cpu_ratios['track_vs_noop']}, batch/noop_batch "
         f"{cpu_ratios['batch_vs_noop_batch']}"
     )
-    for name, t in report["targets"].items():
-        verdict = "met" if t["met"] else "MISSED"
-        print(f"target {name}: {t['measured']} (>= {t['target']:g}) {verdict}")
+    print_targets(report["targets"])
     if report["errors_total"]:
         print(f"ERRORS: {report['errors_total']} failed requests (see error_sample in the JSON)")
 

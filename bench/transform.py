@@ -19,7 +19,7 @@ code once and calls it once per event:
   JSON, metadata JSON))` with both serialised by `orjson.dumps`, where `f` parses, calls
   `transform` and stringifies. What the engine and the JSON boundary cost without the sandbox.
 
-The engines take turns on small chunks of the events (`bench.contracts.interleaved`: the
+The engines take turns on small chunks of the events (`bench.running.interleaved`: the
 machine is shared and its speed drifts, so all see the same conditions); wall clock and the
 thread's CPU time (QuickJS runs on it) are summed per round and the medians over the rounds are
 reported, with each engine's compile time. Every output is checked to be the same for all. Writes
@@ -42,18 +42,25 @@ from typing import Any
 import orjson
 import quickjs
 
-from bench.common import machine_info, package_versions
-from bench.contracts import (
-    WORKSPACE_ID,
-    canonical_events,
-    interleaved,
-    iso,
-    pin_to_one_core,
-    purchase_call,
+from bench.events import WORKSPACE_ID, canonical_events, purchase_call
+from bench.measuring import (
+    events_summary,
+    machine_under_load,
+    one_minute_load,
+    package_versions,
     round_ratios,
-    summary,
+)
+from bench.reporting import (
+    Column,
+    at_least,
+    machine_summary,
+    print_table,
+    print_targets,
+    report_head,
     write_report,
 )
+from bench.running import Engine, add_interleaving_options, interleaved, pin_to_one_core
+from shared.domain.event import CanonicalEvent
 from shared.domain.pipeline import DeliveryMessage
 from shared.domain.routing import Destination
 from shared.services.delivery_transformer import SandboxTransformer
@@ -114,14 +121,14 @@ class OneTransformationStore:
         raise RuntimeError(f"the bench's transformation was marked as failing: {writes}")
 
 
-def purchase_events(count: int, seed: int) -> list[dict[str, Any]]:
+def purchase_events(count: int, seed: int) -> list[CanonicalEvent]:
     """Canonical purchase_completed events; totals 5-300, so about two thirds get a tier."""
     rng = random.Random(seed)
     items = [purchase_call(index, rng) for index in range(count)]
     return canonical_events(items, datetime(2024, 3, 1, 12, 0, 0, 120000))
 
 
-def metadata_for(event: dict[str, Any]) -> dict[str, Any]:
+def metadata_for(event: CanonicalEvent) -> dict[str, Any]:
     return {
         "workspace_id": WORKSPACE_ID,
         "source_id": event.get("sourceId"),
@@ -133,7 +140,7 @@ def metadata_for(event: dict[str, Any]) -> dict[str, Any]:
 
 def load_js2py() -> Any:
     try:
-        import js2py  # type: ignore[import-untyped]
+        import js2py
     except ImportError:
         raise SystemExit(
             "js2py is not installed: it is the baseline only, in the `bench` extra "
@@ -176,15 +183,9 @@ def compile_times(js2py: Any, limits: Limits, repeats: int) -> dict[str, Any]:
     }
 
 
-def run(args: argparse.Namespace) -> int:
-    started_at = datetime.now(UTC)
-    cpu = pin_to_one_core(args.cpu)
-    load_before = os.getloadavg()[0]
-    js2py = load_js2py()
-    limits = Limits()
-    events = purchase_events(args.events, args.seed)
-    metadata = [metadata_for(event) for event in events]
-    messages = [
+def delivery_messages(events: list[CanonicalEvent]) -> list[DeliveryMessage]:
+    """What deliver receives for each event: a delivery of it through the seed transformation."""
+    return [
         DeliveryMessage(
             delivery_id=f"delivery-{index}",
             workspace_id=WORKSPACE_ID,
@@ -196,14 +197,26 @@ def run(args: argparse.Namespace) -> int:
         )
         for index, event in enumerate(events)
     ]
-    print(f"  {len(events)} events, {args.rounds} rounds; compiling ...", flush=True)
-    compiled = compile_times(js2py, limits, args.compile_repeats)
 
-    store = OneTransformationStore()
+
+def engines_for(
+    events: list[CanonicalEvent],
+    store: OneTransformationStore,
+    limits: Limits,
+    js2py: Any,
+    outputs: dict[str, list[Any]],
+) -> dict[str, Engine]:
+    """The four engines on the same events, each keeping its latest output per event in
+    `outputs[name]` (a list store, the same for all engines) for the comparison afterwards."""
+    metadata = [metadata_for(event) for event in events]
+    messages = delivery_messages(events)
+    # The store implements only the reads and the commit the hook makes, not all of ConfigStore.
     transformer = SandboxTransformer(store, ProgramCache(limits), CONFIG_CACHE_SECONDS)  # type: ignore[arg-type]
     programs = ProgramCache(limits)
     key = (WORKSPACE_ID, TRANSFORMATION_ID, 1)
     js_transform = js2py.eval_js(SEED_CODE)
+    bare_function = bare_quickjs(limits)
+    dumps, loads = orjson.dumps, orjson.loads
 
     def deliver_hook(start: int, stop: int) -> None:
         for index in range(start, stop):
@@ -223,125 +236,151 @@ def run(args: argparse.Namespace) -> int:
         for index in range(start, stop):
             outputs["js2py"][index] = [js_transform(events[index], metadata[index]).to_dict()]
 
-    bare_function = bare_quickjs(limits)
-    dumps, loads = orjson.dumps, orjson.loads
-
     def bare(start: int, stop: int) -> None:
         for index in range(start, stop):
             event_json = dumps(events[index]).decode()
             answer = bare_function(event_json, dumps(metadata[index]).decode())
             outputs["quickjs_bare"][index] = [loads(answer)]
 
-    engines = {
+    return {
         "deliver_hook": deliver_hook,
         "runtime": runtime,
         "js2py": baseline,
         "quickjs_bare": bare,
     }
-    names = list(engines)
-    # Each engine keeps its latest output per event (a list store, the same for all engines).
-    outputs: dict[str, list[Any]] = {name: [None] * len(events) for name in names}
+
+
+ENGINES = ("deliver_hook", "runtime", "js2py", "quickjs_bare")
+# (ours, theirs): the per-round throughput ratios reported, as `<ours>_vs_<theirs>`.
+RATIOS = (
+    ("deliver_hook", "js2py"),
+    ("runtime", "js2py"),
+    ("quickjs_bare", "js2py"),
+    ("deliver_hook", "runtime"),
+)
+
+
+def run(args: argparse.Namespace) -> int:
+    started_at = datetime.now(UTC)
+    cpu = pin_to_one_core(args.cpu)
+    load_before = one_minute_load()
+    js2py = load_js2py()
+    limits = Limits()
+    events = purchase_events(args.events, args.seed)
+    print(f"  {len(events)} events, {args.rounds} rounds; compiling ...", flush=True)
+    compiled = compile_times(js2py, limits, args.compile_repeats)
+
+    store = OneTransformationStore()
+    outputs: dict[str, list[Any]] = {name: [None] * len(events) for name in ENGINES}
+    engines = engines_for(events, store, limits, js2py, outputs)
     samples, passes = interleaved(
         engines, len(events), args.chunk, args.rounds, args.sample_seconds
     )
     mismatches = [
-        i for i in range(len(events)) if any(outputs[n][i] != outputs["runtime"][i] for n in names)
+        i
+        for i in range(len(events))
+        if any(outputs[name][i] != outputs["runtime"][i] for name in ENGINES)
     ]
     tiered = sum(1 for out in outputs["runtime"] if out[0]["properties"].get("tier"))
 
-    results = {name: {"passes_per_chunk": passes[name], **summary(samples[name])} for name in names}
-    ratios = {
-        "deliver_hook_vs_js2py": round_ratios(samples["deliver_hook"], samples["js2py"]),
-        "runtime_vs_js2py": round_ratios(samples["runtime"], samples["js2py"]),
-        "quickjs_bare_vs_js2py": round_ratios(samples["quickjs_bare"], samples["js2py"]),
-        "deliver_hook_vs_runtime": round_ratios(samples["deliver_hook"], samples["runtime"]),
+    results = {
+        name: {"passes_per_chunk": passes[name], **events_summary(samples[name])}
+        for name in ENGINES
     }
-    rate = results["deliver_hook"]["events_per_second_cpu"]
-    ratio = ratios["deliver_hook_vs_js2py"]["cpu"]
+    ratios = {
+        f"{ours}_vs_{theirs}": round_ratios(samples[ours], samples[theirs])
+        for ours, theirs in RATIOS
+    }
+    machine = machine_under_load(load_before, pinned_cpu=cpu)
     report = {
-        "benchmark": "transform",
-        "started_at": iso(started_at),
-        "finished_at": iso(datetime.now(UTC)),
-        "machine": {
-            **machine_info(),
-            "pinned_cpu": cpu,
-            "load_average_1m_at_start": round(load_before, 2),
-            "load_average_1m_at_end": round(os.getloadavg()[0], 2),
-        },
-        "settings": {
-            "source_code": SEED_CODE,
-            "events": len(events),
-            "events_tiered": tiered,
-            "limits": {
-                "cpu_ms": limits.cpu_ms,
-                "memory_bytes": limits.memory_bytes,
-                "output_bytes": limits.output_bytes,
-            },
-            "rounds": args.rounds,
-            "sample_seconds": args.sample_seconds,
-            "seed": args.seed,
-            "chunk": args.chunk,
-            "timing": "interleaved: the engines take turns on chunks of events (order rotating), "
-            "the faster repeating each chunk to balance CPU; medians over rounds; cpu = this "
-            "thread's CPU time (QuickJS runs on it), wall = perf_counter",
-            "versions": package_versions("quickjs-ng", "orjson", "js2py", "pyjsparser", "pydantic"),
-        },
+        **report_head("transform", started_at, machine),
+        "settings": settings(args, len(events), tiered, limits),
         "compile": compiled,
         "engines": results,
         "ratios": ratios,
         "outputs": {
             "mismatches": len(mismatches),
             "mismatch_sample": (
-                {name: outputs[name][mismatches[0]] for name in names} if mismatches else None
+                {name: outputs[name][mismatches[0]] for name in ENGINES} if mismatches else None
             ),
         },
         "store_reads": store.reads,
-        "targets": {
-            "events_per_second_one_core": {
-                "target": EVENTS_PER_SECOND_TARGET,
-                "measured": rate,
-                "basis": "deliver_hook, events per CPU-second of one core (median)",
-                "met": rate >= EVENTS_PER_SECOND_TARGET,
-            },
-            "vs_js2py": {
-                "target": VS_JS2PY_TARGET,
-                "measured": ratio,
-                "basis": "deliver_hook vs js2py, median per-round ratio of CPU-time throughput",
-                "met": ratio >= VS_JS2PY_TARGET,
-            },
-        },
+        "targets": targets(results, ratios),
     }
     write_report("transform", report)
-    print_table(report)
+    print_results(report)
     return 1 if mismatches else 0
 
 
-def print_table(report: dict[str, Any]) -> None:
+def targets(results: dict[str, Any], ratios: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "events_per_second_one_core": at_least(
+            EVENTS_PER_SECOND_TARGET,
+            results["deliver_hook"]["events_per_second_cpu"],
+            "deliver_hook, events per CPU-second of one core (median)",
+        ),
+        "vs_js2py": at_least(
+            VS_JS2PY_TARGET,
+            ratios["deliver_hook_vs_js2py"]["cpu"],
+            "deliver_hook vs js2py, median per-round ratio of CPU-time throughput",
+        ),
+    }
+
+
+def settings(args: argparse.Namespace, events: int, tiered: int, limits: Limits) -> dict[str, Any]:
+    return {
+        "source_code": SEED_CODE,
+        "events": events,
+        "events_tiered": tiered,
+        "limits": {
+            "cpu_ms": limits.cpu_ms,
+            "memory_bytes": limits.memory_bytes,
+            "output_bytes": limits.output_bytes,
+        },
+        "rounds": args.rounds,
+        "sample_seconds": args.sample_seconds,
+        "seed": args.seed,
+        "chunk": args.chunk,
+        "timing": "interleaved: the engines take turns on chunks of events (order rotating), "
+        "the faster repeating each chunk to balance CPU; medians over rounds; cpu = this "
+        "thread's CPU time (QuickJS runs on it), wall = perf_counter",
+        "versions": package_versions("quickjs-ng", "orjson", "js2py", "pyjsparser", "pydantic"),
+    }
+
+
+def print_results(report: dict[str, Any]) -> None:
     m, s, c = report["machine"], report["settings"], report["compile"]
     print(
-        f"{m['cpu_count']} x {m['cpu_model']}; pinned to CPU {m['pinned_cpu']}; load "
-        f"{m['load_average_1m_at_start']:g} -> {m['load_average_1m_at_end']:g}; "
-        f"{s['events']} events ({s['events_tiered']} tiered); median of {s['rounds']} rounds"
+        f"{machine_summary(m)}; {s['events']} events ({s['events_tiered']} tiered); "
+        f"median of {s['rounds']} rounds"
     )
     print(
         f"compile (median; first): QuickJS program {c['quickjs_program_ms']:g} ms; "
         f"{c['quickjs_program_first_ms']:g} ms, js2py eval_js {c['js2py_eval_js_ms']:g} ms; "
         f"{c['js2py_eval_js_first_ms']:g} ms"
     )
-    header = f"{'engine':<14}{'ev/s cpu':>11}{'ev/s wall':>11}{'us/ev':>9}  x js2py (cpu, wall)"
-    print(header)
-    print("-" * len(header))
-    ratios = report["ratios"]
+    columns = [
+        Column("engine", 14, align="<"),
+        Column("ev/s cpu", 11, ",.0f"),
+        Column("ev/s wall", 11, ",.0f"),
+        Column("us/ev", 9, ".2f"),
+        Column("x js2py (cpu, wall)", 0, align="<", gap=2),
+    ]
+    rows = []
     for name, r in report["engines"].items():
-        ratio = ratios.get(f"{name}_vs_js2py")
-        times = f"{ratio['cpu']:.2f}, {ratio['wall']:.2f}" if ratio else ""
-        print(
-            f"{name:<14}{r['events_per_second_cpu']:>11,.0f}{r['events_per_second_wall']:>11,.0f}"
-            f"{r['us_per_event_cpu']:>9.2f}  {times}"
+        ratio = report["ratios"].get(f"{name}_vs_js2py")
+        times = f"{ratio['cpu']:.2f}, {ratio['wall']:.2f}" if ratio else None
+        rows.append(
+            [
+                name,
+                r["events_per_second_cpu"],
+                r["events_per_second_wall"],
+                r["us_per_event_cpu"],
+                times,
+            ]
         )
-    for name, t in report["targets"].items():
-        verdict = "met" if t["met"] else "MISSED"
-        print(f"target {name}: {t['measured']:,} (>= {t['target']:,g}) {verdict}")
+    print_table(columns, rows)
+    print_targets(report["targets"])
     if report["outputs"]["mismatches"]:
         print(f"MISMATCHES: {report['outputs']['mismatches']} events differ (see the JSON)")
 
@@ -350,17 +389,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.transform", description=__doc__)
     env = os.environ.get
     parser.add_argument("--events", type=int, default=int(env("BENCH_TRANSFORM_EVENTS", "1000")))
-    parser.add_argument("--rounds", type=int, default=int(env("BENCH_ROUNDS", "7")))
-    parser.add_argument(
-        "--sample-seconds",
-        type=float,
-        default=float(env("BENCH_SAMPLE_SECONDS", "0.25")),
-        help="CPU seconds per engine and round",
-    )
-    parser.add_argument("--chunk", type=int, default=50, help="events per interleaved turn")
     parser.add_argument("--compile-repeats", type=int, default=5)
-    parser.add_argument("--cpu", type=int, default=None, help="CPU to pin to (default: the last)")
-    parser.add_argument("--seed", type=int, default=1)
+    add_interleaving_options(parser, chunk=50)
     return run(parser.parse_args(argv))
 
 

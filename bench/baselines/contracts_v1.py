@@ -5,8 +5,6 @@ an event it refused), so the bench times both validators through the same `Contr
 
 from __future__ import annotations
 
-from typing import Any
-
 from bench.baselines.schema_validator_v1 import CompiledSchema
 from shared.domain.contracts import (
     TARGETS,
@@ -16,6 +14,7 @@ from shared.domain.contracts import (
     judge,
     unjudged,
 )
+from shared.domain.event import CanonicalEvent
 from shared.domain.schema_forms import to_json_schema
 
 
@@ -28,7 +27,7 @@ class BaselineContract(CompiledContract):
         self.baseline = CompiledSchema(json_schema)
         self.target = TARGETS[contract.event_type]
 
-    def check(self, event: dict[str, Any]) -> ContractFinding | None:
+    def check(self, event: CanonicalEvent) -> ContractFinding | None:
         value = event.get(self.target)
         if value is None:
             value = {}

@@ -1,4 +1,7 @@
-"""Benchmark plumbing: load generators (wrk, else Python), function servers, CPU accounting."""
+"""Load generators for HTTP benchmarks: wrk when it is there, else a Python fallback (processes
+of keep-alive `http.client` threads). Both POST one body to one URL for a given time and report
+the same `LoadResult`: requests, latency percentiles, and errors by kind with a sample answer.
+"""
 
 from __future__ import annotations
 
@@ -6,56 +9,20 @@ import http.client
 import json
 import multiprocessing
 import os
-import platform
-import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from importlib import metadata
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
-from typing import Any
 
-from emulators.processes import ManagedProcess
-
-HOST = "127.0.0.1"
-_LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-# --- interrupts ------------------------------------------------------------------------------
-
-INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-def catch_interrupts() -> None:
-    """Turn Ctrl-C, SIGTERM and SIGHUP into KeyboardInterrupt, so that a bench's `finally` and
-    ExitStack unwind (explicitly: a shell that starts us in the background may ignore SIGINT)."""
-    for signum in INTERRUPTS:
-        signal.signal(signum, _interrupt)
-
-
-def ignore_interrupts() -> None:
-    """From here on the run is cleaning up: a second Ctrl-C or a SIGTERM must not cut short the
-    removal of what it created in its workspace or the stopping of its processes."""
-    for signum in INTERRUPTS:
-        signal.signal(signum, signal.SIG_IGN)
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    ignore_interrupts()
-    raise KeyboardInterrupt
-
+from bench.measuring import percentiles
+from bench.running import HOST
 
 # --- what one load run measured ------------------------------------------------------------
 
@@ -297,7 +264,7 @@ def run_python(load: Load, seconds: float) -> LoadResult:
     with multiprocessing.get_context("fork").Pool(processes, _worker_signals) as pool:
         parts = pool.map(_python_worker, [(load, deadline, n) for n in per_process if n])
     duration = time.monotonic() - began
-    latencies = sorted(ms for part in parts for ms in part[0])
+    latencies = [ms for part in parts for ms in part[0]]
     errors: dict[str, int] = {}
     for part in parts:
         for key, value in part[1].items():
@@ -306,31 +273,10 @@ def run_python(load: Load, seconds: float) -> LoadResult:
     return LoadResult(
         requests=len(latencies),
         duration_s=duration,
-        latency_ms=_percentiles(latencies),
+        latency_ms=percentiles(latencies),
         errors=errors,
         error_sample=sample,
     )
-
-
-def percentiles(values: Sequence[float]) -> dict[str, float]:
-    """p50, p90, p99, max and mean of unsorted values (all 0.0 when there are none)."""
-    return _percentiles(sorted(values))
-
-
-def _percentiles(sorted_ms: Sequence[float]) -> dict[str, float]:
-    if not sorted_ms:
-        return {"p50": 0.0, "p90": 0.0, "p99": 0.0, "max": 0.0, "mean": 0.0}
-
-    def at(q: float) -> float:
-        return sorted_ms[min(len(sorted_ms) - 1, int(q * len(sorted_ms)))]
-
-    return {
-        "p50": at(0.50),
-        "p90": at(0.90),
-        "p99": at(0.99),
-        "max": sorted_ms[-1],
-        "mean": sum(sorted_ms) / len(sorted_ms),
-    }
 
 
 @dataclass(frozen=True)
@@ -351,221 +297,3 @@ class LoadGenerator:
         if self.wrk is not None:
             return run_wrk(self.wrk, load, seconds)
         return run_python(load, seconds)
-
-
-# --- CPU accounting --------------------------------------------------------------------------
-
-
-def _process_times() -> dict[int, tuple[int, float]]:
-    """pid -> (process group, CPU seconds) of every process we can read."""
-    times: dict[int, tuple[int, float]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rpartition(")")[2].split()
-            times[int(stat.parent.name)] = (
-                int(fields[2]),
-                (int(fields[11]) + int(fields[12])) / _CLK_TCK,
-            )
-        except (OSError, ValueError, IndexError):
-            continue
-    return times
-
-
-def _machine_busy() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine since boot."""
-    with open("/proc/stat") as f:
-        values = [int(v) for v in f.readline().split()[1:]]
-    idle = values[3] + (values[4] if len(values) > 4 else 0)
-    total = sum(values[:8])
-    return (total - idle) / _CLK_TCK, total / _CLK_TCK
-
-
-def _children_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-@dataclass
-class CpuMeter:
-    """CPU used during an interval, in cores, by named process groups and the load generator."""
-
-    groups: dict[str, int]
-    _start: dict[int, tuple[int, float]] = field(default_factory=dict)
-    _busy: float = 0.0
-    _children: float = 0.0
-    _began: float = 0.0
-    # After stop(): cores used by each process of each group, busiest first.
-    per_process: dict[str, list[float]] = field(default_factory=dict)
-
-    def start(self) -> None:
-        self._start = _process_times()
-        self._busy, _ = _machine_busy()
-        self._children = _children_seconds()
-        self._began = time.monotonic()
-
-    def stop(self) -> dict[str, float]:
-        elapsed = time.monotonic() - self._began
-        end = _process_times()
-        busy, _ = _machine_busy()
-        used: dict[str, float] = {}
-        for name, pgid in self.groups.items():
-            spent = [
-                cpu - self._start.get(pid, (group, 0.0))[1]
-                for pid, (group, cpu) in end.items()
-                if group == pgid
-            ]
-            used[name] = sum(spent)
-            if elapsed:
-                self.per_process[name] = sorted(
-                    (round(v / elapsed, 2) for v in spent), reverse=True
-                )
-        # The load generator's processes are our children reaped during the interval.
-        used["load_generator"] = _children_seconds() - self._children
-        used["machine_total"] = busy - self._busy
-        used["other"] = used["machine_total"] - sum(
-            v for k, v in used.items() if k != "machine_total"
-        )
-        return {k: round(v / elapsed, 2) for k, v in used.items()} if elapsed else {}
-
-
-def connections_by_process(pgid: int, port: int) -> list[int]:
-    """Established TCP connections to `port` held by each process of a group, most first.
-
-    gunicorn's workers share one listening socket and keep-alive connections stay with the worker
-    that accepted them, so this shows how evenly the load generator's connections were spread.
-    """
-    inodes: set[str] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            local_port = int(fields[1].rsplit(":", 1)[1], 16)
-            if local_port == port and fields[3] == "01":  # ESTABLISHED
-                inodes.add(fields[9])
-    counts: list[int] = []
-    for pid, (group, _) in _process_times().items():
-        if group != pgid:
-            continue
-        n = 0
-        try:
-            for fd in Path(f"/proc/{pid}/fd").iterdir():
-                target = os.readlink(fd)
-                if target.startswith("socket:[") and target[8:-1] in inodes:
-                    n += 1
-        except OSError:
-            continue
-        if n:
-            counts.append(n)
-    return sorted(counts, reverse=True)
-
-
-# --- function servers ------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def function_server(
-    name: str,
-    target: str,
-    source: Path,
-    port: int,
-    env: Mapping[str, str],
-    state_dir: Path,
-    cwd: Path,
-) -> ManagedProcess:
-    """functions-framework's production server (gunicorn) for one function, not yet started."""
-    command = [
-        sys.executable,
-        "-m",
-        "functions_framework",
-        "--target",
-        target,
-        "--source",
-        str(source),
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-    ]
-    return ManagedProcess(
-        name=f"bench-{name}",
-        command=command,
-        log_path=state_dir / "logs" / f"bench-{name}.log",
-        pid_path=state_dir / "run" / f"bench-{name}.pid",
-        env=env,
-        cwd=cwd,
-    )
-
-
-def post(
-    url: str, body: bytes, headers: Mapping[str, str], timeout: float = 10.0
-) -> tuple[int, str]:
-    """One POST; (status, body text). Connection errors raise OSError."""
-    request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
-    try:
-        with _LOCAL.open(request, timeout=timeout) as response:
-            return response.status, response.read().decode("utf-8", "replace")
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode("utf-8", "replace")
-
-
-def wait_serving(
-    process: ManagedProcess, url: str, body: bytes, headers: Mapping[str, str], timeout: float
-) -> None:
-    """Until one real request answers 200; raise with the answer or the server's log if not."""
-    deadline = time.monotonic() + timeout
-    last = "no answer"
-    while time.monotonic() < deadline:
-        if process.exited():
-            raise RuntimeError(process.failure_message("exited before serving"))
-        try:
-            status, text = post(url, body, headers)
-        except OSError as exc:
-            last = str(exc)
-        else:
-            if status == 200:
-                return
-            raise RuntimeError(f"{process.name}: {url} answered {status}: {text[:500]}")
-        time.sleep(0.2)
-    raise RuntimeError(process.failure_message(f"not serving after {timeout:.0f}s ({last})"))
-
-
-# --- the machine -----------------------------------------------------------------------------
-
-
-def machine_info() -> dict[str, Any]:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {
-        "hostname": platform.node(),
-        "system": f"{platform.system()} {platform.release()}",
-        "architecture": platform.machine(),
-        "cpu_model": model or platform.processor(),
-        "cpu_count": os.cpu_count(),
-        "memory_gib": round(memory_gib, 1),
-        "python": platform.python_version(),
-    }
-
-
-def package_versions(*names: str) -> dict[str, str]:
-    versions = {}
-    for name in names:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
