@@ -203,6 +203,7 @@ class CompiledSchema:
         self._expectations: dict[tuple[str | int, ...], _Expectation] = {}
         self._validator = _library_validator(library_schema)
         self._is_valid = self._validator.is_valid
+        self._by_property = _by_property(library_schema)
         self._undeclared = _undeclared_walker(schema)
         # Most events have no violation at all: one call answers that when the library is given
         # the undeclared fields as `additionalProperties: false` (where the walker looks for
@@ -246,8 +247,48 @@ class CompiledSchema:
     def _schema_violations(self, value: Any, root: str) -> list[Violation]:
         """The library's errors in the violations' vocabulary (the events it refused only)."""
         found: list[Violation] = []
+        by_property = self._by_property
+        if by_property is None or type(value) is not dict:
+            self._add_errors(self._validator.iter_errors(value), value, root, (), found)
+            return found
+        # An object schema of `properties` and `required` alone: each keyword is judged apart,
+        # and the library's errors (costly to build) are asked for only where a property's own
+        # schema refuses its value.
+        required, properties = by_property
+        for key in required:
+            if key not in value:
+                found.append(
+                    Violation(REQUIRED_MISSING, f"{root}.{key}", f"{key} is required", "present")
+                )
+        for key, (is_valid, validator, sole) in properties.items():
+            if key not in value or is_valid(item := value[key]):
+                continue
+            if sole is None:
+                errors = validator.iter_errors(item)
+                self._add_errors(errors, item, f"{root}.{key}", ("properties", key), found)
+            else:
+                # The property's schema is one keyword, worded from the schema alone: the
+                # library refused the value, so that keyword did.
+                location = ("properties", key, sole)
+                expectation = self._expectations.get(location)
+                if expectation is None:
+                    expectation = self._expectations[location] = self._expectation(location, sole)
+                violation_type, expected, _, _ = expectation
+                found.append(worded_violation(violation_type, f"{root}.{key}", expected, item))
+        return found
+
+    def _add_errors(
+        self,
+        errors: Iterator[jsonschema_rs.ValidationError],
+        value: Any,
+        root: str,
+        schema_root: tuple[str, ...],
+        found: list[Violation],
+    ) -> None:
+        """Errors of the library on `value` (at `root`, judged by the subschema at
+        `schema_root`) appended to `found` as violations."""
         append = found.append
-        for error in self._validator.iter_errors(value):
+        for error in errors:
             where = error.instance_path
             field, instance = _locate(value, root, where) if where else (root, value)
             kind = error.kind
@@ -271,15 +312,12 @@ class CompiledSchema:
             if keyword == "falseSchema":
                 append(Violation.of(SCHEMA_MISMATCH, field, _NOTHING, "nothing", instance))
                 continue
-            location = tuple(error.schema_path)
+            location = (*schema_root, *error.schema_path)
             expectation = self._expectations.get(location)
             if expectation is None:
                 expectation = self._expectations[location] = self._expectation(location, keyword)
             violation_type, expected, pattern, own_limit = expectation
-            if violation_type == DATATYPE_MISMATCH:
-                message = f"expected {expected}, got {json_type(instance)}"
-                append(Violation.of(DATATYPE_MISMATCH, field, message, expected, instance))
-            elif violation_type == LENGTH_MISMATCH:
+            if violation_type == LENGTH_MISMATCH:
                 append(length_violation(field, expected, len(instance)))
             elif violation_type == PATTERN_MISMATCH:
                 # A string over the cap is reported by the cap (`maxLength`), not matched.
@@ -291,16 +329,12 @@ class CompiledSchema:
                 if too_long_to_match(instance):
                     append(pattern_violation(field, pattern, instance))
             elif expected:
-                message = (
-                    f"not {expected}" if violation_type == ENUM_MISMATCH else f"expected {expected}"
-                )
-                append(Violation.of(violation_type, field, message, expected, instance))
+                append(worded_violation(violation_type, field, expected, instance))
             else:
                 message = error.message
                 if len(message) > MESSAGE_CHARS:
                     message = message[: MESSAGE_CHARS - 1] + "…"
                 append(Violation.of(SCHEMA_MISMATCH, field, message, keyword, instance))
-        return found
 
     def _expectation(self, location: tuple[str | int, ...], keyword: str) -> _Expectation:
         """For an error of `keyword` at a schema location (absolute, `$ref`s resolved): its
@@ -401,6 +435,36 @@ def _library_validator(schema: dict[str, Any] | bool) -> jsonschema_rs.Validator
         if isinstance(kind, jsonschema_rs.ValidationErrorKind.Format) and kind.format == "regex":
             message = f"is not a regular expression contracts can run ({message})"
         raise SchemaCompileError(where, message) from None
+
+
+# Keywords with no say in validation.
+_ANNOTATIONS = frozenset({"$schema", "$comment", "title", "description", "default", "examples"})
+# Keywords that judge a value itself, with a violation worded from the schema alone.
+_WORDED = frozenset({"type", "enum", "const", "multipleOf", *RANGES})
+# Per property: the library's `is_valid` and validator of its schema, and the schema's one
+# keyword when it has only one of _WORDED.
+_Properties = dict[str, tuple[Callable[[Any], bool], jsonschema_rs.Validator, str | None]]
+
+
+def _by_property(schema: Any) -> tuple[list[str], _Properties] | None:
+    """For a schema that says only that an object has `properties` and which are `required`
+    (the compact form's, and most contracts'), the required names and a validator per
+    property; None for any other schema, or one with a `$ref` (a part compiled alone could not
+    resolve it)."""
+    if not isinstance(schema, dict) or schema.get("type") != "object":
+        return None
+    if not schema.keys() - _ANNOTATIONS <= {"type", "properties", "required"}:
+        return None
+    if _uses_references(schema):
+        return None
+    properties = schema.get("properties", {})
+    validators: _Properties = {}
+    for key, subschema in properties.items():
+        validator = _library_validator(subschema)
+        keywords = subschema.keys() - _ANNOTATIONS if isinstance(subschema, dict) else ()
+        sole = next(iter(keywords)) if len(keywords) == 1 and keywords <= _WORDED else None
+        validators[key] = (validator.is_valid, validator, sole)
+    return list(schema.get("required", [])), validators
 
 
 def _uses_references(schema: Any) -> bool:
@@ -609,6 +673,17 @@ def extra_violation(kind: str, field: str, key: str, value: Any) -> Violation:
     if kind == UNDECLARED_FIELD:
         return Violation.of(kind, field, f"{key} is not declared", "declared fields only", value)
     return Violation.of(kind, field, f"{key} is not allowed", "no additional fields", value)
+
+
+def worded_violation(violation_type: str, field: str, expected: str, value: Any) -> Violation:
+    """A value that missed a type, an enum, a const or a range, worded from the schema."""
+    if violation_type == DATATYPE_MISMATCH:
+        message = f"expected {expected}, got {json_type(value)}"
+    elif violation_type == ENUM_MISMATCH:
+        message = f"not {expected}"
+    else:
+        message = f"expected {expected}"
+    return Violation.of(violation_type, field, message, expected, value)
 
 
 def pattern_violation(path: str, pattern: str, value: str) -> Violation:

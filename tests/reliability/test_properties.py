@@ -7,8 +7,10 @@ mutated, the output is deterministic and a fixed point (re-sending a canonical e
 would gives it back), and the clock-skew identities of docs/EVENTS.md hold exactly.
 
 Contracts: validation never raises for any value or event, values built to satisfy a schema have
-no violations, the one-call answer for values without violations (`is_clean`) never calls a
-violating value clean, and a contract's finding is capped and acted on by its policy.
+no violations, the shortcuts find exactly what the library finds on the whole value (the
+one-call answer for values without violations, `is_clean`, never calls a violating value clean;
+errors asked property by property, or worded from a property's one keyword, are the same), and
+a contract's finding is capped and acted on by its policy.
 """
 
 from __future__ import annotations
@@ -474,7 +476,7 @@ def test_values_built_to_satisfy_a_schema_have_no_violations(
 
 @PROPERTY
 @given(definition=compact_schemas, value=json_objects | json_values)
-def test_validation_never_raises_and_the_one_call_answer_is_exact(
+def test_validation_never_raises_and_the_shortcuts_are_exact(
     definition: dict[str, Any], value: Any
 ) -> None:
     try:
@@ -482,12 +484,43 @@ def test_validation_never_raises_and_the_one_call_answer_is_exact(
     except InvalidSchema:
         return
     compiled = CompiledSchema(schema)
-    # The same schema with every value taken through `is_valid`, `iter_errors` and the walker.
+    # The same schema with every value taken through `is_valid`, the library's errors on the
+    # whole value (not property by property, nor worded from a property's one keyword) and the
+    # walker.
     thorough = CompiledSchema(schema)
     thorough._is_clean = None
+    thorough._by_property = None
     found = thorough.validate(value, "properties")
     assert compiled.validate(value, "properties") == found
     assert shape(found) == sorted(set(shape(found)))
+
+
+@PROPERTY
+@given(definition=compact_schemas, data=st.data())
+def test_errors_asked_property_by_property_are_the_whole_values(
+    definition: dict[str, Any], data: st.DataObject
+) -> None:
+    """Objects holding some of the schema's properties with any values (and perhaps others):
+    where the shortcuts find their violations."""
+    try:
+        schema, _ = to_json_schema(definition)
+    except InvalidSchema:
+        return
+    names = sorted(definition["properties"])
+    value = data.draw(
+        st.dictionaries(
+            st.sampled_from(names) if names else st.text(max_size=3),
+            json_values,
+            max_size=len(names) + 1,
+        )
+        | st.fixed_dictionaries({name: json_values for name in names})
+    )
+    thorough = CompiledSchema(schema)
+    thorough._is_clean = None
+    thorough._by_property = None
+    assert CompiledSchema(schema).validate(value, "properties") == thorough.validate(
+        value, "properties"
+    )
 
 
 def contract_of(
