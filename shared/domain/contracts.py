@@ -148,7 +148,12 @@ class CompiledContract:
         if value is None:
             value = {}
         try:
-            violations = self.schema.validate(value, self.target)
+            try:
+                if self.schema.accepts(value):
+                    return None
+                violations = self.schema.refusal(value, self.target)
+            except UnicodeEncodeError:
+                violations = self.schema.validate(value, self.target)  # U+FFFD for surrogates
         except Exception as error:
             # One event the validator fails on (e.g. a schema saved before a check that now
             # refuses it) gets its own outcome; its neighbours are judged as usual.

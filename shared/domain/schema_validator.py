@@ -214,30 +214,36 @@ class CompiledSchema:
             closed = copy.deepcopy(library_schema)
             _close_declared(closed)
             self._is_clean = _library_validator(closed).is_valid
+        # True when the value has no violation at all; False when it may have some.
+        self.accepts: Callable[[Any], bool] = self._is_clean or (
+            self._is_valid if self._undeclared is None else _refuse_all
+        )
 
     def validate(self, value: Any, path: str) -> list[Violation]:
         """The value's violations, sorted by field then type; `path` prefixes every field."""
-        found: list[Violation] = []
-        walk = self._undeclared
         try:
-            clean = self._is_clean
-            if clean is None or walk is None:
-                valid = self._is_valid(value)
-            elif clean(value):
-                return found
-            else:
-                # Refused with its undeclared fields closed: without any, the value is invalid
-                # as it stands (the closed schema refuses only those more), no second call.
-                walk(value, path, found)
-                walk = None
-                valid = bool(found) and self._is_valid(value)
+            if self.accepts(value):
+                return []
         except UnicodeEncodeError:
             # A lone surrogate (JSON can escape one; ingest refuses them, but a stored event may
             # hold one) has no UTF-8 form for the library: it is judged as U+FFFD.
             value = without_lone_surrogates(value)
-            found.clear()
-            walk = self._undeclared
-            valid = self._is_valid(value)
+            if self.accepts(value):
+                return []
+        return self.refusal(value, path)
+
+    def refusal(self, value: Any, path: str) -> list[Violation]:
+        """The violations of a value `accepts` refused (sorted, as `validate`'s)."""
+        found: list[Violation] = []
+        walk = self._undeclared
+        if self.accepts is self._is_clean and walk is not None:
+            # Refused with its undeclared fields closed: without any, the value is invalid
+            # as it stands (the closed schema refuses only those more), no second call.
+            walk(value, path, found)
+            walk = None
+            valid = bool(found) and self._is_valid(value)
+        else:
+            valid = self.accepts is not self._is_valid and self._is_valid(value)
         if not valid:
             found[:0] = self._schema_violations(value, path)
         if walk is not None:
@@ -465,6 +471,11 @@ def _by_property(schema: Any) -> tuple[list[str], _Properties] | None:
         sole = next(iter(keywords)) if len(keywords) == 1 and keywords <= _WORDED else None
         validators[key] = (validator.is_valid, validator, sole)
     return list(schema.get("required", [])), validators
+
+
+def _refuse_all(value: Any) -> bool:
+    """`accepts` where one call cannot tell (undeclared fields through a `$ref`)."""
+    return False
 
 
 def _uses_references(schema: Any) -> bool:

@@ -469,9 +469,12 @@ def test_a_stored_contract_that_cannot_run_judges_each_event_and_spares_the_othe
 class ExplodingSchema:
     """A compiled schema that fails on values holding `boom` (as a validator bug would)."""
 
-    def validate(self, value: Any, path: str) -> list[Any]:
+    def accepts(self, value: Any) -> bool:
         if "boom" in value:
             raise RecursionError("maximum recursion depth exceeded")
+        return True
+
+    def refusal(self, value: Any, path: str) -> list[Any]:
         return []
 
 

@@ -149,6 +149,21 @@ def test_a_lone_surrogate_is_a_mismatch_not_an_error() -> None:
     assert violation.actual == '"ab\ufffd"'
 
 
+@pytest.mark.parametrize("code", ["ab\ud800", "\udfff"])
+def test_a_contract_judges_a_lone_surrogate_as_a_mismatch(code: str) -> None:
+    # Its one-call answer cannot read the value either: the contract judges it as U+FFFD, as
+    # the schema does, rather than fail on the event.
+    contract = saved_contract({"properties": {"code": {"pattern": "^[a-z]+$"}}})
+    event: CanonicalEvent = {"type": "track", "event": "x", "properties": {"code": code}}
+
+    finding = CompiledContract(contract).check(event)
+
+    assert finding is not None and finding.error is None
+    [violation] = finding.violations
+    assert (violation.type, violation.field) == ("Pattern-Mismatch", "properties.code")
+    assert "\ufffd" in (violation.actual or "")
+
+
 @pytest.mark.parametrize(
     ("pattern", "text", "matches"),
     [

@@ -159,7 +159,7 @@ def test_undeclared_fields_are_found_along_properties_and_items_only() -> None:
 
 
 def test_a_reference_into_a_negation_is_judged_exactly() -> None:
-    # The one-call answer (`is_clean`) closes declared objects, which inside a `not` (reached
+    # The one-call answer (`accepts`) closes declared objects, which inside a `not` (reached
     # by `$ref`) would accept more; schemas with `$ref` go without it.
     definition = {"$schema": DIALECT, "properties": {"a": {"properties": {"x": {}}}}}
     definition["not"] = {"$ref": "#/properties/a"}
