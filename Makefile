@@ -88,6 +88,7 @@ bench: deps  ## Benchmarks; JSON results in bench/results/
 	$(BIN)/python -m bench.contracts
 	$(BIN)/python -m bench.transform
 	$(BIN)/python -m bench.cache
+	$(BIN)/python -m bench.coldstart
 
 # The long reliability run (docs/RELIABILITY.md): the API fuzz (positive, negative and hostile
 # cases, and every undeclared method) through every function entry point over in-memory fakes,

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.config import Settings, get_settings
-from shared.destinations.outbound import HttpSender, UrlGuard
-from shared.destinations.pubsub import TopicGuard
-from shared.domain.signing import MessageSigner, SignedPublisher
 from shared.ports import (
     COMMIT_TIME,
     ConfigStore,
@@ -19,32 +16,39 @@ from shared.ports import (
     Sender,
     TopicAdmin,
 )
-from shared.services.audit import AuditLog
-from shared.services.contract_validator import ContractValidator
-from shared.services.contracts import EventContracts
-from shared.services.dead_letters import DeadLetters
-from shared.services.debugger import SourceDebugger
-from shared.services.deliver import Deliverer
-from shared.services.delivery_topics import DeliveryTopics
-from shared.services.delivery_transformer import SandboxTransformer
-from shared.services.destinations import Destinations
-from shared.services.event_query import EventQueries
-from shared.services.forwarding_rules import ForwardingRules
-from shared.services.ingest import Ingest
-from shared.services.live import LiveFeed, StreamLimits
-from shared.services.privacy import PrivacyFilter, PrivacySettings
-from shared.services.process import Processor
-from shared.services.quarantine import Quarantine
-from shared.services.rate_limiter import RateLimiter
-from shared.services.regulations import Regulations
-from shared.services.sdk_settings import SdkSettings
-from shared.services.sources import EventSources
-from shared.services.trace import Traces
-from shared.services.transformations import Transformations
-from shared.services.volume import EventVolume
-from shared.services.workspace_config import WorkspaceConfig
-from shared.services.workspaces import Workspaces
-from shared.transform import Limits, ProgramCache
+
+# Services are imported where they are built, so that a function loads only those it uses
+# (a cold start pays for every module imported).
+if TYPE_CHECKING:
+    from shared.destinations.outbound import UrlGuard
+    from shared.destinations.pubsub import TopicGuard
+    from shared.domain.signing import MessageSigner
+    from shared.services.audit import AuditLog
+    from shared.services.contract_validator import ContractValidator
+    from shared.services.contracts import EventContracts
+    from shared.services.dead_letters import DeadLetters
+    from shared.services.debugger import SourceDebugger
+    from shared.services.deliver import Deliverer
+    from shared.services.delivery_topics import DeliveryTopics
+    from shared.services.delivery_transformer import SandboxTransformer
+    from shared.services.destinations import Destinations
+    from shared.services.event_query import EventQueries
+    from shared.services.forwarding_rules import ForwardingRules
+    from shared.services.ingest import Ingest
+    from shared.services.live import LiveFeed
+    from shared.services.privacy import PrivacyFilter, PrivacySettings
+    from shared.services.process import Processor
+    from shared.services.quarantine import Quarantine
+    from shared.services.rate_limiter import RateLimiter
+    from shared.services.regulations import Regulations
+    from shared.services.sdk_settings import SdkSettings
+    from shared.services.sources import EventSources
+    from shared.services.trace import Traces
+    from shared.services.transformations import Transformations
+    from shared.services.volume import EventVolume
+    from shared.services.workspace_config import WorkspaceConfig
+    from shared.services.workspaces import Workspaces
+    from shared.transform import Limits
 
 
 class Services:
@@ -98,6 +102,8 @@ class Services:
 
     @cached_property
     def signer(self) -> MessageSigner:
+        from shared.domain.signing import MessageSigner
+
         key = self.settings.message_signing_key
         if key is None:
             raise ValueError("STREAMS_MESSAGE_SIGNING_KEY must be set (docs/DEPLOY.md)")
@@ -109,6 +115,8 @@ class Services:
     @cached_property
     def publisher(self) -> Publisher:
         """Publishes to Streams' own topics, signed."""
+        from shared.domain.signing import SignedPublisher
+
         return SignedPublisher(self.pubsub_publisher, self.signer)
 
     @cached_property
@@ -124,10 +132,14 @@ class Services:
 
     @cached_property
     def topic_guard(self) -> TopicGuard:
+        from shared.destinations.pubsub import TopicGuard
+
         return TopicGuard(self.settings.project_id, frozenset({self.settings.dead_letters_topic}))
 
     @cached_property
     def workspaces(self) -> Workspaces:
+        from shared.services.workspaces import Workspaces
+
         return Workspaces(self.store)
 
     @cached_property
@@ -138,20 +150,28 @@ class Services:
 
     @cached_property
     def url_guard(self) -> UrlGuard:
+        from shared.destinations.outbound import UrlGuard
+
         return UrlGuard(self.settings.allow_private_destinations)
 
     @cached_property
     def http_sender(self) -> Sender:
+        from shared.destinations.outbound import HttpSender
+
         return HttpSender(self.url_guard)
 
     @cached_property
     def sources(self) -> EventSources:
+        from shared.services.sources import EventSources
+
         return EventSources(
             self.store, self.topics, process_push_policy(self.settings, self.topics)
         )
 
     @cached_property
     def destinations(self) -> Destinations:
+        from shared.services.destinations import Destinations
+
         return Destinations(
             self.store,
             self.url_guard,
@@ -162,10 +182,14 @@ class Services:
 
     @cached_property
     def workspace_config(self) -> WorkspaceConfig:
+        from shared.services.workspace_config import WorkspaceConfig
+
         return WorkspaceConfig(self.store, self.settings.config_cache_seconds)
 
     @cached_property
     def processor(self) -> Processor:
+        from shared.services.process import Processor
+
         return Processor(
             self.store,
             self.event_store,
@@ -179,23 +203,33 @@ class Services:
 
     @cached_property
     def privacy_filter(self) -> PrivacyFilter:
+        from shared.services.privacy import PrivacyFilter
+
         return PrivacyFilter(self.store, self.settings.config_cache_seconds)
 
     @cached_property
     def privacy_settings(self) -> PrivacySettings:
+        from shared.services.privacy import PrivacySettings
+
         return PrivacySettings(self.store)
 
     @cached_property
     def regulations(self) -> Regulations:
+        from shared.services.regulations import Regulations
+
         return Regulations(self.store, lambda: self.event_store, lambda: self.http_sender)
 
     @cached_property
     def audit(self) -> AuditLog:
+        from shared.services.audit import AuditLog
+
         return AuditLog(self.store)
 
     @cached_property
     def live(self) -> LiveFeed:
         # Commit-time stamps make the live stream's order the order writes became visible.
+        from shared.services.live import LiveFeed, StreamLimits
+
         return LiveFeed(
             self.store,
             commit_time=lambda: COMMIT_TIME,
@@ -207,18 +241,26 @@ class Services:
 
     @cached_property
     def volume(self) -> EventVolume:
+        from shared.services.volume import EventVolume
+
         return EventVolume(self.event_store)
 
     @cached_property
     def event_queries(self) -> EventQueries:
+        from shared.services.event_query import EventQueries
+
         return EventQueries(self.event_store)
 
     @cached_property
     def debugger(self) -> SourceDebugger:
+        from shared.services.debugger import SourceDebugger
+
         return SourceDebugger(self.event_store, self.sources)
 
     @cached_property
     def deliverer(self) -> Deliverer:
+        from shared.services.deliver import Deliverer
+
         return Deliverer(
             self.store,
             self.workspace_config,
@@ -233,6 +275,9 @@ class Services:
 
     @cached_property
     def transformer(self) -> SandboxTransformer:
+        from shared.services.delivery_transformer import SandboxTransformer
+        from shared.transform import ProgramCache
+
         return SandboxTransformer(
             self.store,
             ProgramCache(transform_limits(self.settings)),
@@ -241,6 +286,8 @@ class Services:
 
     @cached_property
     def transformations(self) -> Transformations:
+        from shared.services.transformations import Transformations
+
         return Transformations(
             self.store,
             self.forwarding_rules,
@@ -250,39 +297,57 @@ class Services:
 
     @cached_property
     def dead_letters(self) -> DeadLetters:
+        from shared.services.dead_letters import DeadLetters
+
         return DeadLetters(self.store, self.publisher, self.delivery_topics.topic)
 
     @cached_property
     def delivery_topics(self) -> DeliveryTopics:
+        from shared.services.delivery_topics import DeliveryTopics
+
         return DeliveryTopics(self.topics, deliver_push_policy(self.settings, self.topics))
 
     @cached_property
     def traces(self) -> Traces:
+        from shared.services.trace import Traces
+
         return Traces(self.store)
 
     @cached_property
     def forwarding_rules(self) -> ForwardingRules:
+        from shared.services.forwarding_rules import ForwardingRules
+
         return ForwardingRules(self.store)
 
     @cached_property
     def contract_validator(self) -> ContractValidator:
+        from shared.services.contract_validator import ContractValidator
+
         return ContractValidator(self.store, self.settings.config_cache_seconds)
 
     @cached_property
     def contracts(self) -> EventContracts:
+        from shared.services.contracts import EventContracts
+
         return EventContracts(self.store)
 
     @cached_property
     def quarantine(self) -> Quarantine:
+        from shared.services.quarantine import Quarantine
+
         return Quarantine(self.store, self.publisher, self.contract_validator)
 
     @cached_property
     def rate_limiter(self) -> RateLimiter:
         # The counter store is built when a limited source first sends.
+        from shared.services.rate_limiter import RateLimiter
+
         return RateLimiter(lambda: self.counters)
 
     @cached_property
     def ingest(self) -> Ingest:
+        from shared.services.ingest import Ingest
+
         return Ingest(
             self.sources,
             self.publisher,
@@ -293,6 +358,8 @@ class Services:
 
     @cached_property
     def sdk_settings(self) -> SdkSettings:
+        from shared.services.sdk_settings import SdkSettings
+
         return SdkSettings(
             self.ingest, self.sources, self.contracts, self.settings.config_cache_seconds
         )
@@ -300,6 +367,8 @@ class Services:
 
 def transform_limits(settings: Settings) -> Limits:
     """The sandbox limits of every transformation call."""
+    from shared.transform import Limits
+
     return Limits(
         cpu_ms=settings.transform_cpu_ms,
         memory_bytes=settings.transform_memory_mb * 1024 * 1024,

@@ -3,7 +3,7 @@
 import functions_framework
 from flask import Request, Response
 
-from shared.api.routes import routes_of
+from shared.api.function_routes import routes_of
 from shared.bootstrap import get_services
 from shared.http.app import handle
 from shared.http.framework import dispatch_refused_requests

@@ -96,11 +96,6 @@ PUBSUB_FUNCTIONS = {
 }
 
 
-def routes_of(function: str) -> tuple[Route, ...]:
-    """The routes one function serves."""
-    return tuple(route for route in ROUTES if route.function == function)
-
-
 def http_functions() -> list[str]:
     """Every HTTP-triggered function, in route-table order."""
     return list(dict.fromkeys(route.function for route in ROUTES))

@@ -283,16 +283,6 @@ def quarantine_collection(workspace_id: str) -> str:
     return f"workspaces/{workspace_id}/quarantine"
 
 
-def sort_key(at: str, record_id: str) -> str:
-    """A unique, time-ordered key: ISO time, then the id to order records of the same instant."""
-    return f"{at}|{record_id}"
-
-
-def upper_bound(at: str) -> str:
-    """The greatest sort key of an instant (ids sort below this)."""
-    return f"{at}|\uffff"
-
-
 # --- the violations summary --------------------------------------------------------------------
 
 _INDEX = re.compile(r"\[\d+\]")

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shared.domain.contracts import EventContract
 from shared.domain.sources import WriteKey
+
+if TYPE_CHECKING:
+    # Only read here: the settings endpoint (ingest) need not load the contract validator.
+    from shared.domain.contracts import EventContract
 
 SEGMENT_INTEGRATION = "Segment.io"
 # Where the SDKs post: analytics.js appends `/t`, `/i`... and the mobile SDKs `/b` to apiHost.

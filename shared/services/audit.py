@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.domain import ids
-from shared.domain.contracts import sort_key, upper_bound
+from shared.domain.sort_keys import sort_key, upper_bound
 from shared.ports import ConfigStore, Document, Filter, Write
 
 MASK = "***"

@@ -20,12 +20,12 @@ from shared.domain.contracts import (
     compile_contract,
     contracts_collection,
     quarantine_collection,
-    sort_key,
     violations_collection,
 )
 from shared.domain.event import CanonicalEvent
 from shared.domain.pipeline import event_key
 from shared.domain.routing import event_name
+from shared.domain.sort_keys import sort_key
 from shared.ports import ConfigStore, Document, Filter, Write, commit_in_chunks
 from shared.services.cache import TtlCache
 from shared.services.process import Verdict

@@ -20,11 +20,11 @@ from shared.domain.contracts import (
     contract_path,
     contracts_collection,
     summarise,
-    upper_bound,
     violations_collection,
 )
 from shared.domain.errors import InvalidRequest, NotFound
 from shared.domain.schema_forms import InvalidSchema, to_json_schema
+from shared.domain.sort_keys import upper_bound
 from shared.ports import ConfigStore, Document, Filter, Write
 from shared.services.contract_validator import (
     RETENTION_DAYS,

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from shared.api.routes import ROUTES, http_functions, routes_of
+from shared.api.function_routes import routes_of
+from shared.api.routes import ROUTES, http_functions
 from shared.domain.sources import EventSource
 from shared.http.cors import ALLOW_HEADERS, MAX_AGE_SECONDS, with_preflights
 from shared.http.routing import Route

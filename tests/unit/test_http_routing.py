@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.api.routes import routes_of
+from shared.api.function_routes import routes_of
 from shared.http.routing import find_route
 
 

@@ -1,0 +1,176 @@
+"""`make bench` (coldstart): how long a new instance of ingest, process and deliver takes to be
+ready, and ingest to answer its first track call (issue 19, item 4).
+
+Each measurement is a fresh interpreter running bench/coldstart_probe.py, which times from its
+first line: creating the function's app as functions-framework does (importing its main.py)
+and, for ingest, answering one `POST /v1/track` on the emulators (the write key read from
+Firestore, the event published to Pub/Sub). In the same run, in turns, the same probe with
+`--preload` first imports the modules each function imported before imports were made lazy
+(bench/baselines/coldstart_v1.json): the `baseline`. Medians over `--rounds`. Writes
+bench/results/coldstart-<UTC>.json and coldstart-latest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from typing import Any
+
+from bench.measuring import machine_under_load, one_minute_load, ratio
+from bench.reporting import (
+    REPO_ROOT,
+    Column,
+    at_least,
+    print_table,
+    print_targets,
+    report_head,
+    write_report,
+)
+from bench.running import catch_interrupts, ignore_interrupts
+from bench.workspace import own_workspace
+from emulators.stack import EmulatorStack, default_state_dir, start_stack
+
+FUNCTIONS = ("ingest", "process", "deliver")
+VARIANTS = ("project", "baseline")
+# Issue 19: ingest's cold first answer takes at most half of what it took before.
+FIRST_ANSWER_TARGET = 0.5
+
+
+def probe(
+    function: str, variant: str, write_key: str | None, env: dict[str, str]
+) -> dict[str, Any]:
+    """One cold start of `function` in a fresh interpreter; its times and module counts."""
+    command = [sys.executable, "-m", "bench.coldstart_probe", function]
+    if variant == "baseline":
+        command.append("--preload")
+    if write_key is not None:
+        command += ["--write-key", write_key]
+    done = subprocess.run(
+        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[2:])} failed: {done.stderr.strip()[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+def measure(stack: EmulatorStack, rounds: int, cleanup: ExitStack) -> dict[str, Any]:
+    """Per function and variant: every round's probe, in turns (the variants' order rotating)."""
+    env = {**os.environ, **stack.env()}
+    os.environ.update(stack.env())
+    from shared.bootstrap import Services
+    from shared.config import Settings
+
+    workspace = cleanup.enter_context(own_workspace(Services(Settings.from_env()), "coldstart"))
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {
+        function: {variant: [] for variant in VARIANTS} for function in FUNCTIONS
+    }
+    for turn in range(rounds):
+        for function in FUNCTIONS:
+            key = workspace.write_key if function == "ingest" else None
+            order = VARIANTS if turn % 2 == 0 else VARIANTS[::-1]
+            for variant in order:
+                runs[function][variant].append(probe(function, variant, key, env))
+        print(f"  round {turn + 1}/{rounds} done", flush=True)
+    return runs
+
+
+def summary(probes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians (seconds, module counts) over the rounds, and every round."""
+    keys = [k for k in probes[0] if k.endswith("_s") or k.startswith("modules")]
+    return {
+        **{k: round(statistics.median(p[k] for p in probes), 4) for k in keys},
+        "rounds": probes,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    started_at = datetime.now(UTC)
+    load_before = one_minute_load()
+    catch_interrupts()
+    stack: EmulatorStack | None = None
+    cleanup = ExitStack()
+    try:
+        print("Starting (or reusing) the emulators ...", flush=True)
+        stack = start_stack(state_dir=default_state_dir())
+        runs = measure(stack, args.rounds, cleanup)
+    except KeyboardInterrupt:
+        print("\nInterrupted; stopping everything started ...", file=sys.stderr, flush=True)
+        return 130
+    finally:
+        ignore_interrupts()
+        cleanup.close()  # the workspace, while the emulators still run
+        if stack is not None:
+            stack.stop()
+    functions: dict[str, dict[str, Any]] = {
+        function: {variant: summary(probes) for variant, probes in by_variant.items()}
+        for function, by_variant in runs.items()
+    }
+    for figures in functions.values():
+        figures["ready_project_vs_baseline"] = ratio(
+            figures["project"]["ready_s"], figures["baseline"]["ready_s"]
+        )
+    ingest = functions["ingest"]
+    first_answer = ratio(ingest["project"]["first_answer_s"], ingest["baseline"]["first_answer_s"])
+    ingest["first_answer_project_vs_baseline"] = first_answer
+    report = {
+        **report_head("coldstart", started_at, machine_under_load(load_before)),
+        "settings": {
+            "rounds": args.rounds,
+            "probe": "bench/coldstart_probe.py in a fresh interpreter, timed from its first line",
+            "baseline": "the same probe importing bench/baselines/coldstart_v1.json first",
+            "first_answer": "ingest: POST /v1/track with the write key, on the emulators",
+        },
+        "functions": functions,
+        "targets": {
+            # A time: the target is met when the project's is at most half the baseline's,
+            # i.e. when the baseline's is at least twice the project's.
+            "ingest_first_answer_at_most_half": at_least(
+                1 / FIRST_ANSWER_TARGET,
+                None if not first_answer else round(1 / first_answer, 2),
+                "ingest, baseline first answer / project first answer (medians)",
+            ),
+        },
+    }
+    write_report("coldstart", report)
+    print_results(report)
+    return 0
+
+
+def print_results(report: dict[str, Any]) -> None:
+    columns = [
+        Column("function", 9, align="<"),
+        Column("variant", 9, align="<"),
+        Column("ready s", 9, ".3f"),
+        Column("modules", 9),
+        Column("first answer s", 16, ".3f"),
+    ]
+    rows = [
+        [
+            function,
+            variant,
+            figures[variant]["ready_s"],
+            figures[variant]["modules_at_ready"],
+            figures[variant].get("first_answer_s"),
+        ]
+        for function, figures in report["functions"].items()
+        for variant in VARIANTS
+    ]
+    print_table(columns, rows)
+    print_targets(report["targets"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "7")))
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
