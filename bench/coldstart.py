@@ -1,18 +1,20 @@
 """`make bench` (coldstart): how long a new instance of ingest, process and deliver takes to be
-ready, and ingest to answer its first track call (issue 19, item 4).
+ready, and ingest and process to answer a first request (issue 19, item 4).
 
 Each measurement is a fresh interpreter running bench/coldstart_probe.py, which times from its
-first line: creating the function's app as functions-framework does (importing its main.py)
-and, for ingest, answering one `POST /v1/track` on the emulators (the write key read from
-Firestore, the event published to Pub/Sub). In the same run, in turns, the same probe with
-`--preload` first imports the modules each function imported before imports were made lazy
-(bench/baselines/coldstart_v1.json): the `baseline`. Medians over `--rounds`. Writes
-bench/results/coldstart-<UTC>.json and coldstart-latest.json.
+first line: creating the function's app as functions-framework does (importing its main.py) and,
+on the emulators, answering one request: for ingest a `POST /v1/track` (the write key read from
+Firestore, the event published to Pub/Sub), for process a pushed, signed source message of one
+new event (deduplicated, checked against contracts, stored in BigQuery, routed). In the same
+run, in turns, the same probe with `--preload` first imports the modules each function imported
+before imports were made lazy (bench/baselines/coldstart_v1.json): the `baseline`. Medians over
+`--rounds`. Writes bench/results/coldstart-<UTC>.json and coldstart-latest.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import statistics
@@ -20,21 +22,29 @@ import subprocess
 import sys
 from contextlib import ExitStack
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import TYPE_CHECKING, Any
 
 from bench.measuring import machine_under_load, one_minute_load, ratio
 from bench.reporting import (
     REPO_ROOT,
     Column,
     at_least,
+    iso,
     print_table,
     print_targets,
     report_head,
     write_report,
 )
 from bench.running import catch_interrupts, ignore_interrupts
-from bench.workspace import own_workspace
+from bench.workspace import BenchWorkspace, own_workspace
 from emulators.stack import EmulatorStack, default_state_dir, start_stack
+from shared.domain.events import IngestContext, normalise_request
+from shared.domain.ids import new_id, utcnow
+
+if TYPE_CHECKING:
+    from shared.bootstrap import Services
 
 FUNCTIONS = ("ingest", "process", "deliver")
 VARIANTS = ("project", "baseline")
@@ -42,15 +52,12 @@ VARIANTS = ("project", "baseline")
 FIRST_ANSWER_TARGET = 0.5
 
 
-def probe(
-    function: str, variant: str, write_key: str | None, env: dict[str, str]
-) -> dict[str, Any]:
+def probe(function: str, variant: str, request: list[str], env: dict[str, str]) -> dict[str, Any]:
     """One cold start of `function` in a fresh interpreter; its times and module counts."""
     command = [sys.executable, "-m", "bench.coldstart_probe", function]
     if variant == "baseline":
         command.append("--preload")
-    if write_key is not None:
-        command += ["--write-key", write_key]
+    command += request
     done = subprocess.run(
         command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
     )
@@ -64,21 +71,46 @@ def measure(stack: EmulatorStack, rounds: int, cleanup: ExitStack) -> dict[str, 
     """Per function and variant: every round's probe, in turns (the variants' order rotating)."""
     env = {**os.environ, **stack.env()}
     os.environ.update(stack.env())
+    from shared.adapters.bigquery import ensure_tables, new_client
     from shared.bootstrap import Services
     from shared.config import Settings
 
-    workspace = cleanup.enter_context(own_workspace(Services(Settings.from_env()), "coldstart"))
+    settings = Settings.from_env()
+    services = Services(settings)
+    ensure_tables(new_client(settings), settings.bigquery_dataset)  # where process stores
+    workspace = cleanup.enter_context(own_workspace(services, "coldstart"))
+    pushes = Path(cleanup.enter_context(TemporaryDirectory(prefix="coldstart-")))
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {
         function: {variant: [] for variant in VARIANTS} for function in FUNCTIONS
     }
     for turn in range(rounds):
         for function in FUNCTIONS:
-            key = workspace.write_key if function == "ingest" else None
             order = VARIANTS if turn % 2 == 0 else VARIANTS[::-1]
             for variant in order:
-                runs[function][variant].append(probe(function, variant, key, env))
+                request: list[str] = []
+                if function == "ingest":
+                    request = ["--write-key", workspace.write_key]
+                elif function == "process":
+                    push = pushes / f"{turn}-{variant}.json"
+                    push.write_text(json.dumps(source_push(services, workspace)))
+                    request = ["--push", str(push)]
+                runs[function][variant].append(probe(function, variant, request, env))
         print(f"  round {turn + 1}/{rounds} done", flush=True)
     return runs
+
+
+def source_push(services: Services, workspace: BenchWorkspace) -> dict[str, Any]:
+    """A source topic's message of one new track event, signed, as the emulator pushes it."""
+    ctx = IngestContext(workspace.workspace_id, workspace.source_id, utcnow(), None)
+    call = {"event": "Cold Start", "userId": "bench-user", "messageId": f"coldstart-{new_id()}"}
+    events = normalise_request(call, "track", ctx).events
+    attributes = {"workspace_id": workspace.workspace_id, "source_id": workspace.source_id}
+    [(data, signed)] = services.signer.sign([(json.dumps(events).encode(), attributes)])
+    message = {"data": base64.b64encode(data).decode(), "attributes": signed}
+    return {
+        "subscription": "projects/bench/subscriptions/coldstart",
+        "message": {**message, "messageId": new_id(), "publishTime": iso(utcnow())},
+    }
 
 
 def summary(probes: list[dict[str, Any]]) -> dict[str, Any]:
@@ -116,16 +148,20 @@ def run(args: argparse.Namespace) -> int:
         figures["ready_project_vs_baseline"] = ratio(
             figures["project"]["ready_s"], figures["baseline"]["ready_s"]
         )
-    ingest = functions["ingest"]
-    first_answer = ratio(ingest["project"]["first_answer_s"], ingest["baseline"]["first_answer_s"])
-    ingest["first_answer_project_vs_baseline"] = first_answer
+    for function in ("ingest", "process"):
+        figures = functions[function]
+        figures["first_answer_project_vs_baseline"] = ratio(
+            figures["project"]["first_answer_s"], figures["baseline"]["first_answer_s"]
+        )
+    first_answer = functions["ingest"]["first_answer_project_vs_baseline"]
     report = {
         **report_head("coldstart", started_at, machine_under_load(load_before)),
         "settings": {
             "rounds": args.rounds,
             "probe": "bench/coldstart_probe.py in a fresh interpreter, timed from its first line",
             "baseline": "the same probe importing bench/baselines/coldstart_v1.json first",
-            "first_answer": "ingest: POST /v1/track with the write key, on the emulators",
+            "first_answer": "on the emulators; ingest: POST /v1/track with the write key; "
+            "process: a pushed, signed source message of one new track event",
         },
         "functions": functions,
         "targets": {

@@ -1,5 +1,6 @@
 """One cold start, in a fresh interpreter (run by bench/coldstart.py): create a function's app
-as functions-framework does, and for ingest answer one track call; print the times as JSON.
+as functions-framework does, then answer one request (ingest: a track call; process: a pushed
+source message); print the times as JSON.
 
 With `--preload`, first import the modules a function imported before issue 19 made imports
 lazy (bench/baselines/coldstart_v1.json): that code's cold start, measured in the same run.
@@ -27,6 +28,7 @@ def main() -> None:
     parser.add_argument("function")
     parser.add_argument("--preload", action="store_true")
     parser.add_argument("--write-key", help="ingest: answer one track call with this key")
+    parser.add_argument("--push", type=Path, help="process: answer this push body (a JSON file)")
     args = parser.parse_args()
     modules_before = len(sys.modules)
     if args.preload:
@@ -42,12 +44,16 @@ def main() -> None:
         "ready_s": ready - STARTED,
         "modules_at_ready": len(sys.modules) - modules_before,
     }
-    if args.write_key:
-        answer = app.test_client().post(
-            "/v1/track", json=TRACK, headers={"X-Write-Key": args.write_key}
-        )
+    if args.write_key or args.push:
+        client = app.test_client()
+        if args.write_key:
+            answer = client.post("/v1/track", json=TRACK, headers={"X-Write-Key": args.write_key})
+        else:
+            answer = client.post("/", json=json.loads(args.push.read_text()))
         if answer.status_code != 200:
-            raise SystemExit(f"ingest answered {answer.status_code}: {answer.get_data()!r}")
+            raise SystemExit(
+                f"{args.function} answered {answer.status_code}: {answer.get_data()!r}"
+            )
         result["first_answer_s"] = time.perf_counter() - STARTED
         result["modules_at_first_answer"] = len(sys.modules) - modules_before
     print(json.dumps(result))
