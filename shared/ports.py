@@ -27,6 +27,15 @@ COMMIT_TIME: Final = StoreValue.COMMIT_TIME
 
 
 @dataclass(frozen=True)
+class Increment:
+    """Only as the value of a top-level field of an update: the store adds `amount` to the
+    field's number as it applies the write (0 when missing), so concurrent updates all count,
+    where reading a count and writing it back loses all but one."""
+
+    amount: int
+
+
+@dataclass(frozen=True)
 class Write:
     """One document write inside an atomic batch."""
 

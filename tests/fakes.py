@@ -37,6 +37,7 @@ from shared.ports import (
     EventQuery,
     EventSummary,
     Filter,
+    Increment,
     PushPolicy,
     Write,
 )
@@ -132,7 +133,13 @@ class InMemoryConfigStore:
             elif write.op == "update":
                 if write.path not in staged:
                     raise KeyError(write.path)
-                staged[write.path] = {**staged[write.path], **copy.deepcopy(write.data)}
+                current = staged[write.path]
+                added = {
+                    name: current.get(name, 0) + value.amount
+                    for name, value in write.data.items()
+                    if isinstance(value, Increment)
+                }
+                staged[write.path] = {**current, **copy.deepcopy(write.data), **added}
             elif write.op == "delete":
                 staged.pop(write.path, None)
             if write.op != "delete":

@@ -25,7 +25,7 @@ from shared.domain.stored_documents import (
     encode_fields,
     query_condition,
 )
-from shared.ports import COMMIT_TIME, AlreadyExists, Document, Filter, Write
+from shared.ports import COMMIT_TIME, AlreadyExists, Document, Filter, Increment, Write
 
 
 def new_client(settings: Settings) -> firestore.Client:
@@ -117,10 +117,16 @@ def _stored(write: Write) -> Document:
         encoded = encode_fields(write.data)
     else:
         encoded = encode_document(write.path, write.data)
-    return {
-        name: firestore.SERVER_TIMESTAMP if value is COMMIT_TIME else value
-        for name, value in encoded.items()
-    }
+    return {name: _server_value(value) for name, value in encoded.items()}
+
+
+def _server_value(value: Any) -> Any:
+    """A value the store fills in itself (`COMMIT_TIME`, `Increment`) as Firestore's transform."""
+    if value is COMMIT_TIME:
+        return firestore.SERVER_TIMESTAMP
+    if isinstance(value, Increment):
+        return firestore.Increment(value.amount)
+    return value
 
 
 def _apply(batch: Any, op: str, ref: Any, data: Document) -> None:

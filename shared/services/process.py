@@ -34,6 +34,7 @@ from shared.ports import (
     ConfigStore,
     Document,
     EventStore,
+    Increment,
     Publisher,
     Write,
     commit_in_chunks,
@@ -334,7 +335,9 @@ class Processor:
         return claimed
 
     def _record_duplicates(self, duplicates: list[str], now: datetime) -> None:
-        """Count duplicates on their log entries (read after the claims: some are new)."""
+        """Count duplicates on their log entries, added by the store: duplicates processed at once
+        by several instances all count. The read skips an entry that has expired since its claim
+        (an update of a missing document fails the whole commit)."""
         if not duplicates:
             return
         counts = Counter(duplicates)
@@ -343,10 +346,7 @@ class Processor:
             Write(
                 "update",
                 path,
-                {
-                    "duplicates": int(entry.get("duplicates", 0)) + counts[path],
-                    "last_duplicate_at": ids.isoformat(now),
-                },
+                {"duplicates": Increment(counts[path]), "last_duplicate_at": ids.isoformat(now)},
             )
             for path, entry in entries.items()
             if entry is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from emulators.processes import read_pid_file
 from emulators.stack import default_state_dir
 from shared.adapters.firestore import FirestoreConfigStore, new_client
 from shared.config import Settings
-from shared.ports import COMMIT_TIME, Write
+from shared.ports import COMMIT_TIME, Increment, Write
 
 pytestmark = pytest.mark.integration
 
@@ -135,6 +136,23 @@ def _new_table(
     dataset = client.create_dataset(f"d_{uuid.uuid4().hex[:8]}", timeout=10)
     table = bigquery.Table(f"{stack.project_id}.{dataset.dataset_id}.events", schema=list(fields))
     return client, client.create_table(table, timeout=10)
+
+
+def test_firestore_adapter_adds_increments_of_concurrent_updates(
+    emulator_env: EmulatorStack,
+) -> None:
+    # Each of these reads nothing: a count read and written back would keep one of the eight.
+    store = FirestoreConfigStore(new_client(Settings(project_id=emulator_env.project_id)))
+    path = f"emulator-test/{uuid.uuid4().hex}"
+    store.commit([Write("set", path, {"seen": 1})])
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for future in [
+            pool.submit(store.commit, [Write("update", path, {"seen": Increment(2), "n": 0})])
+            for _ in range(8)
+        ]:
+            future.result()
+    assert store.get(path) == {"seen": 17, "n": 0}
+    store.commit([Write("delete", path)])
 
 
 def test_bigquery_dataset_table_insert_query(emulator_env: EmulatorStack) -> None:
