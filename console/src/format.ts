@@ -11,6 +11,23 @@ export function formatTime(iso: string | null | undefined): string {
     hour: '2-digit',
     minute: '2-digit',
     second: '2-digit',
+    timeZoneName: 'short',
+  });
+}
+
+/** The browser's time zone, e.g. "Europe/Paris" (labels of date filters and charts). */
+export function timeZone(): string {
+  return Intl.DateTimeFormat().resolvedOptions().timeZone || 'local time';
+}
+
+/** `text` with control characters (C0, DEL, C1) and line/paragraph separators shown as escapes
+ * (\n, \u0007...): user-chosen names can hold anything, and a layout must not obey them. */
+export function visibleText(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (char) => {
+    if (char === '\n') return '\\n';
+    if (char === '\t') return '\\t';
+    if (char === '\r') return '\\r';
+    return `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`;
   });
 }
 
