@@ -237,6 +237,8 @@ class Services:
                 per_instance=self.settings.live_streams_per_instance,
                 per_token=self.settings.live_streams_per_token,
             ),
+            # Only a stream's opening reads the warehouse: process and deliver never build it.
+            events=lambda: self.event_store,
         )
 
     @cached_property
@@ -271,6 +273,7 @@ class Services:
             customer_publisher=self.customer_publisher,
             topic_guard=self.topic_guard,
             transformer=self.transformer,
+            observers=(self.live,),
         )
 
     @cached_property

@@ -183,9 +183,19 @@ class EventStore(Protocol):
         """How many events match `query` (ignoring its limit), and how many distinct types."""
         ...
 
-    def recent(self, workspace_id: str, limit: int) -> list[CanonicalEvent]:
+    def recent(
+        self,
+        workspace_id: str,
+        limit: int,
+        *,
+        source_id: str | None = None,
+        event_name: str | None = None,
+        since: datetime | None = None,
+    ) -> list[CanonicalEvent]:
         """The workspace's `limit` most recently received events, newest first, as canonical
-        events (`shared.domain.storage.row_event`)."""
+        events (`shared.domain.storage.row_event`), optionally only of one source and of one
+        event name (a track's event, a page's or screen's name), and received since `since`
+        (else within the store's own bound)."""
         ...
 
     def delete_user(

@@ -1,7 +1,9 @@
 """`streams tail`: a workspace's live stream in the terminal, one readable line per event.
 
-Reads the SSE endpoint (/api/v1/workspaces/{id}/events/live) with the standard library only, and
-reconnects with Last-Event-ID whenever the stream ends (the server ends each after 5 minutes),
+Reads the SSE endpoint (/api/v1/workspaces/{id}/events/live) with the standard library only. It
+starts with the latest events (the server's backlog) and shows every outcome: a blocked,
+duplicate, suppressed, dead-lettered or dropped event ends its line with its status and reason.
+It reconnects with Last-Event-ID whenever the stream ends (the server ends each after 5 minutes),
 after the server's Retry-After when it has no stream to spare (429).
 """
 
@@ -30,6 +32,7 @@ COLOURS = {
     "alias": "34",
 }
 DIM = "2"
+OUTCOME_COLOUR = "31"  # an event that went no further than its status says
 READ_TIMEOUT_SECONDS = 60.0  # > the 5 s heartbeat: silence this long means a dead connection
 MAX_BACKOFF_SECONDS = 30.0
 MAX_RETRY_AFTER_SECONDS = 300.0  # a longer Retry-After is a misconfigured server, not a plan
@@ -43,6 +46,7 @@ class SseMessage:
     id: str | None = None
     data: str | None = None
     retry_ms: int | None = None
+    event: str | None = None  # the `event:` field: None for a message (a stored event)
 
 
 def parse_sse(lines: Iterable[str]) -> Iterator[SseMessage]:
@@ -50,11 +54,12 @@ def parse_sse(lines: Iterable[str]) -> Iterator[SseMessage]:
     data: list[str] = []
     event_id: str | None = None
     retry: int | None = None
+    kind: str | None = None
     for line in lines:
         if not line:
             if data or event_id is not None or retry is not None:
-                yield SseMessage(event_id, "\n".join(data) if data else None, retry)
-            data, event_id, retry = [], None, None
+                yield SseMessage(event_id, "\n".join(data) if data else None, retry, kind)
+            data, event_id, retry, kind = [], None, None, None
             continue
         if line.startswith(":"):
             continue
@@ -66,6 +71,8 @@ def parse_sse(lines: Iterable[str]) -> Iterator[SseMessage]:
             event_id = value
         elif name == "retry" and value.isdigit():
             retry = int(value)
+        elif name == "event":
+            kind = value or None
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,17 @@ def options_from(args: Any, environ: dict[str, str] | None = None) -> TailOption
         colour=colour,
         max_events=args.max_events,
     )
+
+
+def format_message(message: SseMessage, colour: bool = False) -> str:
+    """A stored event's line; another outcome's (an `outcome` event) ends with its status and
+    reason."""
+    data = json.loads(message.data or "null")
+    if message.event != "outcome":
+        return format_event(data, colour)
+    line = format_event(data.get("event") or {}, colour)
+    verdict = f"[{data.get('status')}] {data.get('reason') or ''}".rstrip()
+    return f"{line}  {_paint(verdict, OUTCOME_COLOUR) if colour else verdict}"
 
 
 def format_event(event: dict[str, Any], colour: bool = False) -> str:
@@ -182,7 +200,7 @@ def tail(
                     if options.raw_json:
                         out.write(message.data + "\n")
                     else:
-                        out.write(format_event(json.loads(message.data), options.colour) + "\n")
+                        out.write(format_message(message, options.colour) + "\n")
                     out.flush()
                     shown += 1
                     if options.max_events is not None and shown >= options.max_events:

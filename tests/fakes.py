@@ -278,8 +278,23 @@ class FakeEventStore:
         types = {r["event_name"] if r["event_type"] == "track" else r["event_type"] for r in found}
         return EventSummary(len(found), len(types))
 
-    def recent(self, workspace_id: str, limit: int) -> list[CanonicalEvent]:
-        rows = [row for row in self.rows if row["workspace_id"] == workspace_id]
+    def recent(
+        self,
+        workspace_id: str,
+        limit: int,
+        *,
+        source_id: str | None = None,
+        event_name: str | None = None,
+        since: datetime | None = None,
+    ) -> list[CanonicalEvent]:
+        rows = [
+            row
+            for row in self.rows
+            if row["workspace_id"] == workspace_id
+            and source_id in (None, row["source_id"])
+            and event_name in (None, row["event_name"])
+            and (since is None or _moment(row["received_at"]) >= since)
+        ]
         rows.sort(key=lambda r: (_moment(r["received_at"]), r["message_id"]), reverse=True)
         return [row_event(row) for row in rows[:limit]]
 

@@ -130,19 +130,39 @@ class BigQueryEventStore:
         [row] = list(self._query(sql, params))
         return EventSummary(int(row["total_events"]), int(row["unique_event_types"]))
 
-    def recent(self, workspace_id: str, limit: int) -> list[CanonicalEvent]:
-        sql = f"""
-            SELECT {", ".join(EVENT_COLUMNS)}
-            FROM `{self._table}`
-            WHERE workspace_id = @workspace_id
-              AND received_at >= TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL @days_back DAY)
-            ORDER BY received_at DESC, message_id DESC
-            LIMIT @limit"""
+    def recent(
+        self,
+        workspace_id: str,
+        limit: int,
+        *,
+        source_id: str | None = None,
+        event_name: str | None = None,
+        since: datetime | None = None,
+    ) -> list[CanonicalEvent]:
+        where = [
+            "workspace_id = @workspace_id",
+            "received_at >= TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL @days_back DAY)",
+        ]
         params = [
             _param("workspace_id", "STRING", workspace_id),
             _param("days_back", "INT64", RECENT_DAYS),
             _param("limit", "INT64", limit),
         ]
+        if since is not None:
+            where.append("received_at >= @since")
+            params.append(_param("since", "TIMESTAMP", since))
+        if source_id is not None:
+            where.append("source_id = @source_id")
+            params.append(_param("source_id", "STRING", source_id))
+        if event_name is not None:
+            where.append("event_name = @event_name")
+            params.append(_param("event_name", "STRING", event_name))
+        sql = f"""
+            SELECT {", ".join(EVENT_COLUMNS)}
+            FROM `{self._table}`
+            WHERE {" AND ".join(where)}
+            ORDER BY received_at DESC, message_id DESC
+            LIMIT @limit"""
         return [row_event(dict(row)) for row in self._query(sql, params)]
 
     def delete_user(self, workspace_id: str, column: str, value: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Literal
 
 from flask import Response
@@ -125,7 +126,13 @@ class SseBody:
         if isinstance(item, Heartbeat):
             # An `id:` without `data:` moves the client's Last-Event-ID without an event.
             return (": heartbeat\n" + (f"id: {item.id}\n" if item.id else "") + "\n").encode()
-        return f"id: {item.id}\ndata: {item.data}\n\n".encode()
+        if item.status == "stored":
+            return f"id: {item.id}\ndata: {item.data}\n\n".encode()
+        # Another outcome is an `outcome` event: clients listening for messages alone (an
+        # EventSource's onmessage) keep seeing stored events only, as before.
+        outcome = json.dumps({"status": item.status, "reason": item.reason})
+        data = f'{outcome[:-1]},"event":{item.data}}}'
+        return f"id: {item.id}\nevent: outcome\ndata: {data}\n\n".encode()
 
     def close(self) -> None:
         self._stream.close()
@@ -148,10 +155,13 @@ ROUTES = (
         WORKSPACE + "/events/live",
         FUNCTION,
         "streamLiveEvents",
-        "Server-Sent Events of the workspace's events as they are stored (id: to resume with "
-        "Last-Event-ID, data: the event JSON, a heartbeat comment every 5 s; streams end "
-        "after 5 minutes and the client reconnects; 429 with Retry-After when the token or "
-        "the server has as many streams open as allowed)",
+        "Server-Sent Events of the workspace's events as they are processed. A stream opened "
+        "without Last-Event-ID starts with the latest stored and blocked events of the last "
+        "hour (at most 100, oldest first). Each stored event is a message (id: to resume with "
+        "Last-Event-ID, data: the event JSON); any other outcome is an `outcome` event whose "
+        "data is {status: blocked|duplicate|suppressed|dead_lettered|dropped, reason, event}. "
+        "A heartbeat comment every 5 s; streams end after 5 minutes and the client reconnects; "
+        "429 with Retry-After when the token or the server has as many streams open as allowed",
         live_stream,
         query=LiveQuery,
         streaming=True,

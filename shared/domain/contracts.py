@@ -279,10 +279,6 @@ def violations_collection(workspace_id: str, contract_id: str) -> str:
     return f"{contract_path(workspace_id, contract_id)}/violations"
 
 
-def quarantine_collection(workspace_id: str) -> str:
-    return f"workspaces/{workspace_id}/quarantine"
-
-
 # --- the violations summary --------------------------------------------------------------------
 
 _INDEX = re.compile(r"\[\d+\]")

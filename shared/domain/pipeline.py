@@ -47,6 +47,11 @@ def event_log_path(workspace_id: str, message_id: str) -> str:
     return f"workspaces/{workspace_id}/event_log/{event_key(message_id)}"
 
 
+def quarantine_collection(workspace_id: str) -> str:
+    """Where events blocked by contracts are kept (shared/services/quarantine.py)."""
+    return f"workspaces/{workspace_id}/quarantine"
+
+
 def deliveries_collection(workspace_id: str) -> str:
     return f"workspaces/{workspace_id}/deliveries"
 

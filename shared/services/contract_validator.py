@@ -19,11 +19,10 @@ from shared.domain.contracts import (
     UnrunnableContract,
     compile_contract,
     contracts_collection,
-    quarantine_collection,
     violations_collection,
 )
 from shared.domain.event import CanonicalEvent
-from shared.domain.pipeline import event_key
+from shared.domain.pipeline import event_key, quarantine_collection
 from shared.domain.routing import event_name
 from shared.domain.sort_keys import sort_key
 from shared.ports import ConfigStore, Document, Filter, Write, commit_in_chunks

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -17,6 +17,7 @@ from shared.destinations.pubsub import TopicGuard
 from shared.domain import ids
 from shared.domain.errors import InvalidRequest, StreamsError
 from shared.domain.event import CanonicalEvent
+from shared.domain.outcomes import EventObserver, Observed
 from shared.domain.pipeline import (
     EVENT_REJECTED,
     FINAL_STATUSES,
@@ -136,6 +137,7 @@ class Deliverer:
         topic_guard: TopicGuard,
         transformer: Transformer | None = None,
         clock: Callable[[], datetime] = ids.utcnow,
+        observers: Sequence[EventObserver] = (),
     ):
         """`publisher` reaches Streams' own topics (dead letters) and signs what it sends;
         `customer_publisher` reaches customers' topics only, with an identity that cannot
@@ -150,6 +152,7 @@ class Deliverer:
         self._max_attempts = max_attempts
         self._transformer = transformer
         self._clock = clock
+        self._observers = observers
 
     def deliver(self, message: DeliveryMessage) -> DeliveryOutcome:
         """One attempt at one delivery; raises `RetryDelivery` when it should be retried."""
@@ -191,6 +194,7 @@ class Deliverer:
         writes: list[Write] = []
         letters: list[tuple[bytes, dict[str, str]]] = []
         retrying: list[str] = []
+        attempted: list[DeliveryStatus | None] = [None] * len(messages)  # this call's outcomes
         for (index, number), (destination, attempt) in zip(todo, attempts, strict=True):
             message = messages[index]
             if attempt is None:  # never started: the message ran out of time; not an attempt
@@ -205,6 +209,7 @@ class Deliverer:
                     detail=f"gave up after {number} attempts: {attempt.detail}",
                 )
             final = attempt.status
+            attempted[index] = final
             if final == "dead_lettered":
                 letters.append(self._dead_letter(message, destination, attempt, number))
             elif final == "retrying":
@@ -221,9 +226,27 @@ class Deliverer:
             # letter is keyed by delivery, so twice is once) instead of never.
             self._publisher.publish(self._dead_letters_topic, letters)
         commit_in_chunks(self._store, writes)
+        self._notify_dropped(
+            [m for m, o in zip(messages, attempted, strict=True) if o == "dropped"]
+        )
         if retrying:
             raise RetryDelivery(f"{len(retrying)} of {len(messages)} to retry; {retrying[0]}")
         return [outcome for outcome in outcomes if outcome is not None]
+
+    def _notify_dropped(self, messages: list[DeliveryMessage]) -> None:
+        """Show the live stream the events a rule's transformation dropped (best effort)."""
+        for message in messages:
+            reason = (
+                f"dropped by transformation {message.transformation_id} "
+                f"for destination {message.destination_id}"
+            )
+            observed = [Observed(message.event, "dropped", reason)]
+            source_id = str(message.event.get("sourceId") or "")
+            for observer in self._observers:
+                try:
+                    observer.observe(message.workspace_id, source_id, observed)
+                except Exception:
+                    log.exception("observer %s failed", type(observer).__name__)
 
     def _attempt_all(
         self, messages: list[DeliveryMessage], start_by: float

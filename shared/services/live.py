@@ -20,9 +20,18 @@ from typing import Any
 from shared.domain import ids
 from shared.domain.errors import StreamsError
 from shared.domain.event import CanonicalEvent
-from shared.domain.pipeline import event_key
+from shared.domain.outcomes import EventStatus, Observed, blocked_reason
+from shared.domain.pipeline import event_key, quarantine_collection
 from shared.domain.routing import event_name
-from shared.ports import WRITES_PER_COMMIT, ConfigStore, Document, Filter, Write, commit_in_chunks
+from shared.ports import (
+    WRITES_PER_COMMIT,
+    ConfigStore,
+    Document,
+    EventStore,
+    Filter,
+    Write,
+    commit_in_chunks,
+)
 from shared.services.live_hub import (
     POLL_SECONDS,
     Cursor,
@@ -45,6 +54,12 @@ HEARTBEAT_SECONDS = 5.0
 # Streams end after this long (the client reconnects with Last-Event-ID), so that no function
 # instance is pinned by one browser tab forever. The function's timeout must exceed it.
 MAX_STREAM_SECONDS = 300.0
+# A fresh stream first shows the latest events of this window, at most this many, read from at
+# most `BACKLOG_SCAN` stored and as many blocked events (filters other than the source's apply
+# after the read).
+BACKLOG_WINDOW = timedelta(hours=1)
+BACKLOG_LIMIT = 100
+BACKLOG_SCAN = 500
 # How long process trusts "nobody watches" (a session opened meanwhile waits this long).
 UNWATCHED_CACHE_SECONDS = 0.5
 
@@ -77,10 +92,13 @@ class LiveFilters:
 
 @dataclass(frozen=True)
 class LiveEvent:
-    """One event for the client: `id` to resume after it, `data` the canonical event's JSON."""
+    """One event for the client: `id` to resume after it, `data` the canonical event's JSON, and
+    its outcome: `status` (`stored`, or why it went no further) with the `reason` in words."""
 
     id: str
     data: str
+    status: EventStatus = "stored"
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,8 +125,11 @@ class LiveFeed:
         max_stream_seconds: float = MAX_STREAM_SECONDS,
         limits: StreamLimits | None = None,
         poll_seconds: float = POLL_SECONDS,
+        events: Callable[[], EventStore] | None = None,
     ):
         self._store = store
+        # Where a fresh stream's backlog of stored events is read (None: blocked ones only).
+        self._events = events
         self._clock = clock
         self._monotonic = monotonic
         self._sleep = sleep
@@ -123,12 +144,13 @@ class LiveFeed:
 
     # --- the process side ---------------------------------------------------------------
 
-    def observe(self, workspace_id: str, source_id: str, events: list[CanonicalEvent]) -> None:
-        """Write the events for live streams, in batched commits, only if someone watches."""
-        if not events or not self.watched(workspace_id):
+    def observe(self, workspace_id: str, source_id: str, observed: list[Observed]) -> None:
+        """Write the events and their outcomes for live streams, in batched commits, only if
+        someone watches."""
+        if not observed or not self.watched(workspace_id):
             return
         now = self._clock()
-        writes = [self._live_write(workspace_id, i, event, now) for i, event in enumerate(events)]
+        writes = [self._live_write(workspace_id, i, seen, now) for i, seen in enumerate(observed)]
         commit_in_chunks(self._store, writes)
 
     def watched(self, workspace_id: str) -> bool:
@@ -153,22 +175,17 @@ class LiveFeed:
         self._watched[workspace_id] = (now_mono + UNWATCHED_CACHE_SECONDS, False)
         return False
 
-    def _live_write(
-        self, workspace_id: str, index: int, event: CanonicalEvent, now: datetime
-    ) -> Write:
-        # One commit stamps all its events alike: the index keeps them in the message's order.
-        key = f"{index:04d}-{event_key(event['messageId'])}"
+    def _live_write(self, workspace_id: str, index: int, seen: Observed, now: datetime) -> Write:
+        # One commit stamps all its events alike: the index keeps them in the message's order;
+        # the status tells apart an event's several outcomes (a duplicate of a stored one).
+        event = seen.event
+        key = f"{index:04d}-{event_key(event['messageId'])}-{seen.status}"
         return Write(
             "set",
             f"{live_events_collection(workspace_id)}/{key}",
             {
+                **_live_fields(event, seen.status, seen.reason),
                 "key": key,
-                "message_id": event["messageId"],
-                "source_id": event.get("sourceId"),
-                "event_type": event.get("type"),
-                "event_name": event_name(event),
-                # JSON text: Firestore maps refuse nested arrays and `__x__` keys events may hold.
-                "event": json.dumps(event, separators=(",", ":"), ensure_ascii=False),
                 "written_at": self._commit_time(),
                 # A timestamp, not a string: Firestore TTL policies only expire timestamp fields.
                 "expires_at": now + RETENTION,
@@ -201,11 +218,54 @@ class LiveFeed:
             session_id = self._new_session_id()
             self._refresh(workspace_id, session_id, filters, now, best_effort=False)
             self._collect_garbage(workspace_id, now)
+            # A fresh stream starts with what just happened (a resumed one has seen it).
+            backlog = self._backlog(workspace_id, filters, start) if after is None else []
         except BaseException:
             subscription.close()
             raise
-        items = self._stream(workspace_id, session_id, filters, subscription, connected)
+        items = self._stream(workspace_id, session_id, filters, subscription, connected, backlog)
         return LiveStream(items, subscription)
+
+    def _backlog(self, workspace_id: str, filters: LiveFilters, start: Cursor) -> list[LiveEvent]:
+        """The workspace's latest stored and blocked events of the last `BACKLOG_WINDOW`, at most
+        `BACKLOG_LIMIT`, oldest first, each with the stream's start as its id: a client that
+        reconnects with it resumes after the backlog, not before it. Best effort: without the
+        warehouse the stream still starts, with the blocked events alone."""
+        since = start.written_at - BACKLOG_WINDOW
+        found: list[tuple[str, Document]] = []
+        if self._events is not None:
+            try:
+                stored = self._events().recent(
+                    workspace_id,
+                    BACKLOG_SCAN,
+                    source_id=filters.source_id,
+                    event_name=filters.event_name,
+                    since=since,
+                )
+            except StreamsError:
+                log.warning("no backlog of stored events for the live stream of %s", workspace_id)
+                stored = []
+            for event in stored:
+                found.append((str(event.get("receivedAt", "")), _live_fields(event, "stored")))
+        where = [Filter("sort_key", ">=", ids.isoformat(since))]
+        blocked = self._store.query(
+            quarantine_collection(workspace_id),
+            where,
+            order_by="sort_key",
+            descending=True,
+            limit=BACKLOG_SCAN,
+        )
+        for record in blocked:
+            event = json.loads(record["event_json"])
+            reason = blocked_reason(record.get("reasons", []))
+            found.append(
+                (str(record.get("received_at", "")), _live_fields(event, "blocked", reason))
+            )
+        matching = sorted((f for f in found if filters.matches(f[1])), key=lambda f: f[0])
+        return [
+            LiveEvent(str(start), fields["event"], fields["status"], fields.get("reason"))
+            for _, fields in matching[-BACKLOG_LIMIT:]
+        ]
 
     def _stream(
         self,
@@ -214,8 +274,12 @@ class LiveFeed:
         filters: LiveFilters,
         subscription: Subscription,
         connected: Callable[[], bool],
+        backlog: list[LiveEvent],
     ) -> Iterator[LiveItem]:
         try:
+            yield from backlog
+            # What the backlog showed may also reach the live collection just after the start.
+            shown = {(json.loads(item.data).get("messageId"), item.status) for item in backlog}
             began = self._monotonic()
             next_heartbeat = began + HEARTBEAT_SECONDS
             next_refresh = began + SESSION_REFRESH_SECONDS
@@ -226,7 +290,12 @@ class LiveFeed:
                 for cursor, document in documents:
                     if document["expires_at"] > now and filters.matches(document):
                         announced = cursor
-                        yield LiveEvent(str(cursor), document["event"])
+                        status = document.get("status", "stored")
+                        if (document["message_id"], status) in shown:
+                            continue
+                        yield LiveEvent(
+                            str(cursor), document["event"], status, document.get("reason")
+                        )
 
                 now_mono = self._monotonic()
                 if now_mono >= next_heartbeat:
@@ -310,3 +379,19 @@ class LiveStream(Iterator[LiveItem]):
             pass  # being iterated by another thread: it sees the closed subscription and ends
         finally:
             self._subscription.close()
+
+
+def _live_fields(event: CanonicalEvent, status: EventStatus, reason: str | None = None) -> Document:
+    """What a stream filters and shows of one event's outcome."""
+    fields: Document = {
+        "message_id": event.get("messageId"),
+        "source_id": event.get("sourceId"),
+        "event_type": event.get("type"),
+        "event_name": event_name(event),
+        # JSON text: Firestore maps refuse nested arrays and `__x__` keys events may hold.
+        "event": json.dumps(event, separators=(",", ":"), ensure_ascii=False),
+        "status": status,
+    }
+    if reason is not None:
+        fields["reason"] = reason
+    return fields

@@ -12,6 +12,13 @@ from typing import Any, Literal, Protocol
 from shared.domain import ids
 from shared.domain.event import CanonicalEvent, EventKey
 from shared.domain.event_dead_letters import event_dead_letter
+from shared.domain.outcomes import (
+    DUPLICATE_REASON,
+    EventObserver,
+    Observed,
+    blocked_reason,
+    suppressed_reason,
+)
 from shared.domain.pipeline import (
     DEDUP_HOURS,
     UNPROCESSABLE_EVENT,
@@ -57,15 +64,6 @@ class Validator(Protocol):
     """The contract-validation step: one verdict per event, in order."""
 
     def validate(self, workspace_id: str, events: list[CanonicalEvent]) -> list[Verdict]: ...
-
-
-class EventObserver(Protocol):
-    """Sees every stored event right after storage (the live stream, the source debugger).
-
-    Best effort: an observer's failure is logged and never fails or retries processing.
-    """
-
-    def observe(self, workspace_id: str, source_id: str, events: list[CanonicalEvent]) -> None: ...
 
 
 class PrivacyStep(Protocol):
@@ -175,8 +173,11 @@ class Processor:
         fresh, duplicates = self._claim(message, carriable, now)
         outcome.duplicates = len(duplicates)
         outcome.dead_lettered = len(unfit)
-        self._record_duplicates(duplicates, now)
+        self._record_duplicates([path for path, _ in duplicates], now)
+        seen = [Observed(event, "duplicate", DUPLICATE_REASON) for _, event in duplicates]
+        seen += [Observed(a.event, "dead_lettered", a.reason) for a in unfit if _named(a.event)]
         if not fresh:
+            self._notify(message, seen)
             return outcome
 
         prepared = self._prepare_isolated(message, fresh)
@@ -197,7 +198,7 @@ class Processor:
         outcome.deliveries = prepared.deliveries
         outcome.skipped = sum(len(plan["skipped"]) for plan in prepared.routed.values())
         outcome.dead_lettered += len(prepared.set_aside)
-        self._notify(message, prepared.passed)
+        self._notify(message, seen + _observed(prepared))
         return outcome
 
     def _prepare_isolated(self, message: SourceMessage, events: list[CanonicalEvent]) -> Prepared:
@@ -269,27 +270,29 @@ class Processor:
         if rows:
             self._events.insert(rows, message_ids)
 
-    def _notify(self, message: SourceMessage, events: list[CanonicalEvent]) -> None:
+    def _notify(self, message: SourceMessage, observed: list[Observed]) -> None:
+        if not observed:
+            return
         for observer in self._observers:
             try:
-                observer.observe(message.workspace_id, message.source_id, events)
+                observer.observe(message.workspace_id, message.source_id, observed)
             except Exception:
                 log.exception("observer %s failed", type(observer).__name__)
 
     def _claim(
         self, message: SourceMessage, events: list[CanonicalEvent], now: datetime
-    ) -> tuple[list[CanonicalEvent], list[str]]:
-        """Split events into those this message processes and duplicates (their log paths).
+    ) -> tuple[list[CanonicalEvent], list[tuple[str, CanonicalEvent]]]:
+        """Split events into those this message processes and duplicates (with their log paths).
 
         Claims are created blind, without reading first: fresh events, the common case, cost
         one write. Only a chunk where some entry already exists is read to learn which.
         """
         unique: dict[str, CanonicalEvent] = {}
-        duplicates: list[str] = []
+        duplicates: list[tuple[str, CanonicalEvent]] = []
         for event in events:
             path = event_log_path(message.workspace_id, event["messageId"])
             if path in unique:
-                duplicates.append(path)  # the same messageId twice in one request
+                duplicates.append((path, event))  # the same messageId twice in one request
             else:
                 unique[path] = event
         claimed: set[str] = set()
@@ -304,7 +307,7 @@ class Processor:
                 claimed.update(chunk)
             except AlreadyExists:
                 claimed.update(self._claim_contended(message, chunk, unique, now))
-        duplicates.extend(p for p in paths if p not in claimed)
+        duplicates.extend((p, unique[p]) for p in paths if p not in claimed)
         return [unique[p] for p in paths if p in claimed], duplicates
 
     def _claim_contended(
@@ -563,3 +566,21 @@ def _expired(entry: Document, now: datetime) -> bool:
     # The emulator (and TTL's own lag in production) keeps expired entries: check here too.
     expires_at = entry.get("expires_at")
     return isinstance(expires_at, datetime) and expires_at <= now
+
+
+def _observed(prepared: Prepared) -> list[Observed]:
+    """The outcome of each event a message processed, for the observers."""
+    observed = [
+        Observed(event, "blocked", blocked_reason(verdict.violations))
+        if verdict.blocked
+        else Observed(event)
+        for event, verdict in zip(prepared.fresh, prepared.verdicts, strict=True)
+    ]
+    observed += [Observed(e, "suppressed", suppressed_reason(r)) for e, r in prepared.suppressed]
+    observed += [Observed(a.event, "dead_lettered", a.reason) for a in prepared.set_aside]
+    return observed
+
+
+def _named(event: CanonicalEvent) -> bool:
+    """Whether an event has a messageId a stream can show it by."""
+    return isinstance(event.get("messageId"), str) and bool(event.get("messageId"))

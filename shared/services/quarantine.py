@@ -16,9 +16,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.domain import ids
-from shared.domain.contracts import ContractFinding, quarantine_collection
+from shared.domain.contracts import ContractFinding
 from shared.domain.event import CanonicalEvent
-from shared.domain.pipeline import event_log_path
+from shared.domain.pipeline import event_log_path, quarantine_collection
 from shared.domain.sort_keys import upper_bound
 from shared.domain.sources import source_path
 from shared.ports import ConfigStore, Document, Filter, Publisher, Write, commit_in_chunks

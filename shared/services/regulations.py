@@ -16,10 +16,9 @@ from typing import Any
 
 from shared.destinations.deletion import DeletionSubject, deletion_request
 from shared.domain import ids
-from shared.domain.contracts import quarantine_collection
 from shared.domain.errors import InvalidRequest, NotFound, StreamsError
 from shared.domain.event import EventKey
-from shared.domain.pipeline import dead_letters_collection
+from shared.domain.pipeline import dead_letters_collection, quarantine_collection
 from shared.domain.regulations import (
     SUBJECT_FIELDS,
     Regulation,

@@ -63,6 +63,17 @@ class LiveReader:
                 line, buffer = buffer.split(b"\n", 1)
                 yield line.decode().rstrip("\r")
 
+    def outcomes(self, count: int, timeout: float = 10) -> list[tuple[str, str, str | None]]:
+        """The next `count` events as (messageId, status, reason): stored ones are messages,
+        the others `outcome` events."""
+        found = []
+        for _, data in self.events(count, timeout):
+            if "status" in data and isinstance(data.get("event"), dict):
+                found.append((data["event"]["messageId"], data["status"], data["reason"]))
+            else:
+                found.append((data["messageId"], "stored", None))
+        return found
+
     def events(self, count: int, timeout: float = 10) -> list[tuple[float, dict[str, Any]]]:
         """The next `count` events with their arrival times (monotonic)."""
         found: list[tuple[float, dict[str, Any]]] = []
@@ -196,6 +207,51 @@ def test_live_filters(tenant: Tenant) -> None:
     finally:
         pages.close()
         named.close()
+
+
+def test_a_new_stream_starts_with_the_latest_events_then_shows_every_outcome(
+    tenant: Tenant,
+) -> None:
+    # Sent before anyone watched: a stream opened later still starts with them.
+    for i in range(2):
+        assert tenant.send("track", track("Earlier", f"early-{i}")).status_code == 200
+        tenant.trace(f"early-{i}")
+    response = tenant.api(
+        "POST",
+        "/event-contracts",
+        json={
+            "name": "Checkout needs a total",
+            "event_type": "track",
+            "event_name": "Checkout",
+            "schema_definition": {"properties": {"total": {"type": "number", "required": True}}},
+            "enforcement_mode": "block",
+        },
+    )
+    assert response.status_code == 201, response.text
+    time.sleep(1.2)  # past the contracts cache of the process function
+    assert tenant.send("track", track("Checkout", "blocked-0")).status_code == 200
+    tenant.trace("blocked-0")
+    reader = LiveReader(tenant)
+    try:
+        assert reader.outcomes(3) == [
+            ("early-0", "stored", None),
+            ("early-1", "stored", None),
+            ("blocked-0", "blocked", "blocked by a contract: total is required"),
+        ]
+        time.sleep(WATCH_SETTLE_SECONDS)
+        assert tenant.send("track", track("Checkout", "blocked-1")).status_code == 200
+        assert tenant.send("track", track("Again", "early-0")).status_code == 200
+        arrived = sorted(reader.outcomes(2, timeout=20))
+        assert [(m, status) for m, status, _ in arrived] == [
+            ("blocked-1", "blocked"),
+            ("early-0", "duplicate"),
+        ]
+        # A reconnect resumes after the backlog: nothing shown again.
+        again = LiveReader(tenant, last_event_id=reader.last_id)
+        assert again.quiet(2) == []
+        again.close()
+    finally:
+        reader.close()
 
 
 def test_streams_tail_prints_live_events(tenant: Tenant) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +14,7 @@ from shared.destinations.outbound import classify
 from shared.destinations.pubsub import TopicGuard
 from shared.domain.event import CanonicalEvent
 from shared.domain.events import IngestContext, normalise_request
+from shared.domain.outcomes import EventObserver
 from shared.domain.pipeline import (
     DeliveryMessage,
     SourceMessage,
@@ -235,6 +237,7 @@ def make_pipeline(
     clock: Clock | None = None,
     store: InMemoryConfigStore | None = None,
     publisher: FakePublisher | None = None,
+    observers: Sequence[EventObserver] = (),
 ) -> Pipeline:
     store = store or InMemoryConfigStore()
     events = FakeEventStore()
@@ -250,7 +253,14 @@ def make_pipeline(
         sender=fake_sender,
         clock=the_clock,
         processor=Processor(
-            store, events, publisher, config, one_topic, validator, clock=the_clock
+            store,
+            events,
+            publisher,
+            config,
+            one_topic,
+            validator,
+            observers=observers,
+            clock=the_clock,
         ),
         deliverer=Deliverer(
             store,

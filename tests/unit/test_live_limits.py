@@ -24,7 +24,7 @@ from shared.services.live import Cursor, LiveEvent, LiveFeed, LiveFilters, Strea
 from tests.fakes import FakeServices
 from tests.functions import ROOT, function_client
 from tests.tenants import Tenant
-from tests.unit.test_observe_live import CountingStore, event
+from tests.unit.test_observe_live import CountingStore, event, stored
 
 W = "ws-1"
 HOST = "127.0.0.1"
@@ -71,9 +71,9 @@ def test_streams_of_one_workspace_share_one_poll_per_interval() -> None:
     began = time.monotonic()
     received, threads = run_streams(feed, streams)
     time.sleep(0.3)
-    feed.observe(W, "s1", [event(1), event(2)])
+    feed.observe(W, "s1", stored(event(1), event(2)))
     time.sleep(0.2)
-    feed.observe(W, "s1", [event(3)])
+    feed.observe(W, "s1", stored(event(3)))
     for thread in threads:
         thread.join(timeout=5)
     elapsed = time.monotonic() - began
@@ -92,7 +92,7 @@ def test_a_resumed_stream_catches_up_then_shares_the_poll_without_gaps_or_repeat
     feed = LiveFeed(store, max_stream_seconds=0.8, poll_seconds=POLL)
     received, threads = run_streams(feed, 1)
     time.sleep(0.1)
-    feed.observe(W, "s1", [event(1), event(2)])
+    feed.observe(W, "s1", stored(event(1), event(2)))
     time.sleep(0.2)
     documents = sorted(
         store.list_documents(f"workspaces/{W}/live_events"),
@@ -109,7 +109,7 @@ def test_a_resumed_stream_catches_up_then_shares_the_poll_without_gaps_or_repeat
     )
     consumer.start()
     time.sleep(0.1)
-    feed.observe(W, "s1", [event(3)])
+    feed.observe(W, "s1", stored(event(3)))
     for thread in [*threads, consumer]:
         thread.join(timeout=5)
     assert received[0] == ["m1", "m2", "m3"]
@@ -128,7 +128,7 @@ def test_a_slow_client_that_falls_far_behind_is_ended_to_resume_later(
     pump = threading.Thread(target=lambda: [None for _ in fast], daemon=True)
     pump.start()
     for batch in ([event(1), event(2)], [event(3), event(4)]):
-        feed.observe(W, "s1", batch)
+        feed.observe(W, "s1", stored(*batch))
         time.sleep(0.3)  # the fast stream empties its queue; the slow one's holds 2, then 4
     assert list(slow) == [], "it ends instead of holding what it cannot send"
     assert feed.hub.open_streams == 1

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from shared.domain.event import CanonicalEvent
+from shared.domain.outcomes import Observed
 from shared.ports import WRITES_PER_COMMIT, Document, Filter, Write
 from shared.services.live import (
     HEARTBEAT_SECONDS,
@@ -101,6 +102,10 @@ def feed(store: CountingStore, clock: Clock) -> LiveFeed:
     )
 
 
+def stored(*events: CanonicalEvent) -> list[Observed]:
+    return [Observed(e) for e in events]
+
+
 def event(
     i: int, type_: str = "track", name: str = "Order Completed", source: str = "s1"
 ) -> CanonicalEvent:
@@ -130,7 +135,7 @@ def take(items: Iterable[LiveItem], count: int) -> list[LiveItem]:
 
 def test_nothing_is_written_while_nobody_watches(feed: LiveFeed, store: CountingStore) -> None:
     for i in range(50):
-        feed.observe(W, "s1", [event(i)])
+        feed.observe(W, "s1", stored(event(i)))
     assert live_documents(store) == []
     assert store.commits == []
     # One session lookup, then the cached answer (0.5 s): no read per event either.
@@ -142,7 +147,7 @@ def test_a_watched_workspace_gets_one_batched_write_per_400_events(
 ) -> None:
     feed.open(W, LiveFilters())
     store.commits.clear()
-    feed.observe(W, "s1", [event(i) for i in range(900)])
+    feed.observe(W, "s1", stored(*(event(i) for i in range(900))))
     assert [len(c) for c in store.commits] == [WRITES_PER_COMMIT, WRITES_PER_COMMIT, 100]
     documents = live_documents(store)
     assert len(documents) == 900
@@ -162,23 +167,23 @@ def test_watched_is_cached_until_the_session_expires(
     feed.open(W, LiveFilters())
     store.queries.clear()
     for _ in range(30):
-        feed.observe(W, "s1", [event(1)])
+        feed.observe(W, "s1", stored(event(1)))
         clock.advance(1)
     assert store.queries == [live_sessions_collection(W)]
     clock.advance(60)  # past the session's expiry: nobody refreshed it
-    feed.observe(W, "s1", [event(2)])
+    feed.observe(W, "s1", stored(event(2)))
     assert not feed.watched(W)
 
 
 def test_stream_yields_new_events_in_order_with_resumable_ids(
     feed: LiveFeed, store: CountingStore, clock: Clock
 ) -> None:
-    feed.observe(W, "s1", [event(0)])  # before anyone watched: never written
+    feed.observe(W, "s1", stored(event(0)))  # before anyone watched: never written
     items = feed.open(W, LiveFilters())
     clock.advance(0.5)  # "nobody watches" was cached for this long
     clock.on_sleep = [
-        lambda: feed.observe(W, "s1", [event(1), event(2)]),
-        lambda: feed.observe(W, "s1", [event(3)]),
+        lambda: feed.observe(W, "s1", stored(event(1), event(2))),
+        lambda: feed.observe(W, "s1", stored(event(3))),
     ]
     got = take(items, 3)
     assert [json.loads(i.data)["messageId"] for i in got if isinstance(i, LiveEvent)] == [
@@ -194,14 +199,14 @@ def test_resume_after_an_id_skips_what_was_sent_and_misses_nothing(
     feed: LiveFeed, store: CountingStore, clock: Clock
 ) -> None:
     first = feed.open(W, LiveFilters())
-    clock.on_sleep = [lambda: feed.observe(W, "s1", [event(1), event(2)])]
+    clock.on_sleep = [lambda: feed.observe(W, "s1", stored(event(1), event(2)))]
     sent = take(first, 2)
     last_id = sent[-1].id
     assert last_id is not None
     clock.advance(1)
-    feed.observe(W, "s1", [event(3)])  # while disconnected: the session still holds
+    feed.observe(W, "s1", stored(event(3)))  # while disconnected: the session still holds
     clock.advance(1)
-    feed.observe(W, "s1", [event(4)])
+    feed.observe(W, "s1", stored(event(4)))
     resumed = take(feed.open(W, LiveFilters(), Cursor.parse(last_id)), 2)
     assert [json.loads(i.data)["messageId"] for i in resumed if isinstance(i, LiveEvent)] == [
         "m3",
@@ -223,8 +228,8 @@ def test_a_commit_that_lands_late_is_still_sent_once(
     )
     items = late.open(W, LiveFilters())
     clock.on_sleep = [
-        lambda: late.observe(W, "s1", [event(1)]),  # committed at +500 ms
-        lambda: late.observe(W, "s1", [event(2)]),  # visible later, stamped +450 ms
+        lambda: late.observe(W, "s1", stored(event(1))),  # committed at +500 ms
+        lambda: late.observe(W, "s1", stored(event(2))),  # visible later, stamped +450 ms
     ]
     got = [i for i in items if isinstance(i, LiveEvent)]
     assert [json.loads(i.data)["messageId"] for i in got] == ["m1", "m2"]
@@ -236,10 +241,10 @@ def test_filters_and_heartbeats_carry_the_cursor(
 ) -> None:
     items = feed.open(W, LiveFilters(source_id="s2", event_type="page"))
     clock.on_sleep = [
-        lambda: feed.observe(W, "s1", [event(1, "page", "Home")]),
-        lambda: feed.observe(W, "s2", [event(2, "track", source="s2")]),
-        lambda: feed.observe(W, "s2", [event(3, "page", "Pricing", source="s2")]),
-        lambda: feed.observe(W, "s1", [event(4, "track")]),
+        lambda: feed.observe(W, "s1", stored(event(1, "page", "Home"))),
+        lambda: feed.observe(W, "s2", stored(event(2, "track", source="s2"))),
+        lambda: feed.observe(W, "s2", stored(event(3, "page", "Pricing", source="s2"))),
+        lambda: feed.observe(W, "s1", stored(event(4, "track"))),
     ]
     got = take(items, 2)
     assert isinstance(got[0], LiveEvent) and json.loads(got[0].data)["messageId"] == "m3"
@@ -263,7 +268,7 @@ def test_expired_events_are_never_sent_and_garbage_is_collected(
     feed: LiveFeed, store: CountingStore, clock: Clock
 ) -> None:
     feed.open(W, LiveFilters())
-    feed.observe(W, "s1", [event(1)])
+    feed.observe(W, "s1", stored(event(1)))
     [stale] = live_documents(store)
     clock.advance(RETENTION.total_seconds() + 120)
     resumed = feed.open(W, LiveFilters(), Cursor(T0 - timedelta(seconds=1)))
@@ -307,8 +312,10 @@ def test_live_endpoint_streams_sse(
     )
     services.__dict__["live"] = feed
     clock.on_sleep = [
-        lambda: feed.observe(workspace_id, "s1", [{**event(1), "workspaceId": workspace_id}]),
-        lambda: feed.observe(workspace_id, "s1", [{**event(2, "identify"), "workspaceId": "x"}]),
+        lambda: feed.observe(workspace_id, "s1", stored({**event(1), "workspaceId": workspace_id})),
+        lambda: feed.observe(
+            workspace_id, "s1", stored({**event(2, "identify"), "workspaceId": "x"})
+        ),
     ]
     response = client.get(
         f"/api/v1/workspaces/{workspace_id}/events/live?event_type=track", headers=auth
@@ -323,6 +330,28 @@ def test_live_endpoint_streams_sse(
     assert json.loads(data.removeprefix("data: "))["messageId"] == "m1"
     assert blocks[2].startswith(": heartbeat\nid: ")  # moved past the filtered identify
     assert blocks[-1] == ""
+
+
+def test_live_endpoint_streams_other_outcomes_as_outcome_events(
+    client: Any, services: FakeServices, tenant: Tenant, clock: Clock
+) -> None:
+    workspace_id, auth = tenant
+    feed = LiveFeed(
+        services.store,
+        clock=clock.wall,
+        monotonic=clock.monotonic,
+        sleep=clock.sleep,
+        max_stream_seconds=20,
+    )
+    services.__dict__["live"] = feed
+    blocked = Observed({**event(1), "workspaceId": workspace_id}, "blocked", "blocked: why")
+    clock.on_sleep = [lambda: feed.observe(workspace_id, "s1", [blocked])]
+    response = client.get(f"/api/v1/workspaces/{workspace_id}/events/live", headers=auth)
+    event_id, kind, data = response.get_data(as_text=True).split("\n\n")[1].split("\n")
+    assert event_id.startswith("id: ") and kind == "event: outcome"
+    outcome = json.loads(data.removeprefix("data: "))
+    assert (outcome["status"], outcome["reason"]) == ("blocked", "blocked: why")
+    assert outcome["event"]["messageId"] == "m1"
 
 
 @pytest.mark.parametrize(

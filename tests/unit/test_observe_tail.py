@@ -17,6 +17,7 @@ from shared.tail import (
     TailError,
     TailOptions,
     format_event,
+    format_message,
     options_from,
     parse_sse,
     tail,
@@ -39,13 +40,28 @@ def test_parse_sse_blocks() -> None:
         "data:two",
         "data: lines",
         "",
+        "id: 3",
+        "event: outcome",
+        'data: {"status":"blocked"}',
+        "",
     ]
     assert list(parse_sse(lines)) == [
         SseMessage(retry_ms=1000),
         SseMessage("1", '{"a":1}'),
         SseMessage("2"),
         SseMessage(None, "two\nlines"),
+        SseMessage("3", '{"status":"blocked"}', event="outcome"),
     ]
+
+
+def test_an_outcome_s_line_ends_with_its_status_and_reason() -> None:
+    event = {"type": "track", "event": "Order Completed", "receivedAt": "2024-01-15T14:03:22.1Z"}
+    data = {"status": "blocked", "reason": "blocked by a contract: total: is required"}
+    outcome = SseMessage("1", json.dumps({**data, "event": event}), event="outcome")
+    line = format_message(outcome)
+    assert line.startswith(format_event(event))
+    assert line.endswith("[blocked] blocked by a contract: total: is required")
+    assert format_message(SseMessage("2", json.dumps(event))) == format_event(event)
 
 
 def test_format_event_is_one_readable_line() -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from shared.domain.errors import Unavailable
 from shared.domain.event import CanonicalEvent
+from shared.domain.outcomes import DUPLICATE_REASON, Observed
 from shared.domain.pipeline import DEDUP_HOURS, delivery_id, event_log_path
 from shared.domain.storage import event_row
 from shared.ports import Write
@@ -363,3 +364,27 @@ def test_a_claim_lost_to_a_concurrent_instance_is_a_duplicate() -> None:
     assert racing.documents[event_log_path(WORKSPACE_ID, "msg-1")]["pubsub_message_id"] == (
         "ps-other"
     )
+
+
+class RecordingObserver:
+    """What the live stream is handed: (messageId, status, reason) per observed event."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, str | None]] = []
+
+    def observe(self, workspace_id: str, source_id: str, observed: list[Observed]) -> None:
+        self.seen += [(o.event["messageId"], o.status, o.reason) for o in observed]
+
+
+def test_observers_see_every_outcome_with_its_reason() -> None:
+    observer = RecordingObserver()
+    pipeline = make_pipeline(validator=BlockingValidator({"Bad"}), observers=[observer])
+    pipeline.process(
+        source_message(make_events(track(messageId="ok"), track("Bad", messageId="bad")))
+    )
+    pipeline.process(source_message(make_events(track(messageId="ok"))))  # a duplicate only
+    assert observer.seen == [
+        ("ok", "stored", None),
+        ("bad", "blocked", "blocked by a contract: event: Unplanned-Event"),
+        ("ok", "duplicate", DUPLICATE_REASON),
+    ]

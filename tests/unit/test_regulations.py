@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 
-from shared.domain.contracts import quarantine_collection
 from shared.domain.errors import Unavailable
-from shared.domain.pipeline import dead_letter_path, event_key
+from shared.domain.pipeline import dead_letter_path, event_key, quarantine_collection
 from shared.domain.sources import ApiToken
 from shared.ports import Write
 from shared.services.live import live_events_collection

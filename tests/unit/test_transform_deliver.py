@@ -4,11 +4,13 @@ letters for code that throws, returns no event, is not active or no longer compi
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 from shared.destinations.pubsub import TopicGuard
+from shared.domain.outcomes import EventObserver
 from shared.domain.routing import transformation_path
 from shared.services.deliver import Deliverer
 from shared.services.delivery_transformer import SandboxTransformer
@@ -27,6 +29,7 @@ from tests.unit.pipeline_fixtures import (
     source_message,
     track,
 )
+from tests.unit.test_process import RecordingObserver
 
 SEED_CODE = (
     "function transform(event) {\n if (event.properties.total > 100) {\n "
@@ -34,7 +37,9 @@ SEED_CODE = (
 )
 
 
-def pipeline_with(source_code: str, status: str = "active") -> Pipeline:
+def pipeline_with(
+    source_code: str, status: str = "active", observers: Sequence[EventObserver] = ()
+) -> Pipeline:
     """A webhook destination, one rule applying transformation t-1, and deliver wired with the
     sandbox (no caching, so every change shows at once)."""
     pipeline = make_pipeline()
@@ -52,6 +57,7 @@ def pipeline_with(source_code: str, status: str = "active") -> Pipeline:
         topic_guard=TopicGuard(PROJECT_ID),
         transformer=SandboxTransformer(pipeline.store, ProgramCache(Limits()), ttl_seconds=0),
         clock=pipeline.clock,
+        observers=observers,
     )
     return pipeline
 
@@ -126,6 +132,17 @@ def test_a_drop_is_recorded_and_shown_in_the_trace() -> None:
     dropped = [s for s in trace["stages"] if s["stage"] == "dropped"]
     assert len(dropped) == 1
     assert DEAD_LETTERS_TOPIC not in pipeline.publisher.published
+
+
+def test_a_drop_is_shown_to_the_live_stream_once_with_its_reason() -> None:
+    observer = RecordingObserver()
+    pipeline = pipeline_with("function transform(e) {\n  return null;\n}", observers=[observer])
+    deliver(pipeline, track())
+    [again] = pipeline.deliverer.deliver_all(pipeline.delivery_messages())  # a redelivery
+    assert again.detail == "already done"
+    assert observer.seen == [
+        ("msg-1", "dropped", "dropped by transformation t-1 for destination dest-1")
+    ]
 
 
 def stage_names(pipeline: Pipeline) -> list[str]:

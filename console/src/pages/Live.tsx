@@ -1,23 +1,46 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 
 import { type Api, messageOf, queryString } from '../api';
-import { JsonView, Loading, Notice, TraceView, onListKeys } from '../components/common';
-import { formatClock } from '../format';
+import { JsonView, Loading, Notice, StatusBadge, TraceView, onListKeys } from '../components/common';
+import { Name } from '../components/text';
+import { formatClock, timeZone, visibleText } from '../format';
 import { useLoad } from '../hooks';
-import { followStream, type StreamStatus } from '../sse';
+import { takeLiveFilters, type LiveFilters as Filters } from '../navigation';
+import { followStream, type SseMessage, type StreamStatus } from '../sse';
 import { CALL_TYPES, type CanonicalEvent, type EventSource, type EventTrace } from '../types';
 
 const MAX_EVENTS = 500;
+// A source's name in the filter's options: a <select> cannot cut text itself.
+const OPTION_LENGTH = 60;
+
+/** What became of an event (the stream's `outcome` events; a plain message is a stored one). */
+type Outcome = 'stored' | 'blocked' | 'duplicate' | 'suppressed' | 'dead_lettered' | 'dropped';
 
 interface LiveEntry {
   key: string;
   event: CanonicalEvent;
+  status: Outcome;
+  reason: string | null;
 }
 
-interface Filters {
-  source_id: string;
-  event_type: string;
-  event_name: string;
+/** An entry of the stream: a stored event's message, or an `outcome` event with its reason. */
+function entryOf(message: SseMessage): Omit<LiveEntry, 'key'> | null {
+  try {
+    const data = JSON.parse(message.data) as Record<string, unknown>;
+    if (message.event !== 'outcome') return { event: data as unknown as CanonicalEvent, status: 'stored', reason: null };
+    return {
+      event: data.event as CanonicalEvent,
+      status: data.status as Outcome,
+      reason: typeof data.reason === 'string' ? data.reason : null,
+    };
+  } catch {
+    return null;
+  }
+}
+
+function optionLabel(name: string): string {
+  const shown = visibleText(name);
+  return shown.length > OPTION_LENGTH ? `${shown.slice(0, OPTION_LENGTH - 1)}…` : shown;
 }
 
 const STATUS_TEXT: Record<StreamStatus, string> = {
@@ -31,8 +54,13 @@ const STATUS_TEXT: Record<StreamStatus, string> = {
 export function LivePage(props: { api: Api }) {
   const { api } = props;
   const sources = useLoad((signal) => api.get<EventSource[]>('/event-keys', undefined, signal), [api]);
-  const [filters, setFilters] = useState<Filters>({ source_id: '', event_type: '', event_name: '' });
-  const [nameDraft, setNameDraft] = useState('');
+  const [filters, setFilters] = useState<Filters>(() => ({
+    source_id: '',
+    event_type: '',
+    event_name: '',
+    ...takeLiveFilters(),
+  }));
+  const [nameDraft, setNameDraft] = useState(filters.event_name);
   const [events, setEvents] = useState<LiveEntry[]>([]);
   const [paused, setPaused] = useState(false);
   const [buffered, setBuffered] = useState(0);
@@ -45,7 +73,8 @@ export function LivePage(props: { api: Api }) {
 
   useEffect(() => {
     const controller = new AbortController();
-    // New filters, new stream: the list shows only what matches them.
+    // New filters, new stream: it starts with the latest matching events (the server's
+    // backlog), so the list is re-queried rather than emptied.
     setFatal(null);
     setEvents([]);
     setSelected(null);
@@ -59,14 +88,10 @@ export function LivePage(props: { api: Api }) {
       onStatus: (next) => setStatus(next),
       onFatal: (_status, message) => setFatal(message),
       onMessage: (message) => {
-        let event: CanonicalEvent;
-        try {
-          event = JSON.parse(message.data) as CanonicalEvent;
-        } catch {
-          return;
-        }
+        const seen = entryOf(message);
+        if (!seen || !seen.event) return;
         counter.current += 1;
-        const entry = { key: `${counter.current}-${event.messageId}`, event };
+        const entry = { ...seen, key: `${counter.current}-${seen.event.messageId}` };
         if (pausedRef.current) {
           buffer.current = [entry, ...buffer.current].slice(0, MAX_EVENTS);
           setBuffered(buffer.current.length);
@@ -112,7 +137,9 @@ export function LivePage(props: { api: Api }) {
           <label for="live-source">Source</label>
           <select id="live-source" value={filters.source_id} onChange={(e) => setFilter('source_id', (e.currentTarget as HTMLSelectElement).value)}>
             <option value="">All sources</option>
-            {(sources.data ?? []).map((s) => <option key={s.id} value={s.id}>{s.name}</option>)}
+            {(sources.data ?? []).map((s) => (
+              <option key={s.id} value={s.id} title={visibleText(s.name)}>{optionLabel(s.name)}</option>
+            ))}
           </select>
         </div>
         <div class="field">
@@ -140,16 +167,17 @@ export function LivePage(props: { api: Api }) {
         <section class="card list-panel" aria-labelledby="live-events-title">
           <h2 id="live-events-title">Events <span class="muted">({events.length})</span></h2>
           {events.length === 0 ? (
-            <p class="muted">Waiting for events… Send one with a source's snippet, or “Send test event” on the Sources page.</p>
+            <p class="muted">No events in the last hour{filters.source_id || filters.event_type || filters.event_name ? ' match these filters' : ''}. Waiting for events… Send one with a source's snippet, or “Send test event” on the Sources page.</p>
           ) : (
             <div class="table-wrap" onKeyDown={onListKeys}>
               <table class="events">
-                <caption class="visually-hidden">Live events, newest first. Choose one to see its JSON and trace.</caption>
+                <caption class="visually-hidden">Live events, newest first, with what became of each. Choose one to see its JSON and trace.</caption>
                 <thead>
                   <tr>
-                    <th scope="col">Received</th>
+                    <th scope="col">Received <span class="muted">({timeZone()})</span></th>
                     <th scope="col">Type</th>
                     <th scope="col">Name</th>
+                    <th scope="col">Outcome</th>
                     <th scope="col">User</th>
                     <th scope="col">Source</th>
                   </tr>
@@ -159,7 +187,7 @@ export function LivePage(props: { api: Api }) {
                     const e = entry.event;
                     const label = e.event ?? e.name ?? '—';
                     return (
-                      <tr key={entry.key} class={selected?.key === entry.key ? 'selected' : undefined} data-testid="live-event">
+                      <tr key={entry.key} class={selected?.key === entry.key ? 'selected' : undefined} data-testid="live-event" data-status={entry.status}>
                         <td>
                           <button
                             type="button"
@@ -168,14 +196,18 @@ export function LivePage(props: { api: Api }) {
                             aria-pressed={selected?.key === entry.key}
                             onClick={() => setSelected(entry)}
                           >
-                            {formatClock(e.receivedAt)}
-                            <span class="visually-hidden"> {e.type} {label}</span>
+                            <span title={new Date(e.receivedAt).toISOString().replace('T', ' ').replace('Z', ' UTC')}>{formatClock(e.receivedAt)}</span>
+                            <span class="visually-hidden"> {e.type} {label} {entry.status}</span>
                           </button>
                         </td>
                         <td><span class={`type type-${e.type}`}>{e.type}</span></td>
-                        <td>{label}</td>
-                        <td>{e.userId ?? e.anonymousId ?? '—'}</td>
-                        <td>{sourceNames.get(e.sourceId) ?? e.sourceId}</td>
+                        <td><Name text={label} /></td>
+                        <td>
+                          <StatusBadge value={entry.status} />
+                          {entry.reason ? <Name class="outcome-reason muted" text={entry.reason} /> : null}
+                        </td>
+                        <td><Name text={e.userId ?? e.anonymousId ?? '—'} /></td>
+                        <td><Name text={sourceNames.get(e.sourceId) ?? e.sourceId} /></td>
                       </tr>
                     );
                   })}
@@ -185,16 +217,17 @@ export function LivePage(props: { api: Api }) {
           )}
         </section>
         <section class="card detail-panel" aria-labelledby="live-detail-title">
-          <h2 id="live-detail-title">{selected ? `Event ${selected.event.messageId}` : 'Event details'}</h2>
-          {selected ? <EventDetail key={selected.key} api={api} event={selected.event} /> : <p class="muted">Choose an event to see its JSON and its trace.</p>}
+          <h2 id="live-detail-title"><Name text={selected ? `Event ${selected.event.messageId}` : 'Event details'} /></h2>
+          {selected ? <EventDetail key={selected.key} api={api} entry={selected} /> : <p class="muted">Choose an event to see its JSON and its trace.</p>}
         </section>
       </div>
     </div>
   );
 }
 
-function EventDetail(props: { api: Api; event: CanonicalEvent }) {
-  const { api, event } = props;
+function EventDetail(props: { api: Api; entry: LiveEntry }) {
+  const { api, entry } = props;
+  const { event } = entry;
   const [trace, setTrace] = useState<EventTrace | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [tick, setTick] = useState(0);
@@ -211,6 +244,9 @@ function EventDetail(props: { api: Api; event: CanonicalEvent }) {
 
   return (
     <div class="stack">
+      <p data-testid="live-outcome">
+        <StatusBadge value={entry.status} /> {entry.reason ?? (entry.status === 'stored' ? 'Stored and routed.' : '')}
+      </p>
       <div class="section-head">
         <h3>Trace</h3>
         <button type="button" class="secondary small" onClick={() => setTick((t) => t + 1)}>Refresh trace</button>
