@@ -175,11 +175,10 @@ export function LivePage(props: { api: Api }) {
                 <thead>
                   <tr>
                     <th scope="col">Received <span class="muted">({timeZone()})</span></th>
-                    <th scope="col">Type</th>
-                    <th scope="col">Name</th>
+                    <th scope="col">Type and name</th>
                     <th scope="col">Outcome</th>
-                    <th scope="col">User</th>
-                    <th scope="col">Source</th>
+                    <th scope="col" class="wide-only">User</th>
+                    <th scope="col" class="wide-only">Source</th>
                   </tr>
                 </thead>
                 <tbody>
@@ -200,14 +199,13 @@ export function LivePage(props: { api: Api }) {
                             <span class="visually-hidden"> {e.type} {label} {entry.status}</span>
                           </button>
                         </td>
-                        <td><span class={`type type-${e.type}`}>{e.type}</span></td>
-                        <td><Name text={label} /></td>
+                        <td class="type-and-name"><span class={`type type-${e.type}`}>{e.type}</span> <Name text={label} /></td>
                         <td>
                           <StatusBadge value={entry.status} />
                           {entry.reason ? <Name class="outcome-reason muted" text={entry.reason} /> : null}
                         </td>
-                        <td><Name text={e.userId ?? e.anonymousId ?? '—'} /></td>
-                        <td><Name text={sourceNames.get(e.sourceId) ?? e.sourceId} /></td>
+                        <td class="wide-only"><Name text={e.userId ?? e.anonymousId ?? '—'} /></td>
+                        <td class="wide-only"><Name text={sourceNames.get(e.sourceId) ?? e.sourceId} /></td>
                       </tr>
                     );
                   })}
