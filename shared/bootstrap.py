@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from shared.services.deliver import Deliverer
     from shared.services.delivery_topics import DeliveryTopics
     from shared.services.delivery_transformer import SandboxTransformer
+    from shared.services.destination_test import DestinationTester
     from shared.services.destinations import Destinations
     from shared.services.event_query import EventQueries
     from shared.services.forwarding_rules import ForwardingRules
@@ -178,6 +179,14 @@ class Services:
             self.forwarding_rules,
             self.topic_guard,
             self.delivery_topics,
+        )
+
+    @cached_property
+    def destination_tester(self) -> DestinationTester:
+        from shared.services.destination_test import DestinationTester
+
+        return DestinationTester(
+            self.destinations, self.http_sender, self.customer_publisher, self.topic_guard
         )
 
     @cached_property

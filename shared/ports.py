@@ -79,6 +79,18 @@ class ConfigStore(Protocol):
         """Documents of a collection matching every filter, ordered and limited."""
         ...
 
+    def query_group(
+        self,
+        collection_id: str,
+        where: Iterable[Filter] = (),
+        order_by: str | None = None,
+        descending: bool = False,
+        limit: int | None = None,
+    ) -> list[Document]:
+        """As `query`, over every collection named `collection_id` wherever it is (Firestore's
+        collection group query: one query across, say, every contract's `violations`)."""
+        ...
+
     def create(self, path: str, data: Document) -> None:
         """Create a document; raise `AlreadyExists` when it exists."""
         ...
@@ -165,9 +177,18 @@ class EventStore(Protocol):
         """Insert rows; raise `Unavailable` when the store cannot take them now."""
         ...
 
-    def volume(self, workspace_id: str, hours: int) -> list[Document]:
-        """Counts per event_type, event_name and hour_bucket (an aware datetime) of the current
-        hour and the `hours - 1` before it, by `received_at`, oldest bucket first."""
+    def volume(
+        self,
+        workspace_id: str,
+        since: datetime,
+        *,
+        granularity: Literal["hour", "day"] = "hour",
+        time_zone: str = "UTC",
+        source_id: str | None = None,
+    ) -> list[Document]:
+        """Counts per event_type, event_name and `bucket` (an aware datetime: the start of the
+        event's hour, or of its day in the IANA `time_zone`) of the events received since
+        `since`, optionally of one source, oldest bucket first."""
         ...
 
     def counts_by_source(self, workspace_id: str, since: datetime) -> dict[str, int]:

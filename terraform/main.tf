@@ -45,8 +45,9 @@ locals {
     }
     event_contracts = {
       trigger = "http"
-      access  = ["firestore", "publish"]
-      size    = { memory = "512Mi", cpu = "1", concurrency = 20, timeout_seconds = 60, min_instances = 0, max_instances = 10 }
+      # bigquery_read: a schema proposed from recent events (event-contracts/proposal).
+      access = ["firestore", "publish", "bigquery_read"]
+      size   = { memory = "512Mi", cpu = "1", concurrency = 20, timeout_seconds = 60, min_instances = 0, max_instances = 10 }
     }
     destinations = {
       trigger = "http"

@@ -10,9 +10,10 @@ import operator
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
+from zoneinfo import ZoneInfo
 
 from shared.bootstrap import Services
 from shared.config import Settings
@@ -91,6 +92,26 @@ class InMemoryConfigStore:
         if any(query_condition(condition.op, condition.value) is None for condition in where):
             return []
         found = [d for d in self.list_documents(collection) if all(_holds(d, f) for f in where)]
+        if order_by is not None:
+            found.sort(key=lambda d: d[order_by], reverse=descending)
+        return found[:limit] if limit is not None else found
+
+    def query_group(
+        self,
+        collection_id: str,
+        where: Iterable[Filter] = (),
+        order_by: str | None = None,
+        descending: bool = False,
+        limit: int | None = None,
+    ) -> list[Document]:
+        # Every collection whose last segment is `collection_id`, as Firestore's group query.
+        parents = {path.rsplit("/", 1)[0] for path in self.documents}
+        found = [
+            document
+            for parent in sorted(parents)
+            if parent == collection_id or parent.endswith("/" + collection_id)
+            for document in self.query(parent, where)
+        ]
         if order_by is not None:
             found.sort(key=lambda d: d[order_by], reverse=descending)
         return found[:limit] if limit is not None else found
@@ -249,15 +270,27 @@ class FakeEventStore:
         self.rows.extend(copy.deepcopy(rows))
 
     # The readers below answer as BigQueryEventStore does (see the EventStore port).
-    def volume(self, workspace_id: str, hours: int) -> list[Document]:
-        now = datetime.now(UTC)
-        start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
+    def volume(
+        self,
+        workspace_id: str,
+        since: datetime,
+        *,
+        granularity: Literal["hour", "day"] = "hour",
+        time_zone: str = "UTC",
+        source_id: str | None = None,
+    ) -> list[Document]:
+        zone = ZoneInfo(time_zone)
         counts: collections.Counter[tuple[str, str | None, datetime]] = collections.Counter()
-        for row in self._found(EventQuery(workspace_id, start)):
-            bucket = row["received_at"].replace(minute=0, second=0, microsecond=0)
+        for row in self._found(EventQuery(workspace_id, since, source_id=source_id)):
+            if granularity == "day":
+                local = row["received_at"].astimezone(zone)
+                midnight = datetime.combine(local.date(), time(), tzinfo=zone)
+                bucket = midnight.astimezone(UTC)
+            else:
+                bucket = row["received_at"].replace(minute=0, second=0, microsecond=0)
             counts[(row["event_type"], row["event_name"], bucket)] += 1
         return [
-            {"event_type": t, "event_name": n, "hour_bucket": b, "event_count": c}
+            {"event_type": t, "event_name": n, "bucket": b, "event_count": c}
             for (t, n, b), c in sorted(
                 counts.items(), key=lambda i: (i[0][2], i[0][0], i[0][1] or "")
             )

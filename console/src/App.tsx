@@ -4,6 +4,8 @@ import { Api } from './api';
 import { clearSession, loadSession, saveSession, type Session } from './session';
 import { SignIn } from './pages/SignIn';
 import { SourcesPage } from './pages/Sources';
+import { DestinationsPage } from './pages/Destinations';
+import { ForwardingRulesPage } from './pages/ForwardingRules';
 import { LivePage } from './pages/Live';
 import { VolumePage } from './pages/Volume';
 import { ContractsPage } from './pages/Contracts';
@@ -13,6 +15,8 @@ import { ReplayPage } from './pages/Replay';
 // Pages live in the URL's fragment (#/live): only the page's name, never a token or a filter.
 const PAGES = [
   { id: 'sources', title: 'Sources', component: SourcesPage },
+  { id: 'destinations', title: 'Destinations', component: DestinationsPage },
+  { id: 'forwarding-rules', title: 'Forwarding rules', component: ForwardingRulesPage },
   { id: 'live', title: 'Live debugger', component: LivePage },
   { id: 'volume', title: 'Volume', component: VolumePage },
   { id: 'contracts', title: 'Contracts', component: ContractsPage },

@@ -44,11 +44,19 @@ async function errorOf(response: Response): Promise<ApiError> {
   return new ApiError(response.status, message, field, details);
 }
 
+export interface RequestOptions {
+  query?: Query;
+  body?: unknown;
+  signal?: AbortSignal;
+  /** Reads a successful answer's headers (a paged list's X-Next-Cursor and X-Total-Count). */
+  onHeaders?: (headers: Headers) => void;
+}
+
 export async function send<T>(
   token: string,
   method: string,
   path: string,
-  options: { query?: Query; body?: unknown; signal?: AbortSignal } = {},
+  options: RequestOptions = {},
 ): Promise<T> {
   const headers: Record<string, string> = { Authorization: `Bearer ${token}`, Accept: 'application/json' };
   let body: string | undefined;
@@ -71,6 +79,7 @@ export async function send<T>(
     throw new ApiError(0, 'Streams could not be reached: is the gateway running?');
   }
   if (!response.ok) throw await errorOf(response);
+  options.onHeaders?.(response.headers);
   if (response.status === 204) return undefined as T;
   const text = await response.text();
   return (text ? JSON.parse(text) : undefined) as T;
@@ -108,7 +117,7 @@ export class Api {
   async request<T>(
     method: string,
     path: string,
-    options: { query?: Query; body?: unknown; signal?: AbortSignal } = {},
+    options: RequestOptions = {},
   ): Promise<T> {
     try {
       return await send<T>(this.session.token, method, this.workspacePath(path), options);

@@ -42,3 +42,13 @@ export function useLoad<T>(load: (signal: AbortSignal) => Promise<T>, deps: unkn
   const reload = useCallback(() => setTick((t) => t + 1), []);
   return { data, error, loading, reload };
 }
+
+/** The text typed, once the user paused typing for `delay` ms (one request per pause). */
+export function useDebounced(value: string, delay = 300): string {
+  const [settled, setSettled] = useState(value);
+  useEffect(() => {
+    const timer = window.setTimeout(() => setSettled(value), delay);
+    return () => window.clearTimeout(timer);
+  }, [value, delay]);
+  return settled;
+}

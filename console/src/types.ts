@@ -52,10 +52,13 @@ export interface EventTrace {
   stages: TraceStage[];
 }
 
+/** A row of GET /events/volume: per hour (`hour_bucket`), or per day (`day_bucket`, with
+ * granularity=day). */
 export interface VolumeRow {
   event_type: string;
   event_name: string | null;
-  hour_bucket: string;
+  hour_bucket?: string;
+  day_bucket?: string;
   event_count: number;
 }
 
@@ -157,6 +160,8 @@ export interface TestResult {
   error_line?: number | null;
   warnings?: string[];
   events?: RecentRun[] | null;
+  /** recent: events not run because the request's CPU time was used up. */
+  skipped?: number;
 }
 
 export interface Destination {
@@ -169,9 +174,12 @@ export interface Destination {
 
 export interface DeadLetter {
   id: string;
+  /** delivery: a delivery to a destination; event: an event that never reached routing. */
+  kind?: 'delivery' | 'event';
   message_id: string;
-  rule_id: string;
-  destination_id: string;
+  source_id?: string | null;
+  rule_id: string | null;
+  destination_id: string | null;
   destination_type: string | null;
   reason_code: string;
   reason: string;
@@ -193,7 +201,15 @@ export interface QuarantinedEvent {
   event_name: string | null;
   received_at: string | null;
   contract_ids: string[];
-  reasons: { contract_id: string; type: string; field: string; message: string | null }[];
+  reasons: {
+    contract_id: string;
+    contract_version: number | null;
+    type: string;
+    field: string;
+    message: string | null;
+    expected: string | null;
+    actual: string | null;
+  }[];
   status: 'quarantined' | 'replayed';
   times_quarantined: number;
   replay_count: number;
@@ -207,4 +223,117 @@ export interface ReplayResult {
   matched: number;
   replayed: string[];
   skipped: { id: string; reason: string }[];
+  /** The messageId of each record id of `replayed` and `skipped`. */
+  message_ids: Record<string, string>;
+}
+
+// Destinations and forwarding rules (pages/Destinations.tsx, pages/ForwardingRules.tsx).
+
+/** A destination as /api/v1 answers it: config without its secrets, and which secrets are set. */
+export interface DestinationRecord extends Destination {
+  config: Record<string, unknown>;
+  secrets_set: string[];
+}
+
+/** A JSON Schema, as far as the destination forms read one. */
+export interface JsonSchema {
+  type?: string;
+  title?: string;
+  description?: string;
+  enum?: unknown[];
+  default?: unknown;
+  format?: string;
+  writeOnly?: boolean;
+  minimum?: number;
+  maximum?: number;
+  minLength?: number;
+  maxLength?: number;
+  pattern?: string;
+  anyOf?: JsonSchema[];
+  properties?: Record<string, JsonSchema>;
+  additionalProperties?: boolean | JsonSchema;
+  required?: string[];
+}
+
+export interface DestinationTypeSchema {
+  type: string;
+  description: string;
+  config_schema: JsonSchema;
+  secret_fields: string[];
+}
+
+export interface DestinationTestResult {
+  outcome: 'delivered' | 'retry' | 'failed' | 'skipped' | 'rejected';
+  http_status: number | null;
+  detail: string;
+  duration_ms: number | null;
+  message_id: string;
+  event: Record<string, unknown>;
+}
+
+export interface DeliveryRecord {
+  delivery_id: string;
+  message_id: string;
+  rule_id: string | null;
+  status: 'delivered' | 'skipped' | 'dropped' | 'retrying' | 'dead_lettered';
+  attempts: number;
+  last_detail: string | null;
+  last_http_status: number | null;
+  created_at: string;
+  updated_at: string;
+  delivered_at: string | null;
+}
+
+export interface ForwardingRule {
+  id: string;
+  workspace_id: string;
+  name: string;
+  destination_id: string;
+  event_types: CallType[];
+  event_names: string[];
+  transformation_id: string | null;
+  enabled: boolean;
+  created_at: string;
+  updated_at: string;
+}
+
+// Contracts page (issue 24): the editor's schema check, the events-seen proposal, list counts.
+export interface SchemaCheckResult {
+  valid: true;
+  form: 'compact' | 'json_schema';
+  json_schema: Record<string, unknown>;
+}
+
+export interface ProposedField {
+  field: string;
+  types: string[];
+  seen: number;
+  required: boolean;
+}
+
+export interface SchemaProposal {
+  event_type: string;
+  event_name: string;
+  target: 'properties' | 'traits';
+  sampled: number;
+  since: string;
+  until: string;
+  newest_received_at: string | null;
+  schema_definition: Record<string, unknown>;
+  fields: ProposedField[];
+}
+
+export interface ViolationCount {
+  events: number;
+  violations: number;
+  blocked_events: number;
+}
+
+export interface ViolationCounts {
+  since: string;
+  until: string;
+  complete_since: string;
+  truncated: boolean;
+  scanned: number;
+  counts: Record<string, ViolationCount>;
 }

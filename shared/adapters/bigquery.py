@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from google.api_core import exceptions as gexc
 from google.api_core import retry as gretry
@@ -79,21 +79,37 @@ class BigQueryEventStore:
         if errors:
             raise Unavailable(f"BigQuery refused {len(errors)} rows: {str(errors)[:500]}")
 
-    def volume(self, workspace_id: str, hours: int) -> list[Document]:
+    def volume(
+        self,
+        workspace_id: str,
+        since: datetime,
+        *,
+        granularity: Literal["hour", "day"] = "hour",
+        time_zone: str = "UTC",
+        source_id: str | None = None,
+    ) -> list[Document]:
         # A constant lower bound on the partitioning column: BigQuery prunes to the days it spans.
-        sql = f"""
-            SELECT event_type, event_name,
-                   TIMESTAMP_TRUNC(received_at, HOUR) AS hour_bucket, COUNT(*) AS event_count
-            FROM `{self._table}`
-            WHERE workspace_id = @workspace_id
-              AND received_at >= TIMESTAMP_SUB(
-                    TIMESTAMP_TRUNC(CURRENT_TIMESTAMP(), HOUR), INTERVAL @hours_back HOUR)
-            GROUP BY event_type, event_name, hour_bucket
-            ORDER BY hour_bucket, event_type, event_name"""
+        where = "workspace_id = @workspace_id AND received_at >= @since"
         params = [
             _param("workspace_id", "STRING", workspace_id),
-            _param("hours_back", "INT64", hours - 1),
+            _param("since", "TIMESTAMP", since),
         ]
+        # Hours are UTC hours (the seed's hour_bucket); days start at midnight in `time_zone`.
+        bucket = "TIMESTAMP_TRUNC(received_at, HOUR)"
+        if granularity == "day":
+            bucket = "TIMESTAMP_TRUNC(received_at, DAY, @time_zone)"
+            params.append(_param("time_zone", "STRING", time_zone))
+        if source_id is not None:
+            where += " AND source_id = @source_id"
+            params.append(_param("source_id", "STRING", source_id))
+        sql = f"""
+            SELECT event_type, event_name,
+                   {bucket} AS bucket,
+                   COUNT(*) AS event_count
+            FROM `{self._table}`
+            WHERE {where}
+            GROUP BY event_type, event_name, bucket
+            ORDER BY bucket, event_type, event_name"""
         return [dict(row) for row in self._query(sql, params)]
 
     def counts_by_source(self, workspace_id: str, since: datetime) -> dict[str, int]:

@@ -77,11 +77,35 @@ class FirestoreConfigStore:
         descending: bool = False,
         limit: int | None = None,
     ) -> list[Document]:
+        if not is_collection_path(collection):
+            return []  # no such collection can exist
+        return self._run(self._client.collection(collection), where, order_by, descending, limit)
+
+    def query_group(
+        self,
+        collection_id: str,
+        where: Iterable[Filter] = (),
+        order_by: str | None = None,
+        descending: bool = False,
+        limit: int | None = None,
+    ) -> list[Document]:
+        if not is_collection_path(collection_id) or "/" in collection_id:
+            return []  # a group is named by one collection id, never a path
+        group = self._client.collection_group(collection_id)
+        return self._run(group, where, order_by, descending, limit)
+
+    def _run(
+        self,
+        query: Any,
+        where: Iterable[Filter],
+        order_by: str | None,
+        descending: bool,
+        limit: int | None,
+    ) -> list[Document]:
         conditions = [(c.field, query_condition(c.op, c.value)) for c in where]
         sendable = [(field, *sent) for field, sent in conditions if sent is not None]
-        if not is_collection_path(collection) or len(sendable) < len(conditions):
-            return []  # no such collection can exist, or a condition can match nothing
-        query: Any = self._client.collection(collection)
+        if len(sendable) < len(conditions):
+            return []  # a condition can match nothing
         for field, op, value in sendable:
             query = query.where(filter=FieldFilter(field, op, value))
         if order_by is not None:

@@ -12,9 +12,11 @@ from shared.api.forwarding_rules import EventName
 from shared.api.models import Input, Name, Timestamp, not_null
 from shared.domain import ids
 from shared.domain.contracts import ContractEventType, ContractStatus, EnforcementMode
+from shared.domain.schema_forms import SchemaForm
 from shared.http.request import ApiRequest
 from shared.http.routing import Route
-from shared.services.contracts import ViolationQuery
+from shared.services.contracts import ViolationQuery, check_schema
+from shared.services.schema_proposals import SchemaProposals
 
 FUNCTION = "event_contracts"
 BASE = "/api/v1/workspaces/{workspace_id}/event-contracts"
@@ -157,6 +159,88 @@ def list_violations(request: ApiRequest) -> dict[str, Any]:
     )
 
 
+class SchemaCheck(Input):
+    """A schema to check as creating or updating a contract would, without saving anything."""
+
+    schema_definition: SchemaDefinition
+
+
+class SchemaCheckResult(BaseModel):
+    valid: Literal[True]
+    form: SchemaForm = Field(description="the form the definition was read as")
+    json_schema: dict[str, Any] = Field(description="the definition as JSON Schema")
+
+
+def validate_schema(request: ApiRequest) -> dict[str, Any]:
+    body: SchemaCheck = request.body
+    json_schema, form = check_schema(body.schema_definition)
+    return {"valid": True, "form": form, "json_schema": json_schema}
+
+
+class ProposalFilters(Input):
+    event_type: ContractEventType
+    event_name: ContractEventName = None
+    limit: int = Field(100, ge=1, le=1000, description="the newest this many events are read")
+    days: int = Field(7, ge=1, le=30, description="received within this many days")
+
+
+class ProposedField(BaseModel):
+    field: str = Field(description="dotted path inside the payload; items[] for array elements")
+    types: list[str]
+    seen: int = Field(description="how many sampled values it had (array elements count each)")
+    required: bool = Field(description="present and not null in every sampled object")
+
+
+class SchemaProposal(BaseModel):
+    """A compact-form schema describing the sampled events: a starting point to edit."""
+
+    event_type: str
+    event_name: str
+    target: Literal["properties", "traits"]
+    sampled: int
+    since: Timestamp
+    until: Timestamp
+    newest_received_at: Timestamp | None
+    schema_definition: dict[str, Any]
+    fields: list[ProposedField]
+
+
+def propose_schema(request: ApiRequest) -> dict[str, Any]:
+    filters: ProposalFilters = request.query
+    proposals = SchemaProposals(request.services.event_store)
+    return proposals.propose(
+        request.workspace_id, filters.event_type, filters.event_name, filters.limit, filters.days
+    )
+
+
+class CountFilters(Input):
+    hours: int = Field(24, ge=1, le=24 * 30, description="the window, ending now")
+
+
+class ViolationCount(BaseModel):
+    events: int = Field(description="events with violations")
+    violations: int
+    blocked_events: int
+
+
+class ViolationCounts(BaseModel):
+    """Counts per contract id (contracts without violations are absent)."""
+
+    since: Timestamp
+    until: Timestamp
+    complete_since: Timestamp = Field(
+        description="the counts are complete from this time on (since, unless truncated)"
+    )
+    truncated: bool = Field(description="more records than one scan reads (20,000)")
+    scanned: int
+    counts: dict[str, ViolationCount]
+
+
+def violation_counts(request: ApiRequest) -> dict[str, Any]:
+    filters: CountFilters = request.query
+    return request.services.contracts.violation_counts(request.workspace_id, filters.hours)
+
+
 def iso(moment: datetime | None) -> str | None:
     return ids.isoformat(moment) if moment else None
 
@@ -180,7 +264,41 @@ CONTRACTS = Collection(
     ),
 )
 
+# Before the collection's routes: `validate-schema` and the others are not contract ids.
 ROUTES = (
+    Route(
+        "POST",
+        BASE + "/validate-schema",
+        FUNCTION,
+        "validateEventContractSchema",
+        "Check a schema as create and update would (400 names the problem), saving nothing",
+        validate_schema,
+        body=SchemaCheck,
+        response=SchemaCheckResult,
+        tag="Contracts",
+    ),
+    Route(
+        "GET",
+        BASE + "/proposal",
+        FUNCTION,
+        "proposeEventContractSchema",
+        "A compact-form schema inferred from the newest stored events of a type and name",
+        propose_schema,
+        query=ProposalFilters,
+        response=SchemaProposal,
+        tag="Contracts",
+    ),
+    Route(
+        "GET",
+        BASE + "/violation-counts",
+        FUNCTION,
+        "countEventContractViolations",
+        "Every contract's violation counts over the last hours, in one answer",
+        violation_counts,
+        query=CountFilters,
+        response=ViolationCounts,
+        tag="Contracts",
+    ),
     *CONTRACTS.routes(),
     Route(
         "GET",

@@ -5,15 +5,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, StringConstraints, WithJsonSchema
+from pydantic import BaseModel, Field, StringConstraints, WithJsonSchema
 
 from shared.api.crud import Collection, Summaries
 from shared.api.models import Input, Name, Timestamp, not_null
-from shared.destinations import DESTINATION_TYPES, public_config
+from shared.destinations import CONNECTORS, DESTINATION_TYPES, public_config, secret_fields
+from shared.domain.pipeline import DeliveryStatus
 from shared.domain.routing import Destination, DestinationStatus
+from shared.http.request import ApiRequest
+from shared.http.routing import Route
+from shared.services.destination_test import TestOutcome
+from shared.services.destinations import MAX_RECENT_DELIVERIES
 
 FUNCTION = "destinations"
-BASE = "/api/v1/workspaces/{workspace_id}/destinations"
+WORKSPACE = "/api/v1/workspaces/{workspace_id}"
+BASE = WORKSPACE + "/destinations"
 
 # Checked against the connector registry by the service (400 naming `type`); the enum documents it.
 DestinationType = Annotated[
@@ -81,6 +87,28 @@ def stream_destination(destination: Destination) -> StreamDestination:
     )
 
 
+class DestinationObject(StreamDestination):
+    """A destination as /api/v1 answers it: the /v1/streams shape plus which secrets are set."""
+
+    secrets_set: list[str] = Field(
+        description="The config's write-only fields that hold a value (never the values): "
+        "a form shows them as set, and an update that omits them keeps them"
+    )
+
+
+def _is_set(value: Any) -> bool:
+    return value not in (None, "", {})
+
+
+def destination_object(destination: Destination) -> DestinationObject:
+    """The /api/v1 view: secrets as set or not, never their values."""
+    hidden = secret_fields(destination.type) if destination.type in CONNECTORS else frozenset()
+    return DestinationObject(
+        **stream_destination(destination).model_dump(),
+        secrets_set=sorted(name for name in hidden if _is_set(destination.config.get(name))),
+    )
+
+
 DESTINATIONS = Collection(
     service=lambda services: services.destinations,
     function=FUNCTION,
@@ -90,7 +118,7 @@ DESTINATIONS = Collection(
     tag="Destinations",
     create_body=DestinationCreate,
     update_body=DestinationUpdate,
-    response=StreamDestination,
+    response=DestinationObject,
     summaries=Summaries(
         list="List destinations, oldest first (secrets are never returned)",
         create="Create a destination; its config is validated for its type and its URLs checked",
@@ -99,7 +127,146 @@ DESTINATIONS = Collection(
         "keep their value",
         delete="Delete a destination (409 while a forwarding rule delivers to it)",
     ),
-    present=stream_destination,
+    present=destination_object,
 )
 
-ROUTES = DESTINATIONS.routes()
+
+class DestinationTypeSchema(BaseModel):
+    """A destination type and the JSON Schema its `config` is validated with."""
+
+    type: str
+    description: str
+    config_schema: dict[str, Any] = Field(
+        description="JSON Schema (2020-12) of `config`, generated from the very model that "
+        "validates it; write-only fields are marked `writeOnly`"
+    )
+    secret_fields: list[str] = Field(
+        description="config fields that are write-only: never answered, kept when an update "
+        "omits them"
+    )
+
+
+def _destination_type(type_: str) -> DestinationTypeSchema:
+    model = CONNECTORS[type_].config_model
+    return DestinationTypeSchema(
+        type=type_,
+        description=(model.__doc__ or "").strip(),
+        config_schema=model.model_json_schema(),
+        secret_fields=sorted(secret_fields(type_)),
+    )
+
+
+def list_destination_types(request: ApiRequest) -> list[DestinationTypeSchema]:
+    return [_destination_type(type_) for type_ in DESTINATION_TYPES]
+
+
+class DestinationTestRequest(Input):
+    """The event to send; the sample track (`Streams Test Event`) when omitted."""
+
+    event: dict[str, Any] | None = Field(
+        None,
+        description="A Segment call (`type` defaults to track), normalised as ingest would",
+        json_schema_extra={
+            "examples": [{"type": "track", "event": "Order Completed", "userId": "u1"}]
+        },
+    )
+
+
+class DestinationTestResult(BaseModel):
+    """What the destination answered the test event; nothing is recorded."""
+
+    outcome: TestOutcome = Field(
+        description="delivered (2xx, or published); retry (what a delivery would retry: 5xx, "
+        "408, 429, timeout, no connection); failed (refused for good: other 4xx and 3xx, or an "
+        "address Streams does not send to); skipped (this type takes no such event); rejected "
+        "(the event lacks what the destination needs; nothing was sent)"
+    )
+    http_status: int | None
+    detail: str = Field(
+        description="In words: the HTTP status and up to 300 characters of the answer's body "
+        "(secrets sent to the destination are scrubbed), or why nothing was sent"
+    )
+    duration_ms: float | None
+    message_id: str
+    event: dict[str, Any] = Field(description="The canonical event that was sent")
+
+
+def send_test_event(request: ApiRequest) -> DestinationTestResult:
+    body: DestinationTestRequest = request.body
+    result = request.services.destination_tester.send_test(
+        request.workspace_id, request.params["destination_id"], body.event
+    )
+    return DestinationTestResult(
+        outcome=result.outcome,
+        http_status=result.http_status,
+        detail=result.detail,
+        duration_ms=result.duration_ms,
+        message_id=result.message_id,
+        event=dict(result.event),
+    )
+
+
+class DeliveryQuery(Input):
+    limit: int = Field(50, ge=1, le=MAX_RECENT_DELIVERIES)
+
+
+class Delivery(BaseModel):
+    """One event's delivery to the destination, as its last attempt left it."""
+
+    delivery_id: str
+    message_id: str
+    rule_id: str | None
+    status: DeliveryStatus
+    attempts: int
+    last_detail: str | None
+    last_http_status: int | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    delivered_at: Timestamp | None
+
+
+def list_deliveries(request: ApiRequest) -> list[Delivery]:
+    query: DeliveryQuery = request.query
+    records = request.services.destinations.recent_deliveries(
+        request.workspace_id, request.params["destination_id"], query.limit
+    )
+    return [Delivery.model_validate(record) for record in records]
+
+
+ROUTES = (
+    *DESTINATIONS.routes(),
+    Route(
+        "GET",
+        WORKSPACE + "/destination-types",
+        FUNCTION,
+        "listDestinationTypes",
+        "Destination types, each with the JSON Schema of its config",
+        list_destination_types,
+        response=list[DestinationTypeSchema],
+        tag="Destinations",
+    ),
+    Route(
+        "POST",
+        BASE + "/{destination_id}/test",
+        FUNCTION,
+        "testDestination",
+        "Send one test event to the destination now, and answer what it said "
+        "(whatever the destination's status; nothing is recorded)",
+        send_test_event,
+        body=DestinationTestRequest,
+        body_required=False,
+        response=DestinationTestResult,
+        tag="Destinations",
+    ),
+    Route(
+        "GET",
+        BASE + "/{destination_id}/deliveries",
+        FUNCTION,
+        "listDestinationDeliveries",
+        "The destination's recent deliveries, most recently attempted first",
+        list_deliveries,
+        query=DeliveryQuery,
+        response=list[Delivery],
+        tag="Destinations",
+    ),
+)

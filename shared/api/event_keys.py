@@ -6,11 +6,13 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from shared.api.crud import PAGE_HEADERS, list_filter, list_query, page_reply, status_of
 from shared.api.models import AllowedOrigins, Input, Name, Timestamp
+from shared.domain.paging import page_of
 from shared.domain.privacy import IpPolicy
 from shared.domain.rate_limit import MAX_BURST, MAX_EVENTS_PER_SECOND, WINDOW_SECONDS, RateLimit
-from shared.domain.sources import EventSource
-from shared.http.request import ApiRequest
+from shared.domain.sources import EventSource, SourceStatus
+from shared.http.request import ApiRequest, Reply
 from shared.http.routing import Route
 
 FUNCTION = "event_keys"
@@ -111,8 +113,13 @@ class EventSourceObject(BaseModel):
     updated_at: Timestamp
 
 
-def list_sources(request: ApiRequest) -> list[EventSource]:
-    return request.services.sources.list(request.workspace_id)
+SourceListQuery = list_query("EventSourceListQuery", SourceStatus)
+
+
+def list_sources(request: ApiRequest) -> Reply:
+    # Firestore: one read per source of the workspace, whatever the page (crud.Collection.list).
+    sources = request.services.sources.list(request.workspace_id)
+    return page_reply(request, page_of(sources, list_filter(request), status_of))
 
 
 def create_source(request: ApiRequest) -> EventSource:
@@ -214,7 +221,9 @@ ROUTES = (
         "listEventSources",
         "List event sources",
         list_sources,
+        query=SourceListQuery,
         response=list[EventSourceObject],
+        response_headers=PAGE_HEADERS,
         tag="Event Sources",
     ),
     Route(

@@ -104,8 +104,11 @@ class ReplaySkip(BaseModel):
 class ReplayResult(BaseModel):
     dry_run: bool
     matched: int
-    replayed: list[str]
+    replayed: list[str] = Field(description="ids of the records replayed (or, dry, that would be)")
     skipped: list[ReplaySkip]
+    message_ids: dict[str, str] = Field(
+        description="the messageId of each record of replayed and skipped, by record id"
+    )
 
 
 def get_trace(request: ApiRequest) -> dict[str, Any]:

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Response
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+    PlainValidator,
+    RootModel,
+    WithJsonSchema,
+)
 
 from shared.api.models import Input, Timestamp
 from shared.domain.errors import InvalidRequest
@@ -14,7 +22,7 @@ from shared.http.client_socket import connection_check
 from shared.http.request import ApiRequest
 from shared.http.routing import Route
 from shared.services.live import Cursor, Heartbeat, LiveFilters, LiveStream
-from shared.services.volume import DEFAULT_HOURS, MAX_HOURS
+from shared.services.volume import DEFAULT_HOURS, MAX_HOURS, Granularity
 
 FUNCTION = "events"
 WORKSPACE = "/api/v1/workspaces/{workspace_id}"
@@ -38,13 +46,39 @@ def _whole_number(value: object) -> object:
 WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
 
 
+def _time_zone(value: object) -> object:
+    if isinstance(value, str):
+        try:
+            return ZoneInfo(value)
+        except (ValueError, ZoneInfoNotFoundError):
+            pass
+    raise ValueError("must be an IANA time zone name, such as Europe/Paris or UTC")
+
+
+TimeZoneName = Annotated[
+    ZoneInfo,
+    PlainValidator(_time_zone),
+    WithJsonSchema({"type": "string", "examples": ["Europe/Paris"]}),
+]
+
+
 class VolumeQuery(Input):
     hours: WholeNumber = Field(
         DEFAULT_HOURS,
         ge=1,
         le=MAX_HOURS,
-        description="hourly buckets to return: the current hour and the hours-1 before it",
+        description="the window: the current hour and the hours-1 before it; per day, today "
+        "and the days before it that it spans (168: 7 days)",
     )
+    granularity: Granularity = Field(
+        "hour",
+        description="hour: rows per UTC hour (hour_bucket); day: rows per day from midnight "
+        "in time_zone (day_bucket)",
+    )
+    time_zone: TimeZoneName = Field(
+        ZoneInfo("UTC"), description="granularity=day: where days start (IANA name)"
+    )
+    source_id: str | None = Field(None, description="only the events of this source")
 
 
 class VolumeRow(BaseModel):
@@ -54,6 +88,22 @@ class VolumeRow(BaseModel):
     event_name: str | None
     hour_bucket: Timestamp = Field(description="start of the hour, e.g. 2024-01-15T14:00:00Z")
     event_count: int
+
+
+class DailyVolumeRow(BaseModel):
+    """One event type and name in one day (granularity=day)."""
+
+    event_type: str
+    event_name: str | None
+    day_bucket: Timestamp = Field(
+        description="the day's midnight in time_zone, with its offset, e.g. "
+        "2024-01-15T00:00:00+01:00"
+    )
+    event_count: int
+
+
+class VolumeRows(RootModel[list[VolumeRow | DailyVolumeRow]]):
+    """Hourly rows (the seed's), or daily rows with granularity=day."""
 
 
 class LiveQuery(Input):
@@ -67,7 +117,13 @@ class LiveQuery(Input):
 
 def get_volume(request: ApiRequest) -> list[dict[str, object]]:
     query: VolumeQuery = request.query
-    return request.services.volume.hourly(request.workspace_id, query.hours)
+    return request.services.volume.counts(
+        request.workspace_id,
+        query.hours,
+        granularity=query.granularity,
+        time_zone=query.time_zone,
+        source_id=query.source_id,
+    )
 
 
 def live_stream(request: ApiRequest) -> Response:
@@ -144,10 +200,11 @@ ROUTES = (
         WORKSPACE + "/events/volume",
         FUNCTION,
         "getEventVolume",
-        "Hourly event counts per event_type and event_name, computed in BigQuery",
+        "Event counts per event_type and event_name and per hour (or per day), computed in "
+        "BigQuery, optionally of one source",
         get_volume,
         query=VolumeQuery,
-        response=list[VolumeRow],
+        response=VolumeRows,
         tag="Volume & Live",
     ),
     Route(

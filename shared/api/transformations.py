@@ -87,6 +87,12 @@ class TransformationTest(Input):
     recent: int | None = Field(
         None, ge=1, le=MAX_RECENT, description="Run on the workspace's N most recent events"
     )
+    source_id: str | None = Field(None, description="recent: only events of this source")
+    event_name: str | None = Field(
+        None,
+        min_length=1,
+        description="recent: only events of this name (a track's event, a page's or screen's name)",
+    )
 
 
 class TransformationObject(BaseModel):
@@ -174,6 +180,8 @@ def run_test(request: ApiRequest) -> dict[str, Any]:
         expected=body.expected,
         expected_given="expected" in body.model_fields_set,
         recent=body.recent,
+        recent_source_id=body.source_id,
+        recent_event_name=body.event_name,
     )
 
 

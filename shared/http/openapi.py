@@ -278,6 +278,8 @@ def _success(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
             own = {"ETag": {"required": True, **STRING}, "Cache-Control": STRING}
     elif route.response is not None:
         answer["content"] = {"application/json": {"schema": _response_schema(route, refs)}}
+    for name, kind, description in route.response_headers:
+        own = {**own, name: {"description": description, "schema": {"type": kind}}}
     headers = _headers(route, own)
     if headers:
         answer["headers"] = headers

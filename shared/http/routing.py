@@ -46,6 +46,9 @@ class Route:
     status: int = 200
     tag: str = ""
     streaming: bool = False
+    # Headers a successful answer may carry, (name, JSON type, what it holds), for the OpenAPI
+    # document.
+    response_headers: tuple[tuple[str, str, str], ...] = ()
     pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -1,5 +1,6 @@
-"""Event contracts: create, list, get, update and delete (schemas checked on the way in), and the
-violations recorded per contract, paged, with a summary and the shadow report."""
+"""Event contracts: create, list, get, update and delete (schemas checked on the way in, or on
+their own), the violations recorded per contract, paged, with a summary and the shadow report,
+and every contract's violation counts at once."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from shared.domain.contracts import (
     violations_collection,
 )
 from shared.domain.errors import InvalidRequest, NotFound
-from shared.domain.schema_forms import InvalidSchema, to_json_schema
+from shared.domain.schema_forms import InvalidSchema, SchemaForm, to_json_schema
 from shared.domain.sort_keys import upper_bound
 from shared.ports import ConfigStore, Document, Filter, Write
 from shared.services.contract_validator import (
@@ -39,6 +40,9 @@ UPDATABLE = frozenset(
 )
 # The summary reads at most this many records (newest first) and says when it stopped short.
 SUMMARY_SCAN = 5000
+# Violation counts read at most this many records (newest first) across every contract of the
+# workspace, in one query; past it they say from when on they are complete.
+COUNTS_SCAN = 20_000
 
 
 @dataclass(frozen=True)
@@ -164,6 +168,38 @@ class EventContracts:
             "summary": summary,
         }
 
+    def violation_counts(self, workspace_id: str, hours: int) -> dict[str, Any]:
+        """Per contract, events with violations, violations and blocked events of the last
+        `hours`: one query over every contract's records (a collection group), newest first."""
+        now = self._clock()
+        since = ids.isoformat(now - timedelta(hours=hours))
+        records = self._store.query_group(
+            "violations",
+            [Filter("workspace_id", "==", workspace_id), *self._range(since, None)],
+            order_by="sort_key",
+            descending=True,
+            limit=COUNTS_SCAN,
+        )
+        counts: dict[str, dict[str, int]] = {}
+        for record in records:
+            items = record.get("violations") or []
+            count = counts.setdefault(
+                record["contract_id"], {"events": 0, "violations": 0, "blocked_events": 0}
+            )
+            count["events"] += 1
+            count["violations"] += len(items)
+            count["blocked_events"] += any(v.get("action") == "blocked" for v in items)
+        truncated = len(records) >= COUNTS_SCAN
+        return {
+            "since": since,
+            "until": ids.isoformat(now),
+            # When the scan stopped short, the counts cover only its newest records.
+            "complete_since": records[-1]["created_at"] if truncated else since,
+            "truncated": truncated,
+            "scanned": len(records),
+            "counts": counts,
+        }
+
     def _range(self, since: str | None, upper: str | None) -> builtins.list[Filter]:
         # Records past retention may outlive it a while (TTL lags; the emulator has none).
         oldest = ids.isoformat(self._clock() - timedelta(days=RETENTION_DAYS))
@@ -183,12 +219,18 @@ def checked(fields: dict[str, Any]) -> EventContract:
             f'event_name: {fields["event_type"]} events have no name; use "*" or null',
             field="event_name",
         )
+    check_schema(fields["schema_definition"])
+    return EventContract.model_validate(fields)
+
+
+def check_schema(definition: Any) -> tuple[dict[str, Any], SchemaForm]:
+    """The definition as JSON Schema and its form, or the `InvalidRequest` that creating or
+    updating a contract with it answers (the field is `schema_definition.<path inside>`)."""
     try:
-        to_json_schema(fields["schema_definition"])
+        return to_json_schema(definition)
     except InvalidSchema as error:
         field = "schema_definition" + (f".{error.path}" if error.path else "")
         raise InvalidRequest(f"{field}: {error.message}", field=field) from None
-    return EventContract.model_validate(fields)
 
 
 def _violation_item(document: Document, index: int) -> dict[str, Any]:

@@ -74,6 +74,8 @@ class ReplayReport:
     matched: int = 0
     replayed: list[str] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
+    # Each id of `replayed` and `skipped` -> its event's messageId: what people know an event by.
+    message_ids: dict[str, str] = field(default_factory=dict)
 
 
 class DeadLetters:
@@ -288,7 +290,11 @@ class DeadLetters:
         destination that already accepted the event; deliver checks too, so a race cannot send
         twice), an event through its source's topic and process."""
         selection = self.list(workspace_id, replace(query, limit=min(query.limit, REPLAY_LIMIT)))
-        report = ReplayReport(dry_run=dry_run, matched=len(selection))
+        report = ReplayReport(
+            dry_run=dry_run,
+            matched=len(selection),
+            message_ids={letter["id"]: letter["message_id"] for letter in selection},
+        )
         letters = [letter for letter in selection if letter.get("kind") != EVENT_KIND]
         events = [letter for letter in selection if letter.get("kind") == EVENT_KIND]
         delivery_replays = self._deliveries_to_replay(workspace_id, letters, report)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -12,18 +13,21 @@ from shared.destinations.outbound import UrlGuard
 from shared.destinations.pubsub import TopicGuard
 from shared.domain import ids
 from shared.domain.errors import Conflict, InvalidRequest, NotFound
+from shared.domain.pipeline import deliveries_collection
 from shared.domain.routing import (
     Destination,
     DestinationStatus,
     destination_path,
     destinations_collection,
 )
-from shared.ports import ConfigStore, Write
+from shared.ports import ConfigStore, Document, Filter, Write
 from shared.services.delivery_topics import DeliveryTopics
 from shared.services.forwarding_rules import ForwardingRules
 
 # What an update may change; everything else (id, workspace, timestamps) is the service's.
 UPDATABLE = frozenset({"name", "type", "config", "status"})
+# The most delivery records one read of a destination's recent deliveries returns.
+MAX_RECENT_DELIVERIES = 200
 
 
 class Destinations:
@@ -133,6 +137,24 @@ class Destinations:
             # failure leaves a destination whose DELETE can be sent again.
             self._delivery_topics.unwire(destination_id)
         self._store.commit([Write("delete", destination_path(workspace_id, destination_id))])
+
+    def recent_deliveries(
+        self, workspace_id: str, destination_id: str, limit: int = 50
+    ) -> builtins.list[Document]:
+        """The destination's delivery records, most recently attempted first.
+
+        These are the records `deliver` writes at each attempt anyway (kept 30 days): reading
+        them costs one query and no write. A delivery Pub/Sub dead-lettered without any attempt
+        of deliver's has no record here; it is among the dead letters.
+        """
+        self.get(workspace_id, destination_id)
+        return self._store.query(
+            deliveries_collection(workspace_id),
+            [Filter("destination_id", "==", destination_id)],
+            order_by="updated_at",
+            descending=True,
+            limit=min(limit, MAX_RECENT_DELIVERIES),
+        )
 
     def _check_addresses(self, config: DestinationConfig) -> None:
         """Refuse a config whose URLs lead to internal addresses (SSRF), or whose topic is one

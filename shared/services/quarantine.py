@@ -70,7 +70,11 @@ class Quarantine:
         status = None if query.ids is not None else "quarantined"
         limit = min(query.limit, REPLAY_LIMIT)
         selection = self._select(workspace_id, replace(query, status=status, limit=limit))
-        report = ReplayReport(dry_run=dry_run, matched=len(selection))
+        report = ReplayReport(
+            dry_run=dry_run,
+            matched=len(selection),
+            message_ids={r["id"]: r["message_id"] for r in selection},
+        )
         # Kept whole by `quarantine_record`, as JSON text.
         events: list[CanonicalEvent] = [json.loads(r["event_json"]) for r in selection]
         findings = self._validator.check(workspace_id, events, fresh=True)

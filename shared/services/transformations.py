@@ -145,16 +145,30 @@ class Transformations:
         expected: Any = None,
         expected_given: bool = False,
         recent: int | None = None,
+        recent_source_id: str | None = None,
+        recent_event_name: str | None = None,
     ) -> dict[str, Any]:
-        """Run the saved code (or `source_code`) on a sample, or on the N most recent events."""
+        """Run the saved code (or `source_code`) on a sample, or on the N most recent events
+        (optionally only of one source, of one event name)."""
         transformation = self.get(workspace_id, transform_id)
         program = self._program(source_code or transformation.source_code)
-        if recent is not None:
+        if recent is None:
+            for value, field in (
+                (recent_source_id, "source_id"),
+                (recent_event_name, "event_name"),
+            ):
+                if value is not None:
+                    raise InvalidRequest(
+                        f"{field} narrows the recent events: send it with recent", field=field
+                    )
+        else:
             if input is not None or expected_given:
                 raise InvalidRequest(
                     "recent runs stored events: send it without input or expected", field="recent"
                 )
-            return self._test_recent(program, transformation, recent)
+            return self._test_recent(
+                program, transformation, recent, recent_source_id, recent_event_name
+            )
         sample = input if input is not None else transformation.test_input
         if sample is None:
             raise InvalidRequest(
@@ -166,11 +180,18 @@ class Transformations:
         return _sample_result(result, sample, wanted, expected_given or wanted is not None)
 
     def _test_recent(
-        self, program: Program, transformation: Transformation, count: int
+        self,
+        program: Program,
+        transformation: Transformation,
+        count: int,
+        source_id: str | None,
+        event_name: str | None,
     ) -> dict[str, Any]:
         if not 1 <= count <= MAX_RECENT:
             raise InvalidRequest(f"recent must be between 1 and {MAX_RECENT}", field="recent")
-        events = self._events().recent(transformation.workspace_id, count)
+        events = self._events().recent(
+            transformation.workspace_id, count, source_id=source_id, event_name=event_name
+        )
         budget_ms = max(TEST_CPU_MS, self._limits.cpu_ms)
         runs: builtins.list[dict[str, Any]] = []
         used_ms = 0.0

@@ -54,6 +54,32 @@ class Tenant:
         assert response.status_code == 201, response.text
         return str(response.json()["id"])
 
+    def contract(
+        self,
+        event_name: str,
+        required: str,
+        mode: str,
+        property_type: str = "number",
+        name: str | None = None,
+    ) -> dict[str, Any]:
+        """A contract on tracks named `event_name` requiring one property of `property_type`,
+        in effect once it returns (past process's contract cache)."""
+        schema = {"properties": {required: {"type": property_type, "required": True}}}
+        response = self.api(
+            "POST",
+            "/event-contracts",
+            json={
+                "name": name or f"{event_name} needs {required}",
+                "event_type": "track",
+                "event_name": event_name,
+                "schema_definition": schema,
+                "enforcement_mode": mode,
+            },
+        )
+        assert response.status_code == 201, response.text
+        time.sleep(1.2)  # past the contracts cache of the process function
+        return dict(response.json())
+
     def rule(self, destination_id: str, **fields: Any) -> dict[str, Any]:
         body = {
             "name": "rule",

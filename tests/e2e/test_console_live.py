@@ -12,12 +12,10 @@ from playwright.sync_api import Browser, ViewportSize, expect
 
 from emulators.dev import LocalStack
 from tests.e2e.helpers import Tenant
-from tests.e2e.test_console import LAPTOP, Watched, open_page, sign_in
+from tests.e2e.test_console import LAPTOP, PHONE, Watched, open_page, sign_in
 from tests.e2e.test_console import browser as browser  # the fixture, for this module
 
 pytestmark = pytest.mark.e2e
-
-PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 @pytest.fixture(params=[LAPTOP, PHONE], ids=["laptop", "phone"])
@@ -32,22 +30,6 @@ def console_at(
     assert watched.errors == []
 
 
-def block_checkouts_without_total(tenant: Tenant) -> None:
-    response = tenant.api(
-        "POST",
-        "/event-contracts",
-        json={
-            "name": "Checkout needs a total",
-            "event_type": "track",
-            "event_name": "Checkout",
-            "schema_definition": {"properties": {"total": {"type": "number", "required": True}}},
-            "enforcement_mode": "block",
-        },
-    )
-    assert response.status_code == 201, response.text
-    time.sleep(1.2)  # past the contracts cache of the process function
-
-
 def no_horizontal_scroll(watched: Watched) -> None:
     widths = watched.page.evaluate(
         "() => [document.documentElement.scrollWidth, window.innerWidth]"
@@ -59,7 +41,7 @@ def test_live_starts_with_recent_events_and_their_outcomes(
     console_at: tuple[Watched, str], tenant: Tenant
 ) -> None:
     console, width = console_at
-    block_checkouts_without_total(tenant)
+    tenant.contract("Checkout", "total", "block")
     # Sent before the console opened: Live shows them at once.
     tenant.send("track", {"event": "Before Live", "userId": "u1", "messageId": "early-1"})
     tenant.send("track", {"event": "Checkout", "userId": "u1", "messageId": "blocked-1"})
@@ -103,3 +85,20 @@ def test_live_starts_with_recent_events_and_their_outcomes(
     expect(duplicate).to_contain_text("a duplicate of a messageId already received")
     no_horizontal_scroll(console)
     console.shot(f"live-duplicate-{width}")
+
+
+def test_send_test_event_opens_live_on_that_source_with_the_event_in_view(
+    console_at: tuple[Watched, str], tenant: Tenant
+) -> None:
+    console, width = console_at
+    page = sign_in(console, tenant)
+    page.get_by_role("button", name=re.compile("^Send test event to")).first.click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Live debugger")
+    expect(page.get_by_label("Source")).to_have_value(tenant.source_id)
+    rows = page.get_by_test_id("live-event")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("Streams Test Event")
+    expect(rows.first).to_have_attribute("data-status", "stored")
+    expect(rows.first).to_be_in_viewport()
+    no_horizontal_scroll(console)
+    console.shot(f"live-test-event-{width}")

@@ -216,19 +216,7 @@ def test_a_new_stream_starts_with_the_latest_events_then_shows_every_outcome(
     for i in range(2):
         assert tenant.send("track", track("Earlier", f"early-{i}")).status_code == 200
         tenant.trace(f"early-{i}")
-    response = tenant.api(
-        "POST",
-        "/event-contracts",
-        json={
-            "name": "Checkout needs a total",
-            "event_type": "track",
-            "event_name": "Checkout",
-            "schema_definition": {"properties": {"total": {"type": "number", "required": True}}},
-            "enforcement_mode": "block",
-        },
-    )
-    assert response.status_code == 201, response.text
-    time.sleep(1.2)  # past the contracts cache of the process function
+    tenant.contract("Checkout", "total", "block")
     assert tenant.send("track", track("Checkout", "blocked-0")).status_code == 200
     tenant.trace("blocked-0")
     reader = LiveReader(tenant)

@@ -370,6 +370,7 @@ def test_replay_dry_run_reports_against_the_current_contracts(setup: Setup) -> N
     still = setup.quarantine.replay(WORKSPACE_ID, QuarantineQuery(), dry_run=True)
     assert (still.matched, still.replayed) == (1, [])
     assert still.skipped[0]["id"] == held["id"]
+    assert still.message_ids == {held["id"]: "msg-1"}  # what the console shows
     assert "still blocked" in still.skipped[0]["reason"]
     assert "properties.total Required-Missing" in still.skipped[0]["reason"]
 

@@ -186,6 +186,10 @@ def test_replay_dry_run_publishes_nothing_and_reports() -> None:
     assert report.matched == 2
     assert report.replayed == [messages["c"].delivery_id, messages["a"].delivery_id]
     assert report.skipped == []
+    assert report.message_ids == {
+        messages["c"].delivery_id: "msg-c",
+        messages["a"].delivery_id: "msg-a",
+    }
     assert DELIVERIES_TOPIC not in pipeline.publisher.published
     assert {letter(pipeline, m)["status"] for m in messages.values()} == {"dead_lettered"}
 

@@ -73,6 +73,11 @@ def streams() -> Any:
     return function_client("streams")
 
 
+def without_secrets_set(destination: dict[str, Any]) -> dict[str, Any]:
+    """A /api/v1 destination in the /v1/streams shape (which has no `secrets_set`)."""
+    return {key: value for key, value in destination.items() if key != "secrets_set"}
+
+
 def assert_no_secret(response: Any) -> None:
     text = response.get_data(as_text=True)
     assert not any(secret in text for secret in SECRETS), text
@@ -85,7 +90,9 @@ def test_crud(client: Any, tenant: Tenant) -> None:
     created = client.post(base, json=webhook(), headers=auth)
     assert created.status_code == 201
     destination = created.get_json()
-    assert set(destination) == DESTINATION_FIELDS
+    # /api/v1 adds which secrets are set (never their values) to the /v1/streams shape.
+    assert set(destination) == DESTINATION_FIELDS | {"secrets_set"}
+    assert destination["secrets_set"] == ["headers", "secret"]
     assert (destination["name"], destination["type"], destination["status"]) == (
         "Orders hook",
         "webhook",
@@ -133,15 +140,16 @@ def test_both_seeds_serve_one_data_model(client: Any, streams: Any, tenant: Tena
     first = via_streams.get_json()
     assert set(first) == DESTINATION_FIELDS and first["status"] == "active"
     amplitude = {"name": "Amplitude", "type": "amplitude", "config": {"api_key": AMPLITUDE_KEY}}
-    second = client.post(base, json=amplitude, headers=auth).get_json()
+    second = without_secrets_set(client.post(base, json=amplitude, headers=auth).get_json())
 
     # Creation order; two creations within one millisecond are ordered by id.
     expected = sorted([first, second], key=lambda d: (d["createdAt"], d["id"]))
-    assert client.get(base, headers=auth).get_json() == expected
+    assert [without_secrets_set(d) for d in client.get(base, headers=auth).get_json()] == expected
     listed = streams.get("/v1/streams/destinations", headers=auth)
     assert listed.status_code == 200
     assert listed.get_json() == {"data": expected}
-    assert client.get(f"{base}/{first['id']}", headers=auth).get_json() == first
+    got = client.get(f"{base}/{first['id']}", headers=auth).get_json()
+    assert without_secrets_set(got) == first
 
     # The second seed's input has no status; unknown fields are refused there too.
     refused = streams.post(

@@ -299,10 +299,8 @@ def client() -> Any:
     return function_client("events")
 
 
-def test_live_endpoint_streams_sse(
-    client: Any, services: FakeServices, tenant: Tenant, clock: Clock
-) -> None:
-    workspace_id, auth = tenant
+def serve_live(services: FakeServices, clock: Clock) -> LiveFeed:
+    """The services' live feed on `clock`, its streams ending after 20 s of that clock."""
     feed = LiveFeed(
         services.store,
         clock=clock.wall,
@@ -311,6 +309,14 @@ def test_live_endpoint_streams_sse(
         max_stream_seconds=20,
     )
     services.__dict__["live"] = feed
+    return feed
+
+
+def test_live_endpoint_streams_sse(
+    client: Any, services: FakeServices, tenant: Tenant, clock: Clock
+) -> None:
+    workspace_id, auth = tenant
+    feed = serve_live(services, clock)
     clock.on_sleep = [
         lambda: feed.observe(workspace_id, "s1", stored({**event(1), "workspaceId": workspace_id})),
         lambda: feed.observe(
@@ -336,14 +342,7 @@ def test_live_endpoint_streams_other_outcomes_as_outcome_events(
     client: Any, services: FakeServices, tenant: Tenant, clock: Clock
 ) -> None:
     workspace_id, auth = tenant
-    feed = LiveFeed(
-        services.store,
-        clock=clock.wall,
-        monotonic=clock.monotonic,
-        sleep=clock.sleep,
-        max_stream_seconds=20,
-    )
-    services.__dict__["live"] = feed
+    feed = serve_live(services, clock)
     blocked = Observed({**event(1), "workspaceId": workspace_id}, "blocked", "blocked: why")
     clock.on_sleep = [lambda: feed.observe(workspace_id, "s1", [blocked])]
     response = client.get(f"/api/v1/workspaces/{workspace_id}/events/live", headers=auth)

@@ -314,6 +314,15 @@ CASES: dict[str, Case] = {
     "listContractViolations": _bearer(
         "GET", "/event-contracts/{contract_id}/violations", limit="10"
     ),
+    "validateEventContractSchema": _bearer(
+        "POST",
+        "/event-contracts/validate-schema",
+        {"schema_definition": CONTRACT["schema_definition"]},
+    ),
+    "proposeEventContractSchema": _bearer(
+        "GET", "/event-contracts/proposal", event_type="track", event_name="purchase_completed"
+    ),
+    "countEventContractViolations": _bearer("GET", "/event-contracts/violation-counts", hours="24"),
     "listQuarantine": _bearer("GET", "/quarantine", limit="10"),
     "replayQuarantine": _bearer("POST", "/quarantine/replay", {"dry_run": True}),
     # destinations
@@ -322,6 +331,15 @@ CASES: dict[str, Case] = {
     "getDestination": _bearer("GET", "/destinations/{destination_id}"),
     "updateDestination": _bearer("PUT", "/destinations/{destination_id}", {"name": "Renamed"}),
     "deleteDestination": _deleted("/destinations", _webhook("Unused")),
+    "listDestinationTypes": _bearer("GET", "/destination-types"),
+    "testDestination": _bearer(
+        "POST",
+        "/destinations/{destination_id}/test",
+        {"event": {"event": "Order Completed", "userId": "u1"}},
+    ),
+    "listDestinationDeliveries": _bearer(
+        "GET", "/destinations/{destination_id}/deliveries", limit="10"
+    ),
     # events: trace, dead letters, volume, live
     "getEventTrace": _bearer("GET", "/events/{message_id}/trace"),
     "listDeadLetters": _bearer(

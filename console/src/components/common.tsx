@@ -2,7 +2,8 @@ import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 
 import type { EventTrace } from '../types';
-import { formatTime, json } from '../format';
+import { json, visibleText } from '../format';
+import { Name, Time } from './text';
 
 export function Notice(props: { kind: 'error' | 'success' | 'info'; children: ComponentChildren }) {
   // Errors interrupt (alert); successes and information are announced politely.
@@ -55,7 +56,9 @@ export function StatusBadge(props: { value: string }) {
   return <span class={`badge badge-${props.value.replace(/[^a-z_]/g, '')}`}>{props.value.replace(/_/g, ' ')}</span>;
 }
 
-export function TraceView(props: { trace: EventTrace }) {
+/** An event's trace: each stage with its status, its time (the browser's zone named), the
+ * destination it concerns (by name when `destinations` knows it) and its reason. */
+export function TraceView(props: { trace: EventTrace; destinations?: Map<string, string> }) {
   const { trace } = props;
   return (
     <div>
@@ -68,8 +71,9 @@ export function TraceView(props: { trace: EventTrace }) {
           <li key={index} class={`stage stage-${stage.status}`}>
             <span class="stage-name">{stage.stage.replace(/_/g, ' ')}</span>
             <StatusBadge value={stage.status} />
-            <time class="muted" dateTime={stage.at ?? undefined}>{formatTime(stage.at)}</time>
-            {stage.reason ? <div class="stage-reason">{stage.reason}</div> : null}
+            <span class="muted"><Time iso={stage.at} /></span>
+            {stage.destination_id ? <span class="muted">to <Name text={props.destinations?.get(stage.destination_id) ?? stage.destination_id} /></span> : null}
+            {stage.reason ? <div class="stage-reason">{visibleText(stage.reason)}</div> : null}
           </li>
         ))}
       </ol>

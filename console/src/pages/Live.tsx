@@ -3,15 +3,14 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { type Api, messageOf, queryString } from '../api';
 import { JsonView, Loading, Notice, StatusBadge, TraceView, onListKeys } from '../components/common';
 import { Name } from '../components/text';
-import { formatClock, timeZone, visibleText } from '../format';
+import { NameOption } from '../components/lists';
+import { formatClock, timeZone } from '../format';
 import { useLoad } from '../hooks';
 import { takeLiveFilters, type LiveFilters as Filters } from '../navigation';
 import { followStream, type SseMessage, type StreamStatus } from '../sse';
 import { CALL_TYPES, type CanonicalEvent, type EventSource, type EventTrace } from '../types';
 
 const MAX_EVENTS = 500;
-// A source's name in the filter's options: a <select> cannot cut text itself.
-const OPTION_LENGTH = 60;
 
 /** What became of an event (the stream's `outcome` events; a plain message is a stored one). */
 type Outcome = 'stored' | 'blocked' | 'duplicate' | 'suppressed' | 'dead_lettered' | 'dropped';
@@ -36,11 +35,6 @@ function entryOf(message: SseMessage): Omit<LiveEntry, 'key'> | null {
   } catch {
     return null;
   }
-}
-
-function optionLabel(name: string): string {
-  const shown = visibleText(name);
-  return shown.length > OPTION_LENGTH ? `${shown.slice(0, OPTION_LENGTH - 1)}…` : shown;
 }
 
 const STATUS_TEXT: Record<StreamStatus, string> = {
@@ -137,9 +131,7 @@ export function LivePage(props: { api: Api }) {
           <label for="live-source">Source</label>
           <select id="live-source" value={filters.source_id} onChange={(e) => setFilter('source_id', (e.currentTarget as HTMLSelectElement).value)}>
             <option value="">All sources</option>
-            {(sources.data ?? []).map((s) => (
-              <option key={s.id} value={s.id} title={visibleText(s.name)}>{optionLabel(s.name)}</option>
-            ))}
+            {(sources.data ?? []).map((s) => <NameOption key={s.id} value={s.id} name={s.name} />)}
           </select>
         </div>
         <div class="field">

@@ -1,12 +1,18 @@
-import { useState } from 'preact/hooks';
+import { type ComponentChildren, Fragment } from 'preact';
+import { useEffect, useRef, useState } from 'preact/hooks';
 
 import { type Api, messageOf } from '../api';
-import { Loading, Notice, StatusBadge, TraceView } from '../components/common';
-import { formatTime, localToIso, plural, short } from '../format';
+import { JsonView, Loading, Notice, StatusBadge } from '../components/common';
+import { ONE_COLUMN, type Range, RangeFields, TraceOf, optionText, useMedia } from '../components/investigate';
+import { Name, Time } from '../components/text';
+import { localToIso, plural, short, visibleText } from '../format';
 import { useLoad } from '../hooks';
-import type { Contract, DeadLetter, Destination, EventTrace, QuarantinedEvent, ReplayResult } from '../types';
+import type { Contract, DeadLetter, Destination, QuarantinedEvent, ReplayResult } from '../types';
 
 type Tab = 'dead-letters' | 'quarantine';
+// A replay that fails again is dead-lettered again a few seconds later: the list is asked once
+// more after this long, so that it shows what became of the replayed ones.
+const RECHECK_MS = 5000;
 
 export function ReplayPage(props: { api: Api }) {
   const [tab, setTab] = useState<Tab>('dead-letters');
@@ -24,8 +30,8 @@ export function ReplayPage(props: { api: Api }) {
   return (
     <div class="stack">
       <p class="lead">
-        Deliveries that failed for good, and events a contract blocked. Replay by filter: a dry run shows what would be
-        replayed, then confirm.
+        Deliveries that failed for good, and events a contract blocked. Select one to see its trace; replay by filter: a dry
+        run shows what would be replayed, then confirm.
       </p>
       <div role="tablist" aria-label="Failed events" class="tabs" onKeyDown={onKeys}>
         {tabs.map((t) => (
@@ -50,23 +56,23 @@ export function ReplayPage(props: { api: Api }) {
   );
 }
 
-interface Range {
-  from: string;
-  to: string;
-}
-
-function RangeFields(props: { prefix: string; range: Range; onChange: (range: Range) => void }) {
+/** The list and, beside it (wide) or under the selected row (narrow), the selected item; the
+ * replay controls stay in view: in the sticky side column, or stuck to the bottom of a phone.
+ * The same elements in both layouts, so that a change of width keeps a dry run's result. */
+function Investigation(props: {
+  oneColumn: boolean;
+  list: ComponentChildren;
+  detail: ComponentChildren | null;
+  replay: ComponentChildren;
+}) {
   return (
-    <>
-      <div class="field">
-        <label for={`${props.prefix}-from`}>From</label>
-        <input id={`${props.prefix}-from`} type="datetime-local" value={props.range.from} onInput={(e) => props.onChange({ ...props.range, from: (e.currentTarget as HTMLInputElement).value })} />
-      </div>
-      <div class="field">
-        <label for={`${props.prefix}-to`}>To</label>
-        <input id={`${props.prefix}-to`} type="datetime-local" value={props.range.to} onInput={(e) => props.onChange({ ...props.range, to: (e.currentTarget as HTMLInputElement).value })} />
-      </div>
-    </>
+    <div class={`investigate ${props.oneColumn ? 'one-column' : ''}`}>
+      <div class="investigate-list">{props.list}</div>
+      <aside class="investigate-side" aria-label="Selection and replay">
+        {props.replay}
+        {props.oneColumn ? null : props.detail ?? <p class="card muted select-hint">Select a message id to see its trace here.</p>}
+      </aside>
+    </div>
   );
 }
 
@@ -75,7 +81,7 @@ function ReplayControls(props: {
   noun: string;
   filtersKey: string;
   run: (dryRun: boolean) => Promise<ReplayResult>;
-  onReplayed: () => void;
+  onReplayed: (result: ReplayResult) => void;
 }) {
   const [dry, setDry] = useState<{ key: string; result: ReplayResult } | null>(null);
   const [done, setDone] = useState<ReplayResult | null>(null);
@@ -94,7 +100,7 @@ function ReplayControls(props: {
       } else {
         setDry(null);
         setDone(result);
-        props.onReplayed();
+        props.onReplayed(result);
       }
     } catch (err) {
       setError(messageOf(err));
@@ -103,45 +109,82 @@ function ReplayControls(props: {
     }
   };
 
+  const idOf = (result: ReplayResult, id: string) => result.message_ids?.[id] ?? id;
   return (
-    <section class="card stack replay" aria-labelledby={`replay-${props.noun}`}>
-      <h2 id={`replay-${props.noun}`}>Replay</h2>
+    <section class="card stack replay" aria-labelledby={`replay-${props.noun.replace(/ /g, '-')}`}>
+      <h2 id={`replay-${props.noun.replace(/ /g, '-')}`}>Replay</h2>
       <div class="button-row">
         <button type="button" class="secondary" disabled={busy} onClick={() => go(true)}>Dry run</button>
         <button type="button" disabled={busy || !current || current.replayed.length === 0} onClick={() => go(false)}>
           {current ? `Replay ${plural(current.replayed.length, props.noun)}` : 'Replay'}
         </button>
-        {!current ? <span class="help">Run a dry run with these filters first.</span> : null}
+        {!current && !done ? <span class="help">Run a dry run with these filters first.</span> : null}
       </div>
       {error ? <Notice kind="error">{error}</Notice> : null}
       {current ? (
-        <div role="status" data-testid="dry-run-result">
+        <div role="status" data-testid="dry-run-result" class="dry-run">
           <p>
             Dry run: {plural(current.matched, 'match', 'matches')}; <strong>{plural(current.replayed.length, props.noun)}</strong> would be
             replayed{current.skipped.length ? `, ${current.skipped.length} skipped` : ''}.
           </p>
+          {current.replayed.length > 0 ? (
+            <MessageIds label="Would replay" ids={current.replayed.map((id) => idOf(current, id))} />
+          ) : null}
           {current.skipped.length > 0 ? (
-            <ul class="skips">{current.skipped.slice(0, 20).map((s) => <li key={s.id}><code>{s.id}</code>: {s.reason}</li>)}</ul>
+            <ul class="skips" aria-label="Skipped">
+              {current.skipped.slice(0, 20).map((s) => (
+                <li key={s.id}><code>{visibleText(idOf(current, s.id))}</code>: {s.reason}</li>
+              ))}
+              {current.skipped.length > 20 ? <li class="muted">and {current.skipped.length - 20} more</li> : null}
+            </ul>
           ) : null}
         </div>
       ) : null}
       {done ? (
         <Notice kind="success">
           <span data-testid="replay-result">Replayed {plural(done.replayed.length, props.noun)}{done.skipped.length ? `; ${done.skipped.length} skipped` : ''}.</span>
+          {done.replayed.length > 0 ? <> The list now shows them with their new status.</> : null}
         </Notice>
       ) : null}
     </section>
   );
 }
 
+function MessageIds(props: { label: string; ids: string[] }) {
+  const shown = props.ids.slice(0, 20);
+  return (
+    <p class="message-ids">
+      {props.label}:{' '}
+      {shown.map((id, i) => <span key={i}><code>{visibleText(id)}</code>{i < shown.length - 1 ? ', ' : ''}</span>)}
+      {props.ids.length > shown.length ? <span class="muted"> and {props.ids.length - shown.length} more</span> : null}
+    </p>
+  );
+}
+
+/** After a replay: the ids just replayed (highlighted in the list), and a second look at the
+ * list a few seconds later. */
+function useReplayed(reload: () => void) {
+  const [replayed, setReplayed] = useState<Set<string>>(new Set());
+  const timer = useRef<number | undefined>(undefined);
+  useEffect(() => () => window.clearTimeout(timer.current), []);
+  const onReplayed = (result: ReplayResult) => {
+    setReplayed(new Set(result.replayed));
+    reload();
+    window.clearTimeout(timer.current);
+    timer.current = window.setTimeout(reload, RECHECK_MS);
+  };
+  return { replayed, onReplayed };
+}
+
 function DeadLetters(props: { api: Api }) {
   const { api } = props;
+  const oneColumn = useMedia(ONE_COLUMN);
   const destinations = useLoad((signal) => api.get<Destination[]>('/destinations', undefined, signal), [api]);
   const [destination, setDestination] = useState('');
   const [reason, setReason] = useState('');
   const [status, setStatus] = useState('dead_lettered');
   const [range, setRange] = useState<Range>({ from: '', to: '' });
-  const [traceOf, setTraceOf] = useState<string | null>(null);
+  const [selected, setSelected] = useState<string | null>(null);
   const query = {
     destination_id: destination,
     reason,
@@ -151,9 +194,57 @@ function DeadLetters(props: { api: Api }) {
     limit: 200,
   };
   const letters = useLoad((signal) => api.get<DeadLetter[]>('/dead-letters', query, signal), [api, JSON.stringify(query)]);
+  const { replayed, onReplayed } = useReplayed(letters.reload);
   const replayFilters = { destination_id: destination || undefined, reason: reason || undefined, from: query.from, to: query.to };
   const names = new Map((destinations.data ?? []).map((d) => [d.id, d.name]));
   const reasons = [...new Set((letters.data ?? []).map((l) => l.reason_code))];
+  const chosen = (letters.data ?? []).find((l) => l.id === selected) ?? null;
+  const detail = chosen ? <DeadLetterDetail key={chosen.id} api={api} letter={chosen} destination={names.get(chosen.destination_id ?? '')} names={names} onClose={() => setSelected(null)} /> : null;
+
+  const list = (
+    <section class="card" aria-labelledby="dl-title">
+      <h2 id="dl-title">Dead letters <span class="muted" data-testid="dead-letter-count">({(letters.data ?? []).length})</span></h2>
+      {letters.error ? <Notice kind="error">{letters.error}</Notice> : null}
+      {letters.loading && !letters.data ? <Loading /> : null}
+      {letters.data && letters.data.length === 0 ? <p class="muted">No dead letters match.</p> : null}
+      {letters.data && letters.data.length > 0 ? (
+        <div class="table-wrap">
+          <table class="investigate-table" aria-busy={letters.loading}>
+            <caption class="visually-hidden">Dead letters, newest first</caption>
+            <thead>
+              <tr><th scope="col">When</th><th scope="col">Message id</th><th scope="col">Destination</th><th scope="col">Reason</th><th scope="col">Status</th></tr>
+            </thead>
+            <tbody>
+              {letters.data.map((l) => (
+                <Fragment key={l.id}>
+                  <tr data-testid="dead-letter" class={`${selected === l.id ? 'selected' : ''} ${replayed.has(l.id) ? 'just-replayed' : ''}`}>
+                    <td data-label="When" class="when"><Time iso={l.updated_at ?? l.created_at} /></td>
+                    <td data-label="Message id">
+                      <button type="button" class="link mono-name" aria-pressed={selected === l.id} aria-expanded={oneColumn ? selected === l.id : undefined}
+                        onClick={() => setSelected(selected === l.id ? null : l.id)}>
+                        <Name text={l.message_id} /><span class="visually-hidden">: show trace</span>
+                      </button>
+                    </td>
+                    <td data-label="Destination">
+                      {l.kind === 'event' ? <span class="muted">(an event: its source)</span> : <Name text={names.get(l.destination_id ?? '') ?? l.destination_id} />}
+                    </td>
+                    <td data-label="Reason"><strong>{l.reason_code}</strong> <span class="muted">{short(visibleText(l.reason), 90)}</span>{l.last_http_status && !l.reason.includes(`HTTP ${l.last_http_status}`) ? <span class="muted"> (HTTP {l.last_http_status})</span> : null}{l.attempts ? <span class="muted"> · {plural(l.attempts, 'attempt')}</span> : null}</td>
+                    <td data-label="Status">
+                      <StatusBadge value={l.status} />{l.replay_count ? <span class="muted"> ×{l.replay_count}</span> : null}
+                      {replayed.has(l.id) ? <span class="muted"> just replayed</span> : null}
+                    </td>
+                  </tr>
+                  {oneColumn && selected === l.id && detail ? (
+                    <tr class="detail-row"><td colSpan={5}>{detail}</td></tr>
+                  ) : null}
+                </Fragment>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      ) : null}
+    </section>
+  );
 
   return (
     <div class="stack">
@@ -162,7 +253,7 @@ function DeadLetters(props: { api: Api }) {
           <label for="dl-destination">Destination</label>
           <select id="dl-destination" value={destination} onChange={(e) => setDestination((e.currentTarget as HTMLSelectElement).value)}>
             <option value="">All destinations</option>
-            {(destinations.data ?? []).map((d) => <option key={d.id} value={d.id}>{d.name} ({d.type})</option>)}
+            {(destinations.data ?? []).map((d) => <option key={d.id} value={d.id}>{optionText(d.name)} ({d.type})</option>)}
           </select>
         </div>
         <div class="field">
@@ -181,59 +272,118 @@ function DeadLetters(props: { api: Api }) {
         <RangeFields prefix="dl" range={range} onChange={setRange} />
         <div class="toolbar-end"><button type="button" class="secondary" onClick={letters.reload}>Refresh</button></div>
       </form>
-      {letters.error ? <Notice kind="error">{letters.error}</Notice> : null}
-      {letters.loading && !letters.data ? <Loading /> : null}
-      <section class="card" aria-labelledby="dl-title">
-        <h2 id="dl-title">Dead letters <span class="muted" data-testid="dead-letter-count">({(letters.data ?? []).length})</span></h2>
-        {letters.data && letters.data.length === 0 ? <p class="muted">No dead letters match.</p> : null}
-        {letters.data && letters.data.length > 0 ? (
-          <div class="table-wrap">
-            <table>
-              <caption class="visually-hidden">Dead letters, newest first</caption>
-              <thead>
-                <tr><th scope="col">When</th><th scope="col">Message id</th><th scope="col">Destination</th><th scope="col">Reason</th><th scope="col" class="num">Attempts</th><th scope="col">Status</th></tr>
-              </thead>
-              <tbody>
-                {letters.data.map((l) => (
-                  <tr key={l.id} data-testid="dead-letter">
-                    <td>{formatTime(l.created_at)}</td>
-                    <td>
-                      <button type="button" class="link" aria-pressed={traceOf === l.message_id} onClick={() => setTraceOf(traceOf === l.message_id ? null : l.message_id)}>
-                        {l.message_id}<span class="visually-hidden">: show trace</span>
-                      </button>
-                    </td>
-                    <td>{names.get(l.destination_id) ?? l.destination_id}</td>
-                    <td><strong>{l.reason_code}</strong> <span class="muted">{short(l.reason, 90)}</span>{l.last_http_status ? <span class="muted"> (HTTP {l.last_http_status})</span> : null}</td>
-                    <td class="num">{l.attempts ?? '—'}</td>
-                    <td><StatusBadge value={l.status} />{l.replay_count ? <span class="muted"> ×{l.replay_count}</span> : null}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        ) : null}
-      </section>
-      {traceOf ? <TracePanel key={traceOf} api={api} messageId={traceOf} /> : null}
-      <ReplayControls
-        noun="dead letter"
-        filtersKey={JSON.stringify(replayFilters)}
-        run={(dryRun) => api.post<ReplayResult>('/dead-letters/replay', { ...replayFilters, dry_run: dryRun })}
-        onReplayed={letters.reload}
+      <Investigation
+        oneColumn={oneColumn}
+        list={list}
+        detail={detail}
+        replay={
+          <ReplayControls
+            noun="dead letter"
+            filtersKey={JSON.stringify(replayFilters)}
+            run={(dryRun) => api.post<ReplayResult>('/dead-letters/replay', { ...replayFilters, dry_run: dryRun })}
+            onReplayed={(result) => {
+              // Replayed letters leave "dead lettered": show every status so they stay in sight.
+              if (status === 'dead_lettered' && result.replayed.length > 0) setStatus('');
+              onReplayed(result);
+            }}
+          />
+        }
       />
     </div>
   );
 }
 
+function DeadLetterDetail(props: {
+  api: Api;
+  letter: DeadLetter;
+  destination: string | undefined;
+  names: Map<string, string>;
+  onClose: () => void;
+}) {
+  const { letter } = props;
+  return (
+    <section class="card stack detail" aria-labelledby="trace-title" data-testid="dead-letter-detail">
+      <div class="section-head">
+        <h2 id="trace-title" class="detail-title">Trace of <Name text={letter.message_id} /></h2>
+        <button type="button" class="secondary small" onClick={props.onClose}>Close</button>
+      </div>
+      <dl class="facts">
+        <dt>Destination</dt><dd><Name text={props.destination ?? letter.destination_id ?? '—'} /> {letter.destination_type ? <span class="muted">({letter.destination_type})</span> : null}</dd>
+        <dt>Reason</dt><dd><strong>{letter.reason_code}</strong>: {visibleText(letter.reason)}</dd>
+        <dt>Attempts</dt><dd>{letter.attempts ?? '—'}{letter.last_http_status ? ` · last HTTP ${letter.last_http_status}` : ''}</dd>
+        <dt>Dead-lettered</dt><dd><Time iso={letter.created_at} />{letter.times_dead_lettered > 1 ? ` (${letter.times_dead_lettered} times)` : ''}</dd>
+        <dt>Status</dt><dd><StatusBadge value={letter.status} />{letter.replayed_at ? <> · replayed <Time iso={letter.replayed_at} /></> : null}</dd>
+      </dl>
+      <TraceOf api={props.api} messageId={letter.message_id} destinations={props.names} />
+    </section>
+  );
+}
+
 function Quarantine(props: { api: Api }) {
   const { api } = props;
+  const oneColumn = useMedia(ONE_COLUMN);
   const contracts = useLoad((signal) => api.get<Contract[]>('/event-contracts', undefined, signal), [api]);
   const [contract, setContract] = useState('');
   const [status, setStatus] = useState('quarantined');
   const [range, setRange] = useState<Range>({ from: '', to: '' });
+  const [selected, setSelected] = useState<string | null>(null);
   const query = { contract_id: contract, status, from: localToIso(range.from), to: localToIso(range.to), limit: 200 };
   const events = useLoad((signal) => api.get<QuarantinedEvent[]>('/quarantine', query, signal), [api, JSON.stringify(query)]);
+  const { replayed, onReplayed } = useReplayed(events.reload);
   const replayFilters = { contract_id: contract || undefined, from: query.from, to: query.to };
   const names = new Map((contracts.data ?? []).map((c) => [c.id, c.name]));
+  const chosen = (events.data ?? []).find((q) => q.id === selected) ?? null;
+  const detail = chosen ? <QuarantinedDetail key={chosen.id} api={api} held={chosen} names={names} onClose={() => setSelected(null)} /> : null;
+
+  const list = (
+    <section class="card" aria-labelledby="q-title">
+      <h2 id="q-title">Quarantined events <span class="muted" data-testid="quarantine-count">({(events.data ?? []).length})</span></h2>
+      {events.error ? <Notice kind="error">{events.error}</Notice> : null}
+      {events.loading && !events.data ? <Loading /> : null}
+      {events.data && events.data.length === 0 ? <p class="muted">No quarantined events match.</p> : null}
+      {events.data && events.data.length > 0 ? (
+        <div class="table-wrap">
+          <table class="investigate-table" aria-busy={events.loading}>
+            <caption class="visually-hidden">Quarantined events, most recently quarantined first</caption>
+            <thead>
+              <tr><th scope="col">Quarantined</th><th scope="col">Message id</th><th scope="col">Event</th><th scope="col">Blocked by</th><th scope="col">Status</th></tr>
+            </thead>
+            <tbody>
+              {events.data.map((q) => (
+                <Fragment key={q.id}>
+                  <tr data-testid="quarantined" class={`${selected === q.id ? 'selected' : ''} ${replayed.has(q.id) ? 'just-replayed' : ''}`}>
+                    <td data-label="Quarantined" class="when"><Time iso={q.quarantined_at} /></td>
+                    <td data-label="Message id">
+                      <button type="button" class="link mono-name" aria-pressed={selected === q.id} aria-expanded={oneColumn ? selected === q.id : undefined}
+                        onClick={() => setSelected(selected === q.id ? null : q.id)}>
+                        <Name text={q.message_id} /><span class="visually-hidden">: show payload and trace</span>
+                      </button>
+                    </td>
+                    <td data-label="Event">{q.event_type}{q.event_name ? <> · <Name text={q.event_name} /></> : null}</td>
+                    <td data-label="Blocked by">
+                      <ul class="plain-list compact">
+                        {q.reasons.slice(0, 3).map((r, i) => (
+                          <li key={i}><Name text={names.get(r.contract_id) ?? r.contract_id} />: <code>{visibleText(r.field)}</code> {r.type}</li>
+                        ))}
+                        {q.reasons.length > 3 ? <li class="muted">and {q.reasons.length - 3} more</li> : null}
+                      </ul>
+                    </td>
+                    <td data-label="Status">
+                      <StatusBadge value={q.status} />{q.times_quarantined > 1 ? <span class="muted"> ×{q.times_quarantined}</span> : null}
+                      {replayed.has(q.id) ? <span class="muted"> just replayed</span> : null}
+                    </td>
+                  </tr>
+                  {oneColumn && selected === q.id && detail ? (
+                    <tr class="detail-row"><td colSpan={5}>{detail}</td></tr>
+                  ) : null}
+                </Fragment>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      ) : null}
+    </section>
+  );
 
   return (
     <div class="stack">
@@ -242,7 +392,7 @@ function Quarantine(props: { api: Api }) {
           <label for="q-contract">Contract</label>
           <select id="q-contract" value={contract} onChange={(e) => setContract((e.currentTarget as HTMLSelectElement).value)}>
             <option value="">All contracts</option>
-            {(contracts.data ?? []).map((c) => <option key={c.id} value={c.id}>{c.name}</option>)}
+            {(contracts.data ?? []).map((c) => <option key={c.id} value={c.id}>{optionText(c.name)}</option>)}
           </select>
         </div>
         <div class="field">
@@ -256,62 +406,60 @@ function Quarantine(props: { api: Api }) {
         <RangeFields prefix="q" range={range} onChange={setRange} />
         <div class="toolbar-end"><button type="button" class="secondary" onClick={events.reload}>Refresh</button></div>
       </form>
-      {events.error ? <Notice kind="error">{events.error}</Notice> : null}
-      {events.loading && !events.data ? <Loading /> : null}
-      <section class="card" aria-labelledby="q-title">
-        <h2 id="q-title">Quarantined events <span class="muted">({(events.data ?? []).length})</span></h2>
-        {events.data && events.data.length === 0 ? <p class="muted">No quarantined events match.</p> : null}
-        {events.data && events.data.length > 0 ? (
-          <div class="table-wrap">
-            <table>
-              <caption class="visually-hidden">Quarantined events, most recently quarantined first</caption>
-              <thead>
-                <tr><th scope="col">Quarantined</th><th scope="col">Message id</th><th scope="col">Event</th><th scope="col">Blocked by</th><th scope="col">Status</th></tr>
-              </thead>
-              <tbody>
-                {events.data.map((q) => (
-                  <tr key={q.id}>
-                    <td>{formatTime(q.quarantined_at)}</td>
-                    <td><code>{q.message_id}</code></td>
-                    <td>{q.event_type}{q.event_name ? ` · ${q.event_name}` : ''}</td>
-                    <td>
-                      <ul class="plain-list compact">
-                        {q.reasons.slice(0, 3).map((r, i) => (
-                          <li key={i}>{names.get(r.contract_id) ?? r.contract_id}: <code>{r.field}</code> {r.type}</li>
-                        ))}
-                        {q.reasons.length > 3 ? <li class="muted">and {q.reasons.length - 3} more</li> : null}
-                      </ul>
-                    </td>
-                    <td><StatusBadge value={q.status} />{q.times_quarantined > 1 ? <span class="muted"> ×{q.times_quarantined}</span> : null}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        ) : null}
-      </section>
-      <ReplayControls
-        noun="event"
-        filtersKey={JSON.stringify(replayFilters)}
-        run={(dryRun) => api.post<ReplayResult>('/quarantine/replay', { ...replayFilters, dry_run: dryRun })}
-        onReplayed={events.reload}
+      <Investigation
+        oneColumn={oneColumn}
+        list={list}
+        detail={detail}
+        replay={
+          <ReplayControls
+            noun="event"
+            filtersKey={JSON.stringify(replayFilters)}
+            run={(dryRun) => api.post<ReplayResult>('/quarantine/replay', { ...replayFilters, dry_run: dryRun })}
+            onReplayed={(result) => {
+              if (status === 'quarantined' && result.replayed.length > 0) setStatus('');
+              onReplayed(result);
+            }}
+          />
+        }
       />
     </div>
   );
 }
 
-function TracePanel(props: { api: Api; messageId: string }) {
-  const trace = useLoad(
-    (signal) => props.api.get<EventTrace>(`/events/${encodeURIComponent(props.messageId)}/trace`, undefined, signal),
-    [props.api, props.messageId],
-  );
+function QuarantinedDetail(props: { api: Api; held: QuarantinedEvent; names: Map<string, string>; onClose: () => void }) {
+  const { held } = props;
   return (
-    <section class="card" aria-labelledby="trace-title">
+    <section class="card stack detail" aria-labelledby="held-title" data-testid="quarantined-detail">
       <div class="section-head">
-        <h2 id="trace-title">Trace of {props.messageId}</h2>
-        <button type="button" class="secondary small" onClick={trace.reload}>Refresh</button>
+        <h2 id="held-title" class="detail-title">Quarantined <Name text={held.message_id} /></h2>
+        <button type="button" class="secondary small" onClick={props.onClose}>Close</button>
       </div>
-      {trace.error ? <Notice kind="error">{trace.error}</Notice> : trace.data ? <TraceView trace={trace.data} /> : <Loading />}
+      <dl class="facts">
+        <dt>Received</dt><dd><Time iso={held.received_at} /></dd>
+        <dt>Quarantined</dt><dd><Time iso={held.quarantined_at} />{held.times_quarantined > 1 ? ` (${held.times_quarantined} times)` : ''}</dd>
+        <dt>Status</dt><dd><StatusBadge value={held.status} />{held.replayed_at ? <> · replayed <Time iso={held.replayed_at} /></> : null}</dd>
+      </dl>
+      <h3 id="held-violations">Violations that blocked it</h3>
+      <ul class="plain-list violations" aria-labelledby="held-violations">
+        {held.reasons.map((r, i) => (
+          <li key={i}>
+            <div><code>{visibleText(r.field)}</code> <strong>{r.type}</strong></div>
+            <div class="muted">
+              contract <Name text={props.names.get(r.contract_id) ?? r.contract_id} />{r.contract_version ? ` v${r.contract_version}` : ''}
+            </div>
+            {r.message ? <div>{visibleText(r.message)}</div> : null}
+            {r.expected || r.actual ? (
+              <div class="muted">
+                expected <code>{r.expected ? short(visibleText(r.expected), 80) : '—'}</code>, actual{' '}
+                <code>{r.actual ? short(visibleText(r.actual), 80) : '—'}</code>
+              </div>
+            ) : null}
+          </li>
+        ))}
+      </ul>
+      <h3>Payload</h3>
+      <JsonView value={held.event} label={`Payload of ${held.message_id}`} />
+      <TraceOf api={props.api} messageId={held.message_id} />
     </section>
   );
 }

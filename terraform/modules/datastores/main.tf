@@ -68,6 +68,28 @@ locals {
         ]
       }
     },
+    {
+      # destinations.py Destinations.recent_deliveries: destination_id ==, order by
+      # updated_at desc (the console's deliveries of one destination).
+      "deliveries-destination" = {
+        collection = "deliveries"
+        fields = [
+          { field_path = "destination_id", order = "ASCENDING" },
+          { field_path = "updated_at", order = "DESCENDING" },
+        ]
+      }
+    },
+    {
+      # contracts.py EventContracts.violation_counts: every contract's violations at once.
+      "violations-workspace" = {
+        collection  = "violations"
+        query_scope = "COLLECTION_GROUP"
+        fields = [
+          { field_path = "workspace_id", order = "ASCENDING" },
+          { field_path = "sort_key", order = "DESCENDING" },
+        ]
+      }
+    },
   )
 
   # Collections whose documents carry `expires_at` (a timestamp) and expire by TTL policy.
@@ -104,7 +126,7 @@ resource "google_firestore_index" "composite" {
   project     = var.project_id
   database    = local.database
   collection  = each.value.collection
-  query_scope = "COLLECTION"
+  query_scope = try(each.value.query_scope, "COLLECTION")
 
   dynamic "fields" {
     for_each = each.value.fields
