@@ -47,9 +47,10 @@ if TYPE_CHECKING:
     from shared.services.trace import Traces
     from shared.services.transformations import Transformations
     from shared.services.volume import EventVolume
+    from shared.services.webhook_mapper import WebhookMapper
     from shared.services.workspace_config import WorkspaceConfig
     from shared.services.workspaces import Workspaces
-    from shared.transform import Limits
+    from shared.transform import Limits, ProgramCache
 
 
 class Services:
@@ -208,7 +209,23 @@ class Services:
             validator=self.contract_validator,
             observers=(self.live,),
             privacy=self.privacy_filter,
+            # Built on the first webhook request: other messages never load the sandbox.
+            webhooks=lambda: self.webhook_mapper,
         )
+
+    @cached_property
+    def webhook_mapper(self) -> WebhookMapper:
+        from shared.services.webhook_mapper import WebhookMapper
+
+        return WebhookMapper(self.store, self.programs, self.settings.config_cache_seconds)
+
+    @cached_property
+    def programs(self) -> ProgramCache:
+        """The sandbox's compiled programs, shared by destination and source transformations
+        (one memory budget for the instance's calls)."""
+        from shared.transform import ProgramCache
+
+        return ProgramCache(transform_limits(self.settings))
 
     @cached_property
     def privacy_filter(self) -> PrivacyFilter:
@@ -288,13 +305,8 @@ class Services:
     @cached_property
     def transformer(self) -> SandboxTransformer:
         from shared.services.delivery_transformer import SandboxTransformer
-        from shared.transform import ProgramCache
 
-        return SandboxTransformer(
-            self.store,
-            ProgramCache(transform_limits(self.settings)),
-            self.settings.config_cache_seconds,
-        )
+        return SandboxTransformer(self.store, self.programs, self.settings.config_cache_seconds)
 
     @cached_property
     def transformations(self) -> Transformations:

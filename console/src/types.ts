@@ -3,10 +3,13 @@
 export type CallType = 'track' | 'identify' | 'page' | 'screen' | 'group' | 'alias';
 export const CALL_TYPES: CallType[] = ['track', 'identify', 'page', 'screen', 'group', 'alias'];
 
+export type SourceType = 'javascript' | 'server' | 'mobile' | 'webhook';
+
 export interface EventSource {
   id: string;
   workspace_id: string;
   name: string;
+  type: SourceType;
   key: string;
   status: 'active' | 'revoked';
   pubsub_topic: string;

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from shared.api.crud import PAGE_HEADERS, list_filter, list_query, page_reply, status_of
 from shared.api.models import AllowedOrigins, Input, Name, Timestamp
+from shared.domain.errors import InvalidRequest, NotFound
 from shared.domain.paging import page_of
 from shared.domain.privacy import IpPolicy
 from shared.domain.rate_limit import MAX_BURST, MAX_EVENTS_PER_SECOND, WINDOW_SECONDS, RateLimit
-from shared.domain.sources import EventSource, SourceStatus
+from shared.domain.sources import EventSource, SourceStatus, SourceType
+from shared.domain.webhooks import WebhookSettings
 from shared.http.request import ApiRequest, Reply
 from shared.http.routing import Route
 
@@ -25,8 +27,15 @@ IP_POLICY_DESCRIPTION = (
 )
 
 
+SOURCE_TYPE_DESCRIPTION = (
+    "What sends to the source: javascript, server or mobile SDKs (the Segment-compatible "
+    "endpoints), or webhook (any service's webhooks, at /v1/webhook/<key> only; docs/WEBHOOKS.md)"
+)
+
+
 class EventSourceCreate(Input):
     name: Name
+    type: SourceType = Field("server", description=SOURCE_TYPE_DESCRIPTION)
     ip_policy: IpPolicy = Field("keep", description=IP_POLICY_DESCRIPTION)
     allowed_origins: AllowedOrigins = []
 
@@ -104,6 +113,9 @@ class EventSourceObject(BaseModel):
     id: str
     workspace_id: str
     name: str
+    # Not in the seed's Event Source Object: the stream sources' types, which decide where the
+    # key is accepted.
+    type: SourceType = Field(description=SOURCE_TYPE_DESCRIPTION)
     key: str
     status: Literal["active", "revoked"]
     pubsub_topic: str
@@ -129,6 +141,7 @@ def create_source(request: ApiRequest) -> EventSource:
         request.workspace_id,
         body.name,
         request.token.id,
+        type=body.type,
         ip_policy=body.ip_policy,
         allowed_origins=body.allowed_origins,
     )
@@ -211,6 +224,99 @@ def send_test_event(request: ApiRequest) -> TestEventAccepted:
     source = request.services.sources.get(request.workspace_id, request.params["key_id"])
     message_id = request.services.ingest.send_test_event(source, request.client_ip)
     return TestEventAccepted(messageId=message_id, status="accepted")
+
+
+class WebhookSettingsUpdate(WebhookSettings):
+    """A webhook source's settings as sent: every field optional (an omitted one takes its
+    default), except that an omitted `secret` keeps the stored one and `null` clears it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    secret: SecretStr | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="The signing secret the provider shows (Stripe's whsec_..., GitHub's and "
+        "Shopify's webhook secret): write-only, never answered; omitted: the stored one stays",
+    )
+
+
+class WebhookSettingsAnswer(BaseModel):
+    """A webhook source's settings, the secret only as `secret_set`."""
+
+    source_id: str
+    url_path: str = Field(description="Where the provider posts: the ingest host + this path")
+    settings: dict[str, Any] = Field(
+        description="The WebhookSettings fields (docs/WEBHOOKS.md), without the secret"
+    )
+    secret_set: bool
+    signature_failures: int = Field(
+        description="Requests refused for their signature (ingest adds them within 10 s)"
+    )
+    updated_at: Timestamp
+
+
+def webhook_answer(source: EventSource) -> WebhookSettingsAnswer:
+    settings = source.webhook or WebhookSettings()
+    return WebhookSettingsAnswer(
+        source_id=source.id,
+        url_path=f"/v1/webhook/{source.key}",
+        settings=settings.public(),
+        secret_set=settings.secret is not None,
+        signature_failures=source.webhook_signature_failures,
+        updated_at=source.updated_at,
+    )
+
+
+def get_webhook(request: ApiRequest) -> WebhookSettingsAnswer:
+    source = request.services.sources.webhook_source(request.workspace_id, request.params["key_id"])
+    return webhook_answer(source)
+
+
+def update_webhook(request: ApiRequest) -> WebhookSettingsAnswer:
+    body: WebhookSettingsUpdate = request.body
+    if body.transformation_id is not None:
+        try:
+            request.services.transformations.get(request.workspace_id, body.transformation_id)
+        except NotFound:
+            raise InvalidRequest(
+                f"transformation_id: no transformation {body.transformation_id} in this workspace",
+                field="transformation_id",
+            ) from None
+    settings = WebhookSettings.model_validate(body.model_dump())
+    source = request.services.sources.set_webhook(
+        request.workspace_id,
+        request.params["key_id"],
+        settings,
+        keep_secret="secret" not in body.model_fields_set,
+    )
+    return webhook_answer(source)
+
+
+class TestWebhookRequest(Input):
+    body: Any = Field(
+        None, description="The request's JSON body; omitted: a sample (a small JSON object)"
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Headers to send with it (e.g. X-GitHub-Event); the signature is added",
+    )
+
+
+class TestWebhookAccepted(BaseModel):
+    """The test request's messageId: trace it, or watch for it in the debugger."""
+
+    status: Literal[200]
+    message_id: str
+
+
+def send_test_webhook(request: ApiRequest) -> TestWebhookAccepted:
+    body: TestWebhookRequest = request.body
+    source = request.services.sources.get(request.workspace_id, request.params["key_id"])
+    message_id = request.services.ingest.send_test_webhook(
+        source, body.body, body.headers, request.client_ip
+    )
+    return TestWebhookAccepted(status=200, message_id=message_id)
 
 
 ROUTES = (
@@ -333,6 +439,41 @@ ROUTES = (
         update_source_rate_limit,
         body=SourceRateLimitUpdate,
         response=SourceRateLimit,
+        tag="Event Sources",
+    ),
+    Route(
+        "GET",
+        BASE + "/{key_id}/webhook",
+        FUNCTION,
+        "getEventSourceWebhook",
+        "Get a webhook source's URL and settings (409 for a source of another type)",
+        get_webhook,
+        response=WebhookSettingsAnswer,
+        tag="Event Sources",
+    ),
+    Route(
+        "PUT",
+        BASE + "/{key_id}/webhook",
+        FUNCTION,
+        "updateEventSourceWebhook",
+        "Set a webhook source's mapping and signature settings (the secret is write-only); "
+        "ingest applies them within 10 s",
+        update_webhook,
+        body=WebhookSettingsUpdate,
+        response=WebhookSettingsAnswer,
+        tag="Event Sources",
+    ),
+    Route(
+        "POST",
+        BASE + "/{key_id}/test-webhook",
+        FUNCTION,
+        "sendTestWebhook",
+        "Post a test request through a webhook source's own path, signed with its secret",
+        send_test_webhook,
+        body=TestWebhookRequest,
+        body_required=False,
+        rate_limited=True,
+        response=TestWebhookAccepted,
         tag="Event Sources",
     ),
 )

@@ -25,8 +25,9 @@ class TraceStage(BaseModel):
 
     stage: str = Field(
         description="received, duplicate, suppressed, blocked, violated, stored, routed, "
-        "skipped, transformed, delivered, retried, failed, dead_lettered, dropped, replayed "
-        "(transformed adds transformation_id and transformation_version)"
+        "skipped, transformed, delivered, retried, failed, dead_lettered, dropped, replayed, "
+        "ignored (a webhook request its source's transformation returned null for; "
+        "transformed adds transformation_id and transformation_version)"
     )
     status: str
     at: Timestamp | None

@@ -16,7 +16,7 @@ from shared.http.routing import Route
 # Per HTTP function, the shared.api modules declaring its routes ("routes": the whole table,
 # for the function that serves the API's own document).
 ROUTE_MODULES: dict[str, tuple[str, ...]] = {
-    "ingest": ("ingest", "collect"),
+    "ingest": ("ingest", "collect", "webhooks"),
     "event_keys": ("event_keys", "me", "tokens"),
     "event_forwarding_rules": ("forwarding_rules",),
     "event_transformations": ("transformations",),

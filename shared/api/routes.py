@@ -27,6 +27,7 @@ from shared.api import (
     streams,
     tokens,
     transformations,
+    webhooks,
 )
 from shared.api.models import ErrorBody
 from shared.http.cors import with_preflights
@@ -58,6 +59,7 @@ DOCS_ROUTES = (
 ROUTES: tuple[Route, ...] = (
     *ingest.ROUTES,
     *collect.ROUTES,
+    *webhooks.ROUTES,
     *event_keys.ROUTES,
     *me.ROUTES,
     *tokens.ROUTES,

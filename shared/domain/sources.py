@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from shared.domain.privacy import IpPolicy
 from shared.domain.rate_limit import RateLimit
+from shared.domain.webhooks import WebhookSettings
 
 SourceStatus = Literal["active", "revoked"]
 SourceType = Literal["javascript", "server", "mobile", "webhook"]
@@ -56,6 +57,13 @@ class EventSource(BaseModel):
     # The events per second ingest admits for this source (shared/domain/rate_limit.py); None:
     # no limit. Not part of the seed's object either.
     rate_limit: RateLimit | None = None
+    # A webhook source's settings (shared/domain/webhooks.py); None for the other types, and
+    # for a webhook source not configured yet (it then maps without code and checks no
+    # signature).
+    webhook: WebhookSettings | None = None
+    # Webhook requests refused for their signature: ingest adds to it (at most one write per
+    # source and interval), the webhook settings' GET answers it.
+    webhook_signature_failures: int = 0
 
     def write_key_record(self) -> WriteKey:
         """What ingest needs to accept events for this source."""
@@ -67,7 +75,13 @@ class EventSource(BaseModel):
             ip_policy=self.ip_policy,
             allowed_origins=list(self.allowed_origins),
             rate_limit=self.rate_limit,
+            type=self.type,
+            webhook=self.webhook,
         )
+
+    def stored(self) -> dict[str, Any]:
+        """The source's document, the webhook secret revealed: for storage only."""
+        return _stored(self)
 
 
 class WriteKey(BaseModel):
@@ -82,6 +96,22 @@ class WriteKey(BaseModel):
     allowed_origins: list[str] = Field(default_factory=list)
     # Carried here too, so that enforcing the rate limit costs no read either.
     rate_limit: RateLimit | None = None
+    # Carried here so that ingest tells webhook sources from the others, and verifies a webhook
+    # request's signature, with the one read it already makes.
+    type: SourceType = "server"
+    webhook: WebhookSettings | None = None
+
+    def stored(self) -> dict[str, Any]:
+        """The write key's document, the webhook secret revealed: for storage only."""
+        return _stored(self)
+
+
+def _stored(record: EventSource | WriteKey) -> dict[str, Any]:
+    # model_dump keeps a SecretStr as it is, which no store can hold (and which must never be
+    # dumped for an answer): the secret is revealed here, for the store alone.
+    data = record.model_dump(exclude={"webhook"})
+    data["webhook"] = record.webhook.stored() if record.webhook is not None else None
+    return data
 
 
 def source_topic_id(source_id: str) -> str:

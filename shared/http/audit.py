@@ -22,7 +22,7 @@ log = logging.getLogger("streams.audit")
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Mutating methods that change no configuration: sending events, trying a transformation.
-NOT_CHANGES = frozenset({"sendEvent", "sendTestEvent", "testTransformation"})
+NOT_CHANGES = frozenset({"sendEvent", "sendTestEvent", "sendTestWebhook", "testTransformation"})
 # The first path segment after the workspace (or /v1/streams/) -> the resource type recorded.
 RESOURCE_TYPES = {
     "event-keys": "event_source",

@@ -18,15 +18,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 def read_json(request: Request, max_bytes: int, required: bool = True) -> Any:
     """The body parsed as JSON whatever its Content-Type, gunzipped when needed, within limits;
     an empty body is `{}` when not `required`."""
-    if (request.content_length or 0) > max_bytes:
-        raise PayloadTooLarge(f"request body exceeds {max_bytes} bytes")
-    # Read at most one byte past the limit: a body without Content-Length cannot exhaust memory.
-    data = request.stream.read(max_bytes + 1)
-    encoding = request.headers.get("Content-Encoding", "").lower()
-    if encoding in ("gzip", "x-gzip", "deflate") or data[:2] == GZIP_MAGIC:
-        data = _inflate(data, max_bytes, gzip=encoding != "deflate" or data[:2] == GZIP_MAGIC)
-    if len(data) > max_bytes:
-        raise PayloadTooLarge(f"request body exceeds {max_bytes} bytes")
+    data = read_bytes(request, max_bytes)
     if not data.strip():
         if not required:
             return {}
@@ -45,6 +37,20 @@ def read_json(request: Request, max_bytes: int, required: bool = True) -> Any:
         raise InvalidRequest(f"malformed JSON: {exc}") from None
     except RecursionError:
         raise InvalidRequest("JSON nested too deeply") from None
+
+
+def read_bytes(request: Request, max_bytes: int) -> bytes:
+    """The body's bytes, gunzipped when needed, within limits (413 beyond)."""
+    if (request.content_length or 0) > max_bytes:
+        raise PayloadTooLarge(f"request body exceeds {max_bytes} bytes")
+    # Read at most one byte past the limit: a body without Content-Length cannot exhaust memory.
+    data = request.stream.read(max_bytes + 1)
+    encoding = request.headers.get("Content-Encoding", "").lower()
+    if encoding in ("gzip", "x-gzip", "deflate") or data[:2] == GZIP_MAGIC:
+        data = _inflate(data, max_bytes, gzip=encoding != "deflate" or data[:2] == GZIP_MAGIC)
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(f"request body exceeds {max_bytes} bytes")
+    return data
 
 
 def _read_int(text: str) -> int | OversizedInteger:

@@ -260,6 +260,27 @@ def _headers(route: Route, own: dict[str, Any]) -> dict[str, Any]:
     return own
 
 
+# One Server-Sent Event. OpenAPI before 3.2 leaves open what `schema` describes for an event
+# stream: fuzzers (schemathesis) read it as each event, request validators (openapi-core) as
+# the whole text; the first form answers the latter, the object the former.
+SSE_EVENT: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "description": "the stream as text"},
+        {
+            "type": "object",
+            "description": "one event: a stored event's JSON in data, or with event: outcome, "
+            "{status, reason, event}",
+            "properties": {
+                "id": {"type": "string"},
+                "event": {"type": "string", "enum": ["outcome"]},
+                "data": {"type": "string", "contentMediaType": "application/json"},
+                "retry": {"type": "integer"},
+            },
+        },
+    ]
+}
+
+
 def _success(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
     answer: dict[str, Any] = {"description": route.summary}
     own: dict[str, Any] = {}
@@ -268,7 +289,7 @@ def _success(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
     elif 300 <= route.status < 400:
         own = {"Location": {"required": True, "description": "Where to go", **STRING}}
     if route.streaming:
-        answer["content"] = {"text/event-stream": {"schema": {"type": "string"}}}
+        answer["content"] = {"text/event-stream": {"schema": SSE_EVENT}}
     elif isinstance(route.response, Media):
         media_type = route.response.media_type
         # Text is a string; anything else (images, fonts) is any bytes, which no schema states.

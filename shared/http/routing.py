@@ -77,7 +77,7 @@ class Route:
 def allowed_methods(routes: tuple[Route, ...], path: str) -> list[str]:
     """The methods `path` answers to among `routes` (HEAD wherever GET), for an `Allow` header;
     empty when no route has the path."""
-    methods = [route.method for route in routes if route.match(path) is not None]
+    methods = [route.method for route, _ in _matching(routes, path)]
     if "GET" in methods:
         methods.append("HEAD")
     return list(dict.fromkeys(methods))
@@ -87,12 +87,17 @@ def find_route(
     routes: tuple[Route, ...], method: str, path: str
 ) -> tuple[Route | None, dict[str, str], bool]:
     """The route for (method, path), its parameters, and whether the path exists at all."""
-    path_exists = False
-    for route in routes:
-        params = route.match(path)
-        if params is None:
-            continue
-        path_exists = True
+    matching = _matching(routes, path)
+    for route, params in matching:
         if route.method == method or (method == "HEAD" and route.method == "GET"):
             return route, params, True
-    return None, {}, path_exists
+    return None, {}, bool(matching)
+
+
+def _matching(routes: tuple[Route, ...], path: str) -> list[tuple[Route, dict[str, str]]]:
+    """The routes of `path`'s most specific template, with their parameters: a literal segment
+    wins over a parameter, so `PUT .../event-contracts/proposal` is a 405 of the `proposal`
+    route, never an update of a contract whose id would be "proposal"."""
+    found = [(route, params) for route in routes if (params := route.match(path)) is not None]
+    fewest = min((len(params) for _, params in found), default=0)
+    return [(route, params) for route, params in found if len(params) == fewest]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
+from urllib.parse import parse_qsl
 
 import orjson
 
@@ -17,6 +20,7 @@ from shared.domain.errors import (
     Conflict,
     Forbidden,
     InvalidRequest,
+    NotFound,
     StreamsError,
     Unauthorized,
 )
@@ -27,10 +31,19 @@ from shared.domain.events import (
     normalise_request,
     normalise_stream_event,
 )
+from shared.domain.limits import MAX_MESSAGE_ID_CHARS
 from shared.domain.origins import origin_allowed
 from shared.domain.privacy import apply_ip_policy
 from shared.domain.sources import EventSource, WriteKey, source_path
-from shared.ports import ConfigStore, Publisher, Write
+from shared.domain.webhook_signatures import (
+    DELIVERY_ID_HEADERS,
+    delivery_id,
+    sign,
+    signature_header,
+    verify,
+)
+from shared.domain.webhooks import WebhookRequest, WebhookSettings, request_item
+from shared.ports import ConfigStore, Increment, Publisher, Write
 from shared.services.cache import TtlCache
 from shared.services.rate_limiter import RateLimiter
 from shared.services.sources import EventSources
@@ -43,6 +56,25 @@ log = logging.getLogger("streams.ingest")
 MESSAGE_SCHEMA = "streams.events.v1"
 # last_used_at is written at most this often per source and instance, never per request.
 LAST_USED_WRITE_SECONDS = 30.0
+# Signature failures are added to the source's count at most this often per source and instance:
+# a flood of forged requests must not become a flood of writes.
+SIGNATURE_FAILURE_WRITE_SECONDS = 10.0
+# Headers a webhook request is published without: credentials (a write key, a session) and the
+# sender's address, which the source's IP policy governs through `context.ip` alone.
+WITHHELD_HEADERS = frozenset(
+    {
+        "authorization",
+        "cookie",
+        "x-write-key",
+        "x-forwarded-for",
+        "forwarded",
+        "x-real-ip",
+    }
+)
+# Providers' delivery ids are UUIDs or `evt_...`: anything else in one is refused rather than
+# made part of a messageId.
+DELIVERY_ID_SYNTAX = re.compile(r"[\x21-\x7e]+")
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 TEST_EVENT = {
     "event": "Streams Test Event",
     "anonymousId": "streams-test-event",
@@ -101,6 +133,43 @@ class LastUsedTracker:
             log.warning("could not record last_used_at of source %s", key.source_id)
 
 
+class SignatureFailureCounter:
+    """Adds webhook signature failures to the source's count, with one write per interval:
+    the failures in between are added by the next write that is due."""
+
+    def __init__(
+        self,
+        store: ConfigStore,
+        interval_seconds: float = SIGNATURE_FAILURE_WRITE_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ):
+        self._store = store
+        self._interval = interval_seconds
+        self._monotonic = monotonic
+        self._written_at: dict[str, float] = {}
+        self._pending: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def count(self, key: WriteKey) -> None:
+        now = self._monotonic()
+        with self._lock:
+            pending = self._pending.get(key.source_id, 0) + 1
+            if now - self._written_at.get(key.source_id, float("-inf")) < self._interval:
+                self._pending[key.source_id] = pending
+                return
+            self._written_at[key.source_id] = now
+            self._pending.pop(key.source_id, None)
+        path = source_path(key.workspace_id, key.source_id)
+        try:
+            self._store.commit(
+                [Write("update", path, {"webhook_signature_failures": Increment(pending)})]
+            )
+        except Exception:
+            # Counting must never change the answer (401), whatever the store says: a source
+            # deleted since its key was cached has no document to add to.
+            log.warning("could not count signature failures of source %s", key.source_id)
+
+
 class Ingest:
     """Accepts Segment-style requests for a source and publishes them to the source's topic."""
 
@@ -120,12 +189,16 @@ class Ingest:
         self._keys: TtlCache[WriteKey | None] = TtlCache(key_cache_seconds)
         self._publisher = publisher
         self._last_used = LastUsedTracker(store)
+        self._signature_failures = SignatureFailureCounter(store)
         self._clock = clock
         self._new_message_id = new_message_id
 
-    def authorize(self, write_key: str | None, origin: str | None = None) -> WriteKey:
+    def authorize(
+        self, write_key: str | None, origin: str | None = None, webhook: bool = False
+    ) -> WriteKey:
         """The active source behind a write key; `Unauthorized` otherwise, and `Forbidden` when
-        `origin` (a web page's `Origin` header) is not one the source allows."""
+        `origin` (a web page's `Origin` header) is not one the source allows. A webhook
+        source's key is for the webhook endpoint alone (`webhook`), and only its key is."""
         if not write_key:
             raise Unauthorized(
                 "missing write key: send X-Write-Key, HTTP Basic username, ?writeKey= or writeKey"
@@ -143,6 +216,18 @@ class Ingest:
         if not origin_allowed(record.allowed_origins, origin):
             raise Forbidden(
                 f"Origin {origin} is not one of this source's allowed origins", field="Origin"
+            )
+        if webhook and record.type != "webhook":
+            raise NotFound(
+                f"writeKey: this key's source is of type {record.type}, not webhook: send its "
+                "events to the SDK endpoints (/v1/track, /v1/batch, ...)",
+                field="writeKey",
+            )
+        if not webhook and record.type == "webhook":
+            raise Forbidden(
+                "writeKey: this key's source is a webhook source: post its requests to "
+                "/v1/webhook/<writeKey>",
+                field="writeKey",
             )
         return record
 
@@ -176,8 +261,107 @@ class Ingest:
     def send_test_event(self, source: EventSource, request_ip: str | None) -> str:
         """Publish a recognisable test event through a source, exactly as a client would."""
         key = self.authorize_source(source, field="keyId")
+        if key.type == "webhook":
+            raise Conflict(
+                f"event source {source.id} is a webhook source: send a test request with "
+                "POST .../test-webhook",
+                field="type",
+            )
         result = self.accept(key, dict(TEST_EVENT), "track", request_ip)
         return result.message_ids[0]
+
+    def accept_webhook(
+        self,
+        key: WriteKey,
+        raw_body: bytes,
+        headers: Mapping[str, str],
+        query: Mapping[str, str],
+        request_ip: str | None,
+    ) -> str:
+        """Verify a webhook request's signature on its raw body, then publish it whole (mapped
+        to events by process); return its messageId. `headers` keyed by lower-cased name."""
+        settings = key.webhook or WebhookSettings()
+        ctx = self.context(key, request_ip)
+        try:
+            verify(settings, headers, raw_body, int(ctx.received_at.timestamp()))
+        except Unauthorized as refusal:
+            self._signature_failures.count(key)
+            log.warning("webhook source %s: %s", key.source_id, refusal.message)
+            raise
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        body = parse_webhook_body(raw_body, content_type)
+        provider = settings.signature
+        delivery = delivery_id(provider, headers, body)
+        message_id = f"{provider}:{delivery}" if delivery else self._new_message_id()
+        if delivery and (
+            len(message_id) > MAX_MESSAGE_ID_CHARS or not DELIVERY_ID_SYNTAX.fullmatch(delivery)
+        ):
+            where = DELIVERY_ID_HEADERS.get(provider, "id")
+            raise InvalidRequest(
+                f"{where}: a delivery id must be at most "
+                f"{MAX_MESSAGE_ID_CHARS - len(provider) - 1} visible ASCII characters",
+                field=where,
+            )
+        withheld = WITHHELD_HEADERS | {(signature_header(settings) or "").lower()}
+        request = WebhookRequest(
+            headers={name: value for name, value in headers.items() if name not in withheld},
+            query={name: value for name, value in query.items() if name != "writeKey"},
+            body=body,
+            content_type=content_type,
+            delivery_id=delivery,
+        )
+        item = request_item(
+            request,
+            message_id,
+            key.workspace_id,
+            key.source_id,
+            ids.isoformat(ctx.received_at),
+            request_ip,
+        )
+        try:
+            # The item is the canonical event's shape with one key of its own, `request`.
+            self.publish(key, ctx, [cast(CanonicalEvent, item)])
+        except orjson.JSONEncodeError:
+            raise InvalidRequest(
+                "body: holds a value that cannot be published (an integer beyond 64 bits, or "
+                "text with a lone surrogate such as \\ud800)",
+                field="body",
+            ) from None
+        return message_id
+
+    def send_test_webhook(
+        self,
+        source: EventSource,
+        body: Any,
+        headers: Mapping[str, str],
+        request_ip: str | None,
+    ) -> str:
+        """Post a request through a webhook source's own path, signed with its stored secret as
+        its provider would sign it (so verification passes); `body` None: a sample JSON body."""
+        key = self.authorize_source(source, field="keyId")
+        if key.type != "webhook":
+            raise Conflict(
+                f"event source {source.id} is of type {key.type}, not webhook: send a test "
+                "event with POST .../test-event",
+                field="type",
+            )
+        if body is None:
+            # A new id each time: as a Stripe event's id it is the delivery id, and a repeated
+            # one would make every test after the first a duplicate.
+            body = {
+                "id": f"evt_streams_test_{self._new_message_id()}",
+                "type": "streams.test",
+                "data": {"message": "A test request sent by Streams"},
+            }
+        raw_body = orjson.dumps(body)
+        settings = key.webhook or WebhookSettings()
+        now = int(self._clock().timestamp())
+        sent = {
+            "content-type": "application/json",
+            **{name.lower(): value for name, value in headers.items()},
+            **{name.lower(): value for name, value in sign(settings, raw_body, now).items()},
+        }
+        return self.accept_webhook(key, raw_body, sent, {}, request_ip)
 
     def publish(self, key: WriteKey, ctx: IngestContext, events: list[CanonicalEvent]) -> None:
         """Publish events to the source's topic; returns only once Pub/Sub has acknowledged."""
@@ -197,3 +381,23 @@ class Ingest:
         }
         self._publisher.publish(key.pubsub_topic, [(data, attributes)])
         self._last_used.touch(key, ctx.received_at)
+
+
+def parse_webhook_body(raw_body: bytes, content_type: str) -> Any:
+    """A webhook body as JSON (any value), or a form (application/x-www-form-urlencoded) as a
+    dict of strings, a repeated field keeping its last value; an empty body is `{}`."""
+    if not raw_body.strip():
+        return {}
+    try:
+        if content_type == FORM_CONTENT_TYPE:
+            return dict(parse_qsl(raw_body.decode(), keep_blank_values=True))
+        return json.loads(raw_body)
+    except UnicodeDecodeError:
+        raise InvalidRequest("body: is not valid UTF-8 text", field="body") from None
+    except ValueError as exc:
+        raise InvalidRequest(
+            f"body: is not JSON ({exc}); send JSON, or a form as {FORM_CONTENT_TYPE}",
+            field="body",
+        ) from None
+    except RecursionError:
+        raise InvalidRequest("body: JSON nested too deeply", field="body") from None

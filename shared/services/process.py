@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from shared.domain import ids
 from shared.domain.event import CanonicalEvent, EventKey
@@ -35,6 +35,7 @@ from shared.domain.poison import DATA_ERRORS, failure_reason
 from shared.domain.routing import matching_rules
 from shared.domain.storable import find_unencodable
 from shared.domain.storage import event_row
+from shared.domain.webhook_mapping import WEBHOOK_MAPPING_FAILED, is_webhook_request
 from shared.ports import (
     WRITES_PER_COMMIT,
     AlreadyExists,
@@ -48,6 +49,9 @@ from shared.ports import (
 )
 from shared.services.privacy import PrivacyOutcome
 from shared.services.workspace_config import WorkspaceConfig
+
+if TYPE_CHECKING:
+    from shared.services.webhook_mapper import MappedRequest
 
 log = logging.getLogger("streams.process")
 
@@ -72,6 +76,12 @@ class PrivacyStep(Protocol):
     def apply(
         self, workspace_id: str, events: list[CanonicalEvent], replay: bool = False
     ) -> PrivacyOutcome: ...
+
+
+class WebhookStep(Protocol):
+    """Maps a webhook source's request to events (shared/services/webhook_mapper.py)."""
+
+    def map(self, workspace_id: str, source_id: str, event: Mapping[str, Any]) -> MappedRequest: ...
 
 
 class NoContracts:
@@ -103,6 +113,18 @@ class SetAside:
     event: CanonicalEvent
     reason: str
     redacted: bool = False
+    reason_code: str = UNPROCESSABLE_EVENT
+
+
+@dataclass
+class Expanded:
+    """A message's items once its webhook requests are mapped: the events (in the message's
+    order), the requests that could not be mapped (dead-lettered whole, to be replayed) and
+    those the source's transformation ignored on purpose (with why)."""
+
+    events: list[CanonicalEvent] = field(default_factory=list)
+    unmapped: list[SetAside] = field(default_factory=list)
+    ignored: list[tuple[CanonicalEvent, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -146,6 +168,7 @@ class Processor:
         observers: Sequence[EventObserver] = (),
         clock: Callable[[], datetime] = ids.utcnow,
         privacy: PrivacyStep | None = None,
+        webhooks: Callable[[], WebhookStep] | None = None,
     ):
         self._store = store
         self._events = events
@@ -158,6 +181,8 @@ class Processor:
         self._observers = observers
         self._clock = clock
         self._privacy = privacy
+        # A callable: the sandbox is loaded only when a message holds a webhook request.
+        self._webhooks = webhooks
 
     def process(self, message: SourceMessage) -> ProcessOutcome:
         """Process a message; transient failures raise so that Pub/Sub redelivers it whole.
@@ -166,16 +191,25 @@ class Processor:
         message, or already done, are duplicates and go no further. An event that fails on its
         own content is dead-lettered with its reason, and the others of the message go on.
         """
-        outcome = ProcessOutcome(received=len(message.events))
         now = self._clock()
-        carriable, unfit = _screen(message.events)
+        # Webhook requests become events first: from here on they are events like any other,
+        # claimed by their own messageIds (so a provider's retry is a duplicate of each).
+        expanded = self._expand_webhooks(message)
+        outcome = ProcessOutcome(
+            received=len(expanded.events) + len(expanded.unmapped) + len(expanded.ignored)
+        )
+        carriable, unfit = _screen(expanded.events)
+        unfit = expanded.unmapped + unfit
         self._dead_letter_unfit(message, unfit, now)
+        ignored, ignored_duplicates = self._record_ignored(message, expanded.ignored, now)
         fresh, duplicates = self._claim(message, carriable, now)
+        duplicates += ignored_duplicates
         outcome.duplicates = len(duplicates)
         outcome.dead_lettered = len(unfit)
         self._record_duplicates([path for path, _ in duplicates], now)
         seen = [Observed(event, "duplicate", DUPLICATE_REASON) for _, event in duplicates]
         seen += [Observed(a.event, "dead_lettered", a.reason) for a in unfit if _named(a.event)]
+        seen += [Observed(request, "dropped", reason) for request, reason in ignored]
         if not fresh:
             self._notify(message, seen)
             return outcome
@@ -200,6 +234,71 @@ class Processor:
         outcome.dead_lettered += len(prepared.set_aside)
         self._notify(message, seen + _observed(prepared))
         return outcome
+
+    def _expand_webhooks(self, message: SourceMessage) -> Expanded:
+        """Replace each webhook request of the message by the events it maps to."""
+        expanded = Expanded()
+        for event in message.events:
+            if not is_webhook_request(event) or not isinstance(event.get("messageId"), str):
+                # (A request without a messageId as text is set aside by `_screen`, as any
+                # event no store can key.)
+                expanded.events.append(event)
+                continue
+            if self._webhooks is None:
+                # Only a Processor built without the step (a unit test's) gets here.
+                reason = "this process cannot map webhook requests: it has no webhook step"
+                expanded.unmapped.append(SetAside(event, reason, False, WEBHOOK_MAPPING_FAILED))
+                continue
+            mapped = self._webhooks().map(message.workspace_id, message.source_id, event)
+            if mapped.error is not None:
+                # Its dead letter keeps the request whole, for a replay once the cause is fixed.
+                reason = f"the webhook request could not be mapped to events: {mapped.error}"
+                expanded.unmapped.append(SetAside(event, reason, False, WEBHOOK_MAPPING_FAILED))
+            elif mapped.ignored is not None:
+                expanded.ignored.append((event, mapped.ignored))
+            else:
+                expanded.events.extend(mapped.events)
+        return expanded
+
+    def _record_ignored(
+        self, message: SourceMessage, ignored: list[tuple[CanonicalEvent, str]], now: datetime
+    ) -> tuple[list[tuple[CanonicalEvent, str]], list[tuple[str, CanonicalEvent]]]:
+        """Record each request the source's transformation ignored, on the log entry of its
+        messageId (its trace then says so), unless that messageId was received already: then
+        the request is a duplicate. Returns those recorded and the duplicates (with their log
+        paths)."""
+        if not ignored:
+            return [], []
+        paths = [event_log_path(message.workspace_id, r["messageId"]) for r, _ in ignored]
+        existing = self._store.get_many(paths)
+        writes: list[Write] = []
+        recorded: list[tuple[CanonicalEvent, str]] = []
+        duplicates: list[tuple[str, CanonicalEvent]] = []
+        for path, (request, reason) in zip(paths, ignored, strict=True):
+            entry = existing[path]
+            if entry is not None and entry.get("pubsub_message_id") == message.pubsub_message_id:
+                recorded.append((request, reason))  # by an earlier attempt at this message
+                continue
+            if entry is not None and not _expired(entry, now):
+                duplicates.append((path, request))
+                continue
+            record = {
+                **_claim(message, request, now),
+                "state": "done",
+                "ignored": True,
+                "ignored_at": ids.isoformat(now),
+                "reason": reason,
+                "blocked": False,
+                "violations": [],
+                "stored_at": None,
+                "routed_at": None,
+                "deliveries": [],
+                "skipped": [],
+            }
+            writes.append(Write("set", path, record))
+            recorded.append((request, reason))
+        commit_in_chunks(self._store, writes)
+        return recorded, duplicates
 
     def _prepare_isolated(self, message: SourceMessage, events: list[CanonicalEvent]) -> Prepared:
         """Everything before the first write that cannot be undone, for the whole message; when
@@ -478,8 +577,9 @@ class Processor:
     def _dead_letter_writes(
         self, message: SourceMessage, set_aside: list[SetAside], now: datetime
     ) -> list[Write]:
-        """The dead letter (`unprocessable_event`) of each event set aside, counting on from
-        any earlier one of the same event."""
+        """The dead letter (`unprocessable_event`, or `webhook_mapping_failed` for a webhook
+        request kept whole) of each event set aside, counting on from any earlier one of the
+        same event."""
         paths = [
             dead_letter_path(message.workspace_id, event_dead_letter_id(a.event["messageId"]))
             for a in set_aside
@@ -493,7 +593,7 @@ class Processor:
                     message.workspace_id,
                     message.source_id,
                     aside.event,
-                    UNPROCESSABLE_EVENT,
+                    aside.reason_code,
                     aside.reason,
                     None,
                     now,

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.domain import ids
-from shared.domain.errors import InvalidRequest, NotFound
+from shared.domain.errors import Conflict, InvalidRequest, NotFound
 from shared.domain.privacy import IpPolicy
 from shared.domain.rate_limit import RateLimit
 from shared.domain.sources import (
@@ -21,6 +21,7 @@ from shared.domain.sources import (
     sources_collection,
     write_key_path,
 )
+from shared.domain.webhooks import WebhookSettings
 from shared.ports import AlreadyExists, ConfigStore, PushPolicy, TopicAdmin, Write
 
 # A collision of 256-bit random keys is not going to happen; the retry exists so that a
@@ -80,9 +81,9 @@ class EventSources:
                         Write(
                             "create",
                             write_key_path(source.key),
-                            source.write_key_record().model_dump(),
+                            source.write_key_record().stored(),
                         ),
-                        Write("create", source_path(workspace_id, source_id), source.model_dump()),
+                        Write("create", source_path(workspace_id, source_id), source.stored()),
                     ]
                 )
                 return source
@@ -128,8 +129,8 @@ class EventSources:
         )
         self._store.commit(
             [
-                Write("set", write_key_path(source.key), revoked.write_key_record().model_dump()),
-                Write("set", source_path(workspace_id, source_id), revoked.model_dump()),
+                Write("set", write_key_path(source.key), revoked.write_key_record().stored()),
+                Write("set", source_path(workspace_id, source_id), revoked.stored()),
             ]
         )
         return revoked
@@ -170,6 +171,37 @@ class EventSources:
         """Set the events per second ingest admits for the source (None: no limit)."""
         return self._set_key_fields(workspace_id, source_id, rate_limit=limit)
 
+    def webhook_source(self, workspace_id: str, source_id: str) -> EventSource:
+        """A source of type `webhook`; `Conflict` naming `type` for a source of another type."""
+        source = self.get(workspace_id, source_id)
+        if source.type != "webhook":
+            raise Conflict(
+                f"event source {source_id} is of type {source.type}: only a webhook source has "
+                "webhook settings (create one with type webhook)",
+                field="type",
+            )
+        return source
+
+    def set_webhook(
+        self, workspace_id: str, source_id: str, settings: WebhookSettings, keep_secret: bool
+    ) -> EventSource:
+        """Replace a webhook source's settings; `keep_secret`: the stored secret stays (the
+        caller sent none, as the secret is never answered for it to send back)."""
+        source = self.webhook_source(workspace_id, source_id)
+        if keep_secret and source.webhook is not None:
+            settings = settings.model_copy(update={"secret": source.webhook.secret})
+        if settings.signature != "none" and settings.secret is None:
+            raise InvalidRequest(
+                f"secret: signature {settings.signature} needs a secret (none is stored)",
+                field="secret",
+            )
+        if settings.signature == "hmac" and not settings.signature_header:
+            raise InvalidRequest(
+                "signature_header: signature hmac needs the header the signature comes in",
+                field="signature_header",
+            )
+        return self._set_key_fields(workspace_id, source_id, webhook=settings)
+
     def _set_key_fields(self, workspace_id: str, source_id: str, **fields: Any) -> EventSource:
         """Change fields the write-key record carries, in the source and the record at once:
         ingest applies them within its write-key cache interval (as for a revocation)."""
@@ -179,8 +211,8 @@ class EventSources:
         changed = source.model_copy(update={**fields, "updated_at": ids.isoformat(self._clock())})
         self._store.commit(
             [
-                Write("set", write_key_path(source.key), changed.write_key_record().model_dump()),
-                Write("set", source_path(workspace_id, source_id), changed.model_dump()),
+                Write("set", write_key_path(source.key), changed.write_key_record().stored()),
+                Write("set", source_path(workspace_id, source_id), changed.stored()),
             ]
         )
         return changed

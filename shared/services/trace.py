@@ -131,6 +131,12 @@ def _event_stages(entry: Document) -> list[dict[str, Any]]:
             )
         )
         return stages
+    if entry.get("ignored"):
+        # A webhook request its source's transformation ignored on purpose (it returned null).
+        stages.append(
+            _stage("ignored", "dropped", entry.get("ignored_at"), entry.get("reason"), entry)
+        )
+        return stages
     if entry.get("dead_lettered"):
         # Set aside by process: its own content made a step fail (its neighbours went on).
         stages.append(

@@ -21,7 +21,7 @@ from shared.domain.routing import Destination, destination_path
 from shared.domain.sources import EventSource, source_path, source_topic_id
 from shared.ports import Write, commit_in_chunks
 from tests.e2e.helpers import Tenant
-from tests.e2e.test_console import LAPTOP, PHONE, Watched, browser, sign_in
+from tests.e2e.test_console import LAPTOP, PHONE, Watched, browser, open_page, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -221,3 +221,37 @@ def run_sources_at_scale(console: Watched, tenant: Tenant, label: str) -> None:
     no_sideways_scroll(page)
     console.shot(f"scale-revoked-{label}")
     assert sources_counted(tenant, status="active") == active
+
+
+@pytest.mark.parametrize(("viewport", "label"), [(LAPTOP, "1440"), (PHONE, "390")])
+def test_every_page_holds_the_crowded_workspace(
+    browser: Browser, local_stack: LocalStack, crowded: Tenant, viewport: ViewportSize, label: str
+) -> None:
+    context = browser.new_context(viewport=viewport, base_url=local_stack.gateway_url)
+    console = Watched(context.new_page())
+    try:
+        page = sign_in(console, crowded)
+        rows = page.get_by_test_id("list-row")
+        for link, text in (
+            ("Destinations", f"Showing 50 of {DESTINATIONS} destinations, newest first"),
+            ("Contracts", f"Showing 50 of {CONTRACTS} contracts, newest first"),
+        ):
+            open_page(page, link)
+            expect(count(page)).to_have_text(text)
+            expect(rows).to_have_count(50)
+            no_sideways_scroll(page)
+            console.shot(f"scale-{link.lower()}-{label}")
+        page.get_by_label("Search contracts by name").fill("Contract 099")
+        expect(rows).to_have_count(1)
+        # Live's source filter offers every source (the seeded, the real one, any the other
+        # test made) after "All sources", each option's text cut short.
+        open_page(page, "Live debugger")
+        options = page.get_by_label("Source").locator("option")
+        expect(options.nth(SOURCES + 1)).to_be_attached()
+        longest = max(len(text) for text in options.all_inner_texts())
+        assert longest <= 60, f"an option of {longest} characters widens the filter"
+        no_sideways_scroll(page)
+        console.shot(f"scale-live-{label}")
+    finally:
+        context.close()
+    assert console.errors == []

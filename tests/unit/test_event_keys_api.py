@@ -13,6 +13,8 @@ SOURCE_FIELDS = {
     "id",
     "workspace_id",
     "name",
+    # Not in the seed's object: the source's type (server by default).
+    "type",
     "key",
     "status",
     "pubsub_topic",
@@ -37,7 +39,7 @@ def test_create_list_revoke(client: Any, tenant: Tenant) -> None:
     source = created.get_json()
     assert set(source) == SOURCE_FIELDS
     assert source["status"] == "active" and source["workspace_id"] == workspace_id
-    assert source["last_used_at"] is None
+    assert source["last_used_at"] is None and source["type"] == "server"
 
     listed = client.get(base, headers=auth)
     assert listed.status_code == 200

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from shared.api.function_routes import routes_of
-from shared.http.routing import find_route
+from shared.http.routing import allowed_methods, find_route
 
 
 def test_a_trailing_newline_is_not_the_route() -> None:
@@ -44,3 +44,16 @@ def test_an_ingest_path_answers_options_and_a_management_path_does_not() -> None
     assert route is not None and route.auth == "none" and route.status == 204
     keys = routes_of("event_keys")
     assert find_route(keys, "OPTIONS", "/api/v1/workspaces/w/event-keys") == (None, {}, True)
+
+
+def test_a_literal_segment_wins_over_a_parameter() -> None:
+    contracts = routes_of("event_contracts")
+    path = "/api/v1/workspaces/ws-1/event-contracts/proposal"
+
+    route, params, _ = find_route(contracts, "GET", path)
+    assert route is not None and params == {"workspace_id": "ws-1"}
+    # Not an update of a contract whose id would be "proposal": the path has no PUT.
+    assert find_route(contracts, "PUT", path) == (None, {}, True)
+    assert allowed_methods(contracts, path) == ["GET", "HEAD"]
+    route, params, _ = find_route(contracts, "PUT", path.replace("proposal", "c-1"))
+    assert route is not None and params == {"workspace_id": "ws-1", "contract_id": "c-1"}

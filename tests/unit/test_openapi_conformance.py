@@ -235,6 +235,37 @@ def _source_config(bed: Bed) -> list[Call]:
     return [Call("GET", "/sourceConfig", query={"writeKey": bed.tenant.write_key, "v": "3"})]
 
 
+def _webhook_source(bed: Bed) -> tuple[str, str]:
+    """A new webhook source's id and write key."""
+    made = bed.created(_ws(bed, "/event-keys"), {"name": "Hooks", "type": "webhook"})
+    source = bed.client.get(_ws(bed, f"/event-keys/{made}"), headers=bed.tenant.auth)
+    return made, str(source.get_json()["key"])
+
+
+def _webhook_ingest(key_in: str) -> Case:
+    def case(bed: Bed) -> list[Call]:
+        _, key = _webhook_source(bed)
+        route = next(r for r in ROUTES if r.operation_id == "ingestWebhook")
+        calls = []
+        for example in _examples(bed, route):
+            if key_in == "path":
+                calls.append(Call("POST", f"/v1/webhook/{key}", json=example))
+            else:
+                calls.append(Call("POST", "/v1/webhook", query={"writeKey": key}, json=example))
+        return calls
+
+    return case
+
+
+def _webhook_settings(method: str, tail: str, json: Any = None) -> Case:
+    def case(bed: Bed) -> list[Call]:
+        made, _ = _webhook_source(bed)
+        path = _ws(bed, f"/event-keys/{made}{tail}")
+        return [Call(method, path, dict(bed.tenant.auth), json=json)]
+
+    return case
+
+
 CONTRACT = {
     "name": "Purchase Completed Schema",
     "event_type": "track",
@@ -259,6 +290,14 @@ CASES: dict[str, Case] = {
     "getEventSource": _bearer("GET", "/event-keys/{source_id}"),
     "revokeEventSource": _deleted("/event-keys", {"name": "Old app"}),
     "sendTestEvent": _bearer("POST", "/event-keys/{source_id}/test-event"),
+    # webhook sources: their ingest (the key in the path, or the query) and settings
+    "ingestWebhook": _webhook_ingest("path"),
+    "ingestWebhookQueryKey": _webhook_ingest("query"),
+    "getEventSourceWebhook": _webhook_settings("GET", "/webhook"),
+    "updateEventSourceWebhook": _webhook_settings(
+        "PUT", "/webhook", {"signature": "github", "secret": "It's a Secret to Everybody"}
+    ),
+    "sendTestWebhook": _webhook_settings("POST", "/test-webhook", {"headers": {"X-A": "1"}}),
     "getEventSourcePrivacy": _bearer("GET", "/event-keys/{source_id}/privacy"),
     "updateEventSourcePrivacy": _bearer(
         "PUT", "/event-keys/{source_id}/privacy", {"ip_policy": "keep"}

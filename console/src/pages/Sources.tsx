@@ -4,10 +4,11 @@ import { ApiError, type Api, messageOf } from '../api';
 import { CopyButton, Notice, StatusBadge } from '../components/common';
 import { type Column, ListControls, PagedTable, usePagedList } from '../components/lists';
 import { Name, Time } from '../components/text';
+import { SOURCE_TYPES, WebhookPanel, type WebhookTestRequest } from '../components/webhook_settings';
 import { visibleText } from '../format';
 import { openLive } from '../navigation';
 import { SNIPPET_LABELS, snippet, type SnippetKind } from '../snippets';
-import type { EventSource, EventTrace } from '../types';
+import type { EventSource, EventTrace, SourceType } from '../types';
 
 // The outcome of the last action on a source, shown in a row under it (not at the top of a
 // list that may be thousands of pixels long).
@@ -21,6 +22,7 @@ export function SourcesPage(props: { api: Api }) {
   const { api } = props;
   const sources = usePagedList<EventSource>(api, '/event-keys', { visibleStatus: 'active' });
   const [name, setName] = useState('');
+  const [sourceType, setSourceType] = useState<SourceType>('server');
   const [busy, setBusy] = useState(false);
   const [createError, setCreateError] = useState<string | null>(null);
   const [notice, setNotice] = useState<RowNotice | null>(null);
@@ -33,11 +35,12 @@ export function SourcesPage(props: { api: Api }) {
     setBusy(true);
     setCreateError(null);
     try {
-      const source = await api.post<EventSource>('/event-keys', { name: name.trim() });
+      const source = await api.post<EventSource>('/event-keys', { name: name.trim(), type: sourceType });
       setName('');
       sources.pin(source);
       setSelected(source.id);
-      setNotice({ id: source.id, kind: 'success', text: `Source “${visibleText(source.name)}” created. Its snippet is below.` });
+      const below = source.type === 'webhook' ? 'Its webhook URL and settings are below.' : 'Its snippet is below.';
+      setNotice({ id: source.id, kind: 'success', text: `Source “${visibleText(source.name)}” created. ${below}` });
     } catch (err) {
       setCreateError(messageOf(err));
     } finally {
@@ -56,22 +59,46 @@ export function SourcesPage(props: { api: Api }) {
     }
   };
 
-  const sendTest = async (source: EventSource) => {
+  /** Sends a test event (or, to a webhook source, a test request: `request` is the webhook
+   * panel's own body and headers) and opens Live on the source; a failure is said under the row,
+   * or returned to the panel that asked, to show beside its button. */
+  const sendTest = async (source: EventSource, request?: WebhookTestRequest): Promise<string | null> => {
+    const say = (said: RowNotice) => {
+      if (request === undefined) setNotice(said);
+    };
     try {
-      setNotice({ id: source.id, kind: 'info', text: 'Sending a test event…' });
-      const accepted = await api.post<{ messageId: string }>(`/event-keys/${encodeURIComponent(source.id)}/test-event`, {});
+      const webhook = source.type === 'webhook';
+      say({ id: source.id, kind: 'info', text: webhook ? 'Sending a test webhook…' : 'Sending a test event…' });
+      const path = `/event-keys/${encodeURIComponent(source.id)}/${webhook ? 'test-webhook' : 'test-event'}`;
+      // A test webhook is a request signed by the server with the stored secret, going the
+      // provider's way; its event keeps the request's message id (several: `<id>:<n>`).
+      const messageId = webhook
+        ? (await api.post<{ message_id: string }>(path, request ?? {})).message_id
+        : (await api.post<{ messageId: string }>(path, {})).messageId;
       // Once processed, the event is in the backlog a new live stream starts with: the Live
       // debugger then opens on this source with the test event already in its list.
-      await processed(api, accepted.messageId);
+      // A request a transformation fans out has no event of its own id: its first is `<id>:0`.
+      const trace = await (webhook ? processed(api, messageId, `${messageId}:0`) : processed(api, messageId));
+      // A request that could not be mapped to events has no event for Live to show: why it
+      // failed is said here instead.
+      const failed = webhook ? trace?.stages.find((stage) => stage.stage === 'dead_lettered') : undefined;
+      if (failed) {
+        const text = `The test webhook was accepted, but ${failed.reason ?? 'it was dead-lettered'}. It is kept in Dead letters, to replay once the settings are fixed.`;
+        say({ id: source.id, kind: 'error', text });
+        return text;
+      }
       openLive({ source_id: source.id });
+      return null;
     } catch (err) {
-      setNotice({ id: source.id, kind: 'error', text: messageOf(err) });
+      say({ id: source.id, kind: 'error', text: messageOf(err) });
+      return messageOf(err);
     }
   };
 
   const columns: Column<EventSource>[] = [
     { header: 'Name', rowHeader: true, cell: (source) => <Name text={source.name} /> },
     { header: 'Status', width: '6rem', cell: (source) => <StatusBadge value={source.status} /> },
+    { header: 'Type', width: '6.5rem', cell: (source) => source.type },
     {
       header: 'Write key',
       width: '13rem',
@@ -122,6 +149,12 @@ export function SourcesPage(props: { api: Api }) {
               required
             />
           </div>
+          <div class="field">
+            <label for="source-type">Type</label>
+            <select id="source-type" value={sourceType} onChange={(e) => setSourceType((e.currentTarget as HTMLSelectElement).value as SourceType)}>
+              {SOURCE_TYPES.map((option) => <option key={option.value} value={option.value}>{option.label}</option>)}
+            </select>
+          </div>
           <button type="submit" disabled={busy || !name.trim()}>Create source</button>
         </div>
         {createError ? <Notice kind="error">{createError}</Notice> : null}
@@ -140,7 +173,13 @@ export function SourcesPage(props: { api: Api }) {
           return (
             <div class="stack">
               {own ? <Notice kind={own.kind}>{own.text}</Notice> : null}
-              {source.id === selected ? <SnippetPanel source={source} /> : null}
+              {source.id === selected ? (
+                source.type === 'webhook' ? (
+                  <WebhookPanel api={api} source={source} onTest={(request) => sendTest(source, request)} />
+                ) : (
+                  <SnippetPanel source={source} />
+                )
+              ) : null}
             </div>
           );
         }}
@@ -166,12 +205,12 @@ function SourceActions(props: {
   return (
     <div class="button-row">
       <button type="button" class="secondary small" aria-pressed={props.selected} onClick={props.onSnippet}>
-        Snippet<span class="visually-hidden"> for</span>{which}
+        {source.type === 'webhook' ? 'Webhook' : 'Snippet'}<span class="visually-hidden"> for</span>{which}
       </button>
       {source.status === 'active' ? (
         <>
           <button type="button" class="secondary small" onClick={props.onTest}>
-            Send test event<span class="visually-hidden"> to</span>{which}
+            {source.type === 'webhook' ? 'Send test webhook' : 'Send test event'}<span class="visually-hidden"> to</span>{which}
           </button>
           {props.confirming ? (
             <>
@@ -245,17 +284,20 @@ function SnippetPanel(props: { source: EventSource }) {
 
 const PROCESSING_WAIT_MS = 10_000;
 
-/** Wait until an event's trace says it was processed (or give up after a while: Live will
- * still show it when it arrives). */
-async function processed(api: Api, messageId: string): Promise<void> {
+/** Wait until the trace of one of `messageIds` says it was processed, and return it (or give
+ * up after a while and return null: Live will still show the event when it arrives). */
+async function processed(api: Api, ...messageIds: string[]): Promise<EventTrace | null> {
   const deadline = Date.now() + PROCESSING_WAIT_MS;
   while (Date.now() < deadline) {
-    try {
-      const trace = await api.get<EventTrace>(`/events/${encodeURIComponent(messageId)}/trace`);
-      if (trace.state === 'processed') return;
-    } catch (err) {
-      if (!(err instanceof ApiError) || err.status !== 404) throw err;
+    for (const messageId of messageIds) {
+      try {
+        const trace = await api.get<EventTrace>(`/events/${encodeURIComponent(messageId)}/trace`);
+        if (trace.state === 'processed') return trace;
+      } catch (err) {
+        if (!(err instanceof ApiError) || err.status !== 404) throw err;
+      }
     }
     await new Promise((resolve) => window.setTimeout(resolve, 300));
   }
+  return null;
 }
