@@ -216,7 +216,8 @@ ROUTES = (
         "without Last-Event-ID starts with the latest stored and blocked events of the last "
         "hour (at most 100, oldest first). Each stored event is a message (id: to resume with "
         "Last-Event-ID, data: the event JSON); any other outcome is an `outcome` event whose "
-        "data is {status: blocked|duplicate|suppressed|dead_lettered|dropped, reason, event}. "
+        "data is {status: blocked|duplicate|suppressed|dead_lettered|dropped|mapped, reason, "
+        "event} (mapped: a webhook source's raw request, with the events it became). "
         "A heartbeat comment every 5 s; streams end after 5 minutes and the client reconnects; "
         "429 with Retry-After when the token or the server has as many streams open as allowed",
         live_stream,

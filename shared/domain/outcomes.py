@@ -11,8 +11,11 @@ from shared.domain.event import CanonicalEvent
 # `stored`: in the warehouse and routed. The others went no further, each for its reason:
 # `blocked` by a contract (quarantined), `duplicate` of a messageId already received,
 # `suppressed` by a privacy regulation, `dead_lettered` for its own content, and `dropped` by a
-# forwarding rule's transformation (for that rule's destination only).
-EventStatus = Literal["stored", "blocked", "duplicate", "suppressed", "dead_lettered", "dropped"]
+# forwarding rule's transformation (for that rule's destination only). `mapped` is a webhook
+# source's raw request, shown with the events it became (docs/WEBHOOKS.md).
+EventStatus = Literal[
+    "stored", "blocked", "duplicate", "suppressed", "dead_lettered", "dropped", "mapped"
+]
 EVENT_STATUSES: tuple[EventStatus, ...] = (
     "stored",
     "blocked",
@@ -20,6 +23,7 @@ EVENT_STATUSES: tuple[EventStatus, ...] = (
     "suppressed",
     "dead_lettered",
     "dropped",
+    "mapped",
 )
 
 
@@ -63,3 +67,9 @@ def suppressed_reason(regulation_id: str | None) -> str:
 
 
 DUPLICATE_REASON = "a duplicate of a messageId already received: ignored"
+
+
+def mapped_reason(message_ids: list[str]) -> str:
+    """What a webhook request became, by the events' messageIds."""
+    count = len(message_ids)
+    return f"became {count} event{'' if count == 1 else 's'}: {', '.join(message_ids)}"

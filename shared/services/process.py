@@ -17,6 +17,7 @@ from shared.domain.outcomes import (
     EventObserver,
     Observed,
     blocked_reason,
+    mapped_reason,
     suppressed_reason,
 )
 from shared.domain.pipeline import (
@@ -125,6 +126,9 @@ class Expanded:
     events: list[CanonicalEvent] = field(default_factory=list)
     unmapped: list[SetAside] = field(default_factory=list)
     ignored: list[tuple[CanonicalEvent, str]] = field(default_factory=list)
+    # Each mapped request with what it became, for the live stream (its raw request is kept
+    # nowhere else).
+    mapped: list[tuple[CanonicalEvent, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -207,7 +211,8 @@ class Processor:
         outcome.duplicates = len(duplicates)
         outcome.dead_lettered = len(unfit)
         self._record_duplicates([path for path, _ in duplicates], now)
-        seen = [Observed(event, "duplicate", DUPLICATE_REASON) for _, event in duplicates]
+        seen = [Observed(request, "mapped", reason) for request, reason in expanded.mapped]
+        seen += [Observed(event, "duplicate", DUPLICATE_REASON) for _, event in duplicates]
         seen += [Observed(a.event, "dead_lettered", a.reason) for a in unfit if _named(a.event)]
         seen += [Observed(request, "dropped", reason) for request, reason in ignored]
         if not fresh:
@@ -258,6 +263,8 @@ class Processor:
                 expanded.ignored.append((event, mapped.ignored))
             else:
                 expanded.events.extend(mapped.events)
+                became = [str(e.get("messageId")) for e in mapped.events]
+                expanded.mapped.append((event, mapped_reason(became)))
         return expanded
 
     def _record_ignored(

@@ -190,6 +190,42 @@ def test_a_providers_retry_of_a_delivery_is_a_duplicate_of_every_event_it_made(
     assert "duplicate" in [s["stage"] for s in log_entry["stages"]]
 
 
+def test_the_live_stream_sees_the_raw_request_with_the_events_it_became(
+    services: FakeServices, webhook_source: EventSource
+) -> None:
+    seen: list[Observed] = []
+
+    class Watcher:
+        def observe(self, workspace_id: str, source_id: str, observed: list[Observed]) -> None:
+            seen.extend(observed)
+
+    processor = Processor(
+        services.store,
+        services.event_store,
+        services.publisher,
+        WorkspaceConfig(services.store, 0),
+        services.delivery_topics.topic,
+        observers=(Watcher(),),
+        webhooks=lambda: services.webhook_mapper,
+    )
+    configure(
+        services,
+        webhook_source,
+        transformation_id=create_transformation(services, webhook_source, FAN_OUT),
+    )
+    order = {"email": "a@example.com", "total_price": "9.00", "customer": {"id": 7}}
+    paid = request(webhook_source, order, "shopify:w-2", {"x-shopify-topic": "orders/paid"})
+    processor.process(SourceMessage("ps-1", webhook_source.workspace_id, webhook_source.id, [paid]))
+
+    assert [(o.event["messageId"], o.status, o.reason) for o in seen] == [
+        ("shopify:w-2", "mapped", "became 2 events: shopify:w-2:0, shopify:w-2:1"),
+        ("shopify:w-2:0", "stored", None),
+        ("shopify:w-2:1", "stored", None),
+    ]
+    # The raw request itself, as the source's debugger shows it.
+    assert seen[0].event == paid
+
+
 def test_a_request_the_code_ignores_is_recorded_in_its_trace_and_shown_as_dropped(
     services: FakeServices, webhook_source: EventSource
 ) -> None:

@@ -13,7 +13,7 @@ import { CALL_TYPES, type CanonicalEvent, type EventSource, type EventTrace } fr
 const MAX_EVENTS = 500;
 
 /** What became of an event (the stream's `outcome` events; a plain message is a stored one). */
-type Outcome = 'stored' | 'blocked' | 'duplicate' | 'suppressed' | 'dead_lettered' | 'dropped';
+type Outcome = 'stored' | 'blocked' | 'duplicate' | 'suppressed' | 'dead_lettered' | 'dropped' | 'mapped';
 
 interface LiveEntry {
   key: string;
@@ -176,7 +176,8 @@ export function LivePage(props: { api: Api }) {
                 <tbody>
                   {events.map((entry) => {
                     const e = entry.event;
-                    const label = e.event ?? e.name ?? '—';
+                    // A webhook source's raw request (outcome `mapped`) has no name of its own.
+                    const label = e.event ?? e.name ?? ((e.type as string) === 'webhook_request' ? 'webhook request' : '—');
                     return (
                       <tr key={entry.key} class={selected?.key === entry.key ? 'selected' : undefined} data-testid="live-event" data-status={entry.status}>
                         <td>
