@@ -11,6 +11,7 @@ from shared.domain import ids
 from shared.domain.errors import Conflict, InvalidRequest, NotFound
 from shared.domain.event import CanonicalEvent
 from shared.domain.routing import transformation_path
+from shared.domain.sources import sources_collection
 from shared.domain.transformations import Transformation, transformations_collection
 from shared.ports import ConfigStore, EventStore, Write
 from shared.services.forwarding_rules import ForwardingRules
@@ -118,20 +119,26 @@ class Transformations:
         return updated
 
     def delete(self, workspace_id: str, transform_id: str) -> None:
-        """Delete a transformation no forwarding rule applies; else Conflict naming the rules."""
+        """Delete a transformation no forwarding rule and no webhook source applies; else
+        Conflict naming them (a webhook source's requests would all be dead-lettered)."""
         self.get(workspace_id, transform_id)
-        referencing = [
-            rule
+        users = [
+            ("forwarding rule", rule.name, rule.id)
             for rule in self._rules.list(workspace_id)
             if rule.transformation_id == transform_id
         ]
-        if referencing:
-            names = ", ".join(f"{rule.name!r} ({rule.id})" for rule in referencing)
+        users += [
+            ("webhook source", str(source.get("name")), str(source.get("id")))
+            for source in self._store.list_documents(sources_collection(workspace_id))
+            if source.get("status") == "active"
+            and (source.get("webhook") or {}).get("transformation_id") == transform_id
+        ]
+        if users:
+            names = ", ".join(f"{kind} {name!r} ({item_id})" for kind, name, item_id in users)
             raise Conflict(
-                f"transformation {transform_id} is used by forwarding rules {names}: "
-                "remove it from them first",
+                f"transformation {transform_id} is used by {names}: remove it from them first",
                 field="transformId",
-                details=", ".join(rule.id for rule in referencing),
+                details=", ".join(item_id for _, _, item_id in users),
             )
         self._store.commit([Write("delete", transformation_path(workspace_id, transform_id))])
 

@@ -11,6 +11,7 @@ import pytest
 
 from shared.bootstrap import set_services
 from shared.config import Settings
+from shared.domain.errors import Conflict
 from shared.domain.event import CanonicalEvent
 from shared.domain.outcomes import Observed
 from shared.domain.pipeline import (
@@ -474,3 +475,15 @@ def test_the_sandbox_is_loaded_only_when_a_message_holds_a_webhook_request(
     assert asked == []
     processor.process(SourceMessage("ps-2", workspace_id, source_id, [request(webhook_source, {})]))
     assert asked == ["mapper"]
+
+
+def test_a_transformation_a_webhook_source_uses_cannot_be_deleted(
+    services: FakeServices, webhook_source: EventSource
+) -> None:
+    transformation_id = create_transformation(services, webhook_source, FAN_OUT)
+    configure(services, webhook_source, transformation_id=transformation_id)
+    with pytest.raises(Conflict) as refused:
+        services.transformations.delete(webhook_source.workspace_id, transformation_id)
+    assert f"webhook source 'Payments' ({webhook_source.id})" in refused.value.message
+    configure(services, webhook_source)  # mapped without code again: the code may go
+    services.transformations.delete(webhook_source.workspace_id, transformation_id)
