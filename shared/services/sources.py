@@ -222,7 +222,14 @@ class EventSources:
         if not key.startswith(ids.WRITE_KEY_PREFIX):
             return None
         document = self._store.get(write_key_path(key))
-        return WriteKey.model_validate(document) if document else None
+        if not document:
+            return None
+        if "type" not in document:
+            # Written before key records carried the source's type (webhook sources, issue 26):
+            # the source says, once per key and cache lifetime, until the record is rewritten.
+            source = self._store.get(source_path(document["workspace_id"], document["source_id"]))
+            document = {**document, "type": (source or {}).get("type", "server")}
+        return WriteKey.model_validate(document)
 
 
 def _creation_order(source: EventSource) -> tuple[str, str]:

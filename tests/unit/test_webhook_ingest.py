@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from shared.domain.sources import EventSource, source_path
+from shared.domain.sources import EventSource, source_path, write_key_path
 from shared.domain.webhooks import WEBHOOK_REQUEST_TYPE
+from shared.ports import Write
 from tests.fakes import FakeServices
 from tests.functions import function_client
 from tests.unit.conftest import published
@@ -338,3 +339,19 @@ def test_each_sample_test_request_is_a_new_delivery(
     ]
     # The sample's id is a Stripe source's delivery id: a repeated one would be a duplicate.
     assert sent[0] != sent[1] and all(m.startswith("stripe:evt_streams_test_") for m in sent)
+
+
+def test_a_key_record_written_before_it_carried_a_type_takes_its_source_s(
+    ingest: Any, services: FakeServices, hook: EventSource
+) -> None:
+    # As an upgrade finds it: the source says webhook, its key record says nothing of a type.
+    path = write_key_path(hook.key)
+    legacy = {k: v for k, v in (services.store.get(path) or {}).items() if k != "type"}
+    services.store.commit([Write("set", path, legacy)])
+    response = ingest.post(f"/v1/webhook/{hook.key}", json={"type": "order.created"})
+    assert response.status_code == 200, response.get_json()
+    assert [item["type"] for item in requests_of(services, hook)] == [WEBHOOK_REQUEST_TYPE]
+    assert (
+        ingest.post("/v1/track", json={"event": "x"}, headers={"X-Write-Key": hook.key}).status_code
+        == 403
+    )
