@@ -289,3 +289,18 @@ def _either(texts: list[str]) -> str:
     if all(text.startswith("must be ") for text in texts):
         return "must be " + " or ".join(text.removeprefix("must be ") for text in texts)
     return " or ".join(texts)
+
+
+def json_kind(value: Any) -> str:
+    """What a JSON value is, in words ("an array", "null"), for a message saying what was sent."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"

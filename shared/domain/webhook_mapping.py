@@ -20,6 +20,7 @@ from typing import Any
 from shared.domain.errors import StreamsError
 from shared.domain.event import CanonicalEvent
 from shared.domain.events import CALL_TYPES, IngestContext, normalise_request, parse_timestamp
+from shared.domain.validation_messages import json_kind
 from shared.domain.webhooks import WEBHOOK_REQUEST_TYPE, WebhookRequest, WebhookSettings
 
 # The reason code of a webhook request's dead letter: its mapping to events failed.
@@ -153,14 +154,14 @@ def calls_from_output(output: Any) -> list[dict[str, Any]]:
     items = output if isinstance(output, list) else [output]
     if not isinstance(output, list | dict):
         raise MappingError(
-            f"transform returned {_kind(output)}: return a call object, an array of calls, "
+            f"transform returned {json_kind(output)}: return a call object, an array of calls, "
             "or null to ignore the request"
         )
     calls = []
     for index, call in enumerate(items):
         where = "the returned call" if isinstance(output, dict) else f"call {index}"
         if not isinstance(call, dict):
-            raise MappingError(f"{where} is {_kind(call)}, not a call object")
+            raise MappingError(f"{where} is {json_kind(call)}, not a call object")
         kind = call.get("type", "track")
         if kind not in CALL_TYPES:
             raise MappingError(f"{where} has type {kind!r}; it must be one of {CALL_TYPE_LIST}")
@@ -225,17 +226,3 @@ def request_events(
             raise MappingError(f"{where}: {rejection.reason}{field}")
         events.extend(batch.events)
     return events
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"

@@ -7,6 +7,7 @@ from typing import Any, TypeGuard
 from shared.domain.event import CanonicalEvent
 from shared.domain.events import CALL_TYPES
 from shared.domain.limits import MAX_MESSAGE_ID_CHARS
+from shared.domain.validation_messages import json_kind
 
 TYPES = ", ".join(sorted(CALL_TYPES))
 
@@ -23,12 +24,13 @@ def output_events(output: Any) -> list[dict[str, Any]]:
     if isinstance(output, list):
         for index, item in enumerate(output):
             if not isinstance(item, dict):
+                kind = json_kind(item)
                 raise ValueError(
-                    f"element {index} of the returned array is {_kind(item)}, not an event object"
+                    f"element {index} of the returned array is {kind}, not an event object"
                 )
         return output
     raise ValueError(
-        f"transform returned {_kind(output)}: return an event object, an array of events, "
+        f"transform returned {json_kind(output)}: return an event object, an array of events, "
         "or null to drop the event"
     )
 
@@ -67,17 +69,3 @@ def valid_events(output: Any) -> list[CanonicalEvent]:
             raise ValueError(f"{where} is not a valid event: {event_problem(event)}")
         valid.append(event)
     return valid
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"

@@ -191,9 +191,8 @@ def test_a_providers_retry_of_a_delivery_is_a_duplicate_of_every_event_it_made(
     assert "duplicate" in [s["stage"] for s in log_entry["stages"]]
 
 
-def test_the_live_stream_sees_the_raw_request_with_the_events_it_became(
-    services: FakeServices, webhook_source: EventSource
-) -> None:
+def watched_processor(services: FakeServices) -> tuple[Processor, list[Observed]]:
+    """A processor over the services, and what its live-stream observer is handed."""
     seen: list[Observed] = []
 
     class Watcher:
@@ -209,6 +208,13 @@ def test_the_live_stream_sees_the_raw_request_with_the_events_it_became(
         observers=(Watcher(),),
         webhooks=lambda: services.webhook_mapper,
     )
+    return processor, seen
+
+
+def test_the_live_stream_sees_the_raw_request_with_the_events_it_became(
+    services: FakeServices, webhook_source: EventSource
+) -> None:
+    processor, seen = watched_processor(services)
     configure(
         services,
         webhook_source,
@@ -230,21 +236,7 @@ def test_the_live_stream_sees_the_raw_request_with_the_events_it_became(
 def test_a_request_the_code_ignores_is_recorded_in_its_trace_and_shown_as_dropped(
     services: FakeServices, webhook_source: EventSource
 ) -> None:
-    seen: list[Observed] = []
-
-    class Watcher:
-        def observe(self, workspace_id: str, source_id: str, observed: list[Observed]) -> None:
-            seen.extend(observed)
-
-    processor = Processor(
-        services.store,
-        services.event_store,
-        services.publisher,
-        WorkspaceConfig(services.store, 0),
-        services.delivery_topics.topic,
-        observers=(Watcher(),),
-        webhooks=lambda: services.webhook_mapper,
-    )
+    processor, seen = watched_processor(services)
     configure(
         services,
         webhook_source,
