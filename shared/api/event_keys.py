@@ -275,6 +275,8 @@ def get_webhook(request: ApiRequest) -> WebhookSettingsAnswer:
 
 def update_webhook(request: ApiRequest) -> WebhookSettingsAnswer:
     body: WebhookSettingsUpdate = request.body
+    # The source first: another workspace's source is a 404 whatever the body says.
+    request.services.sources.webhook_source(request.workspace_id, request.params["key_id"])
     if body.transformation_id is not None:
         try:
             request.services.transformations.get(request.workspace_id, body.transformation_id)
