@@ -272,7 +272,8 @@ SSE_EVENT: dict[str, Any] = {
             "{status, reason, event}",
             "properties": {
                 "id": {"type": "string"},
-                "event": {"type": "string", "enum": ["outcome"]},
+                # A stored event's has none, which SSE reads as "message".
+                "event": {"type": "string", "enum": ["message", "outcome"]},
                 "data": {"type": "string", "contentMediaType": "application/json"},
                 "retry": {"type": "integer"},
             },
