@@ -1,20 +1,27 @@
 # Streams: `make dev` runs the whole stack locally, `make test` runs every test.
-# Both install what they need into .venv (and .venv-bq for the BigQuery emulator).
+# Both install what they need into .venv (and .venv-bq for the BigQuery emulator; `make test`
+# also .venv-checkov).
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 BQ_VENV := .venv-bq
+CHECKOV_VENV := .venv-checkov
+# The functions' lock file (terraform/build.py): .venv installs the same versions.
+LOCK := terraform/requirements.txt
 
-.PHONY: deps dev test lint fmt openapi unit stop clean bench console collect reliability
+.PHONY: deps dev test lint fmt openapi unit stop clean bench console collect reliability package \
+	checkov
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# quickjs-ng installs the same modules as the older `quickjs`, whose extension would win:
 	# an upgraded .venv drops both and gets quickjs-ng alone.
 	if $(BIN)/pip show -q quickjs 2>/dev/null; then $(BIN)/pip uninstall -q -y quickjs quickjs-ng; fi
-	$(BIN)/pip install --quiet -e '.[dev]'
+	# The runtime dependencies at the lock file's versions: the tests run what is deployed.
+	$(BIN)/python terraform/build.py constraints > $(VENV)/runtime-constraints.txt
+	$(BIN)/pip install --quiet -c $(VENV)/runtime-constraints.txt -e '.[dev]'
 	touch $@
 
 $(BQ_VENV)/.installed: emulators/requirements-bq.txt | $(BIN)/.installed
@@ -48,13 +55,28 @@ collect/dist/manifest.json: collect/node_modules/.installed collect/build.mjs
 
 collect: collect/dist/manifest.json  ## Copy analytics.js 2.0 and RudderStack's SDK into collect/dist
 
+# Every function's source zip for terraform (docs/DEPLOY.md, Builds), built files included:
+# terraform/.build/functions/<name>.zip and its manifest. Terraform refuses to plan without them.
+package: $(BIN)/.installed console collect  ## Build the functions' source zips; run before terraform plan
+	$(BIN)/python terraform/build.py package
+
+# checkov (pinned with its dependencies in tools/requirements-checkov.txt) in a venv of its own.
+$(CHECKOV_VENV)/.installed: tools/requirements-checkov.txt
+	rm -rf $(CHECKOV_VENV)
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --require-hashes -r tools/requirements-checkov.txt
+	touch $@
+
+checkov: $(BIN)/.installed $(CHECKOV_VENV)/.installed  ## checkov on terraform/ (the test that fails on unskipped findings)
+	$(BIN)/pytest tests/unit/test_checkov.py -q
+
 dev: deps console collect  ## Run emulators, functions and the gateway on http://127.0.0.1:8080 until Ctrl-C
 	$(BIN)/python -m emulators.dev
 
-test: deps lint console collect  ## Lint, then unit, integration and end-to-end tests (emulators started by the tests)
+test: deps $(CHECKOV_VENV)/.installed lint console collect  ## Lint, then unit, integration and end-to-end tests (emulators started by the tests)
 	$(BIN)/pytest
 
-unit: $(BIN)/.installed
+unit: $(BIN)/.installed $(CHECKOV_VENV)/.installed
 	$(BIN)/pytest tests/unit
 
 lint: $(BIN)/.installed  ## ruff, mypy and the import contracts
@@ -67,16 +89,17 @@ fmt: $(BIN)/.installed
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-openapi: $(BIN)/.installed  ## Regenerate docs/openapi.json, the gateway config and terraform/requirements.txt
+openapi: $(BIN)/.installed  ## Regenerate docs/openapi.json, the load balancer's routes and terraform/requirements.txt
 	$(BIN)/streams openapi --output docs/openapi.json
-	$(BIN)/streams gateway-config --output terraform/modules/api/openapi.yaml.tftpl
+	$(BIN)/streams edge-config --output terraform/modules/edge/routes.json
 	$(BIN)/python terraform/build.py
 
 stop: $(BIN)/.installed  ## Kill emulators and functions left by an interrupted run
 	$(BIN)/python -m emulators stop
 
 clean: stop
-	rm -rf $(VENV) $(BQ_VENV) .streams .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BQ_VENV) $(CHECKOV_VENV) .streams .pytest_cache .mypy_cache .ruff_cache
+	rm -rf terraform/.build
 	rm -rf console/node_modules console/dist collect/node_modules collect/dist
 
 bench: deps  ## Benchmarks; JSON results in bench/results/

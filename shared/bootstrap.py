@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from shared.services.process import Processor
     from shared.services.quarantine import Quarantine
     from shared.services.rate_limiter import RateLimiter
+    from shared.services.reconcile import Reconciler
     from shared.services.regulations import Regulations
     from shared.services.sdk_settings import SdkSettings
     from shared.services.sources import EventSources
@@ -88,12 +89,18 @@ class Services:
     @cached_property
     def topics(self) -> TopicAdmin:
         from shared.adapters.pubsub import PubSubTopicAdmin, new_subscriber_client
+        from shared.domain.routing import delivery_topic_id
+        from shared.domain.sources import source_topic_id
 
         return PubSubTopicAdmin(
             self.publisher_client,
             new_subscriber_client(),
             self.settings.project_id,
             emulator=self.settings.pubsub_emulator,
+            publishers={
+                source_topic_id(""): self.settings.source_topic_publishers,
+                delivery_topic_id(""): self.settings.delivery_topic_publishers,
+            },
         )
 
     @cached_property
@@ -330,6 +337,21 @@ class Services:
         from shared.services.delivery_topics import DeliveryTopics
 
         return DeliveryTopics(self.topics, deliver_push_policy(self.settings, self.topics))
+
+    @cached_property
+    def reconciler(self) -> Reconciler:
+        from shared.services.reconcile import Reconciler
+        from shared.services.topology import DEAD_LETTERS_SUBSCRIPTION
+
+        return Reconciler(
+            self.store,
+            self.topics,
+            self.sources,
+            self.delivery_topics,
+            process_push_policy(self.settings, self.topics),
+            deliver_push_policy(self.settings, self.topics),
+            terraform_names=(self.settings.dead_letters_topic, DEAD_LETTERS_SUBSCRIPTION),
+        )
 
     @cached_property
     def traces(self) -> Traces:

@@ -68,6 +68,16 @@ def _parser() -> argparse.ArgumentParser:
     create_source.add_argument("--name", required=True)
     create_source.set_defaults(run=_create_source)
 
+    reconcile = commands.add_parser(
+        "reconcile",
+        help="recreate the topics and subscriptions of every source and destination from "
+        "Firestore; print what existed and what was created",
+    )
+    reconcile.add_argument(
+        "--dry-run", action="store_true", help="report only: create and change nothing"
+    )
+    reconcile.set_defaults(run=_reconcile)
+
     tail = commands.add_parser(
         "tail", help="show a workspace's live events, one line each (Ctrl-C stops)"
     )
@@ -87,11 +97,12 @@ def _parser() -> argparse.ArgumentParser:
     openapi.add_argument("--output", type=Path, help="write to this file instead of stdout")
     openapi.set_defaults(run=_openapi)
 
-    gateway = commands.add_parser(
-        "gateway-config", help="print or write the API Gateway's OpenAPI 2.0 Terraform template"
+    edge = commands.add_parser(
+        "edge-config",
+        help="print or write the load balancer's route rules (terraform/modules/edge)",
     )
-    gateway.add_argument("--output", type=Path, help="write to this file instead of stdout")
-    gateway.set_defaults(run=_gateway_config)
+    edge.add_argument("--output", type=Path, help="write to this file instead of stdout")
+    edge.set_defaults(run=_edge_config)
     return parser
 
 
@@ -145,6 +156,10 @@ def _create_source(args: argparse.Namespace) -> dict[str, Any]:
     return services.sources.create(args.workspace, args.name, created_by="cli").model_dump()
 
 
+def _reconcile(args: argparse.Namespace) -> dict[str, Any]:
+    return get_services().reconciler.run(dry_run=args.dry_run).as_dict()
+
+
 def _tail(args: argparse.Namespace) -> None:
     from shared.tail import TailError, options_from, tail
 
@@ -167,11 +182,11 @@ def _openapi(args: argparse.Namespace) -> None:
         sys.stdout.write(text)
 
 
-def _gateway_config(args: argparse.Namespace) -> None:
+def _edge_config(args: argparse.Namespace) -> None:
     from shared.api.routes import ROUTES
-    from shared.http.gateway_config import render_template
+    from shared.http.edge_config import render_routes
 
-    text = render_template(ROUTES)
+    text = render_routes(ROUTES)
     if args.output:
         args.output.write_text(text)
     else:

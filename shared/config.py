@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -56,6 +57,11 @@ class Settings:
     # The identity deliver publishes to customers' topics with (impersonated): one that holds no
     # role on Streams' own topics. None locally, where the emulator has no identities.
     customer_publisher_service_account: str | None = None
+    # IAM members granted roles/pubsub.publisher on each source topic and each deliveries topic
+    # as it is wired (production: the functions that publish to them; nobody holds publishing on
+    # the whole project). Empty locally, where the emulator has no IAM.
+    source_topic_publishers: tuple[str, ...] = ()
+    delivery_topic_publishers: tuple[str, ...] = ()
     # Redelivery backoff of failed deliveries: their retry schedule.
     delivery_min_backoff_seconds: float = 10.0
     delivery_max_backoff_seconds: float = 600.0
@@ -108,6 +114,8 @@ class Settings:
             customer_publisher_service_account=(
                 env.get("STREAMS_CUSTOMER_PUBLISHER_SERVICE_ACCOUNT") or None
             ),
+            source_topic_publishers=_members(env, "STREAMS_SOURCE_TOPIC_PUBLISHERS"),
+            delivery_topic_publishers=_members(env, "STREAMS_DELIVERY_TOPIC_PUBLISHERS"),
             delivery_max_attempts=_integer(env, "STREAMS_DELIVERY_MAX_ATTEMPTS", 8, 1, 100),
             process_max_attempts=_integer(env, "STREAMS_PROCESS_MAX_ATTEMPTS", 100, 5, 100),
             process_max_backoff_seconds=_number(env, "STREAMS_PROCESS_MAX_BACKOFF", 60.0, 1, 600),
@@ -187,3 +195,18 @@ KIND_NAMES = {int: "an integer", float: "a number"}
 def get_settings() -> Settings:
     """The process-wide settings, read on first use."""
     return Settings.from_env()
+
+
+IAM_MEMBER = re.compile(r"^(serviceAccount|user|group):[^\s,@]+@[^\s,@]+$")
+
+
+def _members(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list of IAM members (`serviceAccount:<email>`), checked for shape so a
+    typo fails at start-up rather than as a refused grant when a topic is wired."""
+    members = tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
+    for member in members:
+        if not IAM_MEMBER.match(member):
+            raise ValueError(
+                f"{name}: {member!r} is not an IAM member such as serviceAccount:<email>"
+            )
+    return members

@@ -130,8 +130,22 @@ class CounterStore(Protocol):
         ...
 
 
+# The topic Pub/Sub reports for a subscription whose topic was deleted. The subscription stays
+# detached even when a topic of the same name is created again: only a new subscription
+# receives that topic's messages.
+DELETED_TOPIC: Final = "_deleted-topic_"
+
+
+@dataclass(frozen=True)
+class SubscriptionState:
+    """A subscription as Pub/Sub holds it."""
+
+    topic: str  # full resource name, or DELETED_TOPIC
+    push_endpoint: str | None  # None for a pull subscription
+
+
 class TopicAdmin(Protocol):
-    """Creates Pub/Sub topics."""
+    """Creates Pub/Sub topics, and lists them for `streams reconcile`."""
 
     def topic_path(self, topic_id: str) -> str:
         """The full resource name of a topic."""
@@ -152,6 +166,14 @@ class TopicAdmin(Protocol):
     def retire_subscription(self, subscription_id: str) -> None:
         """Have Pub/Sub delete a subscription once it has been idle for a day (idempotent): what
         it still holds is pushed first, so nothing already accepted is dropped."""
+        ...
+
+    def topic_ids(self, prefix: str) -> set[str]:
+        """The ids of the project's topics that start with `prefix`."""
+        ...
+
+    def subscription_states(self, prefix: str) -> dict[str, SubscriptionState]:
+        """The project's subscriptions whose id starts with `prefix`, by id."""
         ...
 
 

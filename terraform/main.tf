@@ -1,5 +1,5 @@
 # Streams on Google Cloud: every function of functions/, Pub/Sub wiring, Firestore, BigQuery and
-# the API Gateway, in one apply into an empty project (docs/DEPLOY.md).
+# the load balancer on the customer's domain, in one apply into an empty project (docs/DEPLOY.md).
 
 locals {
   source_root  = abspath(coalesce(var.source_root, "${path.module}/.."))
@@ -7,11 +7,14 @@ locals {
 
   # Every function under functions/ (tests/unit/test_terraform.py fails when one is missing):
   # its trigger, what its service account may do, and its default size.
-  #   trigger: http (behind the gateway) or pubsub (push subscriptions, OIDC-authenticated)
+  #   trigger: http (behind the load balancer) or pubsub (push subscriptions, OIDC-authenticated)
   #   access:  firestore      roles/datastore.user: configuration and state documents
-  #            publish        roles/pubsub.publisher: source and deliveries topics are created
-  #                           at run time, so the grant is project-wide
-  #            wire           create topics + push subscriptions, actAs the push account
+  #            publish_sources     roles/pubsub.publisher on each source topic, granted by the
+  #            publish_deliveries  wiring as it creates the topic (STREAMS_*_TOPIC_PUBLISHERS):
+  #                                the topics exist only at run time, and IAM conditions cannot
+  #                                name Pub/Sub topics, so no function publishes project-wide
+  #            wire           create topics, grant their publishers, create push subscriptions,
+  #                           actAs the push account
   #            bigquery_read  roles/bigquery.jobUser + dataViewer on the dataset
   #            bigquery_write dataEditor on the dataset (streaming inserts)
   #            dead_letters   publish to the dead-letter topic only
@@ -20,7 +23,7 @@ locals {
   functions = {
     ingest = {
       trigger = "http"
-      access  = ["firestore", "publish"]
+      access  = ["firestore", "publish_sources"]
       # I/O-bound: a request waits ~15-40 ms for Pub/Sub's ack, its own CPU is 1.2 ms (one event)
       # to 7 ms (100). One warm instance spares SDKs cold starts.
       size = { memory = "1Gi", cpu = "1", concurrency = 80, timeout_seconds = 30, min_instances = 1, max_instances = 100 }
@@ -29,7 +32,7 @@ locals {
     }
     event_keys = {
       trigger = "http"
-      access  = ["firestore", "publish", "wire"]
+      access  = ["firestore", "publish_sources", "wire"]
       size    = { memory = "512Mi", cpu = "1", concurrency = 20, timeout_seconds = 60, min_instances = 0, max_instances = 10 }
     }
     event_forwarding_rules = {
@@ -46,7 +49,7 @@ locals {
     event_contracts = {
       trigger = "http"
       # bigquery_read: a schema proposed from recent events (event-contracts/proposal).
-      access = ["firestore", "publish", "bigquery_read"]
+      access = ["firestore", "publish_sources", "bigquery_read"]
       size   = { memory = "512Mi", cpu = "1", concurrency = 20, timeout_seconds = 60, min_instances = 0, max_instances = 10 }
     }
     destinations = {
@@ -56,14 +59,15 @@ locals {
     }
     events = {
       trigger = "http"
-      access  = ["firestore", "publish", "bigquery_read"]
+      # Dead-letter replay publishes to source and deliveries topics.
+      access = ["firestore", "publish_sources", "publish_deliveries", "bigquery_read"]
       # Live streams (Server-Sent Events) hold a request and a thread for up to 300 s
       # (shared/services/live.py MAX_STREAM_SECONDS): the timeout must exceed it.
       size = { memory = "1Gi", cpu = "1", concurrency = 40, timeout_seconds = 330, min_instances = 0, max_instances = 20 }
     }
     streams = {
       trigger = "http"
-      access  = ["firestore", "publish", "wire", "bigquery_read"]
+      access  = ["firestore", "publish_sources", "wire", "bigquery_read"]
       size    = { memory = "512Mi", cpu = "1", concurrency = 20, timeout_seconds = 60, min_instances = 0, max_instances = 10 }
     }
     governance = {
@@ -89,7 +93,7 @@ locals {
     }
     process = {
       trigger = "pubsub"
-      access  = ["firestore", "publish", "bigquery_write"]
+      access  = ["firestore", "publish_deliveries", "bigquery_write"]
       # A message holds up to 2,500 events (500 KB). The timeout equals the push subscriptions'
       # ack deadline (60 s): a longer run would be redelivered while still running.
       size = { memory = "1Gi", cpu = "1", concurrency = 16, timeout_seconds = 60, min_instances = 0, max_instances = 100 }
@@ -108,15 +112,33 @@ locals {
     }
   }
 
+  # A new project's regional Cloud Run CPU and memory quotas are far below what every function
+  # at max_instances above would take (410 vCPU and 469 GiB): at scale "starter" (the
+  # default) each function's maximum is capped here, to 63 vCPU and 60 GiB in all, which
+  # carries 100 million events a month with room for peaks (docs/DEPLOY.md, Sizing). "large"
+  # lifts the caps once the project's quota has been raised.
+  starter_max_instances = {
+    ingest       = 10
+    process      = 10
+    deliver      = 10
+    events       = 5
+    dead_letters = 3
+    governance   = 2
+    console      = 2
+  }
+  scaled_sizes = {
+    for name, function in local.functions : name => merge(function.size, {
+      max_instances = var.scale == "large" ? function.size.max_instances : min(function.size.max_instances, lookup(local.starter_max_instances, name, 3))
+    })
+  }
   sizes = {
-    for name, function in local.functions : name => {
-      for field, default in function.size : field => coalesce(try(var.function_sizes[name][field], null), default)
+    for name, size in local.scaled_sizes : name => {
+      for field, default in size : field => coalesce(try(var.function_sizes[name][field], null), default)
     }
   }
 
   access_roles = {
     firestore     = ["roles/datastore.user"]
-    publish       = ["roles/pubsub.publisher"]
     bigquery_read = ["roles/bigquery.jobUser"]
   }
   project_roles = {
@@ -153,6 +175,9 @@ locals {
     STREAMS_TRANSFORM_SANDBOX_MEMORY_MB = tostring(var.settings.transform_sandbox_memory_mb)
     # deliver publishes to customers' topics as this identity, which has no role on Streams' own.
     STREAMS_CUSTOMER_PUBLISHER_SERVICE_ACCOUNT = google_service_account.customer_publisher.email
+    # Granted roles/pubsub.publisher on each topic of their kind as the wiring creates it.
+    STREAMS_SOURCE_TOPIC_PUBLISHERS   = join(",", local.topic_publishers.publish_sources)
+    STREAMS_DELIVERY_TOPIC_PUBLISHERS = join(",", local.topic_publishers.publish_deliveries)
   }
   common_environment = merge(local.settings_environment, var.extra_environment)
   # Where run-time-created subscriptions push: set on the HTTP functions, which create sources
@@ -189,25 +214,37 @@ locals {
       if contains(function.access, access)
     }
   }
+  # The publishers of each kind of run-time topic, by the service account emails
+  # modules/function gives each function (computed from names, not read from the module, so the
+  # functions' own environment can hold them).
+  function_accounts = {
+    for name in keys(local.functions) :
+    name => "serviceAccount:${trimsuffix(substr("${var.name_prefix}-${replace(name, "_", "-")}", 0, 30), "-")}@${var.project_id}.iam.gserviceaccount.com"
+  }
+  topic_publishers = {
+    for access in ["publish_sources", "publish_deliveries"] : access => sort([
+      for name, function in local.functions : local.function_accounts[name] if contains(function.access, access)
+    ])
+  }
   function_members = merge(
     { for name, function in module.http_functions : name => function.member },
     { for name, function in module.pubsub_functions : name => function.member },
   )
   apis = var.enable_apis ? toset([
-    "apigateway.googleapis.com",
     "artifactregistry.googleapis.com",
     "bigquery.googleapis.com",
+    "billingbudgets.googleapis.com",
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
     "cloudresourcemanager.googleapis.com",
+    "compute.googleapis.com",
     "firestore.googleapis.com",
     "iam.googleapis.com",
     "iamcredentials.googleapis.com",
+    "monitoring.googleapis.com",
     "pubsub.googleapis.com",
     "run.googleapis.com",
     "secretmanager.googleapis.com",
-    "servicecontrol.googleapis.com",
-    "servicemanagement.googleapis.com",
     "storage.googleapis.com",
   ]) : toset([])
 }
@@ -220,9 +257,31 @@ resource "google_project_service" "apis" {
   disable_on_destroy = false
 }
 
+# An API answers some calls only a while after it is enabled (a newly enabled service's first
+# calls can still be refused): everything below depends on this wait, not on the APIs alone.
+resource "time_sleep" "apis_ready" {
+  create_duration = var.enable_apis ? "60s" : "0s"
+
+  depends_on = [google_project_service.apis]
+}
+
+# Pub/Sub's service agent exists only once Google creates it, which may be after the API is
+# enabled: create it explicitly, so the grants to it (push token minting, dead-letter
+# forwarding) never name an account that does not exist yet.
+resource "google_project_service_identity" "pubsub" {
+  provider = google-beta
+
+  project = var.project_id
+  service = "pubsub.googleapis.com"
+
+  depends_on = [time_sleep.apis_ready]
+}
+
 # --- sources and builds ---------------------------------------------------------------------
 
 resource "google_storage_bucket" "sources" {
+  #checkov:skip=CKV_GCP_62:Holds only the source zips Terraform uploads and Cloud Build reads; Admin Activity audit logs record every write, and access logs would only add cost
+  #checkov:skip=CKV_GCP_78:Objects are named by the content hash of their files and never overwritten, so versioning would keep nothing
   project                     = var.project_id
   name                        = "${var.project_id}-${var.name_prefix}-sources"
   location                    = var.region
@@ -247,7 +306,7 @@ resource "google_storage_bucket" "sources" {
     }
   }
 
-  depends_on = [google_project_service.apis]
+  depends_on = [time_sleep.apis_ready]
 }
 
 # Cloud Build runs each function's build as this account (new projects' default build identity
@@ -258,21 +317,86 @@ resource "google_service_account" "build" {
   display_name = "Streams function builds"
   description  = "Identity of the Cloud Build runs that build the Streams functions."
 
-  depends_on = [google_project_service.apis]
+  depends_on = [time_sleep.apis_ready]
 }
 
+# The build account holds the roles Google documents for a custom build service account, each
+# on no more than it needs: writing build logs; pushing images to Streams' own repository (set as
+# every function's docker_repository); reading the sources Cloud Functions stages in its own
+# gcf-v2-* buckets, by an IAM condition on their names, and the zips in Streams' bucket.
 resource "google_project_iam_member" "build" {
-  for_each = toset(["roles/cloudbuild.builds.builder", "roles/logging.logWriter"])
+  for_each = toset(["roles/logging.logWriter"])
 
   project = var.project_id
   role    = each.value
   member  = "serviceAccount:${google_service_account.build.email}"
 }
 
+resource "google_project_iam_member" "build_reads_staged_sources" {
+  project = var.project_id
+  role    = "roles/storage.objectAdmin"
+  member  = "serviceAccount:${google_service_account.build.email}"
+
+  condition {
+    title       = "Cloud Functions staging buckets"
+    description = "Only the gcf-v2-sources and gcf-v2-uploads buckets Cloud Functions creates."
+    expression  = "resource.name.startsWith(\"projects/_/buckets/gcf-v2-\")"
+  }
+}
+
+resource "google_artifact_registry_repository" "functions" {
+  project       = var.project_id
+  location      = var.region
+  repository_id = "${var.name_prefix}-functions"
+  description   = "Images of the Streams functions, built by Cloud Build."
+  format        = "DOCKER"
+  labels        = var.labels
+
+  # Each deploy pushes a new image: keep the latest few per function, not every one ever built.
+  cleanup_policy_dry_run = false
+  cleanup_policies {
+    id     = "keep-recent"
+    action = "KEEP"
+    most_recent_versions {
+      keep_count = 5
+    }
+  }
+  cleanup_policies {
+    id     = "delete-old"
+    action = "DELETE"
+    condition {
+      older_than = "2592000s" # 30 days; the five most recent stay (above)
+    }
+  }
+
+  depends_on = [time_sleep.apis_ready]
+}
+
+resource "google_artifact_registry_repository_iam_member" "build_pushes_images" {
+  project    = var.project_id
+  location   = google_artifact_registry_repository.functions.location
+  repository = google_artifact_registry_repository.functions.name
+  role       = "roles/artifactregistry.writer"
+  member     = "serviceAccount:${google_service_account.build.email}"
+}
+
 resource "google_storage_bucket_iam_member" "build_reads_sources" {
   bucket = google_storage_bucket.sources.name
   role   = "roles/storage.objectViewer"
   member = "serviceAccount:${google_service_account.build.email}"
+}
+
+# IAM grants take a minute or two to reach every Google service: a build started at once would
+# be refused the roles just granted to its account.
+resource "time_sleep" "build_iam_propagation" {
+  create_duration = "90s"
+
+  depends_on = [
+    google_project_iam_member.build,
+    google_project_iam_member.build_reads_staged_sources,
+    google_storage_bucket_iam_member.build_reads_sources,
+    google_artifact_registry_repository_iam_member.build_pushes_images,
+  ]
 }
 
 resource "google_secret_manager_secret" "secrets" {
@@ -286,7 +410,7 @@ resource "google_secret_manager_secret" "secrets" {
     auto {}
   }
 
-  depends_on = [google_project_service.apis]
+  depends_on = [time_sleep.apis_ready]
 }
 
 # --- internal message signing and the customer publisher -----------------------------------
@@ -309,7 +433,7 @@ resource "google_secret_manager_secret" "message_signing_key" {
     auto {}
   }
 
-  depends_on = [google_project_service.apis]
+  depends_on = [time_sleep.apis_ready]
 }
 
 resource "google_secret_manager_secret_version" "message_signing_key" {
@@ -327,7 +451,7 @@ resource "google_service_account" "customer_publisher" {
   display_name = "Streams customer-topic publisher"
   description  = "Identity deliver impersonates to publish to customers' own topics; no role on Streams' topics."
 
-  depends_on = [google_project_service.apis]
+  depends_on = [time_sleep.apis_ready]
 }
 
 resource "google_service_account_iam_member" "deliver_acts_as_customer_publisher" {
@@ -351,7 +475,7 @@ resource "google_logging_project_exclusion" "push_request_logs" {
     AND resource.labels.service_name = (${join(" OR ", [for name in keys(local.pubsub_functions) : "\"${var.name_prefix}-${replace(name, "_", "-")}\""])})
   EOT
 
-  depends_on = [google_project_service.apis]
+  depends_on = [time_sleep.apis_ready]
 }
 
 # --- data stores ----------------------------------------------------------------------------
@@ -387,7 +511,9 @@ module "datastores" {
   bigquery_readers = local.members_with["bigquery_read"]
   bigquery_writers = local.members_with["bigquery_write"]
 
-  depends_on = [google_project_service.apis]
+  recovery = var.recovery
+
+  depends_on = [time_sleep.apis_ready]
 }
 
 # --- Pub/Sub identity and wiring ------------------------------------------------------------
@@ -406,10 +532,12 @@ module "pubsub_identity" {
     max_backoff_seconds = var.settings.delivery_max_backoff_seconds
   }
 
+  # Created by this apply (google_project_service_identity), so its grants never race Google.
+  pubsub_agent           = "serviceAccount:${google_project_service_identity.pubsub.email}"
   wiring_members         = local.members_with["wire"]
   dead_letter_publishers = local.members_with["dead_letters"]
 
-  depends_on = [google_project_service.apis]
+  depends_on = [time_sleep.apis_ready]
 }
 
 # --- functions ------------------------------------------------------------------------------
@@ -427,6 +555,7 @@ module "pubsub_functions" {
   requirements          = local.requirements
   source_bucket         = google_storage_bucket.sources.name
   build_service_account = google_service_account.build.id
+  docker_repository     = google_artifact_registry_repository.functions.id
   size                  = local.sizes[each.key]
   environment           = local.common_environment
   secret_environment    = local.secret_environment[each.key]
@@ -442,7 +571,7 @@ module "pubsub_functions" {
     egress_settings = var.destination_egress.egress_settings
   } : null
 
-  depends_on = [google_project_iam_member.build, google_storage_bucket_iam_member.build_reads_sources]
+  depends_on = [time_sleep.build_iam_propagation]
 }
 
 module "http_functions" {
@@ -458,6 +587,7 @@ module "http_functions" {
   requirements          = local.requirements
   source_bucket         = google_storage_bucket.sources.name
   build_service_account = google_service_account.build.id
+  docker_repository     = google_artifact_registry_repository.functions.id
   size                  = local.sizes[each.key]
   asset_patterns        = try(each.value.assets, [])
   environment           = merge(local.common_environment, local.wiring_environment)
@@ -465,23 +595,27 @@ module "http_functions" {
   project_roles         = local.project_roles[each.key]
   labels                = var.labels
 
-  # Public: callers authenticate to Streams itself (write keys, Bearer tokens), and the gateway
-  # passes their Authorization header through untouched (disable_auth in the gateway config).
-  public = true
+  # Reached only through the load balancer (ingress internal-and-load-balancer): callers
+  # authenticate to Streams itself (write keys, Bearer tokens), so the invoker check is either
+  # granted to allUsers or turned off (var.public_access, docs/DEPLOY.md).
+  public        = true
+  public_access = var.public_access
 
-  depends_on = [google_project_iam_member.build, google_storage_bucket_iam_member.build_reads_sources]
+  depends_on = [time_sleep.build_iam_propagation]
 }
 
-# --- public API -----------------------------------------------------------------------------
+# --- the edge: load balancer, certificate, Cloud Armor ------------------------------------
 
-module "api" {
-  source = "./modules/api"
+module "edge" {
+  source = "./modules/edge"
 
-  project_id    = var.project_id
-  region        = coalesce(var.gateway.region, var.region)
-  name_prefix   = var.name_prefix
-  function_urls = { for name, function in module.http_functions : name => function.uri }
-  labels        = var.labels
+  project_id  = var.project_id
+  region      = var.region
+  name_prefix = var.name_prefix
+  domains     = var.domains
+  functions   = { for name, function in module.http_functions : name => function.name }
+  ingest      = var.ingest_protection
+  labels      = var.labels
 
-  depends_on = [google_project_service.apis]
+  depends_on = [time_sleep.apis_ready]
 }

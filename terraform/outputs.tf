@@ -1,20 +1,15 @@
-output "ingest_url" {
-  description = "Base URL for SDKs and HTTP senders: POST <ingest_url>/v1/track, /v1/batch, ... (Segment SDK `host`)."
-  value       = module.api.url
+output "url" {
+  description = "https://<first of domains>: the one base URL of every route: SDKs' host (POST <url>/v1/batch, ...), the management API (<url>/api/v1/workspaces/{id}/..., <url>/v1/streams/...), the console (<url>/console/) and the live stream (`streams tail --gateway <url>`)."
+  value       = module.edge.url
 }
 
-output "management_url" {
-  description = "Base URL of the management APIs: <management_url>/api/v1/workspaces/{id}/... and <management_url>/v1/streams/... (Authorization: Bearer <token>)."
-  value       = module.api.url
-}
-
-output "live_url" {
-  description = "Base URL for the live event stream (Server-Sent Events), which API Gateway cannot stream: GET <live_url>/api/v1/workspaces/{id}/events/live on the events function itself (`streams tail --gateway <live_url>`)."
-  value       = module.http_functions["events"].uri
+output "edge_address" {
+  description = "The load balancer's IPv4 address: create a DNS A record to it for each of `domains`; the certificate is issued once they resolve."
+  value       = module.edge.address
 }
 
 output "function_urls" {
-  description = "The HTTPS URL of every function, by name."
+  description = "The run.app URL of every function, by name: Pub/Sub's push endpoints. They refuse callers from the internet (ingress internal and load balancer only); use `url`."
   value = merge(
     { for name, function in module.http_functions : name => function.uri },
     { for name, function in module.pubsub_functions : name => function.uri },
@@ -53,6 +48,16 @@ output "cli_environment" {
     STREAMS_PROCESS_PUSH_ENDPOINT = module.pubsub_functions["process"].uri
     STREAMS_DELIVER_PUSH_ENDPOINT = module.pubsub_functions["deliver"].uri
     STREAMS_DEAD_LETTERS_TOPIC    = local.dead_letters_topic
+    # The subscriptions' retry and dead-letter settings, so `streams reconcile` and
+    # `streams source create` make them as the functions do.
+    STREAMS_PROCESS_MAX_ATTEMPTS  = tostring(var.settings.process_max_attempts)
+    STREAMS_PROCESS_MAX_BACKOFF   = tostring(var.settings.process_max_backoff_seconds)
+    STREAMS_DELIVERY_MIN_BACKOFF  = tostring(var.settings.delivery_min_backoff_seconds)
+    STREAMS_DELIVERY_MAX_BACKOFF  = tostring(var.settings.delivery_max_backoff_seconds)
+    STREAMS_DELIVERY_MAX_ATTEMPTS = tostring(var.settings.delivery_max_attempts)
+    # Granted on each topic `streams reconcile` or `streams source create` wires.
+    STREAMS_SOURCE_TOPIC_PUBLISHERS   = local.settings_environment.STREAMS_SOURCE_TOPIC_PUBLISHERS
+    STREAMS_DELIVERY_TOPIC_PUBLISHERS = local.settings_environment.STREAMS_DELIVERY_TOPIC_PUBLISHERS
   }
 }
 

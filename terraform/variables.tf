@@ -9,7 +9,7 @@ variable "project_id" {
 }
 
 variable "region" {
-  description = "Region of the functions, the source bucket and (unless overridden) the gateway, Firestore and BigQuery. API Gateway runs in a subset of regions (e.g. us-central1, us-east1, europe-west1, asia-northeast1)."
+  description = "Region of the functions (and their load balancer backends), the source bucket and, unless overridden, Firestore and BigQuery."
   type        = string
   default     = "us-central1"
 
@@ -65,6 +65,17 @@ variable "destination_egress" {
   validation {
     condition     = !var.destination_egress.allow_private_destinations || var.destination_egress.vpc_connector != null
     error_message = "destination_egress.allow_private_destinations needs a vpc_connector: without one, private addresses are not reachable from the functions."
+  }
+}
+
+variable "scale" {
+  description = "starter (default): every function's max_instances capped to fit a new project's regional Cloud Run quota (63 vCPU and 60 GiB at full scale; enough for 100 million events a month). large: the maxima of main.tf (410 vCPU, 469 GiB), after raising the quota. function_sizes overrides either. docs/DEPLOY.md has the sizing table."
+  type        = string
+  default     = "starter"
+
+  validation {
+    condition     = contains(["starter", "large"], var.scale)
+    error_message = "scale must be starter or large."
   }
 }
 
@@ -210,16 +221,58 @@ variable "bigquery" {
   }
 }
 
-variable "gateway" {
-  description = "API Gateway: region (default: region; must be one API Gateway runs in)."
+variable "domains" {
+  description = "The host names Streams answers on, of your own domain (e.g. [\"data.example.com\"]): the load balancer's Google-managed certificate covers them, and each needs a DNS A record to the `edge_address` output. The first is the base URL of every route (SDKs, API, console, live stream)."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.domains) >= 1 && alltrue([for domain in var.domains : can(regex("^([a-z0-9]([a-z0-9-]*[a-z0-9])?\\.)+[a-z]{2,63}$", domain))])
+    error_message = "domains must list at least one fully qualified host name in lower case, such as data.example.com (no scheme, no path, no wildcard)."
+  }
+}
+
+variable "ingest_protection" {
+  description = <<-EOT
+    Cloud Armor on the ingest backend (enabled: false removes the policy and its cost, docs/COST.md;
+    ingest's own per-source rate limits still apply). Each request meets one rate limit: its write key's when it
+    sends one in a header (HTTP Basic or X-Write-Key), else its address's; over it, 429. Defaults
+    are generous: a site's browsers share one write key, so the key's limit caps the whole site.
+      requests_per_minute_per_ip         6000 (100 a second from one address)
+      requests_per_minute_per_write_key  600000 (10,000 a second for one source)
+      max_body_bytes                     1048576 (1 MiB; ingest refuses above 500 KB itself), 403
+      log_sample_rate                    0.01 (share of ingest's load balancer request logs kept)
+  EOT
   type = object({
-    region = optional(string)
+    enabled                           = optional(bool, true)
+    requests_per_minute_per_ip        = optional(number, 6000)
+    requests_per_minute_per_write_key = optional(number, 600000)
+    max_body_bytes                    = optional(number, 1048576)
+    log_sample_rate                   = optional(number, 0.01)
   })
   default = {}
 
   validation {
-    condition     = var.gateway.region == null || can(regex("^[a-z]+-[a-z]+[0-9]$", coalesce(var.gateway.region, "x-y1")))
-    error_message = "gateway.region must be a region such as us-central1."
+    condition     = var.ingest_protection.requests_per_minute_per_ip >= 1 && var.ingest_protection.requests_per_minute_per_write_key >= 1
+    error_message = "ingest_protection rate limits must be at least 1 request a minute."
+  }
+  validation {
+    condition     = var.ingest_protection.max_body_bytes >= 524288
+    error_message = "ingest_protection.max_body_bytes must be at least 524288: ingest itself accepts bodies up to 500 KB."
+  }
+  validation {
+    condition     = var.ingest_protection.log_sample_rate >= 0 && var.ingest_protection.log_sample_rate <= 1
+    error_message = "ingest_protection.log_sample_rate must be between 0 and 1."
+  }
+}
+
+variable "public_access" {
+  description = "How the HTTP functions let callers without a Google identity in (they authenticate callers themselves): all_users (default) grants roles/run.invoker to allUsers; no_invoker_check turns Cloud Run's invoker check off instead, with no allUsers binding, for organisations whose iam.allowedPolicyMemberDomains policy forbids one (needs an authenticated gcloud CLI where Terraform runs). Either way ingress admits only the load balancer and Google-internal traffic."
+  type        = string
+  default     = "all_users"
+
+  validation {
+    condition     = contains(["all_users", "no_invoker_check"], var.public_access)
+    error_message = "public_access must be all_users or no_invoker_check."
   }
 }
 
@@ -245,4 +298,23 @@ variable "source_root" {
   description = "Path of the Streams repository (functions/, shared/); default: the directory above this module."
   type        = string
   default     = null
+}
+
+variable "recovery" {
+  description = "Data safety (docs/DEPLOY.md, \"Data safety and recovery\"): firestore_point_in_time_recovery keeps 7 days of Firestore versions (applied when Terraform creates the database); firestore_backup_retention_days keeps a daily Firestore backup this many days (1-7, default 7; 0: no schedule, for a database that already has a daily one); bigquery_time_travel_hours is the events dataset's time-travel window (48-168 in whole days, default 168)."
+  type = object({
+    firestore_point_in_time_recovery = optional(bool, true)
+    firestore_backup_retention_days  = optional(number, 7)
+    bigquery_time_travel_hours       = optional(number, 168)
+  })
+  default = {}
+
+  validation {
+    condition     = contains([0, 1, 2, 3, 4, 5, 6, 7], var.recovery.firestore_backup_retention_days)
+    error_message = "recovery.firestore_backup_retention_days must be a whole number of days from 1 to 7, or 0 for no backup schedule."
+  }
+  validation {
+    condition     = contains([48, 72, 96, 120, 144, 168], var.recovery.bigquery_time_travel_hours)
+    error_message = "recovery.bigquery_time_travel_hours must be 48, 72, 96, 120, 144 or 168."
+  }
 }

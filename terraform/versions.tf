@@ -8,7 +8,7 @@ terraform {
       # secret_data_wo (write-only secret versions) arrived in 6.23.
       version = ">= 6.23, < 8"
     }
-    # API Gateway's resources exist only in the beta provider (modules/api).
+    # google_project_service_identity (Pub/Sub's service agent) exists only in the beta provider.
     google-beta = {
       source  = "hashicorp/google-beta"
       version = ">= 6.0, < 8"
@@ -17,9 +17,10 @@ terraform {
       source  = "hashicorp/random"
       version = ">= 3.7, < 4"
     }
-    archive = {
-      source  = "hashicorp/archive"
-      version = ">= 2.4, < 3"
+    # time_sleep: waits for enabled APIs and IAM propagation (one apply into an empty project).
+    time = {
+      source  = "hashicorp/time"
+      version = ">= 0.12, < 1"
     }
   }
 }

@@ -33,6 +33,7 @@ from shared.domain.stored_documents import (
 )
 from shared.ports import (
     COMMIT_TIME,
+    DELETED_TOPIC,
     AlreadyExists,
     Document,
     EventQuery,
@@ -40,6 +41,7 @@ from shared.ports import (
     Filter,
     Increment,
     PushPolicy,
+    SubscriptionState,
     Write,
 )
 
@@ -234,14 +236,31 @@ class FakeTopicAdmin:
 
     def ensure_push_subscription(self, topic: str, subscription_id: str, policy: PushPolicy) -> str:
         path = f"projects/{self.project_id}/subscriptions/{subscription_id}"
-        self.subscriptions[path] = (topic, policy)
+        # As in Pub/Sub, an existing subscription keeps the topic it is attached to.
+        attached = self.subscriptions.get(path, (topic, policy))[0]
+        self.subscriptions[path] = (attached, policy)
         return path
 
     def delete_topic(self, topic: str) -> None:
         self.topics.discard(topic)
+        for path, (attached, policy) in self.subscriptions.items():
+            if attached == topic:
+                self.subscriptions[path] = (DELETED_TOPIC, policy)
 
     def retire_subscription(self, subscription_id: str) -> None:
         self.retired.add(f"projects/{self.project_id}/subscriptions/{subscription_id}")
+
+    def topic_ids(self, prefix: str) -> set[str]:
+        ids = (path.rsplit("/", 1)[-1] for path in self.topics)
+        return {topic_id for topic_id in ids if topic_id.startswith(prefix)}
+
+    def subscription_states(self, prefix: str) -> dict[str, SubscriptionState]:
+        found: dict[str, SubscriptionState] = {}
+        for path, (topic, policy) in self.subscriptions.items():
+            subscription_id = path.rsplit("/", 1)[-1]
+            if subscription_id.startswith(prefix):
+                found[subscription_id] = SubscriptionState(topic, policy.endpoint)
+        return found
 
 
 class FakePublisher:

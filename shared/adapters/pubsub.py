@@ -20,7 +20,7 @@ from google.pubsub_v1 import types as gapic_types
 from shared.adapters.errors import CALL_TIMEOUT_SECONDS, RETRY, transient_as_unavailable
 from shared.adapters.group_commit import GroupCommit, QueueFull
 from shared.domain.errors import Unavailable
-from shared.ports import PushPolicy
+from shared.ports import PushPolicy, SubscriptionState
 
 # Pub/Sub's limits on one Publish RPC are 1,000 messages and 10 MB (10^7 bytes) of request;
 # the byte budget leaves room for the request's framing and per-message overhead.
@@ -81,10 +81,32 @@ def new_subscriber_client() -> pubsub_v1.SubscriberClient:
 
 # The most delivery attempts a dead-letter policy allows.
 MAX_DELIVERY_ATTEMPTS = 100
+PUBLISHER_ROLE = "roles/pubsub.publisher"
+# A topic's policy changed by someone else between our read and write is read again (etag).
+POLICY_ATTEMPTS = 3
+
+
+def add_members(policy: Any, role: str, members: Sequence[str]) -> bool:
+    """Add `members` to `policy`'s unconditional binding of `role` (creating it); True when the
+    policy changed. Other bindings, and members already there, are left as they are."""
+    binding = next(
+        (b for b in policy.bindings if b.role == role and not b.condition.expression), None
+    )
+    if binding is None:
+        binding = policy.bindings.add(role=role)
+    missing = [member for member in members if member not in binding.members]
+    binding.members.extend(missing)
+    return bool(missing)
 
 
 class PubSubTopicAdmin:
-    """Creates topics and push subscriptions in one project."""
+    """Creates topics and push subscriptions in one project.
+
+    `publishers` maps a topic id prefix to the IAM members that publish to such topics: each is
+    granted roles/pubsub.publisher on the topic itself when the topic is ensured, so no function
+    needs publishing rights on the whole project. The emulator has no IAM (it answers 501), so
+    nothing is granted there.
+    """
 
     def __init__(
         self,
@@ -92,11 +114,13 @@ class PubSubTopicAdmin:
         subscriber: pubsub_v1.SubscriberClient,
         project_id: str,
         emulator: bool = False,
+        publishers: Mapping[str, Sequence[str]] | None = None,
     ):
         self._client = client
         self._subscriber = subscriber
         self._project_id = project_id
         self._emulator = emulator
+        self._publishers = dict(publishers or {})
 
     def topic_path(self, topic_id: str) -> str:
         return self._client.topic_path(self._project_id, topic_id)
@@ -107,7 +131,35 @@ class PubSubTopicAdmin:
             self._client.create_topic(
                 request={"name": path}, retry=RETRY, timeout=CALL_TIMEOUT_SECONDS
             )
+        members = [
+            member
+            for prefix, granted in self._publishers.items()
+            if topic_id.startswith(prefix)
+            for member in granted
+        ]
+        if members and not self._emulator:
+            self._grant(path, PUBLISHER_ROLE, members)
         return path
+
+    def _grant(self, topic: str, role: str, members: Sequence[str]) -> None:
+        """Read-modify-write of the topic's policy; the etag makes a concurrent change fail, and
+        the policy is read again (a source created twice at once grants the same members)."""
+        for attempt in range(POLICY_ATTEMPTS):
+            with transient_as_unavailable("Pub/Sub"):
+                policy = self._client.get_iam_policy(
+                    request={"resource": topic}, retry=RETRY, timeout=CALL_TIMEOUT_SECONDS
+                )
+                if not add_members(policy, role, members):
+                    return
+                try:
+                    self._client.set_iam_policy(
+                        request={"resource": topic, "policy": policy},
+                        timeout=CALL_TIMEOUT_SECONDS,
+                    )
+                    return
+                except (gexc.Aborted, gexc.FailedPrecondition):
+                    if attempt == POLICY_ATTEMPTS - 1:
+                        raise
 
     def ensure_push_subscription(self, topic: str, subscription_id: str, policy: PushPolicy) -> str:
         path = f"projects/{self._project_id}/subscriptions/{subscription_id}"
@@ -193,6 +245,38 @@ class PubSubTopicAdmin:
                 retry=RETRY,
                 timeout=CALL_TIMEOUT_SECONDS,
             )
+
+    def topic_ids(self, prefix: str) -> set[str]:
+        # Pub/Sub filters by nothing but project: the prefix is applied here, page by page.
+        with transient_as_unavailable("Pub/Sub"):
+            topics = self._client.list_topics(
+                request={"project": f"projects/{self._project_id}"},
+                retry=RETRY,
+                timeout=CALL_TIMEOUT_SECONDS,
+            )
+            ids = (_resource_id(topic.name) for topic in topics)
+            return {topic_id for topic_id in ids if topic_id.startswith(prefix)}
+
+    def subscription_states(self, prefix: str) -> dict[str, SubscriptionState]:
+        with transient_as_unavailable("Pub/Sub"):
+            listed = self._subscriber.list_subscriptions(
+                request={"project": f"projects/{self._project_id}"},
+                retry=RETRY,
+                timeout=CALL_TIMEOUT_SECONDS,
+            )
+            return {
+                _resource_id(subscription.name): SubscriptionState(
+                    topic=subscription.topic,
+                    push_endpoint=subscription.push_config.push_endpoint or None,
+                )
+                for subscription in listed
+                if _resource_id(subscription.name).startswith(prefix)
+            }
+
+
+def _resource_id(name: str) -> str:
+    """The last segment of a resource name (projects/p/topics/<id>)."""
+    return name.rsplit("/", 1)[-1]
 
 
 class PubSubPublisher:

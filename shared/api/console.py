@@ -23,7 +23,7 @@ from shared.http.routing import Route
 FUNCTION = "console"
 BASE = "/console"
 # The repository's console/dist locally; in a deployed function's zip, console/dist beside
-# shared/ (terraform/modules/function `extra_files`).
+# shared/ (terraform/build.py `package` puts it there).
 DIST = Path(__file__).resolve().parents[2] / "console" / "dist"
 
 CONTENT_SECURITY_POLICY = "; ".join(

@@ -124,6 +124,16 @@ def client_metrics(request: ApiRequest) -> Response:
     return _answer({"success": True})
 
 
+class Health(BaseModel):
+    status: str = "ok"
+
+
+def health(request: ApiRequest) -> Health:
+    """Liveness for the load balancer's uptime check: this instance answers. It reads nothing,
+    so a check every minute costs no Firestore or Pub/Sub operation."""
+    return Health()
+
+
 def _answer(body: dict[str, Any]) -> Response:
     """`IngestResponse` as JSON, written directly: validating the model and encoding it with the
     standard encoder cost more than the rest of a single event's handling after parsing."""
@@ -185,5 +195,16 @@ ROUTES = (
         request_schema=ClientMetrics,
         response=ClientMetricsAccepted,
         tag="Event Ingestion",
+    ),
+    Route(
+        "GET",
+        "/healthz",
+        FUNCTION,
+        "getHealth",
+        "Liveness of the ingest function (the uptime check's target)",
+        health,
+        auth="none",
+        response=Health,
+        tag="Meta",
     ),
 )

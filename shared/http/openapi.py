@@ -98,9 +98,9 @@ SECURITY_SCHEMES = {
 SERVERS = [
     {
         "url": "/",
-        "description": "The host that serves this document: in production the API Gateway "
-        "(Terraform outputs `ingest_url` and `management_url`; the live stream at "
-        "`live_url`), locally the gateway of `make dev` (http://127.0.0.1:8080)",
+        "description": "The host that serves this document: in production the load balancer on"
+        " your own domain (Terraform output `url`), locally the gateway of `make dev`"
+        " (http://127.0.0.1:8080)",
     }
 ]
 

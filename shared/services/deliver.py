@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from shared import structured_log
 from shared.destinations import connector_for, validate_config
 from shared.destinations.base import EventRejected, OutboundMessage
 from shared.destinations.pubsub import TopicGuard
@@ -43,6 +44,8 @@ from shared.ports import (
 from shared.services.workspace_config import WorkspaceConfig
 
 log = logging.getLogger("streams.deliver")
+# The message of the line each attempt's outcome writes (shared/structured_log.py).
+DELIVERY_OUTCOME = "delivery outcome"
 
 
 @dataclass(frozen=True)
@@ -220,7 +223,17 @@ class Deliverer:
             )
             detail = attempt.detail
             outcomes[index] = DeliveryOutcome(final, number, detail)
-            log.info("delivery %s %s (attempt %d): %s", message.delivery_id, final, number, detail)
+            # Counted by destination type and status (terraform/modules/monitoring). Not the
+            # detail: it may quote what the receiver answered.
+            structured_log.emit(
+                DELIVERY_OUTCOME,
+                logging.WARNING if final in ("retrying", "dead_lettered") else logging.INFO,
+                delivery_id=message.delivery_id,
+                destination_id=message.destination_id,
+                destination_type=destination.type if destination else "none",
+                status=final,
+                attempt=number,
+            )
         if letters:
             # Before the records: if recording fails, the redelivery dead-letters again (a dead
             # letter is keyed by delivery, so twice is once) instead of never.

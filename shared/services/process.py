@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from shared import structured_log
 from shared.domain import ids
 from shared.domain.event import CanonicalEvent, EventKey
 from shared.domain.event_dead_letters import event_dead_letter
@@ -55,6 +56,8 @@ if TYPE_CHECKING:
     from shared.services.webhook_mapper import MappedRequest
 
 log = logging.getLogger("streams.process")
+# The message of the line a failed insert into the event store writes (shared/structured_log.py).
+EVENTS_INSERT_FAILED = "events insert failed"
 
 
 @dataclass(frozen=True)
@@ -373,8 +376,21 @@ class Processor:
         commit_in_chunks(self._store, writes)
 
     def _store_events(self, rows: list[Document], message_ids: list[str]) -> None:
-        if rows:
+        if not rows:
+            return
+        try:
             self._events.insert(rows, message_ids)
+        except Exception as error:
+            # Counted by the event store's (BigQuery's) insert errors metric and alert
+            # (terraform/modules/monitoring); the message is redelivered.
+            structured_log.emit(
+                EVENTS_INSERT_FAILED,
+                logging.ERROR,
+                rows=len(rows),
+                error=type(error).__name__,
+                reason=str(error)[:500],
+            )
+            raise
 
     def _notify(self, message: SourceMessage, observed: list[Observed]) -> None:
         if not observed:

@@ -412,6 +412,7 @@ CASES: dict[str, Case] = {
     "listAuditLog": _bearer("GET", "/audit-log", limit="5"),
     # the document and the console
     "getOpenApi": _public("/openapi.json"),
+    "getHealth": _public("/healthz"),
     "getConsole": _public("/console/"),
     "redirectConsole": _public("/console"),
     "getConsoleAsset": _public(f"/console/assets/{ASSET}"),

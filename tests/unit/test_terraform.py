@@ -1,9 +1,9 @@
 """Offline structure tests of terraform/: what must be deployed is derived from the code.
 
 `terraform init/validate` need the registry, which these machines cannot reach, so correctness
-comes from these checks: every function directory is deployed with its entry point, every route
-reaches its function through the gateway, every setting the code reads is set, and so on. Each
-checker takes a terraform directory, so the negative tests run it on a mutated copy.
+comes from these checks: every function directory is deployed with its entry point, every
+setting the code reads is set, and so on (the edge: test_terraform_edge.py). Each checker takes
+a terraform directory, so the negative tests run it on a mutated copy.
 """
 
 from __future__ import annotations
@@ -25,15 +25,12 @@ from shared.adapters.bigquery import SCHEMA_DIR
 from shared.api.routes import PUBSUB_FUNCTIONS, ROUTES, http_functions
 from shared.config import Settings
 from shared.domain import storage
-from shared.http.gateway_config import render_template
-from shared.http.routing import Route
 from shared.ports import PushPolicy
 from shared.services import live
 from shared.services.topology import DEAD_LETTERS_SUBSCRIPTION
 
 ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM = ROOT / "terraform"
-GATEWAY_TEMPLATE = Path("modules/api/openapi.yaml.tftpl")
 DEPLOY_DOC = ROOT / "docs" / "DEPLOY.md"
 PRIMITIVE_ROLE = re.compile(r"roles/(owner|editor|viewer)\b")
 # Environment reads in shared/config.py: env.get("X", ...) and helpers called as _f(env, "X", ...).
@@ -155,31 +152,6 @@ def function_problems(terraform: Path = TERRAFORM, root: Path = ROOT) -> list[st
     return problems
 
 
-def template_routes(text: str) -> set[tuple[str, str, str]]:
-    """(method, path, function) of every operation of a gateway template."""
-    document = json.loads(text)
-    found = set()
-    for path, operations in document["paths"].items():
-        for method, operation in operations.items():
-            backend = operation["x-google-backend"]
-            address = re.fullmatch(r"\$\{url_(\w+)\}", backend["address"])
-            assert address, f"{method} {path}: address {backend['address']} is not a function URL"
-            assert backend["path_translation"] == "APPEND_PATH_TO_ADDRESS", (method, path)
-            assert backend.get("disable_auth") is True, (method, path)
-            found.add((method.upper(), path, address.group(1)))
-    return found
-
-
-def missing_routes(terraform: Path = TERRAFORM, routes: tuple[Route, ...] = ROUTES) -> list[str]:
-    """Routes of the route table that the gateway template does not send to their function."""
-    present = template_routes((terraform / GATEWAY_TEMPLATE).read_text())
-    return [
-        f"{route.method} {route.path} -> {route.function}"
-        for route in routes
-        if (route.method, route.path, route.function) not in present
-    ]
-
-
 def unset_settings(terraform: Path = TERRAFORM) -> list[str]:
     """Settings the code reads that Terraform neither sets nor docs/DEPLOY.md declares unset."""
     env = module_blocks(terraform)["locals"]
@@ -228,30 +200,6 @@ def test_entry_point_is_the_function_name_and_runtime_is_supported() -> None:
         assert set(re.findall(r"python3\d+", runtime["validation"][0]["condition"])) <= RUNTIMES
 
 
-def test_zip_holds_main_shared_and_requirements_and_is_named_by_content_hash() -> None:
-    function = module_blocks(TERRAFORM / "modules" / "function")
-    locals_ = function["locals"]
-    assert locals_["main_file"] == "${var.source_root}/functions/${var.name}/main.py"
-    assert "shared/**/*.{py,json}" in locals_["shared_files"]
-    assert "filesha256" in locals_["source_hash"]
-    obj = function["resource"]["google_storage_bucket_object.source"]
-    assert "${local.source_hash}" in obj["name"]
-    main_tf = (TERRAFORM / "modules" / "function" / "main.tf").read_text()
-    assert 'filename = "main.py"' in main_tf and 'filename = "requirements.txt"' in main_tf
-
-
-def test_requirements_are_pyproject_runtime_dependencies() -> None:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("terraform_build", TERRAFORM / "build.py")
-    assert spec and spec.loader
-    build = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build)
-    assert (TERRAFORM / "requirements.txt").read_text() == build.requirements_text(), (
-        "terraform/requirements.txt is stale: run `.venv/bin/python terraform/build.py`"
-    )
-
-
 def test_sizes_fit_each_job() -> None:
     functions = deployed_functions()
     # Pushed functions must answer within the push subscriptions' ack deadline.
@@ -265,33 +213,6 @@ def test_sizes_fit_each_job() -> None:
         size = function["size"]
         assert size["min_instances"] <= size["max_instances"], name
         assert re.fullmatch(r"\d+(Mi|Gi)", size["memory"]), name
-
-
-# --- tests: gateway -------------------------------------------------------------------------
-
-
-def test_gateway_template_is_current() -> None:
-    assert (TERRAFORM / GATEWAY_TEMPLATE).read_text() == render_template(ROUTES), (
-        "the gateway template is stale: run `.venv/bin/streams gateway-config --output "
-        "terraform/modules/api/openapi.yaml.tftpl`"
-    )
-
-
-def test_every_route_reaches_its_function_through_the_gateway() -> None:
-    assert missing_routes() == []
-    assert len(template_routes((TERRAFORM / GATEWAY_TEMPLATE).read_text())) == len(ROUTES)
-
-
-def test_gateway_template_gets_a_url_for_every_function_it_names() -> None:
-    text = (TERRAFORM / GATEWAY_TEMPLATE).read_text()
-    named = set(re.findall(r"\$\{url_(\w+)\}", text))
-    http = {n for n, f in deployed_functions().items() if f["trigger"] == "http"}
-    assert named <= http
-    api_call = module_blocks(TERRAFORM)["module"]["api"]
-    assert "module.http_functions" in api_call["function_urls"]
-    api_main = (TERRAFORM / "modules" / "api" / "main.tf").read_text()
-    assert 'templatefile("${path.module}/openapi.yaml.tftpl"' in api_main
-    assert '"url_${name}" => url' in api_main
 
 
 # --- tests: settings ------------------------------------------------------------------------
@@ -375,8 +296,8 @@ def test_firestore_ttl_policies_cover_expiring_collections() -> None:
     ttl = datastores["locals"]["ttl_collections"]
     # The dedup log and the live stream's collections expire by `expires_at` (code comments).
     assert {"event_log", "live_events", "live_sessions"} <= set(ttl)
-    field = datastores["resource"]["google_firestore_field.ttl"]
-    assert field["field"] == "expires_at"
+    # One chained TTL block per collection: tests/unit/test_terraform_datastores.py.
+    assert datastores["locals"]["ttl_field"] == "expires_at"
     # Collections the live feed queries by expires_at keep their index.
     assert ttl["live_events"]["indexed"] is True and ttl["live_sessions"]["indexed"] is True
 
@@ -433,25 +354,6 @@ def terraform_copy(tmp_path: Path) -> Path:
     copy = tmp_path / "terraform"
     shutil.copytree(TERRAFORM, copy, ignore=shutil.ignore_patterns(".build", ".terraform"))
     return copy
-
-
-def test_a_missing_route_is_detected(terraform_copy: Path) -> None:
-    template = terraform_copy / GATEWAY_TEMPLATE
-    document = json.loads(template.read_text())
-    route = ROUTES[0]
-    del document["paths"][route.path][route.method.lower()]
-    template.write_text(json.dumps(document, indent=2))
-    assert missing_routes(terraform_copy) == [f"{route.method} {route.path} -> {route.function}"]
-
-
-def test_a_route_sent_to_the_wrong_function_is_detected(terraform_copy: Path) -> None:
-    template = terraform_copy / GATEWAY_TEMPLATE
-    route = ROUTES[-1]
-    document = json.loads(template.read_text())
-    operation = document["paths"][route.path][route.method.lower()]
-    operation["x-google-backend"]["address"] = "${url_somewhere_else}"
-    template.write_text(json.dumps(document, indent=2))
-    assert missing_routes(terraform_copy) == [f"{route.method} {route.path} -> {route.function}"]
 
 
 def test_a_missing_function_is_detected(terraform_copy: Path) -> None:

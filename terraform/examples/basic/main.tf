@@ -17,6 +17,7 @@ module "streams" {
   project_id  = var.project_id
   region      = var.region
   name_prefix = "streams"
+  domains     = var.domains
 
   # Production: STREAMS_ALLOW_PRIVATE_DESTINATIONS=false (the default, spelled out here).
   destination_egress = {

@@ -1,16 +1,11 @@
-output "ingest_url" {
-  description = "Point Segment/RudderStack SDKs here (their `host`)."
-  value       = module.streams.ingest_url
+output "url" {
+  description = "The one base URL of Streams: SDKs' host, management API, console, live stream."
+  value       = module.streams.url
 }
 
-output "management_url" {
-  description = "Base URL of the management API (Bearer tokens from `streams token create`)."
-  value       = module.streams.management_url
-}
-
-output "live_url" {
-  description = "Base URL of the live event stream (`streams tail --gateway <live_url>`)."
-  value       = module.streams.live_url
+output "edge_address" {
+  description = "Point each of your domains here (DNS A record)."
+  value       = module.streams.edge_address
 }
 
 output "cli_environment" {

@@ -4,7 +4,12 @@ variable "project_id" {
 }
 
 variable "region" {
-  description = "Region of the functions and the gateway (one API Gateway runs in, e.g. us-central1)."
+  description = "Region of the functions."
   type        = string
   default     = "us-central1"
+}
+
+variable "domains" {
+  description = "Your own host names for Streams, e.g. [\"data.example.com\"]."
+  type        = list(string)
 }

@@ -14,9 +14,10 @@ terraform {
       source  = "hashicorp/random"
       version = ">= 3.7, < 4"
     }
-    archive = {
-      source  = "hashicorp/archive"
-      version = ">= 2.4, < 3"
+    # time_sleep: waits for enabled APIs and IAM propagation (one apply into an empty project).
+    time = {
+      source  = "hashicorp/time"
+      version = ">= 0.12, < 1"
     }
   }
 }

@@ -1,4 +1,7 @@
-# Firestore (configuration and operational state) and BigQuery (the events table).
+# Firestore (configuration and operational state) and BigQuery (the events table), with what
+# recovers them: Firestore point-in-time recovery and daily backups, BigQuery time travel.
+# The composite indexes and TTL policies defined below are created one at a time
+# (firestore_indexes.tf).
 
 locals {
   database = var.firestore.create_database ? google_firestore_database.this[0].name : "(default)"
@@ -33,8 +36,9 @@ locals {
   regulation_filters = [["type"], ["status"], ["type", "status"]]
   composite_indexes = merge(
     {
-      for equalities in local.dead_letter_filters : "dead_letters-${join("-", equalities)}" => {
-        collection = "dead_letters"
+      for equalities in local.dead_letter_filters : "dead_letters_by_${join("_", equalities)}" => {
+        collection  = "dead_letters"
+        query_scope = "COLLECTION"
         fields = concat(
           [for field in equalities : { field_path = field, order = "ASCENDING" }],
           [{ field_path = "updated_at", order = "DESCENDING" }],
@@ -42,8 +46,9 @@ locals {
       }
     },
     {
-      for equalities in local.audit_filters : "audit_log-${join("-", equalities)}" => {
-        collection = "audit_log"
+      for equalities in local.audit_filters : "audit_log_by_${join("_", equalities)}" => {
+        collection  = "audit_log"
+        query_scope = "COLLECTION"
         fields = concat(
           [for field in equalities : { field_path = field, order = "ASCENDING" }],
           [{ field_path = "sort_key", order = "DESCENDING" }],
@@ -51,8 +56,9 @@ locals {
       }
     },
     {
-      for equalities in local.regulation_filters : "regulations-${join("-", equalities)}" => {
-        collection = "regulations"
+      for equalities in local.regulation_filters : "regulations_by_${join("_", equalities)}" => {
+        collection  = "regulations"
+        query_scope = "COLLECTION"
         fields = concat(
           [for field in equalities : { field_path = field, order = "ASCENDING" }],
           [{ field_path = "created_at", order = "DESCENDING" }],
@@ -60,8 +66,9 @@ locals {
       }
     },
     {
-      "quarantine-status" = {
-        collection = "quarantine"
+      quarantine_by_status = {
+        collection  = "quarantine"
+        query_scope = "COLLECTION"
         fields = [
           { field_path = "status", order = "ASCENDING" },
           { field_path = "sort_key", order = "DESCENDING" },
@@ -71,8 +78,9 @@ locals {
     {
       # destinations.py Destinations.recent_deliveries: destination_id ==, order by
       # updated_at desc (the console's deliveries of one destination).
-      "deliveries-destination" = {
-        collection = "deliveries"
+      deliveries_by_destination_id = {
+        collection  = "deliveries"
+        query_scope = "COLLECTION"
         fields = [
           { field_path = "destination_id", order = "ASCENDING" },
           { field_path = "updated_at", order = "DESCENDING" },
@@ -81,7 +89,7 @@ locals {
     },
     {
       # contracts.py EventContracts.violation_counts: every contract's violations at once.
-      "violations-workspace" = {
+      violations_by_workspace_id = {
         collection  = "violations"
         query_scope = "COLLECTION_GROUP"
         fields = [
@@ -96,6 +104,7 @@ locals {
   # `indexed` keeps the field's single-field indexes where a query filters on it (the live
   # feed's garbage collection and session check); elsewhere they are dropped: nothing queries
   # them, and an index on an ever-increasing timestamp only adds write cost and hotspots.
+  ttl_field = "expires_at"
   ttl_collections = {
     event_log     = { indexed = false } # process: dedup claims, 48 h
     violations    = { indexed = false } # contract violations, 30 days
@@ -116,42 +125,28 @@ resource "google_firestore_database" "this" {
   location_id             = var.firestore.location_id
   type                    = "FIRESTORE_NATIVE"
   delete_protection_state = var.firestore.delete_protection ? "DELETE_PROTECTION_ENABLED" : "DELETE_PROTECTION_DISABLED"
+  # Seven days of versions instead of one hour: any document can be read, exported or cloned as
+  # it was at any minute of the past week (docs/DEPLOY.md, "Data safety and recovery"). A
+  # database this module does not create keeps its own setting: enable it there with
+  # `gcloud firestore databases update --database='(default)' --enable-pitr`.
+  point_in_time_recovery_enablement = var.recovery.firestore_point_in_time_recovery ? "POINT_IN_TIME_RECOVERY_ENABLED" : "POINT_IN_TIME_RECOVERY_DISABLED"
   # `terraform destroy` leaves the data in place unless protection is off and this is changed.
   deletion_policy = "ABANDON"
 }
 
-resource "google_firestore_index" "composite" {
-  for_each = local.composite_indexes
+# A daily backup of the whole database, kept `firestore_backup_retention_days` (Firestore keeps
+# daily backups at most 7 days). Backups outlive the database they were taken from, so a
+# deleted database can be restored; a restore writes a new database (docs/DEPLOY.md). Made on
+# "(default)" whether or not this module created it; a retention of 0 makes none, for a project
+# that already has a daily schedule (a database takes only one).
+resource "google_firestore_backup_schedule" "daily" {
+  count = var.recovery.firestore_backup_retention_days > 0 ? 1 : 0
 
-  project     = var.project_id
-  database    = local.database
-  collection  = each.value.collection
-  query_scope = try(each.value.query_scope, "COLLECTION")
+  project   = var.project_id
+  database  = local.database
+  retention = "${var.recovery.firestore_backup_retention_days * 86400}s"
 
-  dynamic "fields" {
-    for_each = each.value.fields
-    content {
-      field_path = fields.value.field_path
-      order      = fields.value.order
-    }
-  }
-}
-
-resource "google_firestore_field" "ttl" {
-  for_each = local.ttl_collections
-
-  project    = var.project_id
-  database   = local.database
-  collection = each.key
-  field      = "expires_at"
-
-  ttl_config {}
-
-  # An empty index_config disables the field's single-field indexes.
-  dynamic "index_config" {
-    for_each = each.value.indexed ? [] : [true]
-    content {}
-  }
+  daily_recurrence {}
 }
 
 resource "google_bigquery_dataset" "this" {
@@ -160,9 +155,17 @@ resource "google_bigquery_dataset" "this" {
   location    = var.bigquery.location
   description = "Streams: stored events (schemas in shared/schemas/bigquery/)."
   labels      = var.labels
+  # Time travel: every table of the dataset can be read, copied or cloned as it was at any
+  # moment of this window, and a deleted table restored within it (docs/DEPLOY.md, "Data safety
+  # and recovery": `CREATE TABLE ... CLONE ... FOR SYSTEM_TIME AS OF`, `bq cp table@<ms>`).
+  # BigQuery's fail-safe keeps 7 days more, recoverable only through Google support. Table
+  # snapshots would keep longer, but need scheduled queries (another API and identity); the
+  # events themselves are kept as long as partition_expiration_days allows.
+  max_time_travel_hours = tostring(var.recovery.bigquery_time_travel_hours)
 }
 
 resource "google_bigquery_table" "tables" {
+  #checkov:skip=CKV_GCP_121:deletion_protection is var.bigquery.deletion_protection, true unless the operator turns it off; checkov cannot read the variable
   for_each = var.bigquery.tables
 
   project             = var.project_id

@@ -62,3 +62,22 @@ variable "bigquery_writers" {
   type        = map(string)
   default     = {}
 }
+
+variable "recovery" {
+  description = "What recovers lost or damaged data (docs/DEPLOY.md, \"Data safety and recovery\"): firestore_point_in_time_recovery keeps 7 days of Firestore versions (applied only to a database this module creates); firestore_backup_retention_days keeps a daily backup of \"(default)\" this many days (1-7; 0: no schedule, for a database that already has a daily one); bigquery_time_travel_hours is the dataset's time-travel window (48-168, in whole days)."
+  type = object({
+    firestore_point_in_time_recovery = optional(bool, true)
+    firestore_backup_retention_days  = optional(number, 7)
+    bigquery_time_travel_hours       = optional(number, 168)
+  })
+  default = {}
+
+  validation {
+    condition     = contains([0, 1, 2, 3, 4, 5, 6, 7], var.recovery.firestore_backup_retention_days)
+    error_message = "recovery.firestore_backup_retention_days must be a whole number of days from 1 to 7 (Firestore's limit for daily backups), or 0 for no backup schedule."
+  }
+  validation {
+    condition     = contains([48, 72, 96, 120, 144, 168], var.recovery.bigquery_time_travel_hours)
+    error_message = "recovery.bigquery_time_travel_hours must be 48, 72, 96, 120, 144 or 168 (2 to 7 days)."
+  }
+}

@@ -7,21 +7,6 @@ locals {
   account_id = trimsuffix(substr(local.function_name, 0, 30), "-")
   member     = "serviceAccount:${google_service_account.this.email}"
 
-  # The zip: main.py at its root (Cloud Functions imports it from there), the `shared` package
-  # beside it, and requirements.txt. Packaging straight from the repository needs no build step.
-  main_file    = "${var.source_root}/functions/${var.name}/main.py"
-  shared_files = sort(fileset(var.source_root, "shared/**/*.{py,json}"))
-  # Built files a function serves (the console's console/dist), at the same path as in the
-  # repository. Text only: they go through file().
-  asset_files = sort(distinct(flatten([for pattern in var.asset_patterns : fileset(var.source_root, pattern)])))
-  # A hash of every file's content (not of the zip, whose bytes may vary): a code change gives a
-  # new object name, and so a new build and revision; no change redeploys nothing.
-  source_hash = substr(sha256(join("\n", concat(
-    ["main.py ${filesha256(local.main_file)}", "requirements.txt ${sha256(var.requirements)}"],
-    [for path in local.shared_files : "${path} ${filesha256("${var.source_root}/${path}")}"],
-    [for path in local.asset_files : "${path} ${filesha256("${var.source_root}/${path}")}"],
-  ))), 0, 16)
-
   secrets = toset([for entry in values(var.secret_environment) : entry.secret])
 }
 
@@ -49,45 +34,20 @@ resource "google_secret_manager_secret_iam_member" "access" {
   member    = local.member
 }
 
-data "archive_file" "source" {
-  type        = "zip"
-  output_path = "${path.root}/.build/${var.name}-${local.source_hash}.zip"
-
-  source {
-    content  = file(local.main_file)
-    filename = "main.py"
-  }
-
-  source {
-    content  = var.requirements
-    filename = "requirements.txt"
-  }
-
-  dynamic "source" {
-    for_each = local.shared_files
-    content {
-      content  = file("${var.source_root}/${source.value}")
-      filename = source.value
-    }
-  }
-
-  dynamic "source" {
-    for_each = local.asset_files
-    content {
-      content  = file("${var.source_root}/${source.value}")
-      filename = source.value
-    }
-  }
-}
-
+# The zip `make package` built (package.tf checks it), named by the hash of its manifest.
 resource "google_storage_bucket_object" "source" {
-  bucket = var.source_bucket
-  name   = "functions/${var.name}-${local.source_hash}.zip"
-  source = data.archive_file.source.output_path
+  bucket       = var.source_bucket
+  name         = "functions/${var.name}-${local.source_hash}.zip"
+  source       = local.source_zip
+  content_type = "application/zip"
 
   lifecycle {
     create_before_destroy = true
   }
+
+  # Planned only once the zip passed its checks: a missing zip fails with their message (what
+  # to run), not with the provider's unreadable source file.
+  depends_on = [terraform_data.source_package]
 }
 
 resource "google_cloudfunctions2_function" "this" {
@@ -98,9 +58,10 @@ resource "google_cloudfunctions2_function" "this" {
   labels      = var.labels
 
   build_config {
-    runtime         = var.runtime
-    entry_point     = var.name
-    service_account = var.build_service_account
+    runtime           = var.runtime
+    entry_point       = var.name
+    service_account   = var.build_service_account
+    docker_repository = var.docker_repository
 
     source {
       storage_source {
@@ -118,9 +79,9 @@ resource "google_cloudfunctions2_function" "this" {
     min_instance_count               = var.size.min_instances
     max_instance_count               = var.size.max_instances
     service_account_email            = google_service_account.this.email
-    # Pub/Sub push counts as internal traffic; HTTP functions are reached through the gateway
-    # or, for Server-Sent Events, directly.
-    ingress_settings               = var.public ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"
+    # Pub/Sub push counts as internal traffic; HTTP functions are reached through the load
+    # balancer only: their run.app URLs refuse every other caller.
+    ingress_settings               = var.public ? "ALLOW_INTERNAL_AND_GCLB" : "ALLOW_INTERNAL_ONLY"
     all_traffic_on_latest_revision = true
     vpc_connector                  = try(var.vpc_connector.connector, null)
     vpc_connector_egress_settings  = try(var.vpc_connector.egress_settings, null)
@@ -144,7 +105,7 @@ resource "google_cloudfunctions2_function" "this" {
 }
 
 resource "google_cloud_run_v2_service_iam_member" "invoker" {
-  for_each = var.public ? { public = "allUsers" } : var.invokers
+  for_each = var.public ? (var.public_access == "all_users" ? { public = "allUsers" } : {}) : var.invokers
 
   project  = var.project_id
   location = var.region
@@ -152,4 +113,18 @@ resource "google_cloud_run_v2_service_iam_member" "invoker" {
   name   = google_cloudfunctions2_function.this.name
   role   = "roles/run.invoker"
   member = each.value
+}
+
+# The other way in for callers without a Google identity: Cloud Run's invoker check turned off,
+# which needs no allUsers binding (Google's advice where domain-restricted sharing forbids one).
+# Cloud Functions' API cannot set it, so Terraform asks gcloud, after every deploy of the
+# function (a new revision keeps the service's setting, but a re-created service would not).
+resource "terraform_data" "no_invoker_check" {
+  count = var.public && var.public_access == "no_invoker_check" ? 1 : 0
+
+  triggers_replace = [google_cloudfunctions2_function.this.id]
+
+  provisioner "local-exec" {
+    command = "gcloud run services update ${google_cloudfunctions2_function.this.name} --no-invoker-iam-check --region ${var.region} --project ${var.project_id} --quiet"
+  }
 }

@@ -35,12 +35,12 @@ variable "runtime" {
 }
 
 variable "source_root" {
-  description = "The repository root: the function's zip holds `functions/<name>/main.py` (as main.py), every .py and .json file of `shared/`, and requirements.txt."
+  description = "The repository root, where `make package` built the function's zip (terraform/.build/functions/<name>.zip: `functions/<name>/main.py` as main.py, every .py and .json file of `shared/`, requirements.txt and the built files it serves) and its manifest, which plan checks against the files."
   type        = string
 }
 
 variable "asset_patterns" {
-  description = "fileset() patterns, relative to source_root, of built files the function serves (e.g. console/dist/**), put in the zip at the same paths. Text files only; build them before planning (make console)."
+  description = "fileset() patterns, relative to source_root, of built files the function serves (e.g. console/dist/**): plan fails unless each matches a file and the zip holds every file they match (make console / make collect, then make package)."
   type        = list(string)
   default     = []
 
@@ -51,13 +51,19 @@ variable "asset_patterns" {
 }
 
 variable "requirements" {
-  description = "Content of the zip's requirements.txt (terraform/requirements.txt, generated from pyproject.toml by terraform/build.py)."
+  description = "Content of terraform/requirements.txt, the lock file generated from pyproject.toml by terraform/build.py: plan fails unless the zip carries exactly this requirements.txt."
   type        = string
 }
 
 variable "source_bucket" {
   description = "Bucket the source zip is uploaded to; the object is named by the content hash, so any code change redeploys."
   type        = string
+}
+
+variable "docker_repository" {
+  description = "Artifact Registry repository (projects/<p>/locations/<r>/repositories/<name>) the build pushes the function's image to; null for Cloud Functions' own gcf-artifacts."
+  type        = string
+  default     = null
 }
 
 variable "build_service_account" {
@@ -132,9 +138,20 @@ variable "project_roles" {
 }
 
 variable "public" {
-  description = "Whether anyone may invoke the function (allUsers run.invoker, all ingress): HTTP functions authenticate callers themselves (write keys, Bearer tokens)."
+  description = "Whether callers on the internet may invoke the function through the load balancer (ingress internal-and-load-balancer, no IAM identity needed): HTTP functions authenticate callers themselves (write keys, Bearer tokens). False: internal ingress, only `invokers`."
   type        = bool
   default     = false
+}
+
+variable "public_access" {
+  description = "How a public function lets callers without a Google identity in: all_users grants roles/run.invoker to allUsers; no_invoker_check turns Cloud Run's invoker check off instead (no allUsers binding, for organisations whose domain-restricted-sharing policy forbids it; needs an authenticated gcloud where Terraform runs)."
+  type        = string
+  default     = "all_users"
+
+  validation {
+    condition     = contains(["all_users", "no_invoker_check"], var.public_access)
+    error_message = "public_access must be all_users or no_invoker_check."
+  }
 }
 
 variable "invokers" {

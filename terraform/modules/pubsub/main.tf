@@ -3,13 +3,9 @@
 # the functions that create sources and destinations; this module creates what exists once (the
 # dead-letter topic and its subscription) and grants exactly what the run-time wiring needs.
 
-data "google_project" "this" {
-  project_id = var.project_id
-}
-
 locals {
   # Pub/Sub's service agent: signs push OIDC tokens and forwards messages to dead-letter topics.
-  pubsub_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+  pubsub_agent = var.pubsub_agent
 }
 
 # The identity Pub/Sub signs every push with (STREAMS_PUSH_SERVICE_ACCOUNT); the pushed functions
@@ -27,7 +23,8 @@ resource "google_service_account_iam_member" "agent_mints_push_tokens" {
   member             = local.pubsub_agent
 }
 
-# Exactly the permissions of PubSubTopicAdmin (shared/adapters/pubsub.py): create topics, create
+# Exactly the permissions of PubSubTopicAdmin (shared/adapters/pubsub.py): create topics, grant
+# their publishers roles/pubsub.publisher on each (no function publishes project-wide), create
 # push subscriptions on them, and re-point an existing subscription's push endpoint.
 resource "google_project_iam_custom_role" "wiring" {
   project     = var.project_id
@@ -36,6 +33,8 @@ resource "google_project_iam_custom_role" "wiring" {
   description = "Create per-source and per-destination topics and their push subscriptions."
   permissions = [
     "pubsub.topics.create",
+    "pubsub.topics.getIamPolicy",
+    "pubsub.topics.setIamPolicy",
     "pubsub.topics.attachSubscription",
     "pubsub.subscriptions.create",
     "pubsub.subscriptions.update",

@@ -44,3 +44,8 @@ variable "dead_letter_publishers" {
   type        = map(string)
   default     = {}
 }
+
+variable "pubsub_agent" {
+  description = "IAM member of Pub/Sub's service agent (serviceAccount:service-<number>@gcp-sa-pubsub.iam.gserviceaccount.com), created by the root module."
+  type        = string
+}
