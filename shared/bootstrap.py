@@ -88,6 +88,24 @@ class Services:
 
     @cached_property
     def topics(self) -> TopicAdmin:
+        """Where sources and destinations are wired: through the wiring function when the
+        deployment has one (STREAMS_WIRING_URL), else directly."""
+        if self.settings.wiring_url is None:
+            return self.pubsub_topics
+        from shared.adapters.wiring_client import RemoteTopicAdmin, new_id_token_session
+
+        if self.settings.pubsub_emulator:
+            import requests  # locally nothing checks identities: a plain session
+
+            session = requests.Session()
+        else:
+            session = new_id_token_session(self.settings.wiring_url)
+        return RemoteTopicAdmin(self.settings.project_id, self.settings.wiring_url, session)
+
+    @cached_property
+    def pubsub_topics(self) -> TopicAdmin:
+        """Pub/Sub's own admin API, with this identity's rights (the wiring function's, the
+        CLI's, the local stack's)."""
         from shared.adapters.pubsub import PubSubTopicAdmin, new_subscriber_client
         from shared.domain.routing import delivery_topic_id
         from shared.domain.sources import source_topic_id

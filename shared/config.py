@@ -60,6 +60,10 @@ class Settings:
     # IAM members granted roles/pubsub.publisher on each source topic and each deliveries topic
     # as it is wired (production: the functions that publish to them; nobody holds publishing on
     # the whole project). Empty locally, where the emulator has no IAM.
+    # Production: the private `wiring` function's URL. The functions that create sources and
+    # destinations then wire through it and hold no Pub/Sub wiring rights themselves; unset,
+    # they wire directly (locally, the CLI, and the wiring function itself).
+    wiring_url: str | None = None
     source_topic_publishers: tuple[str, ...] = ()
     delivery_topic_publishers: tuple[str, ...] = ()
     # Redelivery backoff of failed deliveries: their retry schedule.
@@ -114,6 +118,7 @@ class Settings:
             customer_publisher_service_account=(
                 env.get("STREAMS_CUSTOMER_PUBLISHER_SERVICE_ACCOUNT") or None
             ),
+            wiring_url=env.get("STREAMS_WIRING_URL") or None,
             source_topic_publishers=_members(env, "STREAMS_SOURCE_TOPIC_PUBLISHERS"),
             delivery_topic_publishers=_members(env, "STREAMS_DELIVERY_TOPIC_PUBLISHERS"),
             delivery_max_attempts=_integer(env, "STREAMS_DELIVERY_MAX_ATTEMPTS", 8, 1, 100),

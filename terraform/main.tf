@@ -14,7 +14,8 @@ locals {
   #                                the topics exist only at run time, and IAM conditions cannot
   #                                name Pub/Sub topics, so no function publishes project-wide
   #            wire           create topics, grant their publishers, create push subscriptions,
-  #                           actAs the push account
+  #                           actAs the push account: the private wiring function alone
+  #            wiring_client  may invoke the wiring function (STREAMS_WIRING_URL)
   #            bigquery_read  roles/bigquery.jobUser + dataViewer on the dataset
   #            bigquery_write dataEditor on the dataset (streaming inserts)
   #            dead_letters   publish to the dead-letter topic only
@@ -32,7 +33,7 @@ locals {
     }
     event_keys = {
       trigger = "http"
-      access  = ["firestore", "publish_sources", "wire"]
+      access  = ["firestore", "publish_sources", "wiring_client"]
       size    = { memory = "512Mi", cpu = "1", concurrency = 20, timeout_seconds = 60, min_instances = 0, max_instances = 10 }
     }
     event_forwarding_rules = {
@@ -54,7 +55,7 @@ locals {
     }
     destinations = {
       trigger = "http"
-      access  = ["firestore", "wire"]
+      access  = ["firestore", "wiring_client"]
       size    = { memory = "512Mi", cpu = "1", concurrency = 20, timeout_seconds = 60, min_instances = 0, max_instances = 10 }
     }
     events = {
@@ -67,7 +68,7 @@ locals {
     }
     streams = {
       trigger = "http"
-      access  = ["firestore", "publish_sources", "wire", "bigquery_read"]
+      access  = ["firestore", "publish_sources", "wiring_client", "bigquery_read"]
       size    = { memory = "512Mi", cpu = "1", concurrency = 20, timeout_seconds = 60, min_instances = 0, max_instances = 10 }
     }
     governance = {
@@ -91,6 +92,15 @@ locals {
       # Static files: small, and cached by browsers (hashed assets are immutable).
       size = { memory = "256Mi", cpu = "1", concurrency = 80, timeout_seconds = 30, min_instances = 0, max_instances = 5 }
     }
+    # Private (internal ingress, invoked only by the wiring clients above): the one identity that
+    # may create topics and push subscriptions, grant topics' publishers and act as the push
+    # account, and only as shared/domain/wiring.py allows.
+    wiring = {
+      trigger  = "http"
+      internal = true
+      access   = ["wire"]
+      size     = { memory = "512Mi", cpu = "1", concurrency = 20, timeout_seconds = 60, min_instances = 0, max_instances = 5 }
+    }
     process = {
       trigger = "pubsub"
       access  = ["firestore", "publish_deliveries", "bigquery_write"]
@@ -113,8 +123,8 @@ locals {
   }
 
   # A new project's regional Cloud Run CPU and memory quotas are far below what every function
-  # at max_instances above would take (410 vCPU and 469 GiB): at scale "starter" (the
-  # default) each function's maximum is capped here, to 63 vCPU and 60 GiB in all, which
+  # at max_instances above would take (415 vCPU and 471 GiB): at scale "starter" (the
+  # default) each function's maximum is capped here, to 64 vCPU and 60 GiB in all, which
   # carries 100 million events a month with room for peaks (docs/DEPLOY.md, Sizing). "large"
   # lifts the caps once the project's quota has been raised.
   starter_max_instances = {
@@ -125,6 +135,7 @@ locals {
     dead_letters = 3
     governance   = 2
     console      = 2
+    wiring       = 1
   }
   scaled_sizes = {
     for name, function in local.functions : name => merge(function.size, {
@@ -146,8 +157,9 @@ locals {
       for access in function.access : lookup(local.access_roles, access, [])
     ]))
   }
-  http_functions   = { for name, function in local.functions : name => function if function.trigger == "http" }
-  pubsub_functions = { for name, function in local.functions : name => function if function.trigger == "pubsub" }
+  http_functions     = { for name, function in local.functions : name => function if function.trigger == "http" && !try(function.internal, false) }
+  internal_functions = { for name, function in local.functions : name => function if try(function.internal, false) }
+  pubsub_functions   = { for name, function in local.functions : name => function if function.trigger == "pubsub" }
 
   # Names the code fixes (shared/config.py default, shared/services/topology.py).
   dead_letters_topic        = "streams-dead-letters"
@@ -186,7 +198,11 @@ locals {
   wiring_environment = {
     STREAMS_PROCESS_PUSH_ENDPOINT = module.pubsub_functions["process"].uri
     STREAMS_DELIVER_PUSH_ENDPOINT = module.pubsub_functions["deliver"].uri
+    # The functions that create sources and destinations wire through the wiring function.
+    STREAMS_WIRING_URL = module.internal_functions["wiring"].uri
   }
+  # The wiring function itself wires directly (no STREAMS_WIRING_URL).
+  internal_environment = { for key, value in local.wiring_environment : key => value if key != "STREAMS_WIRING_URL" }
 
   secret_environment = {
     for name in keys(local.functions) : name => merge(
@@ -229,6 +245,7 @@ locals {
   function_members = merge(
     { for name, function in module.http_functions : name => function.member },
     { for name, function in module.pubsub_functions : name => function.member },
+    { for name, function in module.internal_functions : name => function.member },
   )
   apis = var.enable_apis ? toset([
     "artifactregistry.googleapis.com",
@@ -570,6 +587,36 @@ module "pubsub_functions" {
     connector       = var.destination_egress.vpc_connector
     egress_settings = var.destination_egress.egress_settings
   } : null
+
+  depends_on = [time_sleep.build_iam_propagation]
+}
+
+module "internal_functions" {
+  source   = "./modules/function"
+  for_each = local.internal_functions
+
+  project_id            = var.project_id
+  region                = var.region
+  name_prefix           = var.name_prefix
+  name                  = each.key
+  runtime               = var.runtime
+  source_root           = local.source_root
+  requirements          = local.requirements
+  source_bucket         = google_storage_bucket.sources.name
+  build_service_account = google_service_account.build.id
+  docker_repository     = google_artifact_registry_repository.functions.id
+  size                  = local.sizes[each.key]
+  environment           = merge(local.common_environment, local.internal_environment)
+  secret_environment    = local.secret_environment[each.key]
+  project_roles         = local.project_roles[each.key]
+  labels                = var.labels
+
+  # Internal ingress; only the wiring clients' identities may invoke it (an ID token each).
+  public = false
+  invokers = {
+    for name, function in local.functions : name => local.function_accounts[name]
+    if contains(function.access, "wiring_client")
+  }
 
   depends_on = [time_sleep.build_iam_propagation]
 }

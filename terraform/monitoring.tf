@@ -10,7 +10,7 @@ module "monitoring" {
 
   # Every function: its Cloud Run service (a gen2 function's own name) and its instance ceiling.
   functions = {
-    for name, function in merge(module.http_functions, module.pubsub_functions) : name => {
+    for name, function in merge(module.http_functions, module.pubsub_functions, module.internal_functions) : name => {
       service       = function.name
       max_instances = local.sizes[name].max_instances
     }

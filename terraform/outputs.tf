@@ -13,6 +13,7 @@ output "function_urls" {
   value = merge(
     { for name, function in module.http_functions : name => function.uri },
     { for name, function in module.pubsub_functions : name => function.uri },
+    { for name, function in module.internal_functions : name => function.uri },
   )
 }
 
@@ -21,6 +22,7 @@ output "service_accounts" {
   value = merge(
     { for name, function in module.http_functions : name => function.service_account_email },
     { for name, function in module.pubsub_functions : name => function.service_account_email },
+    { for name, function in module.internal_functions : name => function.service_account_email },
   )
 }
 

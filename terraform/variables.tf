@@ -69,7 +69,7 @@ variable "destination_egress" {
 }
 
 variable "scale" {
-  description = "starter (default): every function's max_instances capped to fit a new project's regional Cloud Run quota (63 vCPU and 60 GiB at full scale; enough for 100 million events a month). large: the maxima of main.tf (410 vCPU, 469 GiB), after raising the quota. function_sizes overrides either. docs/DEPLOY.md has the sizing table."
+  description = "starter (default): every function's max_instances capped to fit a new project's regional Cloud Run quota (64 vCPU and 60 GiB at full scale; enough for 100 million events a month). large: the maxima of main.tf (415 vCPU, 471 GiB), after raising the quota. function_sizes overrides either. docs/DEPLOY.md has the sizing table."
   type        = string
   default     = "starter"
 

@@ -27,6 +27,8 @@ ROUTE_MODULES: dict[str, tuple[str, ...]] = {
     "governance": ("privacy", "regulations", "audit"),
     "api_docs": ("routes",),
     "console": ("console",),
+    # Private: not in the public route table, reached by its invokers only (shared/api/wiring.py).
+    "wiring": ("wiring",),
 }
 
 

@@ -28,6 +28,7 @@ from shared.api import (
     tokens,
     transformations,
     webhooks,
+    wiring,
 )
 from shared.api.models import ErrorBody
 from shared.http.cors import with_preflights
@@ -91,6 +92,13 @@ def openapi_document() -> dict[str, Any]:
 
 
 # The Pub/Sub-triggered functions and what feeds them (they have no routes).
+# HTTP functions outside the public route table: internal ingress, reached by their invokers
+# only, never through the load balancer (their routes: INTERNAL_ROUTES).
+INTERNAL_FUNCTIONS = {
+    "wiring": "Pub/Sub wiring for the functions that create sources and destinations",
+}
+INTERNAL_ROUTES: tuple[Route, ...] = wiring.ROUTES
+
 PUBSUB_FUNCTIONS = {
     "process": "every source topic",
     "deliver": "the deliveries topic",

@@ -12,18 +12,24 @@ from pathlib import Path
 import pytest
 
 from shared.api.function_routes import ROUTE_MODULES, routes_of
-from shared.api.routes import ROUTES, http_functions
+from shared.api.routes import INTERNAL_FUNCTIONS, INTERNAL_ROUTES, ROUTES, http_functions
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_http_function_has_its_modules() -> None:
-    assert sorted(ROUTE_MODULES) == sorted(http_functions())
+    assert sorted(ROUTE_MODULES) == sorted([*http_functions(), *INTERNAL_FUNCTIONS])
+
+
+def test_internal_routes_stay_out_of_the_public_table() -> None:
+    assert {route.function for route in INTERNAL_ROUTES} == set(INTERNAL_FUNCTIONS)
+    assert not set(INTERNAL_FUNCTIONS) & set(http_functions())
 
 
 @pytest.mark.parametrize("function", sorted(ROUTE_MODULES))
 def test_a_function_gets_its_share_of_the_table(function: str) -> None:
-    share = tuple(route for route in ROUTES if route.function == function)
+    table = INTERNAL_ROUTES if function in INTERNAL_FUNCTIONS else ROUTES
+    share = tuple(route for route in table if route.function == function)
     assert [(r.method, r.path, r.operation_id) for r in routes_of(function)] == [
         (r.method, r.path, r.operation_id) for r in share
     ]

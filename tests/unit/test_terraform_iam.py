@@ -73,3 +73,33 @@ def test_the_wiring_role_can_grant_on_topics_and_the_adapter_does() -> None:
     assert not any(
         p.startswith(("resourcemanager.", "pubsub.subscriptions.setIam")) for p in permissions
     )
+
+
+def test_only_the_private_wiring_function_holds_the_wiring_rights() -> None:
+    functions = deployed_functions()
+    assert {name for name, f in functions.items() if "wire" in f["access"]} == {"wiring"}
+    assert functions["wiring"]["internal"] is True and functions["wiring"]["trigger"] == "http"
+    clients = {name for name, f in functions.items() if "wiring_client" in f["access"]}
+    assert clients == {"event_keys", "destinations", "streams"}
+    root = module_blocks(TERRAFORM)
+    locals_ = root["locals"]
+    # Not behind the load balancer: the public group leaves internal functions out.
+    assert "!try(function.internal, false)" in locals_["http_functions"]
+    assert "try(function.internal, false)" in locals_["internal_functions"]
+    call = root["module"]["internal_functions"]
+    assert call["for_each"] == "${local.internal_functions}"
+    assert call["public"] is False
+    assert 'contains(function.access, \\"wiring_client\\")' in call["invokers"] or (
+        'contains(function.access, "wiring_client")' in call["invokers"]
+    )
+    # It wires directly; the public functions wire through it.
+    assert "local.internal_environment" in call["environment"]
+    assert 'key != \\"STREAMS_WIRING_URL\\"' in locals_["internal_environment"] or (
+        'key != "STREAMS_WIRING_URL"' in locals_["internal_environment"]
+    )
+    assert "module.internal_functions" in locals_["wiring_environment"]["STREAMS_WIRING_URL"]
+    assert "local.wiring_environment" in root["module"]["http_functions"]["environment"]
+    # The pubsub module's wiring role and actAs go to the wire holders only.
+    assert 'local.members_with[\\"wire\\"]' in str(root["module"]["pubsub_identity"]) or (
+        'local.members_with["wire"]' in str(root["module"]["pubsub_identity"])
+    )

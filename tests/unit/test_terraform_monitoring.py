@@ -354,7 +354,10 @@ def test_every_function_has_an_instances_chart_under_its_max(tmp_path: Path) -> 
     # The root module hands over every function, with the service name a gen2 function's
     # Cloud Run service has (its own) and its max_instances after overrides.
     call = module_blocks(TERRAFORM)["module"]["monitoring"]
-    assert "merge(module.http_functions, module.pubsub_functions)" in call["functions"]
+    assert (
+        "merge(module.http_functions, module.pubsub_functions, module.internal_functions)"
+        in call["functions"]
+    )
     assert "service = function.name" in call["functions"]
     assert "max_instances = local.sizes[name].max_instances" in call["functions"]
     function_module = module_blocks(TERRAFORM / "modules" / "function")

@@ -16,7 +16,6 @@ locals {
 resource "google_compute_global_address" "this" {
   project = var.project_id
   name    = "${var.name_prefix}-edge"
-  labels  = var.labels
 }
 
 resource "google_compute_managed_ssl_certificate" "this" {
