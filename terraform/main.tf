@@ -92,7 +92,7 @@ locals {
       # Static files: small, and cached by browsers (hashed assets are immutable).
       size = { memory = "256Mi", cpu = "1", concurrency = 80, timeout_seconds = 30, min_instances = 0, max_instances = 5 }
     }
-    # Private (internal ingress, invoked only by the wiring clients above): the one identity that
+    # Private (invoked only by the wiring clients above, IAM-checked): the one identity that
     # may create topics and push subscriptions, grant topics' publishers and act as the push
     # account, and only as shared/domain/wiring.py allows.
     wiring = {
@@ -611,10 +611,14 @@ module "internal_functions" {
   project_roles         = local.project_roles[each.key]
   labels                = var.labels
 
-  # Internal ingress; only the wiring clients' identities may invoke it (an ID token each).
-  public = false
+  # Only the wiring clients' identities may invoke it (an ID token each; their members come from
+  # their modules, so the grants wait until those accounts exist). Its ingress is all: Cloud Run
+  # counts a call from another function as internal only when it leaves through a VPC, which
+  # Streams has no other use for, so IAM alone keeps everyone else out.
+  public           = false
+  ingress_settings = "ALLOW_ALL"
   invokers = {
-    for name, function in local.functions : name => local.function_accounts[name]
+    for name, function in local.http_functions : name => module.http_functions[name].member
     if contains(function.access, "wiring_client")
   }
 

@@ -1,8 +1,8 @@
 """wiring: Pub/Sub wiring of sources and destinations, for the functions that create them.
 
-Private: internal ingress, invokable only by event_keys, destinations and streams
-(docs/DEPLOY.md, Pub/Sub). It alone holds the rights to create topics and subscriptions, grant
-topics' publishers and act as the push account.
+Private: invokable only by event_keys, destinations and streams, each with an ID token that
+Cloud Run checks (docs/DEPLOY.md, Pub/Sub). It alone holds the rights to create topics and
+subscriptions, grant topics' publishers and act as the push account.
 """
 
 import functions_framework

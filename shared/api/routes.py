@@ -92,8 +92,8 @@ def openapi_document() -> dict[str, Any]:
 
 
 # The Pub/Sub-triggered functions and what feeds them (they have no routes).
-# HTTP functions outside the public route table: internal ingress, reached by their invokers
-# only, never through the load balancer (their routes: INTERNAL_ROUTES).
+# HTTP functions outside the public route table: reached by their IAM invokers only, never
+# through the load balancer (their routes: INTERNAL_ROUTES).
 INTERNAL_FUNCTIONS = {
     "wiring": "Pub/Sub wiring for the functions that create sources and destinations",
 }

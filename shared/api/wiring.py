@@ -1,8 +1,8 @@
 """The wiring function's routes: Pub/Sub wiring done for the functions that create sources and
 destinations (shared/domain/wiring.py says what it may do and why).
 
-They are not in the public route table: the function's ingress is internal only and Cloud Run
-lets only its invokers (event_keys, destinations, streams) call it, each with an ID token
+They are not in the public route table, so not behind the load balancer, and Cloud Run lets only
+the function's invokers (event_keys, destinations, streams) call it, each with an ID token
 (shared/adapters/wiring_client.py). Everything asked is checked against the deployment's own
 settings before Pub/Sub is touched.
 """

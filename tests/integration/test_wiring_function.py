@@ -5,6 +5,7 @@ called through `RemoteTopicAdmin` as event_keys, destinations and streams call i
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -30,27 +31,36 @@ PUSH = {
 
 
 @pytest.fixture(scope="module")
-def wiring_url(
+def served(
     emulator_stack: EmulatorStack, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """The function's URL and the exact environment it runs with: the session's (the e2e stack
+    may have set fast delivery retries in it) with the emulators' and the push endpoints."""
+    env = {**os.environ, **emulator_stack.env(), **PUSH}
     port = free_port()
     process = ManagedProcess(
         name="wiring",
         command=function_command("wiring", port),
         log_path=tmp_path_factory.mktemp("wiring") / "wiring.log",
-        env={**emulator_stack.env(), **PUSH},
+        env=env,
         cwd=REPO_ROOT,
         health_check=lambda: tcp_open(HOST, port),
     )
     process.start()
     process.wait_healthy(60)
-    yield f"http://{HOST}:{port}"
+    yield f"http://{HOST}:{port}", env
     process.stop()
 
 
 @pytest.fixture
-def settings(emulator_stack: EmulatorStack) -> Settings:
-    settings = Settings.from_env({**emulator_stack.env(), **PUSH})
+def wiring_url(served: tuple[str, dict[str, str]]) -> str:
+    return served[0]
+
+
+@pytest.fixture
+def settings(served: tuple[str, dict[str, str]]) -> Settings:
+    # The caller's settings are the function's: the same deployment.
+    settings = Settings.from_env(served[1])
     # Terraform's, in production: the subscriptions' dead-letter policy names it.
     direct(settings).pubsub_topics.ensure_topic(settings.dead_letters_topic)
     return settings

@@ -177,10 +177,21 @@ def test_http_functions_admit_only_the_load_balancer_and_internal_traffic() -> N
     function = module_blocks(TERRAFORM / "modules" / "function")["resource"]
     service = function["google_cloudfunctions2_function.this"]["service_config"][0]
     assert service["ingress_settings"] == (
-        '${var.public ? "ALLOW_INTERNAL_AND_GCLB" : "ALLOW_INTERNAL_ONLY"}'
+        '${coalesce(var.ingress_settings, var.public ? "ALLOW_INTERNAL_AND_GCLB" : '
+        '"ALLOW_INTERNAL_ONLY")}'
     )
+    # Only the internal module call overrides it (below); the public and pushed ones do not.
+    for group in ("http_functions", "pubsub_functions"):
+        assert "ingress_settings" not in module_blocks(TERRAFORM)["module"][group]
+    # Open ingress only for the private wiring function, which IAM guards (its invokers).
     for path in TERRAFORM.rglob("*.tf"):
-        assert "ALLOW_ALL" not in path.read_text(), path
+        if path.name != "variables.tf":
+            for line in path.read_text().splitlines():
+                if '"ALLOW_ALL"' in line and "contains(" not in line:
+                    assert "ingress_settings" in line and path.name == "main.tf", (path, line)
+    internal = module_blocks(TERRAFORM)["module"]["internal_functions"]
+    assert internal["ingress_settings"] == "ALLOW_ALL" and internal["public"] is False
+    assert "wiring_client" in internal["invokers"]
     # allUsers only when public_access asks for it; otherwise the invoker check is turned off.
     invoker = function["google_cloud_run_v2_service_iam_member.invoker"]["for_each"]
     assert 'var.public_access == "all_users"' in invoker

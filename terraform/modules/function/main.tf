@@ -81,7 +81,7 @@ resource "google_cloudfunctions2_function" "this" {
     service_account_email            = google_service_account.this.email
     # Pub/Sub push counts as internal traffic; HTTP functions are reached through the load
     # balancer only: their run.app URLs refuse every other caller.
-    ingress_settings               = var.public ? "ALLOW_INTERNAL_AND_GCLB" : "ALLOW_INTERNAL_ONLY"
+    ingress_settings               = coalesce(var.ingress_settings, var.public ? "ALLOW_INTERNAL_AND_GCLB" : "ALLOW_INTERNAL_ONLY")
     all_traffic_on_latest_revision = true
     vpc_connector                  = try(var.vpc_connector.connector, null)
     vpc_connector_egress_settings  = try(var.vpc_connector.egress_settings, null)

@@ -138,7 +138,7 @@ variable "project_roles" {
 }
 
 variable "public" {
-  description = "Whether callers on the internet may invoke the function through the load balancer (ingress internal-and-load-balancer, no IAM identity needed): HTTP functions authenticate callers themselves (write keys, Bearer tokens). False: internal ingress, only `invokers`."
+  description = "Whether callers on the internet may invoke the function through the load balancer (ingress internal-and-load-balancer, no IAM identity needed): HTTP functions authenticate callers themselves (write keys, Bearer tokens). False: internal ingress (or `ingress_settings`), only `invokers`."
   type        = bool
   default     = false
 }
@@ -178,4 +178,15 @@ variable "labels" {
   description = "Labels added to the function and its source object."
   type        = map(string)
   default     = {}
+}
+
+variable "ingress_settings" {
+  description = "Overrides the ingress that `public` implies. ALLOW_ALL for a private function other functions call directly (Cloud Run counts their calls as internal only through a VPC): IAM (`invokers`) is then what keeps everyone else out."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.ingress_settings == null || contains(["ALLOW_ALL", "ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"], coalesce(var.ingress_settings, "ALLOW_ALL"))
+    error_message = "ingress_settings must be ALLOW_ALL, ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB."
+  }
 }
