@@ -107,11 +107,13 @@ bench: deps  ## Benchmarks; JSON results in bench/results/
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.pipeline --batch-size 10
+	$(BIN)/python -m bench.costrun
 	$(BIN)/python -m bench.pipeline --sdk
 	$(BIN)/python -m bench.contracts
 	$(BIN)/python -m bench.transform
 	$(BIN)/python -m bench.cache
 	$(BIN)/python -m bench.coldstart
+	$(BIN)/python -m bench.cost
 
 # The long reliability run (docs/RELIABILITY.md): the API fuzz (positive, negative and hostile
 # cases, and every undeclared method) through every function entry point over in-memory fakes,

@@ -142,6 +142,8 @@ class CpuMeter:
     _began: float = 0.0
     # After stop(): cores used by each process of each group, busiest first.
     per_process: dict[str, list[float]] = field(default_factory=dict)
+    # After stop(): CPU seconds of each group over the interval, unrounded (per-event costs).
+    seconds: dict[str, float] = field(default_factory=dict)
 
     def start(self) -> None:
         self._start = _process_times()
@@ -171,6 +173,7 @@ class CpuMeter:
         used["other"] = used["machine_total"] - sum(
             v for k, v in used.items() if k != "machine_total"
         )
+        self.seconds = dict(used)
         return {k: round(v / elapsed, 2) for k, v in used.items()} if elapsed else {}
 
 

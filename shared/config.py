@@ -89,6 +89,9 @@ class Settings:
     # and one API token at most `live_streams_per_token` of them; beyond, 429.
     live_streams_per_instance: int = 4
     live_streams_per_token: int = 4
+    # Benchmarks only: each process writes its counts of billed operations (Firestore, Pub/Sub,
+    # BigQuery, requests) under this directory (shared/adapters/operation_counts.py).
+    operation_counts_dir: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -133,6 +136,7 @@ class Settings:
             ),
             live_streams_per_instance=_live_streams_per_instance(env),
             live_streams_per_token=_integer(env, "STREAMS_LIVE_STREAMS_PER_TOKEN", 4, 1, 1000),
+            operation_counts_dir=env.get("STREAMS_OPERATION_COUNTS_DIR") or None,
         )
 
 

@@ -41,6 +41,7 @@ def pipeline_report(
         "timings_s": {k: round(v, 1) for k, v in measured.timings.items()},
         **measured.results,
         "cpu_cores_while_measuring": measured.cpu,
+        "costs": measured.costs,
         "function_log_errors": measured.log_errors,
     }
 
@@ -115,6 +116,16 @@ def print_results(report: dict[str, Any]) -> None:
         if v >= 0.05
     )
     print(f"CPU cores while measuring: {cores}")
+    c = report["costs"]
+    per_event = c["per_event"]
+    print(
+        f"per event: Firestore {c['firestore_operations_per_event']:g} operations "
+        f"({per_event['firestore_reads']:g} reads, {per_event['firestore_writes']:g} writes, "
+        f"{per_event['firestore_deletes']:g} deletes), Pub/Sub {per_event['pubsub_messages']:g} "
+        f"messages, BigQuery {per_event['bigquery_rows']:g} rows, "
+        f"{c['deliveries_per_event']:g} deliveries; CPU ms "
+        + ", ".join(f"{k} {v:g}" for k, v in c["cpu_ms_per_event"].items() if v >= 0.01)
+    )
     t = report["target"]
     verdict = "met" if t["met"] else "MISSED"
     print(f"target p99 < {t['p99_ms_below']:g} ms: {t['measured_p99_ms']:g} ms {verdict}")

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from bench.measuring import CpuMeter
+from bench.pipeline import costs
 from bench.pipeline.analysis import analyse, first_receipts, log_errors, read_records
 from bench.pipeline.report import pipeline_report, print_results, scenario
 from bench.pipeline.sending import Schedule, Senders
@@ -46,15 +47,25 @@ class Measured:
     timings: dict[str, float] = field(default_factory=dict)
     emulators_reused: list[str] = field(default_factory=list)
     cpu: dict[str, float] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    # From the first reading of the operation counts to the last: every event's whole work.
+    span_cpu_seconds: dict[str, float] = field(default_factory=dict)
+    costs: dict[str, Any] = field(default_factory=dict)
     results: dict[str, Any] = field(default_factory=dict)
     log_errors: dict[str, Any] = field(default_factory=dict)
 
 
 def run(args: argparse.Namespace) -> int:
+    status, _ = run_with_report(args)
+    return status
+
+
+def run_with_report(args: argparse.Namespace) -> tuple[int, dict[str, Any] | None]:
+    """The run's exit status, and its report when it completed (bench.costrun reads it)."""
     started_at = datetime.now(UTC)
     plan = prepare(args)
     if plan is None:
-        return 2
+        return 2, None
     stack = LocalStack(ports=plan.ports, state_dir=plan.state_dir)
     senders = Senders()
     measured: Measured | None = None
@@ -62,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         measured = measure(args, plan, stack, senders)
     except KeyboardInterrupt:
         print("\nInterrupted; stopping everything started ...", file=sys.stderr, flush=True)
-        return 130
+        return 130, None
     finally:
         ignore_interrupts()
         senders.stop()
@@ -77,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     print_results(report)
     # Like bench.ingest: failed requests fail the run; latency, losses and duplicates are
     # reported (an event late beyond the drain window is indistinguishable from a lost one).
-    return 1 if report["sending"]["failed"] else 0
+    return (1 if report["sending"]["failed"] else 0), report
 
 
 def measure(args: argparse.Namespace, plan: Plan, stack: LocalStack, senders: Senders) -> Measured:
@@ -109,12 +120,42 @@ def measure(args: argparse.Namespace, plan: Plan, stack: LocalStack, senders: Se
         print(f"Workspace {workspace.name!r} ({workspace.workspace_id})", flush=True)
         rule_id = route_every_event(stack, workspace, receiver.url)
         settle(args, plan, workspace, rule_id)
+        counted_from = costs.read_counts(costs.counts_dir(plan.state_dir), cpu_groups(stack))
+        span = CpuMeter(cpu_groups(stack))
+        span.start()
         schedule, send_began = send(args, plan, stack, workspace, senders, measured)
         drain(args, receiver, schedule, measured)
+        counted = costs.difference(
+            costs.read_counts(costs.counts_dir(plan.state_dir), cpu_groups(stack)), counted_from
+        )
+        span.stop()
+        measured.span_cpu_seconds = span.seconds
+        measured.costs = costs_of(counted, receiver, schedule, measured)
         records = Records(services, workspace.workspace_id, rule_id)
         measured.results = collect(args, receiver, records, schedule, to_wall, send_began)
         measured.log_errors = log_errors(plan.state_dir)
     return measured
+
+
+def costs_of(
+    counted: dict[str, dict[str, int]],
+    receiver: WebhookReceiver,
+    schedule: Schedule,
+    measured: Measured,
+) -> dict[str, Any]:
+    """Operations and CPU over every accepted event of the schedule (CPU also over the
+    measured window's events, as the rest of the report measures it)."""
+    accepted = [e.message_id for e in schedule.events if e.accepted]
+    _, receipts = first_receipts(receiver.delivered())
+    measured_sent = sum(1 for e in schedule.events if e.phase == "measure" and e.sent)
+    return costs.per_event(
+        counted,
+        len(accepted),
+        costs.receipts_of(receipts, accepted),
+        measured.span_cpu_seconds,
+        measured.cpu_seconds,
+        measured_sent,
+    )
 
 
 def _headers(workspace: BenchWorkspace) -> dict[str, str]:
@@ -156,6 +197,7 @@ def send(
     meter.start()
     senders.join()
     measured.cpu = meter.stop()
+    measured.cpu_seconds = meter.seconds
     measured.cpu.pop("load_generator", None)  # our children are the functions: counted above
     return schedule, send_began
 

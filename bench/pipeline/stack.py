@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.events import track_event
+from bench.pipeline.costs import counts_dir
 from bench.running import HOST, post, wait_answering_200
 from bench.workspace import BenchWorkspace, foreign_workspaces
 from emulators.dev import DevPorts, LocalStack
@@ -58,6 +59,9 @@ def prepare(args: argparse.Namespace) -> Plan | None:
         # prepare_pipeline re-points the push subscriptions of its project to its own ports.
         "STREAMS_PROJECT_ID": args.project,
         "GOOGLE_CLOUD_PROJECT": args.project,
+        # Each function process writes its counts of billed operations there (bench/pipeline
+        # /costs.py reads them).
+        "STREAMS_OPERATION_COUNTS_DIR": str(counts_dir(state_dir)),
     }
     if args.emulators == "own":
         env.update({k: str(v) for k, v in OWN_EMULATOR_PORTS.items()})

@@ -13,6 +13,7 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
+from shared.adapters import operation_counts
 from shared.adapters.errors import CALL_TIMEOUT_SECONDS, TRANSIENT_ERRORS, transient_as_unavailable
 from shared.config import Settings
 from shared.domain.errors import Unavailable
@@ -35,6 +36,7 @@ RETRY = gretry.Retry(
 
 def new_client(settings: Settings) -> bigquery.Client:
     """A client for the project; against the emulator when `bigquery_emulator_url` is set."""
+    operation_counts.export_to(settings.operation_counts_dir)
     if settings.bigquery_emulator_url:
         return bigquery.Client(
             project=settings.project_id,
@@ -78,6 +80,7 @@ class BigQueryEventStore:
             )
         if errors:
             raise Unavailable(f"BigQuery refused {len(errors)} rows: {str(errors)[:500]}")
+        operation_counts.bigquery_streamed(rows)
 
     def volume(
         self,

@@ -15,6 +15,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from shared.adapters import operation_counts
 from shared.adapters.errors import CALL_TIMEOUT_SECONDS, RETRY, transient_as_unavailable
 from shared.config import Settings
 from shared.domain.ids import is_collection_path, is_document_path
@@ -31,6 +32,7 @@ from shared.ports import COMMIT_TIME, AlreadyExists, Document, Filter, Increment
 def new_client(settings: Settings) -> firestore.Client:
     """A client for the project; against the emulator when FIRESTORE_EMULATOR_HOST is set (the
     client reads it itself)."""
+    operation_counts.export_to(settings.operation_counts_dir)
     return firestore.Client(project=settings.project_id)
 
 
@@ -45,6 +47,7 @@ class FirestoreConfigStore:
             return None
         with transient_as_unavailable("Firestore"):
             snapshot = self._client.document(path).get(retry=RETRY, timeout=CALL_TIMEOUT_SECONDS)
+        operation_counts.firestore_lookup(1)
         return decode_document(snapshot.to_dict() or {}) if snapshot.exists else None
 
     def list_documents(self, collection: str) -> list[Document]:
@@ -54,7 +57,9 @@ class FirestoreConfigStore:
             stream = self._client.collection(collection).stream(
                 retry=RETRY, timeout=CALL_TIMEOUT_SECONDS
             )
-            return [decode_document(doc.to_dict() or {}) for doc in stream]
+            documents = [decode_document(doc.to_dict() or {}) for doc in stream]
+        operation_counts.firestore_query(len(documents))
+        return documents
 
     def get_many(self, paths: list[str]) -> dict[str, Document | None]:
         found: dict[str, Document | None] = dict.fromkeys(paths)
@@ -67,6 +72,7 @@ class FirestoreConfigStore:
             for snapshot in self._client.get_all(refs, retry=RETRY, timeout=CALL_TIMEOUT_SECONDS):
                 if snapshot.exists:
                     found[snapshot.reference.path] = decode_document(snapshot.to_dict() or {})
+        operation_counts.firestore_lookup(len(refs))
         return found
 
     def query(
@@ -115,22 +121,29 @@ class FirestoreConfigStore:
             query = query.limit(limit)
         with transient_as_unavailable("Firestore"):
             stream = query.stream(retry=RETRY, timeout=CALL_TIMEOUT_SECONDS)
-            return [decode_document(doc.to_dict() or {}) for doc in stream]
+            documents = [decode_document(doc.to_dict() or {}) for doc in stream]
+        operation_counts.firestore_query(len(documents))
+        return documents
 
     def create(self, path: str, data: Document) -> None:
         self.commit([Write("create", path, data)])
 
     def commit(self, writes: Iterable[Write]) -> None:
         batch = self._client.batch()
+        count = deletes = 0
         for write in writes:
             check_document_path(write.path)
             ref = self._client.document(write.path)
             _apply(batch, write.op, ref, _stored(write))
+            count += 1
+            deletes += write.op == "delete"
         with transient_as_unavailable("Firestore"):
             try:
                 batch.commit(retry=RETRY, timeout=CALL_TIMEOUT_SECONDS)
             except (gexc.Conflict, gexc.AlreadyExists) as exc:
                 raise AlreadyExists(str(exc)) from exc
+        # Counted once committed: a refused commit writes nothing.
+        operation_counts.firestore_commit(count - deletes, deletes)
 
 
 def _stored(write: Write) -> Document:
@@ -189,5 +202,6 @@ class FirestoreCounterStore:
         batch.set(self._client.document(path), {**data, "expires_at": expires_at}, merge=True)
         with transient_as_unavailable("Firestore"):
             (result,) = batch.commit(retry=None, timeout=COUNTER_TIMEOUT_SECONDS)
+        operation_counts.firestore_commit(1, 0)
         totals = zip(fields, result.transform_results, strict=True)
         return {name: int(value.integer_value) for name, value in totals}

@@ -1,0 +1,86 @@
+"""bench/cost/inputs.json, the measured inputs of the cost model, read into typed values.
+
+The file's shape is shared with the benchmark that measures it (`make bench`): per traffic mix,
+quantities per event. Only the shape is relied on, never how the figures were produced.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+INPUTS_PATH = Path(__file__).resolve().parent / "inputs.json"
+FUNCTIONS = ("ingest", "process", "deliver")  # the functions on the path of every event
+MIXES = ("batched", "single")
+
+
+@dataclass(frozen=True)
+class PerFunction:
+    ingest: float
+    process: float
+    deliver: float
+
+    def get(self, function: str) -> float:
+        value: float = getattr(self, function)
+        return value
+
+
+@dataclass(frozen=True)
+class Mix:
+    """One traffic mix, every figure per event (requests and CPU per event, not per request)."""
+
+    events_per_request: float
+    cpu_ms: PerFunction
+    requests: PerFunction
+    firestore_reads: float
+    firestore_writes: float
+    firestore_deletes: float  # counted at the adapter: TTL expiry is added by the model
+    pubsub_messages: float
+    pubsub_bytes: float  # published
+    bigquery_rows: float
+    bigquery_bytes: float
+    deliveries: float
+
+
+@dataclass(frozen=True)
+class Inputs:
+    measured_at: str
+    source: str
+    machine: str
+    mixes: dict[str, Mix]
+
+
+def _per_function(raw: dict[str, Any]) -> PerFunction:
+    return PerFunction(*(float(raw[name]) for name in FUNCTIONS))
+
+
+def mix_from_json(raw: dict[str, Any]) -> Mix:
+    return Mix(
+        events_per_request=float(raw["events_per_request"]),
+        cpu_ms=_per_function(raw["cpu_ms"]),
+        requests=_per_function(raw["requests"]),
+        firestore_reads=float(raw["firestore"]["reads"]),
+        firestore_writes=float(raw["firestore"]["writes"]),
+        firestore_deletes=float(raw["firestore"]["deletes"]),
+        pubsub_messages=float(raw["pubsub"]["messages"]),
+        pubsub_bytes=float(raw["pubsub"]["bytes"]),
+        bigquery_rows=float(raw["bigquery"]["rows"]),
+        bigquery_bytes=float(raw["bigquery"]["bytes"]),
+        deliveries=float(raw["deliveries"]),
+    )
+
+
+def inputs_from_json(raw: dict[str, Any]) -> Inputs:
+    """The inputs; a KeyError names the first missing field (the shape is the contract)."""
+    return Inputs(
+        measured_at=str(raw["measured_at"]),
+        source=str(raw["source"]),
+        machine=str(raw["machine"]),
+        mixes={name: mix_from_json(raw["mixes"][name]) for name in MIXES},
+    )
+
+
+def load_inputs(path: Path = INPUTS_PATH) -> Inputs:
+    return inputs_from_json(json.loads(path.read_text()))
