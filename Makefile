@@ -10,7 +10,7 @@ CHECKOV_VENV := .venv-checkov
 # The functions' lock file (terraform/build.py): .venv installs the same versions.
 LOCK := terraform/requirements.txt
 
-.PHONY: deps dev test lint fmt openapi unit stop clean bench console collect reliability package \
+.PHONY: deps test-deps dev test lint fmt openapi unit stop clean bench console collect reliability package \
 	checkov
 
 $(BIN)/.installed: pyproject.toml $(LOCK)
@@ -73,7 +73,13 @@ checkov: $(BIN)/.installed $(CHECKOV_VENV)/.installed  ## checkov on terraform/ 
 dev: deps console collect  ## Run emulators, functions and the gateway on http://127.0.0.1:8080 until Ctrl-C
 	$(BIN)/python -m emulators.dev
 
-test: deps $(CHECKOV_VENV)/.installed lint console collect  ## Lint, then unit, integration and end-to-end tests (emulators started by the tests)
+# What the tests need, built two at a time: the installs wait mostly on downloads and unpacking,
+# so on a fresh clone they overlap well even on two cores.
+test-deps:
+	$(MAKE) -j2 deps $(CHECKOV_VENV)/.installed console collect
+
+test: test-deps  ## Lint, then unit, integration and end-to-end tests (emulators started by the tests)
+	$(MAKE) lint
 	$(BIN)/pytest
 
 unit: $(BIN)/.installed $(CHECKOV_VENV)/.installed
