@@ -107,8 +107,7 @@ class Services:
         """Pub/Sub's own admin API, with this identity's rights (the wiring function's, the
         CLI's, the local stack's)."""
         from shared.adapters.pubsub import PubSubTopicAdmin, new_subscriber_client
-        from shared.domain.routing import delivery_topic_id
-        from shared.domain.sources import source_topic_id
+        from shared.domain.wiring import DELIVERIES, SOURCE
 
         return PubSubTopicAdmin(
             self.publisher_client,
@@ -116,8 +115,8 @@ class Services:
             self.settings.project_id,
             emulator=self.settings.pubsub_emulator,
             publishers={
-                source_topic_id(""): self.settings.source_topic_publishers,
-                delivery_topic_id(""): self.settings.delivery_topic_publishers,
+                SOURCE.topic_prefix: self.settings.source_topic_publishers,
+                DELIVERIES.topic_prefix: self.settings.delivery_topic_publishers,
             },
         )
 

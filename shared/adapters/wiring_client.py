@@ -15,6 +15,7 @@ import requests
 
 from shared.adapters.errors import CALL_TIMEOUT_SECONDS
 from shared.domain.errors import Unavailable
+from shared.domain.wiring import topic_name
 from shared.ports import PushPolicy, SubscriptionState
 
 BASE = "/internal/wiring"
@@ -46,7 +47,7 @@ class RemoteTopicAdmin:
         self._session = session
 
     def topic_path(self, topic_id: str) -> str:
-        return f"projects/{self._project_id}/topics/{topic_id}"
+        return topic_name(self._project_id, topic_id)
 
     def ensure_topic(self, topic_id: str) -> str:
         return str(self._call("POST", "/topics", {"topic_id": topic_id})["topic"])

@@ -69,9 +69,14 @@ def subscription_kind(subscription_id: str) -> tuple[RunTimeKind, str]:
     )
 
 
+def topic_name(project_id: str, topic_id: str) -> str:
+    """A topic's full resource name, as Pub/Sub's API names it."""
+    return f"projects/{project_id}/topics/{topic_id}"
+
+
 def topic_id_of(project_id: str, topic: str) -> str:
     """The id of a topic of `project_id` given by its full name; Forbidden for another project's."""
-    prefix = f"projects/{project_id}/topics/"
+    prefix = topic_name(project_id, "")
     if not topic.startswith(prefix):
         raise Forbidden(f"{topic!r} is not a topic of this deployment's project", field="topic")
     return topic.removeprefix(prefix)
