@@ -204,6 +204,9 @@ class CompiledSchema:
         self._validator = _library_validator(library_schema)
         self._is_valid = self._validator.is_valid
         self._by_property = _by_property(library_schema)
+        # The library numbers a key like "00" or "+1" as the index 0 or 1 in an error's schema
+        # path: where the schema has such a key, errors take their paths from its evaluation.
+        self._numbered_keys = _has_numbered_key(library_schema)
         self._undeclared = _undeclared_walker(schema)
         # Most events have no violation at all: one call answers that when the library is given
         # the undeclared fields as `additionalProperties: false` (where the walker looks for
@@ -255,7 +258,7 @@ class CompiledSchema:
         found: list[Violation] = []
         by_property = self._by_property
         if by_property is None or type(value) is not dict:
-            self._add_errors(self._validator.iter_errors(value), value, root, (), found)
+            self._add_errors(self._validator, value, root, (), found)
             return found
         # An object schema of `properties` and `required` alone: each keyword is judged apart,
         # and the library's errors (costly to build) are asked for only where a property's own
@@ -270,8 +273,7 @@ class CompiledSchema:
             if key not in value or is_valid(item := value[key]):
                 continue
             if sole is None:
-                errors = validator.iter_errors(item)
-                self._add_errors(errors, item, f"{root}.{key}", ("properties", key), found)
+                self._add_errors(validator, item, f"{root}.{key}", ("properties", key), found)
             else:
                 # The property's schema is one keyword, worded from the schema alone: the
                 # library refused the value, so that keyword did.
@@ -285,17 +287,24 @@ class CompiledSchema:
 
     def _add_errors(
         self,
-        errors: Iterator[jsonschema_rs.ValidationError],
+        validator: jsonschema_rs.Validator,
         value: Any,
         root: str,
         schema_root: tuple[str, ...],
         found: list[Violation],
     ) -> None:
-        """Errors of the library on `value` (at `root`, judged by the subschema at
-        `schema_root`) appended to `found` as violations."""
+        """Errors of `validator` (the subschema at `schema_root`) on `value` (at `root`)
+        appended to `found` as violations."""
         append = found.append
-        for error in errors:
+        evaluated: list[_EvaluatedError] | None = None
+        for error in validator.iter_errors(value):
             where = error.instance_path
+            schema_path = error.schema_path
+            if self._numbered_keys or _numbered_key_on(value, where):
+                # The error's paths may name "00" as 0: the evaluation's pointers say which.
+                if evaluated is None:
+                    evaluated = _evaluated_errors(validator, value)
+                where, schema_path = _claim(evaluated, error)
             field, instance = _locate(value, root, where) if where else (root, value)
             kind = error.kind
             keyword = kind.name
@@ -318,7 +327,7 @@ class CompiledSchema:
             if keyword == "falseSchema":
                 append(Violation.of(SCHEMA_MISMATCH, field, _NOTHING, "nothing", instance))
                 continue
-            location = (*schema_root, *error.schema_path)
+            location = (*schema_root, *schema_path)
             expectation = self._expectations.get(location)
             if expectation is None:
                 expectation = self._expectations[location] = self._expectation(location, keyword)
@@ -508,6 +517,96 @@ def _keyword_node(schema: Any, schema_path: tuple[str | int, ...], keyword: str)
     except (KeyError, IndexError, TypeError, ValueError):
         return None
     return node if isinstance(node, dict) and keyword in node else None
+
+
+# An error of the library's evaluation: its instance path, schema path and message.
+_EvaluatedError = tuple[list[str], list[str], str]
+
+
+def _library_index(key: str) -> int | None:
+    """The index the library numbers a key as in an error's paths (as Rust parses a `usize`:
+    digits after an optional "+"), or None for a key it keeps as a name."""
+    digits = key[1:] if key[:1] == "+" else key
+    if not (digits.isascii() and digits.isdigit()):
+        return None
+    index = int(digits)
+    return index if index < 2**64 else None
+
+
+def _written_index(key: str) -> int | None:
+    """The index a key is written as ("0", "12"; not "00" or "+1")."""
+    return int(key) if key.isascii() and key.isdigit() and str(int(key)) == key else None
+
+
+def _has_numbered_key(node: Any) -> bool:
+    """Whether the schema has an object key the library numbers other than as written
+    ("00", "+1"), so that an error's schema path could name two keys alike."""
+    if isinstance(node, dict):
+        return any(
+            ((index := _library_index(key)) is not None and str(index) != key)
+            or _has_numbered_key(v)
+            for key, v in node.items()
+        )
+    return isinstance(node, list) and any(_has_numbered_key(item) for item in node)
+
+
+def _numbered_key_on(value: Any, instance_path: list[str | int]) -> bool:
+    """Whether an error's instance path numbers a key it could be one of several for (the
+    library names "0", "00" and "+0" all 0), or one not written as numbered ("00")."""
+    for part in instance_path:
+        if type(value) is list:
+            value = value[int(part)]
+            continue
+        if type(part) is int:
+            key = str(part)
+            if key not in value or any(
+                other != key and _library_index(other) == part for other in value
+            ):
+                return True
+            value = value[key]
+        else:
+            value = value[part]
+    return False
+
+
+def _pointer_parts(pointer: str) -> list[str]:
+    """The reference tokens of a JSON pointer ("/a~1b/0" is ["a/b", "0"])."""
+    if not pointer:
+        return []
+    return [part.replace("~1", "/").replace("~0", "~") for part in pointer[1:].split("/")]
+
+
+def _evaluated_errors(validator: jsonschema_rs.Validator, value: Any) -> list[_EvaluatedError]:
+    """The library's errors on `value` by its evaluation, whose paths are JSON pointers that
+    keep every key as written."""
+    return [
+        (_pointer_parts(e["instanceLocation"]), _pointer_parts(e["schemaLocation"]), e["error"])
+        for e in validator.evaluate(value).errors()
+    ]
+
+
+def _same_path(numbered: list[str | int], written: list[str]) -> bool:
+    """Whether a path as an error numbers it and a path as written are the same one."""
+    return len(numbered) == len(written) and all(
+        part == key if type(part) is str else _library_index(key) == part
+        for part, key in zip(numbered, written, strict=True)
+    )
+
+
+def _claim(
+    evaluated: list[_EvaluatedError], error: jsonschema_rs.ValidationError
+) -> tuple[list[str | int], list[str | int]]:
+    """The error's instance and schema paths as written: taken (once) from the first of the
+    evaluation's errors that is the same error."""
+    for position, (where, schema_path, message) in enumerate(evaluated):
+        if (
+            message == error.message
+            and _same_path(error.instance_path, where)
+            and _same_path(error.schema_path, schema_path)
+        ):
+            del evaluated[position]
+            return list(where), list(schema_path)
+    return error.instance_path, error.schema_path
 
 
 def _locate(value: Any, root: str, instance_path: list[str | int]) -> tuple[str, Any]:

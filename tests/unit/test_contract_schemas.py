@@ -202,6 +202,33 @@ def test_a_numeric_key_is_a_field_not_an_index() -> None:
     ]
 
 
+@pytest.mark.parametrize("whole", [False, True], ids=["by-property", "whole-value"])
+def test_keys_the_library_numbers_alike_are_told_apart(whole: bool) -> None:
+    # The library's paths say 0 for "0", "00" and "+0" alike (and 1 for "01"): the fields,
+    # and the schemas their errors are worded from, are the ones written.
+    definition = {
+        "$schema": DIALECT,
+        "$defs": {"01": {"type": "string"}},
+        "properties": {
+            "0": {"type": "boolean"},
+            "00": {"type": "object"},
+            "n": {"properties": {"+0": {"$ref": "#/$defs/01"}}},
+        },
+    }
+    schema, _ = to_json_schema(definition)
+    compiled = CompiledSchema(schema)
+    if whole:
+        compiled._by_property = None
+    value = {"0": None, "00": None, "n": {"+0": 1, "0": 2}}
+
+    assert [(v.field, v.type, v.expected) for v in compiled.validate(value, "p")] == [
+        ("p.0", "Datatype-Mismatch", "boolean"),
+        ("p.00", "Datatype-Mismatch", "object"),
+        ("p.n.+0", "Datatype-Mismatch", "string"),
+        ("p.n.0", "Undeclared-Field", "declared fields only"),
+    ]
+
+
 def test_formats_contracts_do_not_check_are_annotations() -> None:
     definition: dict[str, Any] = {"$schema": DIALECT, "properties": {"r": {"format": "regex"}}}
     definition["properties"]["d"] = {"format": "duration"}
