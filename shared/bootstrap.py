@@ -11,6 +11,7 @@ from shared.ports import (
     ConfigStore,
     CounterStore,
     EventStore,
+    GeoLocator,
     Publisher,
     PushPolicy,
     Sender,
@@ -22,6 +23,7 @@ from shared.ports import (
 if TYPE_CHECKING:
     from shared.destinations.outbound import UrlGuard
     from shared.destinations.pubsub import TopicGuard
+    from shared.domain.cookieless import CookielessIds
     from shared.domain.signing import MessageSigner
     from shared.services.audit import AuditLog
     from shared.services.contract_validator import ContractValidator
@@ -417,7 +419,23 @@ class Services:
             self.store,
             self.settings.write_key_cache_seconds,
             rate_limiter=self.rate_limiter,
+            geo=self.geo_locator,
+            cookieless=self.cookieless_ids,
         )
+
+    @cached_property
+    def geo_locator(self) -> GeoLocator | None:
+        """The City database of STREAMS_GEO_DATABASE, opened once; None: no geo enrichment."""
+        from shared.adapters.geoip import open_geo_locator
+
+        return open_geo_locator(self.settings.geo_database)
+
+    @cached_property
+    def cookieless_ids(self) -> CookielessIds | None:
+        from shared.domain.cookieless import CookielessIds
+
+        key = self.settings.cookieless_key
+        return CookielessIds(key) if key is not None else None
 
     @cached_property
     def sdk_settings(self) -> SdkSettings:

@@ -15,6 +15,8 @@ N = TypeVar("N", int, float)
 
 # Signs messages on the local emulator only: anyone can read it here.
 LOCAL_MESSAGE_SIGNING_KEY = "local-emulator-only-signing-key-not-a-secret"
+# Salts cookieless sources' ids on the local emulator only: anyone can read it here.
+LOCAL_COOKIELESS_KEY = "local-emulator-only-cookieless-key-not-a-secret"
 
 TRUE_VALUES = {"1", "true", "yes", "on"}
 FALSE_VALUES = {"0", "false", "no", "off", ""}
@@ -89,6 +91,13 @@ class Settings:
     # and one API token at most `live_streams_per_token` of them; beyond, 429.
     live_streams_per_instance: int = 4
     live_streams_per_token: int = 4
+    # The secret cookieless sources' daily salts are derived from (shared/domain/cookieless.py):
+    # production's is in Secret Manager (Terraform makes one), the local key serves the emulator
+    # and the tests. None: ingest refuses (503) the events of a cookieless source.
+    cookieless_key: str | None = LOCAL_COOKIELESS_KEY
+    # The MaxMind-format City database ingest fills context.location from (docs/PRIVACY.md): an
+    # absolute path, or one relative to the source tree. None: no geo enrichment.
+    geo_database: str | None = None
     # Benchmarks only: each process writes its counts of billed operations (Firestore, Pub/Sub,
     # BigQuery, requests) under this directory (shared/adapters/operation_counts.py).
     operation_counts_dir: str | None = None
@@ -137,6 +146,8 @@ class Settings:
             live_streams_per_instance=_live_streams_per_instance(env),
             live_streams_per_token=_integer(env, "STREAMS_LIVE_STREAMS_PER_TOKEN", 4, 1, 1000),
             operation_counts_dir=env.get("STREAMS_OPERATION_COUNTS_DIR") or None,
+            cookieless_key=_cookieless_key(env),
+            geo_database=env.get("STREAMS_GEO_DATABASE") or None,
         )
 
 
@@ -147,6 +158,17 @@ def _signing_key(env: Mapping[str, str]) -> str | None:
     if len(key) < MIN_KEY_CHARS or key == LOCAL_MESSAGE_SIGNING_KEY:
         raise ValueError(
             f"STREAMS_MESSAGE_SIGNING_KEY must be a secret of at least {MIN_KEY_CHARS} characters"
+        )
+    return key
+
+
+def _cookieless_key(env: Mapping[str, str]) -> str | None:
+    key = env.get("STREAMS_COOKIELESS_KEY", "")
+    if not key:
+        return LOCAL_COOKIELESS_KEY if env.get("PUBSUB_EMULATOR_HOST") else None
+    if len(key) < MIN_KEY_CHARS or key == LOCAL_COOKIELESS_KEY:
+        raise ValueError(
+            f"STREAMS_COOKIELESS_KEY must be a secret of at least {MIN_KEY_CHARS} characters"
         )
     return key
 

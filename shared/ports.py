@@ -10,6 +10,7 @@ from typing import Any, Final, Literal, Protocol
 from urllib.parse import urlsplit
 
 from shared.domain.event import CanonicalEvent
+from shared.domain.geo import Location
 
 Document = dict[str, Any]
 
@@ -217,6 +218,13 @@ class EventStore(Protocol):
         """Events received since `since`, per source_id (sources without any are absent)."""
         ...
 
+    def consent_denials(
+        self, workspace_id: str, since: datetime, destination_id: str | None = None
+    ) -> list[Document]:
+        """Per destination_id and `bucket` (the start of the hour): how many events received
+        since `since` routing held back from it for consent (`event_count`), oldest first."""
+        ...
+
     def find(self, query: EventQuery) -> list[Document]:
         """Matching rows, newest `received_at` first, at most `query.limit`; JSON columns parsed
         and TIMESTAMP columns as aware datetimes."""
@@ -318,4 +326,13 @@ class Sender(Protocol):
         """Send once and classify the outcome; never raises for network or destination
         problems. `timeout` (seconds) overrides the request's own and the sender's default.
         Every value of `request.redact` is scrubbed from the result's detail."""
+        ...
+
+
+class GeoLocator(Protocol):
+    """Places a public IP address (`shared.adapters.geoip.MaxMindGeoLocator`)."""
+
+    def locate(self, ip: str) -> Location | None:
+        """Segment's `context.location` of the address, or None when the database does not
+        place it. Called on ingest's hot path: answers from memory, never raises."""
         ...

@@ -78,6 +78,11 @@ BUILT_FILES = {
     "ingest": BuiltFiles("collect/dist", "collect/dist/manifest.json", "make collect"),
 }
 
+# The operator's geo database (docs/PRIVACY.md, Geo enrichment; Terraform's geo_database names
+# it): every geo/*.mmdb goes into ingest's zip at its repository path, when there is one.
+GEO_FUNCTION = "ingest"
+GEO_DIRECTORY = "geo"
+
 
 class BuildError(Exception):
     """A build that cannot go on; the message says what to run."""
@@ -228,6 +233,9 @@ def zip_contents(name: str, root: Path = ROOT) -> dict[str, str]:
                 f"serves it, run `{built.make_target}` first (or `make package`, which does)"
             )
         for path in _files_under(root, built.directory):
+            contents[path] = path
+    if name == GEO_FUNCTION:
+        for path in _files_under(root, GEO_DIRECTORY, (".mmdb",)):
             contents[path] = path
     return contents
 

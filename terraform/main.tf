@@ -201,6 +201,12 @@ locals {
     # The functions that create sources and destinations wire through the wiring function.
     STREAMS_WIRING_URL = module.internal_functions["wiring"].uri
   }
+  # Only ingest holds the geo database (in its zip, terraform/build.py), so only ingest is told
+  # where it is; "" is no geo enrichment.
+  ingest_environment = {
+    STREAMS_GEO_DATABASE = var.geo_database == null ? "" : var.geo_database
+  }
+  ingest_assets = var.geo_database == null ? [] : [var.geo_database]
   # The wiring function itself wires directly (no STREAMS_WIRING_URL).
   internal_environment = { for key, value in local.wiring_environment : key => value if key != "STREAMS_WIRING_URL" }
 
@@ -212,6 +218,7 @@ locals {
         } if contains(secret.functions, name)
       },
       local.secret_settings,
+      contains(local.cookieless_functions, name) ? local.cookieless_secret_settings : {},
     )
   }
   # Settings read from Secret Manager by every function: each publishes to, or is pushed from,
@@ -220,6 +227,16 @@ locals {
     STREAMS_MESSAGE_SIGNING_KEY = {
       secret  = google_secret_manager_secret.message_signing_key.secret_id
       version = google_secret_manager_secret_version.message_signing_key.version
+    }
+  }
+
+  # The functions that publish events through shared/services/ingest.py (the SDK and webhook
+  # endpoints, test events, /v1/streams): a cookieless source's ids are computed in each.
+  cookieless_functions = ["ingest", "event_keys", "streams"]
+  cookieless_secret_settings = {
+    STREAMS_COOKIELESS_KEY = {
+      secret  = google_secret_manager_secret.cookieless_key.secret_id
+      version = google_secret_manager_secret_version.cookieless_key.version
     }
   }
 
@@ -459,6 +476,32 @@ resource "google_secret_manager_secret_version" "message_signing_key" {
   secret_data_wo_version = 1 # raise to rotate (docs/DEPLOY.md)
 }
 
+# Cookieless sources' daily salts are derived from this key in memory (shared/domain/
+# cookieless.py): no salt is ever stored, and a new version (raise secret_data_wo_version)
+# unlinks every past day's ids from every later one (docs/PRIVACY.md, Cookieless sources).
+ephemeral "random_password" "cookieless_key" {
+  length  = 64
+  special = false
+}
+
+resource "google_secret_manager_secret" "cookieless_key" {
+  project   = var.project_id
+  secret_id = "${var.name_prefix}-cookieless-key"
+  labels    = var.labels
+
+  replication {
+    auto {}
+  }
+
+  depends_on = [time_sleep.apis_ready]
+}
+
+resource "google_secret_manager_secret_version" "cookieless_key" {
+  secret                 = google_secret_manager_secret.cookieless_key.id
+  secret_data_wo         = ephemeral.random_password.cookieless_key.result
+  secret_data_wo_version = 1 # raise to rotate (docs/PRIVACY.md)
+}
+
 # deliver publishes to customers' topics (pubsub destinations) as this identity. It holds no
 # role in this project, so no destination config can make deliver write to Streams' own topics;
 # customers grant it roles/pubsub.publisher on their topic (output customer_publisher).
@@ -640,8 +683,8 @@ module "http_functions" {
   build_service_account = google_service_account.build.id
   docker_repository     = google_artifact_registry_repository.functions.id
   size                  = local.sizes[each.key]
-  asset_patterns        = try(each.value.assets, [])
-  environment           = merge(local.common_environment, local.wiring_environment)
+  asset_patterns        = concat(try(each.value.assets, []), each.key == "ingest" ? local.ingest_assets : [])
+  environment           = merge(local.common_environment, local.wiring_environment, each.key == "ingest" ? local.ingest_environment : {})
   secret_environment    = local.secret_environment[each.key]
   project_roles         = local.project_roles[each.key]
   labels                = var.labels

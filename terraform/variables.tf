@@ -186,6 +186,17 @@ variable "secrets" {
   }
 }
 
+variable "geo_database" {
+  description = "The MaxMind-format City database (GeoIP2 or GeoLite2 City) ingest fills context.location from (docs/PRIVACY.md, Geo enrichment): its repository path, under geo/ (e.g. geo/GeoLite2-City.mmdb). `make package` puts every geo/*.mmdb into ingest's zip, and the plan is refused when this file is not in it. null: no geo enrichment."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.geo_database == null || can(regex("^geo/[A-Za-z0-9._-]+[.]mmdb$", coalesce(var.geo_database, "x")))
+    error_message = "geo_database must name a .mmdb file directly under geo/, such as geo/GeoLite2-City.mmdb."
+  }
+}
+
 variable "firestore" {
   description = "Firestore (native mode): location_id (default: region; nam5/eur3 for multi-region), create_database (false if the project already has a (default) database), delete_protection."
   type = object({

@@ -319,6 +319,20 @@ class FakeEventStore:
         found = self._found(EventQuery(workspace_id, since))
         return dict(collections.Counter(row["source_id"] for row in found))
 
+    def consent_denials(
+        self, workspace_id: str, since: datetime, destination_id: str | None = None
+    ) -> list[Document]:
+        counts: collections.Counter[tuple[datetime, str]] = collections.Counter()
+        for row in self._found(EventQuery(workspace_id, since)):
+            bucket = row["received_at"].replace(minute=0, second=0, microsecond=0)
+            for denied in row.get("consent_denied") or []:
+                if destination_id is None or denied == destination_id:
+                    counts[(bucket, denied)] += 1
+        return [
+            {"destination_id": d, "bucket": b, "event_count": c}
+            for (b, d), c in sorted(counts.items())
+        ]
+
     def find(self, query: EventQuery) -> list[Document]:
         found = sorted(
             self._found(query), key=lambda r: (r["received_at"], r["message_id"]), reverse=True

@@ -127,6 +127,26 @@ class BigQueryEventStore:
         ]
         return {row["source_id"]: int(row["event_count"]) for row in self._query(sql, params)}
 
+    def consent_denials(
+        self, workspace_id: str, since: datetime, destination_id: str | None = None
+    ) -> list[Document]:
+        where = "workspace_id = @workspace_id AND received_at >= @since"
+        params = [
+            _param("workspace_id", "STRING", workspace_id),
+            _param("since", "TIMESTAMP", since),
+        ]
+        if destination_id is not None:
+            where += " AND destination_id = @destination_id"
+            params.append(_param("destination_id", "STRING", destination_id))
+        sql = f"""
+            SELECT destination_id, TIMESTAMP_TRUNC(received_at, HOUR) AS bucket,
+                   COUNT(*) AS event_count
+            FROM `{self._table}`, UNNEST(consent_denied) AS destination_id
+            WHERE {where}
+            GROUP BY destination_id, bucket
+            ORDER BY bucket, destination_id"""
+        return [dict(row) for row in self._query(sql, params)]
+
     def find(self, query: EventQuery) -> list[Document]:
         where, params = _event_filter(query)
         sql = f"""

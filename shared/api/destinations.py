@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StringConstraints, WithJsonSchema
+from pydantic import BaseModel, Field, StringConstraints, WithJsonSchema, field_validator
 
 from shared.api.crud import Collection, Summaries
 from shared.api.models import Input, Name, Timestamp, not_null
@@ -47,10 +47,30 @@ class StreamDestinationInput(Input):
     config: Config
 
 
+ConsentCategory = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+CONSENT_CATEGORIES_DESCRIPTION = (
+    "The consent categories (their ids, as keys of context.consent.categoryPreferences) an "
+    "event must have all granted to be delivered here; empty: none (docs/PRIVACY.md)"
+)
+ConsentCategories = Annotated[
+    list[ConsentCategory],
+    Field(max_length=20, description=CONSENT_CATEGORIES_DESCRIPTION),
+]
+
+
+def _distinct(categories: list[str] | None) -> list[str] | None:
+    if categories is not None and len(set(categories)) != len(categories):
+        raise ValueError("must not name a category twice")
+    return categories
+
+
 class DestinationCreate(StreamDestinationInput):
-    """`StreamDestinationInput` plus the destination's initial status."""
+    """`StreamDestinationInput` plus the destination's initial status and consent categories."""
 
     status: DestinationStatus = "active"
+    consent_categories: ConsentCategories = []
+
+    _distinct_categories = field_validator("consent_categories")(_distinct)
 
 
 class DestinationUpdate(Input):
@@ -60,8 +80,10 @@ class DestinationUpdate(Input):
     type: DestinationType | None = None
     config: Config | None = None
     status: DestinationStatus | None = None
+    consent_categories: ConsentCategories | None = None
 
-    _not_null = not_null("name", "type", "config", "status")
+    _not_null = not_null("name", "type", "config", "status", "consent_categories")
+    _distinct_categories = field_validator("consent_categories")(_distinct)
 
 
 class StreamDestination(BaseModel):
@@ -94,6 +116,7 @@ class DestinationObject(StreamDestination):
         description="The config's write-only fields that hold a value (never the values): "
         "a form shows them as set, and an update that omits them keeps them"
     )
+    consent_categories: list[str] = Field(description=CONSENT_CATEGORIES_DESCRIPTION)
 
 
 def _is_set(value: Any) -> bool:
@@ -106,6 +129,7 @@ def destination_object(destination: Destination) -> DestinationObject:
     return DestinationObject(
         **stream_destination(destination).model_dump(),
         secrets_set=sorted(name for name in hidden if _is_set(destination.config.get(name))),
+        consent_categories=destination.consent_categories,
     )
 
 

@@ -12,7 +12,7 @@ from shared.domain.errors import InvalidRequest, NotFound
 from shared.domain.paging import page_of
 from shared.domain.privacy import IpPolicy
 from shared.domain.rate_limit import MAX_BURST, MAX_EVENTS_PER_SECOND, WINDOW_SECONDS, RateLimit
-from shared.domain.sources import EventSource, SourceStatus, SourceType
+from shared.domain.sources import BotPolicy, EventSource, SourceStatus, SourceType
 from shared.domain.webhooks import WebhookSettings
 from shared.http.request import ApiRequest, Reply
 from shared.http.routing import Route
@@ -27,6 +27,17 @@ IP_POLICY_DESCRIPTION = (
 )
 
 
+BOT_POLICY_DESCRIPTION = (
+    "What process does with events whose context.userAgent is a bot's or crawler's: keep "
+    "(tagged context.bot = true), store_only (stored, never forwarded) or drop (recorded as "
+    "dropped with its reason, never stored or forwarded; docs/PRIVACY.md). Default keep"
+)
+COOKIELESS_DESCRIPTION = (
+    "Whether ingest replaces each event's anonymousId by a salted hash of its IP address and "
+    "user agent that changes every UTC day (docs/PRIVACY.md). Default false"
+)
+
+
 SOURCE_TYPE_DESCRIPTION = (
     "What sends to the source: javascript, server or mobile SDKs (the Segment-compatible "
     "endpoints), or webhook (any service's webhooks, at /v1/webhook/<key> only; docs/WEBHOOKS.md)"
@@ -37,6 +48,8 @@ class EventSourceCreate(Input):
     name: Name
     type: SourceType = Field("server", description=SOURCE_TYPE_DESCRIPTION)
     ip_policy: IpPolicy = Field("keep", description=IP_POLICY_DESCRIPTION)
+    bot_policy: BotPolicy = Field("keep", description=BOT_POLICY_DESCRIPTION)
+    cookieless: bool = Field(False, strict=True, description=COOKIELESS_DESCRIPTION)
     allowed_origins: AllowedOrigins = []
 
 
@@ -54,7 +67,11 @@ class SourceOrigins(BaseModel):
 
 
 class SourcePrivacyUpdate(Input):
+    """The source's privacy settings, whole: an omitted one takes its default."""
+
     ip_policy: IpPolicy = Field(description=IP_POLICY_DESCRIPTION)
+    bot_policy: BotPolicy = Field("keep", description=BOT_POLICY_DESCRIPTION)
+    cookieless: bool = Field(False, strict=True, description=COOKIELESS_DESCRIPTION)
 
 
 class SourcePrivacy(BaseModel):
@@ -62,6 +79,8 @@ class SourcePrivacy(BaseModel):
 
     source_id: str
     ip_policy: IpPolicy
+    bot_policy: BotPolicy
+    cookieless: bool
     updated_at: Timestamp
 
 
@@ -144,6 +163,8 @@ def create_source(request: ApiRequest) -> EventSource:
         type=body.type,
         ip_policy=body.ip_policy,
         allowed_origins=body.allowed_origins,
+        bot_policy=body.bot_policy,
+        cookieless=body.cookieless,
     )
 
 
@@ -153,7 +174,11 @@ def get_source(request: ApiRequest) -> EventSource:
 
 def source_privacy(source: EventSource) -> SourcePrivacy:
     return SourcePrivacy(
-        source_id=source.id, ip_policy=source.ip_policy, updated_at=source.updated_at
+        source_id=source.id,
+        ip_policy=source.ip_policy,
+        bot_policy=source.bot_policy,
+        cookieless=source.cookieless,
+        updated_at=source.updated_at,
     )
 
 
@@ -163,8 +188,12 @@ def get_source_privacy(request: ApiRequest) -> SourcePrivacy:
 
 def update_source_privacy(request: ApiRequest) -> SourcePrivacy:
     body: SourcePrivacyUpdate = request.body
-    source = request.services.sources.set_ip_policy(
-        request.workspace_id, request.params["key_id"], body.ip_policy
+    source = request.services.sources.set_privacy(
+        request.workspace_id,
+        request.params["key_id"],
+        ip_policy=body.ip_policy,
+        bot_policy=body.bot_policy,
+        cookieless=body.cookieless,
     )
     return source_privacy(source)
 
@@ -383,7 +412,7 @@ ROUTES = (
         BASE + "/{key_id}/privacy",
         FUNCTION,
         "getEventSourcePrivacy",
-        "Get an event source's IP policy",
+        "Get an event source's privacy settings: IP policy, bot policy, cookieless mode",
         get_source_privacy,
         response=SourcePrivacy,
         tag="Event Sources",
@@ -393,7 +422,8 @@ ROUTES = (
         BASE + "/{key_id}/privacy",
         FUNCTION,
         "updateEventSourcePrivacy",
-        "Set an event source's IP policy: ingest applies it within 10 s, before publishing",
+        "Set an event source's privacy settings: they apply within 10 s (the IP policy and "
+        "cookieless mode in ingest, before publishing; the bot policy in process)",
         update_source_privacy,
         body=SourcePrivacyUpdate,
         response=SourcePrivacy,

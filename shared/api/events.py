@@ -25,9 +25,10 @@ class TraceStage(BaseModel):
 
     stage: str = Field(
         description="received, duplicate, suppressed, blocked, violated, stored, routed, "
-        "skipped, transformed, delivered, retried, failed, dead_lettered, dropped, replayed, "
-        "ignored (a webhook request its source's transformation returned null for; "
-        "transformed adds transformation_id and transformation_version)"
+        "skipped, consent_denied (held back from a destination for consent), transformed, "
+        "delivered, retried, failed, dead_lettered, dropped, replayed, ignored (a webhook "
+        "request its source's transformation returned null for, or a bot's event its source's "
+        "bot policy drops; transformed adds transformation_id and transformation_version)"
     )
     status: str
     at: Timestamp | None

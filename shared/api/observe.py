@@ -106,6 +106,29 @@ class VolumeRows(RootModel[list[VolumeRow | DailyVolumeRow]]):
     """Hourly rows (the seed's), or daily rows with granularity=day."""
 
 
+class ConsentVolumeQuery(Input):
+    hours: WholeNumber = Field(
+        DEFAULT_HOURS,
+        ge=1,
+        le=MAX_HOURS,
+        description="the window: the current hour and the hours-1 before it",
+    )
+    destination_id: str | None = Field(None, description="only this destination's")
+
+
+class ConsentVolumeRow(BaseModel):
+    """Events of one hour held back from one destination for consent (docs/PRIVACY.md)."""
+
+    destination_id: str
+    outcome: Literal["consent_denied"]
+    hour_bucket: Timestamp = Field(description="start of the hour, e.g. 2024-01-15T14:00:00Z")
+    event_count: int
+
+
+class ConsentVolumeRows(RootModel[list[ConsentVolumeRow]]):
+    """Hourly rows of consent_denied per destination."""
+
+
 class LiveQuery(Input):
     source_id: str | None = None
     event_type: CallType | None = None
@@ -123,6 +146,13 @@ def get_volume(request: ApiRequest) -> list[dict[str, object]]:
         granularity=query.granularity,
         time_zone=query.time_zone,
         source_id=query.source_id,
+    )
+
+
+def get_consent_volume(request: ApiRequest) -> list[dict[str, object]]:
+    query: ConsentVolumeQuery = request.query
+    return request.services.volume.consent_denials(
+        request.workspace_id, query.hours, query.destination_id
     )
 
 
@@ -205,6 +235,18 @@ ROUTES = (
         get_volume,
         query=VolumeQuery,
         response=VolumeRows,
+        tag="Volume & Live",
+    ),
+    Route(
+        "GET",
+        WORKSPACE + "/events/consent-volume",
+        FUNCTION,
+        "getConsentVolume",
+        "Events held back from each destination for consent (consent_denied), per hour, "
+        "computed in BigQuery",
+        get_consent_volume,
+        query=ConsentVolumeQuery,
+        response=ConsentVolumeRows,
         tag="Volume & Live",
     ),
     Route(

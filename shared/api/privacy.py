@@ -1,4 +1,5 @@
-"""Privacy settings API: the workspace's PII rules (served by the governance function)."""
+"""Privacy settings API: the workspace's PII rules and consent requirement (served by the
+governance function)."""
 
 from __future__ import annotations
 
@@ -25,10 +26,18 @@ class PiiRuleInput(Input):
     action: PiiAction = Field(description="hash (keyed HMAC-SHA256) or drop")
 
 
+CONSENT_REQUIRED_DESCRIPTION = (
+    "Whether an event without context.consent.categoryPreferences is held back from every "
+    "destination that names consent categories (docs/PRIVACY.md); default false: such events "
+    "go to them, as in Segment"
+)
+
+
 class PrivacySettingsUpdate(Input):
-    """The whole rule list: it replaces the current one."""
+    """The whole settings: they replace the current ones (an omitted one takes its default)."""
 
     pii_rules: list[PiiRuleInput] = Field(max_length=MAX_PII_RULES)
+    consent_required: bool = Field(False, strict=True, description=CONSENT_REQUIRED_DESCRIPTION)
 
 
 class PrivacySettingsObject(BaseModel):
@@ -37,6 +46,7 @@ class PrivacySettingsObject(BaseModel):
 
     pii_rules: list[PiiRuleInput]
     hashing: Literal["hmac-sha256"]
+    consent_required: bool = Field(description=CONSENT_REQUIRED_DESCRIPTION)
     created_at: Timestamp | None
     updated_at: Timestamp | None
 
@@ -49,7 +59,9 @@ def update_privacy(request: ApiRequest) -> dict[str, object]:
     body: PrivacySettingsUpdate = request.body
     assert request.token is not None
     rules = [PiiRule(rule.path, rule.action) for rule in body.pii_rules]
-    return request.services.privacy_settings.put(request.workspace_id, rules, request.token.id)
+    return request.services.privacy_settings.put(
+        request.workspace_id, rules, request.token.id, consent_required=body.consent_required
+    )
 
 
 ROUTES = (
@@ -58,7 +70,8 @@ ROUTES = (
         BASE,
         FUNCTION,
         "getPrivacySettings",
-        "Get the workspace's PII rules (the hashing secret is never returned)",
+        "Get the workspace's PII rules and consent requirement (the hashing secret is never "
+        "returned)",
         get_privacy,
         response=PrivacySettingsObject,
         tag="Privacy",
@@ -68,8 +81,8 @@ ROUTES = (
         BASE,
         FUNCTION,
         "updatePrivacySettings",
-        "Replace the workspace's PII rules: process applies them within 10 s, before contracts, "
-        "storage and routing",
+        "Replace the workspace's PII rules and consent requirement: process applies them within "
+        "10 s (the rules before contracts, storage and routing; consent when routing)",
         update_privacy,
         body=PrivacySettingsUpdate,
         response=PrivacySettingsObject,

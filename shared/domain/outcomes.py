@@ -11,8 +11,9 @@ from shared.domain.event import CanonicalEvent
 # `stored`: in the warehouse and routed. The others went no further, each for its reason:
 # `blocked` by a contract (quarantined), `duplicate` of a messageId already received,
 # `suppressed` by a privacy regulation, `dead_lettered` for its own content, and `dropped` by a
-# forwarding rule's transformation (for that rule's destination only). `mapped` is a webhook
-# source's raw request, shown with the events it became (docs/WEBHOOKS.md).
+# forwarding rule's transformation (for that rule's destination only) or by the source's bot
+# policy (for every destination). `mapped` is a webhook source's raw request, shown with the
+# events it became (docs/WEBHOOKS.md).
 EventStatus = Literal[
     "stored", "blocked", "duplicate", "suppressed", "dead_lettered", "dropped", "mapped"
 ]
@@ -67,6 +68,12 @@ def suppressed_reason(regulation_id: str | None) -> str:
 
 
 DUPLICATE_REASON = "a duplicate of a messageId already received: ignored"
+BOT_DROPPED_REASON = (
+    "a bot's or crawler's event (by context.userAgent): the source's bot policy drops it"
+)
+BOT_STORE_ONLY_REASON = (
+    "a bot's or crawler's event (by context.userAgent): the source's bot policy stores it only"
+)
 
 
 def mapped_reason(message_ids: list[str]) -> str:

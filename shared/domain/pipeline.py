@@ -10,6 +10,7 @@ from typing import Any, Literal
 from shared.domain.errors import InvalidRequest
 from shared.domain.event import CanonicalEvent
 from shared.domain.poison import safe_text
+from shared.domain.sources import BOT_POLICIES, BotPolicy
 
 # Dedup window: PRODUCT asks for at least 24 h; the margin covers Pub/Sub's own redelivery.
 DEDUP_HOURS = 48
@@ -88,6 +89,8 @@ class SourceMessage:
     events: list[CanonicalEvent]
     # Set on events republished by a replay (`quarantine`): they were processed once already.
     replay: str | None = None
+    # The source's bot policy when ingest (or a replay) published the message.
+    bot_policy: BotPolicy = "keep"
 
 
 @dataclass(frozen=True)
@@ -227,6 +230,13 @@ def parse_source_message(
     ]
     if mismatched:
         raise InvalidMessage(f"message {pubsub_message_id} has events of another workspace")
+    bot_policy = attributes.get("bot_policy", "keep")
     return SourceMessage(
-        pubsub_message_id, workspace_id, source_id, events, attributes.get("replay") or None
+        pubsub_message_id,
+        workspace_id,
+        source_id,
+        events,
+        attributes.get("replay") or None,
+        # A value this version does not know (from a newer ingest) keeps the events.
+        bot_policy if bot_policy in BOT_POLICIES else "keep",
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from shared.domain.event import CanonicalEvent
 from shared.domain.events import CALL_TYPES
@@ -21,6 +21,9 @@ class Destination(BaseModel):
     type: str
     config: dict[str, Any]
     status: DestinationStatus = "active"
+    # The consent categories (ids, as in context.consent.categoryPreferences) an event must have
+    # all granted to be delivered here (shared/domain/consent.py); empty: none needed.
+    consent_categories: list[str] = Field(default_factory=list)
     created_at: str
     updated_at: str
 

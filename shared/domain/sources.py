@@ -12,6 +12,10 @@ from shared.domain.webhooks import WebhookSettings
 
 SourceStatus = Literal["active", "revoked"]
 SourceType = Literal["javascript", "server", "mobile", "webhook"]
+# What process does with a bot's or crawler's events (docs/PRIVACY.md): `keep` them (tagged
+# context.bot = true), store them only (never forwarded), or drop them (recorded, counted).
+BotPolicy = Literal["keep", "store_only", "drop"]
+BOT_POLICIES: tuple[BotPolicy, ...] = ("keep", "store_only", "drop")
 
 
 class Workspace(BaseModel):
@@ -51,6 +55,10 @@ class EventSource(BaseModel):
     updated_at: str
     # What ingest does with `context.ip` (docs/PRIVACY.md); not part of the seed's object.
     ip_policy: IpPolicy = "keep"
+    # What process does with bots' events, and whether ingest replaces the anonymousId by a
+    # daily-rotating hash (docs/PRIVACY.md); not part of the seed's object either.
+    bot_policy: BotPolicy = "keep"
+    cookieless: bool = False
     # The web pages' origins that may send with this key (canonical, shared/domain/origins.py);
     # empty: any. Not part of the seed's object either.
     allowed_origins: list[str] = Field(default_factory=list)
@@ -73,6 +81,8 @@ class EventSource(BaseModel):
             status=self.status,
             pubsub_topic=self.pubsub_topic,
             ip_policy=self.ip_policy,
+            cookieless=self.cookieless,
+            bot_policy=self.bot_policy,
             allowed_origins=list(self.allowed_origins),
             rate_limit=self.rate_limit,
             type=self.type,
@@ -92,6 +102,10 @@ class WriteKey(BaseModel):
     status: SourceStatus
     pubsub_topic: str
     ip_policy: IpPolicy = "keep"
+    # Whether ingest replaces the anonymousId by a daily-rotating hash (docs/PRIVACY.md).
+    cookieless: bool = False
+    # Carried to process in each message's attributes, so that applying it costs no read.
+    bot_policy: BotPolicy = "keep"
     # Carried here, in the record ingest caches, so the origin check costs no read of its own.
     allowed_origins: list[str] = Field(default_factory=list)
     # Carried here too, so that enforcing the rate limit costs no read either.

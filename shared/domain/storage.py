@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,9 +18,10 @@ CLUSTERING_FIELDS = ("workspace_id", "event_type", "event_name")
 JSON_FIELDS: tuple[EventKey, ...] = ("properties", "traits", "context", "integrations", "extras")
 
 
-def event_row(event: CanonicalEvent) -> dict[str, Any]:
-    """The `events` row of a canonical event (JSON columns as JSON text, as insertAll wants)."""
-    row = {
+def event_row(event: CanonicalEvent, consent_denied: Sequence[str] = ()) -> dict[str, Any]:
+    """The `events` row of a canonical event (JSON columns as JSON text, as insertAll wants),
+    with the destinations routing held it back from for consent."""
+    row: dict[str, Any] = {
         "message_id": event["messageId"],
         "workspace_id": event["workspaceId"],
         "source_id": event["sourceId"],
@@ -39,6 +40,7 @@ def event_row(event: CanonicalEvent) -> dict[str, Any]:
     for field in JSON_FIELDS:
         value = event.get(field)
         row[field] = None if value is None else json.dumps(value, separators=(",", ":"))
+    row["consent_denied"] = list(consent_denied)
     return row
 
 
@@ -59,6 +61,7 @@ EVENT_COLUMNS = (
     "received_at",
     "clock_skew_ms",
     *JSON_FIELDS,
+    "consent_denied",
 )
 
 

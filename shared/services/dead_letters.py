@@ -396,7 +396,7 @@ class DeadLetters:
                     letter,
                     str(event["messageId"]),
                     str(source["pubsub_topic"]),
-                    _source_message(workspace_id, letter, event),
+                    _source_message(workspace_id, letter, event, source),
                 )
             )
             report.replayed.append(letter["id"])
@@ -429,15 +429,17 @@ def _stored_event(letter: Document) -> CanonicalEvent | None:
 
 
 def _source_message(
-    workspace_id: str, letter: Document, event: CanonicalEvent
+    workspace_id: str, letter: Document, event: CanonicalEvent, source: Document
 ) -> tuple[bytes, dict[str, str]]:
-    """The event as ingest publishes it: a one-event message of its source's topic (ASCII
-    JSON, so that even an event holding a lone surrogate travels, to be set aside again)."""
+    """The event as ingest publishes it: a one-event message of its source's topic, with the
+    source's bot policy as it is now (ASCII JSON, so that even an event holding a lone
+    surrogate travels, to be set aside again)."""
     attributes = {
         "schema": MESSAGE_SCHEMA,
         "workspace_id": workspace_id,
         "source_id": str(letter["source_id"]),
         "event_count": "1",
+        "bot_policy": str(source.get("bot_policy", "keep")),
     }
     if letter.get("redacted"):
         attributes["replay"] = REPLAY_ATTRIBUTE  # PII rules ran once: hashes are not hashed again

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +25,7 @@ from shared.services.delivery_topics import DeliveryTopics
 from shared.services.forwarding_rules import ForwardingRules
 
 # What an update may change; everything else (id, workspace, timestamps) is the service's.
-UPDATABLE = frozenset({"name", "type", "config", "status"})
+UPDATABLE = frozenset({"name", "type", "config", "status", "consent_categories"})
 # The most delivery records one read of a destination's recent deliveries returns.
 MAX_RECENT_DELIVERIES = 200
 
@@ -72,6 +72,7 @@ class Destinations:
         type: str,
         config: Any,
         status: DestinationStatus = "active",
+        consent_categories: Sequence[str] = (),
     ) -> Destination:
         validated = validate_config(type, config)
         self._check_addresses(validated)
@@ -83,6 +84,7 @@ class Destinations:
             type=type,
             config=stored_config(validated),
             status=status,
+            consent_categories=list(consent_categories),
             created_at=now,
             updated_at=now,
         )
@@ -104,7 +106,7 @@ class Destinations:
         current = self.get(workspace_id, destination_id)
         type_ = changes.get("type", current.type)
         connector_for(type_)
-        updates = {k: v for k, v in changes.items() if k in ("name", "type", "status")}
+        updates = {k: v for k, v in changes.items() if k in UPDATABLE - {"config"}}
         if "config" in changes:
             if type_ == current.type:
                 validated = merge_config(type_, current.config, changes["config"])

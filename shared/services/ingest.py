@@ -9,13 +9,14 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 from urllib.parse import parse_qsl
 
 import orjson
 
 from shared.domain import ids
+from shared.domain.cookieless import CookielessIds, with_cookieless_id
 from shared.domain.errors import (
     Conflict,
     Forbidden,
@@ -23,6 +24,7 @@ from shared.domain.errors import (
     NotFound,
     StreamsError,
     Unauthorized,
+    Unavailable,
 )
 from shared.domain.event import CanonicalEvent
 from shared.domain.events import (
@@ -31,6 +33,7 @@ from shared.domain.events import (
     normalise_request,
     normalise_stream_event,
 )
+from shared.domain.geo import Location, with_location
 from shared.domain.limits import MAX_MESSAGE_ID_CHARS
 from shared.domain.origins import origin_allowed
 from shared.domain.privacy import apply_ip_policy
@@ -43,7 +46,7 @@ from shared.domain.webhook_signatures import (
     verify,
 )
 from shared.domain.webhooks import WebhookRequest, WebhookSettings, request_item
-from shared.ports import ConfigStore, Increment, Publisher, Write
+from shared.ports import ConfigStore, GeoLocator, Increment, Publisher, Write
 from shared.services.cache import TtlCache
 from shared.services.rate_limiter import RateLimiter
 from shared.services.sources import EventSources
@@ -182,8 +185,14 @@ class Ingest:
         clock: Callable[[], datetime] = ids.utcnow,
         new_message_id: Callable[[], str] = ids.new_id,
         rate_limiter: RateLimiter | None = None,
+        geo: GeoLocator | None = None,
+        cookieless: CookielessIds | None = None,
     ):
         self._sources = sources
+        # Both optional: without a database nothing is located; without a key, a cookieless
+        # source's events are refused (never published with the SDK's own anonymousId).
+        self._geo = geo
+        self._cookieless = cookieless
         # Without a shared counter (tests of one instance), sources' limits hold per instance.
         self._rate_limiter = rate_limiter or RateLimiter()
         self._keys: TtlCache[WriteKey | None] = TtlCache(key_cache_seconds)
@@ -369,6 +378,9 @@ class Ingest:
             return
         # Before anything is published: a refused request (429) is resent whole by the SDK.
         self._rate_limiter.admit(key, len(events))
+        if key.type != "webhook":
+            # A webhook request's address is its provider's server, not a person's.
+            events = self._from_address(key, ctx, events)
         if key.ip_policy != "keep":
             # Before anything leaves ingest: the raw address is never published or stored.
             events = [apply_ip_policy(event, key.ip_policy) for event in events]
@@ -378,9 +390,42 @@ class Ingest:
             "workspace_id": key.workspace_id,
             "source_id": key.source_id,
             "event_count": str(len(events)),
+            "bot_policy": key.bot_policy,
         }
         self._publisher.publish(key.pubsub_topic, [(data, attributes)])
         self._last_used.touch(key, ctx.received_at)
+
+    def _from_address(
+        self, key: WriteKey, ctx: IngestContext, events: list[CanonicalEvent]
+    ) -> list[CanonicalEvent]:
+        """Geo enrichment and cookieless ids: both read the full `context.ip`, so they run
+        before the source's IP policy truncates or removes it (docs/PRIVACY.md)."""
+        geo = self._geo
+        if geo is not None:
+            # A request's events mostly share one address: looked up once per request.
+            located: dict[str, Location | None] = {}
+
+            def locate(ip: str) -> Location | None:
+                if ip not in located:
+                    located[ip] = geo.locate(ip)
+                return located[ip]
+
+            events = [with_location(event, locate) for event in events]
+        if key.cookieless:
+            cookieless_ids = self._cookieless
+            if cookieless_ids is None:
+                raise Unavailable(
+                    "this source is cookieless and ingest has no STREAMS_COOKIELESS_KEY: "
+                    "nothing was published (docs/PRIVACY.md)"
+                )
+            # The UTC day the request arrived: a late-sent event is counted on the day it came.
+            day = ctx.received_at.astimezone(UTC).date()
+
+            def anonymous_id(ip: str, user_agent: str) -> str:
+                return cookieless_ids.anonymous_id(day, key.source_id, ip, user_agent)
+
+            events = [with_cookieless_id(event, anonymous_id) for event in events]
+        return events
 
 
 def parse_webhook_body(raw_body: bytes, content_type: str) -> Any:

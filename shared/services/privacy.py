@@ -34,6 +34,9 @@ class WorkspacePrivacy:
     suppressions: Suppressions = field(default_factory=Suppressions)
     # (kind, value) -> the regulation that suppressed it, for the event log and trace.
     suppressed_by: dict[tuple[str, str], str] = field(default_factory=dict)
+    # Whether events without a consent object are held back from destinations naming
+    # consent categories (shared/domain/consent.py).
+    consent_required: bool = False
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,8 @@ class PrivacyOutcome:
 
     passed: list[CanonicalEvent]
     suppressed: list[tuple[CanonicalEvent, str | None]]
+    # The workspace's consent requirement, which routing applies.
+    consent_required: bool = False
 
 
 class PrivacySettings:
@@ -55,7 +60,13 @@ class PrivacySettings:
         """The settings as the API shows them: rules and timestamps, never the secret."""
         return _public(self._store.get(privacy_settings_path(workspace_id)))
 
-    def put(self, workspace_id: str, rules: list[PiiRule], updated_by: str) -> dict[str, Any]:
+    def put(
+        self,
+        workspace_id: str,
+        rules: list[PiiRule],
+        updated_by: str,
+        consent_required: bool = False,
+    ) -> dict[str, Any]:
         """Replace the rules. The hashing secret is created with the first settings and kept:
         changing it would change every hash, so joins across old and new data would break."""
         try:
@@ -69,6 +80,7 @@ class PrivacySettings:
         document: Document = {
             "workspace_id": workspace_id,
             "pii_rules": [{"path": r.path, "action": r.action} for r in checked],
+            "consent_required": consent_required,
             "hashing_secret": (current or {}).get("hashing_secret")
             or secrets.token_hex(HASHING_SECRET_BYTES),
             "created_at": (current or {}).get("created_at", now),
@@ -94,7 +106,7 @@ class PrivacyFilter:
         still apply)."""
         config = self._cache.get(workspace_id, lambda: self.load(workspace_id))
         if not config.rules and not config.suppressions:
-            return PrivacyOutcome(events, [])
+            return PrivacyOutcome(events, [], config.consent_required)
         passed: list[CanonicalEvent] = []
         suppressed: list[tuple[CanonicalEvent, str | None]] = []
         for event in events:
@@ -106,7 +118,7 @@ class PrivacyFilter:
                     if config.rules
                     else event
                 )
-        return PrivacyOutcome(passed, suppressed)
+        return PrivacyOutcome(passed, suppressed, config.consent_required)
 
     def load(self, workspace_id: str) -> WorkspacePrivacy:
         settings = self._store.get(privacy_settings_path(workspace_id)) or {}
@@ -126,6 +138,7 @@ class PrivacyFilter:
             secret,
             Suppressions(frozenset(user_ids), frozenset(anonymous_ids)),
             suppressed_by,
+            bool(settings.get("consent_required", False)),
         )
 
 
@@ -142,6 +155,7 @@ def _public(document: Document | None) -> dict[str, Any]:
     return {
         "pii_rules": document.get("pii_rules", []),
         "hashing": "hmac-sha256",
+        "consent_required": bool(document.get("consent_required", False)),
         "created_at": document.get("created_at"),
         "updated_at": document.get("updated_at"),
     }

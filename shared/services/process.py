@@ -11,9 +11,13 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from shared import structured_log
 from shared.domain import ids
+from shared.domain.consent import CONSENT_DENIED, consent_refusal
+from shared.domain.enrichment import is_bot, with_device
 from shared.domain.event import CanonicalEvent, EventKey
 from shared.domain.event_dead_letters import event_dead_letter
 from shared.domain.outcomes import (
+    BOT_DROPPED_REASON,
+    BOT_STORE_ONLY_REASON,
     DUPLICATE_REASON,
     EventObserver,
     Observed,
@@ -35,6 +39,7 @@ from shared.domain.pipeline import (
 )
 from shared.domain.poison import DATA_ERRORS, failure_reason
 from shared.domain.routing import matching_rules
+from shared.domain.sources import BotPolicy
 from shared.domain.storable import find_unencodable
 from shared.domain.storage import event_row
 from shared.domain.webhook_mapping import WEBHOOK_MAPPING_FAILED, is_webhook_request
@@ -107,6 +112,8 @@ class ProcessOutcome:
     deliveries: int = 0
     skipped: int = 0
     dead_lettered: int = 0
+    # Bots' events the source's policy dropped (recorded in their log entries, never stored).
+    bots_dropped: int = 0
 
 
 @dataclass(frozen=True)
@@ -150,6 +157,8 @@ class Prepared:
     verdicts: list[Verdict] = field(default_factory=list)
     passed: list[CanonicalEvent] = field(default_factory=list)
     suppressed: list[tuple[CanonicalEvent, str | None]] = field(default_factory=list)
+    # Bots' events the source's policy drops, with why.
+    bots_dropped: list[tuple[CanonicalEvent, str]] = field(default_factory=list)
     routed: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     rows: list[Document] = field(default_factory=list)
     encoded: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)
@@ -233,8 +242,10 @@ class Processor:
         routed_at = self._clock()
         publish_encoded(self._publisher, self._delivery_topic, prepared.encoded)
         self._finish_suppressed(message.workspace_id, prepared.suppressed)
+        self._finish_dropped(message.workspace_id, prepared.bots_dropped)
         self._finish(message, prepared, routed_at)
         outcome.suppressed = len(prepared.suppressed)
+        outcome.bots_dropped = len(prepared.bots_dropped)
         outcome.blocked = sum(v.blocked for v in prepared.verdicts)
         outcome.stored = len(prepared.passed)
         outcome.deliveries = prepared.deliveries
@@ -342,6 +353,10 @@ class Processor:
         contracts' own (idempotent) records, so it may run again on part of the events."""
         workspace_id = message.workspace_id
         prepared = Prepared()
+        # First: the user agent is judged as the SDK sent it, before PII rules could hash it.
+        progress.step = "enrichment"
+        events, prepared.bots_dropped, store_only = _enrich(events, message.bot_policy)
+        consent_required = False
         if self._privacy is not None:
             # Before contracts, storage and routing (docs/PRIVACY.md): a suppressed user's
             # events go no further, and nothing downstream ever sees a redacted field's value.
@@ -349,16 +364,19 @@ class Processor:
             screened = self._privacy.apply(workspace_id, events, replay=message.replay is not None)
             events = screened.passed
             prepared.suppressed = screened.suppressed
+            consent_required = screened.consent_required
             progress.events = events
         progress.step = "contract validation"
         verdicts = self._validator.validate(workspace_id, events) if events else []
         prepared.fresh, prepared.verdicts = events, verdicts
         prepared.passed = [e for e, v in zip(events, verdicts, strict=True) if not v.blocked]
         progress.step = "routing"
-        prepared.routed = self._route(workspace_id, prepared.passed)
+        prepared.routed = self._route(workspace_id, prepared.passed, consent_required, store_only)
         deliveries = [d for plan in prepared.routed.values() for d in plan["deliveries"]]
         progress.step = "storage"
-        prepared.rows = [event_row(e) for e in prepared.passed]
+        prepared.rows = [
+            event_row(e, _consent_denied(prepared.routed[e["messageId"]])) for e in prepared.passed
+        ]
         progress.step = "routing"
         prepared.encoded = encode_deliveries(deliveries)
         prepared.deliveries = len(deliveries)
@@ -479,23 +497,32 @@ class Processor:
         commit_in_chunks(self._store, writes)
 
     def _route(
-        self, workspace_id: str, events: list[CanonicalEvent]
+        self,
+        workspace_id: str,
+        events: list[CanonicalEvent],
+        consent_required: bool = False,
+        store_only: frozenset[str] = frozenset(),
     ) -> dict[str, dict[str, list[Any]]]:
-        """Per messageId: the deliveries to make and the rules skipped (with why)."""
+        """Per messageId: the deliveries to make and the rules skipped (with why, and for
+        consent the outcome `consent_denied`)."""
         routing = self._config.routing(workspace_id)
         plans: dict[str, dict[str, list[Any]]] = {}
         for event in events:
             plan: dict[str, list[Any]] = {"deliveries": [], "skipped": []}
             for rule in matching_rules(routing.rules, event):
                 destination = routing.destinations.get(rule.destination_id)
+                skipped = {"rule_id": rule.id, "destination_id": rule.destination_id}
                 if destination is None or destination.status != "active":
                     state = "missing" if destination is None else destination.status
+                    plan["skipped"].append({**skipped, "reason": f"destination is {state}"})
+                    continue
+                if event["messageId"] in store_only:
+                    plan["skipped"].append({**skipped, "reason": BOT_STORE_ONLY_REASON})
+                    continue
+                refusal = consent_refusal(event, destination.consent_categories, consent_required)
+                if refusal is not None:
                     plan["skipped"].append(
-                        {
-                            "rule_id": rule.id,
-                            "destination_id": rule.destination_id,
-                            "reason": f"destination is {state}",
-                        }
+                        {**skipped, "reason": refusal, "outcome": CONSENT_DENIED}
                     )
                     continue
                 plan["deliveries"].append(
@@ -534,6 +561,31 @@ class Processor:
                 },
             )
             for event, regulation_id in suppressed
+        ]
+        commit_in_chunks(self._store, writes)
+
+    def _finish_dropped(self, workspace_id: str, dropped: list[tuple[CanonicalEvent, str]]) -> None:
+        """Record the bots' events the source's policy dropped: done, never stored or routed,
+        with why (their trace says so)."""
+        at = ids.isoformat(self._clock())
+        writes = [
+            Write(
+                "update",
+                event_log_path(workspace_id, event["messageId"]),
+                {
+                    "state": "done",
+                    "ignored": True,
+                    "ignored_at": at,
+                    "reason": reason,
+                    "blocked": False,
+                    "violations": [],
+                    "stored_at": None,
+                    "routed_at": None,
+                    "deliveries": [],
+                    "skipped": [],
+                },
+            )
+            for event, reason in dropped
         ]
         commit_in_chunks(self._store, writes)
 
@@ -700,8 +752,36 @@ def _observed(prepared: Prepared) -> list[Observed]:
         for event, verdict in zip(prepared.fresh, prepared.verdicts, strict=True)
     ]
     observed += [Observed(e, "suppressed", suppressed_reason(r)) for e, r in prepared.suppressed]
+    observed += [Observed(e, "dropped", reason) for e, reason in prepared.bots_dropped]
     observed += [Observed(a.event, "dead_lettered", a.reason) for a in prepared.set_aside]
     return observed
+
+
+def _enrich(
+    events: list[CanonicalEvent], bot_policy: BotPolicy
+) -> tuple[list[CanonicalEvent], list[tuple[CanonicalEvent, str]], frozenset[str]]:
+    """The events with their devices filled from their user agents, the bots' among them as
+    the source's policy says: kept (tagged `context.bot`), stored only (tagged; their
+    messageIds returned) or dropped (returned apart, with why)."""
+    kept: list[CanonicalEvent] = []
+    dropped: list[tuple[CanonicalEvent, str]] = []
+    store_only: set[str] = set()
+    for event in events:
+        event = with_device(event)
+        if is_bot(event):
+            if bot_policy == "drop":
+                dropped.append((event, BOT_DROPPED_REASON))
+                continue
+            event = {**event, "context": {**event["context"], "bot": True}}
+            if bot_policy == "store_only":
+                store_only.add(event["messageId"])
+        kept.append(event)
+    return kept, dropped, frozenset(store_only)
+
+
+def _consent_denied(plan: dict[str, list[Any]]) -> list[str]:
+    """The destinations an event was held back from for consent (its row records them)."""
+    return [s["destination_id"] for s in plan["skipped"] if s.get("outcome") == CONSENT_DENIED]
 
 
 def _named(event: CanonicalEvent) -> bool:

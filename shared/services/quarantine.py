@@ -82,7 +82,7 @@ class Quarantine:
         entries = self._store.get_many(log_paths)
         source_ids = sorted({str(r.get("source_id")) for r in selection})
         sources = self._store.get_many([source_path(workspace_id, s) for s in source_ids])
-        passing: list[tuple[Document, CanonicalEvent, str, str]] = []
+        passing: list[tuple[Document, CanonicalEvent, str, Document]] = []
         for record, event, found, log_path in zip(
             selection, events, findings, log_paths, strict=True
         ):
@@ -92,14 +92,16 @@ class Quarantine:
                 report.skipped.append({"id": record["id"], "reason": reason})
                 continue
             assert source is not None
-            passing.append((record, event, log_path, source["pubsub_topic"]))
+            passing.append((record, event, log_path, source))
             report.replayed.append(record["id"])
         if dry_run or not passing:
             return report
         commit_in_chunks(self._store, [Write("delete", log_path) for _, _, log_path, _ in passing])
         by_topic: dict[str, list[tuple[bytes, dict[str, str]]]] = {}
-        for record, event, _, topic in passing:
-            by_topic.setdefault(topic, []).append(_message(workspace_id, record, event))
+        for record, event, _, source in passing:
+            by_topic.setdefault(source["pubsub_topic"], []).append(
+                _message(workspace_id, record, event, source)
+            )
         for topic, messages in by_topic.items():
             self._publisher.publish(topic, messages)
         now = ids.isoformat(self._clock())
@@ -185,9 +187,10 @@ def _refusal(
 
 
 def _message(
-    workspace_id: str, record: Document, event: CanonicalEvent
+    workspace_id: str, record: Document, event: CanonicalEvent, source: Document
 ) -> tuple[bytes, dict[str, str]]:
-    """The event as ingest publishes it: a one-event message of its source's topic."""
+    """The event as ingest publishes it: a one-event message of its source's topic, with the
+    source's bot policy as it is now."""
     data = json.dumps([event], separators=(",", ":"), ensure_ascii=False).encode()
     return data, {
         "schema": MESSAGE_SCHEMA,
@@ -195,6 +198,7 @@ def _message(
         "source_id": str(record["source_id"]),
         "event_count": "1",
         "replay": "quarantine",
+        "bot_policy": str(source.get("bot_policy", "keep")),
     }
 
 

@@ -12,6 +12,7 @@ from shared.domain.privacy import IpPolicy
 from shared.domain.rate_limit import RateLimit
 from shared.domain.sources import (
     WRITE_KEYS,
+    BotPolicy,
     EventSource,
     SourceType,
     WriteKey,
@@ -54,6 +55,8 @@ class EventSources:
         type: SourceType = "server",
         ip_policy: IpPolicy = "keep",
         allowed_origins: Sequence[str] = (),
+        bot_policy: BotPolicy = "keep",
+        cookieless: bool = False,
     ) -> EventSource:
         source_id = ids.new_id()
         # The topic comes first: a source must never exist without the topic its events go to.
@@ -74,6 +77,8 @@ class EventSources:
                 updated_at=now,
                 ip_policy=ip_policy,
                 allowed_origins=list(allowed_origins),
+                bot_policy=bot_policy,
+                cookieless=cookieless,
             )
             try:
                 self._store.commit(
@@ -157,6 +162,25 @@ class EventSources:
     def set_ip_policy(self, workspace_id: str, source_id: str, policy: IpPolicy) -> EventSource:
         """Change what ingest does with the source's `context.ip`."""
         return self._set_key_fields(workspace_id, source_id, ip_policy=policy)
+
+    def set_privacy(
+        self,
+        workspace_id: str,
+        source_id: str,
+        ip_policy: IpPolicy,
+        bot_policy: BotPolicy,
+        cookieless: bool,
+    ) -> EventSource:
+        """Replace the source's privacy settings: its IP policy and cookieless mode (ingest's,
+        within its write-key cache interval) and its bot policy (process', within its config
+        cache interval)."""
+        return self._set_key_fields(
+            workspace_id,
+            source_id,
+            ip_policy=ip_policy,
+            bot_policy=bot_policy,
+            cookieless=cookieless,
+        )
 
     def set_allowed_origins(
         self, workspace_id: str, source_id: str, origins: Sequence[str]

@@ -132,7 +132,8 @@ def _event_stages(entry: Document) -> list[dict[str, Any]]:
         )
         return stages
     if entry.get("ignored"):
-        # A webhook request its source's transformation ignored on purpose (it returned null).
+        # A webhook request its source's transformation ignored on purpose (it returned null),
+        # or a bot's event its source's bot policy drops.
         stages.append(
             _stage("ignored", "dropped", entry.get("ignored_at"), entry.get("reason"), entry)
         )
@@ -178,9 +179,10 @@ def _event_stages(entry: Document) -> list[dict[str, Any]]:
     reason = f"{matched} matching rule(s)" if matched else "no matching enabled rule"
     stages.append(_stage("routed", "ok", entry.get("routed_at"), reason, entry))
     for skipped in entry.get("skipped") or []:
-        stages.append(
-            _stage("skipped", "skipped", entry.get("routed_at"), skipped["reason"], skipped)
-        )
+        # A delivery held back for consent is its own stage (`consent_denied`): not lost, and
+        # told apart from a paused destination's.
+        stage = skipped.get("outcome", "skipped")
+        stages.append(_stage(stage, "skipped", entry.get("routed_at"), skipped["reason"], skipped))
     return stages
 
 

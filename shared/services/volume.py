@@ -10,6 +10,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from shared.domain import ids
+from shared.domain.consent import CONSENT_DENIED
 from shared.ports import EventStore
 
 DEFAULT_HOURS = 24
@@ -27,6 +28,25 @@ class EventVolume:
     def __init__(self, events: EventStore, clock: Callable[[], datetime] = ids.utcnow):
         self._events = events
         self._clock = clock
+
+    def consent_denials(
+        self, workspace_id: str, hours: int = DEFAULT_HOURS, destination_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Per hour (the current one and the `hours - 1` before it) and destination: the events
+        held back from it for consent. Oldest hour first; hours without any are absent."""
+        if not 1 <= hours <= MAX_HOURS:
+            raise ValueError(f"hours must be within 1..{MAX_HOURS}")
+        since = self._clock().replace(minute=0, second=0, microsecond=0)
+        since -= timedelta(hours=hours - 1)
+        return [
+            {
+                "destination_id": row["destination_id"],
+                "outcome": CONSENT_DENIED,
+                **_bucket(row["bucket"], "hour", UTC_ZONE),
+                "event_count": int(row["event_count"]),
+            }
+            for row in self._events.consent_denials(workspace_id, since, destination_id)
+        ]
 
     def counts(
         self,

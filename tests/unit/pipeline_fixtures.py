@@ -27,6 +27,7 @@ from shared.domain.routing import destination_path, rule_path, rules_collection
 from shared.ports import Document, OutboundRequest, Sender, SendResult
 from shared.services.dead_letters import DeadLetters
 from shared.services.deliver import Deliverer, DeliveryOutcome, RetryDelivery
+from shared.services.privacy import PrivacyFilter
 from shared.services.process import Processor, ProcessOutcome, Validator
 from shared.services.trace import Traces
 from shared.services.workspace_config import WorkspaceConfig
@@ -238,6 +239,7 @@ def make_pipeline(
     store: InMemoryConfigStore | None = None,
     publisher: FakePublisher | None = None,
     observers: Sequence[EventObserver] = (),
+    privacy: bool = False,
 ) -> Pipeline:
     store = store or InMemoryConfigStore()
     events = FakeEventStore()
@@ -261,6 +263,7 @@ def make_pipeline(
             validator,
             observers=observers,
             clock=the_clock,
+            privacy=PrivacyFilter(store, ttl_seconds=0) if privacy else None,
         ),
         deliverer=Deliverer(
             store,

@@ -74,8 +74,10 @@ def streams() -> Any:
 
 
 def without_secrets_set(destination: dict[str, Any]) -> dict[str, Any]:
-    """A /api/v1 destination in the /v1/streams shape (which has no `secrets_set`)."""
-    return {key: value for key, value in destination.items() if key != "secrets_set"}
+    """A /api/v1 destination in the /v1/streams shape (which has no `secrets_set` nor
+    `consent_categories`)."""
+    extensions = ("secrets_set", "consent_categories")
+    return {key: value for key, value in destination.items() if key not in extensions}
 
 
 def assert_no_secret(response: Any) -> None:
@@ -90,8 +92,10 @@ def test_crud(client: Any, tenant: Tenant) -> None:
     created = client.post(base, json=webhook(), headers=auth)
     assert created.status_code == 201
     destination = created.get_json()
-    # /api/v1 adds which secrets are set (never their values) to the /v1/streams shape.
-    assert set(destination) == DESTINATION_FIELDS | {"secrets_set"}
+    # /api/v1 adds which secrets are set (never their values) and the consent categories to
+    # the /v1/streams shape.
+    assert set(destination) == DESTINATION_FIELDS | {"secrets_set", "consent_categories"}
+    assert destination["consent_categories"] == []
     assert destination["secrets_set"] == ["headers", "secret"]
     assert (destination["name"], destination["type"], destination["status"]) == (
         "Orders hook",

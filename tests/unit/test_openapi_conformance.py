@@ -386,6 +386,7 @@ CASES: dict[str, Case] = {
     ),
     "replayDeadLetters": _bearer("POST", "/dead-letters/replay", {"dry_run": True}),
     "getEventVolume": _bearer("GET", "/events/volume", hours="24"),
+    "getConsentVolume": _bearer("GET", "/events/consent-volume", hours="24"),
     "streamLiveEvents": _bearer("GET", "/events/live", event_type="track"),
     # the stream API
     "sendEvent": lambda bed: _bearer(

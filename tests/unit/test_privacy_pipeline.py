@@ -168,6 +168,7 @@ def test_privacy_settings_round_trip_and_never_show_the_secret(
     assert empty.get_json() == {
         "pii_rules": [],
         "hashing": "hmac-sha256",
+        "consent_required": False,
         "created_at": None,
         "updated_at": None,
     }
@@ -184,6 +185,14 @@ def test_privacy_settings_round_trip_and_never_show_the_secret(
     assert len(bytes.fromhex(secret)) == 32
     assert secret not in saved.get_data(as_text=True)
     assert secret not in client.get(base, headers=auth).get_data(as_text=True)
+
+    # Consent is required only when set, and a whole update sets it again.
+    assert saved.get_json()["consent_required"] is False
+    required = client.put(base, json={"pii_rules": rules, "consent_required": True}, headers=auth)
+    assert required.get_json()["consent_required"] is True
+    assert client.get(base, headers=auth).get_json()["consent_required"] is True
+    refused = client.put(base, json={"pii_rules": [], "consent_required": "yes"}, headers=auth)
+    assert (refused.status_code, refused.get_json()["field"]) == (400, "consent_required")
 
     # The secret outlives rule changes: hashes stay comparable over time.
     client.put(base, json={"pii_rules": rules[:1]}, headers=auth)

@@ -157,6 +157,9 @@ def unset_settings(terraform: Path = TERRAFORM) -> list[str]:
     env = module_blocks(terraform)["locals"]
     provided = set(env["settings_environment"]) | set(env["wiring_environment"])
     provided |= set(env["secret_settings"])
+    # Settings given only to the functions that read them (ingest's geo database, the
+    # cookieless key of the functions that publish through shared/services/ingest.py).
+    provided |= set(env["ingest_environment"]) | set(env["cookieless_secret_settings"])
     return sorted(settings_read_from_env() - provided - documented_unset_settings())
 
 
