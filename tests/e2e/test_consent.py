@@ -7,6 +7,7 @@ from contextlib import ExitStack
 from typing import Any
 
 import pytest
+import requests
 
 from emulators.dev import LocalStack
 from tests.e2e.helpers import SECRET, Tenant, wait_until
@@ -117,15 +118,12 @@ def test_each_event_reaches_only_the_destinations_its_person_consented_to(
 def test_a_source_that_drops_bots_records_them_and_forwards_the_browsers(
     tenant: Tenant, local_stack: LocalStack
 ) -> None:
-    privacy = tenant.api(
-        "PUT",
-        f"/event-keys/{tenant.source_id}/privacy",
-        json={"ip_policy": "keep", "bot_policy": "drop"},
-    )
-    assert privacy.status_code == 200, privacy.text
+    # A source created with the policy: its write-key record carries it from the start.
+    created = tenant.api("POST", "/event-keys", json={"name": "Site", "bot_policy": "drop"})
+    assert created.status_code == 201, created.text
+    write_key = created.json()["key"]
     with webhook_receiver() as receiver:
         tenant.rule(tenant.webhook(receiver.url))
-        time.sleep(5.2)  # past ingest's write-key cache: the policy rides in each message
         chrome = (
             "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 "
             "(KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
@@ -135,7 +133,13 @@ def test_a_source_that_drops_bots_records_them_and_forwards_the_browsers(
             event("b-browser", None, context={"userAgent": chrome}),
             event("b-server", None),
         ]
-        assert tenant.send("batch", {"batch": batch}).status_code == 200
+        sent = requests.post(
+            f"{tenant.gateway}/v1/batch",
+            json={"batch": batch},
+            headers={"X-Write-Key": write_key},
+            timeout=30,
+        )
+        assert sent.status_code == 200, sent.text
         received = receiver.wait_for(2)
         time.sleep(1.5)
         assert {r.event["messageId"] for r in receiver.delivered()} == {"b-browser", "b-server"}
