@@ -125,7 +125,9 @@ class Settings:
                 env, "STREAMS_DELIVERY_MAX_BACKOFF", 600.0, 0, 600
             ),
             dead_letters_topic=env.get("STREAMS_DEAD_LETTERS_TOPIC", "streams-dead-letters"),
-            message_signing_key=_signing_key(env),
+            message_signing_key=_secret_key(
+                env, "STREAMS_MESSAGE_SIGNING_KEY", LOCAL_MESSAGE_SIGNING_KEY
+            ),
             accept_unsigned_messages=_flag(env, "STREAMS_ACCEPT_UNSIGNED_MESSAGES"),
             customer_publisher_service_account=(
                 env.get("STREAMS_CUSTOMER_PUBLISHER_SERVICE_ACCOUNT") or None
@@ -146,30 +148,19 @@ class Settings:
             live_streams_per_instance=_live_streams_per_instance(env),
             live_streams_per_token=_integer(env, "STREAMS_LIVE_STREAMS_PER_TOKEN", 4, 1, 1000),
             operation_counts_dir=env.get("STREAMS_OPERATION_COUNTS_DIR") or None,
-            cookieless_key=_cookieless_key(env),
+            cookieless_key=_secret_key(env, "STREAMS_COOKIELESS_KEY", LOCAL_COOKIELESS_KEY),
             geo_database=env.get("STREAMS_GEO_DATABASE") or None,
         )
 
 
-def _signing_key(env: Mapping[str, str]) -> str | None:
-    key = env.get("STREAMS_MESSAGE_SIGNING_KEY", "")
+def _secret_key(env: Mapping[str, str], name: str, local_key: str) -> str | None:
+    """A key from Secret Manager (as an environment variable): `local_key` when unset on the
+    emulators, None when unset elsewhere; a short key, or the local one, is refused."""
+    key = env.get(name, "")
     if not key:
-        return LOCAL_MESSAGE_SIGNING_KEY if env.get("PUBSUB_EMULATOR_HOST") else None
-    if len(key) < MIN_KEY_CHARS or key == LOCAL_MESSAGE_SIGNING_KEY:
-        raise ValueError(
-            f"STREAMS_MESSAGE_SIGNING_KEY must be a secret of at least {MIN_KEY_CHARS} characters"
-        )
-    return key
-
-
-def _cookieless_key(env: Mapping[str, str]) -> str | None:
-    key = env.get("STREAMS_COOKIELESS_KEY", "")
-    if not key:
-        return LOCAL_COOKIELESS_KEY if env.get("PUBSUB_EMULATOR_HOST") else None
-    if len(key) < MIN_KEY_CHARS or key == LOCAL_COOKIELESS_KEY:
-        raise ValueError(
-            f"STREAMS_COOKIELESS_KEY must be a secret of at least {MIN_KEY_CHARS} characters"
-        )
+        return local_key if env.get("PUBSUB_EMULATOR_HOST") else None
+    if len(key) < MIN_KEY_CHARS or key == local_key:
+        raise ValueError(f"{name} must be a secret of at least {MIN_KEY_CHARS} characters")
     return key
 
 

@@ -543,49 +543,39 @@ class Processor:
         self, workspace_id: str, suppressed: list[tuple[CanonicalEvent, str | None]]
     ) -> None:
         at = ids.isoformat(self._clock())
-        writes = [
-            Write(
-                "update",
-                event_log_path(workspace_id, event["messageId"]),
-                {
-                    "state": "done",
-                    "suppressed": True,
-                    "suppressed_at": at,
-                    "regulation_id": regulation_id,
-                    "blocked": False,
-                    "violations": [],
-                    "stored_at": None,
-                    "routed_at": None,
-                    "deliveries": [],
-                    "skipped": [],
-                },
-            )
-            for event, regulation_id in suppressed
-        ]
-        commit_in_chunks(self._store, writes)
+        self._finish_unstored(
+            workspace_id,
+            [
+                (event, {"suppressed": True, "suppressed_at": at, "regulation_id": regulation})
+                for event, regulation in suppressed
+            ],
+        )
 
     def _finish_dropped(self, workspace_id: str, dropped: list[tuple[CanonicalEvent, str]]) -> None:
-        """Record the bots' events the source's policy dropped: done, never stored or routed,
-        with why (their trace says so)."""
+        """Record the bots' events the source's policy dropped, with why (their trace ends in
+        an `ignored` stage, as a webhook request its transformation ignored)."""
         at = ids.isoformat(self._clock())
+        self._finish_unstored(
+            workspace_id,
+            [(event, {"ignored": True, "ignored_at": at, "reason": why}) for event, why in dropped],
+        )
+
+    def _finish_unstored(
+        self, workspace_id: str, finished: list[tuple[CanonicalEvent, Document]]
+    ) -> None:
+        """Mark events done that are never stored or routed, each with its own fields."""
+        unstored = {
+            "state": "done",
+            "blocked": False,
+            "violations": [],
+            "stored_at": None,
+            "routed_at": None,
+            "deliveries": [],
+            "skipped": [],
+        }
         writes = [
-            Write(
-                "update",
-                event_log_path(workspace_id, event["messageId"]),
-                {
-                    "state": "done",
-                    "ignored": True,
-                    "ignored_at": at,
-                    "reason": reason,
-                    "blocked": False,
-                    "violations": [],
-                    "stored_at": None,
-                    "routed_at": None,
-                    "deliveries": [],
-                    "skipped": [],
-                },
-            )
-            for event, reason in dropped
+            Write("update", event_log_path(workspace_id, e["messageId"]), {**unstored, **fields})
+            for e, fields in finished
         ]
         commit_in_chunks(self._store, writes)
 
