@@ -63,6 +63,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("streams.process")
 # The message of the line a failed insert into the event store writes (shared/structured_log.py).
 EVENTS_INSERT_FAILED = "events insert failed"
+# The line process writes for a message whose bots' events the source's policy dropped: a
+# log-based metric can count them by workspace and source (each is also in its trace).
+BOTS_DROPPED = "bots dropped"
 
 
 @dataclass(frozen=True)
@@ -242,7 +245,7 @@ class Processor:
         routed_at = self._clock()
         publish_encoded(self._publisher, self._delivery_topic, prepared.encoded)
         self._finish_suppressed(message.workspace_id, prepared.suppressed)
-        self._finish_dropped(message.workspace_id, prepared.bots_dropped)
+        self._finish_dropped(message, prepared.bots_dropped)
         self._finish(message, prepared, routed_at)
         outcome.suppressed = len(prepared.suppressed)
         outcome.bots_dropped = len(prepared.bots_dropped)
@@ -551,13 +554,23 @@ class Processor:
             ],
         )
 
-    def _finish_dropped(self, workspace_id: str, dropped: list[tuple[CanonicalEvent, str]]) -> None:
+    def _finish_dropped(
+        self, message: SourceMessage, dropped: list[tuple[CanonicalEvent, str]]
+    ) -> None:
         """Record the bots' events the source's policy dropped, with why (their trace ends in
-        an `ignored` stage, as a webhook request its transformation ignored)."""
+        an `ignored` stage, as a webhook request its transformation ignored), and count them."""
+        if not dropped:
+            return
         at = ids.isoformat(self._clock())
         self._finish_unstored(
-            workspace_id,
+            message.workspace_id,
             [(event, {"ignored": True, "ignored_at": at, "reason": why}) for event, why in dropped],
+        )
+        structured_log.emit(
+            BOTS_DROPPED,
+            workspace_id=message.workspace_id,
+            source_id=message.source_id,
+            events=len(dropped),
         )
 
     def _finish_unstored(

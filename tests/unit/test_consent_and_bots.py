@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from shared import structured_log
 from shared.domain.consent import CONSENT_DENIED, consent_refusal
 from shared.domain.outcomes import BOT_DROPPED_REASON, BOT_STORE_ONLY_REASON, Observed
 from shared.domain.pipeline import delivery_id, parse_source_message
 from shared.domain.regulations import privacy_settings_path
 from shared.domain.routing import destination_path
+from shared.services.process import BOTS_DROPPED
 from shared.services.volume import EventVolume
 from tests.fakes import FakeServices
 from tests.functions import function_client
 from tests.tenants import Tenant
 from tests.unit.pipeline_fixtures import (
+    SOURCE_ID,
     START,
     WORKSPACE_ID,
     Pipeline,
@@ -238,8 +243,15 @@ def test_store_only_stores_bots_and_forwards_them_nowhere() -> None:
     assert outcome.skipped == 1
 
 
-def test_drop_records_the_bots_event_as_dropped_with_its_reason() -> None:
-    pipeline, outcome, seen = bot_run("drop")
+def test_drop_records_the_bots_event_as_dropped_with_its_reason(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    structured = logging.getLogger(structured_log.LOGGER_NAME)
+    structured.addHandler(caplog.handler)
+    try:
+        pipeline, outcome, seen = bot_run("drop")
+    finally:
+        structured.removeHandler(caplog.handler)
 
     assert [row["message_id"] for row in pipeline.events.rows] == ["msg-2", "msg-3"]
     assert {m.message_id for m in pipeline.delivery_messages()} == {"msg-2", "msg-3"}
@@ -255,6 +267,9 @@ def test_drop_records_the_bots_event_as_dropped_with_its_reason() -> None:
     assert [(o.event["messageId"], o.status) for o in seen.observed if o.status != "stored"] == [
         ("msg-1", "dropped")
     ]
+    # Counted: one structured line per message, which a log-based metric can sum.
+    [line] = [json.loads(r.getMessage()) for r in caplog.records if BOTS_DROPPED in r.getMessage()]
+    assert (line["message"], line["events"], line["source_id"]) == (BOTS_DROPPED, 1, SOURCE_ID)
 
 
 def test_the_policy_travels_in_the_message_and_an_unknown_one_keeps() -> None:
