@@ -11,6 +11,7 @@ import { VolumePage } from './pages/Volume';
 import { ContractsPage } from './pages/Contracts';
 import { TransformationsPage } from './pages/Transformations';
 import { ReplayPage } from './pages/Replay';
+import { PrivacyPage } from './pages/Privacy';
 
 // Pages live in the URL's fragment (#/live): only the page's name, never a token or a filter.
 const PAGES = [
@@ -22,6 +23,7 @@ const PAGES = [
   { id: 'contracts', title: 'Contracts', component: ContractsPage },
   { id: 'transformations', title: 'Transformations', component: TransformationsPage },
   { id: 'replay', title: 'Dead letters & quarantine', component: ReplayPage },
+  { id: 'privacy', title: 'Privacy', component: PrivacyPage },
 ] as const;
 
 type PageId = (typeof PAGES)[number]['id'];

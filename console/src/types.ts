@@ -19,6 +19,27 @@ export interface EventSource {
   updated_at: string;
 }
 
+export type IpPolicy = 'keep' | 'truncate' | 'remove';
+export type BotPolicy = 'keep' | 'store_only' | 'drop';
+
+/** GET/PUT /event-keys/{id}/privacy (a PUT sends all three). */
+export interface SourcePrivacy {
+  source_id: string;
+  ip_policy: IpPolicy;
+  bot_policy: BotPolicy;
+  cookieless: boolean;
+  updated_at: string;
+}
+
+/** GET/PUT /privacy: the workspace's PII rules and consent requirement. */
+export interface WorkspacePrivacy {
+  pii_rules: { path: string; action: 'hash' | 'drop' }[];
+  hashing: string;
+  consent_required: boolean;
+  created_at: string | null;
+  updated_at: string | null;
+}
+
 /** The canonical event (docs/EVENTS.md), as the live stream sends it. */
 export interface CanonicalEvent {
   messageId: string;
@@ -236,6 +257,16 @@ export interface ReplayResult {
 export interface DestinationRecord extends Destination {
   config: Record<string, unknown>;
   secrets_set: string[];
+  /** The consent categories an event must have all granted to be delivered here. */
+  consent_categories: string[];
+}
+
+/** A row of GET /events/consent-volume: events held back from a destination for consent, per hour. */
+export interface ConsentVolumeRow {
+  destination_id: string;
+  outcome: 'consent_denied';
+  hour_bucket: string;
+  event_count: number;
 }
 
 /** A JSON Schema, as far as the destination forms read one. */

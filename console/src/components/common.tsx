@@ -72,7 +72,7 @@ export function TraceView(props: { trace: EventTrace; destinations?: Map<string,
             <span class="stage-name">{stage.stage.replace(/_/g, ' ')}</span>
             <StatusBadge value={stage.status} />
             <span class="muted"><Time iso={stage.at} /></span>
-            {stage.destination_id ? <span class="muted">to <Name text={props.destinations?.get(stage.destination_id) ?? stage.destination_id} /></span> : null}
+            {stage.destination_id ? <span class="muted">{stage.stage === 'consent_denied' ? 'held back from' : 'to'} <Name text={props.destinations?.get(stage.destination_id) ?? stage.destination_id} /></span> : null}
             {stage.reason ? <div class="stage-reason">{visibleText(stage.reason)}</div> : null}
           </li>
         ))}

@@ -8,7 +8,7 @@ import type { Api } from '../api';
 import { Loading, Notice, TraceView } from './common';
 import { timeZone, visibleText } from '../format';
 import { useDebounced, useLoad } from '../hooks';
-import type { EventSource, EventTrace } from '../types';
+import type { DestinationRecord, EventSource, EventTrace } from '../types';
 
 // Below this width the list and its detail share one column (the `one-column` class).
 export const ONE_COLUMN = '(max-width: 1100px)';
@@ -126,4 +126,31 @@ export function TraceOf(props: { api: Api; messageId: string; destinations?: Map
       {trace.error ? <Notice kind="error">{trace.error}</Notice> : shown ? <TraceView trace={shown} destinations={props.destinations} /> : <Loading label="Loading the trace…" />}
     </div>
   );
+}
+
+// Destinations' names by id, once asked for: a trace names the destinations it concerns by id.
+const destinationNames = new Map<string, string>();
+
+/** The names of the destinations `trace` names, asked for once each (a deleted one keeps its
+ * id), so a trace opened where no list of destinations is at hand (Live) still names them. */
+export function useDestinationNames(api: Api, trace: EventTrace | null): Map<string, string> {
+  const [, setAnswered] = useState(0);
+  const ids = new Set<string>();
+  for (const stage of trace?.stages ?? []) {
+    if (stage.destination_id && !destinationNames.has(stage.destination_id)) ids.add(stage.destination_id);
+  }
+  const missing = [...ids].sort().join(',');
+  useEffect(() => {
+    if (!missing) return;
+    const controller = new AbortController();
+    const asked = missing.split(',').map((id) =>
+      api
+        .get<DestinationRecord>(`/destinations/${encodeURIComponent(id)}`, undefined, controller.signal)
+        .then((destination) => { destinationNames.set(id, destination.name); })
+        .catch(() => undefined),
+    );
+    void Promise.all(asked).then(() => { if (!controller.signal.aborted) setAnswered((n) => n + 1); });
+    return () => controller.abort();
+  }, [api, missing]);
+  return destinationNames;
 }

@@ -4,6 +4,7 @@ import { type Api, ApiError, messageOf } from '../api';
 import { JsonView, Loading, Notice, StatusBadge, TraceView } from '../components/common';
 import { ConfigFields, type ConfigDraft, type FieldErrors, configOf, draftOf, errorsOf } from '../components/config_form';
 import { type Column, ListControls, PagedTable, usePagedList } from '../components/lists';
+import { ConsentCategoriesField, refusalText, useConsentRefusals, withPending } from '../components/privacy';
 import { Name, Time } from '../components/text';
 import { visibleText } from '../format';
 import { useLoad } from '../hooks';
@@ -16,6 +17,7 @@ export function DestinationsPage(props: { api: Api }) {
   const { api } = props;
   const types = useLoad((signal) => api.get<DestinationTypeSchema[]>('/destination-types', undefined, signal), [api]);
   const list = usePagedList<DestinationRecord>(api, '/destinations');
+  const refusals = useConsentRefusals(api);
   const [creating, setCreating] = useState(false);
   const [open, setOpen] = useState<{ id: string; view: View } | null>(null);
   // The outcome of an action on one destination (created, enabled, a refused delete), shown
@@ -72,6 +74,22 @@ export function DestinationsPage(props: { api: Api }) {
     { header: 'Name', rowHeader: true, cell: (d) => <Name text={d.name} /> },
     { header: 'Type', width: '7rem', cell: (d) => <code>{d.type}</code> },
     { header: 'Status', width: '6.5rem', cell: (d) => <StatusBadge value={d.status === 'active' ? 'enabled' : 'disabled'} /> },
+    {
+      header: 'Consent',
+      width: '11rem',
+      cell: (d) => {
+        const held = refusals.totals?.get(d.id) ?? 0;
+        return (
+          <div class="consent-cell" data-testid="consent-cell">
+            {d.consent_categories.length > 0 ? <Name text={d.consent_categories.join(', ')} /> : <span class="muted">No categories</span>}
+            {/* A destination without categories can still have refusals from before they were removed. */}
+            {refusals.totals && (held > 0 || d.consent_categories.length > 0) ? (
+              <span class={`consent-refusals${held > 0 ? '' : ' muted'}`} data-testid="consent-refusals">{refusalText(held)}</span>
+            ) : null}
+          </div>
+        );
+      },
+    },
     { header: 'Created', width: '12rem', cell: (d) => <Time iso={d.createdAt} /> },
     {
       header: 'Actions',
@@ -164,6 +182,7 @@ export function DestinationsPage(props: { api: Api }) {
           />
         </section>
       ) : null}
+      {refusals.error ? <Notice kind="error">Events held back for consent: {refusals.error}</Notice> : null}
       <ListControls list={list} idPrefix="destinations" noun="destinations" />
       <PagedTable
         list={list}
@@ -194,6 +213,8 @@ function DestinationForm(props: {
   const schema = (props.types.find((t) => t.type === type) ?? props.types[0]).config_schema;
   const [draft, setDraft] = useState<ConfigDraft>(() => draftOf(schema, destination?.config ?? {}));
   const [secretsSet, setSecretsSet] = useState<string[]>(destination?.secrets_set ?? []);
+  const [categories, setCategories] = useState<string[]>(destination?.consent_categories ?? []);
+  const [pendingCategories, setPendingCategories] = useState('');
   const [errors, setErrors] = useState<FieldErrors>({});
   const [outcome, setOutcome] = useState<Said | null>(null);
   const [busy, setBusy] = useState(false);
@@ -214,27 +235,43 @@ function DestinationForm(props: {
     if (!name.trim()) local.name = 'must not be empty';
     setErrors(local);
     if (Object.keys(local).length > 0) return;
+    // A category typed but not added yet is meant too.
+    const consent_categories = withPending(categories, pendingCategories);
+    setCategories(consent_categories);
+    setPendingCategories('');
     setBusy(true);
     try {
       const saved = editing
-        ? await api.put<DestinationRecord>(`/destinations/${encodeURIComponent(destination.id)}`, { name: name.trim(), config: built.config })
+        ? await api.put<DestinationRecord>(`/destinations/${encodeURIComponent(destination.id)}`, {
+            name: name.trim(),
+            config: built.config,
+            consent_categories,
+          })
         : await api.post<DestinationRecord>('/destinations', {
             name: name.trim(),
             type,
             config: built.config,
             status: enabled ? 'active' : 'inactive',
+            consent_categories,
           });
       // Typed secrets are dropped from the page once saved: the API keeps them, the page must not.
       setDraft(draftOf(schema, saved.config));
       setSecretsSet(saved.secrets_set);
+      setCategories(saved.consent_categories);
       setErrors({});
       if (editing) setOutcome({ kind: 'success', text: 'Saved.' });
       props.onSaved(saved);
     } catch (err) {
       if (err instanceof ApiError && err.status === 400 && err.field) {
         const found = errorsOf(err.field, err.message, err.details);
+        // `consent_categories.2`: name the category, since its chip has no field of its own.
+        const item = /^consent_categories\.(\d+)$/.exec(err.field);
+        if (item && found.consent_categories) {
+          const category = consent_categories[Number(item[1])];
+          if (category !== undefined) found.consent_categories = `“${visibleText(category)}”: ${found.consent_categories}`;
+        }
         setErrors(found);
-        const known = Object.keys(found).some((key) => key === 'name' || key === 'type' || key.startsWith('config.'));
+        const known = Object.keys(found).some((key) => key === 'name' || key === 'type' || key === 'consent_categories' || key.startsWith('config.'));
         if (!known) setOutcome({ kind: 'error', text: err.message });
         else window.setTimeout(() => form.current?.querySelector<HTMLElement>('[aria-invalid="true"]')?.focus(), 0);
       } else {
@@ -272,6 +309,8 @@ function DestinationForm(props: {
       </div>
       {typeSchema?.description ? <p class="help">{typeSchema.description.replace(/`/g, '')}</p> : null}
       <ConfigFields idPrefix={prefix} schema={schema} draft={draft} secretsSet={secretsSet} editing={editing} errors={errors} onChange={setDraft} />
+      <ConsentCategoriesField id={`${prefix}-consent`} categories={categories} pending={pendingCategories} error={errors.consent_categories}
+        onChange={(next, pending) => { setCategories(next); setPendingCategories(pending); }} />
       <div class="button-row">
         <button type="submit" disabled={busy}>{editing ? 'Save destination' : 'Create destination'}</button>
         {busy ? <span class="muted" role="status">Saving…</span> : null}

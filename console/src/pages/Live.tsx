@@ -6,6 +6,7 @@ import { Name } from '../components/text';
 import { NameOption } from '../components/lists';
 import { formatClock, timeZone } from '../format';
 import { useLoad } from '../hooks';
+import { useDestinationNames } from '../components/investigate';
 import { takeLiveFilters, type LiveFilters as Filters } from '../navigation';
 import { followStream, type SseMessage, type StreamStatus } from '../sse';
 import { CALL_TYPES, type CanonicalEvent, type EventSource, type EventTrace } from '../types';
@@ -222,6 +223,7 @@ function EventDetail(props: { api: Api; entry: LiveEntry }) {
   const [trace, setTrace] = useState<EventTrace | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [tick, setTick] = useState(0);
+  const destinations = useDestinationNames(api, trace);
 
   useEffect(() => {
     const controller = new AbortController();
@@ -242,7 +244,7 @@ function EventDetail(props: { api: Api; entry: LiveEntry }) {
         <h3>Trace</h3>
         <button type="button" class="secondary small" onClick={() => setTick((t) => t + 1)}>Refresh trace</button>
       </div>
-      {error ? <Notice kind="error">{error}</Notice> : trace ? <TraceView trace={trace} /> : <Loading label="Loading the trace…" />}
+      {error ? <Notice kind="error">{error}</Notice> : trace ? <TraceView trace={trace} destinations={destinations} /> : <Loading label="Loading the trace…" />}
       <h3>JSON</h3>
       <JsonView value={event} label={`Event ${event.messageId} as JSON`} />
     </div>

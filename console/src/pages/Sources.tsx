@@ -4,6 +4,7 @@ import { ApiError, type Api, messageOf } from '../api';
 import { CopyButton, Notice, StatusBadge } from '../components/common';
 import { type Column, ListControls, PagedTable, usePagedList } from '../components/lists';
 import { Name, Time } from '../components/text';
+import { SourcePrivacyPanel } from '../components/privacy';
 import { SOURCE_TYPES, WebhookPanel, type WebhookTestRequest } from '../components/webhook_settings';
 import { visibleText } from '../format';
 import { openLive } from '../navigation';
@@ -27,6 +28,8 @@ export function SourcesPage(props: { api: Api }) {
   const [createError, setCreateError] = useState<string | null>(null);
   const [notice, setNotice] = useState<RowNotice | null>(null);
   const [selected, setSelected] = useState<string | null>(null);
+  // The source whose privacy settings are open under its row (beside its snippet, if open too).
+  const [privacyOf, setPrivacyOf] = useState<string | null>(null);
   const [confirming, setConfirming] = useState<string | null>(null);
 
   const create = async (event: Event) => {
@@ -114,12 +117,14 @@ export function SourcesPage(props: { api: Api }) {
     {
       header: 'Actions',
       hiddenHeader: true,
-      width: '22rem',
+      width: '27rem',
       class: 'actions',
       cell: (source) => (
         <SourceActions
           source={source}
           selected={source.id === selected}
+          privacyOpen={source.id === privacyOf}
+          onPrivacy={() => setPrivacyOf(source.id === privacyOf ? null : source.id)}
           confirming={confirming === source.id}
           onSnippet={() => setSelected(source.id === selected ? null : source.id)}
           onTest={() => sendTest(source)}
@@ -165,14 +170,15 @@ export function SourcesPage(props: { api: Api }) {
         caption="Event sources, newest first"
         noun="sources"
         columns={columns}
-        rowClass={(source) => (source.id === selected ? 'selected' : undefined)}
+        rowClass={(source) => (source.id === selected || source.id === privacyOf ? 'selected' : undefined)}
         empty="No sources yet: create one above."
         detail={(source) => {
           const own = notice?.id === source.id ? notice : null;
-          if (!own && source.id !== selected) return null;
+          if (!own && source.id !== selected && source.id !== privacyOf) return null;
           return (
             <div class="stack">
               {own ? <Notice kind={own.kind}>{own.text}</Notice> : null}
+              {source.id === privacyOf ? <SourcePrivacyPanel api={api} sourceId={source.id} sourceName={source.name} /> : null}
               {source.id === selected ? (
                 source.type === 'webhook' ? (
                   <WebhookPanel api={api} source={source} onTest={(request) => sendTest(source, request)} />
@@ -191,8 +197,10 @@ export function SourcesPage(props: { api: Api }) {
 function SourceActions(props: {
   source: EventSource;
   selected: boolean;
+  privacyOpen: boolean;
   confirming: boolean;
   onSnippet: () => void;
+  onPrivacy: () => void;
   onTest: () => void;
   onRevoke: () => void;
   onConfirm: () => void;
@@ -206,6 +214,9 @@ function SourceActions(props: {
     <div class="button-row">
       <button type="button" class="secondary small" aria-pressed={props.selected} onClick={props.onSnippet}>
         {source.type === 'webhook' ? 'Webhook' : 'Snippet'}<span class="visually-hidden"> for</span>{which}
+      </button>
+      <button type="button" class="secondary small" aria-pressed={props.privacyOpen} onClick={props.onPrivacy}>
+        Privacy<span class="visually-hidden"> of</span>{which}
       </button>
       {source.status === 'active' ? (
         <>
