@@ -308,16 +308,10 @@ class Processor:
                 continue
             record = {
                 **_claim(message, request, now),
-                "state": "done",
+                **_unstored(),
                 "ignored": True,
                 "ignored_at": ids.isoformat(now),
                 "reason": reason,
-                "blocked": False,
-                "violations": [],
-                "stored_at": None,
-                "routed_at": None,
-                "deliveries": [],
-                "skipped": [],
             }
             writes.append(Write("set", path, record))
             recorded.append((request, reason))
@@ -577,17 +571,8 @@ class Processor:
         self, workspace_id: str, finished: list[tuple[CanonicalEvent, Document]]
     ) -> None:
         """Mark events done that are never stored or routed, each with its own fields."""
-        unstored = {
-            "state": "done",
-            "blocked": False,
-            "violations": [],
-            "stored_at": None,
-            "routed_at": None,
-            "deliveries": [],
-            "skipped": [],
-        }
         writes = [
-            Write("update", event_log_path(workspace_id, e["messageId"]), {**unstored, **fields})
+            Write("update", event_log_path(workspace_id, e["messageId"]), {**_unstored(), **fields})
             for e, fields in finished
         ]
         commit_in_chunks(self._store, writes)
@@ -785,6 +770,20 @@ def _enrich(
 def _consent_denied(plan: dict[str, list[Any]]) -> list[str]:
     """The destinations an event was held back from for consent (its row records them)."""
     return [s["destination_id"] for s in plan["skipped"] if s.get("outcome") == CONSENT_DENIED]
+
+
+def _unstored() -> Document:
+    """The log entry of an event done without being stored or routed (suppressed, ignored,
+    dropped): a new one each time, so no two entries share a list."""
+    return {
+        "state": "done",
+        "blocked": False,
+        "violations": [],
+        "stored_at": None,
+        "routed_at": None,
+        "deliveries": [],
+        "skipped": [],
+    }
 
 
 def _named(event: CanonicalEvent) -> bool:
