@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypedDict
 
 from shared.domain.event import CanonicalEvent
+from shared.domain.privacy import ip_address
 
 NAME_LANGUAGE = "en"
 # MMDB stores coordinates as doubles; an int is accepted from hand-written test databases.
@@ -35,18 +36,11 @@ def lookup_address(value: Any) -> str | None:
     """The address to look up for `context.ip`, or None when there is nothing to find: not an IP
     address, or one no database places (private, loopback, link-local, reserved, documentation
     ranges). An IPv4-mapped IPv6 address is the IPv4 address it holds."""
-    if not isinstance(value, str):
+    address = ip_address(value) if isinstance(value, str) else None
+    if address is None:
         return None
-    try:
-        address = ipaddress.ip_address(value.strip())
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        else:
-            # A zone (`%eth0`) names an interface of the sender's own host: not part of the key.
-            address = ipaddress.IPv6Address(address.packed)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
     return str(address) if address.is_global else None
 
 

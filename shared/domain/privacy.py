@@ -37,22 +37,31 @@ PII_PATH = re.compile(
 )
 
 
-def truncate_ip(value: str) -> str | None:
-    """The address with its host part zeroed (/24 or /48); None when it is not an IP address.
-
-    An IPv4-mapped IPv6 address (`::ffff:1.2.3.4`) is truncated as the IPv4 address it holds.
-    """
+def ip_address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The IP address a value holds (surrounding spaces ignored), or None. An IPv6 zone
+    (`%eth0`) names an interface of the sender's own host: it is never part of the address."""
     try:
         address = ipaddress.ip_address(value.strip())
     except ValueError:
         return None
     if isinstance(address, ipaddress.IPv6Address):
+        return ipaddress.IPv6Address(address.packed)
+    return address
+
+
+def truncate_ip(value: str) -> str | None:
+    """The address with its host part zeroed (/24 or /48); None when it is not an IP address.
+
+    An IPv4-mapped IPv6 address (`::ffff:1.2.3.4`) is truncated as the IPv4 address it holds.
+    """
+    address = ip_address(value)
+    if address is None:
+        return None
+    if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             mapped = ipaddress.ip_network(f"{address.ipv4_mapped}/{IPV4_PREFIX}", strict=False)
             return f"::ffff:{mapped.network_address}"
-        # A zone (`%eth0`) names an interface of the client's own host: never kept.
-        unscoped = ipaddress.IPv6Address(address.packed)
-        return str(ipaddress.ip_network(f"{unscoped}/{IPV6_PREFIX}", strict=False).network_address)
+        return str(ipaddress.ip_network(f"{address}/{IPV6_PREFIX}", strict=False).network_address)
     return str(ipaddress.ip_network(f"{address}/{IPV4_PREFIX}", strict=False).network_address)
 
 

@@ -621,17 +621,11 @@ class Processor:
                     "update",
                     event_log_path(message.workspace_id, aside.event["messageId"]),
                     {
-                        "state": "done",
+                        **_unstored(),
                         "dead_lettered": True,
                         "dead_lettered_at": ids.isoformat(now),
                         "reason_code": UNPROCESSABLE_EVENT,
                         "reason": aside.reason,
-                        "blocked": False,
-                        "violations": [],
-                        "stored_at": None,
-                        "routed_at": None,
-                        "deliveries": [],
-                        "skipped": [],
                     },
                 )
             )
@@ -774,7 +768,7 @@ def _consent_denied(plan: dict[str, list[Any]]) -> list[str]:
 
 def _unstored() -> Document:
     """The log entry of an event done without being stored or routed (suppressed, ignored,
-    dropped): a new one each time, so no two entries share a list."""
+    dropped, dead-lettered): a new one each time, so no two entries share a list."""
     return {
         "state": "done",
         "blocked": False,
