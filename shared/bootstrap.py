@@ -11,6 +11,7 @@ from shared.ports import (
     ConfigStore,
     CounterStore,
     EventStore,
+    FileWriter,
     GeoLocator,
     Publisher,
     PushPolicy,
@@ -213,8 +214,20 @@ class Services:
         from shared.services.destination_test import DestinationTester
 
         return DestinationTester(
-            self.destinations, self.http_sender, self.customer_publisher, self.topic_guard
+            self.destinations,
+            self.http_sender,
+            self.customer_publisher,
+            self.topic_guard,
+            files=lambda: self.file_writer,
         )
+
+    @cached_property
+    def file_writer(self) -> FileWriter:
+        # Customers' buckets, with this function's identity (they grant it access; docs/
+        # DESTINATIONS.md). Built on first use: only Cloud Storage destinations load its client.
+        from shared.adapters.gcs_files import GcsFileWriter
+
+        return GcsFileWriter(self.settings.project_id)
 
     @cached_property
     def workspace_config(self) -> WorkspaceConfig:
@@ -325,6 +338,7 @@ class Services:
             customer_publisher=self.customer_publisher,
             topic_guard=self.topic_guard,
             transformer=self.transformer,
+            files=lambda: self.file_writer,
             observers=(self.live,),
         )
 

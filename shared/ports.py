@@ -299,9 +299,27 @@ class OutboundRequest:
     redact: tuple[str, ...] = field(default=(), compare=False)
 
     def __repr__(self) -> str:
-        # Only scheme, host and path: the query (GA4's api_secret) and headers are never shown.
+        # Only scheme, host and path: the query (GA4's api_secret) and headers are never shown,
+        # nor a path holding a secret (a Slack webhook's path is its token).
         parts = urlsplit(self.url)
-        return f"OutboundRequest({self.method} {parts.scheme}://{parts.netloc}{parts.path})"
+        secret_path = any(len(secret) >= 4 and secret in parts.path for secret in self.redact)
+        path = "/[redacted]" if secret_path else parts.path
+        return f"OutboundRequest({self.method} {parts.scheme}://{parts.netloc}{path})"
+
+
+@dataclass(frozen=True)
+class OutboundFile:
+    """One object for a customer's Cloud Storage bucket (a `FileWriter` writes it, then records
+    it in the manifest named here; both idempotent: a redelivery rewrites the same object)."""
+
+    bucket: str
+    name: str
+    data: bytes
+    content_type: str
+    manifest: str
+    # What the manifest says of the object (counts, time span); JSON values.
+    summary: dict[str, Any] = field(default_factory=dict)
+    content_encoding: str | None = None
 
 
 # delivered (2xx), retry (transient: worth sending again later), failed (permanent).
@@ -317,6 +335,9 @@ class SendResult:
     detail: str
     duration_ms: float
     retry_after_seconds: float | None = None
+    # The answer's body (at most 64 KB, raw): connectors read vendors' error codes from it. It
+    # may echo what was sent, so it is never logged or stored; `detail` is the scrubbed excerpt.
+    body: bytes = field(default=b"", repr=False)
 
 
 class Sender(Protocol):
@@ -326,6 +347,16 @@ class Sender(Protocol):
         """Send once and classify the outcome; never raises for network or destination
         problems. `timeout` (seconds) overrides the request's own and the sender's default.
         Every value of `request.redact` is scrubbed from the result's detail."""
+        ...
+
+
+class FileWriter(Protocol):
+    """Writes files to customers' Cloud Storage buckets (`shared.adapters.gcs_files`)."""
+
+    def write(self, file: OutboundFile) -> str:
+        """Write the object, then record it in its manifest; answers where it was written.
+        Raises `StreamsError` when worth retrying, `InvalidRequest` when refused for good
+        (no such bucket, no permission)."""
         ...
 
 

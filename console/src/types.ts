@@ -284,6 +284,7 @@ export interface JsonSchema {
   maxLength?: number;
   pattern?: string;
   anyOf?: JsonSchema[];
+  items?: JsonSchema;
   properties?: Record<string, JsonSchema>;
   additionalProperties?: boolean | JsonSchema;
   required?: string[];
@@ -292,8 +293,13 @@ export interface JsonSchema {
 export interface DestinationTypeSchema {
   type: string;
   description: string;
+  docs_url: string;
   config_schema: JsonSchema;
   secret_fields: string[];
+  event_types: string[];
+  batching: { max_parts: number; max_bytes: number | null };
+  rate_limit: { requests: number; per_seconds: number } | null;
+  supports_deletion: boolean;
 }
 
 export interface DestinationTestResult {

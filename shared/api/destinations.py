@@ -10,6 +10,8 @@ from pydantic import BaseModel, Field, StringConstraints, WithJsonSchema, field_
 from shared.api.crud import Collection, Summaries
 from shared.api.models import Input, Name, Timestamp, not_null
 from shared.destinations import CONNECTORS, DESTINATION_TYPES, public_config, secret_fields
+from shared.destinations.deletion import UserDeletion
+from shared.domain.errors import NotFound
 from shared.domain.pipeline import DeliveryStatus
 from shared.domain.routing import Destination, DestinationStatus
 from shared.http.request import ApiRequest
@@ -155,11 +157,31 @@ DESTINATIONS = Collection(
 )
 
 
+class BatchLimits(BaseModel):
+    """How many events one request to the vendor carries at most."""
+
+    max_parts: int = Field(
+        description="Vendor payload items per request (an event may make more than one item: "
+        "a group is a membership and a group profile). A delivery message carries at most "
+        "100 deliveries, so a request joins at most those"
+    )
+    max_bytes: int | None = Field(description="The items' bytes per request, when limited")
+
+
+class RequestRate(BaseModel):
+    """The vendor's documented request rate that each deliver instance keeps to."""
+
+    requests: int
+    per_seconds: float
+
+
 class DestinationTypeSchema(BaseModel):
-    """A destination type and the JSON Schema its `config` is validated with."""
+    """A destination type: what it does, the JSON Schema its `config` is validated with, and
+    how Streams sends to it."""
 
     type: str
     description: str
+    docs_url: str = Field(description="The vendor's API documentation, or Streams' own page")
     config_schema: dict[str, Any] = Field(
         description="JSON Schema (2020-12) of `config`, generated from the very model that "
         "validates it; write-only fields are marked `writeOnly`"
@@ -168,20 +190,47 @@ class DestinationTypeSchema(BaseModel):
         description="config fields that are write-only: never answered, kept when an update "
         "omits them"
     )
+    event_types: list[str] = Field(
+        description="The Segment calls this type sends; deliveries of the others are `skipped`"
+    )
+    batching: BatchLimits
+    rate_limit: RequestRate | None = Field(
+        description="Requests per window each deliver instance sends at most; null: unlimited"
+    )
+    supports_deletion: bool = Field(
+        description="Whether user-deletion regulations reach this type through its vendor's "
+        "deletion API (else they list it for manual action)"
+    )
 
 
 def _destination_type(type_: str) -> DestinationTypeSchema:
-    model = CONNECTORS[type_].config_model
+    connector = CONNECTORS[type_]
+    about = connector.about
+    rate = about.rate_limit
     return DestinationTypeSchema(
         type=type_,
-        description=(model.__doc__ or "").strip(),
-        config_schema=model.model_json_schema(),
+        description=about.description,
+        docs_url=about.docs_url,
+        config_schema=connector.config_model.model_json_schema(),
         secret_fields=sorted(secret_fields(type_)),
+        event_types=list(about.event_types),
+        batching=BatchLimits(
+            max_parts=about.batching.max_parts, max_bytes=about.batching.max_bytes
+        ),
+        rate_limit=None if rate is None else RequestRate(**rate.__dict__),
+        supports_deletion=isinstance(connector, UserDeletion),
     )
 
 
 def list_destination_types(request: ApiRequest) -> list[DestinationTypeSchema]:
     return [_destination_type(type_) for type_ in DESTINATION_TYPES]
+
+
+def get_destination_type(request: ApiRequest) -> DestinationTypeSchema:
+    type_ = request.params["type"]
+    if type_ not in CONNECTORS:
+        raise NotFound(f"no destination type {type_!r}", field="type")
+    return _destination_type(type_)
 
 
 class DestinationTestRequest(Input):
@@ -267,6 +316,16 @@ ROUTES = (
         "Destination types, each with the JSON Schema of its config",
         list_destination_types,
         response=list[DestinationTypeSchema],
+        tag="Destinations",
+    ),
+    Route(
+        "GET",
+        WORKSPACE + "/destination-types/{type}",
+        FUNCTION,
+        "getDestinationType",
+        "One destination type, with the JSON Schema of its config",
+        get_destination_type,
+        response=DestinationTypeSchema,
         tag="Destinations",
     ),
     Route(

@@ -15,9 +15,19 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from shared.destinations.amplitude import AmplitudeConnector
 from shared.destinations.base import Connector, DestinationConfig
+from shared.destinations.braze import BrazeConnector
+from shared.destinations.customerio import CustomerioConnector
 from shared.destinations.ga4 import Ga4Connector
+from shared.destinations.gcs import GcsConnector
+from shared.destinations.hubspot import HubSpotConnector
+from shared.destinations.intercom import IntercomConnector
+from shared.destinations.klaviyo import KlaviyoConnector
+from shared.destinations.meta import MetaConnector
 from shared.destinations.mixpanel import MixpanelConnector
+from shared.destinations.posthog import PosthogConnector
 from shared.destinations.pubsub import PubSubConnector
+from shared.destinations.segment import SegmentConnector
+from shared.destinations.slack import SlackConnector
 from shared.destinations.webhook import WebhookConnector
 from shared.domain.errors import InvalidRequest
 from shared.domain.validation_messages import plain_errors
@@ -29,7 +39,17 @@ CONNECTORS: dict[str, Connector] = {
         PubSubConnector(),
         AmplitudeConnector(),
         MixpanelConnector(),
+        MetaConnector(),
+        PosthogConnector(),
         Ga4Connector(),
+        BrazeConnector(),
+        CustomerioConnector(),
+        HubSpotConnector(),
+        IntercomConnector(),
+        GcsConnector(),
+        SegmentConnector(),
+        KlaviyoConnector(),
+        SlackConnector(),
     )
 }
 DESTINATION_TYPES = tuple(CONNECTORS)

@@ -1,4 +1,5 @@
-"""Amplitude: one canonical event as an HTTP V2 API upload (`POST /2/httpapi`).
+"""Amplitude: canonical events as HTTP V2 API uploads (`POST /2/httpapi`), up to 2,000 events and
+1 MB per upload.
 
 Mapping (Segment/RudderStack conventions, Amplitude's documented event keys):
 - track -> event_type = event; page/screen -> "Viewed <name> Page/Screen" or "Loaded a Page/Screen"
@@ -18,6 +19,7 @@ with HTTP Basic `api_key:secret_key`, by user_id only; it needs the optional `se
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
@@ -25,9 +27,13 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from shared.destinations.base import (
+    About,
+    Batching,
     DeletionSubject,
     DestinationConfig,
     OutboundRequest,
+    Part,
+    RateLimit,
     check_http_url,
     compact,
     dig,
@@ -159,18 +165,31 @@ class AmplitudeConnector:
 
     type = "amplitude"
     config_model = AmplitudeConfig
+    about = About(
+        description="Product analytics: events, user and group properties (HTTP V2 API)",
+        docs_url="https://amplitude.com/docs/apis/analytics/http-v2",
+        event_types=("track", "identify", "page", "screen", "group"),
+        # 2,000 events and 1 MB per upload (less the envelope).
+        batching=Batching(max_parts=2000, max_bytes=1_000_000 - 1_000),
+        # Amplitude throttles per device at 30 events/s and answers 429 past 1,000 events/s
+        # per project; ten uploads a second per instance stays inside the latter.
+        rate_limit=RateLimit(requests=10, per_seconds=1.0),
+    )
 
-    def build(
-        self, event: CanonicalEvent, config: BaseModel, *, now: datetime
-    ) -> OutboundRequest | None:
+    def parts(self, event: CanonicalEvent, config: BaseModel, *, now: datetime) -> list[Part]:
         cfg = expect_config(config, AmplitudeConfig)
         events = _events(event, cfg, now)
-        if not events:
-            return None
-        # Amplitude refuses an event with neither user_id nor device_id (400).
-        require_identity(event, "Amplitude")
+        if events:
+            # Amplitude refuses an event with neither user_id nor device_id (400).
+            require_identity(event, "Amplitude")
+        return [Part("httpapi", amp) for amp in events]
+
+    def request(
+        self, key: str, payloads: Sequence[Any], config: BaseModel, *, now: datetime
+    ) -> OutboundRequest:
+        cfg = expect_config(config, AmplitudeConfig)
         api_key = cfg.api_key.get_secret_value()
-        upload: dict[str, Any] = {"api_key": api_key, "events": events}
+        upload: dict[str, Any] = {"api_key": api_key, "events": list(payloads)}
         if cfg.min_id_length is not None:
             upload["options"] = {"min_id_length": cfg.min_id_length}
         return OutboundRequest(

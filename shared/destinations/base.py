@@ -1,10 +1,19 @@
-"""What every destination connector shares: outbound shapes, the config base, payload helpers."""
+"""What every destination connector shares: outbound shapes, the config base, the catalogue
+facts, batching, and payload helpers.
+
+A connector maps one canonical event to `Part`s (its share of requests) and joins the parts of
+many events into requests (`request`), within its `Batching` limits: `batched` does the joining
+for deliver, `build_requests` for one event (the golden files, the test endpoint). A connector
+whose API takes one event per request derives from `PerEventConnector` and only writes `build`.
+"""
 
 from __future__ import annotations
 
 import builtins
 import json
 import re
+import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal, Protocol, TypeVar
@@ -15,7 +24,9 @@ from pydantic import BaseModel, ConfigDict
 from shared.domain.event import CanonicalEvent
 
 # The request a `Sender` sends, declared with that port; connectors build it.
+from shared.ports import OutboundFile as OutboundFile
 from shared.ports import OutboundRequest as OutboundRequest
+from shared.ports import SendResult, SendStatus
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_URL_CHARS = 2048
@@ -30,6 +41,53 @@ class OutboundMessage:
     topic: str
     data: bytes
     attributes: dict[str, str]
+
+
+Outbound = OutboundRequest | OutboundMessage | OutboundFile
+
+EventType = Literal["track", "identify", "page", "screen", "group", "alias"]
+EVENT_TYPES: tuple[EventType, ...] = ("track", "identify", "page", "screen", "group", "alias")
+
+
+@dataclass(frozen=True)
+class Batching:
+    """How many events' parts one request may carry: at most `max_parts` parts, and at most
+    `max_bytes` of parts' compact JSON when set (the vendor's body limit, less the envelope)."""
+
+    max_parts: int = 1
+    max_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """The vendor's documented request rate per destination (per API key), which each deliver
+    instance keeps to; a 429 beyond it is retried after the vendor's Retry-After."""
+
+    requests: int
+    per_seconds: float
+
+
+@dataclass(frozen=True)
+class About:
+    """What the catalogue (`GET .../destination-types`) says of a type besides its config."""
+
+    description: str
+    docs_url: str
+    event_types: tuple[EventType, ...]
+    batching: Batching = Batching()
+    rate_limit: RateLimit | None = None
+    # Without a `delete_user` hook: how to delete a user there instead (regulations list the
+    # destination for manual action with it).
+    manual_deletion: str | None = None
+
+
+@dataclass(frozen=True)
+class Part:
+    """One event's share of a request: `request` joins parts with the same `key` (an endpoint,
+    or whatever must be the same for parts to share a request) into one."""
+
+    key: str
+    payload: Any
 
 
 @dataclass(frozen=True)
@@ -70,7 +128,14 @@ def require_identity(event: CanonicalEvent, destination: str) -> None:
 
 
 class Connector(Protocol):
-    """One destination type: validates its config and maps a canonical event to a request."""
+    """One destination type: its config, its catalogue facts, and how events become requests.
+
+    Optional hooks, found by `hasattr`: `classify(result) -> SendStatus | None` reads a vendor's
+    documented error answers (None keeps the HTTP status's class: 2xx delivered; 408, 429, 5xx
+    retried; other 4xx permanent); `follow_up(request, result) -> OutboundRequest | None` makes
+    the one further request an answer calls for (an update after "already exists"), whose
+    answer is then the outcome; and `delete_user` (shared/destinations/deletion.py).
+    """
 
     @property
     def type(self) -> str: ...
@@ -78,11 +143,97 @@ class Connector(Protocol):
     @property
     def config_model(self) -> builtins.type[DestinationConfig]: ...
 
-    def build(
-        self, event: CanonicalEvent, config: BaseModel, *, now: datetime
-    ) -> OutboundRequest | OutboundMessage | None:
-        """The destination's payload for one event; None when this type takes no such event."""
+    @property
+    def about(self) -> About: ...
+
+    def parts(self, event: CanonicalEvent, config: BaseModel, *, now: datetime) -> list[Part]:
+        """The event's shares of requests; [] when this type takes no such event. Raises
+        EventRejected when the destination cannot take the event as it is."""
         ...
+
+    def request(
+        self, key: str, payloads: Sequence[Any], config: BaseModel, *, now: datetime
+    ) -> Outbound:
+        """One request carrying `payloads` (parts with this key, within `about.batching`)."""
+        ...
+
+
+class PerEventConnector:
+    """A connector whose API takes one event per request: `build` makes it, whole."""
+
+    def build(self, event: CanonicalEvent, config: BaseModel, *, now: datetime) -> Outbound | None:
+        """The event's request; None when this type takes no such event."""
+        raise NotImplementedError
+
+    def parts(self, event: CanonicalEvent, config: BaseModel, *, now: datetime) -> list[Part]:
+        built = self.build(event, config, now=now)
+        return [] if built is None else [Part("event", built)]
+
+    def request(
+        self, key: str, payloads: Sequence[Any], config: BaseModel, *, now: datetime
+    ) -> Outbound:
+        [built] = payloads
+        return typing.cast(Outbound, built)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One request and the owners (indices into `batched`'s input) of the parts it carries."""
+
+    request: Outbound
+    owners: tuple[int, ...]
+
+
+def batched(
+    connector: Connector,
+    config: BaseModel,
+    parts_by_owner: Sequence[Sequence[Part]],
+    *,
+    now: datetime,
+) -> list[Batch]:
+    """The requests carrying every part, in order: parts with the same key are joined up to the
+    connector's batching limits. A part larger than `max_bytes` alone still gets a request (the
+    vendor then answers why it refuses it, for that owner only)."""
+    limits = connector.about.batching
+    open_batches: dict[str, tuple[list[Any], list[int], int]] = {}
+    done: list[tuple[str, list[Any], list[int]]] = []
+    for owner, parts in enumerate(parts_by_owner):
+        for part in parts:
+            size = len(json_bytes(part.payload)) if limits.max_bytes is not None else 0
+            payloads, owners, total = open_batches.get(part.key, ([], [], 0))
+            full = len(payloads) >= limits.max_parts or (
+                limits.max_bytes is not None and bool(payloads) and total + size > limits.max_bytes
+            )
+            if full:
+                done.append((part.key, payloads, owners))
+                payloads, owners, total = [], [], 0
+            payloads.append(part.payload)
+            if owner not in owners:
+                owners.append(owner)
+            open_batches[part.key] = (payloads, owners, total + size)
+    done.extend((key, payloads, owners) for key, (payloads, owners, _) in open_batches.items())
+    return [
+        Batch(connector.request(key, payloads, config, now=now), tuple(owners))
+        for key, payloads, owners in done
+    ]
+
+
+def build_requests(
+    connector: Connector, event: CanonicalEvent, config: BaseModel, *, now: datetime
+) -> list[Outbound]:
+    """The requests one event alone makes; [] when the type takes no such event."""
+    parts = connector.parts(event, config, now=now)
+    return [batch.request for batch in batched(connector, config, [parts], now=now)]
+
+
+def classify_result(connector: Connector, result: SendResult) -> SendStatus:
+    """The send's status after the connector's own reading of the vendor's answer, if any.
+    Only an answer is read: a refused address or a dropped connection keeps its class."""
+    classify = getattr(connector, "classify", None)
+    if classify is None or result.http_status is None:
+        return result.status
+    status: SendStatus | None = classify(result)
+    return status or result.status
 
 
 def expect_config(config: BaseModel, model: type[ModelT]) -> ModelT:

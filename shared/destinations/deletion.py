@@ -28,5 +28,6 @@ def deletion_request(
     """The deletion request for a stored destination config, or why there is none."""
     connector = connector_for(destination_type)
     if not isinstance(connector, UserDeletion):
-        return f"{destination_type} destinations have no deletion API: delete the user there"
+        generic = f"{destination_type} destinations have no deletion API: delete the user there"
+        return connector.about.manual_deletion or generic
     return connector.delete_user(subject, validate_config(destination_type, config))

@@ -28,8 +28,10 @@ from urllib.parse import urlencode
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from shared.destinations.base import (
+    About,
     DestinationConfig,
     OutboundRequest,
+    PerEventConnector,
     check_http_url,
     epoch_micros,
     event_time,
@@ -262,11 +264,16 @@ def _event(event: CanonicalEvent) -> dict[str, Any] | None:
     return None  # alias
 
 
-class Ga4Connector:
+class Ga4Connector(PerEventConnector):
     """GA4 Measurement Protocol; alias events are skipped."""
 
     type = "ga4"
     config_model = Ga4Config
+    about = About(
+        description="Google Analytics 4 events and user properties (Measurement Protocol)",
+        docs_url="https://developers.google.com/analytics/devguides/collection/protocol/ga4",
+        event_types=("track", "identify", "page", "screen", "group"),
+    )
 
     def build(
         self, event: CanonicalEvent, config: BaseModel, *, now: datetime

@@ -31,9 +31,12 @@ from urllib.parse import quote
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from shared.destinations.base import (
+    About,
     DeletionSubject,
     DestinationConfig,
     OutboundRequest,
+    PerEventConnector,
+    RateLimit,
     check_http_url,
     compact,
     dig,
@@ -157,11 +160,19 @@ def _profile(traits: dict[str, Any]) -> dict[str, Any]:
     return {PROFILE_PROPERTIES.get(key, key): value for key, value in traits.items()}
 
 
-class MixpanelConnector:
+class MixpanelConnector(PerEventConnector):
     """Mixpanel ingestion; group is skipped without a group key."""
 
     type = "mixpanel"
     config_model = MixpanelConfig
+    about = About(
+        description="Product analytics: events, user profiles and group profiles (Ingestion API)",
+        docs_url="https://developer.mixpanel.com/reference/ingestion-api",
+        event_types=("track", "identify", "page", "screen", "group", "alias"),
+        # Mixpanel's /import takes 2 GB of events an hour per project, /track a few hundred
+        # requests a second: ten a second per instance stays inside both.
+        rate_limit=RateLimit(requests=10, per_seconds=1.0),
+    )
 
     def build(
         self, event: CanonicalEvent, config: BaseModel, *, now: datetime

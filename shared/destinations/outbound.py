@@ -204,7 +204,8 @@ class _Deadline(Exception):
     """The whole exchange took longer than the timeout (a slowly dripping response)."""
 
 
-Outcome = tuple[SendStatus, int | None, str, float | None]
+# status, HTTP status, detail, Retry-After seconds, the answer's body (for connectors' classify)
+Outcome = tuple[SendStatus, int | None, str, float | None, bytes]
 
 
 class HttpSender(Sender):
@@ -225,13 +226,14 @@ class HttpSender(Sender):
         """Send once and classify; never raises for network or destination problems."""
         started = time.monotonic()
         limit = timeout or request.timeout_seconds or self.default_timeout
-        status, http_status, detail, retry_after = self._send(request, limit, started + limit)
+        status, http_status, detail, retry_after, body = self._send(request, limit, started + limit)
         return SendResult(
             status=status,
             http_status=http_status,
             detail=_scrub(detail, request.redact),
             duration_ms=round((time.monotonic() - started) * 1000, 3),
             retry_after_seconds=retry_after,
+            body=body,
         )
 
     def close(self) -> None:
@@ -270,9 +272,9 @@ class HttpSender(Sender):
         try:
             addresses = self.guard.check(request.url)
         except UnsafeDestination as error:
-            return "failed", None, error.message, None
+            return "failed", None, error.message, None, b""
         except UnresolvableDestination as error:
-            return "retry", None, error.message, None
+            return "retry", None, error.message, None, b""
         parts = urlsplit(request.url)
         host = parts.hostname or ""
         port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -299,25 +301,37 @@ class HttpSender(Sender):
                 failure = f"could not connect ({type(error).__name__})"
                 continue
             except u3.TimeoutError:
-                return "retry", None, f"timed out after {limit:g} s", None
+                return "retry", None, f"timed out after {limit:g} s", None, b""
             except u3.SSLError as error:
-                return "retry", None, f"TLS error ({type(error).__name__})", None
+                return "retry", None, f"TLS error ({type(error).__name__})", None, b""
             except (u3.HTTPError, OSError) as error:
-                return "retry", None, f"connection error ({type(error).__name__})", None
+                return "retry", None, f"connection error ({type(error).__name__})", None, b""
             except ValueError as error:
                 # The request cannot be written at all (a header value beyond what HTTP can
                 # encode, in a config stored before that was refused): no retry can send it.
-                return "failed", None, f"the request cannot be sent ({type(error).__name__})", None
+                return (
+                    "failed",
+                    None,
+                    f"the request cannot be sent ({type(error).__name__})",
+                    None,
+                    b"",
+                )
             try:
                 body = self._read(response, deadline)
             except (_Deadline, u3.TimeoutError):
-                return "retry", response.status, f"timed out after {limit:g} s", None
+                return "retry", response.status, f"timed out after {limit:g} s", None, b""
             except (u3.HTTPError, OSError) as error:
-                return "retry", response.status, f"connection error ({type(error).__name__})", None
+                return (
+                    "retry",
+                    response.status,
+                    f"connection error ({type(error).__name__})",
+                    None,
+                    b"",
+                )
             status = response.status
             retry_after = _retry_after(response.headers.get("Retry-After"))
-            return classify(status), status, _describe(status, body), retry_after
-        return "retry", None, failure, None
+            return classify(status), status, _describe(status, body), retry_after, body
+        return "retry", None, failure, None, b""
 
     @staticmethod
     def _read(response: urllib3.BaseHTTPResponse, deadline: float) -> bytes:

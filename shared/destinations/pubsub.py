@@ -9,7 +9,14 @@ from typing import ClassVar
 
 from pydantic import BaseModel, field_validator
 
-from shared.destinations.base import DestinationConfig, OutboundMessage, expect_config, json_bytes
+from shared.destinations.base import (
+    About,
+    DestinationConfig,
+    OutboundMessage,
+    PerEventConnector,
+    expect_config,
+    json_bytes,
+)
 from shared.domain.errors import InvalidRequest
 from shared.domain.event import CanonicalEvent, EventKey
 
@@ -81,11 +88,16 @@ def _attribute(value: str) -> str:
     return encoded[:MAX_ATTRIBUTE_BYTES].decode("utf-8", errors="ignore")
 
 
-class PubSubConnector:
+class PubSubConnector(PerEventConnector):
     """Publishes every event type; attributes let subscribers filter without parsing data."""
 
     type = "pubsub"
     config_model = PubSubConfig
+    about = About(
+        description="The canonical event as a message on a Pub/Sub topic of yours",
+        docs_url="docs/DESTINATIONS.md#pubsub",
+        event_types=("track", "identify", "page", "screen", "group", "alias"),
+    )
 
     def build(self, event: CanonicalEvent, config: BaseModel, *, now: datetime) -> OutboundMessage:
         cfg = expect_config(config, PubSubConfig)

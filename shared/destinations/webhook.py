@@ -23,8 +23,10 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from shared.destinations.base import (
     HEADER_NAME,
+    About,
     DestinationConfig,
     OutboundRequest,
+    PerEventConnector,
     check_http_url,
     expect_config,
     json_bytes,
@@ -146,11 +148,16 @@ def verify_signature(
     return any(hmac.compare_digest(expected, candidate) for candidate in candidates)
 
 
-class WebhookConnector:
+class WebhookConnector(PerEventConnector):
     """Sends the canonical event unchanged; every event type is delivered."""
 
     type = "webhook"
     config_model = WebhookConfig
+    about = About(
+        description="The canonical event as signed JSON to any HTTPS endpoint",
+        docs_url="docs/DESTINATIONS.md#webhook",
+        event_types=("track", "identify", "page", "screen", "group", "alias"),
+    )
 
     def build(self, event: CanonicalEvent, config: BaseModel, *, now: datetime) -> OutboundRequest:
         cfg = expect_config(config, WebhookConfig)

@@ -11,12 +11,21 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from pydantic import BaseModel
+
 from shared import structured_log
 from shared.destinations import connector_for, validate_config
-from shared.destinations.base import EventRejected, OutboundMessage
+from shared.destinations.base import (
+    Batch,
+    Connector,
+    EventRejected,
+    Outbound,
+    Part,
+    batched,
+)
 from shared.destinations.pubsub import TopicGuard
 from shared.domain import ids
-from shared.domain.errors import InvalidRequest, StreamsError
+from shared.domain.errors import InvalidRequest
 from shared.domain.event import CanonicalEvent
 from shared.domain.outcomes import EventObserver, Observed
 from shared.domain.pipeline import (
@@ -34,13 +43,15 @@ from shared.domain.routing import Destination
 from shared.ports import (
     ConfigStore,
     Document,
-    OutboundRequest,
+    FileWriter,
     Publisher,
     Sender,
     SendStatus,
     Write,
     commit_in_chunks,
 )
+from shared.services.outlets import Outlets
+from shared.services.pacing import Pacer
 from shared.services.workspace_config import WorkspaceConfig
 
 log = logging.getLogger("streams.deliver")
@@ -103,10 +114,14 @@ START_BUDGET_SECONDS = 25.0
 
 @dataclass(frozen=True)
 class Plan:
-    """What one delivery sends: each (possibly transformed) event with its request, if any."""
+    """What one delivery sends: the parts of its (possibly transformed) events, which deliver
+    joins with the other deliveries' parts into the destination's batch requests."""
 
-    destination_type: str
-    requests: list[tuple[CanonicalEvent, OutboundRequest | OutboundMessage | None]]
+    destination: Destination
+    connector: Connector
+    config: BaseModel
+    parts: list[Part]
+    event_types: list[str]  # of the events sent (for a skip's reason)
     logs: list[str]
     transformed: dict[str, Any] | None = None
 
@@ -139,21 +154,23 @@ class Deliverer:
         customer_publisher: Publisher,
         topic_guard: TopicGuard,
         transformer: Transformer | None = None,
+        files: Callable[[], FileWriter] | None = None,
+        pacer: Pacer | None = None,
         clock: Callable[[], datetime] = ids.utcnow,
         observers: Sequence[EventObserver] = (),
     ):
         """`publisher` reaches Streams' own topics (dead letters) and signs what it sends;
         `customer_publisher` reaches customers' topics only, with an identity that cannot
-        publish to Streams' own, and signs nothing."""
+        publish to Streams' own, and signs nothing. `files` makes the writer of Cloud Storage
+        destinations on first use (its client is loaded only by deployments that use one)."""
         self._store = store
         self._config = config
-        self._sender = sender
         self._publisher = publisher
-        self._customer_publisher = customer_publisher
-        self._topic_guard = topic_guard
+        self._outlets = Outlets(sender, customer_publisher, topic_guard, files)
         self._dead_letters_topic = dead_letters_topic
         self._max_attempts = max_attempts
         self._transformer = transformer
+        self._pacer = pacer or Pacer()
         self._clock = clock
         self._observers = observers
 
@@ -266,26 +283,95 @@ class Deliverer:
     ) -> list[tuple[Destination | None, Attempt | None]]:
         """Transform and build on this thread (its sandbox contexts are reused), send at once.
 
-        A delivery whose send cannot start by `start_by` is not attempted (None), so that a
-        message of slow deliveries still ends well inside the push ack deadline.
+        The deliveries' parts are joined into the destination's batch requests, sent in
+        parallel at the destination's pace. A delivery whose requests cannot start by
+        `start_by` is not attempted (None), so that a message of slow deliveries still ends
+        well inside the push ack deadline.
         """
-        prepared = []
+        prepared: list[tuple[Destination | None, Attempt | Plan]] = []
         for message in messages:
             destination = self._config.destination(message.workspace_id, message.destination_id)
             prepared.append((destination, self._prepare(message, destination)))
-
-        def send(plan: Attempt | Plan) -> Attempt | None:
+        plans = {i: plan for i, (_, plan) in enumerate(prepared) if isinstance(plan, Plan)}
+        sent = self._send_plans(plans, start_by)
+        results: list[tuple[Destination | None, Attempt | None]] = []
+        for index, (destination, plan) in enumerate(prepared):
             if isinstance(plan, Attempt):
-                return plan
-            return self._send_plan(plan) if time.monotonic() < start_by else None
+                results.append((destination, plan))
+                continue
+            attempts = sent[index]
+            if any(attempt is None for attempt in attempts):
+                results.append((destination, None))
+                continue
+            # A delivery succeeds only whole: its first retry or failure decides the attempt.
+            settled = [a for a in attempts if a is not None]
+            decisive = next(
+                (a for a in settled if a.status in ("retrying", "dead_lettered")), settled[0]
+            )
+            results.append(
+                (destination, replace(decisive, logs=plan.logs, transformed=plan.transformed))
+            )
+        return results
 
-        plans = [plan for _, plan in prepared]
-        if sum(isinstance(plan, Plan) for plan in plans) <= 1:
-            results = [send(plan) for plan in plans]
+    def _send_plans(
+        self, plans: dict[int, Plan], start_by: float
+    ) -> dict[int, list[Attempt | None]]:
+        """Each plan's attempts, one per request carrying its parts (None: not started)."""
+        outcomes: dict[int, list[Attempt | None]] = {index: [] for index in plans}
+        batches: list[tuple[Plan, Batch, list[int]]] = []
+        for index, plan in plans.items():
+            if not plan.parts:
+                kinds = " or ".join(dict.fromkeys(plan.event_types))
+                detail = f"{plan.destination.type} does not take {kinds} events"
+                outcomes[index].append(Attempt("skipped", detail))
+        by_destination: dict[str, list[int]] = {}
+        for index, plan in plans.items():
+            if plan.parts:
+                by_destination.setdefault(plan.destination.id, []).append(index)
+        for indices in by_destination.values():
+            first = plans[indices[0]]
+            for batch in self._batched(first, [plans[i].parts for i in indices]):
+                batches.append((first, batch, [indices[owner] for owner in batch.owners]))
+        if not batches:
+            return outcomes
+
+        def send(item: tuple[Plan, Batch, list[int]]) -> Attempt | None:
+            plan, batch, _ = item
+            limit = plan.connector.about.rate_limit
+            if not self._pacer.acquire(plan.destination.id, limit, start_by):
+                return None
+            if time.monotonic() >= start_by:
+                return None
+            return self._send_one(plan.connector, batch.request)
+
+        if len(batches) == 1:
+            results = [send(batches[0])]
         else:
-            with ThreadPoolExecutor(min(SEND_CONCURRENCY, len(plans))) as pool:
-                results = list(pool.map(send, plans))
-        return [(d, r) for (d, _), r in zip(prepared, results, strict=True)]
+            with ThreadPoolExecutor(min(SEND_CONCURRENCY, len(batches))) as pool:
+                results = list(pool.map(send, batches))
+        for (_, _, owners), attempt in zip(batches, results, strict=True):
+            if attempt is not None and attempt.code == "http_error" and len(owners) > 1:
+                # A batch the vendor refused for good may be one bad event's fault: each
+                # delivery is sent alone once, so that only the bad one is dead-lettered.
+                for owner in owners:
+                    outcomes[owner].extend(self._send_alone(plans[owner], start_by))
+                continue
+            for owner in owners:
+                outcomes[owner].append(attempt)
+        return outcomes
+
+    def _batched(self, plan: Plan, parts: list[list[Part]]) -> list[Batch]:
+        return batched(plan.connector, plan.config, parts, now=self._clock())
+
+    def _send_alone(self, plan: Plan, start_by: float) -> list[Attempt | None]:
+        attempts: list[Attempt | None] = []
+        for batch in self._batched(plan, [plan.parts]):
+            limit = plan.connector.about.rate_limit
+            if not self._pacer.acquire(plan.destination.id, limit, start_by):
+                attempts.append(None)
+                continue
+            attempts.append(self._send_one(plan.connector, batch.request))
+        return attempts
 
     def _prepare(self, message: DeliveryMessage, destination: Destination | None) -> Attempt | Plan:
         """What to send for one delivery, or the attempt's result when nothing is to be sent."""
@@ -330,7 +416,8 @@ class Deliverer:
         try:
             config = validate_config(destination.type, destination.config)
             connector = connector_for(destination.type)
-            built = [connector.build(event, config, now=self._clock()) for event in events]
+            now = self._clock()
+            parts = [part for event in events for part in connector.parts(event, config, now=now)]
         except InvalidRequest as exc:
             detail = f"invalid destination config: {exc.message}"
             return Attempt(
@@ -349,43 +436,12 @@ class Deliverer:
             detail = failure_reason("building the request", exc)
             code = UNPROCESSABLE_EVENT
             return Attempt("dead_lettered", detail, code=code, logs=logs, transformed=done)
-        return Plan(destination.type, list(zip(events, built, strict=True)), logs, done)
+        kinds = [str(event.get("type")) for event in events]
+        return Plan(destination, connector, config, parts, kinds, logs, done)
 
-    def _send_plan(self, plan: Plan) -> Attempt:
-        results = [
-            Attempt("skipped", f"{plan.destination_type} does not take {event['type']} events")
-            if request is None
-            else self._publish(request)
-            if isinstance(request, OutboundMessage)
-            else self._send(request)
-            for event, request in plan.requests
-        ]
-        # A fan-out succeeds only whole: the first retry or failure decides the attempt.
-        decisive = next(
-            (r for r in results if r.status in ("retrying", "dead_lettered")), results[0]
-        )
-        return replace(decisive, logs=plan.logs, transformed=plan.transformed)
-
-    def _send(self, request: OutboundRequest) -> Attempt:
-        result = self._sender.send(request, request.timeout_seconds)
-        code = None
-        if result.status == "failed":
-            code = "http_error" if result.http_status else "unsafe_destination"
-        return Attempt(SENT_STATUS[result.status], result.detail, result.http_status, code)
-
-    def _publish(self, message: OutboundMessage) -> Attempt:
-        try:
-            # Checked at send too: the config may predate the check, or the settings changed.
-            self._topic_guard.check(message.topic)
-        except InvalidRequest as exc:
-            return Attempt("dead_lettered", exc.message, code="unsafe_destination")
-        try:
-            [server_id] = self._customer_publisher.publish(
-                message.topic, [(message.data, message.attributes)]
-            )
-        except StreamsError as exc:
-            return Attempt("retrying", exc.message)
-        return Attempt("delivered", f"published as {server_id}")
+    def _send_one(self, connector: Connector, request: Outbound) -> Attempt:
+        sent = self._outlets.send(connector, request)
+        return Attempt(SENT_STATUS[sent.status], sent.detail, sent.http_status, sent.code)
 
     def _record(
         self,

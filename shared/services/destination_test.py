@@ -14,15 +14,16 @@ from datetime import datetime
 from typing import Any, Literal
 
 from shared.destinations import connector_for, validate_config
-from shared.destinations.base import EventRejected, OutboundMessage
+from shared.destinations.base import EventRejected, build_requests
 from shared.destinations.pubsub import TopicGuard
 from shared.domain import ids
-from shared.domain.errors import InvalidRequest, StreamsError
+from shared.domain.errors import InvalidRequest
 from shared.domain.event import CanonicalEvent
 from shared.domain.events import IngestContext, normalise_request
 from shared.domain.poison import DATA_ERRORS, failure_reason
-from shared.ports import Publisher, Sender
+from shared.ports import FileWriter, Publisher, Sender
 from shared.services.destinations import Destinations
+from shared.services.outlets import Outlets
 
 # delivered: the destination took it; retry: it failed in a way a delivery would retry
 # (5xx, 429, timeout, no answer); failed: refused for good (4xx, an address the guard refuses);
@@ -66,12 +67,11 @@ class DestinationTester:
         sender: Sender,
         customer_publisher: Publisher,
         topic_guard: TopicGuard,
+        files: Callable[[], FileWriter] | None = None,
         clock: Callable[[], datetime] = ids.utcnow,
     ):
         self._destinations = destinations
-        self._sender = sender
-        self._customer_publisher = customer_publisher
-        self._topic_guard = topic_guard
+        self._outlets = Outlets(sender, customer_publisher, topic_guard, files)
         self._clock = clock
 
     def send_test(
@@ -83,26 +83,25 @@ class DestinationTester:
         canonical = self._canonical(workspace_id, event)
         message_id = str(canonical.get("messageId"))
         config = validate_config(destination.type, destination.config)
+        connector = connector_for(destination.type)
         try:
-            built = connector_for(destination.type).build(canonical, config, now=self._clock())
+            built = build_requests(connector, canonical, config, now=self._clock())
         except EventRejected as exc:
             return TestResult("rejected", None, str(exc), None, message_id, canonical)
         except DATA_ERRORS as exc:
             reason = failure_reason("building the request", exc)
             return TestResult("rejected", None, reason, None, message_id, canonical)
-        if built is None:
+        if not built:
             detail = f"{destination.type} destinations take no {canonical.get('type')} events"
             return TestResult("skipped", None, detail, None, message_id, canonical)
-        if isinstance(built, OutboundMessage):
-            return self._publish(built, message_id, canonical)
-        result = self._sender.send(built, built.timeout_seconds)
+        # An event that makes several requests (a profile and an event) is sent whole; the
+        # first that is not delivered is the answer.
+        for outbound in built:
+            sent = self._outlets.send(connector, outbound)
+            if sent.status != "delivered":
+                break
         return TestResult(
-            result.status,
-            result.http_status,
-            result.detail,
-            result.duration_ms,
-            message_id,
-            canonical,
+            sent.status, sent.http_status, sent.detail, sent.duration_ms, message_id, canonical
         )
 
     def _canonical(self, workspace_id: str, event: dict[str, Any] | None) -> CanonicalEvent:
@@ -127,23 +126,3 @@ class DestinationTester:
             raise InvalidRequest(f"{field}: {rejection.reason}", field=field)
         [canonical] = batch.events
         return canonical
-
-    def _publish(
-        self, message: OutboundMessage, message_id: str, event: CanonicalEvent
-    ) -> TestResult:
-        try:
-            # As deliver does: the config may predate the check, or the settings changed.
-            self._topic_guard.check(message.topic)
-        except InvalidRequest as exc:
-            return TestResult("failed", None, exc.message, None, message_id, event)
-        started = self._clock()
-        try:
-            [server_id] = self._customer_publisher.publish(
-                message.topic, [(message.data, message.attributes)]
-            )
-        except StreamsError as exc:
-            return TestResult("retry", None, exc.message, None, message_id, event)
-        elapsed = (self._clock() - started).total_seconds() * 1000
-        return TestResult(
-            "delivered", None, f"published as {server_id}", round(elapsed, 3), message_id, event
-        )

@@ -88,6 +88,27 @@ def test_each_type_answers_the_schema_its_config_is_validated_with(
     assert client.get(f"/api/v1/workspaces/{workspace_id}/destination-types").status_code == 401
 
 
+def test_the_catalogue_says_how_each_type_is_sent_to(client: Any, tenant: Tenant) -> None:
+    workspace_id, auth = tenant
+    base = f"/api/v1/workspaces/{workspace_id}/destination-types"
+    types = {item["type"]: item for item in client.get(base, headers=auth).get_json()}
+    amplitude = client.get(f"{base}/amplitude", headers=auth).get_json()
+    assert amplitude == types["amplitude"]
+    assert amplitude["event_types"] == ["track", "identify", "page", "screen", "group"]
+    assert amplitude["batching"] == {"max_parts": 2000, "max_bytes": 999_000}
+    assert amplitude["rate_limit"] == {"requests": 10, "per_seconds": 1.0}
+    assert amplitude["supports_deletion"] is True
+    assert amplitude["docs_url"].startswith("https://")
+    assert types["webhook"]["batching"]["max_parts"] == 1
+    assert types["webhook"]["supports_deletion"] is False
+    for item in types.values():
+        assert item["description"] and item["docs_url"] and item["event_types"]
+        connector = CONNECTORS[item["type"]]
+        assert item["event_types"] == list(connector.about.event_types)
+    missing = client.get(f"{base}/segment-v2", headers=auth)
+    assert (missing.status_code, missing.get_json()["field"]) == (404, "type")
+
+
 def test_secrets_are_answered_as_set_or_not_never_by_value(
     client: Any, services: FakeServices, tenant: Tenant
 ) -> None:

@@ -371,6 +371,7 @@ CASES: dict[str, Case] = {
     "updateDestination": _bearer("PUT", "/destinations/{destination_id}", {"name": "Renamed"}),
     "deleteDestination": _deleted("/destinations", _webhook("Unused")),
     "listDestinationTypes": _bearer("GET", "/destination-types"),
+    "getDestinationType": _bearer("GET", "/destination-types/amplitude"),
     "testDestination": _bearer(
         "POST",
         "/destinations/{destination_id}/test",

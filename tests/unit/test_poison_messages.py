@@ -316,11 +316,15 @@ def test_an_event_its_connector_cannot_build_is_dead_lettered_and_the_others_sen
     class Breaks:
         def __init__(self, connector: Any) -> None:
             self._connector = connector
+            self.type, self.about = connector.type, connector.about
 
-        def build(self, event: dict[str, Any], config: Any, now: Any) -> Any:
+        def parts(self, event: dict[str, Any], config: Any, *, now: Any) -> Any:
             if event["messageId"] == "breaks-1":
                 raise KeyError("context")
-            return self._connector.build(event, config, now=now)
+            return self._connector.parts(event, config, now=now)
+
+        def request(self, key: str, payloads: Any, config: Any, *, now: Any) -> Any:
+            return self._connector.request(key, payloads, config, now=now)
 
     monkeypatch.setattr(deliver_module, "connector_for", lambda kind: Breaks(real(kind)))
     pipeline = routed_pipeline()

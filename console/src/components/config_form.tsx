@@ -36,7 +36,33 @@ function isSecret(schema: JsonSchema): boolean {
 }
 
 function isMap(schema: JsonSchema): boolean {
-  return schema.type === 'object' && typeof schema.additionalProperties === 'object';
+  return schema.type === 'object' && typeof schema.additionalProperties === 'object' && isScalar(schema.additionalProperties);
+}
+
+function isScalar(schema: JsonSchema): boolean {
+  return ['string', 'integer', 'number', 'boolean'].includes(schema.type ?? '') || schema.enum !== undefined;
+}
+
+/** A list of scalars, typed as a comma-separated line. */
+function isList(schema: JsonSchema): boolean {
+  return schema.type === 'array' && schema.items !== undefined && isScalar(schema.items);
+}
+
+/** Anything else (nested objects, lists of objects): typed as JSON. */
+function isJson(schema: JsonSchema): boolean {
+  return !isScalar(schema) && !isMap(schema) && !isList(schema);
+}
+
+function typed(schema: JsonSchema, text: string): { value?: unknown; error?: string } {
+  if (schema.type === 'integer' || schema.type === 'number') {
+    const value = Number(text);
+    if (!Number.isFinite(value) || (schema.type === 'integer' && !Number.isInteger(value))) {
+      return { error: schema.type === 'integer' ? 'must be a whole number' : 'must be a number' };
+    }
+    return { value };
+  }
+  if (schema.type === 'boolean') return { value: text === 'true' };
+  return { value: text };
 }
 
 function constraints(schema: JsonSchema): string {
@@ -45,8 +71,10 @@ function constraints(schema: JsonSchema): string {
   else if (schema.maxLength !== undefined) parts.push(`at most ${schema.maxLength} characters`);
   if (schema.minimum !== undefined && schema.maximum !== undefined) parts.push(`${schema.minimum} to ${schema.maximum}`);
   if (schema.pattern) parts.push(`pattern ${schema.pattern}`);
-  if (schema.default !== undefined && schema.default !== null && !isMap(schema)) parts.push(`default ${String(schema.default)}`);
-  return parts.join(' · ');
+  if (schema.default !== undefined && schema.default !== null && isScalar(schema)) parts.push(`default ${String(schema.default)}`);
+  if (isList(schema)) parts.push('separate values with commas');
+  if (isJson(schema)) parts.push('JSON');
+  return [schema.description, parts.join(' · ')].filter(Boolean).join(' — ');
 }
 
 /** A draft holding a destination's public config (secrets are never known, so they start empty). */
@@ -64,6 +92,10 @@ export function draftOf(schema: JsonSchema, config: Record<string, unknown>): Co
           : [];
     } else if (isSecret(property)) {
       values[name] = '';
+    } else if (isList(property)) {
+      values[name] = Array.isArray(current) ? current.map(String).join(', ') : '';
+    } else if (isJson(property)) {
+      values[name] = current === undefined || current === null ? '' : JSON.stringify(current, null, 2);
     } else {
       values[name] = current === undefined || current === null ? '' : String(current);
     }
@@ -91,17 +123,21 @@ export function configOf(schema: JsonSchema, draft: ConfigDraft): { config: Reco
     }
     const text = (draft.values[name] ?? '').trim();
     if (!text) continue;
-    if (property.type === 'integer' || property.type === 'number') {
-      const value = Number(text);
-      if (!Number.isFinite(value) || (property.type === 'integer' && !Number.isInteger(value))) {
-        errors[`config.${name}`] = property.type === 'integer' ? 'must be a whole number' : 'must be a number';
-        continue;
+    if (isList(property)) {
+      const items = text.split(',').map((item) => item.trim()).filter(Boolean).map((item) => typed(property.items as JsonSchema, item));
+      const bad = items.find((item) => item.error);
+      if (bad) errors[`config.${name}`] = `every value ${bad.error}`;
+      else config[name] = items.map((item) => item.value);
+    } else if (isJson(property)) {
+      try {
+        config[name] = JSON.parse(text);
+      } catch {
+        errors[`config.${name}`] = 'must be valid JSON';
       }
-      config[name] = value;
-    } else if (property.type === 'boolean') {
-      config[name] = text === 'true';
     } else {
-      config[name] = text;
+      const { value, error } = typed(property, text);
+      if (error) errors[`config.${name}`] = error;
+      else config[name] = value;
     }
   }
   return { config, errors };
@@ -159,6 +195,20 @@ export function ConfigFields(props: {
               {!isRequired || property.default === undefined ? <option value="">{property.default !== undefined ? `Default (${String(property.default)})` : '—'}</option> : null}
               {property.enum.map((option) => <option key={String(option)} value={String(option)}>{String(option)}</option>)}
             </select>
+          );
+        } else if (property.type === 'boolean') {
+          control = (
+            <select id={id} value={draft.values[name] ?? ''} aria-invalid={error ? true : undefined} aria-describedby={described}
+              onChange={(e) => setValue(name, (e.currentTarget as HTMLSelectElement).value)}>
+              <option value="">{property.default !== undefined && property.default !== null ? `Default (${property.default ? 'yes' : 'no'})` : '—'}</option>
+              <option value="true">yes</option>
+              <option value="false">no</option>
+            </select>
+          );
+        } else if (isJson(property) && !secret) {
+          control = (
+            <textarea id={id} rows={4} spellcheck={false} value={draft.values[name] ?? ''} aria-invalid={error ? true : undefined} aria-describedby={described}
+              onInput={(e) => setValue(name, (e.currentTarget as HTMLTextAreaElement).value)} />
           );
         } else if (secret) {
           const isSet = props.secretsSet.includes(name);

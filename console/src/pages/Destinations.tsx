@@ -307,7 +307,7 @@ function DestinationForm(props: {
           </div>
         ) : null}
       </div>
-      {typeSchema?.description ? <p class="help">{typeSchema.description.replace(/`/g, '')}</p> : null}
+      {typeSchema ? <TypeFacts type={typeSchema} /> : null}
       <ConfigFields idPrefix={prefix} schema={schema} draft={draft} secretsSet={secretsSet} editing={editing} errors={errors} onChange={setDraft} />
       <ConsentCategoriesField id={`${prefix}-consent`} categories={categories} pending={pendingCategories} error={errors.consent_categories}
         onChange={(next, pending) => { setCategories(next); setPendingCategories(pending); }} />
@@ -477,5 +477,27 @@ function DeliveriesPanel(props: { api: Api; destination: DestinationRecord }) {
         </div>
       ) : null}
     </section>
+  );
+}
+
+/** What the catalogue says of a type: what it does, which calls it sends, in what batches, at
+ * what pace, and whether deletions reach it. */
+function TypeFacts(props: { type: DestinationTypeSchema }) {
+  const { type } = props;
+  const facts = [
+    `Sends ${type.event_types.join(', ')}`,
+    type.batching.max_parts > 1 ? `up to ${type.batching.max_parts.toLocaleString()} per request` : 'one per request',
+    type.rate_limit ? `at most ${type.rate_limit.requests} requests per ${type.rate_limit.per_seconds === 1 ? 'second' : `${type.rate_limit.per_seconds} s`} per instance` : null,
+    type.supports_deletion ? 'user deletions reach it' : 'user deletions are manual',
+  ].filter(Boolean);
+  const docs = /^https:\/\//.test(type.docs_url) ? type.docs_url : null;
+  return (
+    <div class="help type-facts" data-testid="type-facts">
+      <p>{type.description.replace(/`/g, '')}</p>
+      <p class="muted">
+        {facts.join(' · ')}
+        {docs ? <>{' · '}<a href={docs} target="_blank" rel="noopener noreferrer">API docs</a></> : null}
+      </p>
+    </div>
   );
 }
