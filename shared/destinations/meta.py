@@ -45,7 +45,6 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 from shared.destinations.base import (
     About,
     Batching,
-    DeletionSubject,
     DestinationConfig,
     EventRejected,
     OutboundRequest,
@@ -368,6 +367,10 @@ class MetaConnector:
         # Meta documents no fixed CAPI rate; its throttling (codes 4, 17, 613) is retried.
         # Assumed: ten requests a second per destination.
         rate_limit=RateLimit(requests=10, per_seconds=1.0),
+        manual_deletion=(
+            "Meta's Conversions API has no per-user deletion API: the events sent are kept "
+            "under Meta's Business Tools Terms; ask Meta to delete them"
+        ),
     )
 
     def parts(self, event: CanonicalEvent, config: BaseModel, *, now: datetime) -> list[Part]:
@@ -405,10 +408,3 @@ class MetaConnector:
         if code in FAILED_CODES:
             return "failed"
         return None
-
-    def delete_user(self, subject: DeletionSubject, config: BaseModel) -> OutboundRequest | str:
-        expect_config(config, MetaConfig)
-        return (
-            "Meta's Conversions API has no per-user deletion API: the events sent are kept "
-            "under Meta's Business Tools Terms; ask Meta to delete them"
-        )

@@ -12,8 +12,9 @@ from typing import Any, cast
 
 import pytest
 
-from shared.destinations import public_config, validate_config
+from shared.destinations import public_config, stored_config, validate_config
 from shared.destinations.base import DeletionSubject, EventRejected, build_requests
+from shared.destinations.deletion import deletion_request
 from shared.destinations.meta import (
     MetaConnector,
     normalise_birthday,
@@ -235,7 +236,7 @@ def test_skipped_types() -> None:
 
 def test_deletion_is_not_possible_and_says_why() -> None:
     cfg = validate_config("meta", {"pixel_id": PIXEL, "access_token": TOKEN})
-    answer = MetaConnector().delete_user(DeletionSubject("user_id", "user-1", "dpo"), cfg)
+    answer = deletion_request("meta", stored_config(cfg), DeletionSubject("user_id", "u-1", "dpo"))
     assert isinstance(answer, str) and "no per-user deletion API" in answer
 
 
