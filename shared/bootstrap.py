@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from shared.services.forwarding_rules import ForwardingRules
     from shared.services.ingest import Ingest
     from shared.services.live import LiveFeed
+    from shared.services.pacing import Pacer
     from shared.services.privacy import PrivacyFilter, PrivacySettings
     from shared.services.process import Processor
     from shared.services.quarantine import Quarantine
@@ -339,8 +340,15 @@ class Services:
             topic_guard=self.topic_guard,
             transformer=self.transformer,
             files=lambda: self.file_writer,
+            pacer=self.pacer,
             observers=(self.live,),
         )
+
+    @cached_property
+    def pacer(self) -> Pacer:
+        from shared.services.pacing import Pacer
+
+        return Pacer(self.rate_limiter)
 
     @cached_property
     def transformer(self) -> SandboxTransformer:
@@ -418,7 +426,7 @@ class Services:
 
     @cached_property
     def rate_limiter(self) -> RateLimiter:
-        # The counter store is built when a limited source first sends.
+        # The counter store is built when a limited source (or destination) first sends.
         from shared.services.rate_limiter import RateLimiter
 
         return RateLimiter(lambda: self.counters)

@@ -1,8 +1,9 @@
-"""Sources' rate limits in one ingest instance, shared with the others through a counter store.
+"""Rate limits in one instance, shared with the others through a counter store: sources' in
+ingest, and destinations' in deliver (shared/services/pacing.py).
 
 The decisions are `SourceThrottle`'s (shared/domain/rate_limit.py); this keeps one per limited
-source, serialises the calls to it, and makes its writes: at most one per source per second,
-by the request that finds one due, never one per request. docs/INGEST.md ("Rate limits").
+name, serialises the calls to it, and makes its writes: at most one per name per second, by the
+request that finds one due, never one per request. docs/INGEST.md ("Rate limits").
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from shared.domain.errors import StreamsError, TooManyRequests
 from shared.domain.rate_limit import (
     WINDOW_RETENTION_SECONDS,
     Flush,
+    RateLimit,
     SourceThrottle,
     rate_window_path,
     window_end,
@@ -53,26 +55,31 @@ class RateLimiter:
         limit = key.rate_limit
         if limit is None or events <= 0:
             return
-        now = self._clock()
-        with self._lock:
-            throttle = self._throttles.get(key.source_id)
-            if throttle is None or throttle.limit != limit:
-                # New, or the limit changed (seen within the write-key cache interval).
-                if len(self._throttles) >= MAX_SOURCES:
-                    self._throttles.clear()
-                throttle = self._throttles[key.source_id] = SourceThrottle(limit, now)
-            flush = throttle.take_flush(now) if self._counters is not None else None
-        if flush is not None:
-            # Written before deciding, so that this request is decided on the fresh totals.
-            self._flush(key.source_id, throttle, flush)
-        with self._lock:
-            wait = throttle.admit(events, self._clock())
+        wait = self.wait(key.source_id, limit, events)
         if wait:
             raise TooManyRequests(
                 f"source {key.source_id} is over its rate limit of {limit.describe()}; "
                 f"nothing of this request was published: retry after {wait} s",
                 retry_after=wait,
             )
+
+    def wait(self, name: str, limit: RateLimit, cost: int) -> int:
+        """Count `cost` against the limit of `name` (a source id, or `destination-<id>` for
+        deliver's sends): 0 when admitted, else the whole seconds to wait first."""
+        now = self._clock()
+        with self._lock:
+            throttle = self._throttles.get(name)
+            if throttle is None or throttle.limit != limit:
+                # New, or the limit changed (seen within the write-key cache interval).
+                if len(self._throttles) >= MAX_SOURCES:
+                    self._throttles.clear()
+                throttle = self._throttles[name] = SourceThrottle(limit, now)
+            flush = throttle.take_flush(now) if self._counters is not None else None
+        if flush is not None:
+            # Written before deciding, so that this request is decided on the fresh totals.
+            self._flush(name, throttle, flush)
+        with self._lock:
+            return throttle.admit(cost, self._clock())
 
     def _flush(self, source_id: str, throttle: SourceThrottle, flush: Flush) -> None:
         assert self._counters is not None

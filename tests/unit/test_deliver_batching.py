@@ -15,6 +15,8 @@ from shared.ports import OutboundFile, SendResult
 from shared.services import deliver as deliver_module
 from shared.services.deliver import RetryDelivery
 from shared.services.pacing import Pacer
+from shared.services.rate_limiter import RateLimiter
+from tests.fakes import InMemoryCounterStore
 from tests.unit.pipeline_fixtures import (
     add_destination,
     dead_letter_envelopes,
@@ -126,6 +128,41 @@ def test_the_pacer_keeps_to_the_rate_and_never_past_the_deadline() -> None:
     assert pacer.acquire("d1", limit, deadline=clock.now + 1)
     assert clock.slept[-1] == pytest.approx(0.5)
     assert pacer.acquire("d1", None, deadline=0)  # no limit, no wait
+
+
+def sends_in_30_seconds(*, shared: bool) -> tuple[int, InMemoryCounterStore]:
+    """What two deliver instances pacing one destination at 5 requests a second send in 30 s
+    of trying all the time (each send may wait up to a second for its turn)."""
+    clock = FakeClock()
+    store = InMemoryCounterStore()
+    wall = lambda: 1_000_000.0 + clock.now  # noqa: E731 -- windows run on wall-clock time
+    instances = [
+        Pacer(
+            RateLimiter(lambda: store, clock=wall) if shared else None,
+            clock=clock,
+            sleep=clock.sleep,
+        )
+        for _ in range(2)
+    ]
+    limit = RateLimit(requests=5, per_seconds=1.0)
+    sent = 0
+    start = clock.now
+    while clock.now - start < 30:
+        for pacer in instances:
+            sent += pacer.acquire("dest-1", limit, deadline=clock.now + 1)
+        clock.now += 0.05
+    return sent, store
+
+
+def test_instances_sharing_the_window_keep_the_rate_together() -> None:
+    alone, _ = sends_in_30_seconds(shared=False)
+    together, store = sends_in_30_seconds(shared=True)
+    # Alone, each instance keeps to the rate: twice it in all. Sharing the window, the two keep
+    # to it together: 30 s at 5 a second plus a burst per 10 s window (165), give or take the
+    # second an instance's knowledge of the others lags.
+    assert alone >= 2 * 150, alone
+    assert together <= 165 * 1.1, together
+    assert all(path.startswith("rate_windows/destination-dest-1-") for path in store.documents)
 
 
 class FakeFiles:
