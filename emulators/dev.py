@@ -27,6 +27,8 @@ from emulators.stack import (
 log = logging.getLogger("streams.dev")
 
 FUNCTION_START_TIMEOUT = 60.0
+# Cloud Storage destinations write here locally: a bucket of this name exists from the start.
+LOCAL_BUCKET = "streams-local-files"
 # Local development: destinations on this machine are allowed, and failing deliveries retry
 # quickly and dead-letter after a few attempts. Each is overridable from the environment.
 LOCAL_DEFAULTS = {
@@ -82,6 +84,7 @@ class LocalStack:
     state_dir: Path = field(default_factory=default_state_dir)
     emulators: EmulatorStack | None = None
     functions: dict[str, ManagedProcess] = field(default_factory=dict)
+    storage: ManagedProcess | None = None
     _gateway: Any = None
 
     @property
@@ -100,10 +103,16 @@ class LocalStack:
                 name: f"http://{HOST}:{self.ports.functions + offset}"
                 for offset, name in enumerate(kinds)
             }
+            # Cloud Storage destinations' files, on the port after the functions' (in memory:
+            # gone with the stack).
+            storage_port = self.ports.functions + len(kinds)
+            self.storage = self._storage_emulator(storage_port)
+            self.storage.start()
             env = {
                 **LOCAL_DEFAULTS,
                 **{k: v for k, v in os.environ.items() if k in LOCAL_DEFAULTS},
                 **self.emulators.env(),
+                "STORAGE_EMULATOR_HOST": f"http://{HOST}:{storage_port}",
                 "STREAMS_PROCESS_PUSH_ENDPOINT": urls["process"] + "/",
                 "STREAMS_DELIVER_PUSH_ENDPOINT": urls["deliver"] + "/",
             }
@@ -119,6 +128,7 @@ class LocalStack:
                 self.functions[name] = self._function(name, port, kind, env)
             for process in self.functions.values():
                 process.start()
+            self.storage.wait_healthy(FUNCTION_START_TIMEOUT)
             with ThreadPoolExecutor(max_workers=len(self.functions)) as pool:
                 list(
                     pool.map(
@@ -138,6 +148,8 @@ class LocalStack:
             stack_status(self.emulators.ports, self.emulators.project_id) if self.emulators else {}
         )
         checks.update({f"function:{name}": p.is_healthy() for name, p in self.functions.items()})
+        if self.storage is not None:
+            checks["emulator:storage"] = self.storage.is_healthy()
         return checks
 
     def stop(self) -> None:
@@ -149,9 +161,33 @@ class LocalStack:
         with ThreadPoolExecutor(max_workers=max(len(self.functions), 1)) as pool:
             list(pool.map(ManagedProcess.stop, self.functions.values()))
         self.functions.clear()
+        if self.storage is not None:
+            self.storage.stop()
+            self.storage = None
         if self.emulators is not None:
             self.emulators.stop()
             self.emulators = None
+
+    def _storage_emulator(self, port: int) -> ManagedProcess:
+        if tcp_open(HOST, port):
+            raise RuntimeError(f"port {port} (Cloud Storage emulator) is in use")
+        return ManagedProcess(
+            name="storage-emulator",
+            command=[
+                sys.executable,
+                "-m",
+                "gcp_storage_emulator",
+                "start",
+                f"--host={HOST}",
+                f"--port={port}",
+                "--in-memory",
+                f"--default-bucket={LOCAL_BUCKET}",
+                "--quiet",
+            ],
+            log_path=self.state_dir / "logs" / "storage-emulator.log",
+            pid_path=self.state_dir / "run" / "storage-emulator.pid",
+            health_check=lambda: tcp_open(HOST, port),
+        )
 
     def _function(self, name: str, port: int, kind: str, env: dict[str, str]) -> ManagedProcess:
         return ManagedProcess(

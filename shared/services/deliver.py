@@ -337,12 +337,7 @@ class Deliverer:
 
         def send(item: tuple[Plan, Batch, list[int]]) -> Attempt | None:
             plan, batch, _ = item
-            limit = plan.connector.about.rate_limit
-            if not self._pacer.acquire(plan.destination.id, limit, start_by):
-                return None
-            if time.monotonic() >= start_by:
-                return None
-            return self._send_one(plan.connector, batch.request)
+            return self._send_paced(plan, batch, start_by)
 
         if len(batches) == 1:
             results = [send(batches[0])]
@@ -366,12 +361,17 @@ class Deliverer:
     def _send_alone(self, plan: Plan, start_by: float) -> list[Attempt | None]:
         attempts: list[Attempt | None] = []
         for batch in self._batched(plan, [plan.parts]):
-            limit = plan.connector.about.rate_limit
-            if not self._pacer.acquire(plan.destination.id, limit, start_by):
-                attempts.append(None)
-                continue
-            attempts.append(self._send_one(plan.connector, batch.request))
+            attempts.append(self._send_paced(plan, batch, start_by))
         return attempts
+
+    def _send_paced(self, plan: Plan, batch: Batch, start_by: float) -> Attempt | None:
+        """The batch's attempt, or None when it could not start by `start_by`."""
+        limit = plan.connector.about.rate_limit
+        if not self._pacer.acquire(plan.destination.id, limit, start_by):
+            return None
+        if time.monotonic() >= start_by:
+            return None
+        return self._send_one(plan.connector, batch.request)
 
     def _prepare(self, message: DeliveryMessage, destination: Destination | None) -> Attempt | Plan:
         """What to send for one delivery, or the attempt's result when nothing is to be sent."""

@@ -124,7 +124,14 @@ def run_bench(
     return process, log
 
 
-@pytest.mark.parametrize("interrupt", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize(
+    "interrupt",
+    [
+        pytest.param(signal.SIGINT, id="SIGINT"),
+        # The same path with the other signal: in `make reliability`, to keep `make test` short.
+        pytest.param(signal.SIGTERM, id="SIGTERM", marks=pytest.mark.reliability),
+    ],
+)
 def test_an_interrupted_pipeline_bench_leaves_nothing_active(
     interrupt: signal.Signals,
     developer: tuple[dict[str, str], WebhookReceiver],

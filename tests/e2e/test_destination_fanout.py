@@ -1,15 +1,18 @@
 """One event fans out to several of the vendor destinations on the local stack, each through its
-own connector to a local fake of the vendor, with a transformation on one of them."""
+own connector to a local fake of the vendor (and a file in the local Cloud Storage emulator),
+with a transformation on one of them."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from contextlib import ExitStack
 from typing import Any
 
 import pytest
+from google.cloud.storage import Client
 
-from emulators.dev import LocalStack
+from emulators.dev import LOCAL_BUCKET, LocalStack
 from tests.e2e.helpers import Tenant, wait_until
 from tests.vendor_fakes import Answer, FakeVendor, Received, fake_vendor
 
@@ -45,7 +48,8 @@ def test_one_event_fans_out_to_several_vendors_one_transformed(
             name: stack.enter_context(fake_vendor(accept))
             for name in ("posthog", "braze", "segment", "slack")
         }
-        configs = {
+        configs: dict[str, dict[str, Any]] = {
+            "gcs": {"bucket": LOCAL_BUCKET, "prefix": "fanout/"},
             "posthog": {"api_key": "phc_fanout_key", "host": vendors["posthog"].url},
             "braze": {"api_key": "braze-fanout-key", "rest_endpoint": vendors["braze"].url},
             "segment": {"write_key": "fanout-write-key", "endpoint": vendors["segment"].url},
@@ -84,6 +88,14 @@ def test_one_event_fans_out_to_several_vendors_one_transformed(
         for name in ("posthog", "braze", "segment"):
             assert wait_until(lambda n=name: carried(vendors[n], "ord-77"), timeout=30), name  # type: ignore[misc]
         assert wait_until(lambda: vendors["slack"].received, timeout=30)
+        bucket = Client(project="streams-local").bucket(LOCAL_BUCKET)
+        files = wait_until(
+            lambda: [b for b in bucket.list_blobs(prefix="fanout/") if b.name.endswith(".gz")]
+        )
+        assert len(files) == 1, files
+        [line] = gzip.decompress(files[0].download_as_bytes()).decode().splitlines()
+        assert json.loads(line)["messageId"] == "fan-out-1"
+        assert files[0].name.startswith(f"fanout/source_id={tenant.source_id}/dt=")
 
         # The transformation ran on PostHog's rule only.
         [posthog] = carried(vendors["posthog"], "ord-77")
@@ -97,7 +109,7 @@ def test_one_event_fans_out_to_several_vendors_one_transformed(
         assert vendors["braze"].received[0].headers["authorization"] == "Bearer braze-fanout-key"
         assert vendors["segment"].received[0].headers["authorization"].startswith("Basic ")
 
-        # And the trace says where it went: delivered to all four, transformed for one.
+        # And the trace says where it went: delivered to all five, transformed for one.
         def stages(name: str) -> list[str]:
             trace = tenant.trace("fan-out-1")
             return [s.get("destination_id") for s in trace["stages"] if s["stage"] == name]

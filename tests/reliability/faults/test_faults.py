@@ -199,8 +199,7 @@ def test_ingest_answers_503_while_firestore_is_stopped(fault_stack: StackFactory
         time.sleep(2)  # quiet: nothing is written to Firestore while it is snapshotted
         stack.stop_emulator("firestore")
         traffic.start()
-        # Long enough for each sender's requests to meet the stopped Firestore several times.
-        time.sleep(6)
+        time.sleep(12)
         during = dict(ledger.statuses)
         acked_during = len(ledger.acked)
         stack.start_emulator("firestore")
