@@ -106,7 +106,10 @@ class FakeVendor:
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def start(self) -> FakeVendor:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        # A short poll: stopping a fake then takes ~50 ms, not serve_forever's default 0.5 s.
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         return self
 
     def stop(self) -> None:
