@@ -73,7 +73,7 @@ export interface StreamOptions {
   lastEventId?: string;
   onMessage: (message: SseMessage) => void;
   onStatus: (status: StreamStatus, detail?: string) => void;
-  /** Called when the server refuses the stream (4xx): no retry. */
+  /** Called when the server refuses the stream (4xx but 429 and 408): no retry. */
   onFatal: (status: number, message: string) => void;
 }
 
@@ -84,7 +84,19 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-/** Reads the stream until `signal` aborts or the server refuses it; reconnects otherwise. */
+/** The API's error message of a refused stream, else its status line. */
+async function messageOf(response: Response): Promise<string> {
+  try {
+    const body = (await response.json()) as { message?: string };
+    if (body?.message) return body.message;
+  } catch {
+    // not JSON
+  }
+  return `${response.status} ${response.statusText}`;
+}
+
+/** Reads the stream until `signal` aborts or the server refuses it (4xx other than 429 and
+ * 408); reconnects otherwise. */
 export async function followStream(options: StreamOptions): Promise<void> {
   const { url, token, signal } = options;
   let lastEventId = options.lastEventId ?? '';
@@ -99,14 +111,17 @@ export async function followStream(options: StreamOptions): Promise<void> {
       };
       if (lastEventId) headers['Last-Event-ID'] = lastEventId;
       const response = await fetch(url, { headers, signal, cache: 'no-store', credentials: 'omit' });
+      if (response.status === 429 || response.status === 408) {
+        // Too many streams open for this token (or the server timed out): not a refusal.
+        // Wait as asked (Retry-After, seconds), then try again from where the stream stopped.
+        const asked = Number(response.headers.get('Retry-After'));
+        const waitMs = Number.isFinite(asked) && asked > 0 ? Math.min(asked, 300) * 1000 : retryMs;
+        options.onStatus('reconnecting', await messageOf(response));
+        await sleep(waitMs, signal);
+        continue;
+      }
       if (response.status >= 400 && response.status < 500) {
-        let message = `${response.status} ${response.statusText}`;
-        try {
-          const body = (await response.json()) as { message?: string };
-          if (body?.message) message = body.message;
-        } catch {
-          // not JSON
-        }
+        const message = await messageOf(response);
         options.onStatus('error', message);
         options.onFatal(response.status, message);
         return;

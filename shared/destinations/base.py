@@ -133,8 +133,9 @@ class Connector(Protocol):
     Optional hooks, found by `hasattr`: `classify(result) -> SendStatus | None` reads a vendor's
     documented error answers (None keeps the HTTP status's class: 2xx delivered; 408, 429, 5xx
     retried; other 4xx permanent); `follow_up(request, result) -> OutboundRequest | None` makes
-    the one further request an answer calls for (an update after "already exists"), whose
-    answer is then the outcome; and `delete_user` (shared/destinations/deletion.py).
+    the one further request an answer calls for (an update after "already exists", a deletion
+    once a search found the record), whose answer is then the outcome; and `delete_user`
+    (shared/destinations/deletion.py).
     """
 
     @property

@@ -22,7 +22,9 @@ request. Every request carries `Authorization: Bearer <access token>` and `Inter
 - page, screen, alias -> not sent (Intercom records page views only through its Messenger, and
   has no alias).
 User deletion: Intercom deletes a contact by its own id only (`DELETE /contacts/{id}`), so a
-Streams subject (userId/anonymousId) needs manual deletion in Intercom.
+regulation searches the contact by external_id = userId (`POST /contacts/search`) and the
+connector's `follow_up` deletes the contact found (none found: nothing to delete). An anonymousId
+subject needs manual deletion (Streams sends no anonymous contacts to Intercom).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from shared.destinations.base import (
     About,
+    DeletionSubject,
     DestinationConfig,
     EventRejected,
     OutboundRequest,
@@ -212,8 +215,25 @@ def _company(event: CanonicalEvent) -> dict[str, Any]:
     return compact(company)
 
 
+SEARCH_PATH = "/contacts/search"
+
+
+def _first_contact_id(body: bytes) -> str | None:
+    """The id of the first contact a search answered, if any."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return None
+    found = answer.get("data") if isinstance(answer, dict) else None
+    if not isinstance(found, list) or not found or not isinstance(found[0], dict):
+        return None
+    contact_id = found[0].get("id")
+    return contact_id if isinstance(contact_id, str) and SAFE_ID.match(contact_id) else None
+
+
 # Intercom's conflict message on a create: "... already exists with id=<contact id>".
 EXISTING_CONTACT = re.compile(r"already exists with id=([0-9A-Za-z_-]{1,64})")
+SAFE_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 
 
 def _codes(result: SendResult) -> set[str]:
@@ -253,6 +273,10 @@ class IntercomConnector(PerEventConnector):
             path, body = "/companies", _company(event)
         else:
             return None
+        return self._request(cfg, path, body)
+
+    @staticmethod
+    def _request(cfg: IntercomConfig, path: str, body: dict[str, Any]) -> OutboundRequest:
         token = cfg.access_token.get_secret_value()
         return OutboundRequest(
             method="POST",
@@ -269,13 +293,29 @@ class IntercomConnector(PerEventConnector):
 
     def follow_up(self, request: OutboundRequest, result: SendResult) -> OutboundRequest | None:
         """The update of the existing contact a create conflicted with, by the id Intercom
-        names in its answer."""
+        names in its answer; or the deletion of the contact a deletion's search found."""
+        if request.url.endswith(SEARCH_PATH) and result.http_status == 200:
+            contact_id = _first_contact_id(result.body)
+            if contact_id is None:
+                return None
+            base = request.url.removesuffix(SEARCH_PATH)
+            return replace(request, method="DELETE", url=f"{base}/contacts/{contact_id}", body=b"")
         if result.http_status != 409 or not request.url.endswith("/contacts"):
             return None
         found = EXISTING_CONTACT.search(result.body.decode("utf-8", errors="replace"))
         if found is None:
             return None
         return replace(request, method="PUT", url=f"{request.url}/{found.group(1)}")
+
+    def delete_user(self, subject: DeletionSubject, config: BaseModel) -> OutboundRequest | str:
+        """The search for the user's contact; `follow_up` deletes what it finds."""
+        if subject.kind != "user_id":
+            return "Intercom holds no anonymous contacts from Streams: delete leads there"
+        return self._request(
+            expect_config(config, IntercomConfig),
+            SEARCH_PATH,
+            {"query": {"field": "external_id", "operator": "=", "value": subject.value}},
+        )
 
     def classify(self, result: SendResult) -> SendStatus | None:
         codes = _codes(result)

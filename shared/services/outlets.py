@@ -20,7 +20,23 @@ from shared.destinations.base import (
 )
 from shared.destinations.pubsub import TopicGuard
 from shared.domain.errors import InvalidRequest, StreamsError
-from shared.ports import FileWriter, Publisher, Sender, SendStatus
+from shared.ports import FileWriter, OutboundRequest, Publisher, Sender, SendResult, SendStatus
+
+
+def send_http(
+    connector: Connector, sender: Sender, request: OutboundRequest
+) -> tuple[SendStatus, SendResult]:
+    """Send, make the one further request the answer may call for (the connector's
+    `follow_up`: Intercom's update of a contact that already exists, or its deletion once found),
+    and classify the last answer as the connector reads it."""
+    result = sender.send(request, request.timeout_seconds)
+    follow_up = getattr(connector, "follow_up", None)
+    then = None
+    if follow_up is not None and result.http_status is not None:
+        then = follow_up(request, result)
+    if then is not None:
+        result = sender.send(then, then.timeout_seconds)
+    return classify_result(connector, result), result
 
 
 @dataclass(frozen=True)
@@ -56,16 +72,7 @@ class Outlets:
             return self._timed(lambda: self._publish(outbound))
         if isinstance(outbound, OutboundFile):
             return self._timed(lambda: self._write(outbound))
-        result = self._sender.send(outbound, outbound.timeout_seconds)
-        follow_up = getattr(connector, "follow_up", None)
-        then = (
-            None if follow_up is None or result.http_status is None else follow_up(outbound, result)
-        )
-        if then is not None:
-            # The vendor's answer asks for a second request (Intercom: the contact exists, so
-            # update it by the id the conflict names); its answer is the outcome.
-            result = self._sender.send(then, then.timeout_seconds)
-        status = classify_result(connector, result)
+        status, result = send_http(connector, self._sender, outbound)
         code = None
         if status == "failed":
             code = "http_error" if result.http_status else "unsafe_destination"

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from shared.destinations import connector_for
 from shared.destinations.deletion import DeletionSubject, deletion_request
 from shared.domain import ids
 from shared.domain.errors import InvalidRequest, NotFound, StreamsError
@@ -42,6 +43,7 @@ from shared.ports import (
     commit_in_chunks,
 )
 from shared.services.live import live_events_collection
+from shared.services.outlets import send_http
 
 log = logging.getLogger("streams.regulations")
 
@@ -258,12 +260,17 @@ class Regulations:
         if requests:
             sender = self._sender()
             with ThreadPoolExecutor(max_workers=min(DESTINATION_WORKERS, len(requests))) as pool:
-                results = list(pool.map(lambda pair: sender.send(pair[1]), requests))
-            for (described, _), result in zip(requests, results, strict=True):
+                results = list(
+                    pool.map(
+                        lambda pair: send_http(connector_for(pair[0]["type"]), sender, pair[1]),
+                        requests,
+                    )
+                )
+            for (described, _), (status, result) in zip(requests, results, strict=True):
                 requested.append(
                     {
                         **described,
-                        "status": "requested" if result.status == "delivered" else "failed",
+                        "status": "requested" if status == "delivered" else "failed",
                         "http_status": result.http_status,
                         "detail": result.detail,
                     }

@@ -8,12 +8,14 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import requests
 from playwright.sync_api import Browser, ViewportSize, expect
 
 from emulators.dev import LocalStack
 from tests.e2e.helpers import Tenant
 from tests.e2e.test_console import LAPTOP, PHONE, Watched, open_page, sign_in
 from tests.e2e.test_console import browser as browser  # the fixture, for this module
+from tests.e2e.test_console import console as console  # the fixture, for this module
 
 pytestmark = pytest.mark.e2e
 
@@ -102,3 +104,26 @@ def test_send_test_event_opens_live_on_that_source_with_the_event_in_view(
     expect(rows.first).to_be_in_viewport()
     no_horizontal_scroll(console)
     console.shot(f"live-test-event-{width}")
+
+
+def test_too_many_streams_is_waited_out_not_a_refusal(
+    console: Watched, tenant: Tenant, local_stack: LocalStack
+) -> None:
+    """The token's other streams fill its limit (429 with Retry-After): Live says why it is
+    reconnecting, and goes live once a slot is free, instead of giving up."""
+    url = f"{local_stack.gateway_url}/api/v1/workspaces/{tenant.workspace_id}/events/live"
+    headers = {"Authorization": f"Bearer {tenant.token}", "Accept": "text/event-stream"}
+    others = [requests.get(url, headers=headers, stream=True, timeout=30) for _ in range(4)]
+    try:
+        assert [r.status_code for r in others] == [200] * 4
+        page = sign_in(console, tenant)
+        open_page(page, "Live")
+        expect(page.get_by_test_id("live-status")).to_have_text("Reconnecting…")
+        expect(page.get_by_role("status").filter(has_text="Reconnecting:")).to_contain_text(
+            "stream"
+        )
+        expect(page.get_by_role("alert")).to_have_count(0)  # not refused
+    finally:
+        for response in others:
+            response.close()
+    expect(page.get_by_test_id("live-status")).to_have_text("Live", timeout=30_000)

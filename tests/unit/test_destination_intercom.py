@@ -14,11 +14,13 @@ from typing import Any, cast
 
 import pytest
 
-from shared.destinations import public_config, stored_config, validate_config
-from shared.destinations.base import DeletionSubject
+from shared.destinations import CONNECTORS, public_config, stored_config, validate_config
+from shared.destinations.base import DeletionSubject, OutboundRequest
 from shared.destinations.deletion import deletion_request
+from shared.destinations.outbound import HttpSender, UrlGuard
 from shared.domain.errors import InvalidRequest
 from shared.domain.event import CanonicalEvent
+from shared.services.outlets import send_http
 from tests.vendor_fakes import Answer, FakeVendor, Received, fake_vendor, send_all
 
 TOKEN = "dG9rOnRlc3QtMDEyMzQ1Njc4OQ=="
@@ -46,9 +48,21 @@ class Workspace:
             return errors(401, "unauthorized", "Access Token Invalid")
         if request.headers.get("intercom-version") not in VERSIONS:
             return errors(400, "intercom_version_invalid", "The requested version is not valid")
-        body = request.json()
+        body = request.json() if request.body else {}
         if request.path == "/contacts":
             return self.create_contact(body)
+        if request.path == "/contacts/search":
+            value = body["query"]["value"]
+            found = (
+                [{"type": "contact", "id": self.contacts[value]}] if value in self.contacts else []
+            )
+            return Answer(200, {"type": "list", "data": found, "total_count": len(found)})
+        if request.method == "DELETE" and request.path.startswith("/contacts/"):
+            contact_id = request.path.rsplit("/", 1)[1]
+            if contact_id not in self.contacts.values():
+                return errors(404, "not_found", "User Not Found")
+            self.contacts = {k: v for k, v in self.contacts.items() if v != contact_id}
+            return Answer(200, {"type": "contact", "id": contact_id, "deleted": True})
         if request.method == "PUT" and request.path.startswith("/contacts/"):
             contact_id = request.path.rsplit("/", 1)[1]
             if contact_id not in self.contacts.values():
@@ -232,13 +246,6 @@ def test_rate_limited_answer_keeps_retry_after(vendor: FakeVendor) -> None:
     assert (sent.status, sent.result.retry_after_seconds) == ("retry", 10.0)
 
 
-def test_deletion_needs_manual_action() -> None:
-    # Intercom deletes by its own contact id only, which Streams does not know.
-    subject = DeletionSubject("user_id", "user-42", "privacy@example.com")
-    reason = deletion_request("intercom", {"access_token": TOKEN}, subject)
-    assert isinstance(reason, str) and "intercom" in reason.lower()
-
-
 @pytest.mark.parametrize(
     ("changes", "field"),
     [
@@ -265,3 +272,24 @@ def test_token_is_write_only() -> None:
         "endpoint": None,
     }
     assert stored_config(cfg)["access_token"] == TOKEN
+
+
+def test_a_deletion_searches_the_users_contact_and_deletes_it(vendor: FakeVendor) -> None:
+    [created] = send_all("intercom", config(vendor), [identify(1)])
+    assert created.status == "delivered"
+    request = deletion_request(
+        "intercom", stored_config(config(vendor)), DeletionSubject("user_id", "user-1", "dpo")
+    )
+    assert isinstance(request, OutboundRequest)
+    sender = HttpSender(UrlGuard(allow_private=True))
+    status, result = send_http(CONNECTORS["intercom"], sender, request)
+    assert (status, result.http_status) == ("delivered", 200)
+    search, delete = vendor.received[-2:]
+    assert (search.method, search.path) == ("POST", "/contacts/search")
+    assert search.json()["query"] == {"field": "external_id", "operator": "=", "value": "user-1"}
+    assert (delete.method, delete.path) == ("DELETE", "/contacts/65f00000")
+    # Nobody left to find: the search alone, answered 200, and nothing deleted.
+    status, _ = send_http(CONNECTORS["intercom"], sender, request)
+    assert status == "delivered" and vendor.received[-1].path == "/contacts/search"
+    anonymous = DeletionSubject("anonymous_id", "anon-1", "dpo")
+    assert isinstance(deletion_request("intercom", stored_config(config(vendor)), anonymous), str)

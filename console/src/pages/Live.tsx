@@ -60,6 +60,8 @@ export function LivePage(props: { api: Api }) {
   const [paused, setPaused] = useState(false);
   const [buffered, setBuffered] = useState(0);
   const [status, setStatus] = useState<StreamStatus>('connecting');
+  // Why the stream is reconnecting, when the server said (too many streams open, say).
+  const [statusDetail, setStatusDetail] = useState<string | null>(null);
   const [fatal, setFatal] = useState<string | null>(null);
   const [selected, setSelected] = useState<LiveEntry | null>(null);
   const pausedRef = useRef(false);
@@ -80,7 +82,10 @@ export function LivePage(props: { api: Api }) {
       url,
       token: api.token,
       signal: controller.signal,
-      onStatus: (next) => setStatus(next),
+      onStatus: (next, detail) => {
+        setStatus(next);
+        setStatusDetail(next === 'reconnecting' && detail ? detail : null);
+      },
       onFatal: (_status, message) => setFatal(message),
       onMessage: (message) => {
         const seen = entryOf(message);
@@ -156,6 +161,7 @@ export function LivePage(props: { api: Api }) {
         </div>
       </form>
       {fatal ? <Notice kind="error">The stream was refused: {fatal}</Notice> : null}
+      {!fatal && statusDetail ? <Notice kind="info">Reconnecting: {statusDetail}</Notice> : null}
       <div class="split">
         <section class="card list-panel" aria-labelledby="live-events-title">
           <h2 id="live-events-title">Events <span class="muted">({events.length})</span></h2>
