@@ -117,7 +117,7 @@ def test_too_many_streams_is_waited_out_not_a_refusal(
     try:
         assert [r.status_code for r in others] == [200] * 4
         page = sign_in(console, tenant)
-        open_page(page, "Live")
+        open_page(page, "Live debugger")
         expect(page.get_by_test_id("live-status")).to_have_text("Reconnecting…")
         expect(page.get_by_role("status").filter(has_text="Reconnecting:")).to_contain_text(
             "stream"
