@@ -137,5 +137,5 @@ reliability: deps  ## Long API fuzz (in process and on a stack), properties, fau
 	$(BIN)/python -m tests.reliability.fuzz --target stack --examples $(RELIABILITY_STACK_EXAMPLES) \
 		--output bench/results/reliability-stack-latest.json
 	STREAMS_PROPERTY_EXAMPLES=2000 STREAMS_FUZZ_EXAMPLES=10 $(BIN)/pytest tests/reliability -q
-	$(BIN)/pytest -m reliability tests/reliability tests/e2e -q
+	$(BIN)/pytest -m reliability tests/reliability tests/e2e tests/integration -q
 	$(BIN)/python -m tests.reliability.soak --minutes $(SOAK_MINUTES) --rate $(SOAK_RATE)

@@ -1,11 +1,13 @@
 """`make bench` (coldstart): how long a new instance of ingest, process and deliver takes to be
-ready, and ingest and process to answer a first request (issue 19, item 4).
+ready and to answer a first request (issue 19, item 4).
 
 Each measurement is a fresh interpreter running bench/coldstart_probe.py, which times from its
 first line: creating the function's app as functions-framework does (importing its main.py) and,
 on the emulators, answering one request: for ingest a `POST /v1/track` (the write key read from
 Firestore, the event published to Pub/Sub), for process a pushed, signed source message of one
-new event (deduplicated, checked against contracts, stored in BigQuery, routed). In the same
+new event (deduplicated, checked against contracts, stored in BigQuery, routed), for deliver a
+pushed, signed deliveries message of one delivery to a webhook (a local receiver: the destination
+read from Firestore, the request sent and answered, the record written). In the same
 run, in turns, the same probe with `--preload` first imports the modules each function imported
 before imports were made lazy (bench/baselines/coldstart_v1.json): the `baseline`. Medians over
 `--rounds`. Writes bench/results/coldstart-<UTC>.json and coldstart-latest.json.
@@ -40,8 +42,11 @@ from bench.reporting import (
 from bench.running import catch_interrupts, ignore_interrupts
 from bench.workspace import BenchWorkspace, own_workspace
 from emulators.stack import EmulatorStack, default_state_dir, start_stack
+from shared.domain.event import CanonicalEvent
 from shared.domain.events import IngestContext, normalise_request
 from shared.domain.ids import new_id, utcnow
+from shared.domain.pipeline import DeliveryMessage, delivery_id, encode_deliveries
+from tests.webhook_receiver import webhook_receiver
 
 if TYPE_CHECKING:
     from shared.bootstrap import Services
@@ -69,8 +74,10 @@ def probe(function: str, variant: str, request: list[str], env: dict[str, str]) 
 
 def measure(stack: EmulatorStack, rounds: int, cleanup: ExitStack) -> dict[str, Any]:
     """Per function and variant: every round's probe, in turns (the variants' order rotating)."""
-    env = {**os.environ, **stack.env()}
-    os.environ.update(stack.env())
+    # The webhook deliver sends to listens on this machine.
+    local = {**stack.env(), "STREAMS_ALLOW_PRIVATE_DESTINATIONS": "1"}
+    env = {**os.environ, **local}
+    os.environ.update(local)
     from shared.adapters.bigquery import ensure_tables, new_client
     from shared.bootstrap import Services
     from shared.config import Settings
@@ -79,6 +86,13 @@ def measure(stack: EmulatorStack, rounds: int, cleanup: ExitStack) -> dict[str, 
     services = Services(settings)
     ensure_tables(new_client(settings), settings.bigquery_dataset)  # where process stores
     workspace = cleanup.enter_context(own_workspace(services, "coldstart"))
+    receiver = cleanup.enter_context(webhook_receiver())
+    destination = services.destinations.create(
+        workspace.workspace_id,
+        name="coldstart webhook",
+        type="webhook",
+        config={"url": receiver.url, "secret": "coldstart-signing-secret"},
+    )
     pushes = Path(cleanup.enter_context(TemporaryDirectory(prefix="coldstart-")))
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {
         function: {variant: [] for variant in VARIANTS} for function in FUNCTIONS
@@ -90,23 +104,55 @@ def measure(stack: EmulatorStack, rounds: int, cleanup: ExitStack) -> dict[str, 
                 request: list[str] = []
                 if function == "ingest":
                     request = ["--write-key", workspace.write_key]
-                elif function == "process":
-                    push = pushes / f"{turn}-{variant}.json"
-                    push.write_text(json.dumps(source_push(services, workspace)))
+                else:
+                    push = pushes / f"{function}-{turn}-{variant}.json"
+                    body = (
+                        source_push(services, workspace)
+                        if function == "process"
+                        else deliveries_push(services, workspace, destination.id)
+                    )
+                    push.write_text(json.dumps(body))
                     request = ["--push", str(push)]
                 runs[function][variant].append(probe(function, variant, request, env))
         print(f"  round {turn + 1}/{rounds} done", flush=True)
     return runs
 
 
-def source_push(services: Services, workspace: BenchWorkspace) -> dict[str, Any]:
-    """A source topic's message of one new track event, signed, as the emulator pushes it."""
+def one_event(workspace: BenchWorkspace) -> CanonicalEvent:
     ctx = IngestContext(workspace.workspace_id, workspace.source_id, utcnow(), None)
     call = {"event": "Cold Start", "userId": "bench-user", "messageId": f"coldstart-{new_id()}"}
-    events = normalise_request(call, "track", ctx).events
+    [event] = normalise_request(call, "track", ctx).events
+    return event
+
+
+def source_push(services: Services, workspace: BenchWorkspace) -> dict[str, Any]:
+    """A source topic's message of one new track event, signed, as the emulator pushes it."""
     attributes = {"workspace_id": workspace.workspace_id, "source_id": workspace.source_id}
-    [(data, signed)] = services.signer.sign([(json.dumps(events).encode(), attributes)])
-    message = {"data": base64.b64encode(data).decode(), "attributes": signed}
+    return signed_push(services, json.dumps([one_event(workspace)]).encode(), attributes)
+
+
+def deliveries_push(
+    services: Services, workspace: BenchWorkspace, destination_id: str
+) -> dict[str, Any]:
+    """A deliveries topic's message of one new delivery to the webhook, signed, as pushed."""
+    event = one_event(workspace)
+    message_id = str(event["messageId"])
+    delivery = DeliveryMessage(
+        delivery_id=delivery_id(message_id, "coldstart-rule"),
+        workspace_id=workspace.workspace_id,
+        message_id=message_id,
+        rule_id="coldstart-rule",
+        destination_id=destination_id,
+        transformation_id=None,
+        event=event,
+    )
+    [(_, data, attributes)] = encode_deliveries([delivery])
+    return signed_push(services, data, attributes)
+
+
+def signed_push(services: Services, data: bytes, attributes: dict[str, str]) -> dict[str, Any]:
+    [(signed_data, signed)] = services.signer.sign([(data, attributes)])
+    message = {"data": base64.b64encode(signed_data).decode(), "attributes": signed}
     return {
         "subscription": "projects/bench/subscriptions/coldstart",
         "message": {**message, "messageId": new_id(), "publishTime": iso(utcnow())},
@@ -148,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
         figures["ready_project_vs_baseline"] = ratio(
             figures["project"]["ready_s"], figures["baseline"]["ready_s"]
         )
-    for function in ("ingest", "process"):
+    for function in FUNCTIONS:
         figures = functions[function]
         figures["first_answer_project_vs_baseline"] = ratio(
             figures["project"]["first_answer_s"], figures["baseline"]["first_answer_s"]
@@ -161,7 +207,8 @@ def run(args: argparse.Namespace) -> int:
             "probe": "bench/coldstart_probe.py in a fresh interpreter, timed from its first line",
             "baseline": "the same probe importing bench/baselines/coldstart_v1.json first",
             "first_answer": "on the emulators; ingest: POST /v1/track with the write key; "
-            "process: a pushed, signed source message of one new track event",
+            "process: a pushed, signed source message of one new track event; deliver: a "
+            "pushed, signed deliveries message of one delivery to a local webhook",
         },
         "functions": functions,
         "targets": {

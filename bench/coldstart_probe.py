@@ -1,6 +1,6 @@
 """One cold start, in a fresh interpreter (run by bench/coldstart.py): create a function's app
-as functions-framework does, then answer one request (ingest: a track call; process: a pushed
-source message); print the times as JSON.
+as functions-framework does, then answer one request (ingest: a track call; process and deliver:
+a pushed message); print the times as JSON.
 
 With `--preload`, first import the modules a function imported before issue 19 made imports
 lazy (bench/baselines/coldstart_v1.json): that code's cold start, measured in the same run.
@@ -28,7 +28,9 @@ def main() -> None:
     parser.add_argument("function")
     parser.add_argument("--preload", action="store_true")
     parser.add_argument("--write-key", help="ingest: answer one track call with this key")
-    parser.add_argument("--push", type=Path, help="process: answer this push body (a JSON file)")
+    parser.add_argument(
+        "--push", type=Path, help="process, deliver: answer this push body (a JSON file)"
+    )
     args = parser.parse_args()
     modules_before = len(sys.modules)
     if args.preload:
