@@ -267,8 +267,13 @@ def check_http_url(value: str) -> str:
 
 
 def json_bytes(value: Any) -> bytes:
-    """Compact UTF-8 JSON, the form every connector sends."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """Compact UTF-8 JSON, the form every connector sends. Text UTF-8 cannot encode (a lone
+    surrogate, which events may hold) is sent escaped (ASCII JSON), never refused here."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value, separators=(",", ":")).encode("ascii")
 
 
 def event_time(event: CanonicalEvent, now: datetime) -> datetime:

@@ -330,7 +330,22 @@ class Deliverer:
                 by_destination.setdefault(plan.destination.id, []).append(index)
         for indices in by_destination.values():
             first = plans[indices[0]]
-            for batch in self._batched(first, [plans[i].parts for i in indices]):
+            try:
+                joined = self._batched(first, [plans[i].parts for i in indices])
+            except DATA_ERRORS:
+                # One delivery's parts break the joined request: each is built alone, so that
+                # only the deliveries whose own request cannot be built fail.
+                for index in indices:
+                    try:
+                        alone = self._batched(plans[index], [plans[index].parts])
+                    except DATA_ERRORS as exc:
+                        detail = failure_reason("building the request", exc)
+                        failed = Attempt("dead_lettered", detail, code=UNPROCESSABLE_EVENT)
+                        outcomes[index].append(failed)
+                        continue
+                    batches.extend((plans[index], batch, [index]) for batch in alone)
+                continue
+            for batch in joined:
                 batches.append((first, batch, [indices[owner] for owner in batch.owners]))
         if not batches:
             return outcomes

@@ -11,7 +11,7 @@ import pytest
 
 from shared.destinations.base import About, Batching, Part, RateLimit
 from shared.domain.errors import InvalidRequest, Unavailable
-from shared.ports import OutboundFile, SendResult
+from shared.ports import OutboundFile, OutboundRequest, SendResult
 from shared.services import deliver as deliver_module
 from shared.services.deliver import RetryDelivery
 from shared.services.pacing import Pacer
@@ -222,3 +222,37 @@ def test_files_go_through_the_file_writer(
             "file_refused",
             "the bucket does not exist",
         )
+
+
+class BreaksOnOne:
+    """A connector whose joined request cannot be built when one event's part is bad."""
+
+    type = "breaks"
+    about = About("breaks", "docs", ("track",), batching=Batching(max_parts=10))
+
+    def parts(self, event: Any, config: Any, *, now: Any) -> list[Part]:
+        return [Part("all", event["messageId"])]
+
+    def request(self, key: str, payloads: Any, config: Any, *, now: Any) -> Any:
+        if "m1" in payloads:
+            raise KeyError("the vendor's field for m1")
+        return AMPLITUDE_REQUEST
+
+
+AMPLITUDE_REQUEST = OutboundRequest("POST", "https://api2.amplitude.com/2/httpapi", {}, b"{}")
+
+
+def test_a_request_one_delivery_breaks_fails_only_that_delivery(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pipeline = make_pipeline()
+    monkeypatch.setattr(deliver_module, "connector_for", lambda kind: BreaksOnOne())
+    add_destination(pipeline.store, "dest-1", type_="webhook")
+
+    outcomes = pipeline.deliverer.deliver_all(messages(3))
+
+    assert [o.status for o in outcomes] == ["delivered", "dead_lettered", "delivered"]
+    assert len(pipeline.sender.sent) == 2  # m0 and m2, each alone
+    [letter] = dead_letter_envelopes(pipeline)
+    assert letter["reason_code"] == "unprocessable_event"
+    assert "KeyError" in letter["reason"]

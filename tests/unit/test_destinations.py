@@ -39,6 +39,7 @@ from shared.destinations.base import (
     OutboundMessage,
     OutboundRequest,
     build_requests,
+    json_bytes,
 )
 from shared.destinations.ga4 import sanitise_name
 from shared.destinations.webhook import sign, verify_signature
@@ -440,3 +441,8 @@ def test_outbound_request_repr_hides_a_path_holding_a_secret() -> None:
     assert isinstance(request, OutboundRequest)
     path = urlsplit(request.url).path
     assert path not in repr(request) and repr(request).endswith("/[redacted])")
+
+
+def test_text_utf8_cannot_encode_is_sent_escaped() -> None:
+    assert json_bytes({"a": "é"}) == '{"a":"é"}'.encode()
+    assert json_bytes({"a": "x\ud800"}) == b'{"a":"x\\ud800"}'
