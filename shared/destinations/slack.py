@@ -133,7 +133,12 @@ def _lookup(event: CanonicalEvent, path: str) -> Any:
         key = segment.strip()
         if isinstance(current, dict):
             current = current.get(key)
-        elif isinstance(current, list) and key.isdigit() and int(key) < len(current):
+        elif (
+            isinstance(current, list)
+            and key.isascii()
+            and key.isdigit()
+            and int(key) < len(current)
+        ):
             current = current[int(key)]
         else:
             return None

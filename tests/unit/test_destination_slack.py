@@ -131,6 +131,8 @@ def test_the_template_language_substitutes_and_nothing_more() -> None:
     assert render("{{properties.ok}} {{__class__}} {{properties.a.__len__}}", e) == "true  "
     assert render("{{properties.items}}", e) == '[{"sku":"S-1"}]'
     assert render("plain {{ }} {x}", e) == "plain  {x}"
+    # Only ASCII digits index a list: "²" is a digit to Python but no index.
+    assert render("{{properties.items.²}}|{{properties.items.٠.sku}}", e) == "|"
 
 
 def test_a_long_message_is_cut_at_slacks_limit_without_half_an_escape() -> None:
