@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from pydantic import BaseModel
 
 from shared.destinations import connector_for
@@ -125,6 +126,29 @@ def fake_vendor(handler: Handler) -> Iterator[FakeVendor]:
         yield vendor
     finally:
         vendor.stop()
+
+
+def vendor_fixtures(default: Handler) -> tuple[Any, Any]:
+    """The fixtures `server` (one fake per test module, answering with `default`) and `serve`
+    (points it at a handler for one test, with nothing received yet), for a test module to
+    assign: `server, serve = vendor_fixtures(handler)`."""
+
+    @pytest.fixture(scope="module")
+    def server() -> Iterator[FakeVendor]:
+        with fake_vendor(default) as running:
+            yield running
+
+    @pytest.fixture
+    def serve(server: FakeVendor) -> Iterator[Callable[[Handler], FakeVendor]]:
+        def use(handler: Handler) -> FakeVendor:
+            server.handler = handler
+            server.received.clear()
+            return server
+
+        yield use
+        server.handler = default
+
+    return server, serve
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ product_id, currency and price; it answers Braze's documented shapes: 201 {"mess
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -20,7 +19,12 @@ from shared.destinations.base import DeletionSubject, OutboundRequest
 from shared.destinations.braze import BrazeConnector
 from shared.domain.errors import InvalidRequest
 from shared.domain.event import CanonicalEvent
-from tests.vendor_fakes import Answer, FakeVendor, Handler, Received, fake_vendor, send_all
+from tests.vendor_fakes import (
+    Answer,
+    Received,
+    send_all,
+    vendor_fixtures,
+)
 
 API_KEY = "braze-rest-key-secret-9"
 NOW = datetime(2024, 1, 15, 15, 0, 6, tzinfo=UTC)
@@ -75,24 +79,7 @@ def braze(request: Received) -> Answer:
     return Answer(201, answer)
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeVendor]:
-    # One local server for the module: stopping one takes half a second (its poll interval).
-    with fake_vendor(braze) as running:
-        yield running
-
-
-@pytest.fixture
-def serve(server: FakeVendor) -> Iterator[Any]:
-    """Points the shared server at a handler, with nothing received yet."""
-
-    def use(handler: Handler) -> FakeVendor:
-        server.handler = handler
-        server.received.clear()
-        return server
-
-    yield use
-    server.handler = braze
+server, serve = vendor_fixtures(braze)
 
 
 def config(url: str, **over: Any) -> Any:

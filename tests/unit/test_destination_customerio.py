@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -23,7 +22,12 @@ from shared.destinations.base import DeletionSubject, EventRejected, OutboundReq
 from shared.destinations.customerio import CustomerioConnector
 from shared.domain.errors import InvalidRequest
 from shared.domain.event import CanonicalEvent
-from tests.vendor_fakes import Answer, FakeVendor, Handler, Received, fake_vendor, send_all
+from tests.vendor_fakes import (
+    Answer,
+    Received,
+    send_all,
+    vendor_fixtures,
+)
 
 SITE_ID = "site-test-1"
 API_KEY = "cio-track-key-secret-9"
@@ -81,24 +85,7 @@ def customerio(request: Received) -> Answer:
     return Answer(207, {"errors": errors}) if errors else Answer(200, {})
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeVendor]:
-    # One local server for the module: stopping one takes half a second (its poll interval).
-    with fake_vendor(customerio) as running:
-        yield running
-
-
-@pytest.fixture
-def serve(server: FakeVendor) -> Iterator[Any]:
-    """Points the shared server at a handler, with nothing received yet."""
-
-    def use(handler: Handler) -> FakeVendor:
-        server.handler = handler
-        server.received.clear()
-        return server
-
-    yield use
-    server.handler = customerio
+server, serve = vendor_fixtures(customerio)
 
 
 def config(url: str | None = None, **over: Any) -> Any:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -25,7 +24,12 @@ from shared.destinations.klaviyo import REVISION, KlaviyoConnector
 from shared.destinations.outbound import HttpSender, UrlGuard
 from shared.domain.errors import InvalidRequest
 from shared.domain.event import CanonicalEvent
-from tests.vendor_fakes import Answer, FakeVendor, Handler, Received, fake_vendor, send_all
+from tests.vendor_fakes import (
+    Answer,
+    Received,
+    send_all,
+    vendor_fixtures,
+)
 
 API_KEY = "pk_test_0123456789abcdef0123"
 NOW = datetime(2024, 1, 15, 15, 0, 6, tzinfo=UTC)
@@ -147,24 +151,7 @@ def klaviyo(request: Received) -> Answer:
     return refusal or Answer(202)
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeVendor]:
-    # One local server for the module: stopping one takes half a second (its poll interval).
-    with fake_vendor(klaviyo) as running:
-        yield running
-
-
-@pytest.fixture
-def serve(server: FakeVendor) -> Iterator[Any]:
-    """Points the shared server at a handler, with nothing received yet."""
-
-    def use(handler: Handler) -> FakeVendor:
-        server.handler = handler
-        server.received.clear()
-        return server
-
-    yield use
-    server.handler = klaviyo
+server, serve = vendor_fixtures(klaviyo)
 
 
 def config(url: str, **over: Any) -> Any:

@@ -9,7 +9,6 @@ channel_not_found, 410 channel_is_archived, 429 with Retry-After, 500 rollup_err
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -21,7 +20,12 @@ from shared.destinations.deletion import deletion_request
 from shared.destinations.slack import MAX_TEXT_CHARS, SlackConnector, render
 from shared.domain.errors import InvalidRequest
 from shared.domain.event import CanonicalEvent
-from tests.vendor_fakes import Answer, FakeVendor, Handler, Received, fake_vendor, send_all
+from tests.vendor_fakes import (
+    Answer,
+    Received,
+    send_all,
+    vendor_fixtures,
+)
 
 HOOK = "/services/T0TEST/B0TEST/slacktoken0123456789"
 ARCHIVED = "/services/T0TEST/B0OLD/slacktokenarchived00"
@@ -75,24 +79,7 @@ def slack(request: Received) -> Answer:
     return Answer(200, "ok")
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeVendor]:
-    # One local server for the module: stopping one takes half a second (its poll interval).
-    with fake_vendor(slack) as running:
-        yield running
-
-
-@pytest.fixture
-def serve(server: FakeVendor) -> Iterator[Any]:
-    """Points the shared server at a handler, with nothing received yet."""
-
-    def use(handler: Handler) -> FakeVendor:
-        server.handler = handler
-        server.received.clear()
-        return server
-
-    yield use
-    server.handler = slack
+server, serve = vendor_fixtures(slack)
 
 
 def config(url: str, path: str = HOOK, **over: Any) -> Any:
