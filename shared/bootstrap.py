@@ -17,6 +17,7 @@ from shared.ports import (
     PushPolicy,
     Sender,
     TopicAdmin,
+    WarehouseViews,
 )
 
 # Services are imported where they are built, so that a function loads only those it uses
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
     from shared.services.trace import Traces
     from shared.services.transformations import Transformations
     from shared.services.volume import EventVolume
+    from shared.services.warehouse import Warehouse
     from shared.services.webhook_mapper import WebhookMapper
     from shared.services.workspace_config import WorkspaceConfig
     from shared.services.workspaces import Workspaces
@@ -173,10 +175,29 @@ class Services:
         return Workspaces(self.store)
 
     @cached_property
-    def event_store(self) -> EventStore:
-        from shared.adapters.bigquery import BigQueryEventStore, new_client
+    def bigquery_client(self) -> Any:
+        from shared.adapters.bigquery import new_client
 
-        return BigQueryEventStore(new_client(self.settings), self.settings.bigquery_dataset)
+        return new_client(self.settings)
+
+    @cached_property
+    def event_store(self) -> EventStore:
+        from shared.adapters.bigquery import BigQueryEventStore
+
+        return BigQueryEventStore(self.bigquery_client, self.settings.bigquery_dataset)
+
+    @cached_property
+    def warehouse_views(self) -> WarehouseViews:
+        from shared.adapters.bigquery_warehouse import BigQueryWarehouse
+
+        return BigQueryWarehouse(self.bigquery_client, self.settings.bigquery_dataset)
+
+    @cached_property
+    def warehouse(self) -> Warehouse:
+        from shared.services.warehouse import Warehouse
+
+        # One dataset per workspace beside the events dataset: `<dataset>_ws_<workspace id>`.
+        return Warehouse(self.store, self.warehouse_views, f"{self.settings.bigquery_dataset}_ws_")
 
     @cached_property
     def url_guard(self) -> UrlGuard:

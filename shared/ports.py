@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from shared.domain.event import CanonicalEvent
 from shared.domain.geo import Location
+from shared.domain.warehouse import Layout
 
 Document = dict[str, Any]
 
@@ -191,6 +192,37 @@ class PushPolicy:
     max_delivery_attempts: int | None = None
     # Production: Pub/Sub signs pushes with an OIDC token of this service account.
     service_account: str | None = None
+
+
+# One event as a warehouse sync observes it: type, name, and its properties (or traits).
+ObservedRow = tuple[str, str | None, Mapping[str, Any] | None]
+
+
+class WarehouseViews(Protocol):
+    """Each workspace's warehouse: views over the events table, in a dataset of its own."""
+
+    def sample(
+        self, workspace_id: str, since: datetime, until: datetime, per_stream: int
+    ) -> list[ObservedRow]:
+        """The newest `per_stream` events of each type and name received in [since, until)."""
+        ...
+
+    def views(
+        self, workspace_id: str, layout: Layout, retention_days: int | None
+    ) -> dict[str, str]:
+        """Each view of the layout, by table name, as the SELECT it runs."""
+        ...
+
+    def apply(
+        self, workspace_id: str, dataset: str, views: Mapping[str, str], drop: Iterable[str]
+    ) -> None:
+        """Create the dataset if missing, (re)write `views`, drop the views named in `drop`;
+        raise `Unavailable` when BigQuery cannot."""
+        ...
+
+    def delete_expired(self, workspace_id: str, before: datetime) -> int:
+        """Delete the workspace's events received before `before`; how many."""
+        ...
 
 
 class EventStore(Protocol):

@@ -31,6 +31,7 @@ from shared.domain.stored_documents import (
     firestore_refusal,
     query_condition,
 )
+from shared.domain.warehouse import Layout
 from shared.ports import (
     COMMIT_TIME,
     DELETED_TOPIC,
@@ -40,6 +41,7 @@ from shared.ports import (
     EventSummary,
     Filter,
     Increment,
+    ObservedRow,
     PushPolicy,
     SubscriptionState,
     Write,
@@ -421,6 +423,63 @@ class InMemoryCounterStore:
             return {name: document[name] for name in amounts}
 
 
+class FakeWarehouseViews:
+    """`WarehouseViews` over a `FakeEventStore`'s rows: the SQL as the adapter writes it, the
+    views applied kept by dataset and name (no query engine behind them)."""
+
+    def __init__(self, events: FakeEventStore) -> None:
+        self.events = events
+        self.datasets: dict[str, dict[str, str]] = {}
+        self.expired_before: list[datetime] = []
+
+    def sample(
+        self, workspace_id: str, since: datetime, until: datetime, per_stream: int
+    ) -> list[ObservedRow]:
+        newest: dict[tuple[str, str | None], list[ObservedRow]] = collections.defaultdict(list)
+        for row in sorted(self.events.rows, key=lambda r: str(r["received_at"]), reverse=True):
+            received = datetime.fromisoformat(str(row["received_at"]).replace("Z", "+00:00"))
+            if row["workspace_id"] != workspace_id or not since <= received < until:
+                continue
+            if row["event_type"] == "alias":
+                continue
+            field = "traits" if row["event_type"] in ("identify", "group") else "properties"
+            values = json.loads(row[field]) if row.get(field) else None
+            stream = newest[(row["event_type"], row["event_name"])]
+            if len(stream) < per_stream:
+                stream.append((row["event_type"], row["event_name"], values))
+        return [row for rows in newest.values() for row in rows]
+
+    def views(
+        self, workspace_id: str, layout: Layout, retention_days: int | None
+    ) -> dict[str, str]:
+        from shared.adapters.warehouse_sql import view_sql
+
+        return {
+            table.name: view_sql(table, layout, "events", workspace_id, retention_days)
+            for table in layout.tables
+        }
+
+    def apply(
+        self, workspace_id: str, dataset: str, views: Mapping[str, str], drop: Iterable[str]
+    ) -> None:
+        applied = self.datasets.setdefault(dataset, {})
+        applied.update(views)
+        for name in drop:
+            applied.pop(name, None)
+
+    def delete_expired(self, workspace_id: str, before: datetime) -> int:
+        self.expired_before.append(before)
+        kept = [
+            row
+            for row in self.events.rows
+            if row["workspace_id"] != workspace_id
+            or datetime.fromisoformat(str(row["received_at"]).replace("Z", "+00:00")) >= before
+        ]
+        deleted = len(self.events.rows) - len(kept)
+        self.events.rows[:] = kept
+        return deleted
+
+
 class FakeServices(Services):
     """Services on the in-memory fakes, typed as the fakes, so that a test reads what they
     recorded (`services.publisher.published`) as it would any attribute. Any service can still
@@ -444,6 +503,10 @@ class FakeServices(Services):
     @cached_property
     def event_store(self) -> FakeEventStore:
         return FakeEventStore()
+
+    @cached_property
+    def warehouse_views(self) -> FakeWarehouseViews:
+        return FakeWarehouseViews(self.event_store)
 
 
 def recording(calls: list[A], function: Callable[[A], R]) -> Callable[[A], R]:

@@ -22,13 +22,14 @@ ROUTE_MODULES: dict[str, tuple[str, ...]] = {
     "event_transformations": ("transformations",),
     "event_contracts": ("contracts", "quarantine"),
     "destinations": ("destinations",),
-    "events": ("events", "observe"),
+    "events": ("events", "observe", "warehouse"),
     "streams": ("streams", "stream_sources", "stream_events"),
     "governance": ("privacy", "regulations", "audit"),
     "api_docs": ("routes",),
     "console": ("console",),
     # Private: not in the public route table, reached by its invokers only (shared/api/wiring.py).
     "wiring": ("wiring",),
+    "warehouse": ("warehouse",),
 }
 
 
@@ -37,7 +38,8 @@ def routes_of(function: str) -> tuple[Route, ...]:
     declared: list[Route] = []
     for name in ROUTE_MODULES[function]:
         module = importlib.import_module(f"shared.api.{name}")
-        declared += [route for route in module.ROUTES if route.function == function]
+        routes = (*module.ROUTES, *getattr(module, "INTERNAL_ROUTES", ()))
+        declared += [route for route in routes if route.function == function]
     if ROUTE_MODULES[function] == ("routes",):
         return tuple(declared)  # the whole table has its preflights already
     return with_preflights(tuple(declared))

@@ -27,6 +27,7 @@ from shared.api import (
     streams,
     tokens,
     transformations,
+    warehouse,
     webhooks,
     wiring,
 )
@@ -71,6 +72,7 @@ ROUTES: tuple[Route, ...] = (
     *destinations.ROUTES,
     *events.ROUTES,
     *observe.ROUTES,
+    *warehouse.ROUTES,
     *streams.ROUTES,
     *stream_sources.ROUTES,
     *stream_events.ROUTES,
@@ -96,8 +98,9 @@ def openapi_document() -> dict[str, Any]:
 # through the load balancer (their routes: INTERNAL_ROUTES).
 INTERNAL_FUNCTIONS = {
     "wiring": "Pub/Sub wiring for the functions that create sources and destinations",
+    "warehouse": "the hourly sync of every workspace's warehouse views (Cloud Scheduler)",
 }
-INTERNAL_ROUTES: tuple[Route, ...] = wiring.ROUTES
+INTERNAL_ROUTES: tuple[Route, ...] = (*wiring.ROUTES, *warehouse.INTERNAL_ROUTES)
 
 PUBSUB_FUNCTIONS = {
     "process": "every source topic",

@@ -412,6 +412,12 @@ CASES: dict[str, Case] = {
     "createRegulation": _bearer("POST", "/regulations", {"type": "suppress", "user_id": "u-9"}),
     "getRegulation": _regulation,
     "listAuditLog": _bearer("GET", "/audit-log", limit="5"),
+    # warehouse
+    "getWarehouse": _bearer("GET", "/warehouse"),
+    "updateWarehouseSettings": _bearer(
+        "PUT", "/warehouse/settings", {"max_event_tables": 10, "retention_days": 90}
+    ),
+    "syncWarehouse": _bearer("POST", "/warehouse/sync"),
     # the document and the console
     "getOpenApi": _public("/openapi.json"),
     "getHealth": _public("/healthz"),
