@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,37 @@ LOCAL_DEFAULTS = {
     "STREAMS_DELIVERY_MIN_BACKOFF": "1",
     "STREAMS_DELIVERY_MAX_BACKOFF": "10",
 }
+
+
+# Production syncs every workspace's warehouse views hourly (Cloud Scheduler, the private
+# `warehouse` function); `make dev` does it this often, from its own process.
+WAREHOUSE_SYNC_SECONDS = 300.0
+
+
+class WarehouseScheduler:
+    """The local stand-in for Cloud Scheduler's warehouse job: `sync_all` at start, then every
+    `interval` seconds until stopped; a failed round is logged and the next one still runs."""
+
+    def __init__(self, sync_all: Callable[[], Any], interval: float):
+        self._sync_all = sync_all
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="warehouse-sync", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                log.info("warehouse sync: %s", self._sync_all())
+            except Exception:
+                log.exception("warehouse sync failed; the next round retries")
+            self._stop.wait(self._interval)
 
 
 def prepare_pipeline(dead_letters_url: str) -> None:
@@ -228,6 +260,7 @@ class LocalStack:
             "pubsub_emulator_host": self.emulators.pubsub_host,
             "firestore_emulator_host": self.emulators.firestore_host,
             "bigquery_emulator_url": self.emulators.bigquery_url,
+            "warehouse_dataset": services.warehouse.dataset(workspace_id),
         }
         dev_file.parent.mkdir(parents=True, exist_ok=True)
         dev_file.write_text(json.dumps(settings, indent=2) + "\n")
@@ -269,12 +302,24 @@ def main() -> int:
     stack = LocalStack()
     print("Starting the emulators and functions ...", flush=True)
     stack.start()
+    scheduler = None
     try:
         settings = stack.bootstrap()
+        interval = float(os.environ.get("STREAMS_WAREHOUSE_SYNC_SECONDS") or WAREHOUSE_SYNC_SECONDS)
+        if interval > 0:
+            from shared.bootstrap import Services
+            from shared.config import Settings
+
+            scheduler = WarehouseScheduler(
+                Services(Settings.from_env()).warehouse.sync_all, interval
+            )
+            scheduler.start()
         print(_banner(settings, stack), flush=True)
         stop.wait()
     finally:
         print("Stopping ...", flush=True)
+        if scheduler is not None:
+            scheduler.stop()
         stack.stop()
     return 0
 
@@ -288,6 +333,8 @@ def _banner(settings: dict[str, str], stack: LocalStack) -> str:
         f"  admin_token   {settings['admin_token']}",
         f"  source_id     {settings['source_id']}",
         f"  write_key     {settings['write_key']}",
+        f"  warehouse     {settings['project_id']}.{settings['warehouse_dataset']} in BigQuery,"
+        " synced every 5 minutes (STREAMS_WAREHOUSE_SYNC_SECONDS)",
         f"Written to {stack.state_dir / 'dev.json'}; logs in {stack.state_dir / 'logs'}.",
         "Press Ctrl-C to stop everything.",
     ]

@@ -73,6 +73,10 @@ class Warehouse:
         self._prefix = dataset_prefix
         self._clock = clock
 
+    def dataset(self, workspace_id: str) -> str:
+        """The BigQuery dataset holding the workspace's views."""
+        return dataset_name(self._prefix, workspace_id)
+
     def settings(self, workspace_id: str) -> WarehouseSettings:
         document = self._store.get(warehouse_settings_path(workspace_id))
         if document is None:
@@ -100,7 +104,7 @@ class Warehouse:
         state = self._store.get(warehouse_state_path(workspace_id)) or {}
         wanted = _digests(self._views.views(workspace_id, layout, settings.retention_days))
         return {
-            "dataset": dataset_name(self._prefix, workspace_id),
+            "dataset": self.dataset(workspace_id),
             "settings": asdict(settings),
             "synced_at": state.get("synced_at"),
             "in_step": state.get("views") == wanted,
@@ -134,7 +138,7 @@ class Warehouse:
         applied: dict[str, str] = state.get("views") or {}
         rewrite = {name: sql for name, sql in views.items() if applied.get(name) != digests[name]}
         drop = set(applied) - set(views)
-        dataset = dataset_name(self._prefix, workspace_id)
+        dataset = self.dataset(workspace_id)
         if rewrite or drop:
             self._views.apply(workspace_id, dataset, rewrite, drop)
         expired = 0
