@@ -19,6 +19,9 @@ from shared.domain.storage import EVENTS_TABLE
 from shared.domain.warehouse import Layout
 from shared.ports import ObservedRow
 
+# DDL statements per multi-statement job (BigQuery runs them one after the other).
+STATEMENTS_PER_SCRIPT = 25
+
 
 class BigQueryWarehouse:
     """Writes a workspace's views into its own dataset, authorised to read `events`."""
@@ -75,10 +78,17 @@ class BigQueryWarehouse:
             target.location = self._location
         with transient_as_unavailable("BigQuery"):
             self._client.create_dataset(target, exists_ok=True, retry=RETRY)
-        for name, select in views.items():
-            self._run(f"CREATE OR REPLACE VIEW {identifier(f'{full}.{name}')} AS\n{select}")
-        for name in sorted(drop):
-            self._run(f"DROP VIEW IF EXISTS {identifier(f'{full}.{name}')}")
+        statements = [
+            f"CREATE OR REPLACE VIEW {identifier(f'{full}.{name}')} AS\n{select}"
+            for name, select in views.items()
+        ]
+        statements += [
+            f"DROP VIEW IF EXISTS {identifier(f'{full}.{name}')}" for name in sorted(drop)
+        ]
+        # One script per chunk: a job (and a round trip) per view would make a first sync of
+        # hundreds of event tables slow; a chunk keeps each job well inside its timeout.
+        for start in range(0, len(statements), STATEMENTS_PER_SCRIPT):
+            self._run(";\n".join(statements[start : start + STATEMENTS_PER_SCRIPT]))
         self._authorise(full)
 
     def delete_expired(self, workspace_id: str, before: datetime) -> int:

@@ -466,6 +466,10 @@ def warehouse_state_path(workspace_id: str) -> str:
     return f"workspaces/{workspace_id}/warehouse/state"
 
 
+def warehouse_lock_path(workspace_id: str) -> str:
+    return f"workspaces/{workspace_id}/warehouse/sync_lock"
+
+
 def streams_seen_collection(workspace_id: str) -> str:
     return f"workspaces/{workspace_id}/warehouse_streams"
 

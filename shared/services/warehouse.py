@@ -18,7 +18,7 @@ from typing import Any
 from shared import structured_log
 from shared.domain import ids
 from shared.domain.contracts import ANY_NAME, EventContract, contracts_collection
-from shared.domain.errors import InvalidRequest, Unavailable
+from shared.domain.errors import Conflict, InvalidRequest, Unavailable
 from shared.domain.schema_forms import to_json_schema
 from shared.domain.warehouse import (
     TRACK_PREFIX,
@@ -33,10 +33,11 @@ from shared.domain.warehouse import (
     plan_layout,
     stream_seen_path,
     streams_seen_collection,
+    warehouse_lock_path,
     warehouse_settings_path,
     warehouse_state_path,
 )
-from shared.ports import ConfigStore, Document, WarehouseViews, Write
+from shared.ports import AlreadyExists, ConfigStore, Document, WarehouseViews, Write
 from shared.services.contract_validator import contract_from_document
 
 log = logging.getLogger("streams.warehouse")
@@ -51,6 +52,8 @@ SYNC_OVERLAP = timedelta(minutes=15)
 # Retention's DELETE runs at most this often per workspace (it scans the expired partitions).
 RETENTION_EVERY = timedelta(hours=23)
 MAX_RETENTION_DAYS = 36_500
+# A sync's lock older than this was left by one that died (a sync takes seconds to minutes).
+SYNC_LOCK_STALE = timedelta(minutes=15)
 MAX_EVENT_TABLES = 5_000
 # BigQuery allows 10,000 columns; the standard columns (about 55) come on top.
 MAX_COLUMNS = 9_000
@@ -114,8 +117,30 @@ class Warehouse:
         }
 
     def sync(self, workspace_id: str) -> dict[str, Any]:
-        """Observe the events since the last sync, then rewrite the views that changed."""
+        """Observe the events since the last sync, then rewrite the views that changed; one
+        sync of a workspace at a time (a second one meanwhile is a Conflict)."""
         now = self._clock()
+        lock = warehouse_lock_path(workspace_id)
+        self._lock(lock, now)
+        try:
+            return self._sync(workspace_id, now)
+        finally:
+            self._store.commit([Write("delete", lock)])
+
+    def _lock(self, lock: str, now: datetime) -> None:
+        # Two syncs at once would each write what they observed, and the later write would drop
+        # the other's keys. A lock left by a sync that died is taken over once it is stale.
+        try:
+            self._store.create(lock, {"started_at": ids.isoformat(now)})
+            return
+        except AlreadyExists:
+            held = self._store.get(lock) or {}
+        started = held.get("started_at")
+        if started is not None and now - _moment(started) < SYNC_LOCK_STALE:
+            raise Conflict(f"a sync of this workspace is running (since {started}); try later")
+        self._store.commit([Write("set", lock, {"started_at": ids.isoformat(now)})])
+
+    def _sync(self, workspace_id: str, now: datetime) -> dict[str, Any]:
         state = self._store.get(warehouse_state_path(workspace_id)) or {}
         since = (
             _moment(state["watermark"]) - SYNC_OVERLAP
@@ -189,7 +214,7 @@ class Warehouse:
             try:
                 self.sync(workspace_id)
                 synced.append(workspace_id)
-            except Unavailable as exc:
+            except (Unavailable, Conflict) as exc:
                 structured_log.emit(
                     "warehouse sync failed",
                     logging.ERROR,
