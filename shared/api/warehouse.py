@@ -12,10 +12,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from shared.api.models import Input, Timestamp
-from shared.domain.warehouse import WarehouseSettings
+from shared.domain.warehouse import (
+    MAX_COLUMNS,
+    MAX_EVENT_TABLES,
+    MAX_RETENTION_DAYS,
+    WarehouseSettings,
+)
 from shared.http.request import ApiRequest
 from shared.http.routing import Route
-from shared.services.warehouse import MAX_COLUMNS, MAX_EVENT_TABLES, MAX_RETENTION_DAYS
 
 FUNCTION = "events"
 BASE = "/api/v1/workspaces/{workspace_id}/warehouse"

@@ -261,6 +261,12 @@ def observe(
     return changed
 
 
+# Bounds of the settings. BigQuery allows 10,000 columns; the standard ones (about 55) come on top.
+MAX_EVENT_TABLES = 5_000
+MAX_COLUMNS = 9_000
+MAX_RETENTION_DAYS = 36_500
+
+
 @dataclass(frozen=True)
 class WarehouseSettings:
     """A workspace's warehouse settings (the API's, with their defaults)."""

@@ -21,6 +21,9 @@ from shared.domain.contracts import ANY_NAME, EventContract, contracts_collectio
 from shared.domain.errors import Conflict, InvalidRequest, Unavailable
 from shared.domain.schema_forms import to_json_schema
 from shared.domain.warehouse import (
+    MAX_COLUMNS,
+    MAX_EVENT_TABLES,
+    MAX_RETENTION_DAYS,
     TRACK_PREFIX,
     ContractTyping,
     Layout,
@@ -51,12 +54,8 @@ FIRST_SYNC_DAYS = 30
 SYNC_OVERLAP = timedelta(minutes=15)
 # Retention's DELETE runs at most this often per workspace (it scans the expired partitions).
 RETENTION_EVERY = timedelta(hours=23)
-MAX_RETENTION_DAYS = 36_500
 # A sync's lock older than this was left by one that died (a sync takes seconds to minutes).
 SYNC_LOCK_STALE = timedelta(minutes=15)
-MAX_EVENT_TABLES = 5_000
-# BigQuery allows 10,000 columns; the standard columns (about 55) come on top.
-MAX_COLUMNS = 9_000
 # Firestore takes at most 500 writes per commit.
 WRITES_PER_COMMIT = 500
 
