@@ -377,3 +377,64 @@ export interface ViolationCounts {
   scanned: number;
   counts: Record<string, ViolationCount>;
 }
+
+/** The warehouse's column types (BigQuery's). */
+export type WarehouseColumnType = 'STRING' | 'TIMESTAMP' | 'INT64' | 'FLOAT64' | 'BOOL' | 'JSON';
+
+/** PUT /warehouse/settings (the whole settings; an omitted cap takes its default). */
+export interface WarehouseSettings {
+  max_event_tables: number;
+  max_columns: number;
+  /** null: unlimited. */
+  retention_days: number | null;
+}
+
+export interface WarehouseColumn {
+  name: string;
+  key: string;
+  type: WarehouseColumnType;
+  typed_by: 'contract' | 'data';
+  seen_types: WarehouseColumnType[];
+  conflict: boolean;
+}
+
+export interface WarehouseTable {
+  name: string;
+  kind: 'tracks' | 'event' | 'pages' | 'screens' | 'identifies' | 'groups' | 'aliases' | 'users';
+  event_text: string | null;
+  contract_id: string | null;
+  columns: WarehouseColumn[];
+  /** Keys past the column cap or unfit for a column name: in the JSON column only. */
+  folded: string[];
+}
+
+export interface WarehouseConflict {
+  table: string;
+  column: string;
+  key: string;
+  type: WarehouseColumnType;
+  typed_by: 'contract' | 'data';
+  seen_types: WarehouseColumnType[];
+  /** Where the values the column does not hold are (`properties` in backquotes). */
+  values_not_fitting: string;
+}
+
+/** GET /warehouse, and the answer of PUT /warehouse/settings. */
+export interface Warehouse {
+  dataset: string;
+  settings: WarehouseSettings;
+  synced_at: string | null;
+  in_step: boolean;
+  tables: WarehouseTable[];
+  /** Track events past the table cap: only in `tracks`. */
+  folded_events: string[];
+  conflicts: WarehouseConflict[];
+}
+
+/** POST /warehouse/sync. */
+export interface WarehouseSync extends Warehouse {
+  events_observed: number;
+  views_rewritten: string[];
+  views_dropped: string[];
+  events_expired: number;
+}

@@ -5,6 +5,7 @@ import { JsonView, Loading, Notice, StatusBadge, onListKeys } from '../component
 import { type Column, ListControls, PagedTable, usePagedList } from '../components/lists';
 import { SchemaEditor, useSchemaCheck } from '../components/schema_editor';
 import { Name, Time } from '../components/text';
+import { WarehousePanel } from '../components/warehouse';
 import { plural } from '../format';
 import { useLoad } from '../hooks';
 import type { Contract, SchemaProposal, ViolationCounts, ViolationPage } from '../types';
@@ -152,6 +153,8 @@ export function ContractsPage(props: { api: Api }) {
           empty="No contracts yet: create one with “New contract”."
         />
       </div>
+      {/* Contracts type the warehouse's columns: its conflicts are theirs to settle. */}
+      <WarehousePanel api={api} />
     </div>
   );
 }
