@@ -79,8 +79,11 @@ def view_sql(
     if table.kind == "users":
         return _users_sql(table, events_table, workspace_id, retention_days)
     columns = _event_columns()
-    if table.kind in ("tracks", "event"):
+    if table.kind == "tracks":
         columns += [f"{_event_column(layout)} AS event", "event_name AS event_text"]
+    if table.kind == "event":
+        # Its own name, not the CASE over every event: a new event rewrites no other event's view.
+        columns += [f"{literal(table.name)} AS event", "event_name AS event_text"]
     if table.kind in ("pages", "screens"):
         columns.append("event_name AS name")
     if table.kind == "pages":

@@ -58,9 +58,10 @@ SCHEMA_TYPES: dict[str, ColumnType] = {
     "object": "JSON",
     "array": "JSON",
 }
-# RFC 3339 date-times, as SDKs write them (BigQuery casts these to TIMESTAMP).
+# RFC 3339 date-times, as SDKs write them, within what BigQuery casts to TIMESTAMP (at most
+# microseconds; an offset with its colon).
 _DATE_TIME = re.compile(
-    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})?", re.ASCII
+    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})?", re.ASCII
 )
 INT64_RANGE = (-(2**63), 2**63 - 1)
 
