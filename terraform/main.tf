@@ -18,6 +18,9 @@ locals {
   #            wiring_client  may invoke the wiring function (STREAMS_WIRING_URL)
   #            bigquery_read  roles/bigquery.jobUser + dataViewer on the dataset
   #            bigquery_write dataEditor on the dataset (streaming inserts)
+  #            warehouse      sync the per-workspace warehouse views (modules/datastores,
+  #                           warehouse_syncers): create `<dataset>_ws_*` datasets and write their
+  #                           views, authorise them on the events dataset, DELETE expired events
   #            dead_letters   publish to the dead-letter topic only
   #   size:    memory, vCPUs, concurrent requests (= gunicorn threads), timeout (s), min/max
   #            instances; the reasons are in docs/DEPLOY.md ("Sizes").
@@ -60,8 +63,9 @@ locals {
     }
     events = {
       trigger = "http"
-      # Dead-letter replay publishes to source and deliveries topics.
-      access = ["firestore", "publish_sources", "publish_deliveries", "bigquery_read"]
+      # Dead-letter replay publishes to source and deliveries topics; warehouse: a workspace's
+      # sync on demand (POST .../warehouse/sync), the same work as the scheduled one.
+      access = ["firestore", "publish_sources", "publish_deliveries", "bigquery_read", "warehouse"]
       # Live streams (Server-Sent Events) hold a request and a thread for up to 300 s
       # (shared/services/live.py MAX_STREAM_SECONDS): the timeout must exceed it.
       size = { memory = "1Gi", cpu = "1", concurrency = 40, timeout_seconds = 330, min_instances = 0, max_instances = 20 }
@@ -101,6 +105,17 @@ locals {
       access   = ["wire"]
       size     = { memory = "512Mi", cpu = "1", concurrency = 20, timeout_seconds = 60, min_instances = 0, max_instances = 5 }
     }
+    # Private (invoked only by the Cloud Scheduler job's own account, IAM-checked; warehouse.tf):
+    # the hourly sync of every workspace's warehouse views (functions/warehouse/main.py).
+    # Workspaces sync one after another in one request, so one request at a time on one
+    # instance: a run still going when the next is due has Cloud Run refuse the newcomer (429),
+    # not race it. The timeout is Cloud Scheduler's longest attempt deadline for HTTP targets.
+    warehouse = {
+      trigger  = "http"
+      internal = true
+      access   = ["firestore", "bigquery_read", "warehouse"]
+      size     = { memory = "512Mi", cpu = "1", concurrency = 1, timeout_seconds = 1800, min_instances = 0, max_instances = 1 }
+    }
     process = {
       trigger = "pubsub"
       access  = ["firestore", "publish_deliveries", "bigquery_write"]
@@ -123,7 +138,7 @@ locals {
   }
 
   # A new project's regional Cloud Run CPU and memory quotas are far below what every function
-  # at max_instances above would take (415 vCPU and 471 GiB): at scale "starter" (the
+  # at max_instances above would take (416 vCPU and 472 GiB): at scale "starter" (the
   # default) each function's maximum is capped here, to 64 vCPU and 60 GiB in all, which
   # carries 100 million events a month with room for peaks (docs/DEPLOY.md, Sizing). "large"
   # lifts the caps once the project's quota has been raised.
@@ -135,7 +150,10 @@ locals {
     dead_letters = 3
     governance   = 2
     console      = 2
-    wiring       = 1
+    # One static document (and the load balancer's JSON 404s), like the console's files.
+    api_docs  = 2
+    wiring    = 1
+    warehouse = 1
   }
   scaled_sizes = {
     for name, function in local.functions : name => merge(function.size, {
@@ -242,7 +260,7 @@ locals {
 
   # Members by access, keyed by function name (keys known at plan time, for for_each).
   members_with = {
-    for access in ["wire", "bigquery_read", "bigquery_write", "dead_letters"] : access => {
+    for access in ["wire", "bigquery_read", "bigquery_write", "dead_letters", "warehouse"] : access => {
       for name, function in local.functions : name => local.function_members[name]
       if contains(function.access, access)
     }
@@ -271,6 +289,7 @@ locals {
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
     "cloudresourcemanager.googleapis.com",
+    "cloudscheduler.googleapis.com",
     "compute.googleapis.com",
     "firestore.googleapis.com",
     "iam.googleapis.com",
@@ -543,8 +562,9 @@ resource "google_logging_project_exclusion" "push_request_logs" {
 module "datastores" {
   source = "./modules/datastores"
 
-  project_id = var.project_id
-  labels     = var.labels
+  project_id  = var.project_id
+  name_prefix = var.name_prefix
+  labels      = var.labels
 
   firestore = {
     location_id       = coalesce(var.firestore.location_id, var.region)
@@ -570,6 +590,8 @@ module "datastores" {
 
   bigquery_readers = local.members_with["bigquery_read"]
   bigquery_writers = local.members_with["bigquery_write"]
+  # The functions that sync warehouses (the scheduled `warehouse`, and `events` on demand).
+  warehouse_syncers = local.members_with["warehouse"]
 
   recovery = var.recovery
 
@@ -654,16 +676,21 @@ module "internal_functions" {
   project_roles         = local.project_roles[each.key]
   labels                = var.labels
 
-  # Only the wiring clients' identities may invoke it (an ID token each; their members come from
-  # their modules, so the grants wait until those accounts exist). Its ingress is all: Cloud Run
-  # counts a call from another function as internal only when it leaves through a VPC, which
-  # Streams has no other use for, so IAM alone keeps everyone else out.
+  # Each is invoked only by the identities named here, with an ID token each: wiring by the
+  # wiring clients (their members come from their modules, so the grants wait until those
+  # accounts exist), warehouse by the Cloud Scheduler job's own account alone (warehouse.tf). A
+  # private function missing here fails the plan. Ingress is all: Cloud Run counts a call from
+  # another function as internal only when it leaves through a VPC, which Streams has no other
+  # use for, so IAM alone keeps everyone else out.
   public           = false
   ingress_settings = "ALLOW_ALL"
   invokers = {
-    for name, function in local.http_functions : name => module.http_functions[name].member
-    if contains(function.access, "wiring_client")
-  }
+    wiring = {
+      for name, function in local.http_functions : name => module.http_functions[name].member
+      if contains(function.access, "wiring_client")
+    }
+    warehouse = { scheduler = "serviceAccount:${google_service_account.warehouse_scheduler.email}" }
+  }[each.key]
 
   depends_on = [time_sleep.build_iam_propagation]
 }

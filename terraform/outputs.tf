@@ -67,3 +67,11 @@ output "customer_publisher" {
   description = "The service account deliver publishes to customers' topics as: grant it roles/pubsub.publisher on each topic used by a pubsub destination."
   value       = google_service_account.customer_publisher.email
 }
+
+output "warehouse_sync" {
+  description = "The warehouse's scheduled sync: the Cloud Scheduler job (run it now with `gcloud scheduler jobs run <job> --location <region>`) and the service account it calls the private warehouse function as."
+  value = {
+    job             = google_cloud_scheduler_job.warehouse_sync.name
+    service_account = google_service_account.warehouse_scheduler.email
+  }
+}

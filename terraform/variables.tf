@@ -69,7 +69,7 @@ variable "destination_egress" {
 }
 
 variable "scale" {
-  description = "starter (default): every function's max_instances capped to fit a new project's regional Cloud Run quota (64 vCPU and 60 GiB at full scale; enough for 100 million events a month). large: the maxima of main.tf (415 vCPU, 471 GiB), after raising the quota. function_sizes overrides either. docs/DEPLOY.md has the sizing table."
+  description = "starter (default): every function's max_instances capped to fit a new project's regional Cloud Run quota (64 vCPU and 60 GiB at full scale; enough for 100 million events a month). large: the maxima of main.tf (416 vCPU, 472 GiB), after raising the quota. function_sizes overrides either. docs/DEPLOY.md has the sizing table."
   type        = string
   default     = "starter"
 
@@ -90,6 +90,7 @@ variable "function_sizes" {
       dead_letters           512Mi  1   16          60      0   10
       events                 1Gi    1   40          330     0   20   live streams last 300 s, one thread each
       event_transformations  1Gi    1   8           60      0   10   runs JavaScript tests
+      warehouse              512Mi  1   1           1800    0   1    the scheduled sync, one at a time
       other HTTP functions   512Mi  1   20          60      0   10   management API
     memory is a Cloud Run quantity (512Mi, 2Gi); concurrency is also gunicorn's THREADS.
   EOT
@@ -213,7 +214,7 @@ variable "firestore" {
 }
 
 variable "bigquery" {
-  description = "BigQuery: dataset_id (STREAMS_BIGQUERY_DATASET), location (default: region), deletion_protection of the tables, partition_expiration_days (null keeps events forever; each day partition is dropped after this many days otherwise)."
+  description = "BigQuery: dataset_id (STREAMS_BIGQUERY_DATASET), location (default: region), deletion_protection of the tables, partition_expiration_days: the deployment-wide retention of events, in whole days from 1 to 36500 (null, the default, keeps them forever; otherwise each day's partition is dropped this many days after it). A workspace's own, shorter retention is its warehouse settings' retention_days, enforced by the warehouse sync (docs/DEPLOY.md, Warehouse)."
   type = object({
     dataset_id                = optional(string, "streams")
     location                  = optional(string)
@@ -227,8 +228,19 @@ variable "bigquery" {
     error_message = "bigquery.dataset_id may contain only letters, digits and underscores."
   }
   validation {
-    condition     = var.bigquery.partition_expiration_days == null || try(var.bigquery.partition_expiration_days >= 1, false)
-    error_message = "bigquery.partition_expiration_days must be null or at least 1."
+    condition     = var.bigquery.partition_expiration_days == null || try(var.bigquery.partition_expiration_days >= 1 && var.bigquery.partition_expiration_days <= 36500 && floor(var.bigquery.partition_expiration_days) == var.bigquery.partition_expiration_days, false)
+    error_message = "bigquery.partition_expiration_days must be null (keep events forever) or a whole number of days from 1 to 36500."
+  }
+}
+
+variable "warehouse_sync_schedule" {
+  description = "When Cloud Scheduler runs the sync of every workspace's warehouse views (the private warehouse function), as a cron expression in UTC: hourly by default. A workspace can also sync on demand (POST /api/v1/workspaces/{id}/warehouse/sync)."
+  type        = string
+  default     = "0 * * * *"
+
+  validation {
+    condition     = can(regex("^[^ ]+( [^ ]+){4}$", var.warehouse_sync_schedule))
+    error_message = "warehouse_sync_schedule must be a cron expression of five fields, such as \"0 * * * *\" (hourly)."
   }
 }
 

@@ -21,16 +21,17 @@ from shared.ports import ObservedRow
 
 # DDL statements per multi-statement job (BigQuery runs them one after the other).
 STATEMENTS_PER_SCRIPT = 25
+# Reads and writes of the events dataset's access list raced by other syncs, at most.
+AUTHORISE_ATTEMPTS = 5
 
 
 class BigQueryWarehouse:
     """Writes a workspace's views into its own dataset, authorised to read `events`."""
 
-    def __init__(self, client: bigquery.Client, dataset: str, location: str | None = None):
+    def __init__(self, client: bigquery.Client, dataset: str):
         self._client = client
         self._events_dataset = f"{client.project}.{dataset}"
         self._events_table = f"{self._events_dataset}.{EVENTS_TABLE}"
-        self._location = location
 
     def sample(
         self, workspace_id: str, since: datetime, until: datetime, per_stream: int
@@ -74,9 +75,9 @@ class BigQueryWarehouse:
         target = bigquery.Dataset(full)
         target.labels = {"streams_workspace": _label(workspace_id)}
         target.description = f"Streams warehouse of workspace {workspace_id} (views over events)"
-        if self._location:
-            target.location = self._location
         with transient_as_unavailable("BigQuery"):
+            # A view and the table it reads must be in one location: the events dataset's.
+            target.location = self._client.get_dataset(self._events_dataset, retry=RETRY).location
             self._client.create_dataset(target, exists_ok=True, retry=RETRY)
         statements = [
             f"CREATE OR REPLACE VIEW {identifier(f'{full}.{name}')} AS\n{select}"
@@ -113,12 +114,20 @@ class BigQueryWarehouse:
             "dataset",
             {"dataset": {"projectId": project, "datasetId": dataset}, "targetTypes": ["VIEWS"]},
         )
-        with transient_as_unavailable("BigQuery"):
-            events = self._client.get_dataset(self._events_dataset, retry=RETRY)
-            if any(e.entity_id == entry.entity_id for e in events.access_entries):
-                return
-            events.access_entries = [*events.access_entries, entry]
-            self._client.update_dataset(events, ["access_entries"], retry=RETRY)
+        for attempt in range(AUTHORISE_ATTEMPTS):
+            with transient_as_unavailable("BigQuery"):
+                events = self._client.get_dataset(self._events_dataset, retry=RETRY)
+                if any(e.entity_id == entry.entity_id for e in events.access_entries):
+                    return
+                events.access_entries = [*events.access_entries, entry]
+                try:
+                    # The read's etag goes along: another sync's entry added meanwhile is a 412,
+                    # never overwritten; read again and add ours to theirs.
+                    self._client.update_dataset(events, ["access_entries"], retry=RETRY)
+                    return
+                except gexc.PreconditionFailed:
+                    if attempt == AUTHORISE_ATTEMPTS - 1:
+                        raise Unavailable("the events dataset kept changing; sync again") from None
 
     def _run(self, sql: str, params: list[Any] | None = None) -> list[Any]:
         job = self._job(sql, params or [])

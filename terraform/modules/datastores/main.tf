@@ -176,6 +176,9 @@ resource "google_bigquery_table" "tables" {
   # The very file the code creates the table from locally (shared/adapters/bigquery.py).
   schema = jsonencode(jsondecode(file(each.value.schema_file)))
 
+  # partition_expiration_days is the deployment-wide ceiling on an event's age: each day's
+  # partition is dropped that many days after its day. A workspace's shorter retention (its
+  # warehouse settings' retention_days) is enforced by the warehouse sync's DELETE.
   time_partitioning {
     type          = "DAY"
     field         = each.value.partition_field
@@ -199,6 +202,96 @@ resource "google_bigquery_dataset_iam_member" "writers" {
 
   project    = var.project_id
   dataset_id = google_bigquery_dataset.this.dataset_id
+  role       = "roles/bigquery.dataEditor"
+  member     = each.value
+}
+
+# --- the warehouse: per-workspace datasets of views over `events` ---------------------------
+#
+# A warehouse sync (shared/adapters/bigquery_warehouse.py, run by the private warehouse function
+# every hour and by the events function on demand) creates the dataset `<dataset>_ws_<workspace>`,
+# writes its views over `events`, authorises that dataset's views on this dataset (an access
+# entry of kind dataset), and deletes the workspace's events older than its retention. Each
+# syncer also holds roles/bigquery.jobUser on the project and dataViewer on this dataset (the
+# root module's bigquery_read), for the queries themselves and the rows the views read. The
+# grants below are the rest, each as narrow as BigQuery allows.
+
+locals {
+  # The code's name for a workspace's dataset (shared/bootstrap.py): "<dataset>_ws_" + its id.
+  warehouse_dataset_prefix = "${var.bigquery.dataset_id}_ws_"
+}
+
+# Creating a dataset is a project permission. Only bigquery.datasets.create: roles/bigquery.user
+# would add listing every dataset, table and job, read sessions and more. BigQuery makes the
+# creator the OWNER of what it creates.
+resource "google_project_iam_custom_role" "warehouse_datasets" {
+  project     = var.project_id
+  role_id     = "${replace(var.name_prefix, "-", "_")}_warehouse_datasets"
+  title       = "Streams warehouse datasets"
+  description = "Create the per-workspace warehouse datasets (${local.warehouse_dataset_prefix}<workspace>)."
+  permissions = ["bigquery.datasets.create"]
+}
+
+resource "google_project_iam_member" "warehouse_creates_datasets" {
+  for_each = var.warehouse_syncers
+
+  project = var.project_id
+  role    = google_project_iam_custom_role.warehouse_datasets.name
+  member  = each.value
+}
+
+# Either syncer may sync a workspace whose dataset the other created (and so owns): each may
+# write the views of every workspace dataset, and of nothing else (an IAM condition on the
+# dataset name, which also covers datasets not created yet).
+resource "google_project_iam_member" "warehouse_writes_views" {
+  for_each = var.warehouse_syncers
+
+  project = var.project_id
+  role    = "roles/bigquery.dataEditor"
+  member  = each.value
+
+  condition {
+    title       = "Streams warehouse datasets"
+    description = "Only the per-workspace warehouse datasets and their views."
+    expression  = "resource.name.startsWith(\"projects/${var.project_id}/datasets/${local.warehouse_dataset_prefix}\")"
+  }
+}
+
+# Authorising a workspace dataset's views is an update of this dataset's access list, and BigQuery
+# also asks for it to create or replace a view in a dataset so authorised: datasets.get and
+# datasets.update on this dataset alone (a custom role in the dataset's own access list). Less
+# than roles/bigquery.dataOwner (no table or routine deletes, no IAM policy calls), though an
+# identity that may rewrite the access list could give itself more on this dataset: the reason
+# only the two syncing functions hold it.
+resource "google_project_iam_custom_role" "warehouse_authorise" {
+  project     = var.project_id
+  role_id     = "${replace(var.name_prefix, "-", "_")}_warehouse_authorise"
+  title       = "Streams warehouse authorisation"
+  description = "Add the per-workspace warehouse datasets to the events dataset's access list (authorised datasets)."
+  permissions = ["bigquery.datasets.get", "bigquery.datasets.update"]
+}
+
+# google_bigquery_dataset_iam_member keeps the access list's dataset, view and routine entries
+# when it writes (google provider 6.6 and later), so neither these grants nor the readers' and
+# writers' above remove the entries the syncs add at run time; this dataset has no `access`
+# blocks, which Terraform would enforce, for the same reason.
+resource "google_bigquery_dataset_iam_member" "warehouse_authorises" {
+  for_each = var.warehouse_syncers
+
+  project    = var.project_id
+  dataset_id = google_bigquery_dataset.this.dataset_id
+  role       = google_project_iam_custom_role.warehouse_authorise.name
+  member     = each.value
+}
+
+# A workspace's retention is a DML DELETE on the events table (bigquery.tables.updateData): on
+# that table only, not the dataset (no creating or deleting tables).
+resource "google_bigquery_table_iam_member" "warehouse_expires_events" {
+  for_each = var.warehouse_syncers
+
+  project    = var.project_id
+  dataset_id = google_bigquery_dataset.this.dataset_id
+  table_id   = google_bigquery_table.tables[var.warehouse_table].table_id
   role       = "roles/bigquery.dataEditor"
   member     = each.value
 }

@@ -3,6 +3,12 @@ variable "project_id" {
   type        = string
 }
 
+variable "name_prefix" {
+  description = "Prefix of the custom roles' ids (as <prefix with _>_warehouse_*): one Streams per project, but the ids must not meet another deployment's."
+  type        = string
+  default     = "streams"
+}
+
 variable "labels" {
   description = "Labels added to the BigQuery dataset and tables."
   type        = map(string)
@@ -38,16 +44,16 @@ variable "bigquery" {
   })
 
   validation {
-    condition     = can(regex("^[A-Za-z0-9_]{1,1024}$", var.bigquery.dataset_id))
-    error_message = "bigquery.dataset_id may contain only letters, digits and underscores."
+    condition     = can(regex("^[A-Za-z0-9_]+$", var.bigquery.dataset_id)) && length(var.bigquery.dataset_id) <= 1024
+    error_message = "bigquery.dataset_id may contain only letters, digits and underscores, at most 1024 of them."
   }
   validation {
     condition     = alltrue([for table in values(var.bigquery.tables) : length(table.clustering) <= 4])
     error_message = "BigQuery clusters by at most 4 columns."
   }
   validation {
-    condition     = var.bigquery.partition_expiration_days == null || try(var.bigquery.partition_expiration_days >= 1, false)
-    error_message = "bigquery.partition_expiration_days must be null (keep forever) or at least 1."
+    condition     = var.bigquery.partition_expiration_days == null || try(var.bigquery.partition_expiration_days >= 1 && var.bigquery.partition_expiration_days <= 36500 && floor(var.bigquery.partition_expiration_days) == var.bigquery.partition_expiration_days, false)
+    error_message = "bigquery.partition_expiration_days must be null (keep forever) or a whole number of days from 1 to 36500."
   }
 }
 
@@ -61,6 +67,18 @@ variable "bigquery_writers" {
   description = "Members (keyed by function name) that stream rows into the dataset's tables (roles/bigquery.dataEditor on it)."
   type        = map(string)
   default     = {}
+}
+
+variable "warehouse_syncers" {
+  description = "Members (keyed by function name) that sync the per-workspace warehouses: create `<dataset>_ws_*` datasets and write their views, authorise them on the dataset, and DELETE expired rows from `warehouse_table`. They also need bigquery_readers (dataViewer) and roles/bigquery.jobUser on the project."
+  type        = map(string)
+  default     = {}
+}
+
+variable "warehouse_table" {
+  description = "The table of `bigquery.tables` the warehouse views read and a workspace's retention deletes from."
+  type        = string
+  default     = "events"
 }
 
 variable "recovery" {

@@ -3,8 +3,10 @@ terraform {
 
   required_providers {
     google = {
-      source  = "hashicorp/google"
-      version = ">= 6.0, < 8"
+      source = "hashicorp/google"
+      # 6.6: google_bigquery_dataset_iam_member keeps the dataset's authorised-dataset entries,
+      # which the warehouse syncs add at run time.
+      version = ">= 6.6, < 8"
     }
   }
 }

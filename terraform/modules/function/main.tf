@@ -51,7 +51,7 @@ resource "google_storage_bucket_object" "source" {
 }
 
 resource "google_cloudfunctions2_function" "this" {
-  #checkov:skip=CKV_GCP_124:Open ingress only where var.ingress_settings asks for it, the private wiring function, whose IAM invokers keep everyone else out (Cloud Run counts a call from another function as internal only through a VPC)
+  #checkov:skip=CKV_GCP_124:Open ingress only where var.ingress_settings asks for it, the private wiring and warehouse functions, whose IAM invokers keep everyone else out (Cloud Run counts a call from another function as internal only through a VPC)
   project     = var.project_id
   location    = var.region
   name        = local.function_name
