@@ -119,6 +119,7 @@ bench: deps  ## Benchmarks; JSON results in bench/results/
 	$(BIN)/python -m bench.transform
 	$(BIN)/python -m bench.cache
 	$(BIN)/python -m bench.coldstart
+	$(BIN)/python -m bench.warehouse
 	$(BIN)/python -m bench.cost
 
 # The long reliability run (docs/RELIABILITY.md): the API fuzz (positive, negative and hostile

@@ -163,9 +163,13 @@ def _users_sql(
     ]
     for column in table.columns:
         value = typed_value("traits", json_path(column.key), column.type)
-        columns.append(
-            f"FIRST_VALUE({value} IGNORE NULLS) OVER every_identify AS {identifier(column.name)}"
-        )
+        latest = f"FIRST_VALUE({value} IGNORE NULLS) OVER every_identify"
+        if column.type == "JSON":
+            # A JSON value goes through the window as its text: bqemulator cannot take JSON in
+            # FIRST_VALUE ... IGNORE NULLS, and text reads back as the same JSON.
+            text = f"IF({value} IS NULL, NULL, TO_JSON_STRING({value}))"
+            latest = f"PARSE_JSON(FIRST_VALUE({text} IGNORE NULLS) OVER every_identify)"
+        columns.append(f"{latest} AS {identifier(column.name)}")
     columns.append("FIRST_VALUE(traits) OVER every_identify AS traits")
     newest_first = "PARTITION BY user_id ORDER BY timestamp DESC, received_at DESC, message_id"
     return (

@@ -98,6 +98,10 @@ class Warehouse:
         self._store.commit([Write("set", warehouse_settings_path(workspace_id), document)])
         return self.describe(workspace_id)
 
+    def layout(self, workspace_id: str) -> Layout:
+        """The tables as the settings, contracts and events seen make them now."""
+        return self._plan(workspace_id, self._seen(workspace_id), self.settings(workspace_id))
+
     def describe(self, workspace_id: str) -> dict[str, Any]:
         """The layout as the settings and contracts make it now, what the last sync applied,
         and every conflict and fold."""

@@ -81,7 +81,7 @@ EVENTS = [
         "messageId": "wh-identify-2",
         "userId": "u1",
         "timestamp": at(5),
-        "traits": {"plan": "pro", "seats": 4},
+        "traits": {"plan": "pro", "seats": 4, "address": {"city": "Paris"}},
     },
     {"type": "group", "messageId": "wh-group-1", "userId": "u1", "groupId": "g1", "traits": {}},
     {"type": "alias", "messageId": "wh-alias-1", "userId": "u1", "previousId": "anon-1"},
@@ -171,7 +171,8 @@ def test_segment_queries_run_unmodified_against_the_workspace_views(
     assert [row["event"] for row in tracks] == ["order_completed"] * 2 + ["signed_up"] * 2
 
     # users: one row per user, each trait's latest value.
-    [user] = query(tenant, f"SELECT id, email, plan, seats FROM {dataset}.users")
+    [user] = query(tenant, f"SELECT id, email, plan, seats, address FROM {dataset}.users")
+    assert _json(user.pop("address")) == {"city": "Paris"}
     assert user == {"id": "u1", "email": "ada@example.com", "plan": "pro", "seats": 4}
     assert len(query(tenant, f"SELECT id FROM {dataset}.identifies")) == 2
     [group] = query(tenant, f"SELECT id, group_id FROM {dataset}.groups")
