@@ -24,6 +24,7 @@ from bench.warehouse_queries import (
 )
 from shared.adapters.bigquery import table_schema
 from shared.domain.storage import EVENTS_TABLE
+from shared.domain.warehouse import TABLE_EVENT_TYPES, TableKind
 
 # On-demand BigQuery bills at least 10 MB per table a query references (its pricing page).
 MIN_BILLED_PER_TABLE = 10 * 1000**2
@@ -71,17 +72,6 @@ def json_value_bytes(value: Any, column_type: str) -> int:
 
 
 EVENT_TYPES = {field.name: field.field_type for field in table_schema(EVENTS_TABLE)}
-# The rows each kind of table is built from (its view's WHERE).
-KIND_EVENT_TYPES = {
-    "tracks": "track",
-    "event": "track",
-    "pages": "page",
-    "screens": "screen",
-    "identifies": "identify",
-    "groups": "group",
-    "aliases": "alias",
-    "users": "identify",
-}
 # The upkeep's average day-partition scan: an hourly MERGE reading `received_at >= last run`
 # prunes to the day's partition, whose rows for the workspace and type it reads whole
 # (clustering has no time key): after hour h it holds h hours, 12.5 on average over a day.
@@ -175,12 +165,12 @@ class TableStats:
 
 
 def table_stats(
-    name: str, kind: str, event_text: str | None, sql: str, rows: Sequence[Mapping[str, Any]]
+    name: str, kind: TableKind, event_text: str | None, sql: str, rows: Sequence[Mapping[str, Any]]
 ) -> TableStats:
     stored = [
         r
         for r in rows
-        if r["event_type"] == KIND_EVENT_TYPES[kind]
+        if r["event_type"] == TABLE_EVENT_TYPES[kind]
         and (kind != "event" or r["event_name"] == event_text)
         and (kind != "users" or r["user_id"] is not None)
     ]

@@ -216,13 +216,7 @@ class BigQueryEventStore:
             _param("workspace_id", "STRING", workspace_id),
             _param("value", "STRING", value),
         ]
-        config = bigquery.QueryJobConfig(query_parameters=params)
-        try:
-            with transient_as_unavailable("BigQuery"):
-                job = self._client.query(sql, job_config=config, retry=RETRY)
-                job.result(timeout=QUERY_TIMEOUT_SECONDS)
-        except gexc.BadRequest as exc:
-            raise Unavailable(f"BigQuery refused the deletion: {exc.message}"[:500]) from exc
+        job = run_job(self._client, sql, params, "the deletion")
         return int(job.num_dml_affected_rows or 0)
 
     def _query(self, sql: str, params: list[bigquery.ScalarQueryParameter]) -> list[Any]:
@@ -249,6 +243,19 @@ FOUND_COLUMNS = (
 QUERY_TIMEOUT_SECONDS = 30.0
 # How far back `recent` looks: a bound on the partitioning column, so it never scans the table.
 RECENT_DAYS = 7
+
+
+def run_job(client: bigquery.Client, sql: str, params: list[Any], what: str) -> bigquery.QueryJob:
+    """Run a statement to its end; BigQuery refusing it (a 400: DML on rows still in the
+    streaming buffer, a view it cannot build) is Unavailable, naming `what`."""
+    config = bigquery.QueryJobConfig(query_parameters=params)
+    try:
+        with transient_as_unavailable("BigQuery"):
+            job = client.query(sql, job_config=config, retry=RETRY)
+            job.result(timeout=QUERY_TIMEOUT_SECONDS)
+    except gexc.BadRequest as exc:
+        raise Unavailable(f"BigQuery refused {what}: {exc.message}"[:500]) from exc
+    return job
 
 
 def _param(name: str, type_: str, value: Any) -> bigquery.ScalarQueryParameter:

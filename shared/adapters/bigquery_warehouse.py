@@ -11,7 +11,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import bigquery
 
-from shared.adapters.bigquery import QUERY_TIMEOUT_SECONDS, RETRY
+from shared.adapters.bigquery import QUERY_TIMEOUT_SECONDS, RETRY, run_job
 from shared.adapters.errors import transient_as_unavailable
 from shared.adapters.warehouse_sql import identifier, view_sql
 from shared.domain.errors import Unavailable
@@ -134,16 +134,7 @@ class BigQueryWarehouse:
         return list(job.result(timeout=QUERY_TIMEOUT_SECONDS))
 
     def _job(self, sql: str, params: list[Any]) -> bigquery.QueryJob:
-        config = bigquery.QueryJobConfig(query_parameters=params)
-        try:
-            with transient_as_unavailable("BigQuery"):
-                job = self._client.query(sql, job_config=config, retry=RETRY)
-                job.result(timeout=QUERY_TIMEOUT_SECONDS)
-        except gexc.BadRequest as exc:
-            raise Unavailable(
-                f"BigQuery refused a warehouse statement: {exc.message}"[:500]
-            ) from exc
-        return job
+        return run_job(self._client, sql, params, "a warehouse statement")
 
 
 def _label(value: str) -> str:

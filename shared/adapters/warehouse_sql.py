@@ -14,6 +14,8 @@ import re
 from shared.domain.warehouse import (
     CONTEXT_COLUMNS,
     PAGE_FIELDS,
+    STORED_COLUMNS,
+    TABLE_EVENT_TYPES,
     Column,
     ColumnType,
     Layout,
@@ -22,16 +24,6 @@ from shared.domain.warehouse import (
 )
 
 _SQL_ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r"}
-_VIEW_EVENT_TYPES = {
-    "tracks": "track",
-    "event": "track",
-    "pages": "page",
-    "screens": "screen",
-    "identifies": "identify",
-    "groups": "group",
-    "aliases": "alias",
-    "users": "identify",
-}
 # One copy per messageId: the first received (source_id breaks a tie deterministically).
 FIRST_COPY = (
     "QUALIFY ROW_NUMBER() OVER (PARTITION BY message_id ORDER BY received_at, source_id) = 1"
@@ -104,14 +96,7 @@ def view_sql(
 
 def _event_columns() -> list[str]:
     columns = [
-        "message_id AS id",
-        "anonymous_id",
-        "user_id",
-        "source_id",
-        "received_at",
-        "sent_at",
-        "timestamp",
-        "original_timestamp",
+        stored if stored == name else f"{stored} AS {name}" for stored, name in STORED_COLUMNS
     ]
     for path, name, column_type in CONTEXT_COLUMNS:
         columns.append(f"{typed_value('context', json_path(*path), column_type)} AS {name}")
@@ -135,7 +120,7 @@ def _column(source: str, column: Column) -> str:
 def _where(table: Table, events_table: str, workspace_id: str, retention_days: int | None) -> str:
     clauses = [
         f"workspace_id = {literal(workspace_id)}",
-        f"event_type = {literal(_VIEW_EVENT_TYPES[table.kind])}",
+        f"event_type = {literal(TABLE_EVENT_TYPES[table.kind])}",
     ]
     if table.kind == "event" and table.event_text is not None:
         clauses.append(f"event_name = {literal(table.event_text)}")

@@ -114,16 +114,20 @@ CONTEXT_COLUMNS: tuple[tuple[tuple[str, ...], str, ColumnType], ...] = (
     (("timezone",), "context_timezone", "STRING"),
     (("userAgent",), "context_user_agent", "STRING"),
 )
+# The `events` columns every event table copies, and their names there (Segment's).
+STORED_COLUMNS = (
+    ("message_id", "id"),
+    ("anonymous_id", "anonymous_id"),
+    ("user_id", "user_id"),
+    ("source_id", "source_id"),
+    ("received_at", "received_at"),
+    ("sent_at", "sent_at"),
+    ("timestamp", "timestamp"),
+    ("original_timestamp", "original_timestamp"),
+)
 # Columns every event table has (users has its own), in order.
 EVENT_COLUMNS = (
-    "id",
-    "anonymous_id",
-    "user_id",
-    "source_id",
-    "received_at",
-    "sent_at",
-    "timestamp",
-    "original_timestamp",
+    *(name for _, name in STORED_COLUMNS),
     *(name for _, name, _ in CONTEXT_COLUMNS),
 )
 # Page properties Segment always gives a column (STRING), whether or not they were seen.
@@ -138,6 +142,17 @@ KIND_COLUMNS: dict[TableKind, tuple[str, ...]] = {
     "groups": ("group_id", "traits"),
     "aliases": ("previous_id",),
     "users": ("id", "anonymous_id", "received_at", "traits"),
+}
+# The event type each kind of table reads.
+TABLE_EVENT_TYPES: dict[TableKind, str] = {
+    "tracks": "track",
+    "event": "track",
+    "pages": "page",
+    "screens": "screen",
+    "identifies": "identify",
+    "groups": "group",
+    "aliases": "alias",
+    "users": "identify",
 }
 STANDARD_TABLES = ("tracks", "pages", "screens", "identifies", "groups", "aliases", "users")
 
