@@ -38,7 +38,9 @@ def refusals_shown(page: Page, name: str, text: str, attempts: int = 30) -> bool
     return False
 
 
-@pytest.mark.parametrize("width", ["laptop", "phone"])
+# The phone width in `make reliability`, to keep `make test` short (other browser tests cover
+# phones: the warehouse panel, destinations).
+@pytest.mark.parametrize("width", ["laptop", pytest.param("phone", marks=pytest.mark.reliability)])
 def test_consent_categories_bot_policy_cookieless_and_refusals_in_the_console(
     console: Watched, tenant: Tenant, width: str
 ) -> None:

@@ -70,7 +70,12 @@ def fill_schema(page: Page, text: str) -> None:
     page.get_by_label("Schema", exact=True).fill(text)
 
 
-@pytest.mark.parametrize(("viewport", "label"), [(LAPTOP, "desktop"), (PHONE, "phone")])
+# The phone width in `make reliability`, to keep `make test` short (other browser tests cover
+# phones: the warehouse panel, destinations).
+@pytest.mark.parametrize(
+    ("viewport", "label"),
+    [(LAPTOP, "desktop"), pytest.param(PHONE, "phone", marks=pytest.mark.reliability)],
+)
 def test_create_a_contract_count_its_violations_and_propose_one_from_events_seen(
     console: Watched, tenant: Tenant, viewport: ViewportSize, label: str
 ) -> None:

@@ -143,7 +143,12 @@ def count(page: Page) -> Any:
     return page.get_by_test_id("list-count")
 
 
-@pytest.mark.parametrize(("viewport", "label"), [(LAPTOP, "1440"), (PHONE, "390")])
+# The phone width in `make reliability`, to keep `make test` short (other browser tests cover
+# phones: the warehouse panel, destinations).
+@pytest.mark.parametrize(
+    ("viewport", "label"),
+    [(LAPTOP, "1440"), pytest.param(PHONE, "390", marks=pytest.mark.reliability)],
+)
 def test_sources_at_scale(
     browser: Browser, local_stack: LocalStack, crowded: Tenant, viewport: ViewportSize, label: str
 ) -> None:
@@ -223,7 +228,12 @@ def run_sources_at_scale(console: Watched, tenant: Tenant, label: str) -> None:
     assert sources_counted(tenant, status="active") == active
 
 
-@pytest.mark.parametrize(("viewport", "label"), [(LAPTOP, "1440"), (PHONE, "390")])
+# The phone width in `make reliability`, to keep `make test` short (other browser tests cover
+# phones: the warehouse panel, destinations).
+@pytest.mark.parametrize(
+    ("viewport", "label"),
+    [(LAPTOP, "1440"), pytest.param(PHONE, "390", marks=pytest.mark.reliability)],
+)
 def test_every_page_holds_the_crowded_workspace(
     browser: Browser, local_stack: LocalStack, crowded: Tenant, viewport: ViewportSize, label: str
 ) -> None:

@@ -42,6 +42,7 @@ DEV_KEYS = {
     "project_id",
     "pubsub_emulator_host",
     "firestore_emulator_host",
+    "warehouse_dataset",
     "bigquery_emulator_url",
 }
 
