@@ -9,8 +9,9 @@ new event (deduplicated, checked against contracts, stored in BigQuery, routed),
 pushed, signed deliveries message of one delivery to a webhook (a local receiver: the destination
 read from Firestore, the request sent and answered, the record written). In the same
 run, in turns, the same probe with `--preload` first imports the modules each function imported
-before imports were made lazy (bench/baselines/coldstart_v1.json): the `baseline`. Medians over
-`--rounds`. Writes bench/results/coldstart-<UTC>.json and coldstart-latest.json.
+before imports were made lazy (bench/baselines/coldstart_v1.json) and answers with Google's
+official clients, as that code did (ingest's own answer on the REST clients): the `baseline`.
+Medians over `--rounds`. Writes bench/results/coldstart-<UTC>.json and coldstart-latest.json.
 """
 
 from __future__ import annotations
@@ -205,7 +206,8 @@ def run(args: argparse.Namespace) -> int:
         "settings": {
             "rounds": args.rounds,
             "probe": "bench/coldstart_probe.py in a fresh interpreter, timed from its first line",
-            "baseline": "the same probe importing bench/baselines/coldstart_v1.json first",
+            "baseline": "the same probe importing bench/baselines/coldstart_v1.json first, "
+            "answering with the official Google clients",
             "first_answer": "on the emulators; ingest: POST /v1/track with the write key; "
             "process: a pushed, signed source message of one new track event; deliver: a "
             "pushed, signed deliveries message of one delivery to a local webhook",

@@ -10,6 +10,7 @@ from shared.ports import (
     COMMIT_TIME,
     ConfigStore,
     CounterStore,
+    DocumentStore,
     EventStore,
     FileWriter,
     GeoLocator,
@@ -23,6 +24,7 @@ from shared.ports import (
 # Services are imported where they are built, so that a function loads only those it uses
 # (a cold start pays for every module imported).
 if TYPE_CHECKING:
+    from shared.adapters.rest import Http, RestApi
     from shared.destinations.outbound import UrlGuard
     from shared.destinations.pubsub import TopicGuard
     from shared.domain.cookieless import CookielessIds
@@ -49,7 +51,7 @@ if TYPE_CHECKING:
     from shared.services.reconcile import Reconciler
     from shared.services.regulations import Regulations
     from shared.services.sdk_settings import SdkSettings
-    from shared.services.sources import EventSources
+    from shared.services.sources import EventSources, WriteKeyResolver
     from shared.services.trace import Traces
     from shared.services.transformations import Transformations
     from shared.services.volume import EventVolume
@@ -62,6 +64,12 @@ if TYPE_CHECKING:
 
 class Services:
     """The process's services. Cloud clients are built on first use, never at import time."""
+
+    # True in the ingest function (functions/ingest/main.py): its `ingest` reads write keys,
+    # counts and publishes over Firestore's and Pub/Sub's REST APIs, so that a new instance
+    # answers without importing Google's gRPC client libraries (docs/BENCHMARKS.md, "Cold
+    # start"). Every other service, and every other function, uses the official clients.
+    rest_clients = False
 
     def __init__(self, settings: Settings, **overrides: Any):
         self.settings = settings
@@ -91,6 +99,43 @@ class Services:
         from shared.adapters.firestore import FirestoreCounterStore
 
         return FirestoreCounterStore(self.firestore_client)
+
+    @cached_property
+    def rest_credentials(self) -> Http:
+        """Requests with the default credentials, for the REST clients on Google (never built
+        against the emulators)."""
+        from shared.adapters.rest import AuthorisedHttp
+
+        return AuthorisedHttp()
+
+    @cached_property
+    def firestore_rest_api(self) -> RestApi:
+        from shared.adapters import firestore_rest
+
+        return firestore_rest.new_api(self.settings, lambda: self.rest_credentials)
+
+    @cached_property
+    def rest_store(self) -> DocumentStore:
+        from shared.adapters.firestore_rest import FirestoreRestStore
+
+        return FirestoreRestStore(self.firestore_rest_api, self.settings.project_id)
+
+    @cached_property
+    def rest_counters(self) -> CounterStore:
+        from shared.adapters.firestore_rest import FirestoreRestCounterStore
+
+        return FirestoreRestCounterStore(self.firestore_rest_api, self.settings.project_id)
+
+    @cached_property
+    def rest_publisher(self) -> Publisher:
+        """Publishes to Streams' own topics, signed: over Pub/Sub's REST API until `publisher`
+        (gRPC, cheaper per message under load) is built in the background after the first."""
+        from shared.adapters import pubsub_rest
+        from shared.domain.signing import SignedPublisher
+
+        api = pubsub_rest.new_api(self.settings, lambda: self.rest_credentials)
+        rest = SignedPublisher(pubsub_rest.PubSubRestPublisher(api), self.signer)
+        return pubsub_rest.HandOverPublisher(rest, lambda: self.publisher)
 
     @cached_property
     def topics(self) -> TopicAdmin:
@@ -450,16 +495,27 @@ class Services:
         # The counter store is built when a limited source (or destination) first sends.
         from shared.services.rate_limiter import RateLimiter
 
-        return RateLimiter(lambda: self.counters)
+        return RateLimiter(lambda: self.rest_counters if self.rest_clients else self.counters)
 
     @cached_property
     def ingest(self) -> Ingest:
         from shared.services.ingest import Ingest
 
+        sources: WriteKeyResolver
+        if self.rest_clients:
+            from shared.services.sources import WriteKeys
+
+            sources, publisher, store = (
+                WriteKeys(self.rest_store),
+                self.rest_publisher,
+                self.rest_store,
+            )
+        else:
+            sources, publisher, store = self.sources, self.publisher, self.store
         return Ingest(
-            self.sources,
-            self.publisher,
-            self.store,
+            sources,
+            publisher,
+            store,
             self.settings.write_key_cache_seconds,
             rate_limiter=self.rate_limiter,
             geo=self.geo_locator,
@@ -469,6 +525,8 @@ class Services:
     @cached_property
     def geo_locator(self) -> GeoLocator | None:
         """The City database of STREAMS_GEO_DATABASE, opened once; None: no geo enrichment."""
+        if not self.settings.geo_database:
+            return None  # maxminddb is never imported (~0.05 s of ingest's cold start)
         from shared.adapters.geoip import open_geo_locator
 
         return open_geo_locator(self.settings.geo_database)
@@ -538,11 +596,11 @@ def deliver_push_policy(settings: Settings, topics: TopicAdmin) -> PushPolicy | 
 _services: Services | None = None
 
 
-def get_services() -> Services:
-    """The process-wide services, built on first use."""
+def get_services(rest_clients: bool = False) -> Services:
+    """The process-wide services, built on first use (`rest_clients`: see `Services`)."""
     global _services
     if _services is None:
-        _services = Services(get_settings())
+        _services = Services(get_settings(), rest_clients=rest_clients)
     return _services
 
 

@@ -55,12 +55,22 @@ class Filter:
     value: Any
 
 
-class ConfigStore(Protocol):
-    """Configuration and state documents addressed by slash-separated paths."""
+class DocumentStore(Protocol):
+    """Documents addressed by slash-separated paths, one read or one atomic commit at a time:
+    all ingest needs of the configuration store (shared/adapters/firestore_rest.py)."""
 
     def get(self, path: str) -> Document | None:
         """The document at `path`, or None."""
         ...
+
+    def commit(self, writes: Iterable[Write]) -> None:
+        """Apply writes atomically: all or none. A top-level field whose value is
+        `COMMIT_TIME` is stored as the time the commit is applied (an aware datetime)."""
+        ...
+
+
+class ConfigStore(DocumentStore, Protocol):
+    """Configuration and state documents addressed by slash-separated paths."""
 
     def list_documents(self, collection: str) -> list[Document]:
         """Every document of a collection."""
@@ -95,11 +105,6 @@ class ConfigStore(Protocol):
 
     def create(self, path: str, data: Document) -> None:
         """Create a document; raise `AlreadyExists` when it exists."""
-        ...
-
-    def commit(self, writes: Iterable[Write]) -> None:
-        """Apply writes atomically: all or none. A top-level field whose value is
-        `COMMIT_TIME` is stored as the time the commit is applied (an aware datetime)."""
         ...
 
 

@@ -4,14 +4,21 @@ import functions_framework
 from flask import Request, Response
 
 from shared.api.function_routes import routes_of
-from shared.bootstrap import get_services
+from shared.bootstrap import Services, get_services
 from shared.http.app import handle
 from shared.http.framework import dispatch_refused_requests
 
+
+def services() -> Services:
+    """The process's services, ingest's own on Firestore's and Pub/Sub's REST APIs: a new
+    instance answers without loading Google's gRPC clients (shared/bootstrap.py)."""
+    return get_services(rest_clients=True)
+
+
 ROUTES = routes_of("ingest")
-dispatch_refused_requests(ROUTES, get_services)
+dispatch_refused_requests(ROUTES, services)
 
 
 @functions_framework.http
 def ingest(request: Request) -> Response:
-    return handle(request, ROUTES, get_services)
+    return handle(request, ROUTES, services)

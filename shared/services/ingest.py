@@ -46,10 +46,10 @@ from shared.domain.webhook_signatures import (
     verify,
 )
 from shared.domain.webhooks import WebhookRequest, WebhookSettings, request_item
-from shared.ports import ConfigStore, GeoLocator, Increment, Publisher, Write
+from shared.ports import DocumentStore, GeoLocator, Increment, Publisher, Write
 from shared.services.cache import TtlCache
 from shared.services.rate_limiter import RateLimiter
-from shared.services.sources import EventSources
+from shared.services.sources import WriteKeyResolver
 
 log = logging.getLogger("streams.ingest")
 
@@ -110,7 +110,7 @@ class LastUsedTracker:
 
     def __init__(
         self,
-        store: ConfigStore,
+        store: DocumentStore,
         interval_seconds: float = LAST_USED_WRITE_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
     ):
@@ -142,7 +142,7 @@ class SignatureFailureCounter:
 
     def __init__(
         self,
-        store: ConfigStore,
+        store: DocumentStore,
         interval_seconds: float = SIGNATURE_FAILURE_WRITE_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
     ):
@@ -178,9 +178,9 @@ class Ingest:
 
     def __init__(
         self,
-        sources: EventSources,
+        sources: WriteKeyResolver,
         publisher: Publisher,
-        store: ConfigStore,
+        store: DocumentStore,
         key_cache_seconds: float,
         clock: Callable[[], datetime] = ids.utcnow,
         new_message_id: Callable[[], str] = ids.new_id,

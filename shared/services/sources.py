@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from shared.domain import ids
 from shared.domain.errors import Conflict, InvalidRequest, NotFound
@@ -23,11 +23,39 @@ from shared.domain.sources import (
     write_key_path,
 )
 from shared.domain.webhooks import WebhookSettings
-from shared.ports import AlreadyExists, ConfigStore, PushPolicy, TopicAdmin, Write
+from shared.ports import AlreadyExists, ConfigStore, DocumentStore, PushPolicy, TopicAdmin, Write
 
 # A collision of 256-bit random keys is not going to happen; the retry exists so that a
 # broken random source fails loudly instead of handing one key to two sources.
 KEY_ATTEMPTS = 3
+
+
+class WriteKeyResolver(Protocol):
+    """What ingest asks of the sources: the record behind a write key."""
+
+    def resolve_write_key(self, key: str) -> WriteKey | None: ...
+
+
+class WriteKeys:
+    """Resolves write keys on a store it only reads: what the ingest function needs of the
+    sources, without their topics (`EventSources` resolves keys through one of these)."""
+
+    def __init__(self, store: DocumentStore):
+        self._store = store
+
+    def resolve_write_key(self, key: str) -> WriteKey | None:
+        """The record behind a write key, active or not; None when the key is unknown."""
+        if not key.startswith(ids.WRITE_KEY_PREFIX):
+            return None
+        document = self._store.get(write_key_path(key))
+        if not document:
+            return None
+        if "type" not in document:
+            # Written before key records carried the source's type (webhook sources, issue 26):
+            # the source says, once per key and cache lifetime, until the record is rewritten.
+            source = self._store.get(source_path(document["workspace_id"], document["source_id"]))
+            document = {**document, "type": (source or {}).get("type", "server")}
+        return WriteKey.model_validate(document)
 
 
 class EventSources:
@@ -42,6 +70,7 @@ class EventSources:
         new_key: Callable[[], str] = ids.new_write_key,
     ):
         self._store = store
+        self._write_keys = WriteKeys(store)
         self._topics = topics
         self._process_push = process_push
         self._clock = clock
@@ -243,17 +272,7 @@ class EventSources:
 
     def resolve_write_key(self, key: str) -> WriteKey | None:
         """The record behind a write key, active or not; None when the key is unknown."""
-        if not key.startswith(ids.WRITE_KEY_PREFIX):
-            return None
-        document = self._store.get(write_key_path(key))
-        if not document:
-            return None
-        if "type" not in document:
-            # Written before key records carried the source's type (webhook sources, issue 26):
-            # the source says, once per key and cache lifetime, until the record is rewritten.
-            source = self._store.get(source_path(document["workspace_id"], document["source_id"]))
-            document = {**document, "type": (source or {}).get("type", "server")}
-        return WriteKey.model_validate(document)
+        return self._write_keys.resolve_write_key(key)
 
 
 def _creation_order(source: EventSource) -> tuple[str, str]:
