@@ -29,8 +29,9 @@ locals {
       trigger = "http"
       access  = ["firestore", "publish_sources"]
       # I/O-bound: a request waits ~15-40 ms for Pub/Sub's ack, its own CPU is 1.2 ms (one event)
-      # to 7 ms (100). One warm instance spares SDKs cold starts.
-      size = { memory = "1Gi", cpu = "1", concurrency = 80, timeout_seconds = 30, min_instances = 1, max_instances = 100 }
+      # to 7 ms (100). Scales to zero: a new instance answers in ~0.4 s (REST clients,
+      # docs/DEPLOY.md "Cold starts"); `function_sizes` sets min_instances = 1 to spare even that.
+      size = { memory = "1Gi", cpu = "1", concurrency = 80, timeout_seconds = 30, min_instances = 0, max_instances = 100 }
       # The browser SDKs it serves (docs/INGEST.md): run `make collect` before planning.
       assets = ["collect/dist/**"]
     }

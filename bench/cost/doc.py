@@ -125,13 +125,17 @@ def edge_block(inputs: Inputs, sizes: Mapping[str, FunctionSize]) -> str:
     rows = [[name, *(usd(cost(m, e)) for m, e in cases)] for name, cost in fronts]
     header = ["front end", *(VOLUME_NAMES[v] for v in model.VOLUMES), "1B, one event per request"]
     lb, armor = model.load_balancer_cost(batched, 0.0), model.cloud_armor_cost(batched, 0.0)
+    warm = [f"`{name}` {size.min_instances}" for name, size in sizes.items() if size.min_instances]
+    instances = (
+        f"with the minimum instances of {', '.join(warm)}" if warm else "with no warm instance"
+    )
     return "\n\n".join(
         [
             table(header, rows),
             paragraph(
                 f"The load balancer costs {usd(lb)} a month before any traffic (its forwarding "
-                f"rules), and Cloud Armor {usd(armor)}: with ingest's warm instance, an idle "
-                f"deployment costs about {usd(model.idle_floor(batched, sizes))} a month."
+                f"rules), and Cloud Armor {usd(armor)}: {instances} (terraform/main.tf), an "
+                f"idle deployment costs about {usd(model.idle_floor(batched, sizes))} a month."
             ),
         ]
     )

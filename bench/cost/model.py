@@ -230,7 +230,7 @@ class Bill:
 
 
 FUNCTIONS_LINE = "Cloud Functions: CPU, memory, requests"
-IDLE_LINE = "`ingest`'s warm instance while idle"
+IDLE_LINE = "Minimum (warm) instances while idle"
 FIRESTORE_OPERATIONS_LINE = "Firestore operations"
 LOAD_BALANCER_LINE = "Load balancer: forwarding rules, data processed"
 ARMOR_LINE = f"Cloud Armor on ingest: policy, {ARMOR_RULES} rules, requests"
