@@ -205,6 +205,9 @@ def test_an_interrupted_pipeline_bench_leaves_nothing_active(
     ), "the developer's event did not reach the developer's webhook after the bench"
 
 
+# In `make reliability`, to keep `make test` within its 15 minutes: the bench's own
+# guard, like the interruption cases above.
+@pytest.mark.reliability
 def test_the_pipeline_bench_refuses_a_project_another_stack_uses(
     developer: tuple[dict[str, str], WebhookReceiver], local_stack: LocalStack, tmp_path: Path
 ) -> None:

@@ -195,6 +195,8 @@ def test_second_start_reuses_running_emulators(stack: EmulatorStack) -> None:
     assert pids_after == pids_before
 
 
+# In `make reliability`, to keep `make test` within its 15 minutes: the tooling's cleanup.
+@pytest.mark.reliability
 def test_stop_kills_every_process_of_each_group(tmp_path: Path) -> None:
     pubsub, firestore_port, bq, bq_grpc = _free_ports(4)
     ports = EmulatorPorts(
