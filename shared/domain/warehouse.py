@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from shared.domain.storable import not_unicode
 from shared.domain.warehouse_names import addressable, unique_names
 
 Kind = Literal["string", "timestamp", "integer", "number", "boolean", "json"]
@@ -253,17 +254,23 @@ def observe(
     rows: Iterable[tuple[str, str | None, Mapping[str, Any] | None]],
     now: str,
 ) -> set[str]:
-    """Add rows (event type, name, properties or traits) to what was seen; the streams changed."""
+    """Add rows (event type, name, properties or traits) to what was seen; the streams changed.
+
+    A name or key with a lone surrogate (ingest refuses them, but a message published past it
+    may carry one) has no UTF-8 form: no document id, SQL text or JSON answer can name it, so
+    it is not recorded; its values stay in the JSON column of `tracks` or its table."""
     changed: set[str] = set()
     for event_type, event_name, values in rows:
         stream = stream_of(event_type, event_name)
-        if stream is None:
+        if stream is None or not_unicode(stream):
             continue
         entry = seen.get(stream)
         if entry is None:
             entry = seen[stream] = StreamSeen(now)
             changed.add(stream)
         for key, value in (values or {}).items():
+            if not_unicode(key):
+                continue
             kind = value_kind(value)
             known = entry.fields.get(key)
             if known is None:

@@ -230,6 +230,30 @@ def test_a_sync_rewrites_only_the_views_its_new_keys_touch(
     assert warehouse.sync(workspace_id)["views_rewritten"] == rewritten
 
 
+def test_names_and_keys_past_ingest_s_checks_never_break_a_sync(
+    services: FakeServices, warehouse: Warehouse, views: CountingViews, workspace_id: str
+) -> None:
+    """What a message published past ingest may carry: a lone surrogate in an event name or a
+    key (no UTF-8 form: not recorded), an empty or reserved key (folded), a huge number."""
+    hostile = {"k\ud800": 1, "": 2, "__x__": 3, "big": 10**40, "ok": 1.5}
+    store(services, workspace_id, START - timedelta(hours=1), name="Bad\ud800Name", values=hostile)
+    store(services, workspace_id, START - timedelta(hours=1), values=hostile)
+
+    result = warehouse.sync(workspace_id)
+
+    [orders] = [t for t in result["tables"] if t["kind"] == "event"]
+    assert orders["event_text"] == "Order Completed"
+    assert {c["key"]: c["type"] for c in orders["columns"]} == {
+        "__x__": "INT64",
+        "big": "FLOAT64",
+        "ok": "FLOAT64",
+    }
+    assert orders["folded"] == [""]
+    for sql in views.datasets[dataset_of(workspace_id)].values():
+        sql.encode("utf-8")  # BigQuery takes the statements as UTF-8
+    assert warehouse.describe(workspace_id)["tables"] == result["tables"]
+
+
 def test_events_received_just_before_the_last_sync_are_still_observed(
     services: FakeServices, warehouse: Warehouse, workspace_id: str, clock: Clock
 ) -> None:
