@@ -437,7 +437,7 @@ class FakeWarehouseViews:
     ) -> list[ObservedRow]:
         newest: dict[tuple[str, str | None], list[ObservedRow]] = collections.defaultdict(list)
         for row in sorted(self.events.rows, key=lambda r: str(r["received_at"]), reverse=True):
-            received = datetime.fromisoformat(str(row["received_at"]).replace("Z", "+00:00"))
+            received = _moment(row["received_at"])
             if row["workspace_id"] != workspace_id or not since <= received < until:
                 continue
             if row["event_type"] == "alias":
@@ -472,8 +472,7 @@ class FakeWarehouseViews:
         kept = [
             row
             for row in self.events.rows
-            if row["workspace_id"] != workspace_id
-            or datetime.fromisoformat(str(row["received_at"]).replace("Z", "+00:00")) >= before
+            if row["workspace_id"] != workspace_id or _moment(row["received_at"]) >= before
         ]
         deleted = len(self.events.rows) - len(kept)
         self.events.rows[:] = kept

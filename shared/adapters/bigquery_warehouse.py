@@ -76,8 +76,9 @@ class BigQueryWarehouse:
         target.labels = {"streams_workspace": _label(workspace_id)}
         target.description = f"Streams warehouse of workspace {workspace_id} (views over events)"
         with transient_as_unavailable("BigQuery"):
+            events = self._client.get_dataset(self._events_dataset, retry=RETRY)
             # A view and the table it reads must be in one location: the events dataset's.
-            target.location = self._client.get_dataset(self._events_dataset, retry=RETRY).location
+            target.location = events.location
             self._client.create_dataset(target, exists_ok=True, retry=RETRY)
         statements = [
             f"CREATE OR REPLACE VIEW {identifier(f'{full}.{name}')} AS\n{select}"
@@ -90,7 +91,7 @@ class BigQueryWarehouse:
         # hundreds of event tables slow; a chunk keeps each job well inside its timeout.
         for start in range(0, len(statements), STATEMENTS_PER_SCRIPT):
             self._run(";\n".join(statements[start : start + STATEMENTS_PER_SCRIPT]))
-        self._authorise(full)
+        self._authorise(full, events)
 
     def delete_expired(self, workspace_id: str, before: datetime) -> int:
         """Delete the workspace's events received before `before` (its retention)."""
@@ -105,9 +106,10 @@ class BigQueryWarehouse:
         job = self._job(sql, params)
         return int(job.num_dml_affected_rows or 0)
 
-    def _authorise(self, full: str) -> None:
+    def _authorise(self, full: str, events: bigquery.Dataset) -> None:
         """Let the views of the workspace's dataset read `events` (an authorised dataset), so an
-        analyst given that dataset alone reads their workspace's rows and no other's."""
+        analyst given that dataset alone reads their workspace's rows and no other's. `events`
+        is the events dataset as last read; it is read again only when another sync raced."""
         project, dataset = full.split(".", 1)
         entry = bigquery.AccessEntry(
             None,
@@ -116,7 +118,8 @@ class BigQueryWarehouse:
         )
         for attempt in range(AUTHORISE_ATTEMPTS):
             with transient_as_unavailable("BigQuery"):
-                events = self._client.get_dataset(self._events_dataset, retry=RETRY)
+                if attempt:
+                    events = self._client.get_dataset(self._events_dataset, retry=RETRY)
                 if any(e.entity_id == entry.entity_id for e in events.access_entries):
                     return
                 events.access_entries = [*events.access_entries, entry]

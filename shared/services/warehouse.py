@@ -28,6 +28,7 @@ from shared.domain.warehouse import (
     ContractTyping,
     Layout,
     StreamSeen,
+    Table,
     WarehouseSettings,
     conflicts,
     contract_typing,
@@ -109,11 +110,22 @@ class Warehouse:
         layout = self._plan(workspace_id, self._seen(workspace_id), settings)
         state = self._store.get(warehouse_state_path(workspace_id)) or {}
         wanted = _digests(self._views.views(workspace_id, layout, settings.retention_days))
+        in_step = state.get("views") == wanted
+        return self._answer(workspace_id, settings, layout, state.get("synced_at"), in_step)
+
+    def _answer(
+        self,
+        workspace_id: str,
+        settings: WarehouseSettings,
+        layout: Layout,
+        synced_at: str | None,
+        in_step: bool,
+    ) -> dict[str, Any]:
         return {
             "dataset": self.dataset(workspace_id),
             "settings": asdict(settings),
-            "synced_at": state.get("synced_at"),
-            "in_step": state.get("views") == wanted,
+            "synced_at": synced_at,
+            "in_step": in_step,
             "tables": [_table_item(table) for table in layout.tables],
             "folded_events": list(layout.folded_events),
             "conflicts": conflicts(layout),
@@ -139,15 +151,15 @@ class Warehouse:
         except AlreadyExists:
             held = self._store.get(lock) or {}
         started = held.get("started_at")
-        if started is not None and now - _moment(started) < SYNC_LOCK_STALE:
+        if started is not None and now - datetime.fromisoformat(started) < SYNC_LOCK_STALE:
             raise Conflict(f"a sync of this workspace is running (since {started}); try later")
         self._store.commit([Write("set", lock, {"started_at": ids.isoformat(now)})])
 
     def _sync(self, workspace_id: str, now: datetime) -> dict[str, Any]:
         state = self._store.get(warehouse_state_path(workspace_id)) or {}
         since = (
-            _moment(state["watermark"]) - SYNC_OVERLAP
-            if state.get("watermark")
+            datetime.fromisoformat(state["synced_at"]) - SYNC_OVERLAP
+            if state.get("synced_at")
             else now - timedelta(days=FIRST_SYNC_DAYS)
         )
         seen = self._seen(workspace_id)
@@ -172,7 +184,7 @@ class Warehouse:
         expired = 0
         expired_at = state.get("expired_at")
         if settings.retention_days is not None and (
-            expired_at is None or now - _moment(expired_at) >= RETENTION_EVERY
+            expired_at is None or now - datetime.fromisoformat(expired_at) >= RETENTION_EVERY
         ):
             expired = self._views.delete_expired(
                 workspace_id, now - timedelta(days=settings.retention_days)
@@ -185,8 +197,8 @@ class Warehouse:
                     warehouse_state_path(workspace_id),
                     {
                         "dataset": dataset,
+                        # Also where the next sync starts reading (less SYNC_OVERLAP).
                         "synced_at": ids.isoformat(now),
-                        "watermark": ids.isoformat(now),
                         "views": digests,
                         "expired_at": expired_at,
                     },
@@ -201,8 +213,9 @@ class Warehouse:
             views_dropped=len(drop),
             events_expired=expired,
         )
+        # What the views now are: the answer needs no second read of what this sync just used.
         return {
-            **self.describe(workspace_id),
+            **self._answer(workspace_id, settings, layout, ids.isoformat(now), in_step=True),
             "events_observed": len(rows),
             "views_rewritten": sorted(rewrite),
             "views_dropped": sorted(drop),
@@ -289,10 +302,6 @@ def _check(settings: WarehouseSettings) -> None:
             raise InvalidRequest(f"{name} must be between {low} and {high}", field=name)
 
 
-def _moment(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def _digests(views: dict[str, str]) -> dict[str, str]:
     return {name: hashlib.sha256(sql.encode()).hexdigest()[:16] for name, sql in views.items()}
 
@@ -301,7 +310,7 @@ def _seen_document(stream: str, seen: StreamSeen) -> Document:
     return {"stream": stream, **seen.to_document()}
 
 
-def _table_item(table: Any) -> dict[str, Any]:
+def _table_item(table: Table) -> dict[str, Any]:
     return {
         "name": table.name,
         "kind": table.kind,
