@@ -10,6 +10,7 @@ import pytest
 from werkzeug.datastructures import Headers
 
 from shared.config import Settings
+from shared.domain.errors import Unavailable
 from shared.domain.limits import MAX_BATCH_EVENTS, MAX_REQUEST_BYTES
 from shared.domain.sources import EventSource
 from tests.fakes import FakeServices
@@ -494,3 +495,20 @@ def test_a_chunked_body_is_limited_while_it_is_read(client: Any, source: EventSo
     assert len(big) > MAX_REQUEST_BYTES
     response = chunked(client, "/v1/b", big, {"X-Write-Key": source.key})
     assert response.status_code == 413
+
+
+def test_a_store_outage_is_a_503_with_retry_after_and_nothing_published(
+    client: Any, services: FakeServices, source: EventSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write key cannot be read (Firestore down, no key cached): the SDK is told to retry,
+    and nothing is published without its key."""
+
+    def down(path: str) -> None:
+        raise Unavailable("Firestore is unavailable, retry later")
+
+    monkeypatch.setattr(services.store, "get", down)
+    response = client.post("/v1/track", json=TRACK, headers={"X-Write-Key": source.key})
+    assert response.status_code == 503, response.get_json()
+    assert response.headers.get("Retry-After")
+    assert "Firestore" in response.get_json()["message"]
+    assert published(services, source) == []
