@@ -1,14 +1,16 @@
 """`make bench`: the measured inputs of the cost model (issue 19), in bench/cost/inputs.json.
 
-Runs `bench.pipeline` twice at the same steady rate (30 events/s by default), each on a fresh
-stack with one webhook destination and one forwarding rule for every event: `batched` (POST
+Runs `bench.pipeline` three times at the same steady rate (30 events/s by default), each on a
+fresh stack with one webhook destination and one forwarding rule for every event: `batched` (POST
 /v1/batch of 10 events, as the Segment SDKs send them) and `single` (POST /v1/track, one event a
-request). From each run's `costs` (bench/pipeline/costs.py) it writes, per event: CPU
-milliseconds and requests of ingest, process and deliver, Firestore reads, writes and deletes,
-Pub/Sub messages and bytes published, BigQuery rows and bytes streamed (all counted by the
-adapters in the function processes), and deliveries. Both runs' reports go to
-bench/results/pipeline-{batch10,track}-*.json as usual, and their cost sections to
-bench/results/costrun-<UTC>.json.
+request) with the deduplication window in Valkey (a local valkey-server, as with terraform's
+`dedup_store.kind = "valkey"`), and `batched_firestore_claims` (batched, the window in Firestore
+documents, `dedup_store.kind = "firestore"`: the stack runs without STREAMS_VALKEY_URL). From each
+run's `costs` (bench/pipeline/costs.py) it writes, per event: CPU milliseconds and requests of
+ingest, process and deliver, Firestore reads, writes and deletes, Pub/Sub messages and bytes
+published, BigQuery rows and bytes streamed (all counted by the adapters in the function
+processes), and deliveries. The runs' reports go to bench/results/pipeline-{batch10,track}-*.json
+as usual, and their cost sections to bench/results/costrun-<UTC>.json.
 
 Nothing is written to inputs.json from a run where a request failed or an event was lost: its
 counts would describe a pipeline that did not do all its work.
@@ -29,7 +31,9 @@ from bench.pipeline.run import run_with_report
 from bench.reporting import REPO_ROOT, iso, machine_summary, report_head, write_report
 from bench.running import catch_interrupts
 
-MIXES = {"batched": 10, "single": 1}
+MIXES = {"batched": 10, "single": 1, "batched_firestore_claims": 10}
+# Where each mix keeps the deduplication window (STREAMS_DEDUP_STORE, read by EmulatorStack.env).
+DEDUP_STORES = {"batched": "valkey", "single": "valkey", "batched_firestore_claims": "firestore"}
 FUNCTIONS = ("ingest", "process", "deliver")
 INPUTS = REPO_ROOT / "bench" / "cost" / "inputs.json"
 # Field of the run's per-event counts -> (group, key) in inputs.json.
@@ -65,12 +69,18 @@ def main(argv: list[str] | None = None) -> int:
     reports: dict[str, dict[str, Any]] = {}
     for mix in args.mixes:
         run_args = argparse.Namespace(**{**vars(args), "batch_size": MIXES[mix], "sdk": False})
-        print(f"\n=== {mix}: {MIXES[mix]} event(s) per request at {args.rate:g} events/s ===")
+        use_dedup_store(DEDUP_STORES[mix])
+        print(
+            f"\n=== {mix}: {MIXES[mix]} event(s) per request at {args.rate:g} events/s, "
+            f"claims in {DEDUP_STORES[mix]} ==="
+        )
         status, report = run_with_report(run_args)
         if report is None:
             return status or 1
         reports[mix] = report
-    mixes = {mix: mix_inputs(MIXES[mix], report) for mix, report in reports.items()}
+    mixes = {
+        mix: mix_inputs(MIXES[mix], report, DEDUP_STORES[mix]) for mix, report in reports.items()
+    }
     summary = {
         **report_head("costrun", started_at, next(iter(reports.values()))["machine"]),
         "command": command_line(argv),
@@ -96,14 +106,27 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def mix_inputs(events_per_request: int, report: dict[str, Any]) -> dict[str, Any]:
+def use_dedup_store(store: str) -> None:
+    """Point the next run's functions at `store` for the deduplication window. The previous
+    run's STREAMS_VALKEY_URL stays in this process's environment (the functions inherit it), so
+    it is removed here; the stack puts it back unless STREAMS_DEDUP_STORE is "firestore"."""
+    os.environ["STREAMS_DEDUP_STORE"] = store
+    if store == "firestore":
+        os.environ.pop("STREAMS_VALKEY_URL", None)
+
+
+def mix_inputs(
+    events_per_request: int, report: dict[str, Any], dedup_store: str = "valkey"
+) -> dict[str, Any]:
     """One mix in inputs.json's shape, from a pipeline report's `costs`."""
     costs = report["costs"]
     by_function = costs["per_event_by_function"]
+    requests = {f: by_function.get(f, {}).get("requests", 0.0) for f in FUNCTIONS}
     mix: dict[str, Any] = {
         "events_per_request": events_per_request,
+        "dedup_store": dedup_store,
         "cpu_ms": {f: costs["cpu_ms_per_event"].get(f, 0.0) for f in FUNCTIONS},
-        "requests": {f: by_function.get(f, {}).get("requests", 0.0) for f in FUNCTIONS},
+        "requests": requests,
     }
     for field, (group, key) in COUNTED.items():
         mix.setdefault(group, {})[key] = costs["per_event"][field]

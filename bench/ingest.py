@@ -1,10 +1,14 @@
-"""`make bench`: ingest's /v1/track and /v1/batch against a no-op function, same server settings.
+"""`make bench`: ingest's /v1/track and /v1/batch, the asynchronous entry point against the
+previous (WSGI) one and against a no-op function, in one run.
 
 Starts (or reuses) the emulators, creates a workspace of its own (`bench ingest <UTC>`) and a
-source (deleted when the run ends, however it ends), serves `functions/ingest` and `bench/noop`
-with functions-framework's production server (gunicorn, WORKERS=2), drives each scenario with
-wrk (or a Python fallback) after a warm-up, and writes
-bench/results/ingest-<UTC timestamp>.json and bench/results/ingest-latest.json.
+source (deleted when the run ends, however it ends), serves with functions-framework's
+production server (gunicorn, WORKERS=2): `functions/ingest` (ASGI: uvicorn workers), its frozen
+WSGI entry (`bench/baselines/ingest_wsgi_v1.py`: Flask on gunicorn's threads, as before issue 19
+item 3), and the no-op of `bench/noop` on both server kinds; drives each scenario with wrk (or a
+Python fallback) after a warm-up, and writes bench/results/ingest-<UTC timestamp>.json and
+bench/results/ingest-latest.json. The comparison that counts is requests per CPU-second of the
+server's processes (`requests_per_cpu_second`), new against before.
 Exit status: 0, or 1 when any request failed (a non-200 answer or a connection error).
 """
 
@@ -14,9 +18,11 @@ import argparse
 import base64
 import json
 import os
+import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -59,10 +65,22 @@ from emulators.stack import EmulatorStack, default_state_dir, start_stack
 
 NOOP_SOURCE = REPO_ROOT / "bench" / "noop" / "main.py"
 INGEST_SOURCE = REPO_ROOT / "functions" / "ingest" / "main.py"
+INGEST_WSGI_SOURCE = REPO_ROOT / "bench" / "baselines" / "ingest_wsgi_v1.py"
+# The servers: (functions-framework target, source). `noop` and `ingest` are ASGI (uvicorn
+# workers), `noop_wsgi` and `ingest_wsgi` Flask on gunicorn's threads.
+SERVERS = {
+    "noop": ("noop", NOOP_SOURCE),
+    "noop_wsgi": ("noop_wsgi", NOOP_SOURCE),
+    "ingest_wsgi": ("ingest", INGEST_WSGI_SOURCE),
+    "ingest": ("ingest", INGEST_SOURCE),
+}
 
-# Targets from the issue: ingest's single-event throughput against the no-op's, and batch volume.
+# Targets from the issue: ingest's single-event throughput against the no-op's, and batch volume
+# (issue 13); requests per CPU-second against the previous entry point (issue 19, item 3).
 TRACK_VS_NOOP_TARGET = 0.60
 BATCH_EVENTS_TARGET = 20_000.0
+TRACK_VS_WSGI_TARGET = 2.0
+BATCH_VS_WSGI_TARGET = 1.5
 
 SERVE_TIMEOUT = 60.0
 # gunicorn's workers share one listening socket and a keep-alive connection stays with the worker
@@ -75,7 +93,7 @@ MAX_WORKER_SHARE = 2 / 3
 @dataclass(frozen=True)
 class Scenario:
     name: str
-    function: str  # "noop" or "ingest"
+    function: str  # a server of SERVERS
     path: str
     body: bytes
     events_per_request: int
@@ -123,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         print("Starting (or reusing) the emulators ...", flush=True)
         stack = start_stack(state_dir=state_dir)
-        results = measure_scenarios(
+        rounds = measure_scenarios(
             args, generator, stack, state_dir, server_threads, servers, cleanup
         )
     except KeyboardInterrupt:
@@ -140,8 +158,8 @@ def run(args: argparse.Namespace) -> int:
     report = {
         **report_head("ingest", started_at, machine_info()),
         "settings": settings(args, generator, server_threads),
-        **comparisons(results),
-        "errors_total": sum(r["error_count"] for r in results.values()),
+        **comparisons(rounds),
+        "errors_total": sum(r["error_count"] for results in rounds for r in results.values()),
     }
     write_report("ingest", report)
     print_results(report)
@@ -156,9 +174,9 @@ def measure_scenarios(
     server_threads: int,
     servers: dict[str, ManagedProcess],
     cleanup: ExitStack,
-) -> dict[str, dict[str, Any]]:
-    """The bench's workspace (on `cleanup`) and both servers (in `servers`, for the caller to
-    stop), then each scenario in turn; each scenario's figures."""
+) -> list[dict[str, dict[str, Any]]]:
+    """The bench's workspace (on `cleanup`) and the servers (in `servers`, for the caller to
+    stop), then `--rounds` rounds of every scenario; each round's figures by scenario."""
     env = stack.env()
     os.environ.update(env)
     from shared.bootstrap import Services
@@ -181,26 +199,45 @@ def measure_scenarios(
     ports = start_servers(servers, server_env, state_dir, track_body, headers)
     scenarios = [
         Scenario("noop_track", "noop", "/v1/track", track_body, 1),
+        Scenario("track_wsgi", "ingest_wsgi", "/v1/track", track_body, 1),
         Scenario("track", "ingest", "/v1/track", track_body, 1),
         Scenario("noop_batch", "noop", "/v1/batch", batch_body, args.batch_size),
+        Scenario("batch_wsgi", "ingest_wsgi", "/v1/batch", batch_body, args.batch_size),
         Scenario("batch", "ingest", "/v1/batch", batch_body, args.batch_size),
+        Scenario("noop_wsgi_track", "noop_wsgi", "/v1/track", track_body, 1),
+        Scenario("noop_wsgi_batch", "noop_wsgi", "/v1/batch", batch_body, args.batch_size),
     ]
     pubsub_group = _pubsub_group(stack, state_dir)
-    results: dict[str, dict[str, Any]] = {}
-    for scenario in scenarios:
-        load = Load(
-            url=f"http://{HOST}:{ports[scenario.function]}{scenario.path}",
-            body=scenario.body,
-            headers=headers,
-            connections=args.connections,
-            threads=args.load_threads,
-        )
-        server = servers[scenario.function]
-        results[scenario.name] = measure_scenario(
-            args, generator, scenario, load, server, ports[scenario.function], pubsub_group
-        )
-        time.sleep(0.5)  # let in-flight publishes drain before the next scenario
-    return results
+    rounds: list[dict[str, dict[str, Any]]] = []
+    for index in range(args.rounds):
+        # Every other round in the reverse order: a drift of the machine's other load over a
+        # round then weighs on both sides of each comparison alike.
+        order = scenarios if index % 2 == 0 else scenarios[::-1]
+        warmup = args.warmup if index == 0 else args.round_warmup
+        print(f"Round {index + 1} of {args.rounds}", flush=True)
+        results: dict[str, dict[str, Any]] = {}
+        for scenario in order:
+            load = Load(
+                url=f"http://{HOST}:{ports[scenario.function]}{scenario.path}",
+                body=scenario.body,
+                headers=headers,
+                connections=args.connections,
+                threads=args.load_threads,
+            )
+            server = servers[scenario.function]
+            results[scenario.name] = measure_scenario(
+                args,
+                generator,
+                scenario,
+                load,
+                server,
+                ports[scenario.function],
+                pubsub_group,
+                warmup,
+            )
+            time.sleep(0.5)  # let in-flight publishes drain before the next scenario
+        rounds.append({scenario.name: results[scenario.name] for scenario in scenarios})
+    return rounds
 
 
 def start_servers(
@@ -210,12 +247,13 @@ def start_servers(
     probe_body: bytes,
     headers: dict[str, str],
 ) -> dict[str, int]:
-    """Start the no-op and ingest servers (each added to `servers` as soon as it exists, for the
+    """Start the servers of SERVERS (each added to `servers` as soon as it exists, for the
     caller to stop) and wait until each answers a real request; their ports."""
-    ports = {"noop": free_port(), "ingest": free_port()}
-    sources = {"noop": NOOP_SOURCE, "ingest": INGEST_SOURCE}
-    for name, source in sources.items():
-        servers[name] = function_server(name, name, source, ports[name], env, state_dir, REPO_ROOT)
+    ports = {name: free_port() for name in SERVERS}
+    for name, (target, source) in SERVERS.items():
+        servers[name] = function_server(
+            name, target, source, ports[name], env, state_dir, REPO_ROOT
+        )
     for server in servers.values():
         server.start()
     for name, server in servers.items():
@@ -232,11 +270,12 @@ def measure_scenario(
     server: ManagedProcess,
     port: int,
     pubsub_group: int | None,
+    warmup_s: float,
 ) -> dict[str, Any]:
     """A warm-up, then measured runs until one has its connections spread across the workers
     (or --attempts runs were made); the last run's figures, and every run's."""
-    print(f"  {scenario.name}: warm-up {args.warmup:g}s, measure {args.duration:g}s", flush=True)
-    warmup = generator.run(load, args.warmup)
+    print(f"  {scenario.name}: warm-up {warmup_s:g}s, measure {args.duration:g}s", flush=True)
+    warmup = generator.run(load, warmup_s)
     groups = {"server": server.pid or -1}
     if pubsub_group is not None:
         groups["pubsub_emulator"] = pubsub_group
@@ -339,7 +378,19 @@ def _scenario_result(
         # the function server, the Pub/Sub emulator's JVM, the load generator, the rest.
         "cpu_cores": cpu,
         "cpu_ms_per_request": {k: round(v / rps * 1000, 3) for k, v in cpu.items()} if rps else {},
+        # Requests answered per second of CPU: the server's processes alone (what an instance
+        # pays), and with the Pub/Sub emulator's (which shares this machine's cores).
+        "requests_per_cpu_second": {
+            "server": _per_cpu_second(rps, cpu.get("server", 0.0)),
+            "server_and_emulator": _per_cpu_second(
+                rps, cpu.get("server", 0.0) + cpu.get("pubsub_emulator", 0.0)
+            ),
+        },
     }
+
+
+def _per_cpu_second(rps: float, cores: float) -> float | None:
+    return round(rps / cores, 1) if cores > 0 else None
 
 
 def _cpu_ms(result: dict[str, Any]) -> float:
@@ -352,9 +403,13 @@ def settings(
     args: argparse.Namespace, generator: LoadGenerator, server_threads: int
 ) -> dict[str, Any]:
     return {
-        "server": "functions-framework production server (gunicorn gthread)",
+        "server": (
+            "functions-framework production server: ingest and noop ASGI (gunicorn with uvicorn "
+            "workers), ingest_wsgi and noop_wsgi Flask on gunicorn gthread"
+        ),
         "workers": args.workers,
         "threads": server_threads,
+        "threads_apply_to": "the WSGI servers (ingest_wsgi, noop_wsgi)",
         "threads_source": (
             "set" if args.server_threads else "functions-framework default (4 x CPUs)"
         ),
@@ -364,18 +419,32 @@ def settings(
         "warmup_s": args.warmup,
         "duration_s": args.duration,
         "batch_size": args.batch_size,
+        "rounds": args.rounds,
+        "round_warmup_s": args.round_warmup,
         "max_attempts": args.attempts,
         "max_worker_connection_share": round(MAX_WORKER_SHARE, 3),
         "pubsub": "emulator (one message per request, group-commit publisher)",
         "cpu_count": os.cpu_count() or 1,
         "versions": package_versions(
-            "functions-framework", "gunicorn", "flask", "google-cloud-pubsub", "pydantic"
+            "functions-framework",
+            "gunicorn",
+            "flask",
+            "uvicorn",
+            "uvicorn-worker",
+            "starlette",
+            "httptools",
+            "uvloop",
+            "google-cloud-pubsub",
+            "pydantic",
         ),
     }
 
 
-def comparisons(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The scenarios, ingest against the no-op in throughput and in CPU, and the targets."""
+def comparisons(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    """The scenarios (each round's figures; the summary is the round of the median server CPU
+    per request), ingest against the no-op and the new entry point against the previous one
+    (medians of the per-round ratios, with their range), and the targets."""
+    results = {name: _median_round(rounds, name) for name in rounds[0]}
     track_ratio = ratio(
         results["track"]["requests_per_second"], results["noop_track"]["requests_per_second"]
     )
@@ -386,20 +455,91 @@ def comparisons(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     # (both on this machine's cores) against the no-op's. Throughput swings with whatever else
     # runs on the machine; CPU per request much less, so this ratio is the steadier one.
     cpu_ratios = {
-        "track_vs_noop": ratio(_cpu_ms(results["noop_track"]), _cpu_ms(results["track"])),
-        "batch_vs_noop_batch": ratio(_cpu_ms(results["noop_batch"]), _cpu_ms(results["batch"])),
+        "track_vs_noop": _median_ratio(
+            rounds, lambda r: ratio(_cpu_ms(r["noop_track"]), _cpu_ms(r["track"]))
+        ),
+        "batch_vs_noop_batch": _median_ratio(
+            rounds, lambda r: ratio(_cpu_ms(r["noop_batch"]), _cpu_ms(r["batch"]))
+        ),
+    }
+    # The new entry point against the previous one, measured side by side in each round:
+    # requests per CPU-second of the server's processes (and with the emulator's), throughput.
+    versus_wsgi = {
+        name: {
+            "requests_per_cpu_second": _versus(rounds, name, "server"),
+            "requests_per_cpu_second_with_emulator": _versus(rounds, name, "server_and_emulator"),
+            "requests_per_second": _median_ratio(
+                rounds,
+                lambda r, n=name: ratio(  # type: ignore[misc]
+                    r[n]["requests_per_second"], r[f"{n}_wsgi"]["requests_per_second"]
+                ),
+            ),
+        }
+        for name in ("track", "batch")
+    }
+    noop_asgi_vs_wsgi = {
+        name: _median_ratio(
+            rounds,
+            lambda r, n=name: ratio(  # type: ignore[misc]
+                _per_cpu(r[f"noop_{n}"], "server"), _per_cpu(r[f"noop_wsgi_{n}"], "server")
+            ),
+        )
+        for name in ("track", "batch")
     }
     return {
         "scenarios": results,
+        "rounds": rounds,
         "ratios": {"track_vs_noop": track_ratio, "batch_vs_noop_batch": batch_ratio},
         "cpu_ratios": cpu_ratios,
+        "versus_wsgi": versus_wsgi,
+        "noop_asgi_vs_wsgi": noop_asgi_vs_wsgi,
         "targets": {
             "track_vs_noop": at_least(TRACK_VS_NOOP_TARGET, track_ratio),
             "batch_events_per_second": at_least(
                 BATCH_EVENTS_TARGET, results["batch"]["events_per_second"]
             ),
+            "track_requests_per_cpu_second_vs_wsgi": at_least(
+                TRACK_VS_WSGI_TARGET,
+                versus_wsgi["track"]["requests_per_cpu_second"]["median"],
+                basis="median over the rounds of the per-round ratio, server processes",
+            ),
+            "batch_requests_per_cpu_second_vs_wsgi": at_least(
+                BATCH_VS_WSGI_TARGET,
+                versus_wsgi["batch"]["requests_per_cpu_second"]["median"],
+                basis="median over the rounds of the per-round ratio, server processes",
+            ),
         },
     }
+
+
+def _median_round(rounds: list[dict[str, dict[str, Any]]], name: str) -> dict[str, Any]:
+    """The scenario's figures in the round of the median server CPU per request."""
+    ordered = sorted(
+        (r[name] for r in rounds), key=lambda result: _per_cpu(result, "server") or 0.0
+    )
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def _median_ratio(
+    rounds: list[dict[str, dict[str, Any]]],
+    of: Callable[[dict[str, dict[str, Any]]], float | None],
+) -> dict[str, Any]:
+    """The median over the rounds of a per-round ratio, with each round's."""
+    values = [value for value in map(of, rounds) if value is not None]
+    return {
+        "median": round(statistics.median(values), 3) if values else None,
+        "rounds": values,
+    }
+
+
+def _versus(rounds: list[dict[str, dict[str, Any]]], name: str, basis: str) -> dict[str, Any]:
+    return _median_ratio(
+        rounds, lambda r: ratio(_per_cpu(r[name], basis), _per_cpu(r[f"{name}_wsgi"], basis))
+    )
+
+
+def _per_cpu(result: dict[str, Any], basis: str) -> float:
+    return float(result["requests_per_cpu_second"][basis] or 0.0)
 
 
 def print_results(report: dict[str, Any]) -> None:
@@ -420,6 +560,7 @@ def print_results(report: dict[str, Any]) -> None:
         Column("srv cores", 10, ".2f"),
         Column("psub cores", 11, ".2f"),
         Column("srv ms/req", 11, ".2f"),
+        Column("req/cpu-s", 10, ".0f"),
         Column("conns/worker", 0, align="<", gap=2),
     ]
     rows = [
@@ -433,6 +574,7 @@ def print_results(report: dict[str, Any]) -> None:
             r["cpu_cores"].get("server", 0),
             r["cpu_cores"].get("pubsub_emulator", 0),
             r["cpu_ms_per_request"].get("server", 0),
+            r["requests_per_cpu_second"]["server"] or 0,
             "/".join(str(n) for n in r["server_processes"]["connections"]),
         ]
         for name, r in report["scenarios"].items()
@@ -440,10 +582,23 @@ def print_results(report: dict[str, Any]) -> None:
     print_table(columns, rows)
     ratios, cpu_ratios = report["ratios"], report["cpu_ratios"]
     print(
-        f"ratios: track/noop {ratios['track_vs_noop']}, batch/noop_batch "
-        f"{ratios['batch_vs_noop_batch']}; in CPU per request (server + emulator): "
-        f"track/noop {cpu_ratios['track_vs_noop']}, batch/noop_batch "
-        f"{cpu_ratios['batch_vs_noop_batch']}"
+        f"ratios (median round): track/noop {ratios['track_vs_noop']}, batch/noop_batch "
+        f"{ratios['batch_vs_noop_batch']}; in CPU per request (server + emulator, median of "
+        f"the rounds): track/noop {cpu_ratios['track_vs_noop']['median']}, batch/noop_batch "
+        f"{cpu_ratios['batch_vs_noop_batch']['median']}"
+    )
+    versus, noop = report["versus_wsgi"], report["noop_asgi_vs_wsgi"]
+
+    def median(entry: dict[str, Any]) -> str:
+        return f"{entry['median']} ({', '.join(f'{v:g}' for v in entry['rounds'])})"
+
+    print(
+        "ASGI entry vs WSGI entry, requests per CPU-second of the server, median (rounds): "
+        f"track {median(versus['track']['requests_per_cpu_second'])}, batch "
+        f"{median(versus['batch']['requests_per_cpu_second'])}; with the emulator: track "
+        f"{median(versus['track']['requests_per_cpu_second_with_emulator'])}, batch "
+        f"{median(versus['batch']['requests_per_cpu_second_with_emulator'])}; no-op ASGI vs "
+        f"WSGI: track {median(noop['track'])}, batch {median(noop['batch'])}"
     )
     print_targets(report["targets"])
     if report["errors_total"]:
@@ -473,6 +628,18 @@ def main(argv: list[str] | None = None) -> int:
         help="measured runs per scenario at most, while connections are skewed across workers",
     )
     parser.add_argument("--batch-size", type=int, default=int(env("BENCH_BATCH_SIZE", "100")))
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=int(env("BENCH_ROUNDS", "3")),
+        help="rounds of every scenario (ratios are the medians of the per-round ratios)",
+    )
+    parser.add_argument(
+        "--round-warmup",
+        type=float,
+        default=float(env("BENCH_ROUND_WARMUP", "3")),
+        help="warm-up of each scenario after the first round (servers and emulator are warm)",
+    )
     parser.add_argument(
         "--load-generator",
         choices=("wrk", "python"),

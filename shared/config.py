@@ -43,6 +43,11 @@ class Settings:
     write_key_cache_seconds: float = 5.0
     # How long process and deliver trust cached rules, destinations and contracts.
     config_cache_seconds: float = 5.0
+    # The deduplication window's store (docs/ARCHITECTURE.md, "process"): the Valkey at this URL
+    # (Memorystore for Valkey; valkey-server under `make dev`), else Firestore documents.
+    valkey_url: str | None = None
+    # Memorystore's IAM authentication: the function's access token as the password.
+    valkey_iam_auth: bool = False
     # Where Pub/Sub pushes source topics (the process function). Production: its HTTPS URL,
     # with OIDC tokens for `push_service_account`; locally the process function's port.
     process_push_endpoint: str | None = None
@@ -117,6 +122,8 @@ class Settings:
             trusted_proxy_hops=_integer(env, "STREAMS_TRUSTED_PROXY_HOPS", 0, 0, 10),
             write_key_cache_seconds=_seconds(env, "STREAMS_WRITE_KEY_CACHE_SECONDS", 5.0),
             config_cache_seconds=_seconds(env, "STREAMS_CONFIG_CACHE_SECONDS", 5.0),
+            valkey_url=_valkey_url(env),
+            valkey_iam_auth=_flag(env, "STREAMS_VALKEY_IAM_AUTH"),
             process_push_endpoint=env.get("STREAMS_PROCESS_PUSH_ENDPOINT") or None,
             push_service_account=env.get("STREAMS_PUSH_SERVICE_ACCOUNT") or None,
             deliver_push_endpoint=env.get("STREAMS_DELIVER_PUSH_ENDPOINT") or None,
@@ -171,6 +178,16 @@ def _live_streams_per_instance(env: Mapping[str, str]) -> int:
     return _integer(
         env, "STREAMS_LIVE_STREAMS_PER_INSTANCE", max(1, threads // 2), 1, max(1, threads - 1)
     )
+
+
+def _valkey_url(env: Mapping[str, str]) -> str | None:
+    url = env.get("STREAMS_VALKEY_URL") or None
+    if url is not None and not re.match(r"^(valkeys?|rediss?)://[^/\s]+(/\d*)?$", url):
+        raise ValueError(
+            "STREAMS_VALKEY_URL must be valkey://host:port or redis://host:port (rediss:// for "
+            f"TLS), with an optional /database number; got {url!r}"
+        )
+    return url
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:

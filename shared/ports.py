@@ -48,10 +48,11 @@ class Write:
 
 @dataclass(frozen=True)
 class Filter:
-    """One condition of a query: `field op value`, op one of == < <= > >= in."""
+    """One condition of a query: `field op value`, op one of == < <= > >= in, or
+    array-contains (the field is an array holding `value`)."""
 
     field: str
-    op: Literal["==", "<", "<=", ">", ">=", "in"]
+    op: Literal["==", "<", "<=", ">", ">=", "in", "array-contains"]
     value: Any
 
 
@@ -134,6 +135,43 @@ class CounterStore(Protocol):
         `expires_at` set for the TTL policy) and return those fields' totals after the addition,
         in one write. Raise `Unavailable` when the store cannot take it now. Never retried: an
         addition applied twice counts twice."""
+        ...
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Who processes an event inside the deduplication window (`Claims`)."""
+
+    # The Pub/Sub message id of the source-topic message that claimed the event.
+    owner: str
+    # True when this call made the claim; False when it was held already (by `owner`).
+    new: bool = False
+    # Copies of the event turned away as duplicates, and when the last one was.
+    duplicates: int = 0
+    last_duplicate_at: str | None = None
+
+
+class Claims(Protocol):
+    """The deduplication window: one claim per event (a workspace's event key, `event_key`),
+    held for `DEDUP_HOURS` by the message that processes it. Memorystore for Valkey
+    (shared/adapters/valkey_claims.py) or Firestore (shared/services/claims.py)."""
+
+    def claim(self, workspace_id: str, keys: Sequence[str], owner: str) -> dict[str, Claim]:
+        """Claim every key not held for `owner`, each atomically (of two racing claims, one
+        wins); answer each key's claim after the call. Raise `Unavailable` when the store
+        cannot answer now."""
+        ...
+
+    def get(self, workspace_id: str, keys: Sequence[str]) -> dict[str, Claim | None]:
+        """Each key's claim, or None when no claim holds it."""
+        ...
+
+    def count_duplicates(self, workspace_id: str, counts: Mapping[str, int], at: str) -> None:
+        """Add turned-away copies to held claims (keys no longer held are passed over)."""
+        ...
+
+    def release(self, workspace_id: str, keys: Sequence[str]) -> None:
+        """Drop the claims, so that the next copy of each event is processed (a replay)."""
         ...
 
 

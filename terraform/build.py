@@ -43,8 +43,10 @@ LOCK = ROOT / "terraform" / "requirements.txt"
 PACKAGES = ROOT / "terraform" / ".build" / "functions"
 
 # The functions run python311 by default and may run python312 (modules/function `runtime`):
-# the lock is resolved for the first and must resolve to the same pins for every one.
-PYTHON_VERSIONS = ("3.11", "3.12")
+# the lock is resolved for the first and must resolve to the same pins for every one. 3.11 is taken
+# at a patch release past 3.11.3: Google's python311 runtime tracks the latest 3.11 patch, and
+# markers for the first ones (valkey's `async-timeout` below 3.11.3) never apply there.
+PYTHON_VERSIONS = ("3.11.4", "3.12")
 PLATFORM = "linux"
 INPUTS_LINE = "# inputs-sha256: "
 LOCK_HEADER = (

@@ -22,14 +22,20 @@ locals {
   #                           warehouse_syncers): create `<dataset>_ws_*` datasets and write their
   #                           views, authorise them on the events dataset, DELETE expired events
   #            dead_letters   publish to the dead-letter topic only
+  #            dedup          read and write deduplication claims (var.dedup_store, dedup.tf):
+  #                           with kind "valkey", Direct VPC egress to the Memorystore instance,
+  #                           its address (STREAMS_VALKEY_URL) and roles/memorystore.dbConnectionUser
   #   size:    memory, vCPUs, concurrent requests (= gunicorn threads), timeout (s), min/max
   #            instances; the reasons are in docs/DEPLOY.md ("Sizes").
   functions = {
     ingest = {
       trigger = "http"
       access  = ["firestore", "publish_sources"]
-      # I/O-bound: a request waits ~15-40 ms for Pub/Sub's ack, its own CPU is 1.2 ms (one event)
-      # to 7 ms (100). Scales to zero: a new instance answers in ~0.4 s (REST clients,
+      # I/O-bound: a request waits ~15-40 ms for Pub/Sub's ack, its own CPU is ~0.4-0.7 ms (one
+      # event) to ~4-7 ms (100). Served asynchronously (functions-framework's ASGI mode, chosen
+      # by functions/ingest/main.py itself; docs/INGEST.md "Server"): the concurrent requests
+      # wait as coroutines on one event loop, not as threads (THREADS does not apply to it).
+      # Scales to zero: a new instance answers in ~0.4 s (REST clients,
       # docs/DEPLOY.md "Cold starts"); `function_sizes` sets min_instances = 1 to spare even that.
       size = { memory = "1Gi", cpu = "1", concurrency = 80, timeout_seconds = 30, min_instances = 0, max_instances = 100 }
       # The browser SDKs it serves (docs/INGEST.md): run `make collect` before planning.
@@ -54,7 +60,9 @@ locals {
     event_contracts = {
       trigger = "http"
       # bigquery_read: a schema proposed from recent events (event-contracts/proposal).
-      access = ["firestore", "publish_sources", "bigquery_read"]
+      # dedup: releasing quarantined events reads their claims and releases them, so that
+      # process takes them again.
+      access = ["firestore", "publish_sources", "bigquery_read", "dedup"]
       size   = { memory = "512Mi", cpu = "1", concurrency = 20, timeout_seconds = 60, min_instances = 0, max_instances = 10 }
     }
     destinations = {
@@ -65,8 +73,9 @@ locals {
     events = {
       trigger = "http"
       # Dead-letter replay publishes to source and deliveries topics; warehouse: a workspace's
-      # sync on demand (POST .../warehouse/sync), the same work as the scheduled one.
-      access = ["firestore", "publish_sources", "publish_deliveries", "bigquery_read", "warehouse"]
+      # sync on demand (POST .../warehouse/sync), the same work as the scheduled one; dedup: trace
+      # reads an event's claim, dead-letter replay releases it.
+      access = ["firestore", "publish_sources", "publish_deliveries", "bigquery_read", "warehouse", "dedup"]
       # Live streams (Server-Sent Events) hold a request and a thread for up to 300 s
       # (shared/services/live.py MAX_STREAM_SECONDS): the timeout must exceed it.
       size = { memory = "1Gi", cpu = "1", concurrency = 40, timeout_seconds = 330, min_instances = 0, max_instances = 20 }
@@ -119,7 +128,8 @@ locals {
     }
     process = {
       trigger = "pubsub"
-      access  = ["firestore", "publish_deliveries", "bigquery_write"]
+      # dedup: one claim per event, the deduplication window.
+      access = ["firestore", "publish_deliveries", "bigquery_write", "dedup"]
       # A message holds up to 2,500 events (500 KB). The timeout equals the push subscriptions'
       # ack deadline (60 s): a longer run would be redelivered while still running.
       size = { memory = "1Gi", cpu = "1", concurrency = 16, timeout_seconds = 60, min_instances = 0, max_instances = 100 }
@@ -133,8 +143,9 @@ locals {
     }
     dead_letters = {
       trigger = "pubsub"
-      access  = ["firestore"]
-      size    = { memory = "512Mi", cpu = "1", concurrency = 16, timeout_seconds = 60, min_instances = 0, max_instances = 10 }
+      # dedup: recording a dead-lettered source message reads its events' claims.
+      access = ["firestore", "dedup"]
+      size   = { memory = "512Mi", cpu = "1", concurrency = 16, timeout_seconds = 60, min_instances = 0, max_instances = 10 }
     }
   }
 
@@ -170,6 +181,10 @@ locals {
   access_roles = {
     firestore     = ["roles/datastore.user"]
     bigquery_read = ["roles/bigquery.jobUser"]
+    # On the project, as Memorystore's IAM authentication guide grants it (Terraform has no IAM
+    # resource for one instance): it covers every instance there, and with one Streams per
+    # project that is the dedup store's.
+    dedup = local.valkey ? ["roles/memorystore.dbConnectionUser"] : []
   }
   project_roles = {
     for name, function in local.functions : name => toset(flatten([
@@ -283,7 +298,7 @@ locals {
     { for name, function in module.pubsub_functions : name => function.member },
     { for name, function in module.internal_functions : name => function.member },
   )
-  apis = var.enable_apis ? toset([
+  apis = var.enable_apis ? toset(concat([
     "artifactregistry.googleapis.com",
     "bigquery.googleapis.com",
     "billingbudgets.googleapis.com",
@@ -300,7 +315,13 @@ locals {
     "run.googleapis.com",
     "secretmanager.googleapis.com",
     "storage.googleapis.com",
-  ]) : toset([])
+    # The deduplication store's Memorystore instance and the Private Service Connect automation
+    # that gives it an address in the VPC (dedup.tf), only when it is Valkey.
+    ], local.valkey ? [
+    "memorystore.googleapis.com",
+    "networkconnectivity.googleapis.com",
+    "serviceconsumermanagement.googleapis.com",
+  ] : [])) : toset([])
 }
 
 resource "google_project_service" "apis" {
@@ -640,7 +661,7 @@ module "pubsub_functions" {
   build_service_account = google_service_account.build.id
   docker_repository     = google_artifact_registry_repository.functions.id
   size                  = local.sizes[each.key]
-  environment           = local.common_environment
+  environment           = merge(local.common_environment, local.dedup_environment[each.key])
   secret_environment    = local.secret_environment[each.key]
   project_roles         = local.project_roles[each.key]
   labels                = var.labels
@@ -653,6 +674,7 @@ module "pubsub_functions" {
     connector       = var.destination_egress.vpc_connector
     egress_settings = var.destination_egress.egress_settings
   } : null
+  direct_vpc = local.dedup_direct_vpc[each.key]
 
   depends_on = [time_sleep.build_iam_propagation]
 }
@@ -712,7 +734,7 @@ module "http_functions" {
   docker_repository     = google_artifact_registry_repository.functions.id
   size                  = local.sizes[each.key]
   asset_patterns        = concat(try(each.value.assets, []), each.key == "ingest" ? local.ingest_assets : [])
-  environment           = merge(local.common_environment, local.wiring_environment, each.key == "ingest" ? local.ingest_environment : {})
+  environment           = merge(local.common_environment, local.wiring_environment, each.key == "ingest" ? local.ingest_environment : {}, local.dedup_environment[each.key])
   secret_environment    = local.secret_environment[each.key]
   project_roles         = local.project_roles[each.key]
   labels                = var.labels
@@ -722,6 +744,7 @@ module "http_functions" {
   # granted to allUsers or turned off (var.public_access, docs/DEPLOY.md).
   public        = true
   public_access = var.public_access
+  direct_vpc    = local.dedup_direct_vpc[each.key]
 
   depends_on = [time_sleep.build_iam_propagation]
 }

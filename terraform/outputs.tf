@@ -75,3 +75,12 @@ output "warehouse_sync" {
     service_account = google_service_account.warehouse_scheduler.email
   }
 }
+
+output "dedup_store" {
+  description = "The deduplication store (dedup_store): its kind and, for valkey, the Memorystore instance's resource name and the URL process, events, dead_letters and event_contracts connect to (STREAMS_VALKEY_URL); null for firestore."
+  value = {
+    kind     = var.dedup_store.kind
+    instance = one(google_memorystore_instance.dedup[*].name)
+    url      = local.valkey ? local.valkey_environment.STREAMS_VALKEY_URL : null
+  }
+}

@@ -68,6 +68,65 @@ variable "destination_egress" {
   }
 }
 
+variable "dedup_store" {
+  description = <<-EOT
+    Where process keeps its deduplication window, one claim per event for 48 hours (docs/DEPLOY.md,
+    "Deduplication store"). The functions that read or write claims (process, events, dead_letters,
+    event_contracts) are told which by their environment.
+      kind = "firestore" (default): a document per claim (workspaces/{ws}/event_claims), deleted by a
+        TTL policy: no fixed cost, one write and one TTL delete per event.
+      kind = "valkey": a Memorystore for Valkey instance (Valkey 8.0, cluster mode disabled, IAM
+        authentication), reached by those four functions over Direct VPC egress: a fixed price per
+        node-hour, no per-event charge.
+    For valkey:
+      node_type      standard-small (default: 5.2 GB for keys, under Memorystore's SLA),
+                     shared-core-nano (1.12 GB, no SLA: trials only), highmem-medium (10.4 GB),
+                     highmem-xlarge (46.4 GB). One shard: the claims client is not cluster-aware.
+      replica_count  0 (default) to 5 replicas of the one shard, each in another zone: a primary's
+                     failure then fails over instead of emptying the window; each is another node.
+      network, subnetwork  an existing VPC network and a subnet of it in `region` (ids:
+                     projects/<p>/global/networks/<n>, projects/<p>/regions/<r>/subnetworks/<s>),
+                     both or neither. Neither: Terraform creates a network and a /22 subnet.
+      create_connection_policy  true (default): create the network's service connection policy
+                     for Memorystore in `region`; false when the given network already has one
+                     (one per network, region and service class).
+  EOT
+  type = object({
+    kind                     = optional(string, "firestore")
+    node_type                = optional(string, "standard-small")
+    replica_count            = optional(number, 0)
+    network                  = optional(string)
+    subnetwork               = optional(string)
+    create_connection_policy = optional(bool, true)
+  })
+  default = {}
+
+  validation {
+    condition     = contains(["firestore", "valkey"], var.dedup_store.kind)
+    error_message = "dedup_store.kind must be firestore or valkey."
+  }
+  validation {
+    condition     = contains(["shared-core-nano", "standard-small", "highmem-medium", "highmem-xlarge"], var.dedup_store.node_type)
+    error_message = "dedup_store.node_type must be shared-core-nano, standard-small, highmem-medium or highmem-xlarge."
+  }
+  validation {
+    condition     = var.dedup_store.replica_count >= 0 && var.dedup_store.replica_count <= 5 && floor(var.dedup_store.replica_count) == var.dedup_store.replica_count
+    error_message = "dedup_store.replica_count must be a whole number from 0 to 5."
+  }
+  validation {
+    condition     = (var.dedup_store.network == null) == (var.dedup_store.subnetwork == null)
+    error_message = "dedup_store.network and dedup_store.subnetwork go together: give both (an existing network and a subnet of it), or neither (Terraform creates them)."
+  }
+  validation {
+    condition     = var.dedup_store.network == null || can(regex("^projects/[a-z][a-z0-9-]+/global/networks/[a-z][a-z0-9-]*$", coalesce(var.dedup_store.network, "x")))
+    error_message = "dedup_store.network must be a network id: projects/<project>/global/networks/<name>."
+  }
+  validation {
+    condition     = var.dedup_store.subnetwork == null || can(regex("^projects/[a-z][a-z0-9-]+/regions/[a-z0-9-]+/subnetworks/[a-z][a-z0-9-]*$", coalesce(var.dedup_store.subnetwork, "x")))
+    error_message = "dedup_store.subnetwork must be a subnetwork id: projects/<project>/regions/<region>/subnetworks/<name>."
+  }
+}
+
 variable "scale" {
   description = "starter (default): every function's max_instances capped to fit a new project's regional Cloud Run quota (64 vCPU and 60 GiB at full scale; enough for 100 million events a month). large: the maxima of main.tf (416 vCPU, 472 GiB), after raising the quota. function_sizes overrides either. docs/DEPLOY.md has the sizing table."
   type        = string

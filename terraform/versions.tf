@@ -5,8 +5,10 @@ terraform {
   required_providers {
     google = {
       source = "hashicorp/google"
-      # secret_data_wo (write-only secret versions) arrived in 6.23.
-      version = ">= 6.23, < 8"
+      # 7.21: Direct VPC egress on Cloud Functions (service_config.direct_vpc_network_interface),
+      # which the dedup store's functions use to reach Memorystore (dedup.tf). Earlier floors:
+      # secret_data_wo (6.23), google_memorystore_instance.desired_auto_created_endpoints (6.37).
+      version = ">= 7.21, < 8"
     }
     # google_project_service_identity (Pub/Sub's service agent) exists only in the beta provider.
     google-beta = {

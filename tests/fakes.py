@@ -206,6 +206,8 @@ def _encode_text(value: object) -> None:
 
 def _holds(document: Document, condition: Filter) -> bool:
     value = document.get(condition.field)
+    if condition.op == "array-contains":
+        return isinstance(value, list) and condition.value in value
     if condition.op == "in":
         return value in condition.value
     if condition.op == "==":

@@ -23,10 +23,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     inputs, sizes = load_inputs(args.inputs), function_sizes(args.terraform)
-    batched = inputs.mixes["batched"]
+    batched = model.traffics(inputs.mixes)["batched"]
     for volume in model.VOLUMES:
-        bill = model.monthly_bill(batched, volume, sizes)
-        print(f"{volume:>13,} events, batched: ${bill.total:,.2f} (${bill.per_million:.2f}/M)")
+        bill = model.cheapest_bill(batched, volume, sizes)
+        store = model.chosen_store(batched, volume, sizes)
+        print(
+            f"{volume:>13,} events, batched: ${bill.total:,.2f} (${bill.per_million:.2f}/M), "
+            f"{store}"
+        )
     for target in model.targets(batched, sizes):
         verdict = "true" if target.met else "false"
         print(f"target {target.name}: {target.value:,.2f} <= {target.limit:.2f} met: {verdict}")

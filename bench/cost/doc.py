@@ -60,10 +60,13 @@ def volume_header(first: str) -> list[str]:
 
 
 def result_block(inputs: Inputs, sizes: Mapping[str, FunctionSize]) -> str:
-    batched, single = inputs.mixes["batched"], inputs.mixes["single"]
-    bills = [model.monthly_bill(batched, v, sizes) for v in model.VOLUMES]
-    singles = [model.monthly_bill(single, v, sizes) for v in model.VOLUMES]
-    rows = [[label, *(usd(b.lines[label]) for b in bills)] for label in bills[0].lines]
+    traffic = model.traffics(inputs.mixes)
+    batched, single = traffic["batched"], traffic["single"]
+    bills = [model.cheapest_bill(batched, v, sizes) for v in model.VOLUMES]
+    singles = [model.cheapest_bill(single, v, sizes) for v in model.VOLUMES]
+    stores = [model.chosen_store(batched, v, sizes) for v in model.VOLUMES]
+    rows = [["deduplication store (the cheaper)", *stores]]
+    rows += [[label, *(usd(b.lines[label]) for b in bills)] for label in bills[0].lines]
     rows.append(["**total**", *(f"**about {usd(b.total)}**" for b in bills)])
     rows.append(["per million events", *(usd_per_million(b.per_million) for b in bills)])
     large, large_single = bills[-1], singles[-1]
@@ -71,33 +74,49 @@ def result_block(inputs: Inputs, sizes: Mapping[str, FunctionSize]) -> str:
     log_line = "Cloud Logging (ingest's request logs)"
     armor, logs = model.ARMOR_LINE, log_line
     single_totals = ", ".join(usd(b.total) for b in singles[:-1])
+    single_stores = ", ".join(
+        model.chosen_store(single, v, sizes).split(",")[0] for v in model.VOLUMES
+    )
     single_text = (
         "With every event sent on its own (browser and mobile SDKs without batching: "
-        f"{number(single.events_per_request)} event per request) the totals are about "
+        f"{number(single.valkey.events_per_request)} event per request) the totals are about "
         f"{single_totals} and {usd(large_single.total)} "
-        f"({usd_per_million(large_single.per_million)} per million at 1B): ingest's requests "
-        "grow, and with them Cloud Armor's request charge (at 1B: "
-        f"{usd(large_single.lines[armor])} instead of {usd(large.lines[armor])}) and ingest's "
-        f"request logs ({usd(large_single.lines[logs])} instead of {usd(large.lines[logs])})."
+        f"({usd_per_million(large_single.per_million)} per million at 1B; deduplication store: "
+        f"{single_stores}): ingest's requests grow, and with them Cloud Armor's request charge "
+        f"(at 1B: {usd(large_single.lines[armor])} instead of {usd(large.lines[armor])}), "
+        f"ingest's request logs ({usd(large_single.lines[logs])} instead of "
+        f"{usd(large.lines[logs])}), and the records' TTL deletes (one per request)."
+    )
+    node = model.valkey_node(model.VOLUMES[-1])
+    fill = model.valkey_fill(model.VOLUMES[-1])
+    fill_note = (
+        f" At 1B the window ({model.valkey_window_bytes(model.VOLUMES[-1]) / prices.GB:.1f} GB) "
+        f"fills `{node.name}` to {fill:.0%}, more than the half the sizing allows: no larger "
+        "node type has a price assumed here."
+        if fill > model.VALKEY_MAX_FILL
+        else ""
     )
     return "\n\n".join(
         [
             table(volume_header("item"), rows),
             paragraph(single_text),
-            paragraph(f"At 1B events Firestore operations are {firestore_share:.0%} of the bill."),
+            paragraph(
+                f"At 1B events Firestore operations are {firestore_share:.0%} of the bill."
+                + fill_note
+            ),
         ]
     )
 
 
 def targets_block(inputs: Inputs, sizes: Mapping[str, FunctionSize]) -> str:
-    batched = inputs.mixes["batched"]
-    found = model.targets(batched, sizes)
+    traffic = model.traffics(inputs.mixes)["batched"]
+    found = model.targets(traffic, sizes)
     rows = [
         [t.name, f"at most ${t.limit:.2f}", f"${t.value:,.2f}", "met" if t.met else "**not met**"]
         for t in found
     ]
     text = [table(["target (batched traffic)", "limit", "computed", "met"], rows)]
-    edge_floor = model.load_balancer_cost(batched, 0.0)
+    edge_floor = model.load_balancer_cost(traffic.valkey, 0.0)
     if edge_floor > model.TARGET_TOTAL_SMALL:
         text.append(
             paragraph(
@@ -111,6 +130,7 @@ def targets_block(inputs: Inputs, sizes: Mapping[str, FunctionSize]) -> str:
 
 
 def edge_block(inputs: Inputs, sizes: Mapping[str, FunctionSize]) -> str:
+    traffic = model.traffics(inputs.mixes)
     batched, single = inputs.mixes["batched"], inputs.mixes["single"]
     cases: list[tuple[Mix, float]] = [(batched, v) for v in model.VOLUMES]
     cases.append((single, model.VOLUMES[-1]))
@@ -129,22 +149,75 @@ def edge_block(inputs: Inputs, sizes: Mapping[str, FunctionSize]) -> str:
     instances = (
         f"with the minimum instances of {', '.join(warm)}" if warm else "with no warm instance"
     )
+    idle = model.cheapest_bill(traffic["batched"], 0.0, sizes).total
     return "\n\n".join(
         [
             table(header, rows),
             paragraph(
                 f"The load balancer costs {usd(lb)} a month before any traffic (its forwarding "
-                f"rules), and Cloud Armor {usd(armor)}: {instances} (terraform/main.tf), an "
-                f"idle deployment costs about {usd(model.idle_floor(batched, sizes))} a month."
+                f"rules), and Cloud Armor {usd(armor)}: {instances} (terraform/main.tf) and "
+                f"Firestore claims, an idle deployment costs about {usd(idle)} a month."
             ),
         ]
     )
 
 
+# Issue 19's starting point: the committed inputs of 2026-12-03T08:12:29Z (a log entry created
+# and updated per event, a delivery record per delivery), and the one TTL delete the model added.
+BEFORE = {"batched": (1.1038, 3.001, 1.0), "single": (1.1886, 3.001, 1.0)}
+
+
+def operations_block(inputs: Inputs, sizes: Mapping[str, FunctionSize]) -> str:
+    traffic = model.traffics(inputs.mixes)
+    target = model.TARGET_FIRESTORE_OPERATIONS
+    rows = []
+    for kind in ("batched", "single"):
+        reads, writes, deletes = BEFORE[kind]
+        rows.append(
+            [
+                f"before (2026-12-03T08:12:29Z), {kind}",
+                number(reads),
+                number(writes),
+                "0",
+                number(deletes),
+                f"{reads + writes + deletes:.2f}",
+                "met" if reads + writes + deletes <= target else "**not met**",
+            ]
+        )
+        for mix, how in (
+            (traffic[kind].firestore, "Firestore claims"),
+            (traffic[kind].valkey, "Valkey claims"),
+        ):
+            derived = kind == "single" and mix.dedup_store == "firestore"
+            total = model.firestore_operations_per_event(mix)
+            rows.append(
+                [
+                    f"{how}, {kind}" + (" (derived)" if derived else ""),
+                    number(mix.firestore_reads),
+                    number(mix.firestore_writes),
+                    number(mix.firestore_deletes),
+                    number(model.ttl_deletes(mix)),
+                    f"{total:.2f}",
+                    "met" if total <= target else "**not met**",
+                ]
+            )
+    header = [
+        "mechanism, traffic",
+        "reads",
+        "writes",
+        "deletes",
+        "TTL deletes",
+        "total",
+        f"at most {target:g}",
+    ]
+    return table(header, rows)
+
+
 def rudderstack_block(inputs: Inputs, sizes: Mapping[str, FunctionSize]) -> str:
     batched = inputs.mixes["batched"]
+    traffic = model.traffics(inputs.mixes)["batched"]
     bills = [rudderstack.monthly_bill(batched, v) for v in model.VOLUMES]
-    streams = [model.monthly_bill(batched, v, sizes) for v in model.VOLUMES]
+    streams = [model.cheapest_bill(traffic, v, sizes) for v in model.VOLUMES]
     per_node = f"{rudderstack.EVENTS_PER_SECOND_PER_NODE:,}"
     rows = [[f"nodes ({per_node} events/s each, for {rudderstack.PEAK_TO_MEAN:g}x the mean rate)"]]
     rows[0] += [str(b.nodes) for b in bills]
@@ -164,7 +237,8 @@ def rudderstack_block(inputs: Inputs, sizes: Mapping[str, FunctionSize]) -> str:
 
 
 def figures_block(inputs: Inputs, sizes: Mapping[str, FunctionSize]) -> str:
-    batched = inputs.mixes["batched"]
+    traffic = model.traffics(inputs.mixes)["batched"]
+    batched = traffic.valkey
     marginal = {v: model.marginal_costs(v) for v in model.VOLUMES[1:]}
     rows = [
         [f"a {what}", *(usd(marginal[v][what]) for v in model.VOLUMES[1:])]
@@ -178,6 +252,18 @@ def figures_block(inputs: Inputs, sizes: Mapping[str, FunctionSize]) -> str:
     large = model.VOLUMES[-1]
     stored = model.firestore_stored_bytes(batched, large)
     bigquery_month = model.bigquery_storage_cost(batched, large)
+    claims_million = model.monthly_bill(traffic.firestore, 1_000_000_000, sizes)
+    firestore_claims = (
+        claims_million.lines[model.FIRESTORE_OPERATIONS_LINE]
+        + claims_million.lines["Firestore storage"]
+        - model.firestore_operations_cost(batched, large)
+        - model.firestore_storage_cost(batched, large)
+    ) / 1000
+    nodes = ", ".join(
+        f"`{node.name}` {usd(node.price.usd * prices.HOURS_PER_MONTH)} a month, up to "
+        f"{model.valkey_capacity_events(node) / 1e6:,.0f}M events"
+        for node in model.VALKEY_NODES
+    )
     instances = model.function_instances(batched, large, sizes)
     background = [
         "Billed instances at 1B events: "
@@ -192,10 +278,15 @@ def figures_block(inputs: Inputs, sizes: Mapping[str, FunctionSize]) -> str:
         f"${model.per_second_operations_cost(prices.FIRESTORE_READS, 2.0):.2f} a month each; a "
         "rate-limit counter (at most one write a second per ingest instance receiving a limited "
         f"source's events) ${model.per_second_operations_cost(prices.FIRESTORE_WRITES, 1.0):.2f}.",
-        f"At 1B events a month Firestore holds about {stored / TIB:.1f} TiB at month's end "
-        f"(+{usd(model.firestore_storage_cost(batched, large))} a month, every month, while "
-        "delivery records have no TTL); each month of events adds "
+        f"At 1B events a month (Valkey claims) Firestore holds about {stored / TIB:.2f} TiB at "
+        f"month's end ({usd(model.firestore_storage_cost(batched, large))} a month), flat from "
+        "month to month: every record expires by TTL; each month of events adds "
         f"{usd(bigquery_month)} of BigQuery storage.",
+        "Memorystore for Valkey, one node, replica_count 0 (a replica doubles it), sized for "
+        f"the claims at most half full: {nodes}. Firestore claims cost about "
+        f"${firestore_claims:.2f} per million events (their operations and storage, the two "
+        "batched runs' difference), so Valkey is the cheaper from about "
+        f"{model.break_even(traffic, sizes) / 1e6:,.0f}M events a month.",
         f"Pub/Sub carries about {pubsub_kb_per_event(batched):.1f} KB per event "
         "(published and pushed).",
     ]
@@ -224,8 +315,12 @@ def prices_block(inputs: Inputs, sizes: Mapping[str, FunctionSize]) -> str:
     return table(["service", "price", "free"], rows, right_from=3)
 
 
+MIX_COLUMNS = ("batched", "single", "batched_firestore_claims")
+
+
 def inputs_block(inputs: Inputs, sizes: Mapping[str, FunctionSize]) -> str:
-    mixes = [inputs.mixes[name] for name in ("batched", "single")]
+    mixes = [inputs.mixes[name] for name in MIX_COLUMNS]
+    stores = ["deduplication store", *(m.dedup_store.capitalize() for m in mixes)]
     quantities: list[tuple[str, Callable[[Mix], float]]] = [
         ("events per ingest request", lambda m: m.events_per_request),
         *(
@@ -248,7 +343,7 @@ def inputs_block(inputs: Inputs, sizes: Mapping[str, FunctionSize]) -> str:
         ("BigQuery bytes streamed per event", lambda m: m.bigquery_bytes),
         ("deliveries per event", lambda m: m.deliveries),
     ]
-    rows = [[what, *(number(get(m)) for m in mixes)] for what, get in quantities]
+    rows = [stores] + [[what, *(number(get(m)) for m in mixes)] for what, get in quantities]
     head = (
         f"Measured {inputs.measured_at} on {inputs.machine}; source: {inputs.source}. "
         "Sizes (vCPU, memory, concurrency, minimum instances) are read from "
@@ -260,13 +355,14 @@ def inputs_block(inputs: Inputs, sizes: Mapping[str, FunctionSize]) -> str:
         )
         + "."
     )
-    return "\n\n".join([paragraph(head), table(["per event", "batched", "single"], rows)])
+    return "\n\n".join([paragraph(head), table(["per event", *MIX_COLUMNS], rows)])
 
 
 RENDERERS = (
     result_block,
     targets_block,
     edge_block,
+    operations_block,
     rudderstack_block,
     prices_block,
     inputs_block,

@@ -13,7 +13,10 @@ from typing import Any
 
 INPUTS_PATH = Path(__file__).resolve().parent / "inputs.json"
 FUNCTIONS = ("ingest", "process", "deliver")  # the functions on the path of every event
-MIXES = ("batched", "single")
+# batched and single keep the deduplication window in Valkey; batched_firestore_claims is the
+# batched traffic again with the window in Firestore documents (`dedup_store.kind`).
+MIXES = ("batched", "single", "batched_firestore_claims")
+DEDUP_STORES = ("valkey", "firestore")
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class Mix:
     """One traffic mix, every figure per event (requests and CPU per event, not per request)."""
 
     events_per_request: float
+    dedup_store: str  # where the run kept the deduplication window: "valkey" or "firestore"
     cpu_ms: PerFunction
     requests: PerFunction
     firestore_reads: float
@@ -57,8 +61,12 @@ def _per_function(raw: dict[str, Any]) -> PerFunction:
 
 
 def mix_from_json(raw: dict[str, Any]) -> Mix:
+    dedup_store = str(raw["dedup_store"])
+    if dedup_store not in DEDUP_STORES:
+        raise ValueError(f"dedup_store {dedup_store!r} is none of {', '.join(DEDUP_STORES)}")
     return Mix(
         events_per_request=float(raw["events_per_request"]),
+        dedup_store=dedup_store,
         cpu_ms=_per_function(raw["cpu_ms"]),
         requests=_per_function(raw["requests"]),
         firestore_reads=float(raw["firestore"]["reads"]),

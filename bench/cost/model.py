@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bench.cost import prices
 from bench.cost.inputs import FUNCTIONS, Mix
-from bench.cost.prices import KB, Price
+from bench.cost.prices import GB, KB, Price
 from bench.cost.sizes import FunctionSize
 
 DAYS_PER_MONTH = 30
@@ -30,13 +30,40 @@ BILLING_STEP_SECONDS = 0.1
 # and 46 ms locally on the emulators); deliver waits on a real receiver over the internet, not
 # the local one's 60 ms.
 WALL_SECONDS = {"ingest": 0.050, "process": 0.050, "deliver": 0.250}
-# Every event gets one entry in the event log (the deduplication record); it expires by TTL
-# after 48 hours, and each expiry is a billed delete the adapter never sees.
-EVENT_LOG_ENTRIES_PER_EVENT = 1.0
+# Firestore's TTL deletes happen inside Firestore: each is billed, none is seen by the adapter.
+# process writes one event_log record per source message (one push, so `process` requests per
+# event; split only past 200 events or ~600 KB, never in these runs) and deliver one
+# delivery_batches record per deliveries message (`deliver` requests per event): each record
+# expires once. A Firestore claim (`event_claims/{key}`, dedup_store "firestore") is one
+# document per event, expiring once.
+CLAIM_TTL_DELETES_PER_EVENT = 1.0
+# How long each kind is kept (shared/domain/pipeline.py: DEDUP_HOURS, RECORD_RETENTION_DAYS).
 EVENT_LOG_TTL_HOURS = 48
-EVENT_LOG_ENTRY_BYTES = 1 * KB
-# One delivery record per delivery, kept (no TTL): a month of them is stored at month's end.
-DELIVERY_RECORD_BYTES = 1.5 * KB
+CLAIM_TTL_HOURS = 48
+DELIVERY_BATCH_TTL_DAYS = 30
+# Bytes stored, from the code's own documents as JSON (tests/unit/test_cost_model.py builds
+# them with process's, deliver's and the claims' functions, with UUIDs and 36-character
+# messageIds, and checks these cover them): an event_log record holds its message's fields
+# (0.24 KB) and an entry per event (0.52 KB); a delivery_batches record its message's fields
+# (0.41 KB) and an entry per delivery with its attempt history (0.81 KB, one attempt); a claim
+# with its document name 0.17 KB.
+EVENT_LOG_RECORD_BYTES = 0.3 * KB
+EVENT_LOG_ENTRY_BYTES = 0.6 * KB
+DELIVERY_BATCH_RECORD_BYTES = 0.5 * KB
+DELIVERY_ENTRY_BYTES = 0.9 * KB
+CLAIM_BYTES = 0.2 * KB
+# Firestore bills a document's name, a few bytes per field and its single-field index entries
+# besides the values: assumed to double the JSON size (not measured: the emulator reports no
+# storage size).
+FIRESTORE_STORED_PER_JSON_BYTE = 2.0
+# Memorystore for Valkey holds the claims when dedup_store is "valkey": 48 hours of events at
+# about 120 bytes each (measured: 118 B with 200,000 claims on valkey-server 8.1, DEPLOY.md), in
+# the smallest node type whose writable memory stays at most half full (room for peaks and
+# fragmentation), one node: replica_count 0 (a replica doubles the node-hours).
+VALKEY_CLAIM_BYTES = 120
+VALKEY_WINDOW_HOURS = 48
+VALKEY_MAX_FILL = 0.5
+VALKEY_REPLICAS = 0
 # BigQuery's logical storage per row is about the streamed row.
 BIGQUERY_STORAGE_BYTES_PER_STREAMED_BYTE = 1.0
 # Pub/Sub bills each push at least 1 KB. The inputs give messages and bytes per event, not each
@@ -138,9 +165,21 @@ def pubsub_cost(mix: Mix, events: float) -> float:
     return charge(prices.PUBSUB_THROUGHPUT, published + pushed)
 
 
+def ttl_deletes(mix: Mix) -> float:
+    """TTL expiries per event: one per event_log record (a source message), one per
+    delivery_batches record (a deliveries message), and one per Firestore claim."""
+    claims = CLAIM_TTL_DELETES_PER_EVENT if mix.dedup_store == "firestore" else 0.0
+    return mix.requests.process + mix.requests.deliver + claims
+
+
 def firestore_deletes(mix: Mix) -> float:
-    """Deletes per event: those counted at the adapter plus the event log's TTL expiries."""
-    return mix.firestore_deletes + EVENT_LOG_ENTRIES_PER_EVENT
+    """Deletes per event: those counted at the adapter plus the TTL expiries."""
+    return mix.firestore_deletes + ttl_deletes(mix)
+
+
+def firestore_operations_per_event(mix: Mix) -> float:
+    """Reads, writes and deletes (TTL deletes included) per event: issue 19's measure."""
+    return mix.firestore_reads + mix.firestore_writes + firestore_deletes(mix)
 
 
 def firestore_operations_cost(mix: Mix, events: float) -> float:
@@ -152,14 +191,68 @@ def firestore_operations_cost(mix: Mix, events: float) -> float:
 
 
 def firestore_stored_bytes(mix: Mix, events: float) -> float:
-    """At month's end: the event log's last 48 hours, and the month's delivery records."""
-    event_log_share = EVENT_LOG_TTL_HOURS / (DAYS_PER_MONTH * 24)
-    event_log = events * event_log_share * EVENT_LOG_ENTRIES_PER_EVENT * EVENT_LOG_ENTRY_BYTES
-    return event_log + events * mix.deliveries * DELIVERY_RECORD_BYTES
+    """At month's end: 48 hours of event_log records, 30 days of delivery_batches records (the
+    whole month) and, with Firestore claims, 48 hours of claims."""
+    hours = DAYS_PER_MONTH * 24
+    event_log = (EVENT_LOG_TTL_HOURS / hours) * (
+        mix.requests.process * EVENT_LOG_RECORD_BYTES + EVENT_LOG_ENTRY_BYTES
+    )
+    batches = min(1.0, DELIVERY_BATCH_TTL_DAYS / DAYS_PER_MONTH) * (
+        mix.requests.deliver * DELIVERY_BATCH_RECORD_BYTES + mix.deliveries * DELIVERY_ENTRY_BYTES
+    )
+    claims = (CLAIM_TTL_HOURS / hours) * CLAIM_BYTES if mix.dedup_store == "firestore" else 0.0
+    return events * (event_log + batches + claims) * FIRESTORE_STORED_PER_JSON_BYTE
 
 
 def firestore_storage_cost(mix: Mix, events: float) -> float:
     return charge(prices.FIRESTORE_STORAGE, firestore_stored_bytes(mix, events))
+
+
+@dataclass(frozen=True)
+class ValkeyNode:
+    name: str
+    price: Price  # per node-hour
+    writable_bytes: float
+
+
+VALKEY_NODES = (
+    ValkeyNode("shared-core-nano", prices.VALKEY_SHARED_CORE_NANO_HOUR, 1.12 * GB),
+    ValkeyNode("standard-small", prices.VALKEY_STANDARD_SMALL_HOUR, 5.2 * GB),
+    ValkeyNode("highmem-medium", prices.VALKEY_HIGHMEM_MEDIUM_HOUR, 10.4 * GB),
+)
+
+
+def valkey_window_bytes(events: float) -> float:
+    """The claims' memory: 48 hours of a month's events (730 hours), 120 bytes each."""
+    return events * VALKEY_WINDOW_HOURS / prices.HOURS_PER_MONTH * VALKEY_CLAIM_BYTES
+
+
+def valkey_node(events: float) -> ValkeyNode:
+    """The smallest node type the window fills at most half; past the largest priced type's
+    half, that type (fuller than the rule: the doc says how full)."""
+    window = valkey_window_bytes(events)
+    for node in VALKEY_NODES:
+        if window <= node.writable_bytes * VALKEY_MAX_FILL:
+            return node
+    return VALKEY_NODES[-1]
+
+
+def valkey_capacity_events(node: ValkeyNode) -> float:
+    """The most events a month whose window keeps `node` at most half full."""
+    return node.writable_bytes * VALKEY_MAX_FILL / valkey_window_bytes(1.0)
+
+
+def valkey_fill(events: float) -> float:
+    return valkey_window_bytes(events) / valkey_node(events).writable_bytes
+
+
+def dedup_store_cost(mix: Mix, events: float) -> float:
+    """Memorystore's node-hours when the mix keeps its claims in Valkey (Firestore claims are
+    billed as Firestore operations and storage)."""
+    if mix.dedup_store != "valkey":
+        return 0.0
+    node = valkey_node(events)
+    return (1 + VALKEY_REPLICAS) * node.price.usd * prices.HOURS_PER_MONTH
 
 
 def bigquery_streaming_cost(mix: Mix, events: float) -> float:
@@ -232,6 +325,7 @@ class Bill:
 FUNCTIONS_LINE = "Cloud Functions: CPU, memory, requests"
 IDLE_LINE = "Minimum (warm) instances while idle"
 FIRESTORE_OPERATIONS_LINE = "Firestore operations"
+DEDUP_LINE = "Deduplication store (Memorystore for Valkey)"
 LOAD_BALANCER_LINE = "Load balancer: forwarding rules, data processed"
 ARMOR_LINE = f"Cloud Armor on ingest: policy, {ARMOR_RULES} rules, requests"
 
@@ -245,6 +339,7 @@ def monthly_bill(mix: Mix, events: float, sizes: Mapping[str, FunctionSize]) -> 
             "Pub/Sub": pubsub_cost(mix, events),
             FIRESTORE_OPERATIONS_LINE: firestore_operations_cost(mix, events),
             "Firestore storage": firestore_storage_cost(mix, events),
+            DEDUP_LINE: dedup_store_cost(mix, events),
             "BigQuery streaming inserts": bigquery_streaming_cost(mix, events),
             "BigQuery storage (one month of events)": bigquery_storage_cost(mix, events),
             LOAD_BALANCER_LINE: load_balancer_cost(mix, events),
@@ -260,12 +355,83 @@ def idle_floor(mix: Mix, sizes: Mapping[str, FunctionSize]) -> float:
     return monthly_bill(mix, 0.0, sizes).total
 
 
+# --- the deduplication store: whichever is cheaper at the volume ----------------------------
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """One kind of traffic measured (or derived) with each deduplication store."""
+
+    valkey: Mix
+    firestore: Mix
+
+    def mixes(self) -> tuple[Mix, Mix]:
+        return (self.firestore, self.valkey)
+
+
+def with_firestore_claims(valkey: Mix, batched_valkey: Mix, batched_firestore: Mix) -> Mix:
+    """A Valkey mix as it would be with Firestore claims, from the batched runs' difference:
+    the claims' reads, writes and deletes per event do not depend on how events are batched
+    (one document per event), so the same are added (the CPU stays the Valkey run's)."""
+
+    def extra(field: str) -> float:
+        return max(0.0, getattr(batched_firestore, field) - getattr(batched_valkey, field))
+
+    return replace(
+        valkey,
+        dedup_store="firestore",
+        firestore_reads=valkey.firestore_reads + extra("firestore_reads"),
+        firestore_writes=valkey.firestore_writes + extra("firestore_writes"),
+        firestore_deletes=valkey.firestore_deletes + extra("firestore_deletes"),
+    )
+
+
+def traffics(mixes: Mapping[str, Mix]) -> dict[str, Traffic]:
+    """batched (both stores measured) and single (Valkey measured, Firestore derived)."""
+    batched, firestore = mixes["batched"], mixes["batched_firestore_claims"]
+    return {
+        "batched": Traffic(valkey=batched, firestore=firestore),
+        "single": Traffic(
+            valkey=mixes["single"],
+            firestore=with_firestore_claims(mixes["single"], batched, firestore),
+        ),
+    }
+
+
+def cheapest_bill(traffic: Traffic, events: float, sizes: Mapping[str, FunctionSize]) -> Bill:
+    """The bill with the cheaper deduplication store at this volume (Firestore on a tie: it has
+    nothing to size and no idle cost)."""
+    bills = [monthly_bill(mix, events, sizes) for mix in traffic.mixes()]
+    return min(bills, key=lambda bill: bill.total)
+
+
+def break_even(traffic: Traffic, sizes: Mapping[str, FunctionSize]) -> float:
+    """The smallest monthly volume (1% steps from 1M to 10B) where Valkey is the cheaper."""
+    events = 1_000_000.0
+    while events < 10_000_000_000:
+        valkey = monthly_bill(traffic.valkey, events, sizes).total
+        if valkey < monthly_bill(traffic.firestore, events, sizes).total:
+            return events
+        events *= 1.01
+    return math.inf
+
+
+def chosen_store(traffic: Traffic, events: float, sizes: Mapping[str, FunctionSize]) -> str:
+    """The store `cheapest_bill` assumes, as the Result table names it."""
+    valkey = monthly_bill(traffic.valkey, events, sizes)
+    if monthly_bill(traffic.firestore, events, sizes).total <= valkey.total:
+        return "Firestore claims"
+    return f"Valkey, one `{valkey_node(events).name}` node"
+
+
 # --- the targets of issue 19 item 5 (reported, never steered towards) -----------------------
 
 TARGET_EVENTS_LARGE = 1_000_000_000
 TARGET_PER_MILLION_LARGE = 1.20  # dollars per million events, batched, at 1B a month
 TARGET_EVENTS_SMALL = 1_000_000
 TARGET_TOTAL_SMALL = 5.0  # dollars a month for the whole deployment at 1M, idle floor included
+# Issue 19 item 2: Firestore operations per event, all kinds (TTL deletes included), one rule.
+TARGET_FIRESTORE_OPERATIONS = 1.2
 
 
 @dataclass(frozen=True)
@@ -279,9 +445,9 @@ class Target:
         return self.value <= self.limit
 
 
-def targets(mix: Mix, sizes: Mapping[str, FunctionSize]) -> list[Target]:
-    large = monthly_bill(mix, TARGET_EVENTS_LARGE, sizes)
-    small = monthly_bill(mix, TARGET_EVENTS_SMALL, sizes)
+def targets(traffic: Traffic, sizes: Mapping[str, FunctionSize]) -> list[Target]:
+    large = cheapest_bill(traffic, TARGET_EVENTS_LARGE, sizes)
+    small = cheapest_bill(traffic, TARGET_EVENTS_SMALL, sizes)
     return [
         Target(
             "dollars per million events at 1B a month", TARGET_PER_MILLION_LARGE, large.per_million

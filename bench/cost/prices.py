@@ -21,6 +21,7 @@ SOURCE = (
 # streaming inserts decimal megabytes (its price list says "200 MB").
 KB = 1000
 MB = 1000**2
+GB = 1000**3  # Memorystore's node capacities are quoted in decimal gigabytes
 GIB = 1024**3
 TIB = 1024**4
 HOURS_PER_MONTH = 730  # Google's monthly figure for hourly resources.
@@ -86,6 +87,16 @@ FIRESTORE_DELETES = Price(
     free_per_day=True,
 )
 FIRESTORE_STORAGE = Price(FIRESTORE, 0.15, "GiB-month", per=GIB, free=GIB, free_label="1 GiB")
+
+# Memorystore for Valkey (`dedup_store.kind = "valkey"`): per node-hour, whatever the traffic.
+# Google's price list was not at hand: these are the assumptions docs/DEPLOY.md states
+# ("Deduplication store"), for `us-central1`; check them before budgeting.
+MEMORYSTORE = "Memorystore for Valkey (assumed: see DEPLOY.md)"
+VALKEY_SHARED_CORE_NANO_HOUR = Price(
+    MEMORYSTORE, 0.03, "node-hour of `shared-core-nano` (1.12 GB writable, no SLA)"
+)
+VALKEY_STANDARD_SMALL_HOUR = Price(MEMORYSTORE, 0.12, "node-hour of `standard-small` (5.2 GB)")
+VALKEY_HIGHMEM_MEDIUM_HOUR = Price(MEMORYSTORE, 0.25, "node-hour of `highmem-medium` (10.4 GB)")
 
 BIGQUERY = "BigQuery"
 BIGQUERY_STREAMING = Price(
@@ -154,6 +165,9 @@ ALL: tuple[Price, ...] = (
     FIRESTORE_WRITES,
     FIRESTORE_DELETES,
     FIRESTORE_STORAGE,
+    VALKEY_SHARED_CORE_NANO_HOUR,
+    VALKEY_STANDARD_SMALL_HOUR,
+    VALKEY_HIGHMEM_MEDIUM_HOUR,
     BIGQUERY_STREAMING,
     BIGQUERY_STORAGE,
     BIGQUERY_QUERIES,

@@ -5,12 +5,13 @@ import functions_framework
 from cloudevents.http import CloudEvent
 
 from shared.bootstrap import get_services
-from shared.domain.pipeline import decode_deliveries
+from shared.domain.pipeline import decode_deliveries, message_batch_id
 from shared.http.pubsub import PushedMessage, handle_push
 
 
 def _deliver(message: PushedMessage) -> None:
-    get_services().deliverer.deliver_all(decode_deliveries(message.data))
+    batch_id = message_batch_id(message.data, message.attributes)
+    get_services().deliverer.deliver_all(decode_deliveries(message.data), batch_id)
 
 
 @functions_framework.cloud_event

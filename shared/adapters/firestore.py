@@ -28,6 +28,9 @@ from shared.domain.stored_documents import (
 )
 from shared.ports import COMMIT_TIME, AlreadyExists, Document, Filter, Increment, Write
 
+# The port's operators the client spells otherwise.
+CLIENT_OPERATORS = {"array-contains": "array_contains"}
+
 
 def new_client(settings: Settings) -> firestore.Client:
     """A client for the project; against the emulator when FIRESTORE_EMULATOR_HOST is set (the
@@ -113,7 +116,7 @@ class FirestoreConfigStore:
         if len(sendable) < len(conditions):
             return []  # a condition can match nothing
         for field, op, value in sendable:
-            query = query.where(filter=FieldFilter(field, op, value))
+            query = query.where(filter=FieldFilter(field, CLIENT_OPERATORS.get(op, op), value))
         if order_by is not None:
             direction = firestore.Query.DESCENDING if descending else firestore.Query.ASCENDING
             query = query.order_by(order_by, direction=direction)

@@ -18,11 +18,12 @@ its messages were not sent yet.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 Message = TypeVar("Message")
@@ -237,3 +238,170 @@ def _own(error: BaseException) -> BaseException:
         return copy.copy(error)
     except Exception:  # an exception type that cannot be rebuilt from its args
         return error
+
+
+# What an asynchronous caller's messages are sent with: one RPC's messages to a topic, their ids
+# in order (or it raises).
+AsyncSendRpc = Callable[[str, list[Message]], Awaitable[Sequence[str]]]
+
+
+class _Waiter(Generic[Message]):
+    """One asynchronous caller's messages, and the future its ids (or its error) arrive on."""
+
+    __slots__ = ("future", "messages", "size", "state")
+
+    def __init__(self, messages: list[Message], size: int, future: asyncio.Future[Sequence[str]]):
+        self.messages = messages
+        self.size = size
+        self.state = QUEUED
+        self.future = future
+
+
+class _AsyncTopic(Generic[Message]):
+    __slots__ = ("busy", "waiting")
+
+    def __init__(self) -> None:
+        self.waiting: deque[_Waiter[Message]] = deque()
+        self.busy = False
+
+
+class AsyncGroupCommit(Generic[Message]):
+    """`GroupCommit` for callers on one asyncio event loop (the ingest function's entry point).
+
+    The same rule: one RPC per topic in flight, carrying every caller that arrived while the
+    previous one was on the wire, and the same guarantees (ids only once the RPC carrying all of
+    a caller's messages succeeded; a failure reaches exactly the callers it carried; a poison
+    message fails only its own caller; a caller still queued at its deadline leaves the queue
+    unsent; `QueueFull` over the pending limits). A waiting caller is a future on the loop, not
+    a sleeping thread: waking it costs no thread switch. All calls come from the loop's thread,
+    so no lock is needed.
+    """
+
+    def __init__(
+        self,
+        send: AsyncSendRpc[Message],
+        size_of: Callable[[Message], int],
+        is_poison: Callable[[BaseException], bool],
+        max_rpc_messages: int,
+        max_rpc_bytes: int,
+        max_pending_messages: int,
+        max_pending_bytes: int,
+    ):
+        self._send = send
+        self._size_of = size_of
+        self._is_poison = is_poison
+        self._max_rpc_messages = max_rpc_messages
+        self._max_rpc_bytes = max_rpc_bytes
+        self._max_pending_messages = max_pending_messages
+        self._max_pending_bytes = max_pending_bytes
+        self._topics: dict[str, _AsyncTopic[Message]] = {}
+        self._pending_messages = 0
+        self._pending_bytes = 0
+        # The topics' senders: held, or the loop (which keeps only weak references) may
+        # collect a sender while it awaits.
+        self._senders: set[asyncio.Task[None]] = set()
+
+    async def publish(self, topic: str, messages: list[Message], timeout: float) -> list[str]:
+        """Send `messages` to `topic`; their ids once the RPC carrying them succeeded.
+
+        Raises `QueueFull` at once when over the pending limits, `TimeoutError` after `timeout`
+        seconds without an answer, and whatever `send` raised for this caller's RPC.
+        """
+        if not messages:
+            return []
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(messages, sum(map(self._size_of, messages)), loop.create_future())
+        self._admit(waiter)
+        try:
+            state = self._topics.get(topic)
+            if state is None:
+                state = self._topics[topic] = _AsyncTopic()
+            state.waiting.append(waiter)
+            if not state.busy:
+                state.busy = True
+                sender = loop.create_task(self._drain(topic, state))
+                self._senders.add(sender)
+                sender.add_done_callback(self._senders.discard)
+            timer = loop.call_later(timeout, self._expire, state, waiter)
+            try:
+                return list(await waiter.future)
+            finally:
+                timer.cancel()
+        finally:
+            self._release(waiter)
+
+    def _admit(self, waiter: _Waiter[Message]) -> None:
+        messages = self._pending_messages + len(waiter.messages)
+        size = self._pending_bytes + waiter.size
+        # An idle publisher admits any one caller, however large: it can always be sent.
+        if self._pending_messages and (
+            messages > self._max_pending_messages or size > self._max_pending_bytes
+        ):
+            raise QueueFull(f"{self._pending_messages} messages already pending")
+        self._pending_messages, self._pending_bytes = messages, size
+
+    def _release(self, waiter: _Waiter[Message]) -> None:
+        self._pending_messages -= len(waiter.messages)
+        self._pending_bytes -= waiter.size
+
+    @staticmethod
+    def _expire(state: _AsyncTopic[Message], waiter: _Waiter[Message]) -> None:
+        if waiter.future.done():
+            return
+        if waiter.state == QUEUED:
+            state.waiting.remove(waiter)  # never sent: nothing of it will be published
+        # In flight: it may still succeed; an unanswered 503 is retried by the client, at
+        # worst publishing the events twice (process deduplicates by messageId).
+        waiter.future.set_exception(
+            TimeoutError(f"publish not acknowledged within the deadline ({waiter.state})")
+        )
+
+    async def _drain(self, topic: str, state: _AsyncTopic[Message]) -> None:
+        """Send the topic's queue, one group per RPC, until it is empty."""
+        group: list[_Waiter[Message]] = []
+        try:
+            while state.waiting:
+                group = [state.waiting.popleft()]
+                count, size = len(group[0].messages), group[0].size
+                while state.waiting:
+                    head = state.waiting[0]
+                    count += len(head.messages)
+                    size += head.size
+                    if count > self._max_rpc_messages or size > self._max_rpc_bytes:
+                        break
+                    group.append(state.waiting.popleft())
+                for waiter in group:
+                    waiter.state = SENDING
+                await self._send_group(topic, group)
+                group = []
+        finally:
+            # Cancelled (the loop is closing) or a bug below: fail, never hang.
+            for waiter in [*group, *state.waiting]:
+                if not waiter.future.done():
+                    waiter.future.set_exception(RuntimeError("publish abandoned"))
+            state.waiting.clear()
+            state.busy = False
+
+    async def _send_group(self, topic: str, group: list[_Waiter[Message]]) -> None:
+        messages = [message for waiter in group for message in waiter.messages]
+        try:
+            ids = await self._send(topic, messages)
+            if len(ids) != len(messages):
+                raise RuntimeError(f"{len(ids)} ids for {len(messages)} published messages")
+        except Exception as exc:
+            if len(group) > 1 and self._is_poison(exc):
+                # One caller's bad message: find it by sending each caller's messages alone.
+                for waiter in group:
+                    await self._send_group(topic, [waiter])
+                return
+            for waiter in group:
+                waiter.state = DONE
+                if not waiter.future.done():
+                    waiter.future.set_exception(_own(exc))
+            return
+        offset = 0
+        for waiter in group:
+            waiter.state = DONE
+            if not waiter.future.done():
+                waiter.future.set_result(ids[offset : offset + len(waiter.messages)])
+            offset += len(waiter.messages)

@@ -132,6 +132,13 @@ def request_served(*_: Any, **__: Any) -> None:
         _counts["requests"] += 1
 
 
+def asgi_request_served() -> None:
+    """A request of an asynchronous function (ingest), which Flask's signal never sees: counted
+    only while counts are exported, as the signal is connected only then."""
+    if _export["directory"] is not None:
+        request_served()
+
+
 # --- export (benchmarks only) ----------------------------------------------------------------
 
 

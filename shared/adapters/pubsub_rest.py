@@ -17,15 +17,18 @@ background, once the first publish has been answered.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from shared.adapters import operation_counts
-from shared.adapters.group_commit import GroupCommit, QueueFull
+from shared.adapters.group_commit import AsyncGroupCommit, GroupCommit, QueueFull
 from shared.adapters.rest import Http, RestApi, RestError, RetryPolicy, google_api
 from shared.config import Settings
 from shared.domain.errors import Unavailable
@@ -195,3 +198,64 @@ class HandOverPublisher:
             log.exception("the gRPC publisher could not be built: publishing stays on REST")
             return
         self._current = successor
+
+
+# Threads that carry the asynchronous publisher's RPCs: one RPC per topic is in flight at a
+# time, so this bounds how many topics (sources) publish at once in one instance.
+ASYNC_PUBLISH_THREADS = 32
+
+
+class AsyncGroupPublisher:
+    """The `AsyncPublisher` of the ingest function's event loop, on a (synchronous) `Publisher`.
+
+    Requests wait on the loop (`AsyncGroupCommit`): one RPC per topic in flight, carrying every
+    request that arrived while the previous one was on the wire. The RPC itself is `publisher`'s
+    (REST, then gRPC once handed over; signed), called with the group's messages in a thread of
+    its own, so its retries, deadlines and errors are the synchronous publisher's, and a thread
+    is woken once per RPC, not once per request.
+    """
+
+    def __init__(self, publisher: Publisher, deadline_seconds: float = RETRY.deadline_seconds):
+        self._publisher = publisher
+        self._deadline = deadline_seconds
+        self._threads = ThreadPoolExecutor(ASYNC_PUBLISH_THREADS, thread_name_prefix="publish")
+        self._queue: AsyncGroupCommit[tuple[bytes, Mapping[str, str]]] = AsyncGroupCommit(
+            self._send,
+            _message_bytes,
+            _is_invalid_argument,
+            max_rpc_messages=MAX_RPC_MESSAGES,
+            max_rpc_bytes=MAX_RPC_BYTES,
+            max_pending_messages=MAX_PENDING_MESSAGES,
+            max_pending_bytes=MAX_PENDING_BYTES,
+        )
+
+    async def publish(
+        self, topic: str, messages: Iterable[tuple[bytes, Mapping[str, str]]]
+    ) -> list[str]:
+        try:
+            # A little past the synchronous publisher's own deadline: its answer (ids, or the
+            # error it maps) is the one a request should get.
+            return await self._queue.publish(topic, list(messages), self._deadline + 1.0)
+        except QueueFull as exc:
+            raise Unavailable("ingest is overloaded, retry later", retry_after=1) from exc
+        except TimeoutError as exc:
+            raise Unavailable("Pub/Sub is unavailable, retry later (TimeoutError)") from exc
+
+    async def _send(self, topic: str, messages: list[tuple[bytes, Mapping[str, str]]]) -> list[str]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, self._publisher.publish, topic, messages)
+
+
+def _message_bytes(message: tuple[bytes, Mapping[str, str]]) -> int:
+    data, attributes = message
+    json_bytes = MESSAGE_JSON_BYTES + (len(data) + 2) // 3 * 4
+    return json_bytes + sum(len(k) + len(v) + ATTRIBUTE_JSON_BYTES for k, v in attributes.items())
+
+
+def _is_invalid_argument(exc: BaseException) -> bool:
+    """Pub/Sub refused a message as invalid, over REST or gRPC: only its own request fails."""
+    if isinstance(exc, RestError):
+        return exc.code == "INVALID_ARGUMENT"
+    # The gRPC publisher's errors are google.api_core's; not imported here unless it is loaded.
+    api_core = sys.modules.get("google.api_core.exceptions")
+    return api_core is not None and isinstance(exc, api_core.InvalidArgument)

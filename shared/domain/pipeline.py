@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -44,26 +46,23 @@ def event_key(message_id: str) -> str:
     return hashlib.sha256(message_id.encode("utf-8", "surrogatepass")).hexdigest()[:40]
 
 
-def event_log_path(workspace_id: str, message_id: str) -> str:
-    return f"workspaces/{workspace_id}/event_log/{event_key(message_id)}"
-
-
 def quarantine_collection(workspace_id: str) -> str:
     """Where events blocked by contracts are kept (shared/services/quarantine.py)."""
     return f"workspaces/{workspace_id}/quarantine"
 
 
-def deliveries_collection(workspace_id: str) -> str:
-    return f"workspaces/{workspace_id}/deliveries"
+def delivery_batches_collection(workspace_id: str) -> str:
+    """Deliver's records: one per deliveries-topic message, holding each of its deliveries."""
+    return f"workspaces/{workspace_id}/delivery_batches"
+
+
+def delivery_batch_path(workspace_id: str, batch: str) -> str:
+    return f"{delivery_batches_collection(workspace_id)}/{batch}"
 
 
 def delivery_id(message_id: str, rule_id: str) -> str:
     """One delivery per event and forwarding rule; the id makes redelivery idempotent."""
     return f"{event_key(message_id)}-{rule_id}"
-
-
-def delivery_path(workspace_id: str, delivery: str) -> str:
-    return f"{deliveries_collection(workspace_id)}/{delivery}"
 
 
 def dead_letters_collection(workspace_id: str) -> str:
@@ -136,14 +135,23 @@ ITEM_FIELDS = ("delivery_id", "message_id", "event")
 # well inside the push ack deadline.
 BATCH_MAX_DELIVERIES = 100
 BATCH_MAX_BYTES = 1_000_000
+# The attribute naming deliver's record of a deliveries-topic message (`message_batch_id`): 40
+# hex digits, a document id whatever the source message id was.
+BATCH_ID_ATTRIBUTE = "batch_id"
+BATCH_ID_FORM = re.compile(r"[0-9a-f]{40}")
 
 
-def encode_deliveries(deliveries: list[DeliveryMessage]) -> list[tuple[str, bytes, dict[str, str]]]:
+def encode_deliveries(
+    deliveries: list[DeliveryMessage], source_message_id: str | None = None
+) -> list[tuple[str, bytes, dict[str, str]]]:
     """Deliveries as deliveries-topic messages: (destination_id, data, attributes).
 
-    One message per rule (and replay flag) rather than per event: `deliver` then reads and
-    writes a batch's records in one round trip each, and Pub/Sub pushes one message for many
-    events.
+    One message per rule (and replay flag) rather than per event: `deliver` then keeps one
+    record per message, read and written once per push, and Pub/Sub pushes one message for many
+    events. `source_message_id` (the Pub/Sub id of the source message process is handling) gives
+    each message a `batch_id` attribute that stays the same when process handles that message
+    again after a crash and republishes its deliveries, so that deliver finds the record of the
+    first copy; without it (replays), deliver keys the record by the message's data.
     """
     groups: dict[tuple[Any, ...], list[DeliveryMessage]] = {}
     for delivery in deliveries:
@@ -152,7 +160,7 @@ def encode_deliveries(deliveries: list[DeliveryMessage]) -> list[tuple[str, byte
     messages = []
     for key, members in groups.items():
         shared = dict(zip(BATCH_FIELDS, key, strict=True))
-        for chunk in _batches([_item_json(d) for d in members]):
+        for chunk_number, chunk in enumerate(_batches([_item_json(d) for d in members])):
             data = b'{"deliveries":[' + b",".join(chunk) + b"]," + _json(shared)[1:]
             attributes = {
                 "workspace_id": shared["workspace_id"],
@@ -160,8 +168,31 @@ def encode_deliveries(deliveries: list[DeliveryMessage]) -> list[tuple[str, byte
                 "rule_id": shared["rule_id"],
                 "deliveries": str(len(chunk)),
             }
+            if source_message_id is not None:
+                attributes[BATCH_ID_ATTRIBUTE] = _digest(
+                    "\n".join(
+                        (
+                            source_message_id,
+                            shared["rule_id"],
+                            str(shared["replay"]),
+                            str(chunk_number),
+                        )
+                    ).encode("utf-8", "surrogatepass")
+                )
             messages.append((shared["destination_id"], data, attributes))
     return messages
+
+
+def message_batch_id(data: bytes, attributes: Mapping[str, str]) -> str:
+    """The id of deliver's record of a deliveries-topic message: its `batch_id` attribute, or
+    (messages published without one: replays, or before batch records) a hash of its data,
+    which Pub/Sub's redeliveries and its dead-letter forwarding keep as they are."""
+    given = attributes.get(BATCH_ID_ATTRIBUTE, "")
+    return given if BATCH_ID_FORM.fullmatch(given) else _digest(data)
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:40]
 
 
 def decode_deliveries(data: bytes) -> list[DeliveryMessage]:

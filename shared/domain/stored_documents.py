@@ -114,7 +114,7 @@ def query_condition(op: str, value: Any) -> tuple[str, Any] | None:
         return (op, kept) if kept else None
     if _queryable(value):
         return op, value
-    if op == "==":
+    if op in ("==", "array-contains"):
         return None
     prefix = value.encode("utf-8")[:MAX_QUERY_VALUE_BYTES].decode("utf-8", "ignore")
     return ("<=" if op in ("<", "<=") else ">"), prefix

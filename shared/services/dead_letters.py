@@ -29,13 +29,15 @@ from shared.domain.pipeline import (
     dead_letter_path,
     dead_letters_collection,
     decode_deliveries,
-    delivery_path,
+    delivery_batch_path,
     event_dead_letter_id,
-    event_log_path,
+    message_batch_id,
 )
 from shared.domain.poison import DATA_ERRORS, event_json, firestore_storable, safe_text
 from shared.domain.sources import WRITE_KEYS, process_subscription_id, source_path
 from shared.ports import ConfigStore, Document, Filter, Publisher, Write, commit_in_chunks
+from shared.services.delivery_records import records_of_delivery
+from shared.services.event_log import EventLog
 from shared.services.ingest import MESSAGE_SCHEMA
 from shared.services.process import publish_deliveries
 
@@ -86,9 +88,12 @@ class DeadLetters:
         store: ConfigStore,
         publisher: Publisher,
         delivery_topic: Callable[[str], str],
+        log: EventLog,
         clock: Callable[[], datetime] = ids.utcnow,
     ):
         self._store = store
+        # Whether an event was processed since, and forgetting it before its replay.
+        self._log = log
         self._publisher = publisher
         self._delivery_topic = delivery_topic
         self._clock = clock
@@ -128,15 +133,16 @@ class DeadLetters:
                 "destination_type": None,
             }
             deliveries = decode_deliveries(data)
-            records = self._store.get_many(
-                [delivery_path(d.workspace_id, d.delivery_id) for d in deliveries]
+            # Forwarded as it was published: its attributes and data name deliver's record.
+            batch = delivery_batch_path(
+                deliveries[0].workspace_id, message_batch_id(data, attributes)
             )
+            entries = (self._store.get(batch) or {}).get("deliveries") or {}
             # A batch gives up whole, but some of its deliveries may have gone through.
             return [
                 self._record(d, envelope)
                 for d in deliveries
-                if (records[delivery_path(d.workspace_id, d.delivery_id)] or {}).get("status")
-                not in FINAL_STATUSES
+                if (entries.get(d.delivery_id) or {}).get("status") not in FINAL_STATUSES
             ]
         try:
             envelope = json.loads(data)
@@ -167,9 +173,7 @@ class DeadLetters:
         if any(e.get("workspaceId") != workspace_id for e in body):
             raise InvalidMessage("dead-lettered message holds events of another workspace")
         events = [e for e in body if _has_text_message_id(e)]
-        entries = self._store.get_many(
-            [event_log_path(workspace_id, e["messageId"]) for e in events]
-        )
+        entries = self._log.entries(workspace_id, [e["messageId"] for e in events])
         paths = [
             dead_letter_path(workspace_id, event_dead_letter_id(e["messageId"])) for e in events
         ]
@@ -178,7 +182,7 @@ class DeadLetters:
         reason = f"the process function failed {attempts} times on this event's message"
         documents = []
         for event, path in zip(events, paths, strict=True):
-            entry = entries[event_log_path(workspace_id, event["messageId"])]
+            entry = entries[event["messageId"]]
             if entry is not None and entry.get("state") == "done":
                 continue  # processed after all (its message failed afterwards)
             documents.append(
@@ -308,14 +312,8 @@ class DeadLetters:
                 self._publisher, self._delivery_topic, [m for _, m in delivery_replays]
             )
         if event_replays:
-            # Process drops a messageId it has seen: the log entry goes first.
-            commit_in_chunks(
-                self._store,
-                [
-                    Write("delete", event_log_path(workspace_id, r.message_id))
-                    for r in event_replays
-                ],
-            )
+            # Process drops a messageId it has seen: its claim goes first.
+            self._log.release(workspace_id, [r.message_id for r in event_replays])
             by_topic: dict[str, list[tuple[bytes, dict[str, str]]]] = {}
             for replay_of in event_replays:
                 by_topic.setdefault(replay_of.topic, []).append(replay_of.message)
@@ -341,15 +339,15 @@ class DeadLetters:
     def _deliveries_to_replay(
         self, workspace_id: str, selection: builtins.list[Document], report: ReplayReport
     ) -> builtins.list[tuple[Document, DeliveryMessage]]:
-        deliveries = self._store.get_many(
-            [delivery_path(workspace_id, letter["id"]) for letter in selection]
-        )
         replays: builtins.list[tuple[Document, DeliveryMessage]] = []
         for letter in selection:
-            delivered = deliveries.get(delivery_path(workspace_id, letter["id"]))
             if letter["status"] != "dead_lettered":
                 report.skipped.append({"id": letter["id"], "reason": f"already {letter['status']}"})
-            elif delivered and delivered.get("status") == "delivered":
+            elif any(
+                entry.get("status") == "delivered"
+                # One query per delivery: the records of every message that carried it.
+                for entry in records_of_delivery(self._store, workspace_id, letter["id"])
+            ):
                 report.skipped.append({"id": letter["id"], "reason": "already delivered"})
             else:
                 fields = dict(letter["delivery"])
@@ -364,16 +362,14 @@ class DeadLetters:
         self, workspace_id: str, selection: builtins.list[Document], report: ReplayReport
     ) -> builtins.list[EventReplay]:
         parsed = [_stored_event(letter) for letter in selection]
-        log_paths = [
-            event_log_path(workspace_id, str(e.get("messageId"))) if e else "" for e in parsed
-        ]
-        entries = self._store.get_many([p for p in log_paths if p])
+        message_ids = [str(e.get("messageId")) if e else None for e in parsed]
+        entries = self._log.entries(workspace_id, [m for m in message_ids if m is not None])
         source_ids = sorted({str(letter.get("source_id")) for letter in selection})
         sources = self._store.get_many([source_path(workspace_id, s) for s in source_ids])
         replays: builtins.list[EventReplay] = []
-        for letter, event, log_path in zip(selection, parsed, log_paths, strict=True):
+        for letter, event, message_id in zip(selection, parsed, message_ids, strict=True):
             source = sources.get(source_path(workspace_id, str(letter.get("source_id"))))
-            entry = entries.get(log_path) if log_path else None
+            entry = entries.get(message_id) if message_id is not None else None
             reason = None
             if letter["status"] != "dead_lettered":
                 reason = f"already {letter['status']}"

@@ -36,10 +36,12 @@ from shared.domain.pipeline import (
     UNPROCESSABLE_EVENT,
     DeliveryMessage,
     DeliveryStatus,
-    delivery_path,
+    delivery_batch_path,
+    message_batch_id,
 )
 from shared.domain.poison import DATA_ERRORS, failure_reason, safe_text
 from shared.domain.routing import Destination
+from shared.domain.stored_documents import value_size
 from shared.ports import (
     ConfigStore,
     Document,
@@ -48,8 +50,8 @@ from shared.ports import (
     Sender,
     SendStatus,
     Write,
-    commit_in_chunks,
 )
+from shared.services.delivery_records import records_of_delivery
 from shared.services.outlets import Outlets
 from shared.services.pacing import Pacer
 from shared.services.workspace_config import WorkspaceConfig
@@ -100,8 +102,18 @@ SENT_STATUS: dict[SendStatus, DeliveryStatus] = {
     "retry": "retrying",
     "failed": "dead_lettered",
 }
-# Console lines of the transformation kept with each attempt, for the trace.
-TRACE_LOG_LINES = 20
+# A batch record holds up to 100 deliveries (BATCH_MAX_DELIVERIES) within Firestore's 1 MiB
+# document: each delivery is kept within ENTRY_BYTES (as Firestore sizes values), leaving room
+# for the record's messageId and delivery id arrays (tests/unit/test_deliver.py builds the
+# largest record possible). Texts are clipped: an attempt's detail (the status and the start of
+# the answer) and each console line of the transformation, of which the last TRACE_LOG_LINES
+# are kept. That bounds one attempt's history entry to about 2.9 kB, so at least the last two
+# attempts always fit; the oldest are left out beyond (with no console lines, about 20 fit).
+ENTRY_BYTES = 9_000
+DETAIL_BYTES = 300
+LOG_LINE_BYTES = 200
+TRACE_LOG_LINES = 10
+CLIPPED = "..."
 
 
 # Parallel sends per deliveries-topic message. Each message gets its own threads: a slow
@@ -175,46 +187,54 @@ class Deliverer:
         self._observers = observers
 
     def deliver(self, message: DeliveryMessage) -> DeliveryOutcome:
-        """One attempt at one delivery; raises `RetryDelivery` when it should be retried."""
-        [outcome] = self.deliver_all([message])
+        """One attempt at a delivery sent alone: handled as a deliveries-topic message of only
+        it, in the single-delivery format, would be (its record named by its data). Raises
+        `RetryDelivery` when it should be retried."""
+        [outcome] = self.deliver_all([message], message_batch_id(message.to_json(), {}))
         return outcome
 
-    def deliver_all(self, messages: list[DeliveryMessage]) -> list[DeliveryOutcome]:
+    def deliver_all(self, messages: list[DeliveryMessage], batch_id: str) -> list[DeliveryOutcome]:
         """One attempt at each delivery of a deliveries-topic message (one rule's destination).
 
-        Records are read and written in one round trip each and the sends run in parallel.
-        When any delivery should be retried, everything is recorded first and then
-        `RetryDelivery` is raised: Pub/Sub redelivers the whole message after a backoff, and
-        the deliveries already settled are skipped then.
+        `batch_id` names the message's record (`message_batch_id`): it is read once, and
+        written once when anything was attempted. The sends run in parallel. When any delivery
+        should be retried, everything is recorded first and then `RetryDelivery` is raised:
+        Pub/Sub redelivers the whole message after a backoff, and the deliveries already
+        settled are skipped then.
         """
         start_by = time.monotonic() + START_BUDGET_SECONDS
-        paths = [delivery_path(m.workspace_id, m.delivery_id) for m in messages]
-        records = self._store.get_many(paths)
+        path = delivery_batch_path(messages[0].workspace_id, batch_id)
+        record = self._store.get(path)
+        entries: dict[str, Document] = dict((record or {}).get("deliveries") or {})
+        settled_elsewhere = self._settled_elsewhere(messages, entries)
         outcomes: list[DeliveryOutcome | None] = []
         todo: list[tuple[int, int]] = []  # (index in messages, attempt number)
-        for index, (message, path) in enumerate(zip(messages, paths, strict=True)):
-            record = records[path]
-            if record is None:
+        for index, message in enumerate(messages):
+            entry = entries.get(message.delivery_id)
+            if message.delivery_id in settled_elsewhere:
+                outcomes.append(_settled(settled_elsewhere[message.delivery_id], "already done"))
+                continue
+            if entry is None:
                 todo.append((index, 1))
                 outcomes.append(None)
                 continue
-            status: DeliveryStatus = record["status"]
+            status: DeliveryStatus = entry["status"]
             if status in FINAL_STATUSES:
                 # Already accepted (or skipped): a redelivery or a replay must not send it again.
-                outcomes.append(_settled(record, "already done"))
+                outcomes.append(_settled(entry, "already done"))
                 continue
             if status == "dead_lettered" and not message.replay:
-                outcomes.append(_settled(record, "already dead-lettered"))
+                outcomes.append(_settled(entry, "already dead-lettered"))
                 continue
             # A replay starts counting afresh; its own retries count on from there.
             restart = message.replay and status == "dead_lettered"
-            todo.append((index, 1 if restart else int(record["attempts"]) + 1))
+            todo.append((index, 1 if restart else int(entry["attempts"]) + 1))
             outcomes.append(None)
         attempts = self._attempt_all([messages[i] for i, _ in todo], start_by)
-        writes: list[Write] = []
         letters: list[tuple[bytes, dict[str, str]]] = []
         retrying: list[str] = []
         attempted: list[DeliveryStatus | None] = [None] * len(messages)  # this call's outcomes
+        now = self._clock()
         for (index, number), (destination, attempt) in zip(todo, attempts, strict=True):
             message = messages[index]
             if attempt is None:  # never started: the message ran out of time; not an attempt
@@ -234,9 +254,8 @@ class Deliverer:
                 letters.append(self._dead_letter(message, destination, attempt, number))
             elif final == "retrying":
                 retrying.append(f"{message.delivery_id}: {attempt.detail}")
-            path = paths[index]
-            writes.append(
-                self._record(path, records[path], message, destination, final, number, attempt)
+            entries[message.delivery_id] = delivery_entry(
+                entries.get(message.delivery_id), message, destination, number, attempt, now
             )
             detail = attempt.detail
             outcomes[index] = DeliveryOutcome(final, number, detail)
@@ -252,16 +271,41 @@ class Deliverer:
                 attempt=number,
             )
         if letters:
-            # Before the records: if recording fails, the redelivery dead-letters again (a dead
+            # Before the record: if recording fails, the redelivery dead-letters again (a dead
             # letter is keyed by delivery, so twice is once) instead of never.
             self._publisher.publish(self._dead_letters_topic, letters)
-        commit_in_chunks(self._store, writes)
+        if any(status is not None for status in attempted):
+            self._store.commit(
+                [Write("set", path, batch_record(batch_id, messages[0], record, entries, now))]
+            )
         self._notify_dropped(
             [m for m, o in zip(messages, attempted, strict=True) if o == "dropped"]
         )
         if retrying:
             raise RetryDelivery(f"{len(retrying)} of {len(messages)} to retry; {retrying[0]}")
         return [outcome for outcome in outcomes if outcome is not None]
+
+    def _settled_elsewhere(
+        self, messages: list[DeliveryMessage], entries: dict[str, Document]
+    ) -> dict[str, Document]:
+        """Replayed deliveries that another message's record holds as settled for good.
+
+        A replay travels in a message of its own, so its record starts empty: the records of
+        the delivery's earlier messages are read too (one query per replayed delivery this
+        record has not settled; replays only, never on the common path), so that a replay
+        never sends to a destination that already accepted the event.
+        """
+        found: dict[str, Document] = {}
+        for message in messages:
+            entry = entries.get(message.delivery_id)
+            if not message.replay or (entry is not None and entry["status"] in FINAL_STATUSES):
+                continue
+            for other in records_of_delivery(
+                self._store, message.workspace_id, message.delivery_id
+            ):
+                if other["status"] in FINAL_STATUSES:
+                    found[message.delivery_id] = other
+        return found
 
     def _notify_dropped(self, messages: list[DeliveryMessage]) -> None:
         """Show the live stream the events a rule's transformation dropped (best effort)."""
@@ -458,52 +502,6 @@ class Deliverer:
         sent = self._outlets.send(connector, request)
         return Attempt(SENT_STATUS[sent.status], sent.detail, sent.http_status, sent.code)
 
-    def _record(
-        self,
-        path: str,
-        record: Document | None,
-        message: DeliveryMessage,
-        destination: Destination | None,
-        status: DeliveryStatus,
-        attempts: int,
-        attempt: Attempt,
-    ) -> Write:
-        now = ids.isoformat(self._clock())
-        detail, http_status = attempt.detail, attempt.http_status
-        history = list(record.get("history", [])) if record else []
-        entry: dict[str, Any] = {
-            "at": now,
-            "status": status,
-            "detail": safe_text(detail),
-            "http_status": http_status,
-            "replay": message.replay,
-        }
-        if attempt.logs:
-            # Console lines are the transformation's own text: any of it must be storable.
-            entry["logs"] = [safe_text(line) for line in attempt.logs[-TRACE_LOG_LINES:]]
-        if attempt.transformed is not None:
-            entry["transformed"] = attempt.transformed
-        history.append(entry)
-        document: dict[str, Any] = {
-            "delivery_id": message.delivery_id,
-            "workspace_id": message.workspace_id,
-            "message_id": safe_text(message.message_id),
-            "rule_id": message.rule_id,
-            "destination_id": message.destination_id,
-            "destination_type": destination.type if destination else None,
-            "status": status,
-            "attempts": attempts,
-            "last_detail": safe_text(detail),
-            "last_http_status": http_status,
-            "history": history[-HISTORY_LIMIT:],
-            "created_at": record["created_at"] if record else now,
-            "updated_at": now,
-            "delivered_at": now if status == "delivered" else None,
-            # A timestamp: Firestore TTL policies expire only on timestamp fields.
-            "expires_at": self._clock() + timedelta(days=RECORD_RETENTION_DAYS),
-        }
-        return Write("set", path, document)
-
     def _dead_letter(
         self,
         message: DeliveryMessage,
@@ -525,5 +523,89 @@ class Deliverer:
         return json.dumps(envelope, separators=(",", ":")).encode(), message.attributes()
 
 
-def _settled(record: Document, detail: str) -> DeliveryOutcome:
-    return DeliveryOutcome(record["status"], record["attempts"], detail)
+def _settled(entry: Document, detail: str) -> DeliveryOutcome:
+    return DeliveryOutcome(entry["status"], entry["attempts"], detail)
+
+
+def delivery_entry(
+    previous: Document | None,
+    message: DeliveryMessage,
+    destination: Destination | None,
+    attempts: int,
+    attempt: Attempt,
+    at: datetime,
+) -> Document:
+    """A delivery as its batch record holds it after an attempt, within `ENTRY_BYTES`: texts
+    clipped (`clip`), and the oldest attempts of its history left out when it would pass."""
+    now = ids.isoformat(at)
+    status = attempt.status
+    detail = clip(attempt.detail, DETAIL_BYTES)
+    history = list(previous.get("history", [])) if previous else []
+    step: dict[str, Any] = {
+        "at": now,
+        "status": status,
+        "detail": detail,
+        "http_status": attempt.http_status,
+        "replay": message.replay,
+    }
+    if attempt.logs:
+        # Console lines are the transformation's own text: any of it must be storable.
+        step["logs"] = [clip(line, LOG_LINE_BYTES) for line in attempt.logs[-TRACE_LOG_LINES:]]
+    if attempt.transformed is not None:
+        transformed = dict(attempt.transformed)
+        if transformed.get("error") is not None:
+            transformed["error"] = clip(transformed["error"], DETAIL_BYTES)
+        step["transformed"] = transformed
+    history.append(step)
+    entry: dict[str, Any] = {
+        "delivery_id": message.delivery_id,
+        "message_id": safe_text(message.message_id),
+        "rule_id": message.rule_id,
+        "destination_id": message.destination_id,
+        "destination_type": destination.type if destination else None,
+        "status": status,
+        "attempts": attempts,
+        "last_detail": detail,
+        "last_http_status": attempt.http_status,
+        "history": history[-HISTORY_LIMIT:],
+        "created_at": previous["created_at"] if previous else now,
+        "updated_at": now,
+        "delivered_at": now if status == "delivered" else None,
+    }
+    while value_size(entry) > ENTRY_BYTES and len(entry["history"]) > 1:
+        entry["history"] = entry["history"][1:]
+    return entry
+
+
+def batch_record(
+    batch_id: str,
+    message: DeliveryMessage,
+    previous: Document | None,
+    entries: dict[str, Document],
+    at: datetime,
+) -> Document:
+    """The record of a deliveries-topic message: its deliveries by id, and what queries read
+    (the destination and last change for the console's recent deliveries, and the messageIds
+    and delivery ids held, for trace and replay, as arrays to query with array-contains)."""
+    return {
+        "batch_id": batch_id,
+        "workspace_id": message.workspace_id,
+        "destination_id": message.destination_id,
+        "rule_id": message.rule_id,
+        "message_ids": list(dict.fromkeys(e["message_id"] for e in entries.values())),
+        "delivery_ids": list(entries),
+        "deliveries": entries,
+        "created_at": previous["created_at"] if previous else ids.isoformat(at),
+        "updated_at": ids.isoformat(at),
+        # A timestamp: Firestore TTL policies expire only on timestamp fields.
+        "expires_at": at + timedelta(days=RECORD_RETENTION_DAYS),
+    }
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` storable (`safe_text`) and at most `limit` bytes of UTF-8, cut on a character."""
+    stored = safe_text(text)
+    encoded = stored.encode()
+    if len(encoded) <= limit:
+        return stored
+    return encoded[: limit - len(CLIPPED)].decode("utf-8", "ignore") + CLIPPED

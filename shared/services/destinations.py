@@ -13,14 +13,14 @@ from shared.destinations.outbound import UrlGuard
 from shared.destinations.pubsub import TopicGuard
 from shared.domain import ids
 from shared.domain.errors import Conflict, InvalidRequest, NotFound
-from shared.domain.pipeline import deliveries_collection
 from shared.domain.routing import (
     Destination,
     DestinationStatus,
     destination_path,
     destinations_collection,
 )
-from shared.ports import ConfigStore, Document, Filter, Write
+from shared.ports import ConfigStore, Document, Write
+from shared.services import delivery_records
 from shared.services.delivery_topics import DeliveryTopics
 from shared.services.forwarding_rules import ForwardingRules
 
@@ -143,19 +143,15 @@ class Destinations:
     def recent_deliveries(
         self, workspace_id: str, destination_id: str, limit: int = 50
     ) -> builtins.list[Document]:
-        """The destination's delivery records, most recently attempted first.
+        """The destination's deliveries, most recently attempted first.
 
-        These are the records `deliver` writes at each attempt anyway (kept 30 days): reading
-        them costs one query and no write. A delivery Pub/Sub dead-lettered without any attempt
-        of deliver's has no record here; it is among the dead letters.
+        Read from the records `deliver` writes at each attempt anyway (one per deliveries-topic
+        message, kept 30 days): one query and no write. A delivery Pub/Sub dead-lettered
+        without any attempt of deliver's has no record here; it is among the dead letters.
         """
         self.get(workspace_id, destination_id)
-        return self._store.query(
-            deliveries_collection(workspace_id),
-            [Filter("destination_id", "==", destination_id)],
-            order_by="updated_at",
-            descending=True,
-            limit=min(limit, MAX_RECENT_DELIVERIES),
+        return delivery_records.recent_deliveries(
+            self._store, workspace_id, destination_id, min(limit, MAX_RECENT_DELIVERIES)
         )
 
     def _check_addresses(self, config: DestinationConfig) -> None:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, Protocol, cast
 from urllib.parse import parse_qsl
 
 import orjson
@@ -97,6 +98,25 @@ def encode_events(events: list[CanonicalEvent]) -> bytes:
     return orjson.dumps(events)
 
 
+class AsyncPublisher(Protocol):
+    """The `Publisher` port for a caller on an asyncio event loop (the ingest function's
+    asynchronous entry point): returns once Pub/Sub has acknowledged every message."""
+
+    async def publish(
+        self, topic: str, messages: Iterable[tuple[bytes, Mapping[str, str]]]
+    ) -> list[str]:
+        """The messages' ids, in order."""
+        ...
+
+
+class _NotCached(Exception):
+    """A write key whose record is not in the cache (asked without loading it)."""
+
+
+def _not_cached() -> WriteKey | None:
+    raise _NotCached
+
+
 @dataclass(frozen=True)
 class IngestResult:
     """What one request achieved: the events published and the items refused."""
@@ -121,13 +141,20 @@ class LastUsedTracker:
         self._lock = threading.Lock()
 
     def touch(self, key: WriteKey, moment: datetime) -> None:
+        if self.claim(key):
+            self.write(key, moment)
+
+    def claim(self, key: WriteKey) -> bool:
+        """Whether this request is the one to write the source's `last_used_at` (then it must
+        `write`); at most one per source per interval."""
         now = self._monotonic()
         with self._lock:
             due = now - self._written_at.get(key.source_id, float("-inf")) >= self._interval
             if due:
                 self._written_at[key.source_id] = now
-        if not due:
-            return
+        return due
+
+    def write(self, key: WriteKey, moment: datetime) -> None:
         path = source_path(key.workspace_id, key.source_id)
         try:
             self._store.commit([Write("update", path, {"last_used_at": ids.isoformat(moment)})])
@@ -217,6 +244,23 @@ class Ingest:
         if not ids.is_write_key(write_key):
             raise Unauthorized("unknown write key")
         record = self._keys.get(write_key, lambda: self._sources.resolve_write_key(write_key))
+        return self._admit_key(record, origin, webhook)
+
+    async def authorize_async(
+        self, write_key: str | None, origin: str | None = None, webhook: bool = False
+    ) -> WriteKey:
+        """`authorize` for a caller on an event loop: a key the cache holds is checked at once;
+        a miss reads the store in a thread, never blocking the loop."""
+        if write_key and ids.is_write_key(write_key):
+            try:
+                record = self._keys.get(write_key, _not_cached)
+            except _NotCached:
+                return await asyncio.to_thread(self.authorize, write_key, origin, webhook)
+            return self._admit_key(record, origin, webhook)
+        return self.authorize(write_key, origin, webhook)
+
+    def _admit_key(self, record: WriteKey | None, origin: str | None, webhook: bool) -> WriteKey:
+        """The checks of `authorize` on a key's record (None: no such key)."""
         if record is None:
             raise Unauthorized("unknown write key")
         if record.status != "active":
@@ -250,6 +294,21 @@ class Ingest:
         ctx = self.context(key, request_ip)
         batch = normalise_request(body, call_type, ctx, self._new_message_id)
         self.publish(key, ctx, batch.events)
+        return IngestResult([event["messageId"] for event in batch.events], batch.rejections)
+
+    async def accept_async(
+        self,
+        key: WriteKey,
+        body: Any,
+        call_type: str | None,
+        request_ip: str | None,
+        publisher: AsyncPublisher,
+    ) -> IngestResult:
+        """`accept` for a caller on an event loop: the same normalisation and message, published
+        through `publisher` (built on this service's own publisher); no store I/O on the loop."""
+        ctx = self.context(key, request_ip)
+        batch = normalise_request(body, call_type, ctx, self._new_message_id)
+        await self.publish_async(key, ctx, batch.events, publisher)
         return IngestResult([event["messageId"] for event in batch.events], batch.rejections)
 
     def accept_stream_event(self, key: WriteKey, body: Any, request_ip: str | None) -> str:
@@ -372,12 +431,44 @@ class Ingest:
         }
         return self.accept_webhook(key, raw_body, sent, {}, request_ip)
 
+    @property
+    def publisher(self) -> Publisher:
+        """The publisher this service publishes with (an `AsyncPublisher` is built on it)."""
+        return self._publisher
+
     def publish(self, key: WriteKey, ctx: IngestContext, events: list[CanonicalEvent]) -> None:
         """Publish events to the source's topic; returns only once Pub/Sub has acknowledged."""
         if not events:
             return
         # Before anything is published: a refused request (429) is resent whole by the SDK.
         self._rate_limiter.admit(key, len(events))
+        topic, message = self._message(key, ctx, events)
+        self._publisher.publish(topic, [message])
+        self._last_used.touch(key, ctx.received_at)
+
+    async def publish_async(
+        self,
+        key: WriteKey,
+        ctx: IngestContext,
+        events: list[CanonicalEvent],
+        publisher: AsyncPublisher,
+    ) -> None:
+        """`publish` for a caller on an event loop: the same checks and message; the writes to
+        the store (the shared rate-limit counter, `last_used_at`) run in a thread."""
+        if not events:
+            return
+        if key.rate_limit is not None:
+            # A limited source's shared counter is written about once a second: store I/O.
+            await asyncio.to_thread(self._rate_limiter.admit, key, len(events))
+        topic, message = self._message(key, ctx, events)
+        await publisher.publish(topic, [message])
+        if self._last_used.claim(key):
+            await asyncio.to_thread(self._last_used.write, key, ctx.received_at)
+
+    def _message(
+        self, key: WriteKey, ctx: IngestContext, events: list[CanonicalEvent]
+    ) -> tuple[str, tuple[bytes, dict[str, str]]]:
+        """The source's topic, and the one message carrying `events`."""
         if key.type != "webhook":
             # A webhook request's address is its provider's server, not a person's.
             events = self._from_address(key, ctx, events)
@@ -392,8 +483,7 @@ class Ingest:
             "event_count": str(len(events)),
             "bot_policy": key.bot_policy,
         }
-        self._publisher.publish(key.pubsub_topic, [(data, attributes)])
-        self._last_used.touch(key, ctx.received_at)
+        return key.pubsub_topic, (data, attributes)
 
     def _from_address(
         self, key: WriteKey, ctx: IngestContext, events: list[CanonicalEvent]

@@ -6,8 +6,8 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared import structured_log
 from shared.domain import ids
@@ -26,7 +26,6 @@ from shared.domain.outcomes import (
     suppressed_reason,
 )
 from shared.domain.pipeline import (
-    DEDUP_HOURS,
     UNPROCESSABLE_EVENT,
     DeliveryMessage,
     SourceMessage,
@@ -35,7 +34,6 @@ from shared.domain.pipeline import (
     encode_deliveries,
     event_dead_letter_id,
     event_key,
-    event_log_path,
 )
 from shared.domain.poison import DATA_ERRORS, failure_reason
 from shared.domain.routing import matching_rules
@@ -44,16 +42,16 @@ from shared.domain.storable import find_unencodable
 from shared.domain.storage import event_row
 from shared.domain.webhook_mapping import WEBHOOK_MAPPING_FAILED, is_webhook_request
 from shared.ports import (
-    WRITES_PER_COMMIT,
-    AlreadyExists,
+    Claims,
     ConfigStore,
     Document,
     EventStore,
-    Increment,
     Publisher,
     Write,
     commit_in_chunks,
 )
+from shared.services.claims import StoreClaims
+from shared.services.event_log import EventLog
 from shared.services.privacy import PrivacyOutcome
 from shared.services.workspace_config import WorkspaceConfig
 
@@ -188,8 +186,12 @@ class Processor:
         clock: Callable[[], datetime] = ids.utcnow,
         privacy: PrivacyStep | None = None,
         webhooks: Callable[[], WebhookStep] | None = None,
+        claims: Claims | None = None,
     ):
         self._store = store
+        # The deduplication window: Memorystore for Valkey where deployed, else Firestore.
+        self._claims = claims or StoreClaims(store, clock)
+        self._log = EventLog(store, self._claims)
         self._events = events
         self._publisher = publisher
         self._config = config
@@ -220,33 +222,34 @@ class Processor:
         carriable, unfit = _screen(expanded.events)
         unfit = expanded.unmapped + unfit
         self._dead_letter_unfit(message, unfit, now)
-        ignored, ignored_duplicates = self._record_ignored(message, expanded.ignored, now)
-        fresh, duplicates = self._claim(message, carriable, now)
-        duplicates += ignored_duplicates
+        mine, duplicates = self._claim(message, carriable + [r for r, _ in expanded.ignored])
+        fresh = [event for event in carriable if id(event) in mine]
+        ignored = [(request, why) for request, why in expanded.ignored if id(request) in mine]
         outcome.duplicates = len(duplicates)
         outcome.dead_lettered = len(unfit)
-        self._record_duplicates([path for path, _ in duplicates], now)
+        self._claims.count_duplicates(
+            message.workspace_id, Counter(key for key, _ in duplicates), ids.isoformat(now)
+        )
         seen = [Observed(request, "mapped", reason) for request, reason in expanded.mapped]
         seen += [Observed(event, "duplicate", DUPLICATE_REASON) for _, event in duplicates]
         seen += [Observed(a.event, "dead_lettered", a.reason) for a in unfit if _named(a.event)]
         seen += [Observed(request, "dropped", reason) for request, reason in ignored]
         if not fresh:
+            self._finish(message, Prepared(), ignored, now, now)
             self._notify(message, seen)
             return outcome
 
         prepared = self._prepare_isolated(message, fresh)
         # Stored before routed: a message whose storage fails is redelivered (within a second
         # on the emulator) before any of its deliveries exist, so no two copies of a delivery
-        # are ever in flight at once. Only then is the entry done: a redelivery after success
-        # goes no further.
+        # are ever in flight at once. Only then is the message's record written: a redelivery
+        # after success goes no further.
         self._store_events(prepared.rows, [e["messageId"] for e in prepared.passed])
         # Read before publishing: a delivery can be recorded before the publish call returns,
         # and the trace must not show it before the event was routed.
         routed_at = self._clock()
         publish_encoded(self._publisher, self._delivery_topic, prepared.encoded)
-        self._finish_suppressed(message.workspace_id, prepared.suppressed)
-        self._finish_dropped(message, prepared.bots_dropped)
-        self._finish(message, prepared, routed_at)
+        self._finish(message, prepared, ignored, now, routed_at)
         outcome.suppressed = len(prepared.suppressed)
         outcome.bots_dropped = len(prepared.bots_dropped)
         outcome.blocked = sum(v.blocked for v in prepared.verdicts)
@@ -283,40 +286,6 @@ class Processor:
                 became = [str(e.get("messageId")) for e in mapped.events]
                 expanded.mapped.append((event, mapped_reason(became)))
         return expanded
-
-    def _record_ignored(
-        self, message: SourceMessage, ignored: list[tuple[CanonicalEvent, str]], now: datetime
-    ) -> tuple[list[tuple[CanonicalEvent, str]], list[tuple[str, CanonicalEvent]]]:
-        """Record each request the source's transformation ignored, on the log entry of its
-        messageId (its trace then says so), unless that messageId was received already: then
-        the request is a duplicate. Returns those recorded and the duplicates (with their log
-        paths)."""
-        if not ignored:
-            return [], []
-        paths = [event_log_path(message.workspace_id, r["messageId"]) for r, _ in ignored]
-        existing = self._store.get_many(paths)
-        writes: list[Write] = []
-        recorded: list[tuple[CanonicalEvent, str]] = []
-        duplicates: list[tuple[str, CanonicalEvent]] = []
-        for path, (request, reason) in zip(paths, ignored, strict=True):
-            entry = existing[path]
-            if entry is not None and entry.get("pubsub_message_id") == message.pubsub_message_id:
-                recorded.append((request, reason))  # by an earlier attempt at this message
-                continue
-            if entry is not None and not _expired(entry, now):
-                duplicates.append((path, request))
-                continue
-            record = {
-                **_claim(message, request, now),
-                **_unstored(),
-                "ignored": True,
-                "ignored_at": ids.isoformat(now),
-                "reason": reason,
-            }
-            writes.append(Write("set", path, record))
-            recorded.append((request, reason))
-        commit_in_chunks(self._store, writes)
-        return recorded, duplicates
 
     def _prepare_isolated(self, message: SourceMessage, events: list[CanonicalEvent]) -> Prepared:
         """Everything before the first write that cannot be undone, for the whole message; when
@@ -375,7 +344,7 @@ class Processor:
             event_row(e, _consent_denied(prepared.routed[e["messageId"]])) for e in prepared.passed
         ]
         progress.step = "routing"
-        prepared.encoded = encode_deliveries(deliveries)
+        prepared.encoded = encode_deliveries(deliveries, message.pubsub_message_id)
         prepared.deliveries = len(deliveries)
         return prepared
 
@@ -417,81 +386,34 @@ class Processor:
                 log.exception("observer %s failed", type(observer).__name__)
 
     def _claim(
-        self, message: SourceMessage, events: list[CanonicalEvent], now: datetime
-    ) -> tuple[list[CanonicalEvent], list[tuple[str, CanonicalEvent]]]:
-        """Split events into those this message processes and duplicates (with their log paths).
-
-        Claims are created blind, without reading first: fresh events, the common case, cost
-        one write. Only a chunk where some entry already exists is read to learn which.
-        """
-        unique: dict[str, CanonicalEvent] = {}
+        self, message: SourceMessage, events: list[CanonicalEvent]
+    ) -> tuple[set[int], list[tuple[str, CanonicalEvent]]]:
+        """The events (by `id`) this message processes, and the duplicates (with their event
+        keys): events claimed by another message, done by an earlier attempt at this one, or
+        repeated inside it. Fresh claims, the common case, cost no read of the event log."""
+        owner = message.pubsub_message_id
+        firsts: dict[str, CanonicalEvent] = {}
         duplicates: list[tuple[str, CanonicalEvent]] = []
         for event in events:
-            path = event_log_path(message.workspace_id, event["messageId"])
-            if path in unique:
-                duplicates.append((path, event))  # the same messageId twice in one request
+            key = event_key(event["messageId"])
+            if key in firsts:
+                duplicates.append((key, event))  # the same messageId twice in one request
             else:
-                unique[path] = event
-        claimed: set[str] = set()
-        paths = list(unique)
-        # Not `commit_in_chunks`: a chunk refused because some entry exists is claimed path by
-        # path, and the chunks after it are still committed whole.
-        for start in range(0, len(paths), WRITES_PER_COMMIT):
-            chunk = paths[start : start + WRITES_PER_COMMIT]
-            claims = [Write("create", p, _claim(message, unique[p], now)) for p in chunk]
-            try:
-                self._store.commit(claims)
-                claimed.update(chunk)
-            except AlreadyExists:
-                claimed.update(self._claim_contended(message, chunk, unique, now))
-        duplicates.extend((p, unique[p]) for p in paths if p not in claimed)
-        return [unique[p] for p in paths if p in claimed], duplicates
-
-    def _claim_contended(
-        self,
-        message: SourceMessage,
-        paths: list[str],
-        events: dict[str, CanonicalEvent],
-        now: datetime,
-    ) -> set[str]:
-        """Claim what is still free among `paths`; return the paths this message processes."""
-        existing = self._store.get_many(paths)
-        claimed: set[str] = set()
-        for path in paths:
-            entry = existing[path]
-            if (
-                entry is not None
-                and entry["state"] == "claimed"
-                and entry["pubsub_message_id"] == message.pubsub_message_id
-            ):
-                claimed.add(path)  # our own earlier attempt failed midway: resume
-            elif entry is None or _expired(entry, now):
-                op: Literal["create", "set"] = "set" if entry else "create"
-                try:
-                    self._store.commit([Write(op, path, _claim(message, events[path], now))])
-                    claimed.add(path)
-                except AlreadyExists:
-                    pass  # a concurrent duplicate claimed it between our read and our write
-        return claimed
-
-    def _record_duplicates(self, duplicates: list[str], now: datetime) -> None:
-        """Count duplicates on their log entries, added by the store: duplicates processed at once
-        by several instances all count. The read skips an entry that has expired since its claim
-        (an update of a missing document fails the whole commit)."""
-        if not duplicates:
-            return
-        counts = Counter(duplicates)
-        entries = self._store.get_many(list(counts))
-        writes = [
-            Write(
-                "update",
-                path,
-                {"duplicates": Increment(counts[path]), "last_duplicate_at": ids.isoformat(now)},
-            )
-            for path, entry in entries.items()
-            if entry is not None
-        ]
-        commit_in_chunks(self._store, writes)
+                firsts[key] = event
+        if not firsts:
+            return set(), duplicates
+        claims = self._claims.claim(message.workspace_id, list(firsts), owner)
+        # Held by this very message: an earlier attempt at it failed midway. What it recorded
+        # is done; the rest resumes.
+        resumed = any(not c.new and c.owner == owner for c in claims.values())
+        done = set(self._log.recorded(message.workspace_id, owner)) if resumed else set()
+        mine: set[int] = set()
+        for key, event in firsts.items():
+            if claims[key].owner == owner and key not in done:
+                mine.add(id(event))
+            else:
+                duplicates.append((key, event))
+        return mine, duplicates
 
     def _route(
         self,
@@ -536,100 +458,68 @@ class Processor:
             plans[event["messageId"]] = plan
         return plans
 
-    def _finish_suppressed(
-        self, workspace_id: str, suppressed: list[tuple[CanonicalEvent, str | None]]
+    def _finish(
+        self,
+        message: SourceMessage,
+        prepared: Prepared,
+        ignored: list[tuple[CanonicalEvent, str]],
+        claimed_at: datetime,
+        routed_at: datetime,
     ) -> None:
-        at = ids.isoformat(self._clock())
-        self._finish_unstored(
-            workspace_id,
-            [
-                (event, {"suppressed": True, "suppressed_at": at, "regulation_id": regulation})
-                for event, regulation in suppressed
-            ],
-        )
-
-    def _finish_dropped(
-        self, message: SourceMessage, dropped: list[tuple[CanonicalEvent, str]]
-    ) -> None:
-        """Record the bots' events the source's policy dropped, with why (their trace ends in
-        an `ignored` stage, as a webhook request its transformation ignored), and count them."""
-        if not dropped:
-            return
-        at = ids.isoformat(self._clock())
-        self._finish_unstored(
-            message.workspace_id,
-            [(event, {"ignored": True, "ignored_at": at, "reason": why}) for event, why in dropped],
-        )
-        structured_log.emit(
-            BOTS_DROPPED,
-            workspace_id=message.workspace_id,
-            source_id=message.source_id,
-            events=len(dropped),
-        )
-
-    def _finish_unstored(
-        self, workspace_id: str, finished: list[tuple[CanonicalEvent, Document]]
-    ) -> None:
-        """Mark events done that are never stored or routed, each with its own fields."""
-        writes = [
-            Write("update", event_log_path(workspace_id, e["messageId"]), {**_unstored(), **fields})
-            for e, fields in finished
-        ]
-        commit_in_chunks(self._store, writes)
-
-    def _finish(self, message: SourceMessage, prepared: Prepared, routed_at: datetime) -> None:
+        """Record the message's events done, in one record: each with what became of it. The
+        dead letters of the events set aside are written first: a crash between leaves them
+        claimed, and the redelivery sets them aside again."""
         at = ids.isoformat(routed_at)
-        writes = []
+        entries: dict[str, Document] = {}
         for event, verdict in zip(prepared.fresh, prepared.verdicts, strict=True):
             plan = prepared.routed.get(event["messageId"], {"deliveries": [], "skipped": []})
-            writes.append(
-                Write(
-                    "update",
-                    event_log_path(message.workspace_id, event["messageId"]),
+            entries[event_key(event["messageId"])] = _entry(
+                event,
+                blocked=verdict.blocked,
+                violations=verdict.violations,
+                stored_at=None if verdict.blocked else at,
+                routed_at=None if verdict.blocked else at,
+                deliveries=[
                     {
-                        "state": "done",
-                        "blocked": verdict.blocked,
-                        "violations": verdict.violations,
-                        "stored_at": None if verdict.blocked else at,
-                        "routed_at": None if verdict.blocked else at,
-                        "deliveries": [
-                            {
-                                "delivery_id": d.delivery_id,
-                                "rule_id": d.rule_id,
-                                "destination_id": d.destination_id,
-                            }
-                            for d in plan["deliveries"]
-                        ],
-                        "skipped": plan["skipped"],
-                    },
-                )
+                        "delivery_id": d.delivery_id,
+                        "rule_id": d.rule_id,
+                        "destination_id": d.destination_id,
+                    }
+                    for d in plan["deliveries"]
+                ],
+                skipped=plan["skipped"],
             )
-        writes.extend(self._set_aside_writes(message, prepared.set_aside, routed_at))
-        commit_in_chunks(self._store, writes)
-
-    def _set_aside_writes(
-        self, message: SourceMessage, set_aside: list[SetAside], now: datetime
-    ) -> list[Write]:
-        """Each set-aside event's dead letter, then its log entry done (in that order: a crash
-        between leaves the event claimed, and the redelivery sets it aside again)."""
-        if not set_aside:
-            return []
-        writes = self._dead_letter_writes(message, set_aside, now)
-        for aside in set_aside:
-            writes.append(
-                Write(
-                    "update",
-                    event_log_path(message.workspace_id, aside.event["messageId"]),
-                    {
-                        **_unstored(),
-                        "dead_lettered": True,
-                        "dead_lettered_at": ids.isoformat(now),
-                        "reason_code": UNPROCESSABLE_EVENT,
-                        "reason": aside.reason,
-                    },
-                )
+        for event, regulation in prepared.suppressed:
+            entries[event_key(event["messageId"])] = _entry(
+                event, suppressed=True, suppressed_at=at, regulation_id=regulation, **_unstored()
             )
-        return writes
+        for event, why in prepared.bots_dropped + ignored:
+            entries[event_key(event["messageId"])] = _entry(
+                event, ignored=True, ignored_at=at, reason=why, **_unstored()
+            )
+        if prepared.set_aside:
+            commit_in_chunks(
+                self._store, self._dead_letter_writes(message, prepared.set_aside, routed_at)
+            )
+        for aside in prepared.set_aside:
+            entries[event_key(aside.event["messageId"])] = _entry(
+                aside.event,
+                dead_lettered=True,
+                dead_lettered_at=at,
+                reason_code=UNPROCESSABLE_EVENT,
+                reason=aside.reason,
+                **_unstored(),
+            )
+        self._log.write(
+            message.workspace_id, message.source_id, message.pubsub_message_id, entries, claimed_at
+        )
+        if prepared.bots_dropped:
+            structured_log.emit(
+                BOTS_DROPPED,
+                workspace_id=message.workspace_id,
+                source_id=message.source_id,
+                events=len(prepared.bots_dropped),
+            )
 
     def _dead_letter_writes(
         self, message: SourceMessage, set_aside: list[SetAside], now: datetime
@@ -703,26 +593,15 @@ def _screen(
     return carriable, unfit
 
 
-def _claim(message: SourceMessage, event: CanonicalEvent, now: datetime) -> Document:
+def _entry(event: CanonicalEvent, **fields: Any) -> Document:
+    """An event's entry in its message's record (the record holds what its events share)."""
     return {
         "message_id": event["messageId"],
-        "workspace_id": message.workspace_id,
-        "source_id": message.source_id,
-        "pubsub_message_id": message.pubsub_message_id,
-        "event_type": event["type"],
-        "received_at": event["receivedAt"],
-        "claimed_at": ids.isoformat(now),
-        "state": "claimed",
-        "duplicates": 0,
-        # A timestamp, not a string: Firestore TTL policies only expire on timestamp fields.
-        "expires_at": now + timedelta(hours=DEDUP_HOURS),
+        "event_type": event.get("type"),
+        "received_at": event.get("receivedAt"),
+        "state": "done",
+        **fields,
     }
-
-
-def _expired(entry: Document, now: datetime) -> bool:
-    # The emulator (and TTL's own lag in production) keeps expired entries: check here too.
-    expires_at = entry.get("expires_at")
-    return isinstance(expires_at, datetime) and expires_at <= now
 
 
 def _observed(prepared: Prepared) -> list[Observed]:

@@ -18,12 +18,13 @@ from typing import Any
 from shared.domain import ids
 from shared.domain.contracts import ContractFinding
 from shared.domain.event import CanonicalEvent
-from shared.domain.pipeline import event_log_path, quarantine_collection
+from shared.domain.pipeline import quarantine_collection
 from shared.domain.sort_keys import upper_bound
 from shared.domain.sources import source_path
 from shared.ports import ConfigStore, Document, Filter, Publisher, Write, commit_in_chunks
 from shared.services.contract_validator import RETENTION_DAYS, ContractValidator
 from shared.services.dead_letters import ReplayReport
+from shared.services.event_log import EventLog
 from shared.services.ingest import MESSAGE_SCHEMA
 
 # One replay call republishes at most this many events (their writes fit one Firestore batch).
@@ -53,9 +54,12 @@ class Quarantine:
         store: ConfigStore,
         publisher: Publisher,
         validator: ContractValidator,
+        log: EventLog,
         clock: Callable[[], datetime] = ids.utcnow,
     ):
         self._store = store
+        # Whether an event was processed since, and forgetting it before its replay.
+        self._log = log
         self._publisher = publisher
         self._validator = validator
         self._clock = clock
@@ -78,27 +82,24 @@ class Quarantine:
         # Kept whole by `quarantine_record`, as JSON text.
         events: list[CanonicalEvent] = [json.loads(r["event_json"]) for r in selection]
         findings = self._validator.check(workspace_id, events, fresh=True)
-        log_paths = [event_log_path(workspace_id, e["messageId"]) for e in events]
-        entries = self._store.get_many(log_paths)
+        entries = self._log.entries(workspace_id, [e["messageId"] for e in events])
         source_ids = sorted({str(r.get("source_id")) for r in selection})
         sources = self._store.get_many([source_path(workspace_id, s) for s in source_ids])
-        passing: list[tuple[Document, CanonicalEvent, str, Document]] = []
-        for record, event, found, log_path in zip(
-            selection, events, findings, log_paths, strict=True
-        ):
+        passing: list[tuple[Document, CanonicalEvent, Document]] = []
+        for record, event, found in zip(selection, events, findings, strict=True):
             source = sources.get(source_path(workspace_id, str(record.get("source_id"))))
-            reason = _refusal(record, found, entries[log_path], source)
+            reason = _refusal(record, found, entries[event["messageId"]], source)
             if reason is not None:
                 report.skipped.append({"id": record["id"], "reason": reason})
                 continue
             assert source is not None
-            passing.append((record, event, log_path, source))
+            passing.append((record, event, source))
             report.replayed.append(record["id"])
         if dry_run or not passing:
             return report
-        commit_in_chunks(self._store, [Write("delete", log_path) for _, _, log_path, _ in passing])
+        self._log.release(workspace_id, [event["messageId"] for _, event, _ in passing])
         by_topic: dict[str, list[tuple[bytes, dict[str, str]]]] = {}
-        for record, event, _, source in passing:
+        for record, event, source in passing:
             by_topic.setdefault(source["pubsub_topic"], []).append(
                 _message(workspace_id, record, event, source)
             )
@@ -117,7 +118,7 @@ class Quarantine:
                         "replay_count": int(record.get("replay_count", 0)) + 1,
                     },
                 )
-                for record, _, _, _ in passing
+                for record, _, _ in passing
             ],
         )
         return report

@@ -11,10 +11,10 @@ from shared.domain.pipeline import (
     FUNCTION_ERROR,
     DeliveryStatus,
     dead_letters_collection,
-    deliveries_collection,
-    event_log_path,
 )
 from shared.ports import ConfigStore, Document, Filter
+from shared.services.delivery_records import deliveries_of_event
+from shared.services.event_log import EventLog
 
 # A delivery attempt's status, as a trace stage.
 ATTEMPT_STAGES: dict[DeliveryStatus, str] = {
@@ -29,27 +29,29 @@ ATTEMPT_STAGES: dict[DeliveryStatus, str] = {
 class Traces:
     """Explains what happened to an event, by messageId."""
 
-    def __init__(self, store: ConfigStore):
+    def __init__(self, store: ConfigStore, log: EventLog):
         self._store = store
+        self._log = log
 
     def trace(self, workspace_id: str, message_id: str) -> dict[str, Any]:
-        entry = self._store.get(event_log_path(workspace_id, message_id))
+        entry = self._log.entries(workspace_id, [message_id])[message_id]
         by_message = [Filter("message_id", "==", message_id)]
         dead_letters = self._store.query(dead_letters_collection(workspace_id), by_message)
         event_letter = next((d for d in dead_letters if d.get("kind") == EVENT_KIND), None)
         if entry is None and event_letter is None:
             raise NotFound(f"no event with messageId {message_id}", field="messageId")
-        if entry is None:
-            # Set aside before it could be claimed (text no store holds): its dead letter is
-            # all there is.
+        if entry is None or (entry.get("state") == "claimed" and event_letter is not None):
+            # Set aside before it could be claimed (text no store holds), or claimed by a
+            # message Pub/Sub gave up on: its dead letter says what the log cannot.
             assert event_letter is not None
             entry = {
                 "source_id": event_letter.get("source_id"),
                 "event_type": event_letter.get("event_type"),
                 "received_at": event_letter.get("created_at"),
                 "state": "dead_lettered",
+                **(entry or {}),
             }
-        deliveries = self._store.query(deliveries_collection(workspace_id), by_message)
+        deliveries = deliveries_of_event(self._store, workspace_id, message_id)
         stages = _event_stages(entry)
         for delivery in deliveries:
             stages.extend(_delivery_stages(delivery))

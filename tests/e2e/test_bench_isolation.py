@@ -166,7 +166,7 @@ def test_an_interrupted_pipeline_bench_leaves_nothing_active(
         workspace_id = found.group(1)
         # Mid-run: the bench's rule is routing its events to its receiver.
         assert wait_until(
-            lambda: bench.store.list_documents(f"workspaces/{workspace_id}/deliveries"), 30
+            lambda: bench.store.list_documents(f"workspaces/{workspace_id}/delivery_batches"), 30
         ), f"no delivery in the bench's workspace:\n{log.read_text()}"
         live = workspace_contents(bench, workspace_id)
         assert len(live["rules"]) == 1 and len(live["destinations"]) == 1, live

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from requests.structures import CaseInsensitiveDict
 
 from emulators.dev import LocalStack
 from emulators.stack import HOST
@@ -37,9 +38,10 @@ def gateway_port(tenant: Tenant) -> int:
 
 def post_chunked(
     port: int, path: str, body: bytes, headers: dict[str, str], chunk_size: int = 8192
-) -> tuple[int, dict[str, str], Any]:
+) -> tuple[int, CaseInsensitiveDict[str], Any]:
     """POST `body` with Transfer-Encoding: chunked and no Content-Length, as HttpURLConnection
-    in chunked streaming mode (analytics-kotlin) sends it."""
+    in chunked streaming mode (analytics-kotlin) sends it. Header names are compared without
+    case, as HTTP has them (uvicorn sends them lower-cased)."""
     connection = http.client.HTTPConnection(HOST, port, timeout=30)
     try:
         chunks = (body[i : i + chunk_size] for i in range(0, len(body), chunk_size))
@@ -52,7 +54,8 @@ def post_chunked(
         )
         response = connection.getresponse()
         data = response.read()
-        return response.status, dict(response.getheaders()), json.loads(data) if data else None
+        answered = CaseInsensitiveDict(response.getheaders())
+        return response.status, answered, json.loads(data) if data else None
     finally:
         connection.close()
 
@@ -177,7 +180,7 @@ def test_a_chunked_upload_is_limited_while_it_is_read(
         assert headers["Access-Control-Allow-Origin"] == ORIGIN
 
 
-def send_capture(port: int, capture: Capture) -> tuple[int, dict[str, str], Any]:
+def send_capture(port: int, capture: Capture) -> tuple[int, CaseInsensitiveDict[str], Any]:
     if capture.chunked:
         return post_chunked(port, capture.path, capture.body, capture.headers)
     connection = http.client.HTTPConnection(HOST, port, timeout=30)
@@ -185,7 +188,8 @@ def send_capture(port: int, capture: Capture) -> tuple[int, dict[str, str], Any]
         connection.request(capture.method, capture.path, body=capture.body, headers=capture.headers)
         response = connection.getresponse()
         data = response.read()
-        return response.status, dict(response.getheaders()), json.loads(data) if data else None
+        answered = CaseInsensitiveDict(response.getheaders())
+        return response.status, answered, json.loads(data) if data else None
     finally:
         connection.close()
 

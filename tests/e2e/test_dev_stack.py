@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import valkey
 
 from emulators.processes import group_alive, read_pid_file, tcp_open
 from emulators.stack import REPO_ROOT
@@ -30,6 +31,7 @@ def own_ports() -> dict[str, str]:
         "STREAMS_FIRESTORE_PORT": str(ports.functions + 41),
         "STREAMS_BIGQUERY_PORT": str(ports.functions + 42),
         "STREAMS_BIGQUERY_GRPC_PORT": str(ports.functions + 43),
+        "STREAMS_VALKEY_PORT": str(ports.functions + 44),
     }
 
 
@@ -44,6 +46,7 @@ DEV_KEYS = {
     "firestore_emulator_host",
     "warehouse_dataset",
     "bigquery_emulator_url",
+    "valkey_url",
 }
 
 
@@ -102,6 +105,12 @@ def test_dev_stack_serves_bootstraps_and_stops_cleanly(tmp_path: Path) -> None:
             timeout=10,
         )
         assert tracked.status_code == 200 and tracked.json()["accepted"] == 1
+        # process claimed it in the stack's own Valkey (the deduplication window).
+        claims = valkey.Valkey.from_url(dev["valkey_url"])
+        deadline = time.monotonic() + 30
+        while not list(claims.scan_iter(match=b"c:*")):
+            assert time.monotonic() < deadline, "process claimed nothing in Valkey"
+            time.sleep(0.2)
         assert requests.get(f"{gateway}/openapi.json", timeout=10).json()["openapi"] == "3.1.0"
         assert requests.get(f"{gateway}/no/such/path", timeout=10).status_code == 404
 

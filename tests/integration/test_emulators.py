@@ -64,16 +64,18 @@ def _group_commands(pgid: int) -> list[str]:
     return commands
 
 
-def test_all_three_are_healthy(stack: EmulatorStack) -> None:
+def test_all_are_healthy(stack: EmulatorStack) -> None:
     assert stack_status(stack.ports, stack.project_id) == {
         "pubsub": True,
         "firestore": True,
         "bigquery": True,
+        "valkey": True,
     }
     env = stack.env()
     assert env["PUBSUB_EMULATOR_HOST"] == f"127.0.0.1:{stack.ports.pubsub}"
     assert env["BIGQUERY_EMULATOR_URL"] == f"http://127.0.0.1:{stack.ports.bigquery}"
     assert env["GOOGLE_CLOUD_PROJECT"] == env["STREAMS_PROJECT_ID"] == stack.project_id
+    assert env["STREAMS_VALKEY_URL"] == f"valkey://127.0.0.1:{stack.ports.valkey}/0"
 
 
 def test_pubsub_create_topic_and_publish(emulator_env: EmulatorStack) -> None:
@@ -198,9 +200,9 @@ def test_second_start_reuses_running_emulators(stack: EmulatorStack) -> None:
 # In `make reliability`, to keep `make test` within its 15 minutes: the tooling's cleanup.
 @pytest.mark.reliability
 def test_stop_kills_every_process_of_each_group(tmp_path: Path) -> None:
-    pubsub, firestore_port, bq, bq_grpc = _free_ports(4)
+    pubsub, firestore_port, bq, bq_grpc, valkey = _free_ports(5)
     ports = EmulatorPorts(
-        pubsub=pubsub, firestore=firestore_port, bigquery=bq, bigquery_grpc=bq_grpc
+        pubsub=pubsub, firestore=firestore_port, bigquery=bq, bigquery_grpc=bq_grpc, valkey=valkey
     )
     own = start_stack(ports, "stop-test", state_dir=tmp_path)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import threading
@@ -15,6 +16,7 @@ from google.cloud import pubsub_v1
 
 from emulators.stack import EmulatorStack
 from shared.adapters.pubsub import PubSubPublisher, new_publisher_client
+from shared.adapters.pubsub_rest import AsyncGroupPublisher
 from shared.bootstrap import Services
 from shared.config import Settings
 from shared.domain.errors import Unavailable
@@ -125,10 +127,46 @@ def test_a_missing_topic_is_unavailable_and_fails_no_other_topic(
     assert len(pull_all(subscription, 20)) == 20
 
 
+def test_async_callers_on_one_loop_each_get_the_ids_of_their_own_messages(
+    client: pubsub_v1.PublisherClient, emulator_stack: EmulatorStack
+) -> None:
+    """Ingest's event loop: 300 concurrent requests share RPCs of the real publisher, each gets
+    its own messages' ids, and a missing topic fails only its own requests."""
+    topic, subscription = new_topic(client, emulator_stack.project_id)
+    missing = client.topic_path(emulator_stack.project_id, f"missing-{uuid.uuid4().hex[:8]}")
+    publisher = AsyncGroupPublisher(PubSubPublisher(client))
+
+    async def send(n: int) -> list[str] | Exception:
+        target = missing if n % 10 == 0 else topic
+        messages = [
+            (f"{n}-{k}".encode(), {"caller": str(n), "k": str(k)}) for k in range(1 + n % 3)
+        ]
+        try:
+            return await publisher.publish(target, messages)
+        except Unavailable as exc:
+            return exc
+
+    async def everyone() -> list[list[str] | Exception]:
+        return await asyncio.gather(*(send(n) for n in range(300)))
+
+    outcomes = asyncio.run(everyone())
+    expected = sum(1 + n % 3 for n in range(300) if n % 10)
+    received = pull_all(subscription, expected)
+    assert len(received) == expected
+    for n, outcome in enumerate(outcomes):
+        if n % 10 == 0:
+            assert isinstance(outcome, Unavailable) and "does not exist" in outcome.message
+            continue
+        assert isinstance(outcome, list) and len(outcome) == 1 + n % 3
+        for k, message_id in enumerate(outcome):
+            assert received[message_id] == (f"{n}-{k}".encode(), {"caller": str(n), "k": str(k)})
+
+
 def test_concurrent_track_requests_through_the_production_server(
     live_services: Services, serve_function: Callable[[str], str]
 ) -> None:
-    """gunicorn's threads share Publish RPCs; every 200 is an event on the topic."""
+    """The asynchronous server's requests share Publish RPCs; every 200 is an event on the
+    topic."""
     url = serve_function("ingest")
     workspace = live_services.workspaces.create("Group commit")
     source = live_services.sources.create(workspace.id, "concurrent", "t")

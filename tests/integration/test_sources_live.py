@@ -132,11 +132,17 @@ def test_publish_to_missing_topic_is_503_not_500(
 ) -> None:
     workspace_id, _ = tenant
     source = live_services.sources.create(workspace_id, "Web", "t")
+    publisher = pubsub_v1.PublisherClient()
     with contextlib.suppress(gexc.NotFound):
-        pubsub_v1.PublisherClient().delete_topic(request={"topic": source.pubsub_topic})
-    response = function_client("ingest").post(
-        "/v1/track", json={"event": "e", "userId": "u"}, headers={"X-Write-Key": source.key}
-    )
+        publisher.delete_topic(request={"topic": source.pubsub_topic})
+    try:
+        response = function_client("ingest").post(
+            "/v1/track", json={"event": "e", "userId": "u"}, headers={"X-Write-Key": source.key}
+        )
+    finally:
+        # A source without its topic cannot be wired: later stacks on these emulators wire
+        # every source there is.
+        publisher.create_topic(request={"name": source.pubsub_topic})
     assert response.status_code == 503
     assert int(response.headers["Retry-After"]) > 0
 

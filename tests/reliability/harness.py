@@ -24,7 +24,7 @@ from shared.api.routes import ROUTES
 from shared.bootstrap import Services
 from shared.config import Settings
 from shared.destinations.outbound import UrlGuard
-from shared.domain.pipeline import decode_deliveries, parse_source_message
+from shared.domain.pipeline import decode_deliveries, message_batch_id, parse_source_message
 from shared.http.routing import Route
 from shared.services.deliver import RetryDelivery
 from shared.services.live import LiveFeed
@@ -33,7 +33,7 @@ from tests.fakes import (
     FakeServices,
     InMemoryConfigStore,
 )
-from tests.functions import ROOT
+from tests.functions import ROOT, wsgi_app
 from tests.unit.pipeline_fixtures import FakeSender, http_error
 
 PUBLIC_ADDRESS = "93.184.215.14"  # any globally routable address: nothing is ever sent there
@@ -90,8 +90,10 @@ def function_app(name: str) -> Any:
     """functions-framework's WSGI app of `functions/<name>/main.py` (built once per process)."""
     with _apps_lock:
         if name not in _apps:
-            _apps[name] = functions_framework.create_app(
-                target=name, source=str(ROOT / "functions" / name / "main.py")
+            _apps[name] = wsgi_app(
+                functions_framework.create_app(
+                    target=name, source=str(ROOT / "functions" / name / "main.py")
+                )
             )
         return _apps[name]
 
@@ -424,7 +426,7 @@ def seed_tenant(
 @dataclass
 class _Pump:
     consumed: dict[str, int] = field(default_factory=dict)
-    retrying: list[bytes] = field(default_factory=list)
+    retrying: list[tuple[bytes, dict[str, str]]] = field(default_factory=list)
 
 
 _pumps: weakref.WeakKeyDictionary[Services, _Pump] = weakref.WeakKeyDictionary()
@@ -441,8 +443,8 @@ def run_pipeline(services: FakeServices, refuse_with: int | None = None) -> int:
         sender.results.extend(http_error(refuse_with) for _ in range(50))
     pump = _pumps.setdefault(services, _Pump())
     retries, pump.retrying = pump.retrying, []
-    for data in retries:
-        _deliver(services, pump, data)
+    for data, attributes in retries:
+        _deliver(services, pump, data, attributes)
     moved = True
     while moved:
         moved = False
@@ -456,14 +458,15 @@ def run_pipeline(services: FakeServices, refuse_with: int | None = None) -> int:
                         parse_source_message(data, attributes, f"ps-{topic}-{index}")
                     )
                 elif "streams-deliveries-" in topic:
-                    _deliver(services, pump, data)
+                    _deliver(services, pump, data, attributes)
                 elif topic.endswith(services.settings.dead_letters_topic):
                     services.dead_letters.record(data, attributes)
     return len(pump.retrying)
 
 
-def _deliver(services: FakeServices, pump: _Pump, data: bytes) -> None:
+def _deliver(services: FakeServices, pump: _Pump, data: bytes, attributes: dict[str, str]) -> None:
     try:
-        services.deliverer.deliver_all(decode_deliveries(data))
+        batch_id = message_batch_id(data, attributes)
+        services.deliverer.deliver_all(decode_deliveries(data), batch_id)
     except RetryDelivery:
-        pump.retrying.append(data)
+        pump.retrying.append((data, attributes))

@@ -19,14 +19,16 @@ from shared.domain.pipeline import (
     DeliveryMessage,
     SourceMessage,
     decode_deliveries,
+    delivery_batches_collection,
     delivery_id,
-    delivery_path,
-    event_log_path,
+    message_batch_id,
 )
 from shared.domain.routing import destination_path, rule_path, rules_collection
 from shared.ports import Document, OutboundRequest, Sender, SendResult
+from shared.services.claims import StoreClaims
 from shared.services.dead_letters import DeadLetters
 from shared.services.deliver import Deliverer, DeliveryOutcome, RetryDelivery
+from shared.services.event_log import EventLog
 from shared.services.privacy import PrivacyFilter
 from shared.services.process import Processor, ProcessOutcome, Validator
 from shared.services.trace import Traces
@@ -40,6 +42,8 @@ DELIVERIES_TOPIC = "projects/test-project/topics/streams-deliveries"
 DEAD_LETTERS_TOPIC = "projects/test-project/topics/streams-dead-letters"
 CUSTOMER_TOPIC = "projects/customer-project/topics/events-out"
 START = datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC)
+# The record of the one deliveries-topic message a test pushes (again) with `deliver_all`.
+BATCH_ID = "b" * 40
 WEBHOOK_CONFIG = {"url": "https://hooks.example.com/in", "secret": "s3cret-s3cret-s3cret"}
 GA4_CONFIG = {"measurement_id": "G-ABC123", "api_secret": "ga4-secret"}
 
@@ -179,8 +183,10 @@ class Pipeline:
     deliverer: Deliverer
     dead_letters: DeadLetters
     traces: Traces
+    event_log: EventLog
+    claims: StoreClaims
     consumed: dict[str, int] = field(default_factory=dict)
-    retrying: list[bytes] = field(default_factory=list)
+    retrying: list[tuple[bytes, dict[str, str]]] = field(default_factory=list)
 
     def process(self, message: SourceMessage) -> ProcessOutcome:
         return self.processor.process(message)
@@ -199,14 +205,14 @@ class Pipeline:
     def pump_deliveries(self) -> list[DeliveryOutcome | RetryDelivery]:
         """Run deliver once on every new delivery message, and again on those that raised
         `RetryDelivery` last time (Pub/Sub's push and redelivery)."""
-        pending = self.retrying + [data for data, _ in self._take(DELIVERIES_TOPIC)]
+        pending = self.retrying + self._take(DELIVERIES_TOPIC)
         self.retrying = []
         outcomes: list[DeliveryOutcome | RetryDelivery] = []
-        for data in pending:
+        for data, attributes in pending:
             try:
-                outcomes.extend(self.deliverer.deliver_all(decode_deliveries(data)))
+                outcomes.extend(self.push(data, attributes))
             except RetryDelivery as retry:
-                self.retrying.append(data)
+                self.retrying.append((data, attributes))
                 outcomes.append(retry)
         return outcomes
 
@@ -223,11 +229,26 @@ class Pipeline:
             for letter in self.dead_letters.record(data, attrs)
         ]
 
+    def push(self, data: bytes, attributes: dict[str, str]) -> list[DeliveryOutcome]:
+        """Deliver one deliveries-topic message, as the deliver function's entry does."""
+        batch_id = message_batch_id(data, attributes)
+        return self.deliverer.deliver_all(decode_deliveries(data), batch_id)
+
     def delivery(self, delivery_id: str, workspace_id: str = WORKSPACE_ID) -> Document | None:
-        return self.store.get(delivery_path(workspace_id, delivery_id))
+        """The delivery as the record that attempted it last holds it."""
+        entries = [
+            record["deliveries"][delivery_id]
+            for record in self.batch_records(workspace_id)
+            if delivery_id in record["deliveries"]
+        ]
+        return max(entries, key=lambda entry: entry["updated_at"], default=None)
+
+    def batch_records(self, workspace_id: str = WORKSPACE_ID) -> list[Document]:
+        """Deliver's records, one per deliveries-topic message it attempted."""
+        return self.store.list_documents(delivery_batches_collection(workspace_id))
 
     def log_entry(self, message_id: str, workspace_id: str = WORKSPACE_ID) -> Document | None:
-        return self.store.get(event_log_path(workspace_id, message_id))
+        return self.event_log.entries(workspace_id, [message_id])[message_id]
 
 
 def make_pipeline(
@@ -246,6 +267,8 @@ def make_pipeline(
     publisher = publisher or FakePublisher()
     fake_sender = FakeSender(list(results or []))
     the_clock = clock or Clock()
+    claims = StoreClaims(store, the_clock)
+    event_log = EventLog(store, claims)
     # No caching: a test's config change shows at once.
     config = WorkspaceConfig(store, ttl_seconds=0)
     return Pipeline(
@@ -264,6 +287,7 @@ def make_pipeline(
             observers=observers,
             clock=the_clock,
             privacy=PrivacyFilter(store, ttl_seconds=0) if privacy else None,
+            claims=claims,
         ),
         deliverer=Deliverer(
             store,
@@ -277,8 +301,10 @@ def make_pipeline(
             topic_guard=TopicGuard(PROJECT_ID),
             clock=the_clock,
         ),
-        dead_letters=DeadLetters(store, publisher, one_topic, clock=the_clock),
-        traces=Traces(store),
+        dead_letters=DeadLetters(store, publisher, one_topic, event_log, clock=the_clock),
+        traces=Traces(store, event_log),
+        event_log=event_log,
+        claims=claims,
     )
 
 

@@ -36,7 +36,6 @@ from tests.unit.test_terraform import ROOT, TERRAFORM, _parse, deployed_function
 
 FUNCTION_MODULE = Path("modules/function")
 PACKAGE_TF = FUNCTION_MODULE / "package.tf"
-RUNTIMES = ("3.11", "3.12")
 HASH = re.compile(r"--hash=sha256:[0-9a-f]{64}")
 # Not valid UTF-8 (file() would refuse it), with NUL and high bytes: a binary asset.
 BINARY_ASSET = b"\x89PNG\r\n\x1a\n\x00\xff\xfe" + bytes(range(256)) * 4
@@ -53,6 +52,8 @@ def _load_build() -> ModuleType:
 
 
 build = _load_build()
+# The runtimes the lock is resolved for (3.11 at a patch release past 3.11.3: terraform/build.py).
+RUNTIMES: tuple[str, ...] = build.PYTHON_VERSIONS
 
 
 # --- the lock file: checkers ----------------------------------------------------------------
@@ -89,15 +90,16 @@ def pin_problems(lock: Path) -> list[str]:
 
 def marker_environment(python: str) -> dict[str, str]:
     """The functions' runtime: Cloud Functions' Linux x86_64, CPython `python`."""
+    full = python if python.count(".") == 2 else f"{python}.0"
     return {
         "implementation_name": "cpython",
-        "implementation_version": f"{python}.0",
+        "implementation_version": full,
         "os_name": "posix",
         "platform_machine": "x86_64",
         "platform_python_implementation": "CPython",
         "platform_system": "Linux",
-        "python_full_version": f"{python}.0",
-        "python_version": python,
+        "python_full_version": full,
+        "python_version": ".".join(full.split(".")[:2]),
         "sys_platform": "linux",
     }
 

@@ -147,7 +147,7 @@ def setup() -> Setup:
         pipeline,
         EventContracts(store, clock=clock),
         validator,
-        Quarantine(store, publisher, validator, clock=clock),
+        Quarantine(store, publisher, validator, pipeline.event_log, clock=clock),
         monotonic,
     )
 
@@ -419,11 +419,11 @@ def test_replay_skips_events_processed_meanwhile_and_sources_that_are_gone(setup
     )
     # msg-1's log entry says it passed (a concurrent replay got there first).
     entry = setup.pipeline.log_entry("msg-1")
-    assert entry is not None
-    setup.store.documents[f"workspaces/{WORKSPACE_ID}/event_log/{event_key('msg-1')}"] = {
-        **entry,
-        "blocked": False,
-    }
+    assert entry is not None and entry["blocked"] is True
+    record = setup.store.documents[
+        f"workspaces/{WORKSPACE_ID}/event_log/{event_key(entry['pubsub_message_id'])}"
+    ]
+    record["events"][event_key("msg-1")]["blocked"] = False
     del setup.store.documents[source_path(WORKSPACE_ID, SOURCE_ID)]
 
     report = setup.quarantine.replay(WORKSPACE_ID, QuarantineQuery(), dry_run=False)

@@ -64,7 +64,11 @@ def clock(services: FakeServices) -> Clock:
         contract_validator=ContractValidator(services.store, 0, clock=the_clock),
     )
     services.__dict__["quarantine"] = Quarantine(
-        services.store, services.publisher, services.contract_validator, clock=the_clock
+        services.store,
+        services.publisher,
+        services.contract_validator,
+        services.event_log,
+        clock=the_clock,
     )
     return the_clock
 

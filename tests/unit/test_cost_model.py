@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +16,12 @@ from bench.cost import doc, model, prices, rudderstack
 from bench.cost.__main__ import main
 from bench.cost.inputs import INPUTS_PATH, PerFunction, inputs_from_json, load_inputs
 from bench.cost.sizes import FunctionSize, function_sizes, memory_gib
+from shared.domain.event import CanonicalEvent
+from shared.domain.pipeline import DeliveryMessage, event_key
+from shared.domain.routing import Destination
+from shared.services.claims import _claim
+from shared.services.deliver import Attempt, batch_record, delivery_entry
+from shared.services.process import _entry
 
 MONTH = model.SECONDS_PER_MONTH
 SIZES = {
@@ -25,6 +33,10 @@ SIZES = {
 
 def batched() -> model.Mix:
     return load_inputs().mixes["batched"]
+
+
+def with_claims_in(mix: model.Mix, store: str) -> model.Mix:
+    return replace(mix, dedup_store=store)
 
 
 # --- the committed doc ----------------------------------------------------------------------
@@ -46,8 +58,10 @@ def test_check_fails_on_an_edited_table_and_a_rewrite_restores_it(tmp_path: Path
 
 def test_a_changed_input_changes_the_table(tmp_path: Path) -> None:
     raw = json.loads(INPUTS_PATH.read_text())
-    # One read and one write per event (measured: more), no deletes but the TTL's.
-    raw["mixes"]["batched"]["firestore"] = {"reads": 1.0, "writes": 1.0, "deletes": 0.0}
+    # 0.1 read and 0.1 write per event (one each per message of 10), no deletes but the TTL's;
+    # Firestore claims made dearer, so that every column keeps Valkey's.
+    raw["mixes"]["batched"]["firestore"] = {"reads": 0.1, "writes": 0.1, "deletes": 0.0}
+    raw["mixes"]["batched_firestore_claims"]["firestore"]["writes"] = 9.0
     changed = tmp_path / "inputs.json"
     changed.write_text(json.dumps(raw))
     out = tmp_path / "COST.md"
@@ -56,8 +70,9 @@ def test_a_changed_input_changes_the_table(tmp_path: Path) -> None:
     firestore_row = next(
         line for line in out.read_text().splitlines() if line.startswith("| Firestore operations")
     )
-    # At 1B: 1B reads $300, 1B writes $900, 1B TTL deletes $100, less 30 days of free tiers.
-    assert firestore_row.endswith("| $1,299 |")
+    # At 1B: 100M reads $30, 100M writes $90, 200M TTL deletes (a record per source and per
+    # deliveries message) $20, less 30 days of free tiers ($0.45 + $0.54 + $0.06).
+    assert firestore_row.endswith("| $139 |")
     assert main(["--check", "--inputs", str(changed), "--doc", str(out)]) == 0
     # The committed doc no longer matches those inputs, nor the rewritten doc the committed ones.
     assert main(["--check", "--inputs", str(changed)]) == 1
@@ -117,8 +132,146 @@ def test_firestore_free_tier_is_per_day() -> None:
 
 
 def test_ttl_deletes_are_added_to_the_deletes_counted_at_the_adapter() -> None:
-    mix = replace(batched(), firestore_deletes=0.5)
-    assert model.firestore_deletes(mix) == 1.5
+    # A record per source message and per deliveries message: 10 events a message.
+    mix = replace(
+        with_claims_in(batched(), "valkey"),
+        firestore_deletes=0.5,
+        requests=PerFunction(ingest=0.1, process=0.1, deliver=0.1),
+    )
+    assert model.ttl_deletes(mix) == pytest.approx(0.2)
+    assert model.firestore_deletes(mix) == pytest.approx(0.7)
+    # Firestore claims: one more expiry per event.
+    assert model.ttl_deletes(with_claims_in(mix, "firestore")) == pytest.approx(1.2)
+    # One event a request: a record of each kind per event.
+    single = replace(mix, requests=PerFunction(ingest=1.0, process=1.0, deliver=1.0))
+    assert model.ttl_deletes(single) == pytest.approx(2.0)
+    reads_writes = single.firestore_reads + single.firestore_writes
+    assert model.firestore_operations_per_event(single) == pytest.approx(reads_writes + 2.5)
+
+
+def test_firestore_storage_holds_48_hours_of_logs_and_claims_and_30_days_of_batches() -> None:
+    mix = replace(
+        with_claims_in(batched(), "firestore"),
+        requests=PerFunction(ingest=0.1, process=0.1, deliver=0.1),
+        deliveries=1.0,
+    )
+    events = 720_000_000  # 1M an hour in a 720-hour month: 48 hours hold 48M events
+    event_log = 48e6 * (0.1 * 300 + 600)
+    batches = 720e6 * (0.1 * 500 + 900)
+    claims = 48e6 * 200
+    expected = (event_log + batches + claims) * 2  # doubled: names, field overhead, indexes
+    assert model.firestore_stored_bytes(mix, events) == pytest.approx(expected)
+    valkey = with_claims_in(mix, "valkey")
+    assert model.firestore_stored_bytes(valkey, events) == pytest.approx(expected - claims * 2)
+
+
+def test_the_record_sizes_assumed_cover_the_codes_documents() -> None:
+    now = datetime(2026, 12, 3, tzinfo=UTC)
+
+    def size(document: dict[str, Any]) -> int:
+        return len(json.dumps(document, default=str, separators=(",", ":")))
+
+    def event(n: int) -> CanonicalEvent:
+        return {"messageId": f"ajs-{n:032x}", "type": "track", "receivedAt": now.isoformat()}
+
+    def entry(n: int) -> dict[str, Any]:
+        delivery = {"delivery_id": "d" * 77, "rule_id": "r" * 36, "destination_id": "x" * 36}
+        at = now.isoformat()
+        return _entry(
+            event(n), blocked=False, violations=[], stored_at=at, routed_at=at,
+            deliveries=[delivery], skipped=[],
+        )  # fmt: skip
+
+    common = {
+        "workspace_id": "w" * 36,
+        "source_id": "s" * 36,
+        "pubsub_message_id": "1" * 17,
+        "claimed_at": now.isoformat(),
+        "expires_at": now,
+    }
+    one, ten = (
+        {**common, "events": {event_key(f"{n}"): entry(n) for n in range(k)}} for k in (1, 10)
+    )
+    per_entry = (size(ten) - size(one)) / 9
+    assert per_entry <= model.EVENT_LOG_ENTRY_BYTES
+    assert size(one) - per_entry <= model.EVENT_LOG_RECORD_BYTES
+
+    webhook = Destination(
+        id="x" * 36,
+        workspace_id="w" * 36,
+        name="receiver",
+        type="webhook",
+        config={},
+        created_at=now.isoformat(),
+        updated_at=now.isoformat(),
+    )
+    messages = [
+        DeliveryMessage("d" * 77, "w" * 36, f"ajs-{n:032x}", "r" * 36, "x" * 36, None, event(n))
+        for n in range(10)
+    ]
+    entries = {
+        f"{m.delivery_id}{n}": delivery_entry(
+            None, m, webhook, 1, Attempt("delivered", "HTTP 200", 200), now
+        )
+        for n, m in enumerate(messages)
+    }
+    first = dict(list(entries.items())[:1])
+    one, ten = (batch_record("b" * 64, messages[0], None, e, now) for e in (first, entries))
+    per_delivery = (size(ten) - size(one)) / 9
+    assert per_delivery <= model.DELIVERY_ENTRY_BYTES
+    assert size(one) - per_delivery <= model.DELIVERY_BATCH_RECORD_BYTES
+    # A claim and its document name (workspaces/{ws}/event_claims/{key}).
+    name = len(f"workspaces/{'w' * 36}/event_claims/{event_key('x')}")
+    assert size(_claim("1" * 17, now)) + name <= model.CLAIM_BYTES
+
+
+def test_valkey_is_sized_at_most_half_full_on_the_smallest_node_type() -> None:
+    # 48/730 of a month's events, 120 bytes each.
+    assert model.valkey_window_bytes(730_000_000) == pytest.approx(48e6 * 120)
+    # shared-core-nano holds 0.56 GB half full: 70.97M events a month.
+    assert model.valkey_capacity_events(model.VALKEY_NODES[0]) == pytest.approx(
+        0.56e9 / 120 * 730 / 48
+    )
+    assert model.valkey_node(1_000_000).name == "shared-core-nano"
+    assert model.valkey_node(100_000_000).name == "standard-small"  # 0.79 GB of 2.6
+    assert model.valkey_node(500_000_000).name == "highmem-medium"  # 3.95 GB of 5.2
+    # 1B: 7.89 GB fits no priced type half full: the largest, 76% full.
+    assert model.valkey_node(1_000_000_000).name == "highmem-medium"
+    assert model.valkey_fill(1_000_000_000) == pytest.approx(7.8904e9 / 10.4e9, rel=1e-3)
+    # One node, no replica, 730 hours: $0.12 an hour is $87.60 a month.
+    valkey = with_claims_in(batched(), "valkey")
+    assert model.dedup_store_cost(valkey, 100_000_000) == pytest.approx(87.6)
+    assert model.dedup_store_cost(with_claims_in(valkey, "firestore"), 100_000_000) == 0.0
+
+
+def test_each_volume_takes_the_cheaper_dedup_store() -> None:
+    valkey = with_claims_in(batched(), "valkey")
+    # Firestore claims: one write per event more, and its TTL delete (added by the model).
+    firestore = replace(
+        with_claims_in(valkey, "firestore"), firestore_writes=valkey.firestore_writes + 1.0
+    )
+    traffic = model.Traffic(valkey=valkey, firestore=firestore)
+    # 1M: the claims' 1M writes and deletes are inside 30 days of free tiers (600,000 each)
+    # but for $0.36 + $0.04, plus storage under the free GiB; a nano node costs $21.90.
+    assert model.chosen_store(traffic, 1_000_000, SIZES) == "Firestore claims"
+    small = model.cheapest_bill(traffic, 1_000_000, SIZES)
+    assert small.lines[model.DEDUP_LINE] == 0.0
+    # 1B: $900 of writes and $100 of deletes against a highmem-medium node's $182.50.
+    assert model.chosen_store(traffic, 1_000_000_000, SIZES).startswith("Valkey")
+    large = model.cheapest_bill(traffic, 1_000_000_000, SIZES)
+    assert large.lines[model.DEDUP_LINE] == pytest.approx(0.25 * 730)
+    assert 1_000_000 < model.break_even(traffic, SIZES) < 1_000_000_000
+
+
+def test_single_traffic_with_firestore_claims_adds_the_batched_runs_claim_operations() -> None:
+    inputs = load_inputs()
+    single, batched_valkey = inputs.mixes["single"], inputs.mixes["batched"]
+    batched_firestore = inputs.mixes["batched_firestore_claims"]
+    derived = model.traffics(inputs.mixes)["single"].firestore
+    assert derived.dedup_store == "firestore"
+    added = batched_firestore.firestore_writes - batched_valkey.firestore_writes
+    assert derived.firestore_writes == pytest.approx(single.firestore_writes + max(0.0, added))
+    assert derived.cpu_ms == single.cpu_ms
 
 
 def test_pubsub_bills_each_push_at_least_one_kilobyte() -> None:
@@ -136,7 +289,7 @@ def test_bigquery_bills_each_row_at_least_one_kilobyte() -> None:
 
 
 def test_an_idle_deployment_pays_its_edge_and_its_warm_instance() -> None:
-    mix = batched()
+    mix = with_claims_in(batched(), "firestore")
     assert model.idle_instances_cost(mix, 0.0, SIZES) == pytest.approx(MONTH * 2 * 0.0000025)
     assert model.load_balancer_cost(mix, 0.0) == pytest.approx(730 * 0.025)
     assert model.cloud_armor_cost(mix, 0.0) == pytest.approx(5 + 6 * 1)
@@ -162,8 +315,9 @@ def test_api_gateway_calls_beyond_a_billion_are_cheaper() -> None:
 def test_targets_report_whether_they_are_met() -> None:
     assert model.Target("x", 5.0, 4.99).met
     assert not model.Target("x", 5.0, 5.01).met
-    found = model.targets(batched(), SIZES)
-    small = model.monthly_bill(batched(), model.TARGET_EVENTS_SMALL, SIZES)
+    traffic = model.traffics(load_inputs().mixes)["batched"]
+    found = model.targets(traffic, SIZES)
+    small = model.cheapest_bill(traffic, model.TARGET_EVENTS_SMALL, SIZES)
     assert found[1].value == pytest.approx(small.total)
 
 

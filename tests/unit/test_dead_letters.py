@@ -12,9 +12,7 @@ from shared.domain.pipeline import (
     InvalidMessage,
     dead_letter_path,
     decode_deliveries,
-    delivery_path,
 )
-from shared.ports import Write
 from shared.services.dead_letters import PUBSUB_DEAD_LETTER_COUNT, DeadLetterQuery
 from tests.unit.pipeline_fixtures import (
     DEAD_LETTERS_TOPIC,
@@ -223,9 +221,10 @@ def test_replay_skips_delivered_deliveries_and_letters_already_replayed() -> Non
     pipeline.dead_letters.replay(
         WORKSPACE_ID, DeadLetterQuery(ids=[messages["a"].delivery_id]), False
     )
-    # Delivered meanwhile (e.g. by a Pub/Sub redelivery that finally got through).
-    delivered = delivery_path(WORKSPACE_ID, messages["b"].delivery_id)
-    pipeline.store.commit([Write("set", delivered, {"status": "delivered", "attempts": 4})])
+    # Delivered meanwhile, in another message's record (a replay another request made).
+    add_destination(pipeline.store, "dest-2")
+    replayed = DeliveryMessage(**{**messages["b"].__dict__, "replay": True})
+    assert pipeline.deliverer.deliver(replayed).status == "delivered"
     before = len(pipeline.published(DELIVERIES_TOPIC))
 
     report = pipeline.dead_letters.replay(WORKSPACE_ID, DeadLetterQuery(), dry_run=False)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 import pytest
 
 from shared.destinations.base import OutboundRequest
 from shared.destinations.outbound import HttpSender, UrlGuard
+from shared.destinations.pubsub import TopicGuard
 from shared.destinations.webhook import (
     MESSAGE_ID_HEADER,
     SIGNATURE_HEADER,
@@ -18,14 +21,45 @@ from shared.destinations.webhook import (
 )
 from shared.domain.errors import Unavailable
 from shared.domain.event import CanonicalEvent
-from shared.domain.pipeline import HISTORY_LIMIT, DeliveryMessage
-from shared.services.deliver import RetryDelivery
-from tests.fakes import FakePublisher
+from shared.domain.pipeline import (
+    BATCH_ID_ATTRIBUTE,
+    BATCH_MAX_DELIVERIES,
+    HISTORY_LIMIT,
+    DeliveryMessage,
+    decode_deliveries,
+    delivery_batch_path,
+    delivery_id,
+    encode_deliveries,
+    message_batch_id,
+)
+from shared.domain.stored_documents import (
+    MAX_DOCUMENT_BYTES,
+    document_size,
+    encode_document,
+    value_size,
+)
+from shared.ports import ConfigStore, Document, Filter, Write
+from shared.services.deliver import (
+    ENTRY_BYTES,
+    TRACE_LOG_LINES,
+    Attempt,
+    Deliverer,
+    RetryDelivery,
+    batch_record,
+    delivery_entry,
+)
+from shared.services.delivery_records import deliveries_of_event
+from shared.services.workspace_config import WorkspaceConfig
+from tests.fakes import FakePublisher, InMemoryConfigStore
 from tests.unit.pipeline_fixtures import (
+    BATCH_ID,
     CUSTOMER_TOPIC,
     DEAD_LETTERS_TOPIC,
     GA4_CONFIG,
+    PROJECT_ID,
+    START,
     WEBHOOK_CONFIG,
+    WORKSPACE_ID,
     Pipeline,
     add_destination,
     add_rule,
@@ -209,7 +243,7 @@ def test_an_event_with_no_identity_is_rejected_by_a_destination_that_needs_one()
     rejected = delivery_message(rule_id="rule-ga4", destination_id="dest-ga4", event=anonymous)
     sent = delivery_message(rule_id="rule-hook", destination_id="dest-hook", event=anonymous)
 
-    outcomes = pipeline.deliverer.deliver_all([rejected, sent])
+    outcomes = pipeline.deliverer.deliver_all([rejected, sent], BATCH_ID)
 
     reason = "GA4 needs a userId or an anonymousId, and this event has neither"
     assert [(o.status, o.detail) for o in outcomes] == [
@@ -273,12 +307,19 @@ def test_a_replay_of_a_dead_lettered_delivery_is_attempted_again_from_attempt_on
     assert (outcome.status, outcome.attempts) == ("delivered", 1)
     record = record_of(pipeline, message)
     assert (record["status"], record["attempts"]) == ("delivered", 1)
-    assert [(h["status"], h["replay"]) for h in record["history"]] == [
-        ("retrying", False),
-        ("retrying", False),
-        ("dead_lettered", False),
-        ("delivered", True),
+    # The replay travelled in a message of its own: its record holds its attempts, and the
+    # first message's record still holds the first three.
+    histories = sorted(
+        [(h["status"], h["replay"]) for h in r["deliveries"][message.delivery_id]["history"]]
+        for r in pipeline.batch_records()
+    )
+    assert histories == [
+        [("delivered", True)],
+        [("retrying", False), ("retrying", False), ("dead_lettered", False)],
     ]
+    # The trace reads both: the event's deliveries, by messageId, in every record.
+    found = deliveries_of_event(pipeline.store, WORKSPACE_ID, message.message_id)
+    assert sorted(len(entry["history"]) for entry in found) == [1, 3]
     assert len(pipeline.sender.sent) == 4
 
 
@@ -404,3 +445,154 @@ def test_an_unsafe_destination_is_dead_lettered_by_the_real_sender() -> None:
     assert outcome.status == "dead_lettered"
     [envelope] = dead_letter_envelopes(pipeline)
     assert (envelope["reason_code"], envelope["last_http_status"]) == ("unsafe_destination", None)
+
+
+@dataclass
+class CountedStore:
+    """The pipeline's store, counting what deliver asks of it as Firestore bills it: each
+    document looked up or returned by a query is a read (an empty query one), each document
+    committed a write."""
+
+    store: InMemoryConfigStore
+    reads: int = 0
+    writes: int = 0
+
+    def get(self, path: str) -> Document | None:
+        self.reads += 1
+        return self.store.get(path)
+
+    def get_many(self, paths: list[str]) -> dict[str, Document | None]:
+        self.reads += len(paths)
+        return self.store.get_many(paths)
+
+    def query(self, collection: str, where: Iterable[Filter] = (), **order: Any) -> list[Document]:
+        found = self.store.query(collection, where, **order)
+        self.reads += max(1, len(found))
+        return found
+
+    def commit(self, writes: Iterable[Write]) -> None:
+        writes = list(writes)
+        self.writes += len(writes)
+        self.store.commit(writes)
+
+
+def counted_deliverer(pipeline: Pipeline) -> tuple[Deliverer, CountedStore]:
+    """A deliverer whose record reads and writes are counted; the destination is read through
+    the workspace config (cached for seconds in production, so not an operation per event)."""
+    counted = CountedStore(pipeline.store)
+    deliverer = Deliverer(
+        cast(ConfigStore, counted),
+        WorkspaceConfig(pipeline.store, ttl_seconds=0),
+        pipeline.sender,
+        pipeline.publisher,
+        DEAD_LETTERS_TOPIC,
+        3,
+        customer_publisher=pipeline.publisher,
+        topic_guard=TopicGuard(PROJECT_ID),
+        clock=pipeline.clock,
+    )
+    return deliverer, counted
+
+
+def test_a_message_of_ten_deliveries_costs_one_read_and_one_write() -> None:
+    pipeline = webhook_pipeline()
+    deliverer, counted = counted_deliverer(pipeline)
+    [(_, data, attributes)] = encode_deliveries(
+        [delivery_message(f"msg-{n}") for n in range(10)], "ps-1"
+    )
+
+    outcomes = deliverer.deliver_all(decode_deliveries(data), message_batch_id(data, attributes))
+
+    assert [o.status for o in outcomes] == ["delivered"] * 10
+    assert (counted.reads, counted.writes) == (1, 1)
+    [record] = pipeline.batch_records()
+    assert record["batch_id"] == attributes[BATCH_ID_ATTRIBUTE]
+    assert sorted(record["message_ids"]) == sorted(f"msg-{n}" for n in range(10))
+    assert sorted(record["delivery_ids"]) == sorted(record["deliveries"])
+    assert (record["destination_id"], record["updated_at"]) == ("dest-1", record["created_at"])
+
+
+def test_a_message_redelivered_after_success_sends_and_writes_nothing() -> None:
+    pipeline = webhook_pipeline()
+    deliverer, counted = counted_deliverer(pipeline)
+    [(_, data, attributes)] = encode_deliveries(
+        [delivery_message(f"msg-{n}") for n in range(10)], "ps-1"
+    )
+    batch_id = message_batch_id(data, attributes)
+    deliverer.deliver_all(decode_deliveries(data), batch_id)
+    before = copy.deepcopy(pipeline.batch_records())
+    counted.reads = counted.writes = 0
+
+    again = deliverer.deliver_all(decode_deliveries(data), batch_id)  # Pub/Sub redelivers
+
+    assert [(o.status, o.detail) for o in again] == [("delivered", "already done")] * 10
+    assert len(pipeline.sender.sent) == 10
+    assert (counted.reads, counted.writes) == (1, 0)
+    assert pipeline.batch_records() == before
+
+
+# The widest text: 4 bytes of UTF-8 a character.
+WIDE = "\U0001f600" * 2_000
+TRANSFORMED = {"at": "2024-03-01T12:00:00.000Z", "transformation_id": "t" * 36, "version": 3}
+
+
+@pytest.mark.parametrize(
+    ("attempt", "kept"),
+    [
+        # The longest detail, console output and transformation error.
+        (
+            Attempt(
+                "retrying", WIDE, 503, logs=[WIDE] * 50, transformed={**TRANSFORMED, "error": WIDE}
+            ),
+            2,
+        ),
+        # A long detail and nothing else: all the history the count allows.
+        (Attempt("retrying", "HTTP 503: " + "x" * 400, 503), HISTORY_LIMIT),
+    ],
+)
+def test_each_delivery_keeps_its_latest_attempts_within_its_share_of_the_record(
+    attempt: Attempt, kept: int
+) -> None:
+    message = delivery_message()
+    entry = None
+    for number in range(1, HISTORY_LIMIT + 10):
+        entry = delivery_entry(entry, message, None, number, attempt, START)
+    assert entry is not None
+
+    assert value_size(entry) <= ENTRY_BYTES
+    assert len(entry["history"]) >= kept  # the most the count or the bytes allow
+    latest = entry["history"][-1]
+    assert (entry["attempts"], latest["detail"]) == (HISTORY_LIMIT + 9, entry["last_detail"])
+    assert latest["detail"].endswith("...") and len(latest["detail"].encode()) <= 300
+    assert len(latest.get("logs", [])) in (0, TRACE_LOG_LINES)
+
+
+def test_a_full_record_of_the_largest_deliveries_fits_in_a_firestore_document() -> None:
+    # The longest messageIds (each character stored as a 6-byte escape) and deliveries taking
+    # all their share (ENTRY_BYTES): the most a record of a message can hold.
+    deliveries = [
+        DeliveryMessage(
+            **{
+                **delivery_message().__dict__,
+                "delivery_id": delivery_id(f"{n:02d}" + "\ud800" * 97, "rule-1"),
+                "message_id": f"{n:02d}" + "\ud800" * 97,
+            }
+        )
+        for n in range(BATCH_MAX_DELIVERIES)
+    ]
+    attempt = Attempt(
+        "retrying", WIDE, 503, logs=[WIDE] * 50, transformed={**TRANSFORMED, "error": WIDE}
+    )
+    entries: dict[str, Document] = {}
+    for delivery in deliveries:
+        entry = delivery_entry(None, delivery, None, 1, attempt, START)
+        padding = "x" * (ENTRY_BYTES - value_size(entry))
+        entries[delivery.delivery_id] = {**entry, "last_detail": entry["last_detail"] + padding}
+        assert value_size(entries[delivery.delivery_id]) == ENTRY_BYTES
+    path = delivery_batch_path(WORKSPACE_ID, "f" * 40)
+    record = batch_record("f" * 40, deliveries[0], None, entries, START)
+
+    assert document_size(path, encode_document(path, record)) <= MAX_DOCUMENT_BYTES
+    pipeline = make_pipeline()
+    pipeline.store.commit([Write("set", path, record)])  # as Firestore takes it
+    assert pipeline.batch_records()[0]["deliveries"] == entries

@@ -18,6 +18,7 @@ from shared.services.pacing import Pacer
 from shared.services.rate_limiter import RateLimiter
 from tests.fakes import InMemoryCounterStore
 from tests.unit.pipeline_fixtures import (
+    BATCH_ID,
     add_destination,
     dead_letter_envelopes,
     delivery_message,
@@ -48,7 +49,7 @@ def test_a_messages_deliveries_share_one_batch_request() -> None:
     pipeline = make_pipeline()
     add_destination(pipeline.store, "dest-1", type_="amplitude", config=dict(AMPLITUDE))
 
-    outcomes = pipeline.deliverer.deliver_all(messages(5))
+    outcomes = pipeline.deliverer.deliver_all(messages(5), BATCH_ID)
 
     assert [o.status for o in outcomes] == ["delivered"] * 5
     [request] = pipeline.sender.sent
@@ -61,7 +62,7 @@ def test_a_batch_refused_for_good_is_sent_again_one_delivery_at_a_time() -> None
     # The batch is refused (400), then each alone: only m1 is refused again.
     pipeline.sender.results.extend([http_error(400), ok(), http_error(400), ok()])
 
-    outcomes = pipeline.deliverer.deliver_all(messages(3))
+    outcomes = pipeline.deliverer.deliver_all(messages(3), BATCH_ID)
 
     assert [o.status for o in outcomes] == ["delivered", "dead_lettered", "delivered"]
     sent = [uploaded_ids(request.body) for request in pipeline.sender.sent]
@@ -77,7 +78,7 @@ def test_a_batch_to_retry_retries_every_delivery_in_it() -> None:
     pipeline.sender.results.append(http_error(503))
 
     with pytest.raises(RetryDelivery, match="3 of 3 to retry"):
-        pipeline.deliverer.deliver_all(messages(3))
+        pipeline.deliverer.deliver_all(messages(3), BATCH_ID)
     assert len(pipeline.sender.sent) == 1
 
 
@@ -96,7 +97,7 @@ def test_the_connector_reads_the_vendors_answer(monkeypatch: pytest.MonkeyPatch)
     )
 
     with pytest.raises(RetryDelivery):
-        pipeline.deliverer.deliver_all(messages(2))
+        pipeline.deliverer.deliver_all(messages(2), BATCH_ID)
 
 
 class FakeClock:
@@ -210,9 +211,9 @@ def test_files_go_through_the_file_writer(
 
     if status == "retry":
         with pytest.raises(RetryDelivery, match="503"):
-            pipeline.deliverer.deliver_all(messages(2))
+            pipeline.deliverer.deliver_all(messages(2), BATCH_ID)
         return
-    outcomes = pipeline.deliverer.deliver_all(messages(2))
+    outcomes = pipeline.deliverer.deliver_all(messages(2), BATCH_ID)
     assert [o.status for o in outcomes] == [status] * 2
     if status == "delivered":
         assert [f.name for f in files.written] == ["hour/m0-m1"]
@@ -249,7 +250,7 @@ def test_a_request_one_delivery_breaks_fails_only_that_delivery(
     monkeypatch.setattr(deliver_module, "connector_for", lambda kind: BreaksOnOne())
     add_destination(pipeline.store, "dest-1", type_="webhook")
 
-    outcomes = pipeline.deliverer.deliver_all(messages(3))
+    outcomes = pipeline.deliverer.deliver_all(messages(3), BATCH_ID)
 
     assert [o.status for o in outcomes] == ["delivered", "dead_lettered", "delivered"]
     assert len(pipeline.sender.sent) == 2  # m0 and m2, each alone

@@ -10,18 +10,23 @@ import pytest
 
 from shared.domain.event import CanonicalEvent
 from shared.domain.pipeline import (
+    BATCH_ID_ATTRIBUTE,
+    BATCH_ID_FORM,
     BATCH_MAX_DELIVERIES,
     DeliveryMessage,
     InvalidMessage,
     decode_deliveries,
     encode_deliveries,
+    message_batch_id,
 )
 from shared.ports import SendResult
 from shared.services import deliver as deliver_module
 from shared.services.dead_letters import PUBSUB_DEAD_LETTER_COUNT
 from shared.services.deliver import RetryDelivery
 from tests.unit.pipeline_fixtures import (
+    BATCH_ID,
     DEAD_LETTERS_TOPIC,
+    DELIVERIES_TOPIC,
     add_destination,
     add_rule,
     delivery_message,
@@ -133,7 +138,7 @@ def test_a_batch_settles_each_delivery_and_retries_only_the_unsettled() -> None:
     pipeline.sender.send = send  # type: ignore[method-assign]
 
     with pytest.raises(RetryDelivery, match="1 of 3 to retry"):
-        pipeline.deliverer.deliver_all(batch)
+        pipeline.deliverer.deliver_all(batch, BATCH_ID)
 
     records = {m.message_id: pipeline.delivery(m.delivery_id) or {} for m in batch}
     statuses = {message_id: record.get("status") for message_id, record in records.items()}
@@ -141,7 +146,8 @@ def test_a_batch_settles_each_delivery_and_retries_only_the_unsettled() -> None:
     [letter] = [json.loads(data) for data, _ in pipeline.published(DEAD_LETTERS_TOPIC)]
     assert letter["delivery"]["message_id"] == "msg-3"
 
-    outcomes = pipeline.deliverer.deliver_all(batch)  # Pub/Sub redelivers the whole message
+    # Pub/Sub redelivers the whole message.
+    outcomes = pipeline.deliverer.deliver_all(batch, BATCH_ID)
 
     assert [(o.status, o.detail) for o in outcomes] == [
         ("delivered", "already done"),
@@ -159,12 +165,12 @@ def test_sends_that_cannot_start_in_time_wait_for_the_redelivery_uncounted(
     monkeypatch.setattr(deliver_module, "START_BUDGET_SECONDS", -1.0)
 
     with pytest.raises(RetryDelivery, match="not attempted yet"):
-        pipeline.deliverer.deliver_all(messages(2))
+        pipeline.deliverer.deliver_all(messages(2), BATCH_ID)
 
     assert pipeline.sender.sent == []
     assert [pipeline.delivery(m.delivery_id) for m in messages(2)] == [None, None]
     monkeypatch.setattr(deliver_module, "START_BUDGET_SECONDS", 25.0)
-    assert [o.attempts for o in pipeline.deliverer.deliver_all(messages(2))] == [1, 1]
+    assert [o.attempts for o in pipeline.deliverer.deliver_all(messages(2), BATCH_ID)] == [1, 1]
 
 
 def test_sends_of_one_message_run_in_parallel() -> None:
@@ -178,7 +184,7 @@ def test_sends_of_one_message_run_in_parallel() -> None:
     pipeline.sender.send = slow  # type: ignore[method-assign]
     started = time.monotonic()
 
-    outcomes = pipeline.deliverer.deliver_all(messages(8))
+    outcomes = pipeline.deliverer.deliver_all(messages(8), BATCH_ID)
 
     assert [o.status for o in outcomes] == ["delivered"] * 8
     assert time.monotonic() - started < 1.0  # 8 x 0.2 s one after another would be 1.6 s
@@ -200,9 +206,60 @@ def test_a_forwarded_batch_leaves_out_deliveries_that_went_through() -> None:
     pipeline = make_pipeline()
     add_destination(pipeline.store, "dest-1")
     batch = messages(2)
-    pipeline.deliverer.deliver(batch[0])
-    [(_, data, attributes)] = encode_deliveries(batch)
+    [(_, data, attributes)] = encode_deliveries(batch, "ps-1")
+    pipeline.sender.results.extend([ok(), http_error(503)])
+    with pytest.raises(RetryDelivery):
+        pipeline.push(data, attributes)  # msg-1 goes through, msg-2 is to retry
 
+    # Then deliver keeps failing without an answer, and Pub/Sub forwards the message as it is.
     letters = pipeline.dead_letters.record(data, {**attributes, PUBSUB_DEAD_LETTER_COUNT: "10"})
 
     assert [d["message_id"] for d in letters] == ["msg-2"]
+
+
+def test_a_message_is_named_alike_each_time_process_publishes_it() -> None:
+    deliveries = messages(BATCH_MAX_DELIVERIES + 1) + messages(1, rule_id="rule-2")
+    replayed = [DeliveryMessage(**{**d.__dict__, "replay": True}) for d in messages(1)]
+
+    first = encode_deliveries(deliveries + replayed, "ps-1")
+    again = encode_deliveries(deliveries + replayed, "ps-1")  # process ran it again after a crash
+    other = encode_deliveries(deliveries + replayed, "ps-2")
+
+    ids = [attributes[BATCH_ID_ATTRIBUTE] for _, _, attributes in first]
+    assert [attributes[BATCH_ID_ATTRIBUTE] for _, _, attributes in again] == ids
+    # One per chunk, rule and replay flag, and per source message.
+    assert len(set(ids)) == len(ids) == 4
+    assert not {attributes[BATCH_ID_ATTRIBUTE] for _, _, attributes in other} & set(ids)
+    assert all(BATCH_ID_FORM.fullmatch(batch_id) for batch_id in ids)
+    assert [message_batch_id(data, attrs) for _, data, attrs in first] == ids
+
+
+def test_a_message_without_a_batch_id_is_named_by_its_data() -> None:
+    [(_, data, attributes)] = encode_deliveries(messages(2))  # a replay's, or from before
+    [(_, other, _)] = encode_deliveries(messages(3))
+
+    assert BATCH_ID_ATTRIBUTE not in attributes
+    assert message_batch_id(data, attributes) == message_batch_id(data, {})
+    assert BATCH_ID_FORM.fullmatch(message_batch_id(data, attributes))
+    assert message_batch_id(other, {}) != message_batch_id(data, {})
+    # An attribute that is no batch id of Streams' (not a safe document id) is not used.
+    assert message_batch_id(data, {BATCH_ID_ATTRIBUTE: "../x"}) == message_batch_id(data, {})
+
+
+def test_deliveries_republished_after_a_crash_of_process_are_not_sent_again() -> None:
+    pipeline = make_pipeline()
+    add_destination(pipeline.store, "dest-1")
+    add_rule(pipeline.store, "rule-1", "dest-1")
+    pipeline.process(source_message(make_events(track(), track()), "ps-1"))
+    assert pipeline.pump_statuses() == ["delivered", "delivered"]
+
+    # Process crashed after publishing and runs the message again: it publishes the same
+    # deliveries once more, as a new Pub/Sub message with the same batch id.
+    [published] = pipeline.published(DELIVERIES_TOPIC)
+    [(_, data, attributes)] = encode_deliveries(pipeline.delivery_messages(), "ps-1")
+    assert (data, attributes) == published
+    outcomes = pipeline.push(data, attributes)
+
+    assert [(o.status, o.detail) for o in outcomes] == [("delivered", "already done")] * 2
+    assert len(pipeline.sender.sent) == 2
+    assert len(pipeline.batch_records()) == 1

@@ -4,6 +4,7 @@ set or not, a test event sent now through the real sender and guard, and recent 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 import jsonschema
@@ -12,8 +13,9 @@ import pytest
 from shared.destinations import CONNECTORS
 from shared.destinations.outbound import HttpSender, UrlGuard
 from shared.destinations.webhook import SIGNATURE_HEADER, verify_signature
-from shared.domain.pipeline import deliveries_collection, delivery_path
+from shared.domain.pipeline import DeliveryMessage, delivery_batch_path, delivery_batches_collection
 from shared.ports import Write
+from shared.services.deliver import batch_record
 from shared.services.destination_test import TEST_MESSAGE_PREFIX
 from shared.services.destinations import Destinations
 from tests.fakes import FakePublisher, FakeServices
@@ -163,7 +165,7 @@ def test_a_test_event_goes_through_the_connector_and_answers_the_destination(
     )
     assert "TOPSECRET" not in response.get_data(as_text=True)
     # A test is no delivery: nothing is recorded.
-    assert services.store.list_documents(deliveries_collection(workspace_id)) == []
+    assert services.store.list_documents(delivery_batches_collection(workspace_id)) == []
 
 
 def test_a_test_event_answers_failures_in_words(
@@ -229,12 +231,14 @@ def test_a_pubsub_test_event_is_published_to_the_customer_topic(
     assert json.loads(data)["messageId"] == answer["message_id"]
 
 
-def delivery(destination_id: str, number: int, status: str) -> dict[str, Any]:
-    """A delivery record as deliver writes it (shared/services/deliver.py `_record`)."""
-    at = f"2026-12-01T10:00:{number:02d}.000Z"
+def delivery(
+    destination_id: str, number: int, status: str, second: int | None = None
+) -> dict[str, Any]:
+    """A delivery as deliver's record holds it (shared/services/deliver.py `delivery_entry`),
+    last attempted at `second`."""
+    at = f"2026-12-01T10:00:{second or number:02d}.000Z"
     return {
         "delivery_id": f"d{number}",
-        "workspace_id": "ignored",
         "message_id": f"m{number}",
         "rule_id": "r1",
         "destination_id": destination_id,
@@ -250,6 +254,24 @@ def delivery(destination_id: str, number: int, status: str) -> dict[str, Any]:
     }
 
 
+def batch_write(workspace_id: str, batch_id: str, entries: list[dict[str, Any]]) -> Write:
+    """The record of one deliveries-topic message, as deliver writes it after its last push."""
+    first = entries[0]
+    message = DeliveryMessage(
+        first["delivery_id"],
+        workspace_id,
+        first["message_id"],
+        "r1",
+        first["destination_id"],
+        None,
+        {},
+    )
+    last = datetime.fromisoformat(max(entry["updated_at"] for entry in entries))
+    by_id = {entry["delivery_id"]: entry for entry in entries}
+    record = batch_record(batch_id, message, None, by_id, last)
+    return Write("set", delivery_batch_path(workspace_id, batch_id), record)
+
+
 def test_recent_deliveries_of_one_destination_newest_first(
     client: Any, services: FakeServices, tenant: Tenant
 ) -> None:
@@ -257,22 +279,24 @@ def test_recent_deliveries_of_one_destination_newest_first(
     workspace_id, auth = tenant
     mine = create(client, tenant, hook("http://127.0.0.1:9/a"))
     other = create(client, tenant, hook("http://127.0.0.1:9/b"))
-    records = [
-        delivery(mine["id"], 1, "delivered"),
-        delivery(mine["id"], 2, "retrying"),
-        delivery(other["id"], 3, "delivered"),
-        delivery(mine["id"], 4, "dead_lettered"),
+    # One record per deliveries-topic message; m2 was retried, then replayed (a message and
+    # a record of its own) and delivered.
+    messages = [
+        [delivery(mine["id"], 1, "delivered"), delivery(mine["id"], 2, "dead_lettered")],
+        [delivery(other["id"], 3, "delivered")],
+        [delivery(mine["id"], 4, "retrying")],
+        [delivery(mine["id"], 2, "delivered", second=5)],
     ]
     services.store.commit(
-        [Write("set", delivery_path(workspace_id, r["delivery_id"]), r) for r in records]
+        [batch_write(workspace_id, f"{n:040d}", entries) for n, entries in enumerate(messages)]
     )
     url = f"/api/v1/workspaces/{workspace_id}/destinations/{mine['id']}/deliveries"
     listed = client.get(url, headers=auth)
     assert listed.status_code == 200
     answer = listed.get_json()
     assert [(d["message_id"], d["status"]) for d in answer] == [
-        ("m4", "dead_lettered"),
-        ("m2", "retrying"),
+        ("m2", "delivered"),
+        ("m4", "retrying"),
         ("m1", "delivered"),
     ]
     assert set(answer[0]) == {
@@ -287,8 +311,8 @@ def test_recent_deliveries_of_one_destination_newest_first(
         "updated_at",
         "delivered_at",
     }
-    limited = client.get(url, query_string={"limit": "1"}, headers=auth).get_json()
-    assert [d["message_id"] for d in limited] == ["m4"]
+    limited = client.get(url, query_string={"limit": "2"}, headers=auth).get_json()
+    assert [d["message_id"] for d in limited] == ["m2", "m4"]
     too_many = client.get(url, query_string={"limit": "201"}, headers=auth)
     assert (too_many.status_code, too_many.get_json()["field"]) == (400, "limit")
     gone = f"/api/v1/workspaces/{workspace_id}/destinations/nope/deliveries"

@@ -1,16 +1,19 @@
 """The golden SDK upload captures, replayed against the ingest function as its server hands them
-over (a chunked body arrives de-chunked, with no Content-Length, as gunicorn passes it on)."""
+over (a chunked body arrives de-chunked, with no Content-Length, as uvicorn passes it on: in
+several `http.request` messages)."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 from typing import Any
 
+import functions_framework
 import pytest
 
 from tests.fakes import FakeServices
-from tests.functions import function_client
+from tests.functions import ROOT, function_client
 from tests.ingest_captures import Capture, capture_source, check_published, load_captures
 
 CAPTURES = load_captures()
@@ -18,18 +21,12 @@ CAPTURES = load_captures()
 
 def replay(capture: Capture) -> Any:
     headers = dict(capture.headers)
-    environ: dict[str, Any] = {}
     if capture.chunked:
+        # No Content-Length says where the body ends: the ASGI server hands it over whole
+        # (`test_a_chunked_body_in_several_messages_is_read_whole`, piece by piece).
         headers["Transfer-Encoding"] = "chunked"
-        # What a server that reads chunked bodies (gunicorn) tells the application: the input
-        # ends where the body does, though no Content-Length says where.
-        environ["wsgi.input_terminated"] = True
     return function_client("ingest").open(
-        capture.path,
-        method=capture.method,
-        data=capture.body,
-        headers=headers,
-        environ_overrides=environ,
+        capture.path, method=capture.method, data=capture.body, headers=headers
     )
 
 
@@ -63,12 +60,45 @@ def test_capture_is_accepted(services: FakeServices, capture: Capture) -> None:
     check_published(expected["published"], json.loads(messages[0][0]))
 
 
-def test_without_the_servers_end_of_input_a_chunked_body_reads_as_empty() -> None:
-    """The replay depends on `wsgi.input_terminated`: without it the body would look empty, and
-    the capture would be refused, so the test above proves the chunked read."""
+def test_a_chunked_body_in_several_messages_is_read_whole(services: FakeServices) -> None:
+    """The ASGI server hands a chunked upload over in pieces, with no Content-Length: the entry
+    point reads every piece before parsing (one piece alone is not even valid gzip)."""
     kotlin = next(c for c in CAPTURES if c.chunked)
-    response = function_client("ingest").post(
-        kotlin.path, data=kotlin.body, headers={**kotlin.headers, "Transfer-Encoding": "chunked"}
+    workspace = services.workspaces.create("Mobile")
+    source = capture_source(services, workspace.id, kotlin.write_key)
+    app = functions_framework.create_app(
+        target="ingest", source=str(ROOT / "functions" / "ingest" / "main.py")
     )
-    assert response.status_code == 400
-    assert "empty" in response.get_json()["message"]
+    third = len(kotlin.body) // 3 + 1
+    pieces = [kotlin.body[i : i + third] for i in range(0, len(kotlin.body), third)]
+    assert len(pieces) == 3
+    received = [
+        {"type": "http.request", "body": piece, "more_body": i < len(pieces) - 1}
+        for i, piece in enumerate(pieces)
+    ]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return received.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    headers = [(k.lower().encode(), v.encode()) for k, v in kotlin.headers.items()]
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": kotlin.method,
+        "scheme": "http",
+        "path": kotlin.path,
+        "raw_path": kotlin.path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [*headers, (b"transfer-encoding", b"chunked")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8080),
+    }
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == kotlin.expected["status"], sent
+    messages = services.publisher.published[source.pubsub_topic]
+    check_published(kotlin.expected["published"], json.loads(messages[0][0]))

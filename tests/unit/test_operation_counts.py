@@ -197,6 +197,7 @@ def test_a_runs_counts_become_per_event_inputs_in_the_models_shape() -> None:
     mix = mix_inputs(10, {"costs": per_event})
     assert mix == {
         "events_per_request": 10,
+        "dedup_store": "valkey",
         "cpu_ms": {"ingest": 0.5, "process": 3.0, "deliver": 0.0},
         "requests": {"ingest": 0.1, "process": 0.1, "deliver": 1.0},
         "firestore": {"reads": 1.01, "writes": 3.0, "deletes": 0.0},
@@ -208,6 +209,24 @@ def test_a_runs_counts_become_per_event_inputs_in_the_models_shape() -> None:
         "measured_at": "",
         "source": "",
         "machine": "",
-        "mixes": {"batched": mix, "single": mix},
+        "mixes": {
+            "batched": mix,
+            "single": mix,
+            "batched_firestore_claims": {**mix, "dedup_store": "firestore"},
+        },
     }
     assert inputs_from_json(shape).mixes["batched"].firestore_writes == 3.0
+
+
+def test_asynchronous_requests_count_only_while_counts_are_exported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Ingest's ASGI server never sends Flask's `request_started`: its entry counts itself.
+    operation_counts.reset()
+    operation_counts.asgi_request_served()
+    assert operation_counts.snapshot()["requests"] == 0
+    monkeypatch.setitem(operation_counts._export, "directory", "/nonexistent")
+    operation_counts.asgi_request_served()
+    operation_counts.asgi_request_served()
+    assert operation_counts.snapshot()["requests"] == 2
+    operation_counts.reset()

@@ -17,7 +17,7 @@ from shared.domain.pipeline import (
     InvalidMessage,
     dead_letter_path,
     event_dead_letter_id,
-    event_log_path,
+    event_key,
     parse_source_message,
 )
 from shared.domain.sources import source_path, write_key_path
@@ -244,14 +244,7 @@ def test_a_source_message_pubsub_gave_up_on_is_recorded_per_event_and_replayable
     done, stuck = make_events(track(messageId="done-1"), track(messageId="stuck-1"))
     pipeline.process(source_message([done]))
     # The message's first push claimed `stuck-1`, then every push failed.
-    pipeline.store.documents[event_log_path(WORKSPACE_ID, "stuck-1")] = {
-        "state": "claimed",
-        "pubsub_message_id": "ps-stuck",
-        "received_at": stuck["receivedAt"],
-        "claimed_at": stuck["receivedAt"],
-        "source_id": SOURCE_ID,
-        "event_type": "track",
-    }
+    pipeline.claims.claim(WORKSPACE_ID, [event_key("stuck-1")], "ps-stuck")
 
     letters = pipeline.dead_letters.record(*pubsub_forwarded([done, stuck]))
     trace = pipeline.traces.trace(WORKSPACE_ID, "stuck-1")

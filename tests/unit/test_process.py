@@ -11,9 +11,10 @@ import pytest
 from shared.domain.errors import Unavailable
 from shared.domain.event import CanonicalEvent
 from shared.domain.outcomes import DUPLICATE_REASON, Observed
-from shared.domain.pipeline import DEDUP_HOURS, delivery_id, event_log_path
+from shared.domain.pipeline import DEDUP_HOURS, delivery_id, encode_deliveries, event_key
 from shared.domain.storage import event_row
 from shared.ports import Write
+from shared.services.claims import claim_path
 from shared.services.process import Verdict
 from tests.fakes import InMemoryConfigStore
 from tests.unit.pipeline_fixtures import (
@@ -170,6 +171,8 @@ def test_delivery_messages_carry_ids_attributes_and_transformation() -> None:
         "destination_id": "dest-1",
         "rule_id": "rule-1",
         "deliveries": "1",
+        # Deliver's record of the message, the same if process runs the source message again.
+        "batch_id": encode_deliveries([message], "ps-1")[0][2]["batch_id"],
     }
 
 
@@ -346,14 +349,12 @@ class RacingStore(InMemoryConfigStore):
     def commit(self, writes: Iterable[Write]) -> None:
         writes = list(writes)
         if any(w.path == self.raced and w.op == "create" for w in writes):
-            self.documents.setdefault(
-                self.raced, {"state": "claimed", "pubsub_message_id": "ps-other"}
-            )
+            self.documents.setdefault(self.raced, {"owner": "ps-other", "duplicates": 0})
         super().commit(writes)
 
 
 def test_a_claim_lost_to_a_concurrent_instance_is_a_duplicate() -> None:
-    racing = RacingStore(event_log_path(WORKSPACE_ID, "msg-1"))
+    racing = RacingStore(claim_path(WORKSPACE_ID, event_key("msg-1")))
     pipeline = make_pipeline(store=racing)
     events = make_events(track(), identify())
 
@@ -361,9 +362,7 @@ def test_a_claim_lost_to_a_concurrent_instance_is_a_duplicate() -> None:
 
     assert (outcome.duplicates, outcome.stored) == (1, 1)
     assert [row["message_id"] for row in pipeline.events.rows] == ["msg-2"]
-    assert racing.documents[event_log_path(WORKSPACE_ID, "msg-1")]["pubsub_message_id"] == (
-        "ps-other"
-    )
+    assert racing.documents[claim_path(WORKSPACE_ID, event_key("msg-1"))]["owner"] == "ps-other"
 
 
 class RecordingObserver:

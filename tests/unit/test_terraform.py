@@ -107,7 +107,8 @@ def function_triggers(root: Path = ROOT) -> dict[str, str]:
         name = main.parent.name
         tree = ast.parse(main.read_text())
         for node in tree.body:
-            if isinstance(node, ast.FunctionDef) and node.name == name:
+            # ingest's entry point is a coroutine (functions_framework.aio.http, ASGI).
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name:
                 for decorator in node.decorator_list:
                     if (
                         isinstance(decorator, ast.Attribute)
@@ -160,6 +161,9 @@ def unset_settings(terraform: Path = TERRAFORM) -> list[str]:
     # Settings given only to the functions that read them (ingest's geo database, the
     # cookieless key of the functions that publish through shared/services/ingest.py).
     provided |= set(env["ingest_environment"]) | set(env["cookieless_secret_settings"])
+    # The Valkey claims adapter's, given to the functions with access "dedup" when
+    # dedup_store.kind is valkey (terraform/dedup.tf); without them claims stay in Firestore.
+    provided |= set(env["valkey_environment"])
     return sorted(settings_read_from_env() - provided - documented_unset_settings())
 
 

@@ -18,6 +18,7 @@ from shared.services.workspace_config import WorkspaceConfig
 from shared.transform import Limits, ProgramCache
 from tests.unit.pipeline_fixtures import (
     DEAD_LETTERS_TOPIC,
+    DELIVERIES_TOPIC,
     PROJECT_ID,
     WORKSPACE_ID,
     Pipeline,
@@ -138,7 +139,7 @@ def test_a_drop_is_shown_to_the_live_stream_once_with_its_reason() -> None:
     observer = RecordingObserver()
     pipeline = pipeline_with("function transform(e) {\n  return null;\n}", observers=[observer])
     deliver(pipeline, track())
-    [again] = pipeline.deliverer.deliver_all(pipeline.delivery_messages())  # a redelivery
+    [again] = pipeline.push(*pipeline.published(DELIVERIES_TOPIC)[0])  # a redelivery
     assert again.detail == "already done"
     assert observer.seen == [
         ("msg-1", "dropped", "dropped by transformation t-1 for destination dest-1")

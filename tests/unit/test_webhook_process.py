@@ -18,6 +18,7 @@ from shared.domain.pipeline import (
     SourceMessage,
     decode_deliveries,
     event_dead_letter_id,
+    message_batch_id,
     parse_source_message,
 )
 from shared.domain.sources import EventSource, source_path
@@ -123,9 +124,9 @@ def deliver(services: FakeServices) -> list[str]:
     """Run deliver on every deliveries message published so far; the delivered messageIds."""
     topic = services.delivery_topics.topic("dest-1")
     delivered = []
-    for data, _ in services.publisher.published.pop(topic, []):
+    for data, attributes in services.publisher.published.pop(topic, []):
         deliveries = decode_deliveries(data)
-        outcomes = services.deliverer.deliver_all(deliveries)
+        outcomes = services.deliverer.deliver_all(deliveries, message_batch_id(data, attributes))
         delivered += [
             d.message_id
             for d, o in zip(deliveries, outcomes, strict=True)

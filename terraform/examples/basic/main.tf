@@ -24,6 +24,10 @@ module "streams" {
     allow_private_destinations = false
   }
 
+  # The deduplication window stays in Firestore (the default). Past about 100 million events a
+  # month a Memorystore for Valkey instance costs less (docs/DEPLOY.md, "Deduplication store"):
+  # dedup_store = { kind = "valkey" }
+
   # Example override: keep more ingest instances warm for a bursty launch.
   function_sizes = {
     ingest = { min_instances = 1, max_instances = 100 }

@@ -3,8 +3,9 @@ terraform {
 
   required_providers {
     google = {
-      source  = "hashicorp/google"
-      version = ">= 6.23, < 8"
+      source = "hashicorp/google"
+      # The root module's floor (terraform/versions.tf).
+      version = ">= 7.21, < 8"
     }
     google-beta = {
       source  = "hashicorp/google-beta"

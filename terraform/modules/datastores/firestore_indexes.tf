@@ -140,6 +140,24 @@ resource "google_firestore_field" "rate_windows_expires_at" {
   depends_on = [google_firestore_field.dead_letters_expires_at]
 }
 
+# A collection group: each workspace's claims are workspaces/{ws}/event_claims/{key}. Made
+# whatever dedup_store says, so a switch to Firestore never waits for its policy.
+resource "google_firestore_field" "event_claims_expires_at" {
+  project    = var.project_id
+  database   = local.database
+  collection = "event_claims"
+  field      = local.ttl_field
+
+  ttl_config {}
+
+  dynamic "index_config" {
+    for_each = local.ttl_collections.event_claims.indexed ? [] : [true]
+    content {}
+  }
+
+  depends_on = [google_firestore_field.rate_windows_expires_at]
+}
+
 resource "google_firestore_index" "dead_letters_by_destination_id" {
   project     = var.project_id
   database    = local.database
@@ -154,7 +172,7 @@ resource "google_firestore_index" "dead_letters_by_destination_id" {
     }
   }
 
-  depends_on = [google_firestore_field.rate_windows_expires_at]
+  depends_on = [google_firestore_field.event_claims_expires_at]
 }
 
 resource "google_firestore_index" "dead_letters_by_reason_code" {
@@ -478,4 +496,59 @@ resource "google_firestore_index" "violations_by_workspace_id" {
   }
 
   depends_on = [google_firestore_index.deliveries_by_destination_id]
+}
+
+resource "google_firestore_index" "delivery_batches_by_destination_id" {
+  project     = var.project_id
+  database    = local.database
+  collection  = local.composite_indexes.delivery_batches_by_destination_id.collection
+  query_scope = local.composite_indexes.delivery_batches_by_destination_id.query_scope
+
+  dynamic "fields" {
+    for_each = local.composite_indexes.delivery_batches_by_destination_id.fields
+    content {
+      field_path = fields.value.field_path
+      order      = fields.value.order
+    }
+  }
+
+  depends_on = [google_firestore_index.violations_by_workspace_id]
+}
+
+resource "google_firestore_field" "delivery_batches_expires_at" {
+  project    = var.project_id
+  database   = local.database
+  collection = "delivery_batches"
+  field      = local.ttl_field
+
+  ttl_config {}
+
+  dynamic "index_config" {
+    for_each = local.ttl_collections.delivery_batches.indexed ? [] : [true]
+    content {}
+  }
+
+  depends_on = [google_firestore_index.delivery_batches_by_destination_id]
+}
+
+resource "google_firestore_field" "event_log_events" {
+  project    = var.project_id
+  database   = local.database
+  collection = "event_log"
+  field      = local.unindexed_maps.event_log
+
+  index_config {}
+
+  depends_on = [google_firestore_field.delivery_batches_expires_at]
+}
+
+resource "google_firestore_field" "delivery_batches_deliveries" {
+  project    = var.project_id
+  database   = local.database
+  collection = "delivery_batches"
+  field      = local.unindexed_maps.delivery_batches
+
+  index_config {}
+
+  depends_on = [google_firestore_field.event_log_events]
 }

@@ -76,10 +76,22 @@ locals {
       }
     },
     {
-      # destinations.py Destinations.recent_deliveries: destination_id ==, order by
-      # updated_at desc (the console's deliveries of one destination).
+      # The per-delivery records deliver wrote before delivery_batches: nothing queries them
+      # any more; they expire by their TTL policy.
       deliveries_by_destination_id = {
         collection  = "deliveries"
+        query_scope = "COLLECTION"
+        fields = [
+          { field_path = "destination_id", order = "ASCENDING" },
+          { field_path = "updated_at", order = "DESCENDING" },
+        ]
+      }
+    },
+    {
+      # delivery_records.py recent_deliveries (Destinations.recent_deliveries): deliver's
+      # records, one per deliveries-topic message, destination_id ==, order by updated_at desc.
+      delivery_batches_by_destination_id = {
+        collection  = "delivery_batches"
         query_scope = "COLLECTION"
         fields = [
           { field_path = "destination_id", order = "ASCENDING" },
@@ -106,14 +118,25 @@ locals {
   # them, and an index on an ever-increasing timestamp only adds write cost and hotspots.
   ttl_field = "expires_at"
   ttl_collections = {
-    event_log     = { indexed = false } # process: dedup claims, 48 h
-    violations    = { indexed = false } # contract violations, 30 days
-    quarantine    = { indexed = false } # blocked events, 30 days
-    live_events   = { indexed = true }  # the live stream's buffer, 1 h
-    live_sessions = { indexed = true }  # open live streams, 60 s after the last refresh
-    deliveries    = { indexed = false } # delivery records, 30 days after the last attempt
-    dead_letters  = { indexed = true }  # dead letters, 30 days after the last change
-    rate_windows  = { indexed = false } # ingest's shared rate-limit counters, 1 h after their window
+    event_log        = { indexed = false } # process: a record per source message, 48 h
+    event_claims     = { indexed = false } # process: a dedup claim per event (dedup_store "firestore"), 48 h
+    violations       = { indexed = false } # contract violations, 30 days
+    quarantine       = { indexed = false } # blocked events, 30 days
+    live_events      = { indexed = true }  # the live stream's buffer, 1 h
+    live_sessions    = { indexed = true }  # open live streams, 60 s after the last refresh
+    deliveries       = { indexed = false } # per-delivery records of before delivery_batches, 30 days
+    delivery_batches = { indexed = false } # deliver's record per message, 30 days after its last attempt
+    dead_letters     = { indexed = true }  # dead letters, 30 days after the last change
+    rate_windows     = { indexed = false } # ingest's shared rate-limit counters, 1 h after their window
+  }
+
+  # Map fields holding a record's many entries, which no query reads into: their single-field
+  # indexes are turned off. Firestore would index every value of every entry (an event log
+  # record holds up to 200 events of about 15 fields each), adding write latency and index
+  # storage and nearing its 40,000 index entries per document, for nothing.
+  unindexed_maps = {
+    event_log        = "events"     # process's record per source message: an entry per event
+    delivery_batches = "deliveries" # deliver's record per deliveries message: one per delivery
   }
 }
 

@@ -86,6 +86,17 @@ resource "google_cloudfunctions2_function" "this" {
     all_traffic_on_latest_revision = true
     vpc_connector                  = try(var.vpc_connector.connector, null)
     vpc_connector_egress_settings  = try(var.vpc_connector.egress_settings, null)
+    # Direct VPC egress: the instances take addresses in the subnetwork themselves, with no
+    # connector VMs to pay for (the way to the deduplication store's Memorystore instance).
+    direct_vpc_egress = var.direct_vpc == null ? null : "VPC_EGRESS_${var.direct_vpc.egress}"
+
+    dynamic "direct_vpc_network_interface" {
+      for_each = var.direct_vpc == null ? [] : [var.direct_vpc]
+      content {
+        network    = direct_vpc_network_interface.value.network
+        subnetwork = direct_vpc_network_interface.value.subnetwork
+      }
+    }
     # One gunicorn thread per request Cloud Run may send: a request that waits (Pub/Sub's
     # acknowledgement, a destination, a live stream) never queues another behind it.
     environment_variables = merge(var.environment, { THREADS = tostring(var.size.concurrency) })
@@ -98,6 +109,14 @@ resource "google_cloudfunctions2_function" "this" {
         secret     = secret_environment_variables.value.secret
         version    = secret_environment_variables.value.version
       }
+    }
+  }
+
+  lifecycle {
+    precondition {
+      # Cloud Run refuses a revision with both ways into a VPC.
+      condition     = var.vpc_connector == null || var.direct_vpc == null
+      error_message = "${local.function_name}: a function has either a Serverless VPC Access connector (vpc_connector) or Direct VPC egress (direct_vpc), not both."
     }
   }
 

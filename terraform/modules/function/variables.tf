@@ -174,6 +174,21 @@ variable "vpc_connector" {
   }
 }
 
+variable "direct_vpc" {
+  description = "Direct VPC egress for the function (e.g. the functions that reach the deduplication store's Memorystore instance): the VPC network and subnetwork (ids) its instances take addresses from, and which traffic leaves through it (PRIVATE_RANGES_ONLY: private addresses only; Google APIs keep their usual path). null for none. A function has either this or vpc_connector, never both."
+  type = object({
+    network    = string
+    subnetwork = string
+    egress     = optional(string, "PRIVATE_RANGES_ONLY")
+  })
+  default = null
+
+  validation {
+    condition     = var.direct_vpc == null || contains(["PRIVATE_RANGES_ONLY", "ALL_TRAFFIC"], try(var.direct_vpc.egress, ""))
+    error_message = "direct_vpc.egress must be PRIVATE_RANGES_ONLY or ALL_TRAFFIC."
+  }
+}
+
 variable "labels" {
   description = "Labels added to the function and its source object."
   type        = map(string)

@@ -3,8 +3,9 @@ terraform {
 
   required_providers {
     google = {
-      source  = "hashicorp/google"
-      version = ">= 6.0, < 8"
+      source = "hashicorp/google"
+      # 7.21: service_config.direct_vpc_network_interface and direct_vpc_egress (var.direct_vpc).
+      version = ">= 7.21, < 8"
     }
   }
 }

@@ -21,7 +21,14 @@ from google.cloud import bigquery
 
 from emulators.dev import LocalStack
 from emulators.processes import ManagedProcess
-from emulators.stack import HOST, REPO_ROOT, EmulatorPorts, emulator_specs, ensure_bq_venv
+from emulators.stack import (
+    HOST,
+    NAMES,
+    REPO_ROOT,
+    EmulatorPorts,
+    emulator_specs,
+    ensure_bq_venv,
+)
 from shared.bootstrap import Services
 from shared.config import Settings
 from tests.e2e.helpers import Tenant, free_ports
@@ -60,12 +67,16 @@ class FaultStack:
     # --- the stack ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Launch three emulators of our own, then the functions and gateway on top of them."""
+        """Launch emulators of our own (and Valkey), then the functions and gateway on top."""
         self._saved_env = dict(os.environ)
-        dev_ports = free_ports(functions=FUNCTION_PORTS + 4)
+        dev_ports = free_ports(functions=FUNCTION_PORTS + 5)
         first = dev_ports.functions + FUNCTION_PORTS
         self.ports = EmulatorPorts(
-            pubsub=first, firestore=first + 1, bigquery=first + 2, bigquery_grpc=first + 3
+            pubsub=first,
+            firestore=first + 1,
+            bigquery=first + 2,
+            bigquery_grpc=first + 3,
+            valkey=first + 4,
         )
         os.environ.update(
             {
@@ -76,14 +87,15 @@ class FaultStack:
                 "STREAMS_FIRESTORE_PORT": str(self.ports.firestore),
                 "STREAMS_BIGQUERY_PORT": str(self.ports.bigquery),
                 "STREAMS_BIGQUERY_GRPC_PORT": str(self.ports.bigquery_grpc),
+                "STREAMS_VALKEY_PORT": str(self.ports.valkey),
             }
         )
         try:
             ensure_bq_venv()
-            for name in ("pubsub", "firestore", "bigquery"):
+            for name in NAMES:
                 self.emulators[name] = self._emulator(name)
                 self.emulators[name].start()
-            with ThreadPoolExecutor(max_workers=3) as pool:
+            with ThreadPoolExecutor(max_workers=len(NAMES)) as pool:
                 list(pool.map(_wait_healthy, self.emulators.values()))
             # Our emulators answer their health checks, so LocalStack reuses them (and leaves
             # stopping them to us) instead of starting its own.
@@ -98,7 +110,7 @@ class FaultStack:
         if self.local is not None:
             self.local.stop()
             self.local = None
-        with ThreadPoolExecutor(max_workers=3) as pool:
+        with ThreadPoolExecutor(max_workers=len(NAMES)) as pool:
             list(pool.map(ManagedProcess.stop, self.emulators.values()))
         self.emulators.clear()
         if self._saved_env:

@@ -277,20 +277,22 @@ def test_firestore_stopped_during_ingest(fault_stack: StackFactory) -> None:
     assert ledger.acked <= set(stored)
 
 
-@pytest.mark.reliability
-def test_bigquery_stopped_during_processing(fault_stack: StackFactory) -> None:
-    stack = fault_stack()
+def behind_ingest_outage(
+    stack: FaultStack, emulator: str, name: str, prefix: str, seconds: float
+) -> None:
+    """Stop a store only process needs while traffic flows, start it again: ingest answers 200
+    throughout, and every acknowledged event is delivered once and stored once."""
     with Destination() as destination:
         tenant, _ = webhook_tenant(stack, destination)
         ledger = Ledger()
-        traffic = Traffic(Client(stack.gateway_url, ledger), tenant.write_key, "bq")
+        traffic = Traffic(Client(stack.gateway_url, ledger), tenant.write_key, prefix)
         traffic.burst(10)
         traffic.start()
         time.sleep(2)
-        stack.stop_emulator("bigquery")
+        stack.stop_emulator(emulator)
         outage_began = time.monotonic()
-        time.sleep(30)
-        stack.start_emulator("bigquery")
+        time.sleep(seconds)
+        stack.start_emulator(emulator)
         outage = time.monotonic() - outage_began
         time.sleep(5)
         traffic.stop()
@@ -298,17 +300,30 @@ def test_bigquery_stopped_during_processing(fault_stack: StackFactory) -> None:
         stored = stack.wait_for_rows(tenant.workspace_id, ledger.acked, timeout=240)
 
     record(
-        "bigquery_stopped",
+        name,
         figures(
             ledger, result, outage_seconds=round(outage, 1), bigquery_rows=sum(stored.values())
         ),
     )
-    assert set(ledger.statuses) == {200}, "ingest does not need BigQuery"
+    assert set(ledger.statuses) == {200}, f"ingest does not need {emulator}"
     assert_accounted(result, ledger)
     assert result.recorded == {}
     missing_rows = sorted(ledger.acked - set(stored))
     assert missing_rows == [], f"{len(missing_rows)} acknowledged events never stored"
     assert {m: n for m, n in stored.items() if n != 1} == {}, "stored more than once"
+
+
+@pytest.mark.reliability
+def test_bigquery_stopped_during_processing(fault_stack: StackFactory) -> None:
+    behind_ingest_outage(fault_stack(), "bigquery", "bigquery_stopped", "bq", seconds=30)
+
+
+@pytest.mark.reliability
+def test_the_deduplication_store_stopped_during_processing(fault_stack: StackFactory) -> None:
+    # Valkey (Memorystore's counterpart) stops and comes back empty, as a node without a replica
+    # does: process refuses messages it cannot claim (Pub/Sub redelivers them), and the claims
+    # of events already recorded are gone, which must not make anything go out twice.
+    behind_ingest_outage(fault_stack(), "valkey", "dedup_store_stopped", "dedup", seconds=20)
 
 
 @pytest.mark.reliability

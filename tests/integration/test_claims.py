@@ -1,0 +1,150 @@
+"""The deduplication window (`Claims`) against a real valkey-server, and the same contract held
+by the Firestore implementation (over the in-memory store: its Firestore semantics are the
+pipeline's e2e tests')."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import valkey
+
+from emulators.processes import ManagedProcess
+from emulators.stack import EmulatorPorts, emulator_specs
+from shared.adapters.valkey_claims import ValkeyClaims, new_client
+from shared.domain.errors import Unavailable
+from shared.domain.pipeline import DEDUP_HOURS, event_key
+from shared.ports import Claims
+from shared.services.claims import StoreClaims
+from tests.e2e.helpers import free_ports
+from tests.fakes import InMemoryConfigStore
+
+WS = "ws-claims"
+KEYS = [event_key(f"msg-{n}") for n in range(5)]
+
+
+@pytest.fixture(scope="module")
+def valkey_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A valkey-server of this module's own, on a free port."""
+    port = free_ports(functions=1).functions
+    spec = emulator_specs(EmulatorPorts(valkey=port), "claims-test")["valkey"]
+    state = tmp_path_factory.mktemp("valkey")
+    process = ManagedProcess(
+        name="valkey",
+        command=list(spec.command),
+        log_path=Path(state) / "valkey.log",
+        health_check=spec.health_check,
+    )
+    process.start()
+    try:
+        process.wait_healthy(30)
+        yield f"valkey://127.0.0.1:{port}/0"
+    finally:
+        process.stop()
+
+
+@pytest.fixture(params=["valkey", "firestore"])
+def claims(request: pytest.FixtureRequest, valkey_url: str) -> Iterator[Claims]:
+    if request.param == "valkey":
+        client = new_client(valkey_url)
+        client.flushdb()
+        yield ValkeyClaims(client)
+    else:
+        yield StoreClaims(InMemoryConfigStore())
+
+
+def test_a_fresh_key_is_claimed_once_and_held_for_its_owner(claims: Claims) -> None:
+    first = claims.claim(WS, KEYS[:3], "ps-1")
+    again = claims.claim(WS, KEYS[:4], "ps-1")
+    other = claims.claim(WS, KEYS[:4], "ps-2")
+
+    assert all(c.new and c.owner == "ps-1" for c in first.values())
+    assert [(again[k].new, again[k].owner) for k in KEYS[:4]] == [
+        (False, "ps-1"),
+        (False, "ps-1"),
+        (False, "ps-1"),
+        (True, "ps-1"),
+    ]
+    assert all(not c.new and c.owner == "ps-1" for c in other.values())
+    assert claims.get(WS, [KEYS[0], KEYS[4]]) == {KEYS[0]: again[KEYS[0]], KEYS[4]: None}
+
+
+def test_workspaces_have_windows_of_their_own(claims: Claims) -> None:
+    claims.claim(WS, KEYS[:1], "ps-1")
+
+    [claim] = claims.claim("ws-other", KEYS[:1], "ps-9").values()
+
+    assert claim.new and claim.owner == "ps-9"
+
+
+def test_duplicates_count_on_held_claims_only(claims: Claims) -> None:
+    claims.claim(WS, KEYS[:1], "ps-1")
+
+    claims.count_duplicates(WS, {KEYS[0]: 2, KEYS[1]: 1}, "2026-12-03T10:00:00.000Z")
+    claims.count_duplicates(WS, {KEYS[0]: 1}, "2026-12-03T10:00:05.000Z")
+
+    held = claims.get(WS, KEYS[:2])
+    counted = held[KEYS[0]]
+    assert counted is not None
+    assert (counted.duplicates, counted.last_duplicate_at) == (
+        3,
+        "2026-12-03T10:00:05.000Z",
+    )
+    # A key no claim holds gets none from a count (it would have no expiry).
+    assert held[KEYS[1]] is None
+    [fresh] = claims.claim(WS, KEYS[1:2], "ps-2").values()
+    assert fresh.new and fresh.duplicates == 0
+
+
+def test_a_released_claim_is_free_again(claims: Claims) -> None:
+    claims.claim(WS, KEYS[:2], "ps-1")
+
+    claims.release(WS, KEYS[:1])
+
+    answer = claims.claim(WS, KEYS[:2], "ps-2")
+    assert (answer[KEYS[0]].new, answer[KEYS[0]].owner) == (True, "ps-2")
+    assert (answer[KEYS[1]].new, answer[KEYS[1]].owner) == (False, "ps-1")
+
+
+def test_of_concurrent_claims_of_one_key_exactly_one_wins(claims: Claims) -> None:
+    winners: list[str] = []
+    start = threading.Barrier(8)
+
+    def race(owner: str) -> None:
+        start.wait()
+        [claim] = claims.claim(WS, KEYS[:1], owner).values()
+        if claim.new:
+            winners.append(owner)
+
+    threads = [threading.Thread(target=race, args=(f"ps-{n}",)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(winners) == 1
+    held = claims.get(WS, KEYS[:1])[KEYS[0]]
+    assert held is not None and held.owner == winners[0]
+
+
+def test_valkey_claims_expire_after_the_window_and_stay_small(valkey_url: str) -> None:
+    client = new_client(valkey_url)
+    client.flushdb()
+    ValkeyClaims(client).claim(WS, KEYS, "1234567890123456")
+
+    names = list(client.scan_iter(match=b"c:*"))
+    assert len(names) == len(KEYS)
+    ttl = int(client.ttl(names[0]))  # type: ignore[arg-type]
+    assert DEDUP_HOURS * 3600 - 5 <= ttl <= DEDUP_HOURS * 3600
+    # What a claim costs the instance (docs/DEPLOY.md sizes Memorystore by it).
+    assert int(client.memory_usage(names[0])) <= 96  # type: ignore[arg-type]
+
+
+def test_an_unreachable_valkey_is_unavailable_not_a_crash() -> None:
+    port = free_ports(functions=1).functions
+    claims = ValkeyClaims(valkey.Valkey(host="127.0.0.1", port=port, socket_connect_timeout=1))
+
+    with pytest.raises(Unavailable, match="deduplication store"):
+        claims.claim(WS, KEYS[:1], "ps-1")
