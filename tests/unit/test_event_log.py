@@ -155,3 +155,13 @@ def test_a_redelivery_after_the_record_is_a_duplicate_for_one_query() -> None:
     assert pipeline.events.rows and len(pipeline.events.rows) == 2
     entry_1 = pipeline.log_entry(message.events[0]["messageId"])
     assert entry_1 is not None and entry_1["duplicates"] == 1
+
+
+def test_the_services_claim_in_valkey_when_a_url_names_one() -> None:
+    from shared.adapters.valkey_claims import ValkeyClaims
+    from shared.config import Settings
+    from tests.fakes import FakeServices
+
+    settings = Settings(project_id="p", valkey_url="valkey://127.0.0.1:1/0")
+    assert isinstance(FakeServices(settings).claims, ValkeyClaims)  # no connection until a claim
+    assert isinstance(FakeServices().claims, StoreClaims)
