@@ -37,6 +37,33 @@ class QueueFull(Exception):
     """More messages or bytes are waiting or in flight than the publisher admits."""
 
 
+class _Pending:
+    """What callers have handed over and not yet had answered, held to its limits. An idle
+    publisher admits any one caller, however large: it can always be sent. Locked for the
+    threads of `GroupCommit`; on `AsyncGroupCommit`'s one loop thread the lock is never
+    contended."""
+
+    def __init__(self, max_messages: int, max_bytes: int):
+        self._lock = threading.Lock()
+        self._max_messages = max_messages
+        self._max_bytes = max_bytes
+        self.messages = 0
+        self.bytes = 0
+
+    def admit(self, messages: int, size: int) -> None:
+        """Count a caller's messages in, or raise `QueueFull` over the limits."""
+        with self._lock:
+            total, total_size = self.messages + messages, self.bytes + size
+            if self.messages and (total > self._max_messages or total_size > self._max_bytes):
+                raise QueueFull(f"{self.messages} messages already pending")
+            self.messages, self.bytes = total, total_size
+
+    def release(self, messages: int, size: int) -> None:
+        with self._lock:
+            self.messages -= messages
+            self.bytes -= size
+
+
 class _Entry(Generic[Message]):
     """One caller's messages and, once its RPC returned, their ids or the error."""
 
@@ -84,12 +111,9 @@ class GroupCommit(Generic[Message]):
         self._is_poison = is_poison
         self._max_rpc_messages = max_rpc_messages
         self._max_rpc_bytes = max_rpc_bytes
-        self._max_pending_messages = max_pending_messages
-        self._max_pending_bytes = max_pending_bytes
+        self._pending = _Pending(max_pending_messages, max_pending_bytes)
         self._topics: dict[str, _Topic[Message]] = {}
         self._lock = threading.Lock()
-        self._pending_messages = 0
-        self._pending_bytes = 0
 
     def publish(self, topic: str, messages: list[Message], timeout: float) -> list[str]:
         """Send `messages` to `topic`; their ids once the RPC carrying them succeeded.
@@ -101,7 +125,7 @@ class GroupCommit(Generic[Message]):
             return []
         deadline = time.monotonic() + timeout
         entry = _Entry(messages, sum(map(self._size_of, messages)))
-        self._admit(entry)
+        self._pending.admit(len(entry.messages), entry.size)
         try:
             state = self._topic(topic)
             with state.lock:
@@ -119,7 +143,7 @@ class GroupCommit(Generic[Message]):
             assert entry.ids is not None
             return list(entry.ids)
         finally:
-            self._release(entry)
+            self._pending.release(len(entry.messages), entry.size)
 
     def _topic(self, topic: str) -> _Topic[Message]:
         state = self._topics.get(topic)
@@ -127,22 +151,6 @@ class GroupCommit(Generic[Message]):
             with self._lock:
                 state = self._topics.setdefault(topic, _Topic())
         return state
-
-    def _admit(self, entry: _Entry[Message]) -> None:
-        with self._lock:
-            messages = self._pending_messages + len(entry.messages)
-            size = self._pending_bytes + entry.size
-            # An idle publisher admits any one caller, however large: it can always be sent.
-            if self._pending_messages and (
-                messages > self._max_pending_messages or size > self._max_pending_bytes
-            ):
-                raise QueueFull(f"{self._pending_messages} messages already pending")
-            self._pending_messages, self._pending_bytes = messages, size
-
-    def _release(self, entry: _Entry[Message]) -> None:
-        with self._lock:
-            self._pending_messages -= len(entry.messages)
-            self._pending_bytes -= entry.size
 
     def _wait(self, state: _Topic[Message], entry: _Entry[Message], deadline: float) -> None:
         """Sleep until this caller's RPC returned or it became the leader, or time ran out."""
@@ -292,11 +300,8 @@ class AsyncGroupCommit(Generic[Message]):
         self._is_poison = is_poison
         self._max_rpc_messages = max_rpc_messages
         self._max_rpc_bytes = max_rpc_bytes
-        self._max_pending_messages = max_pending_messages
-        self._max_pending_bytes = max_pending_bytes
+        self._pending = _Pending(max_pending_messages, max_pending_bytes)
         self._topics: dict[str, _AsyncTopic[Message]] = {}
-        self._pending_messages = 0
-        self._pending_bytes = 0
         # The topics' senders: held, or the loop (which keeps only weak references) may
         # collect a sender while it awaits.
         self._senders: set[asyncio.Task[None]] = set()
@@ -311,7 +316,7 @@ class AsyncGroupCommit(Generic[Message]):
             return []
         loop = asyncio.get_running_loop()
         waiter = _Waiter(messages, sum(map(self._size_of, messages)), loop.create_future())
-        self._admit(waiter)
+        self._pending.admit(len(waiter.messages), waiter.size)
         try:
             state = self._topics.get(topic)
             if state is None:
@@ -328,21 +333,7 @@ class AsyncGroupCommit(Generic[Message]):
             finally:
                 timer.cancel()
         finally:
-            self._release(waiter)
-
-    def _admit(self, waiter: _Waiter[Message]) -> None:
-        messages = self._pending_messages + len(waiter.messages)
-        size = self._pending_bytes + waiter.size
-        # An idle publisher admits any one caller, however large: it can always be sent.
-        if self._pending_messages and (
-            messages > self._max_pending_messages or size > self._max_pending_bytes
-        ):
-            raise QueueFull(f"{self._pending_messages} messages already pending")
-        self._pending_messages, self._pending_bytes = messages, size
-
-    def _release(self, waiter: _Waiter[Message]) -> None:
-        self._pending_messages -= len(waiter.messages)
-        self._pending_bytes -= waiter.size
+            self._pending.release(len(waiter.messages), waiter.size)
 
     @staticmethod
     def _expire(state: _AsyncTopic[Message], waiter: _Waiter[Message]) -> None:

@@ -2,9 +2,9 @@
 `make dev` and the tests): one small hash per claimed event, expired by Valkey itself.
 
 Claims cost no Firestore operation at all; a claim takes about 120 bytes of the instance's
-memory for the window (docs/DEPLOY.md sizes the instance by it). Each claim is one server-side
-script call, atomic on its own key, and a message's calls travel in one pipeline (one round
-trip).
+memory for the window (docs/DEPLOY.md sizes the instance by it). A message's claims are one
+server-side script call (one round trip, atomic per key and for the message): the instance runs
+with cluster mode disabled (terraform/dedup.tf), so one script may touch every key.
 """
 
 from __future__ import annotations
@@ -20,21 +20,29 @@ from shared.domain.errors import Unavailable
 from shared.domain.pipeline import DEDUP_HOURS
 from shared.ports import Claim
 
-# KEYS[1]: the claim; ARGV: owner, seconds to hold it. Field o: owner, d: duplicates, t: when the
-# last duplicate came. {1} when this call claimed it, else {0, o, d, t}.
+# KEYS: the claims; ARGV: owner, seconds to hold them. Field o: owner, d: duplicates, t: when the
+# last duplicate came. Per key, {1} when this call claimed it, else {0, o, d, t}.
 CLAIM = """
-if redis.call('HSETNX', KEYS[1], 'o', ARGV[1]) == 1 then
-  redis.call('EXPIRE', KEYS[1], ARGV[2])
-  return {1}
+local answers = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('HSETNX', key, 'o', ARGV[1]) == 1 then
+    redis.call('EXPIRE', key, ARGV[2])
+    answers[i] = {1}
+  else
+    local held = redis.call('HMGET', key, 'o', 'd', 't')
+    answers[i] = {0, held[1], held[2] or '0', held[3] or ''}
+  end
 end
-local held = redis.call('HMGET', KEYS[1], 'o', 'd', 't')
-return {0, held[1], held[2] or '0', held[3] or ''}
+return answers
 """
-# Only a claim still held counts: HINCRBY on an expired key would create one without a TTL.
+# KEYS: the claims; ARGV: when, then each key's count. Only a claim still held counts: HINCRBY on
+# an expired key would create one without a TTL.
 COUNT = """
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('HINCRBY', KEYS[1], 'd', ARGV[1])
-  redis.call('HSET', KEYS[1], 't', ARGV[2])
+for i, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 1 then
+    redis.call('HINCRBY', key, 'd', ARGV[i + 1])
+    redis.call('HSET', key, 't', ARGV[1])
+  end
 end
 return 0
 """
@@ -52,11 +60,14 @@ class ValkeyClaims:
 
     def claim(self, workspace_id: str, keys: Sequence[str], owner: str) -> dict[str, Claim]:
         unique = list(dict.fromkeys(keys))
-        answers = self._pipelined(
-            lambda pipe: [
-                self._claim(keys=[_name(workspace_id, k)], args=[owner, self._seconds], client=pipe)
-                for k in unique
-            ]
+        if not unique:
+            return {}
+        # Not in a pipeline: a pipeline checks its scripts exist (SCRIPT EXISTS) on every
+        # execute, a round trip more per message; EVALSHA alone loads the script only once.
+        answers = self._call(
+            lambda: self._claim(
+                keys=[_name(workspace_id, k) for k in unique], args=[owner, self._seconds]
+            )
         )
         claims: dict[str, Claim] = {}
         for key, answer in zip(unique, answers, strict=True):
@@ -78,11 +89,10 @@ class ValkeyClaims:
 
     def count_duplicates(self, workspace_id: str, counts: Mapping[str, int], at: str) -> None:
         if counts:
-            self._pipelined(
-                lambda pipe: [
-                    self._count(keys=[_name(workspace_id, k)], args=[n, at], client=pipe)
-                    for k, n in counts.items()
-                ]
+            self._call(
+                lambda: self._count(
+                    keys=[_name(workspace_id, k) for k in counts], args=[at, *counts.values()]
+                )
             )
 
     def release(self, workspace_id: str, keys: Sequence[str]) -> None:

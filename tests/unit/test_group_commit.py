@@ -291,4 +291,4 @@ def test_many_threads_each_get_their_own_ids_or_their_own_rpcs_error() -> None:
         # An error only for messages that rode a failed RPC; ids only for ones that did not.
         assert isinstance(outcome, ConnectionError) == (first in failing)
     assert rpc.max_concurrent == 1
-    assert queue._pending_messages == 0 and queue._pending_bytes == 0
+    assert queue._pending.messages == 0 and queue._pending.bytes == 0

@@ -143,7 +143,7 @@ def test_an_invalid_message_fails_only_its_caller() -> None:
 def test_a_full_queue_is_a_503_retry_after_1(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pubsub, "MAX_PENDING_MESSAGES", 0)
     pub, _ = publisher(ids_for)
-    pub._queue._pending_messages = 1  # as if another request's messages were in flight
+    pub._queue._pending.messages = 1  # as if another request's messages were in flight
     with pytest.raises(Unavailable) as raised:
         pub.publish(TOPIC, [(b"a", {})])
     assert raised.value.retry_after == 1
