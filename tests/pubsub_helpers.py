@@ -8,6 +8,8 @@ from typing import Any
 
 from google.cloud import pubsub_v1
 
+from shared.domain.message_encoding import inflated
+
 
 class TopicReader:
     """A pull subscription on a topic, created before anything is published to it."""
@@ -27,7 +29,8 @@ class TopicReader:
             )
             received = response.received_messages
             for message in received:
-                events.extend(json.loads(message.message.data))
+                data, _ = inflated(message.message.data, message.message.attributes)
+                events.extend(json.loads(data))
             if received:
                 self.subscriber.acknowledge(
                     request={

@@ -59,6 +59,10 @@ class Conflict(StreamsError):
     code = "conflict"
 
 
+class InvalidMessage(InvalidRequest):
+    """A Pub/Sub message that can never be processed: recorded and acknowledged, not retried."""
+
+
 class PayloadTooLarge(StreamsError):
     """The request body exceeds a size limit."""
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from shared.domain.errors import InvalidRequest
+from shared.domain.errors import InvalidMessage
 from shared.domain.event import CanonicalEvent
 from shared.domain.poison import safe_text
 from shared.domain.sources import BOT_POLICIES, BotPolicy
@@ -18,6 +18,11 @@ from shared.domain.sources import BOT_POLICIES, BotPolicy
 DEDUP_HOURS = 48
 # How long delivery records and dead letters are kept (replayable) after their last change.
 RECORD_RETENTION_DAYS = 30
+# How long a record of deliveries that all settled at their first attempt is kept: as long as
+# the events' own trace entries (the window). Nothing in it can be replayed, and a redelivery of
+# its message comes within minutes; 30 days of every accepted delivery were most of the storage
+# bill (docs/COST.md).
+SETTLED_RECORD_HOURS = DEDUP_HOURS
 # Attempt history kept per delivery: enough to explain a failure, bounded so documents stay small.
 HISTORY_LIMIT = 20
 
@@ -236,10 +241,6 @@ def _batches(items: list[bytes]) -> list[list[bytes]]:
         batches[-1].append(item)
         size += len(item) + 1
     return batches
-
-
-class InvalidMessage(InvalidRequest):
-    """A Pub/Sub message that can never be processed: recorded and acknowledged, not retried."""
 
 
 def parse_source_message(

@@ -16,6 +16,8 @@ import hmac
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
+from shared.domain.message_encoding import deflated
+
 SIGNATURE_ATTRIBUTE = "streams-signature"
 # What a key must at least hold: 32 bytes of randomness, as 64 hex or ~43 base64 characters.
 MIN_KEY_CHARS = 32
@@ -64,11 +66,13 @@ class _Publisher(Protocol):
 
 
 class SignedPublisher:
-    """A `Publisher` for Streams' own topics: every message leaves signed."""
+    """A `Publisher` for Streams' own topics: every message leaves deflated when that makes it
+    smaller (shared/domain/message_encoding.py), and signed as it goes on the wire."""
 
     def __init__(self, publisher: _Publisher, signer: MessageSigner):
         self._publisher = publisher
         self._signer = signer
 
     def publish(self, topic: str, messages: Iterable[tuple[bytes, Mapping[str, str]]]) -> list[str]:
-        return self._publisher.publish(topic, self._signer.sign(messages))
+        wire = (deflated(data, attributes) for data, attributes in messages)
+        return self._publisher.publish(topic, self._signer.sign(wire))

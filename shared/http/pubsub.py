@@ -8,7 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shared.domain.pipeline import InvalidMessage
+from shared.domain.errors import InvalidMessage
+from shared.domain.message_encoding import inflated
 from shared.domain.signing import MessageSigner
 
 log = logging.getLogger("streams.pubsub")
@@ -37,7 +38,8 @@ def unwrap(cloud_event: Any) -> PushedMessage:
 def handle_push(
     cloud_event: Any, handler: Callable[[PushedMessage], object], signer: MessageSigner
 ) -> None:
-    """Run `handler` on a message Streams signed; a message that can never succeed (unsigned,
+    """Run `handler` on a message Streams signed, as it was published (inflated:
+    shared/domain/message_encoding.py); a message that can never succeed (unsigned,
     forged, unparseable) is logged and acknowledged, anything else that fails propagates, so
     functions-framework answers 500 and Pub/Sub redelivers."""
     message = unwrap(cloud_event)
@@ -47,6 +49,7 @@ def handle_push(
         log.warning("refusing message %s: %s", message.message_id, refusal)
         return
     try:
-        handler(message)
+        data, attributes = inflated(message.data, message.attributes)
+        handler(PushedMessage(message.message_id, data, attributes))
     except InvalidMessage as error:
         log.error("dropping unprocessable message %s: %s", message.message_id, error.message)

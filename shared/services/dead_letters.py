@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeGuard
 
 from shared.domain import ids
-from shared.domain.errors import Unavailable
+from shared.domain.errors import InvalidMessage, Unavailable
 from shared.domain.event import CanonicalEvent
 from shared.domain.event_dead_letters import EVENT_KIND, event_dead_letter
 from shared.domain.pipeline import (
@@ -25,7 +25,6 @@ from shared.domain.pipeline import (
     PROCESSING_FAILED,
     RECORD_RETENTION_DAYS,
     DeliveryMessage,
-    InvalidMessage,
     dead_letter_path,
     dead_letters_collection,
     decode_deliveries,

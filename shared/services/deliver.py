@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -33,6 +33,7 @@ from shared.domain.pipeline import (
     FINAL_STATUSES,
     HISTORY_LIMIT,
     RECORD_RETENTION_DAYS,
+    SETTLED_RECORD_HOURS,
     UNPROCESSABLE_EVENT,
     DeliveryMessage,
     DeliveryStatus,
@@ -598,8 +599,27 @@ def batch_record(
         "created_at": previous["created_at"] if previous else ids.isoformat(at),
         "updated_at": ids.isoformat(at),
         # A timestamp: Firestore TTL policies expire only on timestamp fields.
-        "expires_at": at + timedelta(days=RECORD_RETENTION_DAYS),
+        "expires_at": at + retention(entries.values()),
     }
+
+
+def retention(entries: Iterable[Document]) -> timedelta:
+    """How long a record is kept after its last change: a record of deliveries that all
+    settled at their first attempt, none a replay, only as long as the events' trace entries
+    (`SETTLED_RECORD_HOURS`); one holding a retry, a dead letter or a replay, for the whole
+    `RECORD_RETENTION_DAYS`, so that it can be explained and replayed, and a replay can see
+    that an earlier one was accepted."""
+    if all(settled_at_once(entry) for entry in entries):
+        return timedelta(hours=SETTLED_RECORD_HOURS)
+    return timedelta(days=RECORD_RETENTION_DAYS)
+
+
+def settled_at_once(entry: Document) -> bool:
+    return (
+        entry["status"] in FINAL_STATUSES
+        and entry["attempts"] == 1
+        and not any(step.get("replay") for step in entry.get("history", []))
+    )
 
 
 def clip(text: str, limit: int) -> str:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,9 +15,12 @@ from shared.domain.pipeline import (
     BATCH_ID_ATTRIBUTE,
     BATCH_ID_FORM,
     BATCH_MAX_DELIVERIES,
+    RECORD_RETENTION_DAYS,
+    SETTLED_RECORD_HOURS,
     DeliveryMessage,
     InvalidMessage,
     decode_deliveries,
+    delivery_batch_path,
     encode_deliveries,
     message_batch_id,
 )
@@ -27,6 +32,7 @@ from tests.unit.pipeline_fixtures import (
     BATCH_ID,
     DEAD_LETTERS_TOPIC,
     DELIVERIES_TOPIC,
+    WORKSPACE_ID,
     add_destination,
     add_rule,
     delivery_message,
@@ -155,6 +161,51 @@ def test_a_batch_settles_each_delivery_and_retries_only_the_unsettled() -> None:
         ("dead_lettered", "already dead-lettered"),
     ]
     assert sorted(sent) == ["msg-1", "msg-2", "msg-2", "msg-3"]
+
+
+def _kept_for(pipeline: Any, batch_id: str = BATCH_ID) -> timedelta:
+    record = pipeline.store.get(delivery_batch_path(WORKSPACE_ID, batch_id))
+    return record["expires_at"] - datetime.fromisoformat(record["updated_at"])
+
+
+def test_a_record_of_deliveries_all_accepted_at_once_is_kept_only_for_the_window() -> None:
+    pipeline = make_pipeline([ok(), ok()])
+    add_destination(pipeline.store, "dest-1")
+
+    pipeline.deliverer.deliver_all(messages(2), BATCH_ID)
+
+    assert _kept_for(pipeline) == timedelta(hours=SETTLED_RECORD_HOURS)
+
+
+@pytest.mark.parametrize("second", [503, 400], ids=["one to retry", "one dead-lettered"])
+def test_a_record_with_a_delivery_not_accepted_at_once_is_kept_for_the_retention(
+    second: int,
+) -> None:
+    pipeline = make_pipeline()
+    add_destination(pipeline.store, "dest-1")
+    by_message = {"msg-1": [ok()], "msg-2": [http_error(second), ok()]}
+
+    def send(request: Any, timeout: float | None = None) -> SendResult:
+        return by_message[json.loads(request.body)["messageId"]].pop(0)
+
+    pipeline.sender.send = send  # type: ignore[method-assign]
+
+    with contextlib.suppress(RetryDelivery):
+        pipeline.deliverer.deliver_all(messages(2), BATCH_ID)
+    kept = _kept_for(pipeline)
+    pipeline.deliverer.deliver_all(messages(2), BATCH_ID)  # the retry, if any, goes through
+
+    assert kept == _kept_for(pipeline) == timedelta(days=RECORD_RETENTION_DAYS)
+
+
+def test_a_replay_accepted_at_once_is_kept_for_the_retention() -> None:
+    pipeline = make_pipeline([ok()])
+    add_destination(pipeline.store, "dest-1")
+    replayed = DeliveryMessage(**{**delivery_message("msg-1").__dict__, "replay": True})
+
+    pipeline.deliverer.deliver_all([replayed], BATCH_ID)
+
+    assert _kept_for(pipeline) == timedelta(days=RECORD_RETENTION_DAYS)
 
 
 def test_sends_that_cannot_start_in_time_wait_for_the_redelivery_uncounted(

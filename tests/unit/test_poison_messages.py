@@ -11,10 +11,9 @@ import pytest
 import shared.services.deliver as deliver_module
 from shared.bootstrap import process_push_policy
 from shared.config import Settings
-from shared.domain.errors import Unavailable
+from shared.domain.errors import InvalidMessage, Unavailable
 from shared.domain.event import CanonicalEvent
 from shared.domain.pipeline import (
-    InvalidMessage,
     dead_letter_path,
     event_dead_letter_id,
     event_key,

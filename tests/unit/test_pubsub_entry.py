@@ -11,6 +11,7 @@ import pytest
 from shared.config import LOCAL_MESSAGE_SIGNING_KEY
 from shared.domain.events import IngestContext, normalise_request
 from shared.domain.ids import utcnow
+from shared.domain.message_encoding import DEFLATE, ENCODING_ATTRIBUTE, deflated
 from shared.domain.signing import SIGNATURE_ATTRIBUTE, MessageSigner
 from tests.fakes import FakeServices
 from tests.functions import function_client
@@ -66,6 +67,27 @@ def test_eventarc_cloudevent(services: FakeServices) -> None:
     response = function_client("process").post("/", json=body, headers=headers)
     assert response.status_code == 200
     assert stored_ids(services) == [message_id]
+
+
+def test_a_deflated_message_is_processed_as_published(services: FakeServices) -> None:
+    workspace = services.workspaces.create("Acme")
+    source = services.sources.create(workspace.id, "Web", "t")
+    ctx = IngestContext(workspace.id, source.id, utcnow(), None)
+    batch = [{"type": "track", "event": f"Step {n}", "userId": "u1"} for n in range(20)]
+    events = normalise_request({"batch": batch}, None, ctx).events
+    attributes = {"workspace_id": workspace.id, "source_id": source.id}
+    # As Streams' own publisher sends it: deflated, then signed.
+    [(data, attributes)] = [deflated(json.dumps(events).encode(), attributes)]
+    assert attributes[ENCODING_ATTRIBUTE] == DEFLATE
+
+    body = {
+        "subscription": "projects/p/subscriptions/s",
+        "message": pushed(services, data, attributes),
+    }
+    response = function_client("process").post("/", json=body)
+
+    assert response.status_code == 200
+    assert sorted(stored_ids(services)) == sorted(e["messageId"] for e in events)
 
 
 @pytest.mark.parametrize(
