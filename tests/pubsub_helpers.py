@@ -18,6 +18,8 @@ class TopicReader:
         self.subscriber = pubsub_v1.SubscriberClient()
         self.subscription = topic.replace("/topics/", "/subscriptions/") + f"-{name}"
         self.subscriber.create_subscription(request={"name": self.subscription, "topic": topic})
+        # Messages pulled so far (ingest merges requests that reach a topic together).
+        self.messages = 0
 
     def events(self, expected: int, timeout: float = 20) -> list[dict[str, Any]]:
         """Every event of the messages pulled until `expected` arrived or time ran out."""
@@ -29,8 +31,11 @@ class TopicReader:
             )
             received = response.received_messages
             for message in received:
-                data, _ = inflated(message.message.data, message.message.attributes)
-                events.extend(json.loads(data))
+                data, attributes = inflated(message.message.data, message.message.attributes)
+                carried = json.loads(data)
+                assert attributes.get("event_count", str(len(carried))) == str(len(carried))
+                events.extend(carried)
+                self.messages += 1
             if received:
                 self.subscriber.acknowledge(
                     request={

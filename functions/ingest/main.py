@@ -68,8 +68,13 @@ def _publisher(service: Ingest) -> AsyncGroupPublisher:
     if publisher is None:
         # Imported with the services, on the first request (as shared/bootstrap.py does).
         from shared.adapters.pubsub_rest import AsyncGroupPublisher
+        from shared.domain.pipeline import merge_source_messages
 
-        publisher = _publishers[service] = AsyncGroupPublisher(service.publisher)
+        # Requests that reach one source's topic together share one message (and so one push
+        # of process, one record, one deliveries message per rule).
+        publisher = _publishers[service] = AsyncGroupPublisher(
+            service.publisher, merge=merge_source_messages
+        )
     return publisher
 
 

@@ -200,6 +200,11 @@ class HandOverPublisher:
         self._current = successor
 
 
+# Messages of one RPC as fewer messages, and the index of the one carrying each.
+Merge = Callable[
+    [Sequence[tuple[bytes, Mapping[str, str]]]],
+    tuple[list[tuple[bytes, dict[str, str]]], list[int]],
+]
 # Threads that carry the asynchronous publisher's RPCs: one RPC per topic is in flight at a
 # time, so this bounds how many topics (sources) publish at once in one instance.
 ASYNC_PUBLISH_THREADS = 32
@@ -215,9 +220,17 @@ class AsyncGroupPublisher:
     is woken once per RPC, not once per request.
     """
 
-    def __init__(self, publisher: Publisher, deadline_seconds: float = RETRY.deadline_seconds):
+    def __init__(
+        self,
+        publisher: Publisher,
+        deadline_seconds: float = RETRY.deadline_seconds,
+        merge: Merge | None = None,
+    ):
+        """`merge` makes one RPC's messages fewer (`merge_source_messages`): each caller gets
+        the id of the message that carried its own."""
         self._publisher = publisher
         self._deadline = deadline_seconds
+        self._merge = merge
         self._threads = ThreadPoolExecutor(ASYNC_PUBLISH_THREADS, thread_name_prefix="publish")
         self._queue: AsyncGroupCommit[tuple[bytes, Mapping[str, str]]] = AsyncGroupCommit(
             self._send,
@@ -243,7 +256,15 @@ class AsyncGroupPublisher:
 
     async def _send(self, topic: str, messages: list[tuple[bytes, Mapping[str, str]]]) -> list[str]:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._threads, self._publisher.publish, topic, messages)
+        if self._merge is None or len(messages) < 2:
+            return await loop.run_in_executor(
+                self._threads, self._publisher.publish, topic, messages
+            )
+        merged, owners = self._merge(messages)
+        ids = await loop.run_in_executor(self._threads, self._publisher.publish, topic, merged)
+        if len(ids) != len(merged):
+            raise RuntimeError(f"{len(ids)} ids for {len(merged)} published messages")
+        return [ids[owner] for owner in owners]
 
 
 def _message_bytes(message: tuple[bytes, Mapping[str, str]]) -> int:

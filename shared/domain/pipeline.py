@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -85,7 +85,8 @@ def event_dead_letter_id(message_id: str) -> str:
 
 @dataclass(frozen=True)
 class SourceMessage:
-    """One message of a source topic: the accepted events of one ingest request."""
+    """One message of a source topic: the accepted events of one ingest request, or of several
+    that reached the topic together (`merge_source_messages`)."""
 
     pubsub_message_id: str
     workspace_id: str
@@ -241,6 +242,60 @@ def _batches(items: list[bytes]) -> list[list[bytes]]:
         batches[-1].append(item)
         size += len(item) + 1
     return batches
+
+
+# What one merged source message holds at most: no more than one request may carry.
+MERGED_MAX_BYTES = 500 * 1024
+MERGED_MAX_EVENTS = 500
+EVENT_COUNT_ATTRIBUTE = "event_count"
+
+
+def merge_source_messages(
+    messages: Sequence[tuple[bytes, Mapping[str, str]]],
+) -> tuple[list[tuple[bytes, dict[str, str]]], list[int]]:
+    """Source messages of concurrent requests as fewer messages, and which one carries each.
+
+    Every message costs downstream whatever its size: a push of process (billed by Pub/Sub at 1
+    KB at least), process's record, and a deliveries message per rule with deliver's push and
+    record. Requests of one event each (browsers and phones send events one by one) that reach
+    ingest together are worth one message: their events' arrays are joined, in order, when
+    their attributes agree but for the event count, within `MERGED_MAX_BYTES` and
+    `MERGED_MAX_EVENTS`. A message that is not a JSON array of events goes as it is.
+    """
+    merged: list[tuple[bytes, dict[str, str]]] = []
+    parts: list[list[bytes]] = []
+    counts: list[int] = []
+    sizes: list[int] = []
+    open_by_kind: dict[tuple[tuple[str, str], ...], int] = {}
+    owners: list[int] = []
+    for data, attributes in messages:
+        count = attributes.get(EVENT_COUNT_ATTRIBUTE, "")
+        kind = tuple(sorted((k, v) for k, v in attributes.items() if k != EVENT_COUNT_ATTRIBUTE))
+        index = open_by_kind.get(kind)
+        joinable = count.isdigit() and data[:1] == b"[" and data[-1:] == b"]" and data != b"[]"
+        if (
+            joinable
+            and index is not None
+            and sizes[index] + len(data) <= MERGED_MAX_BYTES
+            and counts[index] + int(count) <= MERGED_MAX_EVENTS
+        ):
+            parts[index].append(data[1:-1])
+            counts[index] += int(count)
+            sizes[index] += len(data) - 1
+            owners.append(index)
+            continue
+        owners.append(len(merged))
+        if joinable:
+            open_by_kind[kind] = len(merged)
+        merged.append((data, dict(attributes)))
+        parts.append([data[1:-1]])
+        counts.append(int(count) if joinable else 0)
+        sizes.append(len(data))
+    for index, (_, attributes) in enumerate(merged):
+        if len(parts[index]) > 1:
+            joined = b"[" + b",".join(parts[index]) + b"]"
+            merged[index] = (joined, {**attributes, EVENT_COUNT_ATTRIBUTE: str(counts[index])})
+    return merged, owners
 
 
 def parse_source_message(
