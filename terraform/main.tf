@@ -1,13 +1,20 @@
 # Streams on Google Cloud: every function of functions/, Pub/Sub wiring, Firestore, BigQuery and
-# the load balancer on the customer's domain, in one apply into an empty project (docs/DEPLOY.md).
+# the edge (var.edge: the load balancer on the customer's domain, or the functions' own URLs), in
+# one apply into an empty project (docs/DEPLOY.md).
 
 locals {
   source_root  = abspath(coalesce(var.source_root, "${path.module}/.."))
   requirements = file("${path.module}/requirements.txt")
 
+  # var.edge: "direct" deploys no load balancer; the HTTP functions answer at their run.app URLs.
+  direct = var.edge.kind == "direct"
+  # The X-Forwarded-For entries Google's front end appends: `<client>,<load balancer>` behind
+  # the load balancer; Cloud Run's own front end writes `<client>` alone (docs/DEPLOY.md).
+  trusted_proxy_hops = coalesce(var.settings.trusted_proxy_hops, local.direct ? 1 : 2)
+
   # Every function under functions/ (tests/unit/test_terraform.py fails when one is missing):
   # its trigger, what its service account may do, and its default size.
-  #   trigger: http (behind the load balancer) or pubsub (push subscriptions, OIDC-authenticated)
+  #   trigger: http (public, behind the edge) or pubsub (push subscriptions, OIDC-authenticated)
   #   access:  firestore      roles/datastore.user: configuration and state documents
   #            publish_sources     roles/pubsub.publisher on each source topic, granted by the
   #            publish_deliveries  wiring as it creates the topic (STREAMS_*_TOPIC_PUBLISHERS):
@@ -205,7 +212,7 @@ locals {
     STREAMS_PROJECT_ID                  = var.project_id
     STREAMS_BIGQUERY_DATASET            = module.datastores.bigquery_dataset
     STREAMS_ALLOW_PRIVATE_DESTINATIONS  = var.destination_egress.allow_private_destinations ? "true" : "false"
-    STREAMS_TRUSTED_PROXY_HOPS          = tostring(var.settings.trusted_proxy_hops)
+    STREAMS_TRUSTED_PROXY_HOPS          = tostring(local.trusted_proxy_hops)
     STREAMS_WRITE_KEY_CACHE_SECONDS     = tostring(var.settings.write_key_cache_seconds)
     STREAMS_CONFIG_CACHE_SECONDS        = tostring(var.settings.config_cache_seconds)
     STREAMS_PUSH_SERVICE_ACCOUNT        = module.pubsub_identity.push_service_account_email
@@ -739,20 +746,25 @@ module "http_functions" {
   project_roles         = local.project_roles[each.key]
   labels                = var.labels
 
-  # Reached only through the load balancer (ingress internal-and-load-balancer): callers
-  # authenticate to Streams itself (write keys, Bearer tokens), so the invoker check is either
-  # granted to allUsers or turned off (var.public_access, docs/DEPLOY.md).
-  public        = true
-  public_access = var.public_access
-  direct_vpc    = local.dedup_direct_vpc[each.key]
+  # Behind the load balancer, reached only through it (the module's default ingress for a
+  # public function, internal-and-load-balancer); with edge "direct" there is none, so their
+  # run.app URLs are the way in and ingress is all. Either way callers authenticate to Streams
+  # itself (write keys, Bearer tokens), so the invoker check is either granted to allUsers or
+  # turned off (var.public_access, docs/DEPLOY.md).
+  public           = true
+  public_access    = var.public_access
+  ingress_settings = local.direct ? "ALLOW_ALL" : null
+  direct_vpc       = local.dedup_direct_vpc[each.key]
 
   depends_on = [time_sleep.build_iam_propagation]
 }
 
 # --- the edge: load balancer, certificate, Cloud Armor ------------------------------------
 
+# Only with edge "load_balancer" (the default); "direct" has none of it (variables.tf, edge).
 module "edge" {
   source = "./modules/edge"
+  count  = local.direct ? 0 : 1
 
   project_id  = var.project_id
   region      = var.region

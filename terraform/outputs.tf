@@ -1,15 +1,22 @@
 output "url" {
-  description = "https://<first of domains>: the one base URL of every route: SDKs' host (POST <url>/v1/batch, ...), the management API (<url>/api/v1/workspaces/{id}/..., <url>/v1/streams/...), the console (<url>/console/) and the live stream (`streams tail --gateway <url>`)."
-  value       = module.edge.url
+  description = "With edge.kind = \"load_balancer\": https://<first of domains>, the one base URL of every route: SDKs' host (POST <url>/v1/batch, ...), the management API (<url>/api/v1/workspaces/{id}/..., <url>/v1/streams/...), the console (<url>/console/) and the live stream (`streams tail --gateway <url>`). null with \"direct\": each function has its own (`endpoints`)."
+  value       = one(module.edge[*].url)
 }
 
 output "edge_address" {
-  description = "The load balancer's IPv4 address: create a DNS A record to it for each of `domains`; the certificate is issued once they resolve."
-  value       = module.edge.address
+  description = "The load balancer's IPv4 address: create a DNS A record to it for each of `domains`; the certificate is issued once they resolve. null with edge.kind = \"direct\"."
+  value       = one(module.edge[*].address)
+}
+
+output "endpoints" {
+  description = "The base URL of each public HTTP function's routes, by function name (shared/api/routes.py says which function serves which path): `url` for every one behind the load balancer; with edge.kind = \"direct\", each function's own run.app URL (endpoints.ingest is the SDKs' host, endpoints.events the live stream's)."
+  value = {
+    for name, function in module.http_functions : name => local.direct ? function.uri : one(module.edge[*].url)
+  }
 }
 
 output "function_urls" {
-  description = "The run.app URL of every function, by name: Pub/Sub's push endpoints. They refuse callers from the internet (ingress internal and load balancer only); use `url`."
+  description = "The run.app URL of every function, by name: Pub/Sub's push endpoints. Behind the load balancer they refuse callers from the internet (ingress internal and load balancer only; use `url`); with edge.kind = \"direct\" the public HTTP functions' are their way in (`endpoints`)."
   value = merge(
     { for name, function in module.http_functions : name => function.uri },
     { for name, function in module.pubsub_functions : name => function.uri },

@@ -178,7 +178,7 @@ variable "function_sizes" {
 }
 
 variable "settings" {
-  description = "Tunables the functions read from the environment (shared/config.py); defaults are the code's. Caches bound how late a revoked write key or a changed rule takes effect (0-10 s); delivery backoff and attempts are the retry schedule of failing deliveries; process_max_attempts (5-100) and process_max_backoff_seconds bound how long one source message is retried before Pub/Sub dead-letters it for replay; transform_* bound each JavaScript transformation (CPU ms per event, heap MB per sandbox, result KB) and, with transform_sandbox_memory_mb, the heaps of the calls running at once in one instance (keep it under deliver's memory); trusted_proxy_hops is how many X-Forwarded-For entries, from the right, Google's front end appends (`<client>,<load balancer>`: 2), the client's address being the leftmost of them."
+  description = "Tunables the functions read from the environment (shared/config.py); defaults are the code's. Caches bound how late a revoked write key or a changed rule takes effect (0-10 s); delivery backoff and attempts are the retry schedule of failing deliveries; process_max_attempts (5-100) and process_max_backoff_seconds bound how long one source message is retried before Pub/Sub dead-letters it for replay; transform_* bound each JavaScript transformation (CPU ms per event, heap MB per sandbox, result KB) and, with transform_sandbox_memory_mb, the heaps of the calls running at once in one instance (keep it under deliver's memory); trusted_proxy_hops is how many X-Forwarded-For entries, from the right, Google's front end appends, the client's address being the leftmost of them: unset, 2 with edge.kind = \"load_balancer\" (`<client>,<load balancer>`) and 1 with \"direct\" (Cloud Run's front end writes `<client>` alone)."
   type = object({
     write_key_cache_seconds      = optional(number, 5)
     config_cache_seconds         = optional(number, 5)
@@ -191,7 +191,7 @@ variable "settings" {
     transform_memory_mb          = optional(number, 64)
     transform_output_kb          = optional(number, 32)
     transform_sandbox_memory_mb  = optional(number, 512)
-    trusted_proxy_hops           = optional(number, 2)
+    trusted_proxy_hops           = optional(number)
   })
   default = {}
 
@@ -216,8 +216,8 @@ variable "settings" {
     error_message = "settings.transform_*: cpu_ms 1-10000, memory_mb 1-1024, output_kb 1-1024, sandbox_memory_mb 8-16384."
   }
   validation {
-    condition     = var.settings.trusted_proxy_hops >= 0 && var.settings.trusted_proxy_hops <= 10 && floor(var.settings.trusted_proxy_hops) == var.settings.trusted_proxy_hops
-    error_message = "settings.trusted_proxy_hops must be a whole number between 0 and 10."
+    condition     = var.settings.trusted_proxy_hops == null || try(var.settings.trusted_proxy_hops >= 0 && var.settings.trusted_proxy_hops <= 10 && floor(var.settings.trusted_proxy_hops) == var.settings.trusted_proxy_hops, false)
+    error_message = "settings.trusted_proxy_hops must be a whole number between 0 and 10, or unset (2 behind the load balancer, 1 with edge.kind = \"direct\")."
   }
 }
 
@@ -303,20 +303,54 @@ variable "warehouse_sync_schedule" {
   }
 }
 
-variable "domains" {
-  description = "The host names Streams answers on, of your own domain (e.g. [\"data.example.com\"]): the load balancer's Google-managed certificate covers them, and each needs a DNS A record to the `edge_address` output. The first is the base URL of every route (SDKs, API, console, live stream)."
-  type        = list(string)
+variable "edge" {
+  description = <<-EOT
+    How callers on the internet reach the HTTP functions (docs/DEPLOY.md, "Choosing the edge").
+      kind = "load_balancer" (default): one global external Application Load Balancer on `domains`
+        (modules/edge): a Google-managed certificate, Cloud Armor on ingest (ingest_protection)
+        and every route under one base URL; the functions' own run.app URLs refuse callers from
+        the internet. Its forwarding rules and Cloud Armor cost about $29 a month before any
+        traffic (docs/COST.md).
+      kind = "direct": no load balancer, certificate, Cloud Armor policy or serverless network
+        endpoint groups. Each HTTP function answers at its own run.app URL (output `endpoints`),
+        with ingress "all"; `domains` must be empty and ingest_protection does not apply (ingest's
+        own per-source rate limits still do). No fixed cost: for small deployments.
+  EOT
+  type = object({
+    kind = optional(string, "load_balancer")
+  })
+  default = {}
 
   validation {
-    condition     = length(var.domains) >= 1 && alltrue([for domain in var.domains : can(regex("^([a-z0-9]([a-z0-9-]*[a-z0-9])?\\.)+[a-z]{2,63}$", domain))])
-    error_message = "domains must list at least one fully qualified host name in lower case, such as data.example.com (no scheme, no path, no wildcard)."
+    condition     = contains(["load_balancer", "direct"], var.edge.kind)
+    error_message = "edge.kind must be load_balancer or direct."
+  }
+}
+
+variable "domains" {
+  description = "The host names Streams answers on with edge.kind = \"load_balancer\", of your own domain (e.g. [\"data.example.com\"]): the load balancer's Google-managed certificate covers them, and each needs a DNS A record to the `edge_address` output. The first is the base URL of every route (SDKs, API, console, live stream). Empty (the default) with edge.kind = \"direct\", whose functions answer at their run.app URLs."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for domain in var.domains : can(regex("^([a-z0-9]([a-z0-9-]*[a-z0-9])?\\.)+[a-z]{2,63}$", domain))])
+    error_message = "domains must list fully qualified host names in lower case, such as data.example.com (no scheme, no path, no wildcard)."
+  }
+  validation {
+    condition     = var.edge.kind != "load_balancer" || length(var.domains) >= 1
+    error_message = "domains must list at least one host name with edge.kind = \"load_balancer\" (the default): the load balancer's certificate is issued for them. Without a domain of your own, set edge = { kind = \"direct\" }."
+  }
+  validation {
+    condition     = var.edge.kind != "direct" || length(var.domains) == 0
+    error_message = "domains must be empty with edge.kind = \"direct\": each function answers at its own run.app URL, and no certificate is issued for a domain. Remove domains, or set edge = { kind = \"load_balancer\" } to serve them."
   }
 }
 
 variable "ingest_protection" {
   description = <<-EOT
-    Cloud Armor on the ingest backend (enabled: false removes the policy and its cost, docs/COST.md;
-    ingest's own per-source rate limits still apply). Each request meets one rate limit: its write key's when it
+    Cloud Armor on the ingest backend of the load balancer (enabled: false removes the policy and
+    its cost, docs/COST.md; ingest's own per-source rate limits still apply). With edge.kind =
+    "direct" there is no load balancer and no policy: these values are not used. Each request meets one rate limit: its write key's when it
     sends one in a header (HTTP Basic or X-Write-Key), else its address's; over it, 429. Defaults
     are generous: a site's browsers share one write key, so the key's limit caps the whole site.
       requests_per_minute_per_ip         6000 (100 a second from one address)

@@ -66,6 +66,7 @@ def result_block(inputs: Inputs, sizes: Mapping[str, FunctionSize]) -> str:
     singles = [model.cheapest_bill(single, v, sizes) for v in model.VOLUMES]
     stores = [model.chosen_store(batched, v, sizes) for v in model.VOLUMES]
     rows = [["deduplication store (the cheaper)", *stores]]
+    rows.append(["edge (`edge.kind`)", *(f"`{model.assumed_edge(v)}`" for v in model.VOLUMES)])
     rows += [[label, *(usd(b.lines[label]) for b in bills)] for label in bills[0].lines]
     rows.append(["**total**", *(f"**about {usd(b.total)}**" for b in bills)])
     rows.append(["per million events", *(usd_per_million(b.per_million) for b in bills)])
@@ -122,10 +123,27 @@ def targets_block(inputs: Inputs, sizes: Mapping[str, FunctionSize]) -> str:
             paragraph(
                 f"**Finding:** the load balancer alone costs {usd(edge_floor)} a month before any "
                 "traffic (its forwarding rules), more than the whole "
-                f"${model.TARGET_TOTAL_SMALL:.0f} allowed at 1M events: with issue 17's edge that "
-                "target cannot be met, whatever the pipeline does."
+                f"${model.TARGET_TOTAL_SMALL:.0f} allowed at 1M events: with issue 17's edge "
+                '(`edge.kind = "load_balancer"`) that target cannot be met, whatever the pipeline '
+                "does."
             )
         )
+    small = model.cheapest_bill(traffic, model.TARGET_EVENTS_SMALL, sizes, model.DIRECT_EDGE)
+    # Every line of a cent or more, the largest first: what the direct edge's total is made of.
+    lines = sorted(
+        ((label, cost) for label, cost in small.lines.items() if cost >= 0.005),
+        key=lambda line: -line[1],
+    )
+    made_of = "; ".join(f"{label.split(':')[0]} ${cost:.2f}" for label, cost in lines)
+    verdict = "within" if small.total <= model.TARGET_TOTAL_SMALL else "still above"
+    text.append(
+        paragraph(
+            f'With `edge.kind = "direct"` (no load balancer, no Cloud Armor) the deployment at 1M '
+            f"events costs ${small.total:.2f} a month, {verdict} the "
+            f"${model.TARGET_TOTAL_SMALL:.0f}: {made_of or 'nothing'} (everything else under a "
+            "cent, free tiers deducted)."
+        )
+    )
     return "\n\n".join(text)
 
 
@@ -140,6 +158,7 @@ def edge_block(inputs: Inputs, sizes: Mapping[str, FunctionSize]) -> str:
             lambda m, e: model.load_balancer_cost(m, e) + model.cloud_armor_cost(m, e),
         ),
         ("load balancer alone", model.load_balancer_cost),
+        ('none: `edge.kind = "direct"`, the functions\' own URLs', lambda m, e: 0.0),
         ("API Gateway (before issue 17)", model.api_gateway_cost),
     ]
     rows = [[name, *(usd(cost(m, e)) for m, e in cases)] for name, cost in fronts]
@@ -149,14 +168,19 @@ def edge_block(inputs: Inputs, sizes: Mapping[str, FunctionSize]) -> str:
     instances = (
         f"with the minimum instances of {', '.join(warm)}" if warm else "with no warm instance"
     )
-    idle = model.cheapest_bill(traffic["batched"], 0.0, sizes).total
+    idle = {
+        edge: model.cheapest_bill(traffic["batched"], 0.0, sizes, edge).total
+        for edge in model.EDGES
+    }
     return "\n\n".join(
         [
             table(header, rows),
             paragraph(
                 f"The load balancer costs {usd(lb)} a month before any traffic (its forwarding "
                 f"rules), and Cloud Armor {usd(armor)}: {instances} (terraform/main.tf) and "
-                f"Firestore claims, an idle deployment costs about {usd(idle)} a month."
+                "Firestore claims, an idle deployment costs about "
+                f"{usd(idle[model.LOAD_BALANCER_EDGE])} a month behind the load balancer, and "
+                f'${idle[model.DIRECT_EDGE]:.2f} with `edge.kind = "direct"`.'
             ),
         ]
     )

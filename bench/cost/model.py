@@ -77,6 +77,17 @@ EDGE_BYTES_PER_REQUEST = 0.5 * KB
 # Cloud Armor on ingest: one policy, six rules (Log4j, body limit, three rate limits, default).
 ARMOR_POLICIES = 1
 ARMOR_RULES = 6
+# The edge (terraform var.edge, DEPLOY.md "Choosing the edge"): "load_balancer" (the default)
+# bills the load balancer and Cloud Armor above; "direct" has neither, the functions answering
+# at their own run.app URLs, and adds no line of its own: requests into Cloud Run are free, and
+# ingest's answers leave as internet egress with either edge (not counted with either, below).
+LOAD_BALANCER_EDGE = "load_balancer"
+DIRECT_EDGE = "direct"
+EDGES = (LOAD_BALANCER_EDGE, DIRECT_EDGE)
+# The edge the Result table assumes at each volume: up to this many events a month a deployment
+# is a small one, which DEPLOY.md points at "direct" (no fixed cost, but no Cloud Armor and no
+# domain of its own); above, the default load balancer. The Targets table shows both edges.
+DIRECT_EDGE_UP_TO_EVENTS = 1_000_000
 # A delivery's body and HTTP headers, sent to a destination on the internet.
 EGRESS_BYTES_PER_DELIVERY = 1.5 * KB
 # Cloud Run logs each request (about 1.5 KB); the pushed functions' request logs are excluded by
@@ -330,7 +341,20 @@ LOAD_BALANCER_LINE = "Load balancer: forwarding rules, data processed"
 ARMOR_LINE = f"Cloud Armor on ingest: policy, {ARMOR_RULES} rules, requests"
 
 
-def monthly_bill(mix: Mix, events: float, sizes: Mapping[str, FunctionSize]) -> Bill:
+def assumed_edge(events: float) -> str:
+    """The edge a deployment of `events` a month would use (DIRECT_EDGE_UP_TO_EVENTS)."""
+    return DIRECT_EDGE if events <= DIRECT_EDGE_UP_TO_EVENTS else LOAD_BALANCER_EDGE
+
+
+def monthly_bill(
+    mix: Mix,
+    events: float,
+    sizes: Mapping[str, FunctionSize],
+    edge: str = LOAD_BALANCER_EDGE,
+) -> Bill:
+    if edge not in EDGES:
+        raise ValueError(f"edge must be one of {', '.join(EDGES)}, not {edge!r}")
+    behind_load_balancer = edge == LOAD_BALANCER_EDGE
     return Bill(
         events,
         {
@@ -342,17 +366,19 @@ def monthly_bill(mix: Mix, events: float, sizes: Mapping[str, FunctionSize]) -> 
             DEDUP_LINE: dedup_store_cost(mix, events),
             "BigQuery streaming inserts": bigquery_streaming_cost(mix, events),
             "BigQuery storage (one month of events)": bigquery_storage_cost(mix, events),
-            LOAD_BALANCER_LINE: load_balancer_cost(mix, events),
-            ARMOR_LINE: cloud_armor_cost(mix, events),
+            LOAD_BALANCER_LINE: load_balancer_cost(mix, events) if behind_load_balancer else 0.0,
+            ARMOR_LINE: cloud_armor_cost(mix, events) if behind_load_balancer else 0.0,
             "Egress to destinations": egress_cost(mix, events),
             "Cloud Logging (ingest's request logs)": logging_cost(mix, events),
         },
     )
 
 
-def idle_floor(mix: Mix, sizes: Mapping[str, FunctionSize]) -> float:
+def idle_floor(
+    mix: Mix, sizes: Mapping[str, FunctionSize], edge: str = LOAD_BALANCER_EDGE
+) -> float:
     """What the deployment costs a month with no traffic at all."""
-    return monthly_bill(mix, 0.0, sizes).total
+    return monthly_bill(mix, 0.0, sizes, edge).total
 
 
 # --- the deduplication store: whichever is cheaper at the volume ----------------------------
@@ -398,10 +424,16 @@ def traffics(mixes: Mapping[str, Mix]) -> dict[str, Traffic]:
     }
 
 
-def cheapest_bill(traffic: Traffic, events: float, sizes: Mapping[str, FunctionSize]) -> Bill:
+def cheapest_bill(
+    traffic: Traffic,
+    events: float,
+    sizes: Mapping[str, FunctionSize],
+    edge: str | None = None,
+) -> Bill:
     """The bill with the cheaper deduplication store at this volume (Firestore on a tie: it has
-    nothing to size and no idle cost)."""
-    bills = [monthly_bill(mix, events, sizes) for mix in traffic.mixes()]
+    nothing to size and no idle cost), behind `edge` (default: the one `assumed_edge` gives)."""
+    edge = assumed_edge(events) if edge is None else edge
+    bills = [monthly_bill(mix, events, sizes, edge) for mix in traffic.mixes()]
     return min(bills, key=lambda bill: bill.total)
 
 
@@ -439,6 +471,7 @@ class Target:
     name: str
     limit: float
     value: float
+    edge: str = LOAD_BALANCER_EDGE
 
     @property
     def met(self) -> bool:
@@ -446,14 +479,29 @@ class Target:
 
 
 def targets(traffic: Traffic, sizes: Mapping[str, FunctionSize]) -> list[Target]:
-    large = cheapest_bill(traffic, TARGET_EVENTS_LARGE, sizes)
-    small = cheapest_bill(traffic, TARGET_EVENTS_SMALL, sizes)
-    return [
-        Target(
-            "dollars per million events at 1B a month", TARGET_PER_MILLION_LARGE, large.per_million
-        ),
-        Target("dollars a month in total at 1M a month", TARGET_TOTAL_SMALL, small.total),
-    ]
+    """Each target behind each edge, the edge named in the target's name too."""
+    found = []
+    for edge in EDGES:
+        large = cheapest_bill(traffic, TARGET_EVENTS_LARGE, sizes, edge)
+        found.append(
+            Target(
+                f'dollars per million events at 1B a month, edge "{edge}"',
+                TARGET_PER_MILLION_LARGE,
+                large.per_million,
+                edge,
+            )
+        )
+    for edge in EDGES:
+        small = cheapest_bill(traffic, TARGET_EVENTS_SMALL, sizes, edge)
+        found.append(
+            Target(
+                f'dollars a month in total at 1M a month, edge "{edge}"',
+                TARGET_TOTAL_SMALL,
+                small.total,
+                edge,
+            )
+        )
+    return found
 
 
 # --- what one more operation per event costs (to weigh a change to the pipeline) ------------

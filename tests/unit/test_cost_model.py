@@ -316,9 +316,57 @@ def test_targets_report_whether_they_are_met() -> None:
     assert model.Target("x", 5.0, 4.99).met
     assert not model.Target("x", 5.0, 5.01).met
     traffic = model.traffics(load_inputs().mixes)["batched"]
-    found = model.targets(traffic, SIZES)
-    small = model.cheapest_bill(traffic, model.TARGET_EVENTS_SMALL, SIZES)
-    assert found[1].value == pytest.approx(small.total)
+    found = {(t.name.split(",")[0], t.edge): t for t in model.targets(traffic, SIZES)}
+    # Every target behind each edge, the edge named in the row.
+    assert set(found) == {
+        (name, edge)
+        for name in (
+            "dollars per million events at 1B a month",
+            "dollars a month in total at 1M a month",
+        )
+        for edge in model.EDGES
+    }
+    for (name, edge), target in found.items():
+        assert f'edge "{edge}"' in target.name
+        events = model.TARGET_EVENTS_SMALL if "1M" in name else model.TARGET_EVENTS_LARGE
+        bill = model.cheapest_bill(traffic, events, SIZES, edge)
+        assert target.value == pytest.approx(bill.total if "1M" in name else bill.per_million)
+    small = found[("dollars a month in total at 1M a month", "load_balancer")]
+    direct = found[("dollars a month in total at 1M a month", "direct")]
+    # At 1M the difference is the load balancer's and Cloud Armor's fixed charges (their
+    # per-request parts are cents).
+    fixed = 730 * 0.025 + 5 + 6 * 1
+    assert small.value - direct.value == pytest.approx(fixed, abs=0.1)
+
+
+def test_the_direct_edge_bills_no_load_balancer_and_no_cloud_armor() -> None:
+    mix = with_claims_in(batched(), "firestore")
+    events = 1_000_000_000
+    direct = model.monthly_bill(mix, events, SIZES, model.DIRECT_EDGE)
+    behind = model.monthly_bill(mix, events, SIZES, model.LOAD_BALANCER_EDGE)
+    assert direct.lines[model.LOAD_BALANCER_LINE] == direct.lines[model.ARMOR_LINE] == 0.0
+    assert behind.lines[model.LOAD_BALANCER_LINE] == model.load_balancer_cost(mix, events)
+    assert behind.lines[model.ARMOR_LINE] == model.cloud_armor_cost(mix, events)
+    # Every other line is the same: the edge changes nothing behind it.
+    others = set(direct.lines) - {model.LOAD_BALANCER_LINE, model.ARMOR_LINE}
+    assert {line: direct.lines[line] for line in others} == {
+        line: behind.lines[line] for line in others
+    }
+    # Idle, only the warm ingest instance is left.
+    assert model.idle_floor(mix, SIZES, model.DIRECT_EDGE) == pytest.approx(12.96)
+    with pytest.raises(ValueError, match="edge must be one of load_balancer, direct"):
+        model.monthly_bill(mix, events, SIZES, "cdn")
+
+
+def test_the_result_table_assumes_direct_only_for_a_small_deployment() -> None:
+    assert model.assumed_edge(model.TARGET_EVENTS_SMALL) == model.DIRECT_EDGE
+    assert model.assumed_edge(100_000_000) == model.LOAD_BALANCER_EDGE
+    traffic = model.traffics(load_inputs().mixes)["batched"]
+    small = model.cheapest_bill(traffic, 1_000_000, SIZES)
+    assert small.lines[model.LOAD_BALANCER_LINE] == 0.0
+    assert model.cheapest_bill(traffic, 100_000_000, SIZES).lines[model.LOAD_BALANCER_LINE] > 0
+    result = doc.COST_DOC.read_text().split("## Result", 1)[1].split("### Targets", 1)[0]
+    assert "| edge (`edge.kind`) | `direct` | `load_balancer` | `load_balancer` |" in result
 
 
 def test_rudderstack_nodes_are_sized_for_the_peak() -> None:

@@ -180,10 +180,13 @@ def test_http_functions_admit_only_the_load_balancer_and_internal_traffic() -> N
         '${coalesce(var.ingress_settings, var.public ? "ALLOW_INTERNAL_AND_GCLB" : '
         '"ALLOW_INTERNAL_ONLY")}'
     )
-    # Only the internal module call overrides it (below); the public and pushed ones do not.
-    for group in ("http_functions", "pubsub_functions"):
-        assert "ingress_settings" not in module_blocks(TERRAFORM)["module"][group]
-    # Open ingress only for the private wiring function, which IAM guards (its invokers).
+    # The internal module call overrides it (below), the public one only with edge "direct"
+    # (no load balancer: test_terraform_edge_choice.py), the pushed one never.
+    assert "ingress_settings" not in module_blocks(TERRAFORM)["module"]["pubsub_functions"]
+    public = module_blocks(TERRAFORM)["module"]["http_functions"]
+    assert public["ingress_settings"] == '${local.direct ? "ALLOW_ALL" : null}'
+    # Open ingress only for the private wiring function, which IAM guards (its invokers), and
+    # the public ones under edge "direct".
     for path in TERRAFORM.rglob("*.tf"):
         if path.name != "variables.tf":
             for line in path.read_text().splitlines():

@@ -444,7 +444,15 @@ def test_the_uptime_check_calls_healthz_on_the_first_domain() -> None:
     http = check["http_check"][0]
     assert (http["path"], http["port"], http["use_ssl"]) == ("/healthz", 443, True)
     assert check["monitored_resource"][0]["labels"]["host"] == "${var.uptime_host}"
-    assert module_blocks(TERRAFORM)["module"]["monitoring"]["uptime_host"] == "${var.domains[0]}"
+    # The first domain behind the load balancer, ingest's own host with edge "direct"; whether
+    # the check exists is a flag known when planning (the run.app host is not, at first).
+    monitoring = module_blocks(TERRAFORM)["module"]["monitoring"]
+    assert monitoring["uptime_host"] == (
+        '${local.direct ? trimprefix(module.http_functions["ingest"].uri, "https://") : '
+        "try(var.domains[0], null)}"
+    )
+    assert monitoring["uptime_check"] is True
+    assert check["count"] == "${local.uptime_check ? 1 : 0}"
     # The route it calls exists, on ingest, and asks for no credentials (the check has none).
     [route] = [r for r in ROUTES if (r.method, r.path) == ("GET", http["path"])]
     assert (route.function, route.auth) == ("ingest", "none")

@@ -18,6 +18,9 @@ module "streams" {
   region      = var.region
   name_prefix = "streams"
   domains     = var.domains
+  # A load balancer on `domains` (the default), or { kind = "direct" } with no domains for a
+  # small deployment (docs/DEPLOY.md, "Choosing the edge").
+  edge = var.edge
 
   # Production: STREAMS_ALLOW_PRIVATE_DESTINATIONS=false (the default, spelled out here).
   destination_egress = {

@@ -1,11 +1,16 @@
 output "url" {
-  description = "The one base URL of Streams: SDKs' host, management API, console, live stream."
+  description = "The one base URL of Streams behind the load balancer: SDKs' host, management API, console, live stream (null with edge kind \"direct\")."
   value       = module.streams.url
 }
 
 output "edge_address" {
-  description = "Point each of your domains here (DNS A record)."
+  description = "Point each of your domains here (DNS A record); null with edge kind \"direct\"."
   value       = module.streams.edge_address
+}
+
+output "endpoints" {
+  description = "The base URL of each HTTP function's routes, by function (each function's own URL with edge kind \"direct\")."
+  value       = module.streams.endpoints
 }
 
 output "cli_environment" {

@@ -10,6 +10,20 @@ variable "region" {
 }
 
 variable "domains" {
-  description = "Your own host names for Streams, e.g. [\"data.example.com\"]."
+  description = "Your own host names for Streams, e.g. [\"data.example.com\"]; empty with edge kind \"direct\"."
   type        = list(string)
+  default     = []
+}
+
+variable "edge" {
+  description = "How callers reach Streams: { kind = \"load_balancer\" } (default: a load balancer on `domains`) or { kind = \"direct\" } (the functions' own URLs, no fixed cost; docs/DEPLOY.md, \"Choosing the edge\")."
+  type = object({
+    kind = optional(string, "load_balancer")
+  })
+  default = {}
+
+  validation {
+    condition     = contains(["load_balancer", "direct"], var.edge.kind)
+    error_message = "edge.kind must be load_balancer or direct."
+  }
 }

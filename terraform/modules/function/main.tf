@@ -51,7 +51,7 @@ resource "google_storage_bucket_object" "source" {
 }
 
 resource "google_cloudfunctions2_function" "this" {
-  #checkov:skip=CKV_GCP_124:Open ingress only where var.ingress_settings asks for it, the private wiring and warehouse functions, whose IAM invokers keep everyone else out (Cloud Run counts a call from another function as internal only through a VPC)
+  #checkov:skip=CKV_GCP_124:Open ingress only where var.ingress_settings asks for it: the private wiring and warehouse functions, whose IAM invokers keep everyone else out (Cloud Run counts a call from another function as internal only through a VPC), and with edge "direct" the public HTTP functions, which have no load balancer in front and authenticate callers themselves
   project     = var.project_id
   location    = var.region
   name        = local.function_name
@@ -80,8 +80,9 @@ resource "google_cloudfunctions2_function" "this" {
     min_instance_count               = var.size.min_instances
     max_instance_count               = var.size.max_instances
     service_account_email            = google_service_account.this.email
-    # Pub/Sub push counts as internal traffic; HTTP functions are reached through the load
-    # balancer only: their run.app URLs refuse every other caller.
+    # Pub/Sub push counts as internal traffic; public HTTP functions are reached through the
+    # load balancer only (their run.app URLs refuse every other caller) unless the caller sets
+    # ingress_settings (edge "direct": ALLOW_ALL).
     ingress_settings               = coalesce(var.ingress_settings, var.public ? "ALLOW_INTERNAL_AND_GCLB" : "ALLOW_INTERNAL_ONLY")
     all_traffic_on_latest_revision = true
     vpc_connector                  = try(var.vpc_connector.connector, null)

@@ -196,7 +196,7 @@ variable "labels" {
 }
 
 variable "ingress_settings" {
-  description = "Overrides the ingress that `public` implies. ALLOW_ALL for a private function other functions call directly (Cloud Run counts their calls as internal only through a VPC): IAM (`invokers`) is then what keeps everyone else out."
+  description = "Overrides the ingress that `public` implies. ALLOW_ALL for a private function other functions call directly (Cloud Run counts their calls as internal only through a VPC): IAM (`invokers`) is then what keeps everyone else out; and for a public function with no load balancer in front (edge \"direct\"), whose run.app URL is then its way in."
   type        = string
   default     = null
 

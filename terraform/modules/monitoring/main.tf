@@ -8,7 +8,7 @@ locals {
     for channel in var.notification_channels :
     startswith(channel, "projects/") ? channel : "projects/${var.project_id}/notificationChannels/${channel}"
   ]
-  uptime_check = var.uptime_host != null
+  uptime_check = var.uptime_check
 }
 
 # --- log-based metrics ----------------------------------------------------------------------
@@ -235,7 +235,7 @@ resource "google_monitoring_alert_policy" "healthz" {
 
   documentation {
     mime_type = "text/markdown"
-    content   = "The load balancer or the ingest function does not answer 200 on /healthz: SDKs cannot send events. Check the certificate, the DNS records and the ingest function."
+    content   = "The edge (the load balancer, when there is one) or the ingest function does not answer 200 on /healthz: SDKs cannot send events. Check the certificate, the DNS records and the ingest function."
   }
 }
 

@@ -22,6 +22,6 @@ output "log_metric_types" {
 }
 
 output "uptime_check_id" {
-  description = "The /healthz uptime check's id; null without uptime_host."
+  description = "The /healthz uptime check's id; null without uptime_check."
   value       = one(google_monitoring_uptime_check_config.healthz[*].uptime_check_id)
 }

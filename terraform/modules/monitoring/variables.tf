@@ -44,10 +44,21 @@ variable "ingest_5xx_alert_ratio" {
   default     = 0.01
 }
 
+variable "uptime_check" {
+  description = "Whether to create the /healthz uptime check and its alert on `uptime_host`. A flag of its own because it must be known when planning, and the host may not be (a function's run.app host before its first deploy)."
+  type        = bool
+  default     = false
+}
+
 variable "uptime_host" {
-  description = "Host name the uptime check calls on https://<host>/healthz (the first of the load balancer's domains); null creates no check."
+  description = "Host name the uptime check calls on https://<host>/healthz: the first of the load balancer's domains, or ingest's run.app host with edge \"direct\". Required with uptime_check."
   type        = string
   default     = null
+
+  validation {
+    condition     = !var.uptime_check || var.uptime_host != null
+    error_message = "uptime_host is required with uptime_check = true."
+  }
 }
 
 variable "budget" {
