@@ -25,6 +25,8 @@ from shared.ports import (
 # Services are imported where they are built, so that a function loads only those it uses
 # (a cold start pays for every module imported).
 if TYPE_CHECKING:
+    import valkey
+
     from shared.adapters.rest import Http, RestApi
     from shared.destinations.outbound import UrlGuard
     from shared.destinations.pubsub import TopicGuard
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from shared.services.dead_letters import DeadLetters
     from shared.services.debugger import SourceDebugger
     from shared.services.deliver import Deliverer
+    from shared.services.delivery_records import DeliveryRecords
     from shared.services.delivery_topics import DeliveryTopics
     from shared.services.delivery_transformer import SandboxTransformer
     from shared.services.destination_test import DestinationTester
@@ -411,6 +414,7 @@ class Services:
             files=lambda: self.file_writer,
             pacer=self.pacer,
             observers=(self.live,),
+            records=self.delivery_records,
         )
 
     @cached_property
@@ -440,7 +444,13 @@ class Services:
     def dead_letters(self) -> DeadLetters:
         from shared.services.dead_letters import DeadLetters
 
-        return DeadLetters(self.store, self.publisher, self.delivery_topics.topic, self.event_log)
+        return DeadLetters(
+            self.store,
+            self.publisher,
+            self.delivery_topics.topic,
+            self.event_log,
+            records=self.delivery_records,
+        )
 
     @cached_property
     def delivery_topics(self) -> DeliveryTopics:
@@ -467,7 +477,7 @@ class Services:
     def traces(self) -> Traces:
         from shared.services.trace import Traces
 
-        return Traces(self.store, self.event_log)
+        return Traces(self.store, self.event_log, self.delivery_records)
 
     @cached_property
     def forwarding_rules(self) -> ForwardingRules:
@@ -496,13 +506,33 @@ class Services:
     @cached_property
     def claims(self) -> Claims:
         """The deduplication window: Valkey when STREAMS_VALKEY_URL names one, else Firestore."""
-        if self.settings.valkey_url is None:
+        if self.valkey is None:
             from shared.services.claims import StoreClaims
 
             return StoreClaims(self.store)
-        from shared.adapters.valkey_claims import ValkeyClaims, new_client
+        from shared.adapters.valkey_claims import ValkeyClaims
 
-        return ValkeyClaims(new_client(self.settings.valkey_url, self.settings.valkey_iam_auth))
+        return ValkeyClaims(self.valkey)
+
+    @cached_property
+    def valkey(self) -> valkey.Valkey | None:
+        """The deduplication store's client, when STREAMS_VALKEY_URL names one."""
+        if self.settings.valkey_url is None:
+            return None
+        from shared.adapters.valkey_claims import new_client
+
+        return new_client(self.settings.valkey_url, self.settings.valkey_iam_auth)
+
+    @cached_property
+    def delivery_records(self) -> DeliveryRecords:
+        """Deliver's records: with Valkey, a mark there for each message accepted at once."""
+        from shared.services.delivery_records import DeliveryRecords
+
+        if self.valkey is None:
+            return DeliveryRecords(self.store)
+        from shared.adapters.valkey_marks import ValkeyMarks
+
+        return DeliveryRecords(self.store, ValkeyMarks(self.valkey))
 
     @cached_property
     def event_log(self) -> EventLog:

@@ -175,6 +175,57 @@ class Claims(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class SettledBatch:
+    """A deliveries-topic message whose deliveries were all accepted at their first attempt,
+    alike: the one answer that settled them (`DeliveryMarks`)."""
+
+    at: str  # ISO time of the attempt
+    http_status: int | None
+    detail: str
+    destination_type: str
+
+
+# A batch's mark: settled (`SettledBatch`), RECORDED (deliver's record in Firestore holds it),
+# or None (never attempted, or out of the window).
+RECORDED: Final = "recorded"
+BatchMark = SettledBatch | Literal["recorded"] | None
+
+
+class DeliveryMarks(Protocol):
+    """What deliver keeps in the deduplication store (Memorystore for Valkey) instead of a
+    Firestore record when every delivery of a message was accepted at its first attempt, the
+    common case: a mark per deliveries-topic message for the window (`DEDUP_HOURS`), and the
+    destination's most recent such messages for the console (shared/adapters/valkey_marks.py).
+    A message with anything else (a retry, a dead letter, a skip, a transformation, a replay)
+    has its Firestore record, and the mark RECORDED says so before it is written."""
+
+    def get(self, workspace_id: str, batch_ids: Sequence[str]) -> dict[str, BatchMark]:
+        """Each message's mark. Raise `Unavailable` when the store cannot answer now."""
+        ...
+
+    def mark_recorded(self, workspace_id: str, batch_id: str) -> None:
+        """Say that the message's record is in Firestore (before it is written)."""
+        ...
+
+    def settle(
+        self,
+        workspace_id: str,
+        batch_id: str,
+        destination_id: str,
+        settled: SettledBatch,
+        recent: Document,
+    ) -> None:
+        """Mark the message settled, and add `recent` (its deliveries, as the console lists
+        them) to the head of its destination's recent list, in one call."""
+        ...
+
+    def recent(self, workspace_id: str, destination_id: str, limit: int) -> list[Document]:
+        """The destination's most recently settled messages (as given to `settle`), newest
+        first, at most `limit`."""
+        ...
+
+
 # The topic Pub/Sub reports for a subscription whose topic was deleted. The subscription stays
 # detached even when a topic of the same name is created again: only a new subscription
 # receives that topic's messages.

@@ -35,14 +35,21 @@ locals {
     STREAMS_VALKEY_URL      = try("redis://${local.valkey_primary.ip_address}:${local.valkey_primary.port}/0", null)
     STREAMS_VALKEY_IAM_AUTH = "true"
   }
+  # The functions that reach the store: access "dedup", and the store is Valkey. deliver only
+  # without destination_egress's connector: a function has a connector or Direct VPC egress,
+  # never both, and deliver then keeps every record in Firestore (which every reader reads
+  # first anyway).
+  dedup_users = {
+    for name, function in local.functions : name => local.valkey && contains(function.access, "dedup") && !(name == "deliver" && var.destination_egress.vpc_connector != null)
+  }
   dedup_environment = {
-    for name, function in local.functions : name => local.valkey && contains(function.access, "dedup") ? local.valkey_environment : {}
+    for name, function in local.functions : name => local.dedup_users[name] ? local.valkey_environment : {}
   }
   # Direct VPC egress for the same functions: only private ranges go through the VPC, so
   # Firestore, Pub/Sub and BigQuery keep their usual path (no Cloud NAT or Private Google
-  # Access needed). deliver is not among them: its egress is destination_egress's connector.
+  # Access needed).
   dedup_direct_vpc = {
-    for name, function in local.functions : name => local.valkey && contains(function.access, "dedup") ? {
+    for name, function in local.functions : name => local.dedup_users[name] ? {
       network    = local.dedup_network
       subnetwork = local.dedup_subnetwork
       egress     = "PRIVATE_RANGES_ONLY"
@@ -74,7 +81,7 @@ resource "google_compute_subnetwork" "dedup" {
 
   project       = var.project_id
   name          = "${var.name_prefix}-dedup-${var.region}"
-  description   = "Streams: the deduplication store's endpoints and the egress addresses of process, events, dead_letters and event_contracts."
+  description   = "Streams: the deduplication store's endpoints and the egress addresses of the functions that use it."
   region        = var.region
   network       = google_compute_network.dedup[0].id
   ip_cidr_range = "10.64.0.0/22"
@@ -118,8 +125,8 @@ resource "google_memorystore_instance" "dedup" {
   replica_count = var.dedup_store.replica_count
   node_type     = upper(replace(var.dedup_store.node_type, "-", "_"))
 
-  # Only identities holding roles/memorystore.dbConnectionUser connect (the four functions'
-  # accounts), each with its own short-lived token; there is no shared password to keep.
+  # Only identities holding roles/memorystore.dbConnectionUser connect (the accounts of the
+  # functions with access "dedup"), each with its own short-lived token; there is no shared password to keep.
   authorization_mode = "IAM_AUTH"
   # Not TLS: the claims client connects in plain text inside the VPC (docs/DEPLOY.md says so).
   # Immutable: turning it on later replaces the instance, and so starts a new window.

@@ -29,7 +29,8 @@ locals {
   #                           warehouse_syncers): create `<dataset>_ws_*` datasets and write their
   #                           views, authorise them on the events dataset, DELETE expired events
   #            dead_letters   publish to the dead-letter topic only
-  #            dedup          read and write deduplication claims (var.dedup_store, dedup.tf):
+  #            dedup          read and write deduplication claims and deliver's marks
+  #                           (var.dedup_store, dedup.tf):
   #                           with kind "valkey", Direct VPC egress to the Memorystore instance,
   #                           its address (STREAMS_VALKEY_URL) and roles/memorystore.dbConnectionUser
   #   size:    memory, vCPUs, concurrent requests (= gunicorn threads), timeout (s), min/max
@@ -74,8 +75,9 @@ locals {
     }
     destinations = {
       trigger = "http"
-      access  = ["firestore", "wiring_client"]
-      size    = { memory = "512Mi", cpu = "1", concurrency = 20, timeout_seconds = 60, min_instances = 0, max_instances = 10 }
+      # dedup: a destination's recent deliveries include those deliver keeps as marks there.
+      access = ["firestore", "wiring_client", "dedup"]
+      size   = { memory = "512Mi", cpu = "1", concurrency = 20, timeout_seconds = 60, min_instances = 0, max_instances = 10 }
     }
     events = {
       trigger = "http"
@@ -110,8 +112,10 @@ locals {
       access  = []
       # The built web console (docs/CONSOLE.md): run `make console` before planning.
       assets = ["console/dist/**"]
-      # Static files: small, and cached by browsers (hashed assets are immutable).
-      size = { memory = "256Mi", cpu = "1", concurrency = 80, timeout_seconds = 30, min_instances = 0, max_instances = 5 }
+      # Static files: small, and cached by browsers (hashed assets are immutable). With edge
+      # "direct" it also forwards the management API (console_environment below), the live
+      # stream included: then its timeout must exceed the stream's, as events' does.
+      size = { memory = "256Mi", cpu = "1", concurrency = 80, timeout_seconds = local.direct ? 330 : 30, min_instances = 0, max_instances = 5 }
     }
     # Private (invoked only by the wiring clients above, IAM-checked): the one identity that
     # may create topics and push subscriptions, grant topics' publishers and act as the push
@@ -143,7 +147,10 @@ locals {
     }
     deliver = {
       trigger = "pubsub"
-      access  = ["firestore", "dead_letters"]
+      # dedup: a message whose deliveries were all accepted at once is a mark there, not a
+      # Firestore record (shared/services/delivery_records.py); not with destination_egress's
+      # connector (dedup.tf, dedup_users).
+      access = ["firestore", "dead_letters", "dedup"]
       # Each push mostly waits on a destination (10 s timeout; ~1 ms of CPU per delivery), so
       # many share a vCPU; each thread may hold a QuickJS context (heap capped by settings).
       size = { memory = "2Gi", cpu = "1", concurrency = 32, timeout_seconds = 60, min_instances = 0, max_instances = 100 }
@@ -195,7 +202,7 @@ locals {
   }
   project_roles = {
     for name, function in local.functions : name => toset(flatten([
-      for access in function.access : lookup(local.access_roles, access, [])
+      for access in function.access : access == "dedup" && !local.dedup_users[name] ? [] : lookup(local.access_roles, access, [])
     ]))
   }
   http_functions     = { for name, function in local.functions : name => function if function.trigger == "http" && !try(function.internal, false) }
@@ -244,6 +251,25 @@ locals {
   }
   # Only ingest holds the geo database (in its zip, terraform/build.py), so only ingest is told
   # where it is; "" is no geo enrichment.
+  # With edge "direct" the console's origin is the console function's own run.app URL, so the
+  # console function forwards the management API's paths to the functions serving them
+  # (shared/http/forward.py; docs/DEPLOY.md, "Choosing the edge"). Their URLs are Cloud Run's
+  # deterministic ones, https://<service>-<project number>.<region>.run.app: the functions'
+  # `uri` outputs would make the console's environment depend on the module creating it. Cloud
+  # Run assigns one when "<service>-<project number>" fits a 63-character DNS label, which a
+  # 12-character name_prefix, the longest function name and a project number always do.
+  # Never ingest (SDKs send to their own host, which the console's snippets and webhook URLs
+  # name: STREAMS_CONSOLE_INGEST_URL) nor the console itself.
+  run_app_urls = local.direct ? {
+    for name in keys(local.http_functions) :
+    name => "https://${var.name_prefix}-${replace(name, "_", "-")}-${one(data.google_project.this[*].number)}.${var.region}.run.app"
+  } : {}
+  console_api_functions = [for name in keys(local.http_functions) : name if !contains(["console", "ingest"], name)]
+  console_environment = local.direct ? {
+    STREAMS_CONSOLE_API_URLS   = jsonencode({ for name in local.console_api_functions : name => local.run_app_urls[name] })
+    STREAMS_CONSOLE_INGEST_URL = local.run_app_urls["ingest"]
+  } : {}
+
   ingest_environment = {
     STREAMS_GEO_DATABASE = var.geo_database == null ? "" : var.geo_database
   }
@@ -725,6 +751,14 @@ module "internal_functions" {
   depends_on = [time_sleep.build_iam_propagation]
 }
 
+# The project number, for the console's forwarding with edge "direct" (console_environment).
+data "google_project" "this" {
+  count = local.direct ? 1 : 0
+
+  project_id = var.project_id
+  depends_on = [time_sleep.apis_ready]
+}
+
 module "http_functions" {
   source   = "./modules/function"
   for_each = local.http_functions
@@ -741,7 +775,7 @@ module "http_functions" {
   docker_repository     = google_artifact_registry_repository.functions.id
   size                  = local.sizes[each.key]
   asset_patterns        = concat(try(each.value.assets, []), each.key == "ingest" ? local.ingest_assets : [])
-  environment           = merge(local.common_environment, local.wiring_environment, each.key == "ingest" ? local.ingest_environment : {}, local.dedup_environment[each.key])
+  environment           = merge(local.common_environment, local.wiring_environment, each.key == "ingest" ? local.ingest_environment : {}, each.key == "console" ? local.console_environment : {}, local.dedup_environment[each.key])
   secret_environment    = local.secret_environment[each.key]
   project_roles         = local.project_roles[each.key]
   labels                = var.labels

@@ -314,7 +314,9 @@ variable "edge" {
       kind = "direct": no load balancer, certificate, Cloud Armor policy or serverless network
         endpoint groups. Each HTTP function answers at its own run.app URL (output `endpoints`),
         with ingress "all"; `domains` must be empty and ingest_protection does not apply (ingest's
-        own per-source rate limits still do). No fixed cost: for small deployments.
+        own per-source rate limits still do). The console, at its function's own URL, forwards
+        the management API's paths to their functions (STREAMS_CONSOLE_API_URLS). No fixed
+        cost: for small deployments.
   EOT
   type = object({
     kind = optional(string, "load_balancer")

@@ -35,7 +35,9 @@ from shared.domain.warehouse import Layout
 from shared.ports import (
     COMMIT_TIME,
     DELETED_TOPIC,
+    RECORDED,
     AlreadyExists,
+    BatchMark,
     Document,
     EventQuery,
     EventSummary,
@@ -43,6 +45,7 @@ from shared.ports import (
     Increment,
     ObservedRow,
     PushPolicy,
+    SettledBatch,
     SubscriptionState,
     Write,
 )
@@ -278,6 +281,38 @@ class FakePublisher:
         batch = [(data, dict(attrs)) for data, attrs in messages]
         self.published.setdefault(topic, []).extend(batch)
         return [str(next(self._ids)) for _ in batch]
+
+
+class InMemoryDeliveryMarks:
+    """`DeliveryMarks` in memory, as shared/adapters/valkey_marks.py keeps them (the contract
+    both hold: tests/integration/test_delivery_marks.py); no window: tests expire nothing."""
+
+    def __init__(self, recent_batches: int = 200) -> None:
+        self.marks: dict[tuple[str, str], BatchMark] = {}
+        self.recents: dict[tuple[str, str], list[Document]] = {}
+        self._keep = recent_batches
+
+    def get(self, workspace_id: str, batch_ids: Iterable[str]) -> dict[str, BatchMark]:
+        return {b: self.marks.get((workspace_id, b)) for b in batch_ids}
+
+    def mark_recorded(self, workspace_id: str, batch_id: str) -> None:
+        self.marks[(workspace_id, batch_id)] = RECORDED
+
+    def settle(
+        self,
+        workspace_id: str,
+        batch_id: str,
+        destination_id: str,
+        settled: SettledBatch,
+        recent: Document,
+    ) -> None:
+        self.marks[(workspace_id, batch_id)] = settled
+        listed = self.recents.setdefault((workspace_id, destination_id), [])
+        listed.insert(0, json.loads(json.dumps(recent)))
+        del listed[self._keep :]
+
+    def recent(self, workspace_id: str, destination_id: str, limit: int) -> list[Document]:
+        return self.recents.get((workspace_id, destination_id), [])[:limit]
 
 
 class FakeEventStore:

@@ -108,11 +108,16 @@ class ValkeyClaims:
         return self._call(run)
 
     def _call(self, run: Callable[[], Any]) -> Any:
-        try:
-            return run()
-        except (valkey.ConnectionError, valkey.TimeoutError) as error:
-            # Process answers 500 and Pub/Sub redelivers: nothing is claimed twice or lost.
-            raise Unavailable(f"the deduplication store is unavailable: {error}") from error
+        return call(run)
+
+
+def call(run: Callable[[], Any]) -> Any:
+    """`run`'s answer; `Unavailable` when Valkey cannot be reached now."""
+    try:
+        return run()
+    except (valkey.ConnectionError, valkey.TimeoutError) as error:
+        # The function answers 500 and Pub/Sub redelivers: nothing is done twice or lost.
+        raise Unavailable(f"the deduplication store is unavailable: {error}") from error
 
 
 def new_client(url: str, iam_auth: bool = False) -> valkey.Valkey:

@@ -300,8 +300,13 @@ class Delivery(BaseModel):
 
 def list_deliveries(request: ApiRequest) -> list[Delivery]:
     query: DeliveryQuery = request.query
-    records = request.services.destinations.recent_deliveries(
-        request.workspace_id, request.params["destination_id"], query.limit
+    destination_id = request.params["destination_id"]
+    request.services.destinations.get(request.workspace_id, destination_id)  # 404 if not ours
+    # Read from what deliver keeps anyway (`DeliveryRecords`): its records of the messages
+    # with a failure, a retry or a replay (30 days), and of those accepted at once (48 hours,
+    # in Firestore or, with the window in Valkey, as marks and the destination's recent list).
+    records = request.services.delivery_records.recent(
+        request.workspace_id, destination_id, query.limit
     )
     return [Delivery.model_validate(record) for record in records]
 

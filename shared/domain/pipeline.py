@@ -147,10 +147,35 @@ BATCH_ID_ATTRIBUTE = "batch_id"
 BATCH_ID_FORM = re.compile(r"[0-9a-f]{40}")
 
 
+@dataclass(frozen=True)
+class EncodedBatch:
+    """One deliveries-topic message, and the deliveries it carries."""
+
+    destination_id: str
+    data: bytes
+    attributes: dict[str, str]
+    delivery_ids: list[str]
+
+    @property
+    def batch_id(self) -> str:
+        return message_batch_id(self.data, self.attributes)
+
+
 def encode_deliveries(
     deliveries: list[DeliveryMessage], source_message_id: str | None = None
 ) -> list[tuple[str, bytes, dict[str, str]]]:
-    """Deliveries as deliveries-topic messages: (destination_id, data, attributes).
+    """Deliveries as deliveries-topic messages: (destination_id, data, attributes)
+    (`encode_delivery_batches`)."""
+    return [
+        (batch.destination_id, batch.data, batch.attributes)
+        for batch in encode_delivery_batches(deliveries, source_message_id)
+    ]
+
+
+def encode_delivery_batches(
+    deliveries: list[DeliveryMessage], source_message_id: str | None = None
+) -> list[EncodedBatch]:
+    """Deliveries as deliveries-topic messages, each with the ids of the deliveries it carries.
 
     One message per rule (and replay flag) rather than per event: `deliver` then keeps one
     record per message, read and written once per push, and Pub/Sub pushes one message for many
@@ -166,6 +191,7 @@ def encode_deliveries(
     messages = []
     for key, members in groups.items():
         shared = dict(zip(BATCH_FIELDS, key, strict=True))
+        ids = iter([d.delivery_id for d in members])
         for chunk_number, chunk in enumerate(_batches([_item_json(d) for d in members])):
             data = b'{"deliveries":[' + b",".join(chunk) + b"]," + _json(shared)[1:]
             attributes = {
@@ -185,7 +211,8 @@ def encode_deliveries(
                         )
                     ).encode("utf-8", "surrogatepass")
                 )
-            messages.append((shared["destination_id"], data, attributes))
+            carried = [next(ids) for _ in chunk]
+            messages.append(EncodedBatch(shared["destination_id"], data, attributes, carried))
     return messages
 
 

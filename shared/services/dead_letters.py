@@ -28,14 +28,13 @@ from shared.domain.pipeline import (
     dead_letter_path,
     dead_letters_collection,
     decode_deliveries,
-    delivery_batch_path,
     event_dead_letter_id,
     message_batch_id,
 )
 from shared.domain.poison import DATA_ERRORS, event_json, firestore_storable, safe_text
 from shared.domain.sources import WRITE_KEYS, process_subscription_id, source_path
 from shared.ports import ConfigStore, Document, Filter, Publisher, Write, commit_in_chunks
-from shared.services.delivery_records import records_of_delivery
+from shared.services.delivery_records import DeliveryRecords
 from shared.services.event_log import EventLog
 from shared.services.ingest import MESSAGE_SCHEMA
 from shared.services.process import publish_deliveries
@@ -89,8 +88,10 @@ class DeadLetters:
         delivery_topic: Callable[[str], str],
         log: EventLog,
         clock: Callable[[], datetime] = ids.utcnow,
+        records: DeliveryRecords | None = None,
     ):
         self._store = store
+        self._records = records or DeliveryRecords(store)
         # Whether an event was processed since, and forgetting it before its replay.
         self._log = log
         self._publisher = publisher
@@ -133,10 +134,11 @@ class DeadLetters:
             }
             deliveries = decode_deliveries(data)
             # Forwarded as it was published: its attributes and data name deliver's record.
-            batch = delivery_batch_path(
-                deliveries[0].workspace_id, message_batch_id(data, attributes)
+            _, entries = self._records.load(
+                deliveries[0].workspace_id,
+                message_batch_id(data, attributes),
+                [{**d.__dict__, "message_id": safe_text(d.message_id)} for d in deliveries],
             )
-            entries = (self._store.get(batch) or {}).get("deliveries") or {}
             # A batch gives up whole, but some of its deliveries may have gone through.
             return [
                 self._record(d, envelope)
@@ -345,7 +347,7 @@ class DeadLetters:
             elif any(
                 entry.get("status") == "delivered"
                 # One query per delivery: the records of every message that carried it.
-                for entry in records_of_delivery(self._store, workspace_id, letter["id"])
+                for entry in self._records.of_delivery(workspace_id, letter["id"])
             ):
                 report.skipped.append({"id": letter["id"], "reason": "already delivered"})
             else:

@@ -37,7 +37,6 @@ from shared.domain.pipeline import (
     UNPROCESSABLE_EVENT,
     DeliveryMessage,
     DeliveryStatus,
-    delivery_batch_path,
     message_batch_id,
 )
 from shared.domain.poison import DATA_ERRORS, failure_reason, safe_text
@@ -50,9 +49,8 @@ from shared.ports import (
     Publisher,
     Sender,
     SendStatus,
-    Write,
 )
-from shared.services.delivery_records import records_of_delivery
+from shared.services.delivery_records import DeliveryRecords
 from shared.services.outlets import Outlets
 from shared.services.pacing import Pacer
 from shared.services.workspace_config import WorkspaceConfig
@@ -171,12 +169,14 @@ class Deliverer:
         pacer: Pacer | None = None,
         clock: Callable[[], datetime] = ids.utcnow,
         observers: Sequence[EventObserver] = (),
+        records: DeliveryRecords | None = None,
     ):
         """`publisher` reaches Streams' own topics (dead letters) and signs what it sends;
         `customer_publisher` reaches customers' topics only, with an identity that cannot
         publish to Streams' own, and signs nothing. `files` makes the writer of Cloud Storage
         destinations on first use (its client is loaded only by deployments that use one)."""
         self._store = store
+        self._records = records or DeliveryRecords(store)
         self._config = config
         self._publisher = publisher
         self._outlets = Outlets(sender, customer_publisher, topic_guard, files)
@@ -198,15 +198,17 @@ class Deliverer:
         """One attempt at each delivery of a deliveries-topic message (one rule's destination).
 
         `batch_id` names the message's record (`message_batch_id`): it is read once, and
-        written once when anything was attempted. The sends run in parallel. When any delivery
-        should be retried, everything is recorded first and then `RetryDelivery` is raised:
-        Pub/Sub redelivers the whole message after a backoff, and the deliveries already
-        settled are skipped then.
+        written once when anything was attempted (`DeliveryRecords`: a mark in the
+        deduplication store instead when every delivery was accepted at once). The sends run in
+        parallel. When any delivery should be retried, everything is recorded first and then
+        `RetryDelivery` is raised: Pub/Sub redelivers the whole message after a backoff, and
+        the deliveries already settled are skipped then.
         """
         start_by = time.monotonic() + START_BUDGET_SECONDS
-        path = delivery_batch_path(messages[0].workspace_id, batch_id)
-        record = self._store.get(path)
-        entries: dict[str, Document] = dict((record or {}).get("deliveries") or {})
+        workspace_id = messages[0].workspace_id
+        record, entries = self._records.load(
+            workspace_id, batch_id, [_named(message) for message in messages]
+        )
         settled_elsewhere = self._settled_elsewhere(messages, entries)
         outcomes: list[DeliveryOutcome | None] = []
         todo: list[tuple[int, int]] = []  # (index in messages, attempt number)
@@ -276,8 +278,12 @@ class Deliverer:
             # letter is keyed by delivery, so twice is once) instead of never.
             self._publisher.publish(self._dead_letters_topic, letters)
         if any(status is not None for status in attempted):
-            self._store.commit(
-                [Write("set", path, batch_record(batch_id, messages[0], record, entries, now))]
+            self._records.save(
+                workspace_id,
+                batch_id,
+                messages[0].destination_id,
+                record,
+                batch_record(batch_id, messages[0], record, entries, now),
             )
         self._notify_dropped(
             [m for m, o in zip(messages, attempted, strict=True) if o == "dropped"]
@@ -301,9 +307,7 @@ class Deliverer:
             entry = entries.get(message.delivery_id)
             if not message.replay or (entry is not None and entry["status"] in FINAL_STATUSES):
                 continue
-            for other in records_of_delivery(
-                self._store, message.workspace_id, message.delivery_id
-            ):
+            for other in self._records.of_delivery(message.workspace_id, message.delivery_id):
                 if other["status"] in FINAL_STATUSES:
                     found[message.delivery_id] = other
         return found
@@ -522,6 +526,16 @@ class Deliverer:
             "dead_lettered_at": ids.isoformat(self._clock()),
         }
         return json.dumps(envelope, separators=(",", ":")).encode(), message.attributes()
+
+
+def _named(message: DeliveryMessage) -> dict[str, str]:
+    """What a record's entry says of a delivery's message."""
+    return {
+        "delivery_id": message.delivery_id,
+        "message_id": safe_text(message.message_id),
+        "rule_id": message.rule_id,
+        "destination_id": message.destination_id,
+    }
 
 
 def _settled(entry: Document, detail: str) -> DeliveryOutcome:

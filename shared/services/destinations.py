@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -19,8 +18,7 @@ from shared.domain.routing import (
     destination_path,
     destinations_collection,
 )
-from shared.ports import ConfigStore, Document, Write
-from shared.services import delivery_records
+from shared.ports import ConfigStore, Write
 from shared.services.delivery_topics import DeliveryTopics
 from shared.services.forwarding_rules import ForwardingRules
 
@@ -139,20 +137,6 @@ class Destinations:
             # failure leaves a destination whose DELETE can be sent again.
             self._delivery_topics.unwire(destination_id)
         self._store.commit([Write("delete", destination_path(workspace_id, destination_id))])
-
-    def recent_deliveries(
-        self, workspace_id: str, destination_id: str, limit: int = 50
-    ) -> builtins.list[Document]:
-        """The destination's deliveries, most recently attempted first.
-
-        Read from the records `deliver` writes at each attempt anyway (one per deliveries-topic
-        message, kept 30 days): one query and no write. A delivery Pub/Sub dead-lettered
-        without any attempt of deliver's has no record here; it is among the dead letters.
-        """
-        self.get(workspace_id, destination_id)
-        return delivery_records.recent_deliveries(
-            self._store, workspace_id, destination_id, min(limit, MAX_RECENT_DELIVERIES)
-        )
 
     def _check_addresses(self, config: DestinationConfig) -> None:
         """Refuse a config whose URLs lead to internal addresses (SSRF), or whose topic is one

@@ -28,10 +28,11 @@ from shared.domain.outcomes import (
 from shared.domain.pipeline import (
     UNPROCESSABLE_EVENT,
     DeliveryMessage,
+    EncodedBatch,
     SourceMessage,
     dead_letter_path,
     delivery_id,
-    encode_deliveries,
+    encode_delivery_batches,
     event_dead_letter_id,
     event_key,
 )
@@ -162,7 +163,7 @@ class Prepared:
     bots_dropped: list[tuple[CanonicalEvent, str]] = field(default_factory=list)
     routed: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     rows: list[Document] = field(default_factory=list)
-    encoded: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)
+    encoded: list[EncodedBatch] = field(default_factory=list)
     deliveries: int = 0
     set_aside: list[SetAside] = field(default_factory=list)
 
@@ -344,7 +345,7 @@ class Processor:
             event_row(e, _consent_denied(prepared.routed[e["messageId"]])) for e in prepared.passed
         ]
         progress.step = "routing"
-        prepared.encoded = encode_deliveries(deliveries, message.pubsub_message_id)
+        prepared.encoded = encode_delivery_batches(deliveries, message.pubsub_message_id)
         prepared.deliveries = len(deliveries)
         return prepared
 
@@ -470,6 +471,9 @@ class Processor:
         dead letters of the events set aside are written first: a crash between leaves them
         claimed, and the redelivery sets them aside again."""
         at = ids.isoformat(routed_at)
+        # Where each delivery travels: deliver's record of that message (or its mark in the
+        # deduplication store) is what trace reads of it.
+        batch_of = {d: batch.batch_id for batch in prepared.encoded for d in batch.delivery_ids}
         entries: dict[str, Document] = {}
         for event, verdict in zip(prepared.fresh, prepared.verdicts, strict=True):
             plan = prepared.routed.get(event["messageId"], {"deliveries": [], "skipped": []})
@@ -484,6 +488,7 @@ class Processor:
                         "delivery_id": d.delivery_id,
                         "rule_id": d.rule_id,
                         "destination_id": d.destination_id,
+                        "batch_id": batch_of.get(d.delivery_id),
                     }
                     for d in plan["deliveries"]
                 ],
@@ -556,18 +561,18 @@ def publish_deliveries(
     publisher: Publisher, topic_of: Callable[[str], str], deliveries: list[DeliveryMessage]
 ) -> None:
     """Publish deliveries to their destinations' topics, batched per rule, one call per topic."""
-    publish_encoded(publisher, topic_of, encode_deliveries(deliveries))
+    publish_encoded(publisher, topic_of, encode_delivery_batches(deliveries))
 
 
 def publish_encoded(
-    publisher: Publisher,
-    topic_of: Callable[[str], str],
-    encoded: list[tuple[str, bytes, dict[str, str]]],
+    publisher: Publisher, topic_of: Callable[[str], str], encoded: list[EncodedBatch]
 ) -> None:
     """Publish encoded deliveries-topic messages, one call per destination's topic."""
     by_topic: dict[str, list[tuple[bytes, dict[str, str]]]] = {}
-    for destination_id, data, attributes in encoded:
-        by_topic.setdefault(topic_of(destination_id), []).append((data, attributes))
+    for batch in encoded:
+        by_topic.setdefault(topic_of(batch.destination_id), []).append(
+            (batch.data, batch.attributes)
+        )
     for topic, messages in by_topic.items():
         publisher.publish(topic, messages)
 

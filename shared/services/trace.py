@@ -13,7 +13,7 @@ from shared.domain.pipeline import (
     dead_letters_collection,
 )
 from shared.ports import ConfigStore, Document, Filter
-from shared.services.delivery_records import deliveries_of_event
+from shared.services.delivery_records import DeliveryRecords
 from shared.services.event_log import EventLog
 
 # A delivery attempt's status, as a trace stage.
@@ -29,9 +29,10 @@ ATTEMPT_STAGES: dict[DeliveryStatus, str] = {
 class Traces:
     """Explains what happened to an event, by messageId."""
 
-    def __init__(self, store: ConfigStore, log: EventLog):
+    def __init__(self, store: ConfigStore, log: EventLog, records: DeliveryRecords | None = None):
         self._store = store
         self._log = log
+        self._records = records or DeliveryRecords(store)
 
     def trace(self, workspace_id: str, message_id: str) -> dict[str, Any]:
         entry = self._log.entries(workspace_id, [message_id])[message_id]
@@ -51,7 +52,7 @@ class Traces:
                 "state": "dead_lettered",
                 **(entry or {}),
             }
-        deliveries = deliveries_of_event(self._store, workspace_id, message_id)
+        deliveries = self._records.of_event(workspace_id, message_id, entry.get("deliveries") or [])
         stages = _event_stages(entry)
         for delivery in deliveries:
             stages.extend(_delivery_stages(delivery))

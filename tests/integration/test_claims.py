@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import valkey
 
-from emulators.processes import ManagedProcess
-from emulators.stack import EmulatorPorts, emulator_specs
 from shared.adapters.valkey_claims import ValkeyClaims, new_client
 from shared.domain.errors import Unavailable
 from shared.domain.pipeline import DEDUP_HOURS, event_key
@@ -23,26 +20,6 @@ from tests.fakes import InMemoryConfigStore
 
 WS = "ws-claims"
 KEYS = [event_key(f"msg-{n}") for n in range(5)]
-
-
-@pytest.fixture(scope="module")
-def valkey_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A valkey-server of this module's own, on a free port."""
-    port = free_ports(functions=1).functions
-    spec = emulator_specs(EmulatorPorts(valkey=port), "claims-test")["valkey"]
-    state = tmp_path_factory.mktemp("valkey")
-    process = ManagedProcess(
-        name="valkey",
-        command=list(spec.command),
-        log_path=Path(state) / "valkey.log",
-        health_check=spec.health_check,
-    )
-    process.start()
-    try:
-        process.wait_healthy(30)
-        yield f"valkey://127.0.0.1:{port}/0"
-    finally:
-        process.stop()
 
 
 @pytest.fixture(params=["valkey", "firestore"])

@@ -28,12 +28,13 @@ from shared.ports import Document, OutboundRequest, Sender, SendResult
 from shared.services.claims import StoreClaims
 from shared.services.dead_letters import DeadLetters
 from shared.services.deliver import Deliverer, DeliveryOutcome, RetryDelivery
+from shared.services.delivery_records import DeliveryRecords
 from shared.services.event_log import EventLog
 from shared.services.privacy import PrivacyFilter
 from shared.services.process import Processor, ProcessOutcome, Validator
 from shared.services.trace import Traces
 from shared.services.workspace_config import WorkspaceConfig
-from tests.fakes import FakeEventStore, FakePublisher, InMemoryConfigStore
+from tests.fakes import FakeEventStore, FakePublisher, InMemoryConfigStore, InMemoryDeliveryMarks
 
 WORKSPACE_ID = "ws-1"
 SOURCE_ID = "src-1"
@@ -261,7 +262,10 @@ def make_pipeline(
     publisher: FakePublisher | None = None,
     observers: Sequence[EventObserver] = (),
     privacy: bool = False,
+    marks: InMemoryDeliveryMarks | None = None,
 ) -> Pipeline:
+    """A pipeline on fakes; `marks`: deliver keeps messages accepted at once there (as with the
+    window in Valkey) instead of in Firestore records."""
     store = store or InMemoryConfigStore()
     events = FakeEventStore()
     publisher = publisher or FakePublisher()
@@ -271,6 +275,7 @@ def make_pipeline(
     event_log = EventLog(store, claims)
     # No caching: a test's config change shows at once.
     config = WorkspaceConfig(store, ttl_seconds=0)
+    records = DeliveryRecords(store, marks)
     return Pipeline(
         store=store,
         events=events,
@@ -300,9 +305,12 @@ def make_pipeline(
             customer_publisher=publisher,
             topic_guard=TopicGuard(PROJECT_ID),
             clock=the_clock,
+            records=records,
         ),
-        dead_letters=DeadLetters(store, publisher, one_topic, event_log, clock=the_clock),
-        traces=Traces(store, event_log),
+        dead_letters=DeadLetters(
+            store, publisher, one_topic, event_log, clock=the_clock, records=records
+        ),
+        traces=Traces(store, event_log, records),
         event_log=event_log,
         claims=claims,
     )

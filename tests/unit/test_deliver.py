@@ -48,7 +48,7 @@ from shared.services.deliver import (
     batch_record,
     delivery_entry,
 )
-from shared.services.delivery_records import deliveries_of_event
+from shared.services.delivery_records import DeliveryRecords
 from shared.services.workspace_config import WorkspaceConfig
 from tests.fakes import FakePublisher, InMemoryConfigStore
 from tests.unit.pipeline_fixtures import (
@@ -318,7 +318,7 @@ def test_a_replay_of_a_dead_lettered_delivery_is_attempted_again_from_attempt_on
         [("retrying", False), ("retrying", False), ("dead_lettered", False)],
     ]
     # The trace reads both: the event's deliveries, by messageId, in every record.
-    found = deliveries_of_event(pipeline.store, WORKSPACE_ID, message.message_id)
+    found = DeliveryRecords(pipeline.store).of_event(WORKSPACE_ID, message.message_id)
     assert sorted(len(entry["history"]) for entry in found) == [1, 3]
     assert len(pipeline.sender.sent) == 4
 

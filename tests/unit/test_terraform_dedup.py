@@ -28,11 +28,12 @@ from tests.fakes import InMemoryConfigStore
 from tests.unit.test_terraform import DEPLOY_DOC, ROOT, TERRAFORM, _parse, module_blocks
 
 DATASTORES = Path("modules/datastores")
-# The functions whose code reads or writes claims, as the code says it (claim_users below):
-# process claims every event; events reads them for a trace and releases them for a dead-letter
-# replay; dead_letters reads a dead-lettered message's; event_contracts reads and releases those
-# of quarantined events it releases.
-CLAIM_USERS = {"process", "events", "dead_letters", "event_contracts"}
+# The functions whose code reads or writes claims or deliver's marks, as the code says it
+# (claim_users below): process claims every event; events reads them for a trace and releases
+# them for a dead-letter replay; dead_letters reads a dead-lettered message's; event_contracts
+# reads and releases those of quarantined events it releases; deliver keeps a message accepted
+# at once as a mark; destinations lists a destination's recent deliveries, marks included.
+CLAIM_USERS = {"process", "events", "dead_letters", "event_contracts", "deliver", "destinations"}
 # `def <name>(self) -> ...:` of a cached property of Services, up to the next one.
 SERVICE = re.compile(
     r"    @cached_property\n    def (\w+)\(self\)[^:]*:\n(.*?)(?=\n    @|\Z)", re.S
@@ -104,7 +105,7 @@ def claim_users(root: Path = ROOT) -> set[str]:
     """The functions that reach claims: the Services built on the claims or the event log
     (shared/bootstrap.py), and the functions whose routes or push handlers use one of them."""
     source = (root / "shared" / "bootstrap.py").read_text()
-    users = {"claims", "event_log"}
+    users = {"valkey", "claims", "event_log", "delivery_records"}
     services = dict(SERVICE.findall(source))
     # Services built on those, until none is added (the event log is built on the claims).
     while True:
@@ -129,7 +130,18 @@ def claim_users(root: Path = ROOT) -> set[str]:
     return functions
 
 
-def dedup_wiring(tmp_path: Path, dedup_store: str, terraform: Path = TERRAFORM) -> dict[str, Any]:
+def _access_of(functions: dict[str, Any]) -> dict[str, Any]:
+    """The functions map with what the wiring reads (access), without the sizes, whose values
+    may be expressions of other locals (the console's timeout depends on the edge)."""
+    return {name: {"access": function["access"]} for name, function in functions.items()}
+
+
+def dedup_wiring(
+    tmp_path: Path,
+    dedup_store: str,
+    terraform: Path = TERRAFORM,
+    extra: tuple[str, ...] = (),
+) -> dict[str, Any]:
     """The root module's dedup wiring for one value of var.dedup_store, evaluated: by function,
     its extra environment, its Direct VPC egress and its project roles; the APIs enabled; how
     many of each dedup resource exist."""
@@ -164,7 +176,7 @@ def dedup_wiring(tmp_path: Path, dedup_store: str, terraform: Path = TERRAFORM) 
     harness = f"""
 locals {{
   functions = jsondecode(<<-EOT
-    {json.dumps(locals_["functions"])}
+    {json.dumps(_access_of(locals_["functions"]))}
   EOT
   )
   valkey             = {_unbrace(locals_["valkey"])}
@@ -176,6 +188,7 @@ locals {{
   valkey_environment = {_hcl(locals_["valkey_environment"])}
   dedup_network      = {network}
   dedup_subnetwork   = {subnetwork}
+  dedup_users        = {_unbrace(locals_["dedup_users"])}
   dedup_environment  = {_unbrace(locals_["dedup_environment"])}
   dedup_direct_vpc   = {_unbrace(locals_["dedup_direct_vpc"])}
   counts             = {{ {", ".join(f'"{a}" = {c}' for a, c in counts.items())} }}
@@ -187,6 +200,7 @@ locals {{
         "jsonencode({environment = local.dedup_environment, direct_vpc = local.dedup_direct_vpc, "
         "roles = local.project_roles, apis = local.apis, counts = local.counts})",
         *_root_variables(dedup_store),
+        *extra,
     )
     assert result.returncode == 0 and "Error" not in result.stderr, result.stderr
     evaluated: dict[str, Any] = json.loads(json.loads(result.stdout.strip()))
@@ -385,12 +399,20 @@ def test_a_function_never_gets_a_connector_and_direct_vpc_together() -> None:
     preconditions = function["resource"]["google_cloudfunctions2_function.this"]["lifecycle"][0]
     conditions = [p["condition"] for p in preconditions["precondition"]]
     assert "${var.vpc_connector == null || var.direct_vpc == null}" in conditions
-    # deliver's connector (destination_egress) and the dedup egress never meet: deliver does
-    # not use claims.
-    functions = module_blocks(TERRAFORM)["locals"]["functions"]
-    assert "dedup" not in functions["deliver"]["access"]
+    # deliver's connector (destination_egress) and the dedup egress never meet: deliver
+    # leaves the store out when it has the connector (evaluated in the test below).
     connector = module_blocks(TERRAFORM)["module"]["pubsub_functions"]["vpc_connector"]
     assert 'each.key == "deliver"' in connector.replace('\\"', '"')
+
+
+def test_deliver_with_a_connector_keeps_its_records_in_firestore(tmp_path: Path) -> None:
+    connector = 'destination_egress={ vpc_connector = "projects/p/locations/r/connectors/c" }'
+    wiring = dedup_wiring(tmp_path, '{ kind = "valkey" }', extra=(connector,))
+
+    assert not wiring["environment"]["deliver"] and wiring["direct_vpc"]["deliver"] is None
+    assert CONNECT_ROLE not in wiring["roles"]["deliver"]
+    others = CLAIM_USERS - {"deliver"}
+    assert {n for n, env in wiring["environment"].items() if env} == others
 
 
 def test_the_provider_floor_has_direct_vpc_egress_for_functions() -> None:
@@ -479,8 +501,11 @@ def test_the_role_given_regardless_of_the_kind_is_detected(
     main = terraform_copy / "main.tf"
     text = main.read_text()
     role = 'dedup = local.valkey ? ["roles/memorystore.dbConnectionUser"] : []'
-    assert text.count(role) == 1
-    main.write_text(text.replace(role, 'dedup = ["roles/memorystore.dbConnectionUser"]'))
+    # The role is kept from the functions that do not reach the store (dedup_users) too.
+    users = 'access == "dedup" && !local.dedup_users[name] ? [] : '
+    assert text.count(role) == 1 and text.count(users) == 1
+    text = text.replace(role, 'dedup = ["roles/memorystore.dbConnectionUser"]')
+    main.write_text(text.replace(users, ""))
     _parse.cache_clear()
     work = tmp_path / "work"
     work.mkdir()
