@@ -9,12 +9,14 @@ tab's sessionStorage; see docs/CONSOLE.md).
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 from flask import Response
 
 from shared.domain.errors import NotFound, Unavailable
+from shared.http.forward import checked_origin
 from shared.http.openapi import Media
 from shared.http.request import ApiRequest
 from shared.http.responses import cacheable
@@ -50,6 +52,15 @@ SECURITY_HEADERS = {
     "Cross-Origin-Resource-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
 }
+# The SDKs' host when it is not the console's own origin: with edge "direct", ingest's run.app
+# URL (Terraform sets it; docs/DEPLOY.md, "Choosing the edge"). The page's snippets and webhook
+# URLs name it; unset, they name the page's origin, as behind the load balancer.
+INGEST_ENVIRONMENT = "STREAMS_CONSOLE_INGEST_URL"
+_ingest_url = os.environ.get(INGEST_ENVIRONMENT)
+INGEST_ORIGIN = checked_origin(INGEST_ENVIRONMENT, _ingest_url) if _ingest_url else None
+# console/index.html's empty placeholder, which the index is served with when INGEST_ORIGIN is
+# unset.
+INGEST_META = b'<meta name="streams-ingest-origin" content="" />'
 INDEX_CACHE = "no-cache"
 IMMUTABLE_CACHE = "public, max-age=31536000, immutable"
 # Only these file types are served from assets/; anything else is a 404.
@@ -66,8 +77,14 @@ ASSET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 HASHED = re.compile(r"-[A-Za-z0-9_-]{8,}\.[a-z0-9]+$")
 
 
-def _file(path: Path, content_type: str, cache_control: str, request: ApiRequest) -> Response:
-    body = path.read_bytes()
+def _file(
+    path: Path,
+    content_type: str,
+    cache_control: str,
+    request: ApiRequest,
+    body: bytes | None = None,
+) -> Response:
+    body = path.read_bytes() if body is None else body
     headers = {**SECURITY_HEADERS, "Cache-Control": cache_control}
     return cacheable(request.raw, body, content_type, headers)
 
@@ -79,7 +96,12 @@ def get_index(request: ApiRequest) -> Response:
             "the console is not built: run `make console` (npm ci and vite build in console/)",
             retry_after=60,
         )
-    return _file(index, "text/html; charset=utf-8", INDEX_CACHE, request)
+    body = index.read_bytes()
+    if INGEST_ORIGIN is not None:
+        # A checked origin (scheme, host and port only): nothing in it needs escaping.
+        filled = INGEST_META.replace(b'content=""', f'content="{INGEST_ORIGIN}"'.encode())
+        body = body.replace(INGEST_META, filled, 1)
+    return _file(index, "text/html; charset=utf-8", INDEX_CACHE, request, body)
 
 
 def redirect_to_index(request: ApiRequest) -> Response:

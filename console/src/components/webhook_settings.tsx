@@ -8,6 +8,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { ApiError, type Api, messageOf } from '../api';
 import { visibleText } from '../format';
 import { useLoad } from '../hooks';
+import { ingestOrigin } from '../ingest_origin';
 import type { EventSource, SourceType, Transformation } from '../types';
 import { CopyButton, Notice } from './common';
 import { type FieldErrors, errorsOf } from './config_form';
@@ -87,7 +88,7 @@ export function WebhookPanel(props: {
   const current = saved ?? webhook.data;
   // Said outside the form, which starts afresh from each saved answer.
   const [savedNotice, setSavedNotice] = useState(false);
-  const url = current ? `${window.location.origin}${current.url_path}` : '';
+  const url = current ? `${ingestOrigin()}${current.url_path}` : '';
 
   return (
     <section class="card" aria-labelledby={`webhook-title-${source.id}`}>

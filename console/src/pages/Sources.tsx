@@ -7,6 +7,7 @@ import { Name, Time } from '../components/text';
 import { SourcePrivacyPanel } from '../components/privacy';
 import { SOURCE_TYPES, WebhookPanel, type WebhookTestRequest } from '../components/webhook_settings';
 import { visibleText } from '../format';
+import { ingestOrigin } from '../ingest_origin';
 import { openLive } from '../navigation';
 import { SNIPPET_LABELS, snippet, type SnippetKind } from '../snippets';
 import type { EventSource, EventTrace, SourceType } from '../types';
@@ -246,7 +247,7 @@ function SourceActions(props: {
 function SnippetPanel(props: { source: EventSource }) {
   const [kind, setKind] = useState<SnippetKind>('web');
   const kinds = Object.keys(SNIPPET_LABELS) as SnippetKind[];
-  const code = snippet(kind, window.location.origin, props.source.key);
+  const code = snippet(kind, ingestOrigin(), props.source.key);
 
   const onTabKeys = (event: KeyboardEvent) => {
     const index = kinds.indexOf(kind);
