@@ -284,6 +284,9 @@ class Deliverer:
                 messages[0].destination_id,
                 record,
                 batch_record(batch_id, messages[0], record, entries, now),
+                # A mark settles the whole message: not while a delivery waits for its first
+                # attempt (out of time) or its retry.
+                whole=not retrying and set(entries) >= {m.delivery_id for m in messages},
             )
         self._notify_dropped(
             [m for m, o in zip(messages, attempted, strict=True) if o == "dropped"]

@@ -58,14 +58,16 @@ class DeliveryRecords:
         destination_id: str,
         previous: Document | None,
         record: Document,
+        whole: bool,
     ) -> None:
         """Keep a message's record after an attempt: as a mark when that loses nothing (marks
-        in use, no earlier record, every entry what `settled_entry` gives back), else in
-        Firestore, marked as there first (a crash between leaves a mark that sends readers to
-        Firestore, which has nothing yet: the redelivery attempts again, as without marks)."""
+        in use, no earlier record, `whole`: the record holds every delivery of the message, and
+        every entry is what `settled_entry` gives back), else in Firestore, marked as there
+        first (a crash between leaves a mark that sends readers to Firestore, which has nothing
+        yet: the redelivery attempts again, as without marks)."""
         entries: dict[str, Document] = record["deliveries"]
         if self._marks is not None and previous is None:
-            settled = settled_alike(entries.values())
+            settled = settled_alike(entries.values()) if whole else None
             if settled is not None:
                 recent = {
                     "rule_id": record["rule_id"],

@@ -171,3 +171,31 @@ def test_only_deliveries_alike_accepted_at_once_make_a_mark() -> None:
     entries = list(pipeline.batch_records()[0]["deliveries"].values())
     assert settled_alike(entries) is None  # one answered 200, the other 202
     assert list(marks.marks.values()) == [RECORDED]
+
+
+def test_a_message_with_a_delivery_not_yet_attempted_is_never_marked_settled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pipeline, marks = marked_pipeline()
+    send_paced = pipeline.deliverer._send_paced
+
+    def out_of_time_for_msg_2(plan: Any, batch: Any, start_by: float) -> Any:
+        if json.loads(batch.request.body)["messageId"] == "msg-2":
+            return None  # could not start before the message's budget ran out
+        return send_paced(plan, batch, start_by)
+
+    monkeypatch.setattr(pipeline.deliverer, "_send_paced", out_of_time_for_msg_2)
+    batch = [delivery_message("msg-1"), delivery_message("msg-2")]
+    [(_, data, attributes)] = encode_deliveries(batch, "ps-1")
+
+    with pytest.raises(RetryDelivery, match="not attempted yet"):
+        pipeline.push(data, attributes)
+    monkeypatch.undo()
+    again = pipeline.push(data, attributes)
+
+    assert list(marks.marks.values()) == [RECORDED]
+    assert [(o.status, o.detail) for o in again] == [
+        ("delivered", "already done"),
+        ("delivered", "HTTP 200"),
+    ]
+    assert [json.loads(r.body)["messageId"] for r in pipeline.sender.sent] == ["msg-1", "msg-2"]
