@@ -138,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
     stack: EmulatorStack | None = None
     servers: dict[str, ManagedProcess] = {}
     cleanup = ExitStack()
+    cleanup_error: Exception | None = None
     try:
         print("Starting (or reusing) the emulators ...", flush=True)
         stack = start_stack(state_dir=state_dir)
@@ -151,7 +152,11 @@ def run(args: argparse.Namespace) -> int:
         ignore_interrupts()
         with ThreadPoolExecutor(max_workers=max(1, len(servers))) as pool:
             list(pool.map(ManagedProcess.stop, servers.values()))
-        cleanup.close()  # the workspace, while the emulators still run
+        try:
+            cleanup.close()  # the workspace, while the emulators still run
+        except Exception as error:
+            # Reported once the figures are written: a failed clean-up must not lose a run.
+            cleanup_error = error
         if stack is not None:
             stack.stop()
 
@@ -163,6 +168,12 @@ def run(args: argparse.Namespace) -> int:
     }
     write_report("ingest", report)
     print_results(report)
+    if cleanup_error is not None:
+        print(
+            f"ERROR: the bench's workspace was not dismantled: {cleanup_error!r}",
+            file=sys.stderr,
+        )
+        return 1
     return 1 if report["errors_total"] else 0
 
 

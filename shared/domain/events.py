@@ -20,7 +20,7 @@ from shared.domain import limits
 from shared.domain.errors import InvalidRequest, PayloadTooLarge
 from shared.domain.event import CanonicalEvent, EventKey
 from shared.domain.ids import new_id
-from shared.domain.storable import Unstorable, find_unstorable
+from shared.domain.storable import Unstorable, find_unstorable, plainly_storable
 
 CALL_TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias"})
 
@@ -120,8 +120,10 @@ class _Request:
     new_message_id: Callable[[], str]
     context: dict[str, Any]
     integrations: dict[str, Any]
-    sent_at: datetime | None
     sent_at_iso: str | None
+    # `sent_at - received_at` in milliseconds (both are whole milliseconds): the request's
+    # clock skew, for every item without a sentAt of its own (None without a sentAt).
+    skew_ms: int | None
 
 
 def normalise_request(
@@ -206,6 +208,9 @@ def parse_timestamp(value: str) -> datetime | None:
 
     Naive inputs are UTC. Naive UTC (not aware) because it formats twice as fast.
     """
+    moment = _canonical_moment(value)
+    if moment is not None:
+        return moment
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
@@ -230,6 +235,38 @@ def format_timestamp(moment: datetime) -> str:
     return text[:23] + "Z" if moment.microsecond else text + ".000Z"
 
 
+def _canonical_moment(value: str) -> datetime | None:
+    """`value` as a naive UTC datetime when it is written exactly as `format_timestamp` writes
+    (`YYYY-MM-DDTHH:MM:SS.mmmZ`, what SDKs send), else None (then `parse_timestamp` decides).
+
+    Such text reads as its naive part (the same moment, in UTC), and formats back to itself:
+    the caller may keep the text instead of formatting the moment (~1.7 us an event, where
+    reading the naive part takes ~0.4 and the aware reading with its conversion ~2.5).
+    """
+    if (
+        len(value) == 24
+        and value[23] == "Z"
+        and value[4:20:3] == "--T::."  # the separators at 4, 7, 10, 13, 16 and 19
+        and value[5] != "W"  # an ISO week date ("2024-W03-1") reads as another day
+    ):
+        try:
+            return datetime.fromisoformat(value[:-1])
+        except ValueError:
+            return None
+    return None
+
+
+def _moment(value: Any) -> tuple[datetime, str] | None:
+    """A client's timestamp as a naive UTC datetime and its canonical text; None if invalid."""
+    if not isinstance(value, str):
+        return None
+    moment = _canonical_moment(value)
+    if moment is not None:
+        return moment, value
+    moment = parse_timestamp(value)
+    return None if moment is None else (moment, format_timestamp(moment))
+
+
 def _request(
     ctx: IngestContext, new_message_id: Callable[[], str], envelope: dict[str, Any] | None
 ) -> _Request:
@@ -240,7 +277,7 @@ def _request(
     received_at = received_at.replace(microsecond=received_at.microsecond // 1000 * 1000)
     context: dict[str, Any] = {}
     integrations: dict[str, Any] = {}
-    sent_at = None
+    sent_at = skew_ms = None
     if envelope is not None:
         context = _envelope_object(envelope, "context")
         integrations = _envelope_object(envelope, "integrations")
@@ -249,6 +286,7 @@ def _request(
             sent_at = parse_timestamp(raw_sent_at) if isinstance(raw_sent_at, str) else None
             if sent_at is None:
                 raise InvalidRequest(limits.BAD_TIMESTAMP.format("sentAt"), field="sentAt")
+            skew_ms = (sent_at - received_at) // _MS
     return _Request(
         ctx,
         received_at,
@@ -256,8 +294,8 @@ def _request(
         new_message_id,
         context,
         integrations,
-        sent_at,
         None if sent_at is None else format_timestamp(sent_at),
+        skew_ms,
     )
 
 
@@ -284,18 +322,28 @@ def _normalise_item(
     if not isinstance(item, dict):
         raise _Reject(limits.NOT_AN_OBJECT)
     try:
-        encoded = orjson.dumps(item)
+        # Integers within 53 bits (nearly every event's): the text then holds none beyond 64.
+        encoded = orjson.dumps(item, option=orjson.OPT_STRICT_INTEGER)
+        wide_integers = False
     except TypeError:
-        # orjson refuses exactly what no store takes (a lone surrogate, an integer beyond 64
-        # bits, nesting past its 254 levels, a number too long to read): find which, and where.
-        found = find_unstorable(item, limits.MAX_EVENT_DEPTH)
-        refusal = found or Unstorable(limits.NOT_ENCODABLE, None)
-        raise _Reject(refusal.reason, refusal.field) from None
+        try:
+            encoded = orjson.dumps(item)
+        except TypeError:
+            # orjson refuses exactly what no store takes (a lone surrogate, an integer beyond
+            # 64 bits, nesting past its 254 levels, a number too long to read): find which,
+            # and where.
+            found = find_unstorable(item, limits.MAX_EVENT_DEPTH)
+            refusal = found or Unstorable(limits.NOT_ENCODABLE, None)
+            raise _Reject(refusal.reason, refusal.field) from None
+        wide_integers = True
     if _too_large(item, encoded):
         raise _Reject(limits.TOO_LARGE)
     # orjson wrote it, so its text is Unicode; and no key path is longer than the whole text.
     check_paths = len(encoded) > limits.MAX_FIELD_PATH_BYTES
-    if problem := find_unstorable(item, limits.MAX_EVENT_DEPTH, (), False, check_paths):
+    # The walk only where the text cannot rule out what it looks for (and for long key paths).
+    if (check_paths or not plainly_storable(encoded, limits.MAX_EVENT_DEPTH, wide_integers)) and (
+        problem := find_unstorable(item, limits.MAX_EVENT_DEPTH, (), False, check_paths)
+    ):
         raise _Reject(problem.reason, problem.field)
     call_type = _call_type(item.get("type"), endpoint_type)
     properties = _object(item, "properties")
@@ -314,22 +362,31 @@ def _normalise_item(
         raise _Reject(limits.MESSAGE_ID_TOO_LONG, "messageId")
 
     # timestamp = receivedAt - (sentAt - originalTimestamp) = originalTimestamp - clockSkewMs
-    original, field = _client_timestamp(item)
-    sent_at = _timestamp(item, "sentAt", "sent_at")
-    if sent_at is None:
-        sent_at, sent_at_iso = req.sent_at, req.sent_at_iso
+    client, field = _client_timestamp(item)
+    own_sent_at = _timestamp(item, "sentAt", "sent_at")
+    if own_sent_at is None:
+        sent_at_iso, skew_ms = req.sent_at_iso, req.skew_ms
     else:
-        sent_at_iso = format_timestamp(sent_at)
-    if sent_at is None:
-        skew_ms = None
-        timestamp = req.received_at if original is None else original
+        sent_at, sent_at_iso = own_sent_at
+        skew_ms = (sent_at - req.received_at) // _MS
+    # Each moment is formatted only when it is not already text at hand. Every moment here is
+    # whole milliseconds, so the skew is exactly `skew_ms`.
+    original_iso = None
+    if client is None:
+        timestamp_iso = req.received_at_iso
     else:
-        skew = sent_at - req.received_at
-        skew_ms = skew // _MS
-        try:
-            timestamp = req.received_at if original is None else original - skew
-        except OverflowError:
-            raise _Reject(limits.CORRECTION_OUT_OF_RANGE, field) from None
+        original, original_iso = client
+        if not skew_ms:  # no sentAt, or no skew
+            timestamp_iso = original_iso
+        elif 0 <= (millis := original.microsecond // 1000 - skew_ms) < 1000:
+            # Within the same second (a skew of a few ms, the usual): only the milliseconds of
+            # the canonical text change, at a third of formatting's cost.
+            timestamp_iso = f"{original_iso[:20]}{millis:03d}Z"
+        else:
+            try:
+                timestamp_iso = format_timestamp(original - timedelta(milliseconds=skew_ms))
+            except OverflowError:
+                raise _Reject(limits.CORRECTION_OUT_OF_RANGE, field) from None
 
     if identity_required and user_id is None and anonymous_id is None:
         raise _Reject(limits.IDENTITY_REQUIRED, "userId")
@@ -370,8 +427,8 @@ def _normalise_item(
         "traits": traits,
         "context": context,
         "integrations": integrations,
-        "timestamp": format_timestamp(timestamp),
-        "originalTimestamp": None if original is None else format_timestamp(original),
+        "timestamp": timestamp_iso,
+        "originalTimestamp": original_iso,
         "sentAt": sent_at_iso,
         "receivedAt": req.received_at_iso,
         "clockSkewMs": skew_ms,
@@ -385,11 +442,11 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     """A new dict: `base` with `override` on top, nested objects merged (override wins)."""
     merged = dict(base)
     for key, value in override.items():
-        under = merged.get(key)
-        if isinstance(value, dict) and isinstance(under, dict):
-            merged[key] = deep_merge(under, value)
-        else:
-            merged[key] = value
+        if isinstance(value, dict):
+            under = merged.get(key)
+            if isinstance(under, dict):
+                value = deep_merge(under, value)
+        merged[key] = value
     return merged
 
 
@@ -433,6 +490,8 @@ def _context(own: dict[str, Any], req: _Request) -> dict[str, Any]:
     ip = req.ctx.request_ip
     if ip and not context.get("ip"):
         context["ip"] = ip
+    if context.keys().isdisjoint(CONTEXT_SNAKE_TO_CAMEL):
+        return context  # the usual: one look instead of one per spelling
     for snake, camel in CONTEXT_SNAKE_TO_CAMEL.items():
         if snake in context:
             value = context.pop(snake)
@@ -456,6 +515,8 @@ def _id(item: dict[str, Any], camel: str, snake: str) -> str | None:
     value = item.get(camel)
     if value.__class__ is str and value:
         return value  # the common case, first
+    if value is None and snake not in item:
+        return None  # the next most common: absent in both spellings
     value = _pick(item, camel, snake)
     if value is None or isinstance(value, str):
         return value
@@ -466,21 +527,26 @@ def _id(item: dict[str, Any], camel: str, snake: str) -> str | None:
     raise _Reject(limits.NOT_AN_ID.format(camel), camel)
 
 
-def _timestamp(item: dict[str, Any], camel: str, snake: str) -> datetime | None:
+def _timestamp(item: dict[str, Any], camel: str, snake: str) -> tuple[datetime, str] | None:
+    """The moment and its canonical text; None when absent."""
     value = _pick(item, camel, snake)
     if value is None:
         return None
-    moment = parse_timestamp(value) if isinstance(value, str) else None
+    moment = _moment(value)
     if moment is None:
         raise _Reject(limits.BAD_TIMESTAMP.format(camel), camel)
     return moment
 
 
-def _client_timestamp(item: dict[str, Any]) -> tuple[datetime | None, str]:
-    """The client's event time: `timestamp`, else `originalTimestamp` (RudderStack sends it)."""
+def _client_timestamp(item: dict[str, Any]) -> tuple[tuple[datetime, str] | None, str]:
+    """The client's event time (moment and canonical text) and its field: `timestamp`, else
+    `originalTimestamp` (RudderStack sends it)."""
     value = item.get("timestamp")
     if value is not None and value != "":
-        return _timestamp(item, "timestamp", "timestamp"), "timestamp"
+        moment = _moment(value)
+        if moment is None:
+            raise _Reject(limits.BAD_TIMESTAMP.format("timestamp"), "timestamp")
+        return moment, "timestamp"
     return _timestamp(item, "originalTimestamp", "original_timestamp"), "originalTimestamp"
 
 
