@@ -1,11 +1,12 @@
 """`make bench`: the measured inputs of the cost model (issue 19), in bench/cost/inputs.json.
 
-Runs `bench.pipeline` three times at the same steady rate (30 events/s by default), each on a
+Runs `bench.pipeline` four times at the same steady rate (30 events/s by default), each on a
 fresh stack with one webhook destination and one forwarding rule for every event: `batched` (POST
 /v1/batch of 10 events, as the Segment SDKs send them) and `single` (POST /v1/track, one event a
 request) with the deduplication window in Valkey (a local valkey-server, as with terraform's
-`dedup_store.kind = "valkey"`), and `batched_firestore_claims` (batched, the window in Firestore
-documents, `dedup_store.kind = "firestore"`: the stack runs without STREAMS_VALKEY_URL). From each
+`dedup_store.kind = "valkey"`), and `batched_firestore_claims` and `single_firestore_claims` (the
+same, the window in Firestore documents, `dedup_store.kind = "firestore"`: the stack runs without
+STREAMS_VALKEY_URL). From each
 run's `costs` (bench/pipeline/costs.py) it writes, per event: CPU milliseconds and requests of
 ingest, process and deliver, Firestore reads, writes and deletes, Pub/Sub messages and bytes
 published, BigQuery rows and bytes streamed (all counted by the adapters in the function
@@ -31,9 +32,14 @@ from bench.pipeline.run import run_with_report
 from bench.reporting import REPO_ROOT, iso, machine_summary, report_head, write_report
 from bench.running import catch_interrupts
 
-MIXES = {"batched": 10, "single": 1, "batched_firestore_claims": 10}
+MIXES = {"batched": 10, "single": 1, "batched_firestore_claims": 10, "single_firestore_claims": 1}
 # Where each mix keeps the deduplication window (STREAMS_DEDUP_STORE, read by EmulatorStack.env).
-DEDUP_STORES = {"batched": "valkey", "single": "valkey", "batched_firestore_claims": "firestore"}
+DEDUP_STORES = {
+    "batched": "valkey",
+    "single": "valkey",
+    "batched_firestore_claims": "firestore",
+    "single_firestore_claims": "firestore",
+}
 FUNCTIONS = ("ingest", "process", "deliver")
 INPUTS = REPO_ROOT / "bench" / "cost" / "inputs.json"
 # Field of the run's per-event counts -> (group, key) in inputs.json.

@@ -13,9 +13,9 @@ from typing import Any
 
 INPUTS_PATH = Path(__file__).resolve().parent / "inputs.json"
 FUNCTIONS = ("ingest", "process", "deliver")  # the functions on the path of every event
-# batched and single keep the deduplication window in Valkey; batched_firestore_claims is the
-# batched traffic again with the window in Firestore documents (`dedup_store.kind`).
-MIXES = ("batched", "single", "batched_firestore_claims")
+# batched and single keep the deduplication window in Valkey; the *_firestore_claims mixes are
+# the same traffic again with the window in Firestore documents (`dedup_store.kind`).
+MIXES = ("batched", "single", "batched_firestore_claims", "single_firestore_claims")
 DEDUP_STORES = ("valkey", "firestore")
 
 

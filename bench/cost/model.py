@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from bench.cost import prices
 from bench.cost.inputs import FUNCTIONS, Mix
@@ -31,16 +31,18 @@ BILLING_STEP_SECONDS = 0.1
 # the local one's 60 ms.
 WALL_SECONDS = {"ingest": 0.050, "process": 0.050, "deliver": 0.250}
 # Firestore's TTL deletes happen inside Firestore: each is billed, none is seen by the adapter.
-# process writes one event_log record per source message (one push, so `process` requests per
-# event; split only past 200 events or ~600 KB, never in these runs) and deliver one
-# delivery_batches record per deliveries message (`deliver` requests per event): each record
-# expires once. A Firestore claim (`event_claims/{key}`, dedup_store "firestore") is one
-# document per event, expiring once.
-CLAIM_TTL_DELETES_PER_EVENT = 1.0
-# How long each kind is kept (shared/domain/pipeline.py: DEDUP_HOURS, RECORD_RETENTION_DAYS).
+# Nearly every document the pipeline writes expires once: process's event_log record per source
+# message, deliver's delivery_batches record per deliveries message it records in Firestore (all
+# of them with Firestore claims; with Valkey only those not accepted at once, none in these
+# runs: the others are marks in Valkey), a Firestore claim per event. So TTL deletes are taken
+# as the writes counted at the adapter, one each: the few writes that never expire (a source's
+# last_used_at, at most every 30 s) are counted as if they did, a slight overcount.
+# How long each kind is kept (shared/domain/pipeline.py: DEDUP_HOURS, SETTLED_RECORD_HOURS):
+# every delivery of these runs is accepted at its first attempt, so a record is kept 48 hours,
+# not the 30 days of one with a retry or a dead letter.
 EVENT_LOG_TTL_HOURS = 48
 CLAIM_TTL_HOURS = 48
-DELIVERY_BATCH_TTL_DAYS = 30
+DELIVERY_BATCH_TTL_HOURS = 48
 # Bytes stored, from the code's own documents as JSON (tests/unit/test_cost_model.py builds
 # them with process's, deliver's and the claims' functions, with UUIDs and 36-character
 # messageIds, and checks these cover them): an event_log record holds its message's fields
@@ -61,6 +63,10 @@ FIRESTORE_STORED_PER_JSON_BYTE = 2.0
 # the smallest node type whose writable memory stays at most half full (room for peaks and
 # fragmentation), one node: replica_count 0 (a replica doubles the node-hours).
 VALKEY_CLAIM_BYTES = 120
+# deliver's mark of a deliveries message accepted at once (shared/adapters/valkey_marks.py):
+# measured 156 B with 200,000 marks on valkey-server 8.1; a destination's recent list is bounded
+# (200 messages) whatever the volume, left out.
+VALKEY_MARK_BYTES = 160
 VALKEY_WINDOW_HOURS = 48
 VALKEY_MAX_FILL = 0.5
 VALKEY_REPLICAS = 0
@@ -177,10 +183,9 @@ def pubsub_cost(mix: Mix, events: float) -> float:
 
 
 def ttl_deletes(mix: Mix) -> float:
-    """TTL expiries per event: one per event_log record (a source message), one per
-    delivery_batches record (a deliveries message), and one per Firestore claim."""
-    claims = CLAIM_TTL_DELETES_PER_EVENT if mix.dedup_store == "firestore" else 0.0
-    return mix.requests.process + mix.requests.deliver + claims
+    """TTL expiries per event: one per document written (event_log and delivery_batches
+    records, Firestore claims), as the adapter counted the writes."""
+    return mix.firestore_writes
 
 
 def firestore_deletes(mix: Mix) -> float:
@@ -202,16 +207,18 @@ def firestore_operations_cost(mix: Mix, events: float) -> float:
 
 
 def firestore_stored_bytes(mix: Mix, events: float) -> float:
-    """At month's end: 48 hours of event_log records, 30 days of delivery_batches records (the
-    whole month) and, with Firestore claims, 48 hours of claims."""
+    """At month's end: 48 hours of event_log records and, with Firestore claims, 48 hours of
+    claims and of delivery_batches records (with Valkey, deliveries accepted at once are marks
+    there, not records)."""
     hours = DAYS_PER_MONTH * 24
     event_log = (EVENT_LOG_TTL_HOURS / hours) * (
         mix.requests.process * EVENT_LOG_RECORD_BYTES + EVENT_LOG_ENTRY_BYTES
     )
-    batches = min(1.0, DELIVERY_BATCH_TTL_DAYS / DAYS_PER_MONTH) * (
+    firestore = mix.dedup_store == "firestore"
+    batches = (DELIVERY_BATCH_TTL_HOURS / hours if firestore else 0.0) * (
         mix.requests.deliver * DELIVERY_BATCH_RECORD_BYTES + mix.deliveries * DELIVERY_ENTRY_BYTES
     )
-    claims = (CLAIM_TTL_HOURS / hours) * CLAIM_BYTES if mix.dedup_store == "firestore" else 0.0
+    claims = (CLAIM_TTL_HOURS / hours) * CLAIM_BYTES if firestore else 0.0
     return events * (event_log + batches + claims) * FIRESTORE_STORED_PER_JSON_BYTE
 
 
@@ -233,28 +240,30 @@ VALKEY_NODES = (
 )
 
 
-def valkey_window_bytes(events: float) -> float:
-    """The claims' memory: 48 hours of a month's events (730 hours), 120 bytes each."""
-    return events * VALKEY_WINDOW_HOURS / prices.HOURS_PER_MONTH * VALKEY_CLAIM_BYTES
+def valkey_window_bytes(mix: Mix, events: float) -> float:
+    """The window's memory: 48 hours of a month's events (730 hours), 120 bytes of claim each,
+    and 160 bytes of mark per deliveries message (`deliver` requests per event)."""
+    per_event = VALKEY_CLAIM_BYTES + VALKEY_MARK_BYTES * mix.requests.deliver
+    return events * VALKEY_WINDOW_HOURS / prices.HOURS_PER_MONTH * per_event
 
 
-def valkey_node(events: float) -> ValkeyNode:
+def valkey_node(mix: Mix, events: float) -> ValkeyNode:
     """The smallest node type the window fills at most half; past the largest priced type's
     half, that type (fuller than the rule: the doc says how full)."""
-    window = valkey_window_bytes(events)
+    window = valkey_window_bytes(mix, events)
     for node in VALKEY_NODES:
         if window <= node.writable_bytes * VALKEY_MAX_FILL:
             return node
     return VALKEY_NODES[-1]
 
 
-def valkey_capacity_events(node: ValkeyNode) -> float:
+def valkey_capacity_events(mix: Mix, node: ValkeyNode) -> float:
     """The most events a month whose window keeps `node` at most half full."""
-    return node.writable_bytes * VALKEY_MAX_FILL / valkey_window_bytes(1.0)
+    return node.writable_bytes * VALKEY_MAX_FILL / valkey_window_bytes(mix, 1.0)
 
 
-def valkey_fill(events: float) -> float:
-    return valkey_window_bytes(events) / valkey_node(events).writable_bytes
+def valkey_fill(mix: Mix, events: float) -> float:
+    return valkey_window_bytes(mix, events) / valkey_node(mix, events).writable_bytes
 
 
 def dedup_store_cost(mix: Mix, events: float) -> float:
@@ -262,7 +271,7 @@ def dedup_store_cost(mix: Mix, events: float) -> float:
     billed as Firestore operations and storage)."""
     if mix.dedup_store != "valkey":
         return 0.0
-    node = valkey_node(events)
+    node = valkey_node(mix, events)
     return (1 + VALKEY_REPLICAS) * node.price.usd * prices.HOURS_PER_MONTH
 
 
@@ -395,32 +404,11 @@ class Traffic:
         return (self.firestore, self.valkey)
 
 
-def with_firestore_claims(valkey: Mix, batched_valkey: Mix, batched_firestore: Mix) -> Mix:
-    """A Valkey mix as it would be with Firestore claims, from the batched runs' difference:
-    the claims' reads, writes and deletes per event do not depend on how events are batched
-    (one document per event), so the same are added (the CPU stays the Valkey run's)."""
-
-    def extra(field: str) -> float:
-        return max(0.0, getattr(batched_firestore, field) - getattr(batched_valkey, field))
-
-    return replace(
-        valkey,
-        dedup_store="firestore",
-        firestore_reads=valkey.firestore_reads + extra("firestore_reads"),
-        firestore_writes=valkey.firestore_writes + extra("firestore_writes"),
-        firestore_deletes=valkey.firestore_deletes + extra("firestore_deletes"),
-    )
-
-
 def traffics(mixes: Mapping[str, Mix]) -> dict[str, Traffic]:
-    """batched (both stores measured) and single (Valkey measured, Firestore derived)."""
-    batched, firestore = mixes["batched"], mixes["batched_firestore_claims"]
+    """batched and single traffic, each measured with either deduplication store."""
     return {
-        "batched": Traffic(valkey=batched, firestore=firestore),
-        "single": Traffic(
-            valkey=mixes["single"],
-            firestore=with_firestore_claims(mixes["single"], batched, firestore),
-        ),
+        "batched": Traffic(valkey=mixes["batched"], firestore=mixes["batched_firestore_claims"]),
+        "single": Traffic(valkey=mixes["single"], firestore=mixes["single_firestore_claims"]),
     }
 
 
@@ -453,7 +441,7 @@ def chosen_store(traffic: Traffic, events: float, sizes: Mapping[str, FunctionSi
     valkey = monthly_bill(traffic.valkey, events, sizes)
     if monthly_bill(traffic.firestore, events, sizes).total <= valkey.total:
         return "Firestore claims"
-    return f"Valkey, one `{valkey_node(events).name}` node"
+    return f"Valkey, one `{valkey_node(traffic.valkey, events).name}` node"
 
 
 # --- the targets of issue 19 item 5 (reported, never steered towards) -----------------------

@@ -70,9 +70,9 @@ def test_a_changed_input_changes_the_table(tmp_path: Path) -> None:
     firestore_row = next(
         line for line in out.read_text().splitlines() if line.startswith("| Firestore operations")
     )
-    # At 1B: 100M reads $30, 100M writes $90, 200M TTL deletes (a record per source and per
-    # deliveries message) $20, less 30 days of free tiers ($0.45 + $0.54 + $0.06).
-    assert firestore_row.endswith("| $139 |")
+    # At 1B: 100M reads $30, 100M writes $90, 100M TTL deletes (one per document written) $10,
+    # less 30 days of free tiers ($0.45 + $0.54 + $0.06).
+    assert firestore_row.endswith("| $129 |")
     assert main(["--check", "--inputs", str(changed), "--doc", str(out)]) == 0
     # The committed doc no longer matches those inputs, nor the rewritten doc the committed ones.
     assert main(["--check", "--inputs", str(changed)]) == 1
@@ -132,24 +132,23 @@ def test_firestore_free_tier_is_per_day() -> None:
 
 
 def test_ttl_deletes_are_added_to_the_deletes_counted_at_the_adapter() -> None:
-    # A record per source message and per deliveries message: 10 events a message.
+    # Every document written expires once: as many TTL deletes as writes counted.
     mix = replace(
         with_claims_in(batched(), "valkey"),
+        firestore_writes=0.1,
         firestore_deletes=0.5,
         requests=PerFunction(ingest=0.1, process=0.1, deliver=0.1),
     )
-    assert model.ttl_deletes(mix) == pytest.approx(0.2)
-    assert model.firestore_deletes(mix) == pytest.approx(0.7)
-    # Firestore claims: one more expiry per event.
-    assert model.ttl_deletes(with_claims_in(mix, "firestore")) == pytest.approx(1.2)
-    # One event a request: a record of each kind per event.
-    single = replace(mix, requests=PerFunction(ingest=1.0, process=1.0, deliver=1.0))
-    assert model.ttl_deletes(single) == pytest.approx(2.0)
-    reads_writes = single.firestore_reads + single.firestore_writes
-    assert model.firestore_operations_per_event(single) == pytest.approx(reads_writes + 2.5)
+    assert model.ttl_deletes(mix) == pytest.approx(0.1)
+    assert model.firestore_deletes(mix) == pytest.approx(0.6)
+    claims = replace(mix, firestore_writes=1.2)  # a claim per event, a deliver record each
+    assert model.ttl_deletes(claims) == pytest.approx(1.2)
+    assert model.firestore_operations_per_event(claims) == pytest.approx(
+        claims.firestore_reads + 1.2 + 0.5 + 1.2
+    )
 
 
-def test_firestore_storage_holds_48_hours_of_logs_and_claims_and_30_days_of_batches() -> None:
+def test_firestore_storage_holds_48_hours_of_logs_claims_and_records() -> None:
     mix = replace(
         with_claims_in(batched(), "firestore"),
         requests=PerFunction(ingest=0.1, process=0.1, deliver=0.1),
@@ -157,12 +156,13 @@ def test_firestore_storage_holds_48_hours_of_logs_and_claims_and_30_days_of_batc
     )
     events = 720_000_000  # 1M an hour in a 720-hour month: 48 hours hold 48M events
     event_log = 48e6 * (0.1 * 300 + 600)
-    batches = 720e6 * (0.1 * 500 + 900)
+    batches = 48e6 * (0.1 * 500 + 900)  # every delivery accepted at once: kept 48 hours
     claims = 48e6 * 200
     expected = (event_log + batches + claims) * 2  # doubled: names, field overhead, indexes
     assert model.firestore_stored_bytes(mix, events) == pytest.approx(expected)
+    # With Valkey, no claim and no record of deliveries accepted at once: marks there.
     valkey = with_claims_in(mix, "valkey")
-    assert model.firestore_stored_bytes(valkey, events) == pytest.approx(expected - claims * 2)
+    assert model.firestore_stored_bytes(valkey, events) == pytest.approx(event_log * 2)
 
 
 def test_the_record_sizes_assumed_cover_the_codes_documents() -> None:
@@ -226,18 +226,20 @@ def test_the_record_sizes_assumed_cover_the_codes_documents() -> None:
 
 
 def test_valkey_is_sized_at_most_half_full_on_the_smallest_node_type() -> None:
-    # 48/730 of a month's events, 120 bytes each.
-    assert model.valkey_window_bytes(730_000_000) == pytest.approx(48e6 * 120)
-    # shared-core-nano holds 0.56 GB half full: 70.97M events a month.
-    assert model.valkey_capacity_events(model.VALKEY_NODES[0]) == pytest.approx(
-        0.56e9 / 120 * 730 / 48
+    # 48/730 of a month's events, 120 bytes of claim each and 160 of mark per deliveries
+    # message: 136 bytes an event at 10 events a message.
+    mix = replace(batched(), requests=PerFunction(ingest=0.1, process=0.1, deliver=0.1))
+    assert model.valkey_window_bytes(mix, 730_000_000) == pytest.approx(48e6 * 136)
+    # shared-core-nano holds 0.56 GB half full: 62.6M events a month.
+    assert model.valkey_capacity_events(mix, model.VALKEY_NODES[0]) == pytest.approx(
+        0.56e9 / 136 * 730 / 48
     )
-    assert model.valkey_node(1_000_000).name == "shared-core-nano"
-    assert model.valkey_node(100_000_000).name == "standard-small"  # 0.79 GB of 2.6
-    assert model.valkey_node(500_000_000).name == "highmem-medium"  # 3.95 GB of 5.2
-    # 1B: 7.89 GB fits no priced type half full: the largest, 76% full.
-    assert model.valkey_node(1_000_000_000).name == "highmem-medium"
-    assert model.valkey_fill(1_000_000_000) == pytest.approx(7.8904e9 / 10.4e9, rel=1e-3)
+    assert model.valkey_node(mix, 1_000_000).name == "shared-core-nano"
+    assert model.valkey_node(mix, 100_000_000).name == "standard-small"  # 0.89 GB of 2.6
+    assert model.valkey_node(mix, 500_000_000).name == "highmem-medium"  # 4.47 GB of 5.2
+    # 1B: 8.94 GB fits no priced type half full: the largest, 86% full.
+    assert model.valkey_node(mix, 1_000_000_000).name == "highmem-medium"
+    assert model.valkey_fill(mix, 1_000_000_000) == pytest.approx(8.9425e9 / 10.4e9, rel=1e-3)
     # One node, no replica, 730 hours: $0.12 an hour is $87.60 a month.
     valkey = with_claims_in(batched(), "valkey")
     assert model.dedup_store_cost(valkey, 100_000_000) == pytest.approx(87.6)
@@ -263,15 +265,13 @@ def test_each_volume_takes_the_cheaper_dedup_store() -> None:
     assert 1_000_000 < model.break_even(traffic, SIZES) < 1_000_000_000
 
 
-def test_single_traffic_with_firestore_claims_adds_the_batched_runs_claim_operations() -> None:
+def test_each_traffic_is_measured_with_either_store() -> None:
     inputs = load_inputs()
-    single, batched_valkey = inputs.mixes["single"], inputs.mixes["batched"]
-    batched_firestore = inputs.mixes["batched_firestore_claims"]
-    derived = model.traffics(inputs.mixes)["single"].firestore
-    assert derived.dedup_store == "firestore"
-    added = batched_firestore.firestore_writes - batched_valkey.firestore_writes
-    assert derived.firestore_writes == pytest.approx(single.firestore_writes + max(0.0, added))
-    assert derived.cpu_ms == single.cpu_ms
+    traffics = model.traffics(inputs.mixes)
+    assert traffics["single"].firestore == inputs.mixes["single_firestore_claims"]
+    assert traffics["batched"].firestore == inputs.mixes["batched_firestore_claims"]
+    assert {t.valkey.dedup_store for t in traffics.values()} == {"valkey"}
+    assert {t.firestore.dedup_store for t in traffics.values()} == {"firestore"}
 
 
 def test_pubsub_bills_each_push_at_least_one_kilobyte() -> None:

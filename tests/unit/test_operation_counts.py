@@ -213,6 +213,7 @@ def test_a_runs_counts_become_per_event_inputs_in_the_models_shape() -> None:
             "batched": mix,
             "single": mix,
             "batched_firestore_claims": {**mix, "dedup_store": "firestore"},
+            "single_firestore_claims": {**mix, "dedup_store": "firestore"},
         },
     }
     assert inputs_from_json(shape).mixes["batched"].firestore_writes == 3.0
