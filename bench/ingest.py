@@ -434,7 +434,10 @@ def settings(
         "round_warmup_s": args.round_warmup,
         "max_attempts": args.attempts,
         "max_worker_connection_share": round(MAX_WORKER_SHARE, 3),
-        "pubsub": "emulator (one message per request, group-commit publisher)",
+        "pubsub": (
+            "emulator, group-commit publisher (one message per request; the ASGI entry merges "
+            "requests that meet in an RPC, which at the emulator's latency is rare)"
+        ),
         "cpu_count": os.cpu_count() or 1,
         "versions": package_versions(
             "functions-framework",
