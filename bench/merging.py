@@ -20,9 +20,11 @@ an accepted event did not reach the topic.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
+import threading
 import time
 import uuid
 from contextlib import ExitStack
@@ -47,15 +49,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rates", type=float, nargs="+", default=[30, 100, 200, 400])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per rate")
     parser.add_argument("--senders", type=int, default=32, help="keep-alive connections")
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        nargs="+",
+        default=[0.0, 20.0],
+        help="round trips added between ingest and Pub/Sub (a delaying proxy), one run each",
+    )
     args = parser.parse_args(argv)
     catch_interrupts()
     started_at = datetime.now(UTC)
     state_dir = default_state_dir()
     stack = start_stack(state_dir=state_dir)
+    rates: list[dict[str, Any]] = []
     try:
         env = stack.env()
         os.environ.update(env)
-        rates = measure(args, env, state_dir)
+        for latency in args.latency_ms:
+            with DelayingProxy(env["PUBSUB_EMULATOR_HOST"], latency / 2000) as proxy:
+                server_env = {**env, "PUBSUB_EMULATOR_HOST": proxy.address}
+                rows = measure(args, server_env, state_dir)
+            rates += [{"added_round_trip_ms": latency, **row} for row in rows]
     finally:
         stack.stop()
     report = {
@@ -71,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     write_report("merging", report)
     for row in rates:
         print(
-            f"{row['rate']:>6g} req/s: {row['accepted']} accepted, {row['messages']} messages, "
+            f"+{row['added_round_trip_ms']:g} ms, {row['rate']:>4g} req/s: "
+            f"{row['accepted']} accepted, {row['messages']} messages, "
             f"{row['requests_per_message']:.2f} requests a message, event-log operations "
             f"{row['event_log_operations_per_event']:.2f} an event",
             flush=True,
@@ -138,6 +153,57 @@ def measure(args: argparse.Namespace, env: dict[str, str], state_dir: Any) -> li
             )
             print(f"{rate:g} req/s: {rows[-1]}", flush=True)
     return rows
+
+
+class DelayingProxy:
+    """A TCP proxy to `upstream` that holds every chunk `delay` seconds each way, in order (a
+    round trip to Pub/Sub as long as production's, which the emulator's local one is not)."""
+
+    def __init__(self, upstream: str, delay: float):
+        self._host, port = upstream.rsplit(":", 1)
+        self._port = int(port)
+        self._delay = delay
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self.address = ""
+
+    def __enter__(self) -> DelayingProxy:
+        self._thread.start()
+        server = asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(self._connection, HOST, 0), self._loop
+        ).result()
+        self.address = f"{HOST}:{server.sockets[0].getsockname()[1]}"
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+
+    async def _connection(self, reader: Any, writer: Any) -> None:
+        up_reader, up_writer = await asyncio.open_connection(self._host, self._port)
+        await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer))
+
+    async def _pump(self, reader: Any, writer: Any) -> None:
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def deliver() -> None:
+            while True:
+                due, chunk = await queue.get()
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+                if not chunk:
+                    writer.close()
+                    return
+                writer.write(chunk)
+                await writer.drain()
+
+        sender = asyncio.ensure_future(deliver())
+        try:
+            while chunk := await reader.read(65536):
+                queue.put_nowait((time.monotonic() + self._delay, chunk))
+        except OSError:
+            pass
+        queue.put_nowait((time.monotonic() + self._delay, b""))
+        await sender
 
 
 def _pull(subscriber: Any, subscription: str, expected: set[str]) -> tuple[int, int]:
