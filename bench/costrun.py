@@ -10,7 +10,9 @@ STREAMS_VALKEY_URL). From each
 run's `costs` (bench/pipeline/costs.py) it writes, per event: CPU milliseconds and requests of
 ingest, process and deliver, Firestore reads, writes and deletes, Pub/Sub messages and bytes
 published, BigQuery rows and bytes streamed (all counted by the adapters in the function
-processes), and deliveries. The runs' reports go to bench/results/pipeline-{batch10,track}-*.json
+processes), deliveries, and what is left in the Valkey window (claims, outcomes on claims,
+deliver's marks) with its bytes at what `bench.valkey_memory` measures of each (run once, after
+the mixes). The runs' reports go to bench/results/pipeline-{batch10,track}-*.json
 as usual, and their cost sections to bench/results/costrun-<UTC>.json.
 
 Nothing is written to inputs.json from a run where a request failed or an event was lost: its
@@ -27,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import valkey_memory
 from bench.pipeline.__main__ import add_sending_options, add_stack_options
 from bench.pipeline.run import run_with_report
 from bench.reporting import REPO_ROOT, iso, machine_summary, report_head, write_report
@@ -51,7 +54,13 @@ COUNTED = {
     "pubsub_bytes": ("pubsub", "bytes"),
     "bigquery_rows": ("bigquery", "rows"),
     "bigquery_bytes": ("bigquery", "bytes"),
+    "valkey_claims": ("valkey", "claims"),
+    "valkey_outcomes": ("valkey", "outcomes"),
+    "valkey_marks": ("valkey", "marks"),
 }
+# What the Valkey window holds of each kind, per item counted (bench.valkey_memory's `measure`).
+VALKEY_ITEMS = {"claims": "claim", "outcomes": "outcome", "marks": "mark"}
+VALKEY_MEMORY_COUNT = 100_000
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,13 +93,17 @@ def main(argv: list[str] | None = None) -> int:
         if report is None:
             return status or 1
         reports[mix] = report
+    print(f"\n=== Valkey memory: {VALKEY_MEMORY_COUNT:,} claims, outcomes and marks ===")
+    item_bytes = valkey_memory.measure(VALKEY_MEMORY_COUNT)
     mixes = {
-        mix: mix_inputs(MIXES[mix], report, DEDUP_STORES[mix]) for mix, report in reports.items()
+        mix: mix_inputs(MIXES[mix], report, DEDUP_STORES[mix], item_bytes)
+        for mix, report in reports.items()
     }
     summary = {
         **report_head("costrun", started_at, next(iter(reports.values()))["machine"]),
         "command": command_line(argv),
         "mixes": mixes,
+        "valkey_item_bytes": item_bytes,
         "costs": {mix: report["costs"] for mix, report in reports.items()},
         "runs": {mix: pipeline_outcome(report) for mix, report in reports.items()},
     }
@@ -105,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         "source": f"{summary['command']} -> {results.relative_to(REPO_ROOT)}",
         "machine": machine_summary(summary["machine"]),
         "mixes": mixes,
+        "valkey_item_bytes": item_bytes,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(inputs, indent=2) + "\n")
@@ -122,9 +136,13 @@ def use_dedup_store(store: str) -> None:
 
 
 def mix_inputs(
-    events_per_request: int, report: dict[str, Any], dedup_store: str = "valkey"
+    events_per_request: int,
+    report: dict[str, Any],
+    dedup_store: str,
+    valkey_item_bytes: dict[str, float],
 ) -> dict[str, Any]:
-    """One mix in inputs.json's shape, from a pipeline report's `costs`."""
+    """One mix in inputs.json's shape, from a pipeline report's `costs` (and the bytes of
+    Valkey memory each item of the window takes)."""
     costs = report["costs"]
     by_function = costs["per_event_by_function"]
     requests = {f: by_function.get(f, {}).get("requests", 0.0) for f in FUNCTIONS}
@@ -137,6 +155,10 @@ def mix_inputs(
     for field, (group, key) in COUNTED.items():
         mix.setdefault(group, {})[key] = costs["per_event"][field]
     mix["deliveries"] = costs["deliveries_per_event"]
+    kept = mix["valkey"]
+    kept["bytes"] = round(
+        sum(kept[items] * valkey_item_bytes[item] for items, item in VALKEY_ITEMS.items()), 1
+    )
     return mix
 
 

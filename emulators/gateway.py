@@ -100,7 +100,9 @@ class GatewayHandler(BaseHTTPRequestHandler):
     def do_request(self) -> None:
         path = urlsplit(self.path).path
         self.cross_origin = False
-        if path == "/healthz":
+        if path == "/healthz" and self.command in ("GET", "HEAD"):
+            # The whole stack's health; any other method is ingest's /healthz's (its preflight,
+            # or a 405), as behind the production edge.
             return self._healthz()
         function = self.gateway.function_for(path)
         upstream = None if function is None else self.gateway.upstreams.get(function)

@@ -149,6 +149,9 @@ class Claim:
     # Copies of the event turned away as duplicates, and when the last one was.
     duplicates: int = 0
     last_duplicate_at: str | None = None
+    # What became of the event, once its message was done, where the store keeps it on the
+    # claim (`Claims.settle`; shared/services/event_log.py writes and reads it).
+    outcome: str | None = None
 
 
 class Claims(Protocol):
@@ -172,6 +175,15 @@ class Claims(Protocol):
 
     def release(self, workspace_id: str, keys: Sequence[str]) -> None:
         """Drop the claims, so that the next copy of each event is processed (a replay)."""
+        ...
+
+    # The longest outcome (UTF-8 bytes) `settle` keeps on a claim; 0 when the store keeps none
+    # (Firestore's: an outcome there would cost the very write the event log's record costs).
+    outcome_bytes: int
+
+    def settle(self, workspace_id: str, owner: str, outcomes: Mapping[str, str]) -> None:
+        """Keep each key's outcome on its claim, if `owner` still holds it (a claim released
+        or expired meanwhile is not made again), all in one atomic call."""
         ...
 
 

@@ -21,8 +21,9 @@ module "monitoring" {
   backlog_age_alert_seconds = var.backlog_age_alert_seconds
   # Behind the load balancer its first domain; with edge "direct" ingest's own host, unknown
   # until ingest exists, which is why the check's existence is a separate, known flag.
-  uptime_check = true
-  uptime_host  = local.direct ? trimprefix(module.http_functions["ingest"].uri, "https://") : try(var.domains[0], null)
+  uptime_check       = true
+  dedup_memory_alert = local.valkey
+  uptime_host        = local.direct ? trimprefix(module.http_functions["ingest"].uri, "https://") : try(var.domains[0], null)
   budget = var.billing_account == null ? null : {
     billing_account = var.billing_account
     amount          = var.monthly_budget

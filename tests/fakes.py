@@ -38,6 +38,7 @@ from shared.ports import (
     RECORDED,
     AlreadyExists,
     BatchMark,
+    Claim,
     Document,
     EventQuery,
     EventSummary,
@@ -281,6 +282,47 @@ class FakePublisher:
         batch = [(data, dict(attrs)) for data, attrs in messages]
         self.published.setdefault(topic, []).extend(batch)
         return [str(next(self._ids)) for _ in batch]
+
+
+class InMemoryClaims:
+    """`Claims` in memory as shared/adapters/valkey_claims.py keeps them, outcomes included (the
+    contract both hold: tests/integration/test_claims.py); no window: tests expire nothing."""
+
+    outcome_bytes = 512
+
+    def __init__(self) -> None:
+        self.held: dict[tuple[str, str], Claim] = {}
+
+    def claim(self, workspace_id: str, keys: Iterable[str], owner: str) -> dict[str, Claim]:
+        answer: dict[str, Claim] = {}
+        for key in dict.fromkeys(keys):
+            held = self.held.get((workspace_id, key))
+            if held is None:
+                self.held[(workspace_id, key)] = Claim(owner)
+                answer[key] = Claim(owner, new=True)
+            else:
+                answer[key] = held
+        return answer
+
+    def get(self, workspace_id: str, keys: Iterable[str]) -> dict[str, Claim | None]:
+        return {key: self.held.get((workspace_id, key)) for key in keys}
+
+    def count_duplicates(self, workspace_id: str, counts: Mapping[str, int], at: str) -> None:
+        for key, count in counts.items():
+            if (held := self.held.get((workspace_id, key))) is not None:
+                self.held[(workspace_id, key)] = replace(
+                    held, duplicates=held.duplicates + count, last_duplicate_at=at
+                )
+
+    def release(self, workspace_id: str, keys: Iterable[str]) -> None:
+        for key in keys:
+            self.held.pop((workspace_id, key), None)
+
+    def settle(self, workspace_id: str, owner: str, outcomes: Mapping[str, str]) -> None:
+        for key, outcome in outcomes.items():
+            held = self.held.get((workspace_id, key))
+            if held is not None and held.owner == owner:
+                self.held[(workspace_id, key)] = replace(held, outcome=outcome)
 
 
 class InMemoryDeliveryMarks:

@@ -87,21 +87,32 @@ def result_block(inputs: Inputs, sizes: Mapping[str, FunctionSize]) -> str:
         f"(at 1B: {usd(large_single.lines[armor])} instead of {usd(large.lines[armor])}), "
         f"ingest's request logs ({usd(large_single.lines[logs])} instead of "
         f"{usd(large.lines[logs])}), and every per-message cost downstream (a push of process "
-        "and of deliver, an event-log record with its TTL delete, Pub/Sub's 1 KB minimum per "
-        "push), paid per event instead of per ten. Ingest merges requests that reach a topic "
+        "and of deliver, Pub/Sub's 1 KB minimum per push, deliver's mark in Valkey; with "
+        "Firestore claims also an event-log record with its TTL delete, where with Valkey the "
+        "outcome goes on the event's claim), paid per event instead of per ten. Ingest merges "
+        "requests that reach a topic "
         "during one Publish RPC into one message ([INGEST.md](INGEST.md)): on the emulator "
         "they hardly ever meet, with a 20 ms round trip to Pub/Sub 2 to 9 do at 100 to 400 "
         "requests a second per instance (`bench.merging`); these figures count on none."
     )
-    node = model.valkey_node(batched.valkey, model.VOLUMES[-1])
-    fill = model.valkey_fill(batched.valkey, model.VOLUMES[-1])
-    window = model.valkey_window_bytes(batched.valkey, model.VOLUMES[-1])
+    window_notes = []
+    for name, mix in (("batched", batched.valkey), ("single", single.valkey)):
+        node = model.valkey_node(mix, model.VOLUMES[-1])
+        fill = model.valkey_fill(mix, model.VOLUMES[-1])
+        window = model.valkey_window_bytes(mix, model.VOLUMES[-1])
+        over = (
+            f", more than the {model.VALKEY_MAX_FILL:.0%} the sizing allows"
+            if fill > model.VALKEY_MAX_FILL
+            else ""
+        )
+        window_notes.append(
+            f"{name}, {mix.valkey_bytes:.0f} B an event: {window / prices.GB:.1f} GB, "
+            f"`{node.name}` {fill:.0%} full{over}"
+        )
     fill_note = (
-        f" At 1B the window ({window / prices.GB:.1f} GB) "
-        f"fills `{node.name}` to {fill:.0%}, more than the half the sizing allows: no larger "
-        "node type has a price assumed here."
-        if fill > model.VALKEY_MAX_FILL
-        else ""
+        " The Valkey window at 1B (48 hours of what each event leaves there, measured): "
+        + "; ".join(window_notes)
+        + "."
     )
     return "\n\n".join(
         [
@@ -312,7 +323,8 @@ def figures_block(inputs: Inputs, sizes: Mapping[str, FunctionSize]) -> str:
         "month to month: every record expires by TTL; each month of events adds "
         f"{usd(bigquery_month)} of BigQuery storage.",
         "Memorystore for Valkey, one node, replica_count 0 (a replica doubles it), sized for "
-        f"the claims at most half full: {nodes}. Firestore claims cost about "
+        f"the window at most {model.VALKEY_MAX_FILL:.0%} full (Google's advice; Terraform alerts "
+        f"there): {nodes}. Firestore claims cost about "
         f"${firestore_claims:.2f} per million events (their operations and storage, the two "
         "batched runs' difference), so Valkey is the cheaper from about "
         f"{model.break_even(traffic, sizes) / 1e6:,.0f}M events a month.",

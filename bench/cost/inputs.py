@@ -46,6 +46,13 @@ class Mix:
     bigquery_rows: float
     bigquery_bytes: float
     deliveries: float
+    # What the mix leaves in the Valkey window for its 48 hours, counted at the adapters (none
+    # with Firestore claims): claims, outcomes kept on claims, deliver's marks; and their bytes
+    # (at what `bench.valkey_memory` measured of each).
+    valkey_claims: float
+    valkey_outcomes: float
+    valkey_marks: float
+    valkey_bytes: float
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,8 @@ class Inputs:
     source: str
     machine: str
     mixes: dict[str, Mix]
+    # Bytes of valkey-server memory per claim, outcome and mark (`bench.valkey_memory`).
+    valkey_item_bytes: dict[str, float]
 
 
 def _per_function(raw: dict[str, Any]) -> PerFunction:
@@ -77,6 +86,10 @@ def mix_from_json(raw: dict[str, Any]) -> Mix:
         bigquery_rows=float(raw["bigquery"]["rows"]),
         bigquery_bytes=float(raw["bigquery"]["bytes"]),
         deliveries=float(raw["deliveries"]),
+        valkey_claims=float(raw["valkey"]["claims"]),
+        valkey_outcomes=float(raw["valkey"]["outcomes"]),
+        valkey_marks=float(raw["valkey"]["marks"]),
+        valkey_bytes=float(raw["valkey"]["bytes"]),
     )
 
 
@@ -87,6 +100,7 @@ def inputs_from_json(raw: dict[str, Any]) -> Inputs:
         source=str(raw["source"]),
         machine=str(raw["machine"]),
         mixes={name: mix_from_json(raw["mixes"][name]) for name in MIXES},
+        valkey_item_bytes={k: float(v) for k, v in raw["valkey_item_bytes"].items()},
     )
 
 

@@ -58,17 +58,18 @@ CLAIM_BYTES = 0.2 * KB
 # besides the values: assumed to double the JSON size (not measured: the emulator reports no
 # storage size).
 FIRESTORE_STORED_PER_JSON_BYTE = 2.0
-# Memorystore for Valkey holds the claims when dedup_store is "valkey": 48 hours of events at
-# about 120 bytes each (measured: 118 B with 200,000 claims on valkey-server 8.1, DEPLOY.md), in
-# the smallest node type whose writable memory stays at most half full (room for peaks and
-# fragmentation), one node: replica_count 0 (a replica doubles the node-hours).
-VALKEY_CLAIM_BYTES = 120
-# deliver's mark of a deliveries message accepted at once (shared/adapters/valkey_marks.py):
-# measured 156 B with 200,000 marks on valkey-server 8.1; a destination's recent list is bounded
-# (200 messages) whatever the volume, left out.
-VALKEY_MARK_BYTES = 160
+# Memorystore for Valkey holds the window when dedup_store is "valkey": 48 hours of what each mix
+# leaves there (claims, outcomes kept on claims, deliver's marks: counted at the adapters, their
+# bytes measured by bench.valkey_memory, together the mix's `valkey_bytes` an event), in the
+# smallest node type whose writable memory (Memorystore's reserve for overhead set aside) it
+# fills to at most VALKEY_MAX_FILL, one node: replica_count 0 (a replica doubles the
+# node-hours). A destination's recent list of marks is bounded (200 messages) whatever the volume.
 VALKEY_WINDOW_HOURS = 48
-VALKEY_MAX_FILL = 0.5
+# Google's advice: scale a Memorystore for Valkey node type up as its memory use nears 80%
+# (cloud.google.com/memorystore/docs/valkey/general-best-practices); Terraform's alert fires there
+# (modules/monitoring, `dedup_memory`). The window averages 48 hours of traffic, so daily peaks
+# do not move it; a sustained rise past that is what the alert is for.
+VALKEY_MAX_FILL = 0.8
 VALKEY_REPLICAS = 0
 # BigQuery's logical storage per row is about the streamed row.
 BIGQUERY_STORAGE_BYTES_PER_STREAMED_BYTE = 1.0
@@ -209,10 +210,14 @@ def firestore_operations_cost(mix: Mix, events: float) -> float:
 def firestore_stored_bytes(mix: Mix, events: float) -> float:
     """At month's end: 48 hours of event_log records and, with Firestore claims, 48 hours of
     claims and of delivery_batches records (with Valkey, deliveries accepted at once are marks
-    there, not records)."""
+    there, not records, and small plain messages' outcomes are on their claims)."""
     hours = DAYS_PER_MONTH * 24
-    event_log = (EVENT_LOG_TTL_HOURS / hours) * (
-        mix.requests.process * EVENT_LOG_RECORD_BYTES + EVENT_LOG_ENTRY_BYTES
+    # Events whose outcomes went on their claims (Valkey) have no record.
+    recorded = max(0.0, 1.0 - mix.valkey_outcomes)
+    event_log = (
+        (EVENT_LOG_TTL_HOURS / hours)
+        * recorded
+        * (mix.requests.process * EVENT_LOG_RECORD_BYTES + EVENT_LOG_ENTRY_BYTES)
     )
     firestore = mix.dedup_store == "firestore"
     batches = (DELIVERY_BATCH_TTL_HOURS / hours if firestore else 0.0) * (
@@ -233,23 +238,23 @@ class ValkeyNode:
     writable_bytes: float
 
 
+# The node types with an SLA (shared-core-nano has none: trials only, docs/DEPLOY.md).
 VALKEY_NODES = (
-    ValkeyNode("shared-core-nano", prices.VALKEY_SHARED_CORE_NANO_HOUR, 1.12 * GB),
     ValkeyNode("standard-small", prices.VALKEY_STANDARD_SMALL_HOUR, 5.2 * GB),
     ValkeyNode("highmem-medium", prices.VALKEY_HIGHMEM_MEDIUM_HOUR, 10.4 * GB),
+    ValkeyNode("highmem-xlarge", prices.VALKEY_HIGHMEM_XLARGE_HOUR, 46.4 * GB),
 )
 
 
 def valkey_window_bytes(mix: Mix, events: float) -> float:
-    """The window's memory: 48 hours of a month's events (730 hours), 120 bytes of claim each,
-    and 160 bytes of mark per deliveries message (`deliver` requests per event)."""
-    per_event = VALKEY_CLAIM_BYTES + VALKEY_MARK_BYTES * mix.requests.deliver
-    return events * VALKEY_WINDOW_HOURS / prices.HOURS_PER_MONTH * per_event
+    """The window's memory: 48 hours of a month's events (730 hours), at the mix's bytes an
+    event."""
+    return events * VALKEY_WINDOW_HOURS / prices.HOURS_PER_MONTH * mix.valkey_bytes
 
 
 def valkey_node(mix: Mix, events: float) -> ValkeyNode:
-    """The smallest node type the window fills at most half; past the largest priced type's
-    half, that type (fuller than the rule: the doc says how full)."""
+    """The smallest node type the window fills to at most VALKEY_MAX_FILL; past the largest
+    type's, that type (fuller than the rule: the doc says how full)."""
     window = valkey_window_bytes(mix, events)
     for node in VALKEY_NODES:
         if window <= node.writable_bytes * VALKEY_MAX_FILL:
@@ -258,7 +263,7 @@ def valkey_node(mix: Mix, events: float) -> ValkeyNode:
 
 
 def valkey_capacity_events(mix: Mix, node: ValkeyNode) -> float:
-    """The most events a month whose window keeps `node` at most half full."""
+    """The most events a month whose window keeps `node` at most VALKEY_MAX_FILL full."""
     return node.writable_bytes * VALKEY_MAX_FILL / valkey_window_bytes(mix, 1.0)
 
 

@@ -92,11 +92,12 @@ FIRESTORE_STORAGE = Price(FIRESTORE, 0.15, "GiB-month", per=GIB, free=GIB, free_
 # Google's price list was not at hand: these are the assumptions docs/DEPLOY.md states
 # ("Deduplication store"), for `us-central1`; check them before budgeting.
 MEMORYSTORE = "Memorystore for Valkey (assumed: see DEPLOY.md)"
-VALKEY_SHARED_CORE_NANO_HOUR = Price(
-    MEMORYSTORE, 0.03, "node-hour of `shared-core-nano` (1.12 GB writable, no SLA)"
-)
 VALKEY_STANDARD_SMALL_HOUR = Price(MEMORYSTORE, 0.12, "node-hour of `standard-small` (5.2 GB)")
 VALKEY_HIGHMEM_MEDIUM_HOUR = Price(MEMORYSTORE, 0.25, "node-hour of `highmem-medium` (10.4 GB)")
+# Not even an assumed list price: highmem-medium's scaled by total node memory (58 GB / 13 GB).
+VALKEY_HIGHMEM_XLARGE_HOUR = Price(
+    MEMORYSTORE, 1.12, "node-hour of `highmem-xlarge` (46.4 GB; highmem-medium's per GB)"
+)
 
 BIGQUERY = "BigQuery"
 BIGQUERY_STREAMING = Price(
@@ -165,9 +166,9 @@ ALL: tuple[Price, ...] = (
     FIRESTORE_WRITES,
     FIRESTORE_DELETES,
     FIRESTORE_STORAGE,
-    VALKEY_SHARED_CORE_NANO_HOUR,
     VALKEY_STANDARD_SMALL_HOUR,
     VALKEY_HIGHMEM_MEDIUM_HOUR,
+    VALKEY_HIGHMEM_XLARGE_HOUR,
     BIGQUERY_STREAMING,
     BIGQUERY_STORAGE,
     BIGQUERY_QUERIES,

@@ -11,6 +11,9 @@ each call succeeds, so the cost model reads what the code did, not an estimate o
   throughput by, with a 1 KB minimum per request: hence the request count too).
 - BigQuery: rows and insert requests; bytes only while counts are exported (`bigquery_bytes`
   needs a pass over each row's values, which production does not pay for).
+- Valkey (the deduplication window, billed by node size): what each call left in the window for
+  its 48 hours, claims made, outcomes kept on claims and deliver's marks set, which the cost
+  model turns into memory with the bytes `bench.valkey_memory` measures of each.
 
 Always on, and cheap: a lock and a few integer additions per RPC, never per event, and no I/O.
 The counts leave the process only when `Settings.operation_counts_dir` is set (benchmarks:
@@ -45,6 +48,9 @@ FIELDS = (
     "bigquery_insert_requests",
     "bigquery_rows",
     "bigquery_bytes",
+    "valkey_claims",
+    "valkey_outcomes",
+    "valkey_marks",
 )
 # How stale an exported file may be: a reader waits this long for operations it caused.
 EXPORT_INTERVAL_S = 1.0
@@ -124,6 +130,13 @@ def bigquery_row_bytes(row: Mapping[str, Any]) -> int:
             # stored in 8 bytes, a difference the row's 1 KB billing minimum mostly hides.
             size += len(str(value).encode()) + BIGQUERY_VALUE_OVERHEAD
     return size
+
+
+def valkey_kept(claims: int = 0, outcomes: int = 0, marks: int = 0) -> None:
+    with _lock:
+        _counts["valkey_claims"] += claims
+        _counts["valkey_outcomes"] += outcomes
+        _counts["valkey_marks"] += marks
 
 
 def request_served(*_: Any, **__: Any) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import valkey
 
+from shared.adapters import operation_counts
 from shared.adapters.valkey_claims import call
 from shared.domain.pipeline import DEDUP_HOURS
 from shared.ports import RECORDED, BatchMark, Document, SettledBatch
@@ -55,6 +56,7 @@ class ValkeyMarks:
                 _mark(workspace_id, batch_id), RECORDED_VALUE, ex=self._seconds
             )
         )
+        operation_counts.valkey_kept(marks=1)
 
     def settle(
         self,
@@ -71,6 +73,7 @@ class ValkeyMarks:
                 args=[value, self._seconds, _json(recent), RECENT_BATCHES],
             )
         )
+        operation_counts.valkey_kept(marks=1)
 
     def recent(self, workspace_id: str, destination_id: str, limit: int) -> list[Document]:
         key = _recent(workspace_id, destination_id)

@@ -201,19 +201,19 @@ def encode_delivery_batches(
                 "deliveries": str(len(chunk)),
             }
             if source_message_id is not None:
-                attributes[BATCH_ID_ATTRIBUTE] = _digest(
-                    "\n".join(
-                        (
-                            source_message_id,
-                            shared["rule_id"],
-                            str(shared["replay"]),
-                            str(chunk_number),
-                        )
-                    ).encode("utf-8", "surrogatepass")
+                attributes[BATCH_ID_ATTRIBUTE] = batch_id(
+                    source_message_id, shared["rule_id"], shared["replay"], chunk_number
                 )
             carried = [next(ids) for _ in chunk]
             messages.append(EncodedBatch(shared["destination_id"], data, attributes, carried))
     return messages
+
+
+def batch_id(source_message_id: str, rule_id: str, replay: bool, chunk_number: int) -> str:
+    """The `batch_id` of a deliveries-topic message process publishes for a source message: the
+    same each time process handles that message."""
+    parts = (source_message_id, rule_id, str(replay), str(chunk_number))
+    return _digest("\n".join(parts).encode("utf-8", "surrogatepass"))
 
 
 def message_batch_id(data: bytes, attributes: Mapping[str, str]) -> str:

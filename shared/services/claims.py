@@ -33,7 +33,10 @@ def claim_path(workspace_id: str, key: str) -> str:
 class StoreClaims:
     """`Claims` as documents `workspaces/{ws}/event_claims/{key}` with `expires_at` for the TTL
     policy (terraform/modules/datastores); expiry is also checked here, since TTL deletes lag
-    (and the emulator has none)."""
+    (and the emulator has none). Outcomes stay in the event log's records: one kept on a claim
+    would be a write per event, where a record is one per message."""
+
+    outcome_bytes = 0
 
     def __init__(self, store: ConfigStore, clock: Callable[[], datetime] = ids.utcnow):
         self._store = store
@@ -112,6 +115,9 @@ class StoreClaims:
         commit_in_chunks(
             self._store, [Write("delete", claim_path(workspace_id, k)) for k in dict.fromkeys(keys)]
         )
+
+    def settle(self, workspace_id: str, owner: str, outcomes: Mapping[str, str]) -> None:
+        raise ValueError("Firestore claims keep no outcome (outcome_bytes is 0)")
 
 
 def _claim(owner: str, now: datetime) -> Document:

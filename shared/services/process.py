@@ -406,8 +406,7 @@ class Processor:
         claims = self._claims.claim(message.workspace_id, list(firsts), owner)
         # Held by this very message: an earlier attempt at it failed midway. What it recorded
         # is done; the rest resumes.
-        resumed = any(not c.new and c.owner == owner for c in claims.values())
-        done = set(self._log.recorded(message.workspace_id, owner)) if resumed else set()
+        done = self._log.done(message.workspace_id, owner, claims)
         mine: set[int] = set()
         for key, event in firsts.items():
             if claims[key].owner == owner and key not in done:

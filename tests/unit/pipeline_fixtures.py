@@ -24,7 +24,7 @@ from shared.domain.pipeline import (
     message_batch_id,
 )
 from shared.domain.routing import destination_path, rule_path, rules_collection
-from shared.ports import Document, OutboundRequest, Sender, SendResult
+from shared.ports import Claims, Document, OutboundRequest, Sender, SendResult
 from shared.services.claims import StoreClaims
 from shared.services.dead_letters import DeadLetters
 from shared.services.deliver import Deliverer, DeliveryOutcome, RetryDelivery
@@ -185,7 +185,7 @@ class Pipeline:
     dead_letters: DeadLetters
     traces: Traces
     event_log: EventLog
-    claims: StoreClaims
+    claims: Claims
     consumed: dict[str, int] = field(default_factory=dict)
     retrying: list[tuple[bytes, dict[str, str]]] = field(default_factory=list)
 
@@ -263,15 +263,17 @@ def make_pipeline(
     observers: Sequence[EventObserver] = (),
     privacy: bool = False,
     marks: InMemoryDeliveryMarks | None = None,
+    claims: Claims | None = None,
 ) -> Pipeline:
     """A pipeline on fakes; `marks`: deliver keeps messages accepted at once there (as with the
-    window in Valkey) instead of in Firestore records."""
+    window in Valkey) instead of in Firestore records; `claims`: the window (in Firestore
+    documents by default; `InMemoryClaims` keeps outcomes, as Valkey does)."""
     store = store or InMemoryConfigStore()
     events = FakeEventStore()
     publisher = publisher or FakePublisher()
     fake_sender = FakeSender(list(results or []))
     the_clock = clock or Clock()
-    claims = StoreClaims(store, the_clock)
+    claims = claims or StoreClaims(store, the_clock)
     event_log = EventLog(store, claims)
     # No caching: a test's config change shows at once.
     config = WorkspaceConfig(store, ttl_seconds=0)

@@ -225,21 +225,23 @@ def test_the_record_sizes_assumed_cover_the_codes_documents() -> None:
     assert size(_claim("1" * 17, now)) + name <= model.CLAIM_BYTES
 
 
-def test_valkey_is_sized_at_most_half_full_on_the_smallest_node_type() -> None:
-    # 48/730 of a month's events, 120 bytes of claim each and 160 of mark per deliveries
-    # message: 136 bytes an event at 10 events a message.
-    mix = replace(batched(), requests=PerFunction(ingest=0.1, process=0.1, deliver=0.1))
+def test_valkey_is_sized_at_most_80_percent_full_on_the_smallest_node_type() -> None:
+    # 48/730 of a month's events at the mix's bytes an event: 136 (say a claim, and a mark per
+    # ten events).
+    mix = replace(batched(), valkey_bytes=136.0)
     assert model.valkey_window_bytes(mix, 730_000_000) == pytest.approx(48e6 * 136)
-    # shared-core-nano holds 0.56 GB half full: 62.6M events a month.
+    # standard-small, the smallest with an SLA, holds 4.16 GB at 80%: 465M events a month.
     assert model.valkey_capacity_events(mix, model.VALKEY_NODES[0]) == pytest.approx(
-        0.56e9 / 136 * 730 / 48
+        4.16e9 / 136 * 730 / 48
     )
-    assert model.valkey_node(mix, 1_000_000).name == "shared-core-nano"
-    assert model.valkey_node(mix, 100_000_000).name == "standard-small"  # 0.89 GB of 2.6
-    assert model.valkey_node(mix, 500_000_000).name == "highmem-medium"  # 4.47 GB of 5.2
-    # 1B: 8.94 GB fits no priced type half full: the largest, 86% full.
-    assert model.valkey_node(mix, 1_000_000_000).name == "highmem-medium"
-    assert model.valkey_fill(mix, 1_000_000_000) == pytest.approx(8.9425e9 / 10.4e9, rel=1e-3)
+    assert model.valkey_node(mix, 1_000_000).name == "standard-small"
+    assert model.valkey_node(mix, 400_000_000).name == "standard-small"  # 3.58 GB of 4.16
+    assert model.valkey_node(mix, 500_000_000).name == "highmem-medium"  # 4.47 GB
+    # 1B: 8.94 GB, past highmem-medium's 8.32: highmem-xlarge, 19% full.
+    assert model.valkey_node(mix, 1_000_000_000).name == "highmem-xlarge"
+    assert model.valkey_fill(mix, 1_000_000_000) == pytest.approx(8.9425e9 / 46.4e9, rel=1e-3)
+    # Past the largest type's 80%: that type, fuller than the rule (the doc says how full).
+    assert model.valkey_node(mix, 10_000_000_000).name == "highmem-xlarge"
     # One node, no replica, 730 hours: $0.12 an hour is $87.60 a month.
     valkey = with_claims_in(batched(), "valkey")
     assert model.dedup_store_cost(valkey, 100_000_000) == pytest.approx(87.6)

@@ -151,3 +151,18 @@ def test_http_servers_own_refusals_are_answered_in_json(
     assert b"Content-Type: application/json" in head
     assert json.loads(body)["error"] == "request_header_fields_too_large"
     assert seen == []
+
+
+def test_healthz_answers_the_stacks_health_and_leaves_other_methods_to_ingest(
+    gateway: tuple[int, list[tuple[str, str]]],
+) -> None:
+    port, seen = gateway
+
+    health, body = send(port, "GET", "/healthz")
+    preflight, _ = send(port, "OPTIONS", "/healthz", Origin=ORIGIN)
+    post, refusal = send(port, "POST", "/healthz")
+
+    assert (health.status, body["status"]) == (200, "ok")
+    assert preflight.status == 204 and seen == [("OPTIONS", "/healthz")]
+    assert (post.status, post.getheader("Allow")) == (405, "GET, OPTIONS, HEAD")
+    assert refusal["error"] == "method_not_allowed"

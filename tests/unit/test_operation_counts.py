@@ -179,8 +179,10 @@ def test_a_runs_counts_become_per_event_inputs_in_the_models_shape() -> None:
             "pubsub_messages": 200,
             "bigquery_rows": 200,
             "bigquery_bytes": 150_000,
+            "valkey_claims": 200,
+            "valkey_outcomes": 20,
         },
-        "deliver": {"requests": 200, "firestore_writes": 200},
+        "deliver": {"requests": 200, "firestore_writes": 200, "valkey_marks": 100},
     }
     counted = costs.difference(after, before)
     assert counted["ingest"]["requests"] == 20
@@ -194,7 +196,9 @@ def test_a_runs_counts_become_per_event_inputs_in_the_models_shape() -> None:
     )
     assert per_event["measured_window"]["cpu_ms_per_event"] == {"ingest": 0.5}
     assert per_event["firestore_operations_per_event"] == (2 + 200 + 400 + 200) / 200
-    mix = mix_inputs(10, {"costs": per_event})
+    mix = mix_inputs(
+        10, {"costs": per_event}, "valkey", {"claim": 120, "outcome": 170, "mark": 160}
+    )
     assert mix == {
         "events_per_request": 10,
         "dedup_store": "valkey",
@@ -204,6 +208,8 @@ def test_a_runs_counts_become_per_event_inputs_in_the_models_shape() -> None:
         "pubsub": {"messages": 1.1, "bytes": 45.0},
         "bigquery": {"rows": 1.0, "bytes": 750.0},
         "deliveries": 1.01,
+        # 1 claim, 0.1 outcome and 0.5 mark an event: 120 + 17 + 80 bytes.
+        "valkey": {"claims": 1.0, "outcomes": 0.1, "marks": 0.5, "bytes": 217.0},
     }
     shape = {
         "measured_at": "",
@@ -215,8 +221,13 @@ def test_a_runs_counts_become_per_event_inputs_in_the_models_shape() -> None:
             "batched_firestore_claims": {**mix, "dedup_store": "firestore"},
             "single_firestore_claims": {**mix, "dedup_store": "firestore"},
         },
+        "valkey_item_bytes": {"claim": 120, "outcome": 170, "mark": 160},
     }
-    assert inputs_from_json(shape).mixes["batched"].firestore_writes == 3.0
+    inputs = inputs_from_json(shape)
+    assert (inputs.mixes["batched"].firestore_writes, inputs.mixes["batched"].valkey_bytes) == (
+        3.0,
+        217.0,
+    )
 
 
 def test_asynchronous_requests_count_only_while_counts_are_exported(

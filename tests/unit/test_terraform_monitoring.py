@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from bench.cost import model
 from shared import structured_log
 from shared.api.routes import ROUTES
 from shared.domain.errors import Unavailable
@@ -54,6 +55,7 @@ BUILT_IN_METRICS = {
     "pubsub.googleapis.com/topic/send_message_operation_count",
     "bigquery.googleapis.com/storage/insertall_inserted_rows",
     "monitoring.googleapis.com/uptime_check/check_passed",
+    "memorystore.googleapis.com/instance/memory/maximum_utilization",
 }
 # A metric type in a filter, as written in HCL (quotes escaped).
 METRIC_TYPE = re.compile(r'metric\.type=\\"([^"\\]+)\\"')
@@ -427,6 +429,15 @@ def test_alerts_watch_ingest_5xx_backlog_age_dead_letters_and_bigquery_inserts()
 
     inserts = policies["events_insert_failures"]["condition_matched_log"][0]
     assert resolve(inserts["filter"], locals_) == log_metrics()["events_insert_failures"]["filter"]
+
+    # The Valkey window's memory, only where the window is in Valkey (bench/cost sizes it so).
+    memory = policies["dedup_memory"]["condition_threshold"][0]
+    assert "memorystore.googleapis.com/instance/memory/maximum_utilization" in memory["filter"]
+    assert memory["threshold_value"] == 0.8 == model.VALKEY_MAX_FILL
+    assert blocks["resource"]["google_monitoring_alert_policy.dedup_memory"]["count"] == (
+        "${var.dedup_memory_alert ? 1 : 0}"
+    )
+    assert call["dedup_memory_alert"] == "${local.valkey}"
 
 
 def test_backlog_charts_and_alert_cover_every_subscription_the_code_creates() -> None:

@@ -177,6 +177,38 @@ resource "google_monitoring_alert_policy" "events_insert_failures" {
   }
 }
 
+# Google's advice for Memorystore for Valkey: scale the node type up as memory use nears 80%.
+# The window is sized for that (docs/DEPLOY.md, "Sizing"); a full instance refuses new claims
+# (noeviction), and process then stops until there is room.
+resource "google_monitoring_alert_policy" "dedup_memory" {
+  count = var.dedup_memory_alert ? 1 : 0
+
+  project               = var.project_id
+  display_name          = "Streams: the deduplication store is filling up"
+  combiner              = "OR"
+  notification_channels = local.notification_channels
+
+  conditions {
+    display_name = "Memorystore for Valkey memory use above 80%"
+    condition_threshold {
+      filter          = "metric.type=\"memorystore.googleapis.com/instance/memory/maximum_utilization\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0.8
+      duration        = "900s"
+
+      aggregations {
+        alignment_period   = "300s"
+        per_series_aligner = "ALIGN_MAX"
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "The window holds 48 hours of claims: its size follows the event rate (docs/DEPLOY.md, Sizing). Raise dedup_store.node_type one step and apply (in place); at 100% new claims are refused and process stops, without losing events, until there is room."
+  }
+}
+
 # --- uptime check ---------------------------------------------------------------------------
 
 resource "google_monitoring_uptime_check_config" "healthz" {

@@ -44,6 +44,12 @@ variable "ingest_5xx_alert_ratio" {
   default     = 0.01
 }
 
+variable "dedup_memory_alert" {
+  description = "Whether the deduplication window is in Memorystore for Valkey (dedup_store.kind = \"valkey\"): then an alert fires when its memory use passes 80% of the node's (Google's advice: scale the node type up before it fills; a full instance stops processing)."
+  type        = bool
+  default     = false
+}
+
 variable "uptime_check" {
   description = "Whether to create the /healthz uptime check and its alert on `uptime_host`. A flag of its own because it must be known when planning, and the host may not be (a function's run.app host before its first deploy)."
   type        = bool
