@@ -292,6 +292,8 @@ class InMemoryClaims:
 
     def __init__(self) -> None:
         self.held: dict[tuple[str, str], Claim] = {}
+        # Set: `settle` raises it, as Valkey going away after the claims were made.
+        self.settle_fails: Exception | None = None
 
     def claim(self, workspace_id: str, keys: Iterable[str], owner: str) -> dict[str, Claim]:
         answer: dict[str, Claim] = {}
@@ -319,6 +321,8 @@ class InMemoryClaims:
             self.held.pop((workspace_id, key), None)
 
     def settle(self, workspace_id: str, owner: str, outcomes: Mapping[str, str]) -> None:
+        if self.settle_fails is not None:
+            raise self.settle_fails
         for key, outcome in outcomes.items():
             held = self.held.get((workspace_id, key))
             if held is not None and held.owner == owner:
@@ -333,11 +337,15 @@ class InMemoryDeliveryMarks:
         self.marks: dict[tuple[str, str], BatchMark] = {}
         self.recents: dict[tuple[str, str], list[Document]] = {}
         self._keep = recent_batches
+        # Set: marking raises it, as Valkey going away after the attempt.
+        self.marking_fails: Exception | None = None
 
     def get(self, workspace_id: str, batch_ids: Iterable[str]) -> dict[str, BatchMark]:
         return {b: self.marks.get((workspace_id, b)) for b in batch_ids}
 
     def mark_recorded(self, workspace_id: str, batch_id: str) -> None:
+        if self.marking_fails is not None:
+            raise self.marking_fails
         self.marks[(workspace_id, batch_id)] = RECORDED
 
     def settle(
@@ -348,6 +356,8 @@ class InMemoryDeliveryMarks:
         settled: SettledBatch,
         recent: Document,
     ) -> None:
+        if self.marking_fails is not None:
+            raise self.marking_fails
         self.marks[(workspace_id, batch_id)] = settled
         listed = self.recents.setdefault((workspace_id, destination_id), [])
         listed.insert(0, json.loads(json.dumps(recent)))

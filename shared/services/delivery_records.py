@@ -14,9 +14,11 @@ A mark holds what such a record would hold, but for what each delivery's message
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from shared.domain.errors import Unavailable
 from shared.domain.pipeline import delivery_batch_path, delivery_batches_collection
 from shared.ports import (
     ConfigStore,
@@ -26,6 +28,8 @@ from shared.ports import (
     SettledBatch,
     Write,
 )
+
+log = logging.getLogger(__name__)
 
 
 class DeliveryRecords:
@@ -65,24 +69,34 @@ class DeliveryRecords:
         every entry is what `settled_entry` gives back), else in Firestore, marked as there
         first (a crash between leaves a mark that sends readers to Firestore, which has nothing
         yet: the redelivery attempts again, as without marks)."""
-        entries: dict[str, Document] = record["deliveries"]
         if self._marks is not None and previous is None:
-            settled = settled_alike(entries.values()) if whole else None
-            if settled is not None:
-                recent = {
-                    "rule_id": record["rule_id"],
-                    "mark": [
-                        settled.at,
-                        settled.http_status,
-                        settled.detail,
-                        settled.destination_type,
-                    ],
-                    "deliveries": [[e["delivery_id"], e["message_id"]] for e in entries.values()],
-                }
-                self._marks.settle(workspace_id, batch_id, destination_id, settled, recent)
-                return
-            self._marks.mark_recorded(workspace_id, batch_id)
+            try:
+                if self._mark(workspace_id, batch_id, destination_id, record, whole):
+                    return
+            except Unavailable:
+                # Valkey failed after the attempt: keep the record in Firestore rather than fail
+                # the push, whose redelivery, once a node without a replica restarts empty, would
+                # find no mark and send again.
+                log.warning("deliveries message %s recorded in Firestore: no Valkey", batch_id)
         self._store.commit([Write("set", delivery_batch_path(workspace_id, batch_id), record)])
+
+    def _mark(
+        self, workspace_id: str, batch_id: str, destination_id: str, record: Document, whole: bool
+    ) -> bool:
+        """Settle the message with a mark, True; or mark it recorded in Firestore, False."""
+        assert self._marks is not None
+        entries: dict[str, Document] = record["deliveries"]
+        settled = settled_alike(entries.values()) if whole else None
+        if settled is None:
+            self._marks.mark_recorded(workspace_id, batch_id)
+            return False
+        recent = {
+            "rule_id": record["rule_id"],
+            "mark": [settled.at, settled.http_status, settled.detail, settled.destination_type],
+            "deliveries": [[e["delivery_id"], e["message_id"]] for e in entries.values()],
+        }
+        self._marks.settle(workspace_id, batch_id, destination_id, settled, recent)
+        return True
 
     def of_event(
         self, workspace_id: str, message_id: str, listed: Iterable[Mapping[str, Any]] = ()

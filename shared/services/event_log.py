@@ -21,11 +21,13 @@ violations, larger messages) keeps its Firestore record.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.domain import ids
+from shared.domain.errors import Unavailable
 from shared.domain.pipeline import DEDUP_HOURS, batch_id, delivery_id, event_key
 from shared.ports import Claim, Claims, ConfigStore, Document, Filter, Write, commit_in_chunks
 
@@ -55,6 +57,8 @@ PLAIN_FIELDS = frozenset(
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+log = logging.getLogger(__name__)
 
 
 def event_log_collection(workspace_id: str) -> str:
@@ -95,8 +99,14 @@ class EventLog:
             return
         outcomes = self._outcomes(source_id, owner, entries)
         if outcomes is not None:
-            self._claims.settle(workspace_id, owner, outcomes)
-            return
+            try:
+                self._claims.settle(workspace_id, owner, outcomes)
+                return
+            except Unavailable:
+                # Valkey failed after the events were stored and routed: the record goes to
+                # Firestore instead of failing the message, whose redelivery, once a node
+                # without a replica restarts empty, would find no claim and store them again.
+                log.warning("message %s recorded in Firestore: no Valkey for its outcomes", owner)
         common = {
             "workspace_id": workspace_id,
             "source_id": source_id,

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from shared.domain.errors import Unavailable
 from shared.domain.pipeline import encode_deliveries
 from shared.ports import RECORDED, SettledBatch
 from shared.services.dead_letters import PUBSUB_DEAD_LETTER_COUNT
@@ -199,3 +200,21 @@ def test_a_message_with_a_delivery_not_yet_attempted_is_never_marked_settled(
         ("delivered", "HTTP 200"),
     ]
     assert [json.loads(r.body)["messageId"] for r in pipeline.sender.sent] == ["msg-1", "msg-2"]
+
+
+def test_valkey_failing_after_the_attempt_records_the_message_in_firestore() -> None:
+    # The push must not fail: its redelivery, once a node without a replica restarts empty,
+    # would find no mark and send again.
+    pipeline, marks = marked_pipeline(ok(), ok())
+    pipeline.process(source_message(make_events(track(), track())))
+    [(data, attributes)] = pipeline.published(DELIVERIES_TOPIC)
+    marks.marking_fails = Unavailable("the deduplication store is unavailable")
+
+    outcomes = pipeline.push(data, attributes)
+
+    assert [o.status for o in outcomes] == ["delivered", "delivered"]
+    [record] = pipeline.batch_records()
+    assert {e["status"] for e in record["deliveries"].values()} == {"delivered"}
+    assert marks.marks == {}
+    traced = pipeline.traces.trace(WORKSPACE_ID, "msg-1")
+    assert traced["stages"][-1]["stage"] == "delivered"

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.domain.errors import Unavailable
 from shared.domain.event import CanonicalEvent
 from shared.domain.pipeline import SourceMessage, batch_id, delivery_id, event_key
 from shared.ports import Document, Write
@@ -324,3 +325,19 @@ def test_compact_entries_give_back_what_they_shortened() -> None:
         {**entry_, "stored_at": None, "routed_at": None},
     ):
         assert compact_entry(unplain, "src-1", "ps-1") is None
+
+
+def test_valkey_failing_before_the_outcomes_are_kept_records_the_message_in_firestore() -> None:
+    # The message must not fail after its events were stored and routed: its redelivery, once a
+    # node without a replica restarts empty, would find no claim and store them again.
+    claims = InMemoryClaims()
+    claims.settle_fails = Unavailable("the deduplication store is unavailable")
+    message = source_message(make_events(track(messageId="late-1")), "ps-late")
+
+    pipeline, store = plain_run(claims, message)
+
+    assert pipeline.events.rows[-1]["message_id"] == "late-1"
+    assert (store.writes, store.deletes) == (1, 0)  # the record, instead of the outcome
+    entry_1 = pipeline.log_entry("late-1")
+    assert entry_1 is not None and entry_1["state"] == "done"
+    assert entry_1["deliveries"][0]["rule_id"] == "rule-1"
