@@ -22,8 +22,7 @@ import argparse
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,8 +30,7 @@ from typing import Any
 from bench.measuring import machine_info
 from bench.reporting import report_head, write_report
 from bench.running import free_port
-from emulators.processes import ManagedProcess
-from emulators.stack import EmulatorPorts, emulator_specs
+from emulators.stack import private_valkey
 from shared.adapters.valkey_claims import ValkeyClaims, new_client
 from shared.adapters.valkey_marks import ValkeyMarks
 from shared.domain import ids
@@ -65,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def measure(count: int, destinations: int = 10) -> dict[str, float]:
     """Bytes of valkey-server memory per claim, per outcome on a claim and per deliver mark."""
-    with valkey_server() as url:
+    with tempfile.TemporaryDirectory() as state, private_valkey(free_port(), Path(state)) as url:
         client = new_client(url)
         client.flushall()
         claims, marks = ValkeyClaims(client), ValkeyMarks(client)
@@ -135,25 +133,6 @@ def growth(client: Any, make: Callable[[], None], count: int) -> float:
     before = int(client.info("memory")["used_memory"])
     make()
     return round((int(client.info("memory")["used_memory"]) - before) / count, 1)
-
-
-@contextmanager
-def valkey_server() -> Iterator[str]:
-    port = free_port()
-    spec = emulator_specs(EmulatorPorts(valkey=port), "valkey-memory")["valkey"]
-    with tempfile.TemporaryDirectory() as state:
-        process = ManagedProcess(
-            name="valkey",
-            command=list(spec.command),
-            log_path=Path(state) / "valkey.log",
-            health_check=spec.health_check,
-        )
-        process.start()
-        try:
-            process.wait_healthy(30)
-            yield f"valkey://127.0.0.1:{port}/0"
-        finally:
-            process.stop()
 
 
 if __name__ == "__main__":

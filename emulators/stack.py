@@ -187,6 +187,25 @@ def valkey_ping(port: int) -> bool:
         return False
 
 
+@contextmanager
+def private_valkey(port: int, state_dir: Path) -> Iterator[str]:
+    """A valkey-server of the caller's own on `port` (logging into `state_dir`), stopped on
+    exit: its URL. For tests and benches that must not share the stack's."""
+    spec = emulator_specs(EmulatorPorts(valkey=port), "private")["valkey"]
+    process = ManagedProcess(
+        name="valkey",
+        command=list(spec.command),
+        log_path=state_dir / "valkey.log",
+        health_check=spec.health_check,
+    )
+    process.start()
+    try:
+        process.wait_healthy(30)
+        yield f"valkey://{HOST}:{port}/0"
+    finally:
+        process.stop()
+
+
 @dataclass
 class EmulatorHandle:
     """One running emulator; process is None when we reused one that was already up."""

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from emulators.processes import ManagedProcess
-from emulators.stack import EmulatorPorts, emulator_specs
+from emulators.stack import private_valkey
 from tests.e2e.helpers import free_ports
 
 
@@ -16,17 +14,5 @@ from tests.e2e.helpers import free_ports
 def valkey_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A valkey-server of this module's own, on a free port."""
     port = free_ports(functions=1).functions
-    spec = emulator_specs(EmulatorPorts(valkey=port), "claims-test")["valkey"]
-    state = tmp_path_factory.mktemp("valkey")
-    process = ManagedProcess(
-        name="valkey",
-        command=list(spec.command),
-        log_path=Path(state) / "valkey.log",
-        health_check=spec.health_check,
-    )
-    process.start()
-    try:
-        process.wait_healthy(30)
-        yield f"valkey://127.0.0.1:{port}/0"
-    finally:
-        process.stop()
+    with private_valkey(port, tmp_path_factory.mktemp("valkey")) as url:
+        yield url
