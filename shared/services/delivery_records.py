@@ -71,7 +71,7 @@ class DeliveryRecords:
         yet: the redelivery attempts again, as without marks)."""
         if self._marks is not None and previous is None:
             try:
-                if self._mark(workspace_id, batch_id, destination_id, record, whole):
+                if _mark(self._marks, workspace_id, batch_id, destination_id, record, whole):
                     return
             except Unavailable:
                 # Valkey failed after the attempt: keep the record in Firestore rather than fail
@@ -79,24 +79,6 @@ class DeliveryRecords:
                 # find no mark and send again.
                 log.warning("deliveries message %s recorded in Firestore: no Valkey", batch_id)
         self._store.commit([Write("set", delivery_batch_path(workspace_id, batch_id), record)])
-
-    def _mark(
-        self, workspace_id: str, batch_id: str, destination_id: str, record: Document, whole: bool
-    ) -> bool:
-        """Settle the message with a mark, True; or mark it recorded in Firestore, False."""
-        assert self._marks is not None
-        entries: dict[str, Document] = record["deliveries"]
-        settled = settled_alike(entries.values()) if whole else None
-        if settled is None:
-            self._marks.mark_recorded(workspace_id, batch_id)
-            return False
-        recent = {
-            "rule_id": record["rule_id"],
-            "mark": [settled.at, settled.http_status, settled.detail, settled.destination_type],
-            "deliveries": [[e["delivery_id"], e["message_id"]] for e in entries.values()],
-        }
-        self._marks.settle(workspace_id, batch_id, destination_id, settled, recent)
-        return True
 
     def of_event(
         self, workspace_id: str, message_id: str, listed: Iterable[Mapping[str, Any]] = ()
@@ -225,6 +207,29 @@ def settled_alike(entries: Iterable[Document]) -> SettledBatch | None:
             return None
         settled = candidate
     return settled
+
+
+def _mark(
+    marks: DeliveryMarks,
+    workspace_id: str,
+    batch_id: str,
+    destination_id: str,
+    record: Document,
+    whole: bool,
+) -> bool:
+    """Settle the message with a mark, True; or mark it recorded in Firestore, False."""
+    entries: dict[str, Document] = record["deliveries"]
+    settled = settled_alike(entries.values()) if whole else None
+    if settled is None:
+        marks.mark_recorded(workspace_id, batch_id)
+        return False
+    recent = {
+        "rule_id": record["rule_id"],
+        "mark": [settled.at, settled.http_status, settled.detail, settled.destination_type],
+        "deliveries": [[e["delivery_id"], e["message_id"]] for e in entries.values()],
+    }
+    marks.settle(workspace_id, batch_id, destination_id, settled, recent)
+    return True
 
 
 def _recent_entries(settled: Mapping[str, Any], destination_id: str) -> list[Document]:
